@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs every Debian package that the build, the tests and the dev server
+# need. Safe to run twice (apt-get skips what is installed). Needs root or sudo.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config clang        # compilers, build, fuzzing
+  libssl-dev                                    # TLS 1.3, AES-256-GCM, SHA-256, X.509
+  libuv1-dev                                    # event loop, TCP, timers, threads
+  liblmdb-dev lmdb-utils                        # storage (Raft log and state)
+  libprotobuf-c-dev protobuf-c-compiler         # wire format (client API, peers, commands)
+  libjansson-dev                                # JSON config and CLI output
+  libcmocka-dev                                 # unit tests
+  libgfshare-dev                                # Shamir shares for the root key
+  libpq-dev postgresql                          # PostgreSQL engine and its tests
+  libmicrohttpd-dev                             # /metrics and health endpoint
+  iproute2 iptables faketime                    # partitions and clock skew in tests
+  procps psmisc openssl ca-certificates         # process control, cert tooling in tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

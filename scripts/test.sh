@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: the normal build, then the ASan+UBSan build of the
+# unit tests. Fails if any test fails. Long chaos and benchmark runs have their
+# own commands (see README); here they run as short smoke tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+
+echo "== build (RelWithDebInfo)"
+scripts/build.sh build
+echo "== tests"
+(cd build && ctest --output-on-failure -j "$jobs" --timeout 900)
+
+echo "== build (ASan + UBSan)"
+scripts/build.sh build-asan -DMAYFLY_SANITIZE=ON
+echo "== tests under ASan + UBSan (unit and simulator)"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+(cd build-asan && ctest --output-on-failure -j "$jobs" --timeout 900 -L 'unit|sim')
+echo "== all tests passed"

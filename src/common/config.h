@@ -1,0 +1,75 @@
+/* Node configuration: one JSON file per node (jansson), flags override it.
+ *
+ * mf_config_defaults() fills every field with its default; mf_config_load()
+ * then overlays a file. Unknown keys, wrong types and out-of-range values are
+ * errors: a typo in a config must never be silently ignored. Errors are written
+ * to the caller's buffer as "FILE: problem" so the user sees which file and
+ * which key.
+ *
+ * Ownership: strings inside struct mf_config are owned by the struct and freed
+ * by mf_config_free(). The struct itself is caller memory.
+ */
+#ifndef MF_COMMON_CONFIG_H
+#define MF_COMMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MF_CONFIG_PEERS_MAX 16
+#define MF_CONFIG_ERR_LEN 512
+
+struct mf_config_peer {
+    uint64_t id;
+    char *addr;      /* host:port of its peer listener */
+    char *zone;      /* may be NULL */
+    bool learner;
+};
+
+struct mf_config {
+    uint64_t node_id;               /* >= 1 */
+    char *data_dir;
+    char *listen;                   /* client API, default 127.0.0.1:8270 */
+    char *peer_listen;              /* peers, default 127.0.0.1:8271 */
+    char *metrics_listen;           /* default 127.0.0.1:8272 */
+    char *zone;
+    char *tls_ca_file;              /* cluster CA (verifies peers and clients) */
+    char *tls_cert_file;            /* this node's certificate */
+    char *tls_key_file;
+    char *auto_unseal_key_file;     /* dev and tests only */
+    char *log_level;                /* debug|info|warn|error */
+    uint32_t tick_ms;               /* one Raft tick, default 10 */
+    uint32_t heartbeat_ticks;       /* default 5 (50 ms) */
+    uint32_t election_ticks;        /* minimum election timeout, default 15 (150 ms) */
+    uint32_t max_clock_skew_ms;     /* default 500 */
+    uint64_t default_lease_ttl_ms;  /* default 1 h */
+    uint64_t max_lease_ttl_ms;      /* default 768 h, like Vault */
+    uint64_t leases_max;            /* cluster-wide live lease quota, 0 = none */
+    uint64_t snapshot_entries;      /* take a snapshot every N applied entries */
+    size_t peers_len;
+    struct mf_config_peer peers[MF_CONFIG_PEERS_MAX];
+};
+
+/* Fill cfg with defaults. Never fails except on out-of-memory (MF_EINTERNAL
+ * after freeing what it made). */
+int mf_config_defaults(struct mf_config *cfg);
+
+/* Overlay the JSON file at path onto cfg (which must hold defaults or an
+ * earlier load). On error returns MF_ECONFIG (or -errno for I/O), leaves a
+ * message "PATH: ..." in err, and cfg is still safe to mf_config_free. */
+int mf_config_load(struct mf_config *cfg, const char *path, char *err, size_t err_len);
+
+/* Check cross-field rules (node id set, data dir set, ttls ordered, ...).
+ * Returns 0 or MF_ECONFIG with a message. */
+int mf_config_validate(const struct mf_config *cfg, char *err, size_t err_len);
+
+/* Replace a string field (strdup); returns 0 or -ENOMEM. */
+int mf_config_set_str(char **field, const char *value);
+
+void mf_config_free(struct mf_config *cfg);
+
+/* Parse a duration as the CLI writes them: "500ms", "2s", "90m", "1h30m",
+ * "1h30m15s", or bare seconds "30". Returns 0 and *out_ms, or MF_EINVAL. */
+int mf_duration_parse_ms(const char *s, uint64_t *out_ms);
+
+#endif
