@@ -1,0 +1,956 @@
+/* TLS 1.3 over libuv TCP with memory BIOs, length-prefixed frames, output
+ * caps and read pausing; plus the listener that accepts such connections.
+ * The contract is in conn.h; this file holds the state machine:
+ *
+ *   CONNECTING (dial only) -> HANDSHAKE -> OPEN -> CLOSING
+ *
+ * Every path that ends a connection goes through conn_close, which closes the
+ * three libuv handles (socket, timeout timer, kick timer); the close callback
+ * runs when the last of them is closed, and the memory is freed after it. */
+#include "net/conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "common/assert.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "net/addr.h"
+#include "net/tls.h"
+
+#define MOD "net"
+#define FRAME_HDR 4
+#define TLS_RECORD_MAX 16384
+/* Bytes a TLS 1.3 record adds (header 5, content type 1, AEAD tag 16), with
+ * slack: used to estimate the ciphertext size of a send. */
+#define TLS_RECORD_OVERHEAD 32
+#define SHUTDOWN_LINGER_MS 2000
+
+enum conn_state { ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSING };
+
+/* A plaintext frame waiting for the handshake. */
+struct pend {
+    struct pend *next;
+    size_t len;            /* header + payload */
+    uint8_t data[];
+};
+
+/* One uv_write in flight; the buffer lives until on_write. */
+struct wreq {
+    uv_write_t req;
+    struct mf_conn *c;
+    size_t len;
+    uint8_t data[];
+};
+
+struct mf_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;          /* connect/handshake timeout, shutdown linger */
+    uv_timer_t kick;           /* deferred processing after read_start */
+    uv_connect_t connect_req;
+    uv_shutdown_t shutdown_req;
+    uv_loop_t *loop;
+    int handles;               /* libuv handles not yet closed */
+
+    SSL *ssl;
+    BIO *rbio, *wbio;
+    struct mf_conn_cbs cbs;
+    void *data;
+    struct mf_conn_limits lim;
+    char peer[64];
+    int is_client;
+    uint64_t expect_node_id;
+    int require_node_id;
+
+    enum conn_state state;
+    int close_reason;
+    int shutting_down;
+    int opened;                /* the open callback ran */
+    int paused_app;
+    int paused_out;
+    int want_drain;
+    int reading;               /* uv_read_start is in effect */
+    int in_process;
+
+    size_t queued;             /* ciphertext handed to uv_write, not completed */
+    struct pend *pend_head, **pend_tail;
+    size_t pend_bytes;
+
+    /* Frame being assembled. */
+    uint8_t hdr[FRAME_HDR];
+    size_t hdr_have;
+    uint8_t *body;
+    size_t body_len, body_have;
+
+    /* Decrypted input not yet framed because reading was paused mid-chunk. */
+    uint8_t *left;
+    size_t left_len, left_off;
+
+    struct mf_listener *listener;
+    struct mf_conn *lnext, *lprev;
+
+    uint8_t rbuf[MF_CONN_READ_CHUNK];
+};
+
+struct mf_listener {
+    uv_tcp_t tcp;
+    uv_loop_t *loop;
+    SSL_CTX *ctx;
+    struct mf_listener_opts opts;
+    struct mf_conn_cbs cbs;
+    void *data;
+    mf_listener_accept_cb accept_cb;
+    mf_listener_close_cb close_cb;
+    struct mf_conn *conns;
+    size_t nconns;
+    int closing;
+    int tcp_closed;
+};
+
+static void conn_close(struct mf_conn *c, int reason);
+static void process(struct mf_conn *c);
+static void update_reading(struct mf_conn *c);
+static void start_reading(struct mf_conn *c);
+static void listener_conn_gone(struct mf_listener *l, struct mf_conn *c);
+
+static void limits_normalise(struct mf_conn_limits *l)
+{
+    if (l->frame_max_bytes == 0)
+        l->frame_max_bytes = MF_CONN_FRAME_MAX_DEFAULT;
+    size_t min_out = l->frame_max_bytes + l->frame_max_bytes / 64 + 65536;
+    if (l->out_max_bytes == 0)
+        l->out_max_bytes = 2 * l->frame_max_bytes + 65536;
+    if (l->out_max_bytes < min_out)
+        l->out_max_bytes = min_out;
+    if (l->out_pause_bytes == 0 || l->out_pause_bytes > l->out_max_bytes)
+        l->out_pause_bytes = l->out_max_bytes / 2;
+    if (l->handshake_timeout_ms == 0)
+        l->handshake_timeout_ms = MF_CONN_HANDSHAKE_TIMEOUT_MS;
+}
+
+/* Upper bound on the ciphertext a frame of `len` payload bytes becomes. */
+static size_t cipher_estimate(size_t len)
+{
+    size_t n = len + FRAME_HDR;
+    return n + (n / TLS_RECORD_MAX + 2) * TLS_RECORD_OVERHEAD;
+}
+
+static void log_ssl_failure(struct mf_conn *c, const char *what, int ssl_err)
+{
+    char buf[512];
+    mf_tls_errors(buf, sizeof(buf));
+    long vr = SSL_get_verify_result(c->ssl);
+    if (vr != X509_V_OK)
+        MF_WARN(MOD, "%s %s: %s (ssl error %d; certificate: %s)", what, c->peer, buf, ssl_err,
+                X509_verify_cert_error_string(vr));
+    else
+        MF_WARN(MOD, "%s %s: %s (ssl error %d)", what, c->peer, buf, ssl_err);
+}
+
+/* ---- output ---- */
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct wreq *w = (struct wreq *)req;
+    struct mf_conn *c = w->c;
+    MF_ASSERT(c->queued >= w->len);
+    c->queued -= w->len;
+    free(w);
+    if (status < 0) {
+        if (status != UV_ECANCELED && c->state != ST_CLOSING)
+            MF_INFO(MOD, "write to %s failed: %s", c->peer, uv_strerror(status));
+        conn_close(c, status == UV_ECANCELED ? 0 : status);
+        return;
+    }
+    if (c->state == ST_CLOSING)
+        return;
+    size_t low = c->lim.out_pause_bytes / 2;
+    if (c->queued <= low) {
+        if (c->paused_out) {
+            c->paused_out = 0;
+            update_reading(c);
+        }
+        if (c->want_drain) {
+            c->want_drain = 0;
+            if (c->cbs.drain)
+                c->cbs.drain(c);
+        }
+    }
+}
+
+/* Moves whatever OpenSSL wrote into the write BIO to the socket. Called after
+ * every SSL call. */
+static int flush_wbio(struct mf_conn *c)
+{
+    size_t n;
+    while ((n = BIO_ctrl_pending(c->wbio)) > 0) {
+        if (c->state == ST_CLOSING || c->state == ST_CONNECTING) {
+            (void)BIO_reset(c->wbio);
+            return MF_ECLOSED;
+        }
+        struct wreq *w = malloc(sizeof(*w) + n);
+        if (!w) {
+            conn_close(c, -ENOMEM);
+            return -ENOMEM;
+        }
+        int got = BIO_read(c->wbio, w->data, (int)n);
+        MF_ASSERT(got == (int)n);
+        w->c = c;
+        w->len = n;
+        uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
+        int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+        if (rc < 0) {
+            free(w);
+            MF_INFO(MOD, "write to %s failed: %s", c->peer, uv_strerror(rc));
+            conn_close(c, rc);
+            return rc;
+        }
+        c->queued += n;
+    }
+    if (c->queued > c->lim.out_pause_bytes && !c->paused_out) {
+        c->paused_out = 1;
+        c->want_drain = 1;
+        update_reading(c);
+    }
+    return 0;
+}
+
+static int ssl_write_all(struct mf_conn *c, const void *p, size_t len)
+{
+    /* A memory BIO never blocks, so a healthy SSL_write takes everything. */
+    while (len > 0) {
+        int chunk = len > (size_t)(1 << 30) ? (1 << 30) : (int)len;
+        int n = SSL_write(c->ssl, p, chunk);
+        if (n <= 0) {
+            int e = SSL_get_error(c->ssl, n);
+            log_ssl_failure(c, "TLS write to", e);
+            conn_close(c, MF_ECRYPTO);
+            return MF_ECLOSED;
+        }
+        p = (const uint8_t *)p + n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int write_frame(struct mf_conn *c, const uv_buf_t *bufs, unsigned n, size_t total)
+{
+    uint8_t hdr[FRAME_HDR] = {(uint8_t)(total >> 24), (uint8_t)(total >> 16),
+                              (uint8_t)(total >> 8), (uint8_t)total};
+    int rc = 0;
+    if (total + FRAME_HDR <= TLS_RECORD_MAX) {
+        /* Small frames (heartbeats, votes, most requests) go out as one record. */
+        uint8_t one[TLS_RECORD_MAX];
+        memcpy(one, hdr, FRAME_HDR);
+        size_t off = FRAME_HDR;
+        for (unsigned i = 0; i < n; i++) {
+            memcpy(one + off, bufs[i].base, bufs[i].len);
+            off += bufs[i].len;
+        }
+        rc = ssl_write_all(c, one, off);
+    } else {
+        rc = ssl_write_all(c, hdr, FRAME_HDR);
+        for (unsigned i = 0; rc == 0 && i < n; i++)
+            rc = ssl_write_all(c, bufs[i].base, bufs[i].len);
+    }
+    if (rc == 0)
+        rc = flush_wbio(c);
+    return rc;
+}
+
+int mf_conn_sendv(struct mf_conn *c, const uv_buf_t *bufs, unsigned n)
+{
+    MF_ASSERT(c && (bufs || n == 0));
+    if (c->state == ST_CLOSING || c->shutting_down)
+        return MF_ECLOSED;
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += bufs[i].len;
+    if (total > c->lim.frame_max_bytes)
+        return MF_ETOOLARGE;
+    if (c->queued + c->pend_bytes + cipher_estimate(total) > c->lim.out_max_bytes) {
+        c->want_drain = 1;
+        return -ENOBUFS;
+    }
+    if (c->state != ST_OPEN) {
+        struct pend *p = malloc(sizeof(*p) + FRAME_HDR + total);
+        if (!p)
+            return -ENOMEM;
+        p->next = NULL;
+        p->len = FRAME_HDR + total;
+        p->data[0] = (uint8_t)(total >> 24);
+        p->data[1] = (uint8_t)(total >> 16);
+        p->data[2] = (uint8_t)(total >> 8);
+        p->data[3] = (uint8_t)total;
+        size_t off = FRAME_HDR;
+        for (unsigned i = 0; i < n; i++) {
+            memcpy(p->data + off, bufs[i].base, bufs[i].len);
+            off += bufs[i].len;
+        }
+        *c->pend_tail = p;
+        c->pend_tail = &p->next;
+        c->pend_bytes += cipher_estimate(total);
+        return 0;
+    }
+    int rc = write_frame(c, bufs, n, total);
+    return rc < 0 ? MF_ECLOSED : 0;
+}
+
+int mf_conn_send(struct mf_conn *c, const void *data, size_t len)
+{
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    MF_ASSERT(len <= UINT32_MAX);
+    return mf_conn_sendv(c, &b, 1);
+}
+
+static void free_pending(struct mf_conn *c)
+{
+    struct pend *p = c->pend_head;
+    while (p) {
+        struct pend *next = p->next;
+        free(p);
+        p = next;
+    }
+    c->pend_head = NULL;
+    c->pend_tail = &c->pend_head;
+    c->pend_bytes = 0;
+}
+
+static void flush_pending(struct mf_conn *c)
+{
+    struct pend *p = c->pend_head;
+    c->pend_head = NULL;
+    c->pend_tail = &c->pend_head;
+    c->pend_bytes = 0;
+    int rc = 0;
+    while (p) {
+        struct pend *next = p->next;
+        if (rc == 0 && c->state == ST_OPEN) {
+            rc = ssl_write_all(c, p->data, p->len);
+            if (rc == 0)
+                rc = flush_wbio(c);
+        }
+        free(p);
+        p = next;
+    }
+}
+
+/* ---- input ---- */
+
+static void on_kick(uv_timer_t *t)
+{
+    process(t->data);
+}
+
+static int readable(const struct mf_conn *c)
+{
+    return c->state == ST_OPEN && !c->shutting_down && !c->paused_app && !c->paused_out;
+}
+
+static void update_reading(struct mf_conn *c)
+{
+    if (c->state == ST_CLOSING || c->state == ST_CONNECTING)
+        return;
+    int want = (c->state == ST_HANDSHAKE) || readable(c);
+    if (want && !c->reading) {
+        start_reading(c);
+        /* Input may already wait in OpenSSL's buffers or in `left`: process it
+         * from the loop, not from inside whatever resumed us. */
+        if (c->state != ST_CLOSING)
+            uv_timer_start(&c->kick, on_kick, 0, 0);
+    } else if (!want && c->reading) {
+        c->reading = 0;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+}
+
+/* Feeds decrypted bytes to the framer; returns how many were consumed, which
+ * is fewer than len only when delivery paused or the connection closed. */
+static size_t feed(struct mf_conn *c, const uint8_t *p, size_t len)
+{
+    size_t used = 0;
+    while (used < len && readable(c)) {
+        if (c->hdr_have < FRAME_HDR) {
+            size_t k = FRAME_HDR - c->hdr_have;
+            if (k > len - used)
+                k = len - used;
+            memcpy(c->hdr + c->hdr_have, p + used, k);
+            c->hdr_have += k;
+            used += k;
+            if (c->hdr_have < FRAME_HDR)
+                break;
+            size_t flen = ((size_t)c->hdr[0] << 24) | ((size_t)c->hdr[1] << 16) |
+                          ((size_t)c->hdr[2] << 8) | (size_t)c->hdr[3];
+            if (flen > c->lim.frame_max_bytes) {
+                MF_WARN(MOD, "closing %s: frame of %zu bytes exceeds the limit of %zu bytes",
+                        c->peer, flen, c->lim.frame_max_bytes);
+                conn_close(c, MF_ETOOLARGE);
+                return used;
+            }
+            c->body_len = flen;
+            c->body_have = 0;
+            if (flen == 0 || len - used >= flen) {
+                /* The whole payload is here: deliver without copying. */
+                c->hdr_have = 0;
+                used += flen;
+                c->cbs.frame(c, p + used - flen, flen);
+                continue;
+            }
+            c->body = malloc(flen);
+            if (!c->body) {
+                conn_close(c, -ENOMEM);
+                return used;
+            }
+            continue;
+        }
+        size_t k = c->body_len - c->body_have;
+        if (k > len - used)
+            k = len - used;
+        memcpy(c->body + c->body_have, p + used, k);
+        c->body_have += k;
+        used += k;
+        if (c->body_have == c->body_len) {
+            uint8_t *body = c->body;
+            c->body = NULL;
+            c->hdr_have = 0;
+            c->cbs.frame(c, body, c->body_len);
+            free(body);
+        }
+    }
+    return used;
+}
+
+static void keep_leftover(struct mf_conn *c, const uint8_t *p, size_t len)
+{
+    MF_ASSERT(c->left_off == c->left_len);
+    if (!c->left) {
+        c->left = malloc(MF_CONN_READ_CHUNK);
+        if (!c->left) {
+            conn_close(c, -ENOMEM);
+            return;
+        }
+    }
+    MF_ASSERT(len <= MF_CONN_READ_CHUNK);
+    memcpy(c->left, p, len);
+    c->left_len = len;
+    c->left_off = 0;
+}
+
+static int check_identity(struct mf_conn *c)
+{
+    uint64_t id = 0;
+    int rc;
+    if (c->is_client && c->expect_node_id) {
+        rc = mf_tls_peer_node_id(c->ssl, &id);
+        if (rc < 0 || id != c->expect_node_id) {
+            MF_WARN(MOD, "refusing %s: expected node %llu, certificate says %s%llu", c->peer,
+                    (unsigned long long)c->expect_node_id, rc < 0 ? mf_strerror(rc) : "",
+                    rc < 0 ? 0ULL : (unsigned long long)id);
+            return MF_EUNAUTH;
+        }
+    }
+    if (!c->is_client && c->require_node_id) {
+        rc = mf_tls_peer_node_id(c->ssl, &id);
+        if (rc < 0) {
+            MF_WARN(MOD, "refusing %s: no node id in its certificate (%s)", c->peer,
+                    mf_strerror(rc));
+            return MF_EUNAUTH;
+        }
+    }
+    return 0;
+}
+
+/* Runs the handshake on what has arrived; returns 1 once open. */
+static int handshake(struct mf_conn *c)
+{
+    int n = SSL_do_handshake(c->ssl);
+    int e = n == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
+    if (flush_wbio(c) < 0)
+        return 0;
+    if (n != 1) {
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            return 0;
+        log_ssl_failure(c, "TLS handshake with", e);
+        conn_close(c, MF_ECRYPTO);
+        return 0;
+    }
+    int rc = check_identity(c);
+    if (rc < 0) {
+        conn_close(c, rc);
+        return 0;
+    }
+    c->state = ST_OPEN;
+    uv_timer_stop(&c->timer);
+    MF_DEBUG(MOD, "TLS open with %s (%s)", c->peer, SSL_get_cipher(c->ssl));
+    flush_pending(c);
+    if (c->state != ST_OPEN)
+        return 0;
+    c->opened = 1;
+    if (c->cbs.open)
+        c->cbs.open(c);
+    return c->state == ST_OPEN;
+}
+
+static void process(struct mf_conn *c)
+{
+    if (c->in_process || c->state == ST_CLOSING)
+        return;
+    c->in_process = 1;
+    if (c->state == ST_HANDSHAKE && !handshake(c))
+        goto out;
+    /* First what a pause left behind, then what OpenSSL holds. */
+    while (c->left_off < c->left_len && readable(c))
+        c->left_off += feed(c, c->left + c->left_off, c->left_len - c->left_off);
+    uint8_t plain[MF_CONN_READ_CHUNK];
+    while (readable(c) && c->left_off == c->left_len) {
+        int n = SSL_read(c->ssl, plain, sizeof(plain));
+        int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
+        if (flush_wbio(c) < 0)
+            break;
+        if (n > 0) {
+            size_t used = feed(c, plain, (size_t)n);
+            if (used < (size_t)n && c->state == ST_OPEN)
+                keep_leftover(c, plain + used, (size_t)n - used);
+            continue;
+        }
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            break;
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            MF_DEBUG(MOD, "%s closed the TLS session", c->peer);
+            conn_close(c, MF_ECLOSED);
+            break;
+        }
+        log_ssl_failure(c, "TLS read from", e);
+        conn_close(c, MF_ECRYPTO);
+        break;
+    }
+out:
+    c->in_process = 0;
+    update_reading(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct mf_conn *c = h->data;
+    *buf = uv_buf_init((char *)c->rbuf, sizeof(c->rbuf));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct mf_conn *c = s->data;
+    if (nread == 0 || c->state == ST_CLOSING)
+        return;
+    if (nread < 0) {
+        if (nread == UV_EOF) {
+            MF_DEBUG(MOD, "%s closed the connection", c->peer);
+            conn_close(c, MF_ECLOSED);
+        } else {
+            MF_INFO(MOD, "read from %s failed: %s", c->peer, uv_strerror((int)nread));
+            conn_close(c, (int)nread);
+        }
+        return;
+    }
+    int w = BIO_write(c->rbio, buf->base, (int)nread);
+    MF_ASSERT(w == (int)nread);
+    process(c);
+}
+
+
+/* ---- lifecycle ---- */
+
+static void conn_free(struct mf_conn *c)
+{
+    free_pending(c);
+    free(c->body);
+    free(c->left);
+    SSL_free(c->ssl); /* frees both BIOs */
+    free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct mf_conn *c = h->data;
+    MF_ASSERT(c->handles > 0);
+    if (--c->handles > 0)
+        return;
+    struct mf_listener *l = c->listener;
+    if (c->cbs.close)
+        c->cbs.close(c, c->close_reason);
+    if (l)
+        listener_conn_gone(l, c);
+    conn_free(c);
+}
+
+static void conn_close(struct mf_conn *c, int reason)
+{
+    if (c->state == ST_CLOSING)
+        return;
+    c->state = ST_CLOSING;
+    c->close_reason = reason;
+    free_pending(c);
+    (void)BIO_reset(c->wbio);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->kick, on_handle_closed);
+}
+
+void mf_conn_close(struct mf_conn *c, int reason)
+{
+    if (c)
+        conn_close(c, reason);
+}
+
+static void on_linger(uv_timer_t *t)
+{
+    conn_close(t->data, 0);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    struct mf_conn *c = req->data;
+    conn_close(c, 0);
+}
+
+void mf_conn_shutdown(struct mf_conn *c)
+{
+    if (!c || c->state == ST_CLOSING || c->shutting_down)
+        return;
+    if (c->state != ST_OPEN) {
+        conn_close(c, 0);
+        return;
+    }
+    c->shutting_down = 1;
+    update_reading(c);
+    SSL_shutdown(c->ssl);
+    if (flush_wbio(c) < 0)
+        return;
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+        conn_close(c, 0);
+        return;
+    }
+    uv_timer_start(&c->timer, on_linger, SHUTDOWN_LINGER_MS, 0);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct mf_conn *c = t->data;
+    MF_WARN(MOD, "closing %s: no TLS session after %u ms", c->peer,
+            (unsigned)c->lim.handshake_timeout_ms);
+    conn_close(c, MF_ETIMEOUT);
+}
+
+/* Allocates a connection with initialised handles and an SSL in the right
+ * role. On failure nothing is left behind. */
+static int conn_new(uv_loop_t *loop, SSL_CTX *ctx, int is_client,
+                    const struct mf_conn_limits *lim, const struct mf_conn_cbs *cbs, void *data,
+                    struct mf_conn **out)
+{
+    MF_ASSERT(cbs && cbs->frame);
+    struct mf_conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->loop = loop;
+    c->is_client = is_client;
+    c->cbs = *cbs;
+    c->data = data;
+    if (lim)
+        c->lim = *lim;
+    limits_normalise(&c->lim);
+    c->pend_tail = &c->pend_head;
+    snprintf(c->peer, sizeof(c->peer), "?");
+    c->ssl = SSL_new(ctx);
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    if (!c->ssl || !c->rbio || !c->wbio) {
+        BIO_free(c->rbio);
+        BIO_free(c->wbio);
+        SSL_free(c->ssl);
+        free(c);
+        ERR_clear_error();
+        return -ENOMEM;
+    }
+    /* An empty memory BIO reports "retry" instead of EOF. */
+    BIO_set_mem_eof_return(c->rbio, -1);
+    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    if (is_client)
+        SSL_set_connect_state(c->ssl);
+    else
+        SSL_set_accept_state(c->ssl);
+    int rc = uv_tcp_init(loop, &c->tcp);
+    if (rc < 0) {
+        SSL_free(c->ssl);
+        free(c);
+        return rc;
+    }
+    uv_timer_init(loop, &c->timer);
+    uv_timer_init(loop, &c->kick);
+    c->tcp.data = c->timer.data = c->kick.data = c;
+    c->handles = 3;
+    *out = c;
+    return 0;
+}
+
+static void start_reading(struct mf_conn *c)
+{
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc < 0) {
+        conn_close(c, rc);
+        return;
+    }
+    c->reading = 1;
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct mf_conn *c = req->data;
+    if (c->state == ST_CLOSING)
+        return;
+    if (status < 0) {
+        MF_INFO(MOD, "connect to %s failed: %s", c->peer, uv_strerror(status));
+        conn_close(c, status);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->state = ST_HANDSHAKE;
+    start_reading(c);
+    if (c->state == ST_CLOSING)
+        return;
+    process(c); /* sends the ClientHello */
+}
+
+int mf_conn_dial(uv_loop_t *loop, SSL_CTX *ctx, const char *addr,
+                 const struct mf_conn_dial_opts *opts, const struct mf_conn_cbs *cbs,
+                 void *data, struct mf_conn **out)
+{
+    MF_ASSERT(loop && ctx && addr && cbs && out);
+    char host[MF_NET_HOST_MAX];
+    uint16_t port;
+    struct sockaddr_storage sa;
+    int rc = mf_net_split_hostport(addr, host, sizeof(host), &port);
+    if (rc < 0 || port == 0 || mf_net_sockaddr(host, port, &sa) < 0)
+        return MF_EINVAL;
+    struct mf_conn *c;
+    rc = conn_new(loop, ctx, 1, opts ? &opts->limits : NULL, cbs, data, &c);
+    if (rc < 0)
+        return rc;
+    const char *name = opts && opts->expect_name ? opts->expect_name : host;
+    if (strcmp(name, "localhost") == 0 && strcmp(host, "localhost") == 0)
+        name = "127.0.0.1"; /* dialed as 127.0.0.1 (addr.h): check that IP */
+    rc = mf_tls_set_expected_name(c->ssl, name);
+    if (rc < 0)
+        goto fail;
+    c->expect_node_id = opts ? opts->expect_node_id : 0;
+    snprintf(c->peer, sizeof(c->peer), "%s", addr);
+    c->state = ST_CONNECTING;
+    c->connect_req.data = c;
+    rc = uv_tcp_connect(&c->connect_req, &c->tcp, (struct sockaddr *)&sa, on_connect);
+    if (rc < 0)
+        goto fail;
+    uv_timer_start(&c->timer, on_timeout, c->lim.handshake_timeout_ms, 0);
+    *out = c;
+    return 0;
+
+fail:
+    /* The handles exist: close them silently, without a close callback. */
+    c->cbs.close = NULL;
+    conn_close(c, rc);
+    return rc;
+}
+
+void mf_conn_read_stop(struct mf_conn *c)
+{
+    if (!c || c->state == ST_CLOSING)
+        return;
+    c->paused_app = 1;
+    update_reading(c);
+}
+
+void mf_conn_read_start(struct mf_conn *c)
+{
+    if (!c || c->state == ST_CLOSING || !c->paused_app)
+        return;
+    c->paused_app = 0;
+    update_reading(c);
+    if (c->state != ST_CLOSING)
+        uv_timer_start(&c->kick, on_kick, 0, 0);
+}
+
+void mf_conn_set_data(struct mf_conn *c, void *data) { c->data = data; }
+void *mf_conn_data(const struct mf_conn *c) { return c->data; }
+const char *mf_conn_peer(const struct mf_conn *c) { return c->peer; }
+size_t mf_conn_queued_bytes(const struct mf_conn *c) { return c->queued + c->pend_bytes; }
+int mf_conn_is_open(const struct mf_conn *c) { return c->state == ST_OPEN && !c->shutting_down; }
+SSL *mf_conn_ssl(const struct mf_conn *c) { return c->ssl; }
+
+int mf_conn_peer_node_id(const struct mf_conn *c, uint64_t *out)
+{
+    if (!c->opened)
+        return MF_EUNAUTH;
+    return mf_tls_peer_node_id(c->ssl, out);
+}
+
+/* ---- listener ---- */
+
+static void on_accept(uv_stream_t *server, int status)
+{
+    struct mf_listener *l = server->data;
+    if (status < 0) {
+        MF_WARN(MOD, "accept failed: %s", uv_strerror(status));
+        return;
+    }
+    if (l->closing)
+        return;
+    struct mf_conn *c;
+    int rc = conn_new(l->loop, l->ctx, 0, &l->opts.limits, &l->cbs, l->data, &c);
+    if (rc < 0) {
+        MF_ERROR(MOD, "cannot accept a connection: %s", mf_strerror(rc));
+        return;
+    }
+    c->require_node_id = l->opts.require_node_id;
+    c->listener = l;
+    c->lnext = l->conns;
+    if (l->conns)
+        l->conns->lprev = c;
+    l->conns = c;
+    l->nconns++;
+    rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (rc < 0) {
+        MF_WARN(MOD, "accept failed: %s", uv_strerror(rc));
+        c->cbs.close = NULL;
+        conn_close(c, rc);
+        return;
+    }
+    struct sockaddr_storage sa;
+    int salen = sizeof(sa);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &salen) == 0)
+        mf_net_format((struct sockaddr *)&sa, c->peer, sizeof(c->peer));
+    if (l->nconns > l->opts.conns_max) {
+        MF_WARN(MOD, "refusing %s: %zu connections is the limit", c->peer, l->opts.conns_max);
+        c->cbs.close = NULL;
+        conn_close(c, MF_ERATELIMIT);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->state = ST_HANDSHAKE;
+    uv_timer_start(&c->timer, on_timeout, c->lim.handshake_timeout_ms, 0);
+    if (l->accept_cb)
+        l->accept_cb(l, c);
+    if (c->state == ST_CLOSING)
+        return;
+    start_reading(c);
+}
+
+static void listener_maybe_done(struct mf_listener *l)
+{
+    if (!l->closing || !l->tcp_closed || l->conns)
+        return;
+    mf_listener_close_cb cb = l->close_cb;
+    if (cb)
+        cb(l);
+    free(l);
+}
+
+static void listener_conn_gone(struct mf_listener *l, struct mf_conn *c)
+{
+    if (c->lprev)
+        c->lprev->lnext = c->lnext;
+    else
+        l->conns = c->lnext;
+    if (c->lnext)
+        c->lnext->lprev = c->lprev;
+    MF_ASSERT(l->nconns > 0);
+    l->nconns--;
+    listener_maybe_done(l);
+}
+
+static void free_listener_handle(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+int mf_listener_new(uv_loop_t *loop, SSL_CTX *ctx, const char *addr,
+                    const struct mf_listener_opts *opts, const struct mf_conn_cbs *cbs,
+                    void *data, mf_listener_accept_cb accept_cb, struct mf_listener **out)
+{
+    MF_ASSERT(loop && ctx && addr && cbs && cbs->frame && out);
+    char host[MF_NET_HOST_MAX];
+    uint16_t port;
+    struct sockaddr_storage sa;
+    int rc = mf_net_split_hostport(addr, host, sizeof(host), &port);
+    if (rc < 0 || mf_net_sockaddr(host, port, &sa) < 0)
+        return MF_EINVAL;
+    struct mf_listener *l = calloc(1, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    l->loop = loop;
+    l->ctx = ctx;
+    if (opts)
+        l->opts = *opts;
+    limits_normalise(&l->opts.limits);
+    if (l->opts.conns_max == 0)
+        l->opts.conns_max = MF_LISTENER_CONNS_MAX_DEFAULT;
+    if (l->opts.backlog <= 0)
+        l->opts.backlog = 128;
+    l->cbs = *cbs;
+    l->data = data;
+    l->accept_cb = accept_cb;
+    rc = uv_tcp_init(loop, &l->tcp);
+    if (rc < 0) {
+        free(l);
+        return rc;
+    }
+    l->tcp.data = l;
+    rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&sa, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&l->tcp, l->opts.backlog, on_accept);
+    if (rc < 0) {
+        MF_ERROR(MOD, "cannot listen on %s: %s", addr, uv_strerror(rc));
+        l->closing = 1;
+        uv_close((uv_handle_t *)&l->tcp, free_listener_handle);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
+int mf_listener_addr(const struct mf_listener *l, char *buf, size_t len, uint16_t *port)
+{
+    struct sockaddr_storage sa;
+    int salen = sizeof(sa);
+    int rc = uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&sa, &salen);
+    if (rc < 0)
+        return rc;
+    if (buf)
+        mf_net_format((struct sockaddr *)&sa, buf, len);
+    if (port)
+        *port = ntohs(((struct sockaddr_in *)&sa)->sin_port); /* same offset for v6 */
+    return 0;
+}
+
+void *mf_listener_data(const struct mf_listener *l) { return l->data; }
+size_t mf_listener_conns(const struct mf_listener *l) { return l->nconns; }
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    struct mf_listener *l = h->data;
+    l->tcp_closed = 1;
+    listener_maybe_done(l);
+}
+
+void mf_listener_close(struct mf_listener *l, mf_listener_close_cb cb)
+{
+    if (!l || l->closing)
+        return;
+    l->closing = 1;
+    l->close_cb = cb;
+    uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+    for (struct mf_conn *c = l->conns; c; c = c->lnext)
+        conn_close(c, 0);
+}
