@@ -1,0 +1,883 @@
+/* mayfly CLI commands: request builders and JSON renderers, one pair per
+ * command of ../shared/CLI.md. The JSON shapes here are the contract scripts
+ * depend on: change them only together with CLI.md. */
+#include "cli/commands.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/config.h"
+#include "common/err.h"
+
+/* ---- small helpers ---- */
+
+static int parse_u64(const char *flag, const char *s, uint64_t *out, char *err, size_t err_len)
+{
+    char *end = NULL;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        return mf_err_set(err, err_len, MF_EINVAL, "-%s: '%s' is not a number", flag, s ? s : "");
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return mf_err_set(err, err_len, MF_EINVAL, "-%s: '%s' is not a number", flag, s);
+    *out = v;
+    return 0;
+}
+
+static int flag_u64(const struct mf_cli_args *a, const char *flag, uint64_t *out, char *err,
+                    size_t err_len)
+{
+    const char *v = mf_cli_flag(a, flag);
+    if (!v)
+        return 0;
+    return parse_u64(flag, v, out, err, err_len);
+}
+
+static int flag_duration(const struct mf_cli_args *a, const char *flag, uint64_t *out_ms,
+                         char *err, size_t err_len)
+{
+    const char *v = mf_cli_flag(a, flag);
+    if (!v)
+        return 0;
+    if (mf_duration_parse_ms(v, out_ms))
+        return mf_err_set(err, err_len, MF_EINVAL,
+                          "-%s: '%s' is not a duration (write 500ms, 2s, 90m, 1h30m or seconds)",
+                          flag, v);
+    return 0;
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return (s && *s) ? json_string(s) : json_null();
+}
+
+static json_t *read_info_json(const Mayfly__Api__ReadInfo *r)
+{
+    if (!r)
+        return json_null();
+    return json_pack("{s:I, s:s, s:I, s:I}", "node", (json_int_t)r->node, "consistency",
+                     r->consistency == MAYFLY__API__CONSISTENCY__STALE ? "stale" : "linearizable",
+                     "applied_index", (json_int_t)r->applied_index, "lag_entries",
+                     (json_int_t)r->lag_entries);
+}
+
+const char *mf_cli_lease_state_name(Mayfly__Api__LeaseState s)
+{
+    switch (s) {
+    case MAYFLY__API__LEASE_STATE__ISSUING: return "issuing";
+    case MAYFLY__API__LEASE_STATE__ACTIVE: return "active";
+    case MAYFLY__API__LEASE_STATE__REVOKING: return "revoking";
+    case MAYFLY__API__LEASE_STATE__REVOKED: return "revoked";
+    case MAYFLY__API__LEASE_STATE__IRREVOCABLE: return "irrevocable";
+    default: return "unknown";
+    }
+}
+
+Mayfly__Api__LeaseState mf_cli_lease_state_parse(const char *s)
+{
+    for (int st = MAYFLY__API__LEASE_STATE__ISSUING; st <= MAYFLY__API__LEASE_STATE__IRREVOCABLE;
+         st++)
+        if (strcmp(s, mf_cli_lease_state_name((Mayfly__Api__LeaseState)st)) == 0)
+            return (Mayfly__Api__LeaseState)st;
+    return MAYFLY__API__LEASE_STATE__LEASE_STATE_UNSPECIFIED;
+}
+
+bool mf_cli_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = p[i];
+        size_t n;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            n = 1, cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2, cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 3, cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + n >= len)
+            return false; /* truncated sequence */
+        for (size_t k = 1; k <= n; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        /* Overlong forms, surrogates and values past U+10FFFF are invalid. */
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+/* Reads a whole stream into arena memory (NUL-terminated). */
+static int slurp(struct mf_cli_arena *ar, FILE *f, const char *what, char **out, size_t *out_len,
+                 char *err, size_t err_len)
+{
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return -ENOMEM;
+    for (;;) {
+        size_t n = fread(buf + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0)
+            break;
+        if (len + 1 == cap) {
+            if (cap >= (64u << 20)) {
+                free(buf);
+                return mf_err_set(err, err_len, MF_ETOOLARGE, "%s: larger than 64 MiB", what);
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                return -ENOMEM;
+            }
+            buf = nb, cap *= 2;
+        }
+    }
+    if (ferror(f)) {
+        free(buf);
+        return mf_err_set(err, err_len, MF_EINVAL, "%s: read error", what);
+    }
+    *out = mf_cli_arena_alloc(ar, len + 1);
+    memcpy(*out, buf, len);
+    free(buf);
+    *out_len = len;
+    return 0;
+}
+
+/* KEY=VALUE, KEY=@FILE or KEY=- into a map entry. */
+static int parse_pair(struct mf_cli_arena *ar, FILE *in, const char *arg, char **key, char **value,
+                      char *err, size_t err_len)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg)
+        return mf_err_set(err, err_len, MF_EINVAL, "'%s' is not KEY=VALUE", arg);
+    size_t klen = (size_t)(eq - arg);
+    *key = mf_cli_arena_alloc(ar, klen + 1);
+    memcpy(*key, arg, klen);
+    const char *v = eq + 1;
+    size_t vlen;
+    int rc = 0;
+    if (strcmp(v, "-") == 0) {
+        rc = slurp(ar, in, "stdin", value, &vlen, err, err_len);
+    } else if (v[0] == '@') {
+        FILE *f = fopen(v + 1, "rb");
+        if (!f)
+            return mf_err_set(err, err_len, MF_EINVAL, "%s: cannot open: %s", v + 1,
+                              strerror(errno));
+        rc = slurp(ar, f, v + 1, value, &vlen, err, err_len);
+        fclose(f);
+    } else {
+        *value = mf_cli_arena_strdup(ar, v);
+        vlen = strlen(v);
+    }
+    if (rc)
+        return rc;
+    if (!mf_cli_utf8_valid(*value, vlen) || strlen(*value) != vlen)
+        return mf_err_set(err, err_len, MF_EINVAL,
+                          "value of '%s' is not UTF-8 text (encode binary data as base64)", *key);
+    return 0;
+}
+
+static int parse_versions(struct mf_cli_arena *ar, const char *list, uint64_t **out, size_t *n,
+                          char *err, size_t err_len)
+{
+    size_t count = 1;
+    for (const char *p = list; *p; p++)
+        count += *p == ',';
+    *out = mf_cli_arena_alloc(ar, count * sizeof(uint64_t));
+    *n = 0;
+    char *copy = mf_cli_arena_strdup(ar, list), *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int rc = parse_u64("versions", tok, &(*out)[*n], err, err_len);
+        if (rc)
+            return rc;
+        if ((*out)[*n] == 0)
+            return mf_err_set(err, err_len, MF_EINVAL, "-versions: versions start at 1");
+        (*n)++;
+    }
+    if (*n == 0)
+        return mf_err_set(err, err_len, MF_EINVAL, "-versions: empty list");
+    return 0;
+}
+
+/* Allocates a zeroed message from the arena and runs its protobuf-c init. */
+#define MSG(ar, type, init) \
+    ({ type *m_ = mf_cli_arena_alloc(ar, sizeof(type)); init(m_); m_; })
+
+/* ---- builders ---- */
+
+static int build_status(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                        Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)a, (void)in, (void)err, (void)err_len;
+    req->op_case = MAYFLY__API__REQUEST__OP_STATUS;
+    req->status = MSG(ar, Mayfly__Api__StatusRequest, mayfly__api__status_request__init);
+    return 0;
+}
+
+static int build_init(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                      Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    uint64_t shares = 5, threshold = 3;
+    int rc = flag_u64(a, "shares", &shares, err, err_len);
+    if (!rc)
+        rc = flag_u64(a, "threshold", &threshold, err, err_len);
+    if (rc)
+        return rc;
+    if (shares < 1 || shares > 255 || threshold < 1 || threshold > shares)
+        return mf_err_set(err, err_len, MF_EINVAL,
+                          "need 1 <= -threshold (%" PRIu64 ") <= -shares (%" PRIu64 ") <= 255",
+                          threshold, shares);
+    req->op_case = MAYFLY__API__REQUEST__OP_INIT;
+    req->init = MSG(ar, Mayfly__Api__InitRequest, mayfly__api__init_request__init);
+    req->init->shares = (uint32_t)shares;
+    req->init->threshold = (uint32_t)threshold;
+    return 0;
+}
+
+static int build_unseal(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                        Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in, (void)err, (void)err_len;
+    req->op_case = MAYFLY__API__REQUEST__OP_UNSEAL;
+    req->unseal = MSG(ar, Mayfly__Api__UnsealRequest, mayfly__api__unseal_request__init);
+    req->unseal->share = mf_cli_arena_strdup(ar, a->pos[0]);
+    return 0;
+}
+
+static int build_seal(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                      Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)a, (void)in, (void)err, (void)err_len;
+    req->op_case = MAYFLY__API__REQUEST__OP_SEAL;
+    req->seal = MSG(ar, Mayfly__Api__SealRequest, mayfly__api__seal_request__init);
+    return 0;
+}
+
+static int build_kv_put(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                        Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    Mayfly__Api__KvPutRequest *p =
+        MSG(ar, Mayfly__Api__KvPutRequest, mayfly__api__kv_put_request__init);
+    p->path = mf_cli_arena_strdup(ar, a->pos[0]);
+    if (mf_cli_flag_set(a, "cas")) {
+        int rc = flag_u64(a, "cas", &p->cas, err, err_len);
+        if (rc)
+            return rc;
+        p->has_cas = 1;
+    }
+    if (mf_cli_flag(a, "lease"))
+        p->lease_id = mf_cli_arena_strdup(ar, mf_cli_flag(a, "lease"));
+    p->n_data = a->pos_len - 1;
+    p->data = mf_cli_arena_alloc(ar, p->n_data * sizeof(*p->data));
+    for (size_t i = 0; i < p->n_data; i++) {
+        p->data[i] = MSG(ar, Mayfly__Api__KvPutRequest__DataEntry,
+                         mayfly__api__kv_put_request__data_entry__init);
+        int rc = parse_pair(ar, in, a->pos[i + 1], &p->data[i]->key, &p->data[i]->value, err,
+                            err_len);
+        if (rc)
+            return rc;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(p->data[j]->key, p->data[i]->key) == 0)
+                return mf_err_set(err, err_len, MF_EINVAL, "key '%s' given twice",
+                                  p->data[i]->key);
+    }
+    req->op_case = MAYFLY__API__REQUEST__OP_KV_PUT;
+    req->kv_put = p;
+    return 0;
+}
+
+static int build_kv_get(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                        Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    Mayfly__Api__KvGetRequest *g =
+        MSG(ar, Mayfly__Api__KvGetRequest, mayfly__api__kv_get_request__init);
+    g->path = mf_cli_arena_strdup(ar, a->pos[0]);
+    int rc = flag_u64(a, "version", &g->version, err, err_len);
+    if (rc)
+        return rc;
+    req->op_case = MAYFLY__API__REQUEST__OP_KV_GET;
+    req->kv_get = g;
+    return 0;
+}
+
+static int build_kv_versions(const struct mf_cli_args *a, struct mf_cli_arena *ar,
+                             Mayfly__Api__KvVersionOp op, Mayfly__Api__Request *req, char *err,
+                             size_t err_len)
+{
+    Mayfly__Api__KvVersionsRequest *v =
+        MSG(ar, Mayfly__Api__KvVersionsRequest, mayfly__api__kv_versions_request__init);
+    v->op = op;
+    v->path = mf_cli_arena_strdup(ar, a->pos[0]);
+    const char *list = mf_cli_flag(a, "versions");
+    if (list) {
+        int rc = parse_versions(ar, list, &v->versions, &v->n_versions, err, err_len);
+        if (rc)
+            return rc;
+    }
+    if (op == MAYFLY__API__KV_VERSION_OP__KV_UNDELETE && v->n_versions == 0)
+        return mf_err_set(err, err_len, MF_EINVAL, "kv undelete needs -versions");
+    req->op_case = MAYFLY__API__REQUEST__OP_KV_VERSIONS;
+    req->kv_versions = v;
+    return 0;
+}
+
+static int build_kv_delete(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                           Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    return build_kv_versions(a, ar, MAYFLY__API__KV_VERSION_OP__KV_DELETE, req, err, err_len);
+}
+
+static int build_kv_undelete(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                             Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    return build_kv_versions(a, ar, MAYFLY__API__KV_VERSION_OP__KV_UNDELETE, req, err, err_len);
+}
+
+static int build_kv_destroy(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                            Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    return build_kv_versions(a, ar, MAYFLY__API__KV_VERSION_OP__KV_DESTROY, req, err, err_len);
+}
+
+static int build_kv_list(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                         Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in, (void)err, (void)err_len;
+    Mayfly__Api__KvListRequest *l =
+        MSG(ar, Mayfly__Api__KvListRequest, mayfly__api__kv_list_request__init);
+    l->prefix = mf_cli_arena_strdup(ar, a->pos_len ? a->pos[0] : "");
+    req->op_case = MAYFLY__API__REQUEST__OP_KV_LIST;
+    req->kv_list = l;
+    return 0;
+}
+
+static int build_kv_meta_get(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                             Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in, (void)err, (void)err_len;
+    Mayfly__Api__KvMetadataGetRequest *m =
+        MSG(ar, Mayfly__Api__KvMetadataGetRequest, mayfly__api__kv_metadata_get_request__init);
+    m->path = mf_cli_arena_strdup(ar, a->pos[0]);
+    req->op_case = MAYFLY__API__REQUEST__OP_KV_METADATA_GET;
+    req->kv_metadata_get = m;
+    return 0;
+}
+
+static int build_kv_meta_put(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                             Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    Mayfly__Api__KvMetadataPutRequest *m =
+        MSG(ar, Mayfly__Api__KvMetadataPutRequest, mayfly__api__kv_metadata_put_request__init);
+    m->path = mf_cli_arena_strdup(ar, a->pos[0]);
+    uint64_t maxv = 0;
+    int rc = flag_u64(a, "max-versions", &maxv, err, err_len);
+    if (rc)
+        return rc;
+    if (mf_cli_flag_set(a, "max-versions") && (maxv == 0 || maxv > 1000))
+        return mf_err_set(err, err_len, MF_EINVAL, "-max-versions must be 1..1000");
+    m->max_versions = (uint32_t)maxv;
+    if (mf_cli_flag_set(a, "cas-required"))
+        m->has_cas_required = m->cas_required = 1;
+    req->op_case = MAYFLY__API__REQUEST__OP_KV_METADATA_PUT;
+    req->kv_metadata_put = m;
+    return 0;
+}
+
+static int build_lease_grant(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                             Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    Mayfly__Api__LeaseGrantRequest *g =
+        MSG(ar, Mayfly__Api__LeaseGrantRequest, mayfly__api__lease_grant_request__init);
+    if (!mf_cli_flag(a, "ttl"))
+        return mf_err_set(err, err_len, MF_EINVAL, "lease grant needs -ttl");
+    int rc = flag_duration(a, "ttl", &g->ttl_ms, err, err_len);
+    if (!rc)
+        rc = flag_duration(a, "max-ttl", &g->max_ttl_ms, err, err_len);
+    if (rc)
+        return rc;
+    if (g->ttl_ms == 0)
+        return mf_err_set(err, err_len, MF_EINVAL, "-ttl must be positive");
+    if (g->max_ttl_ms && g->max_ttl_ms < g->ttl_ms)
+        return mf_err_set(err, err_len, MF_EINVAL, "-max-ttl is shorter than -ttl");
+    if (mf_cli_flag(a, "name"))
+        g->name = mf_cli_arena_strdup(ar, mf_cli_flag(a, "name"));
+    req->op_case = MAYFLY__API__REQUEST__OP_LEASE_GRANT;
+    req->lease_grant = g;
+    return 0;
+}
+
+static int build_lease_renew(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                             Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    Mayfly__Api__LeaseRenewRequest *r =
+        MSG(ar, Mayfly__Api__LeaseRenewRequest, mayfly__api__lease_renew_request__init);
+    r->lease_id = mf_cli_arena_strdup(ar, a->pos[0]);
+    int rc = flag_duration(a, "increment", &r->increment_ms, err, err_len);
+    if (rc)
+        return rc;
+    req->op_case = MAYFLY__API__REQUEST__OP_LEASE_RENEW;
+    req->lease_renew = r;
+    return 0;
+}
+
+static int build_lease_revoke(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                              Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in, (void)err, (void)err_len;
+    Mayfly__Api__LeaseRevokeRequest *r =
+        MSG(ar, Mayfly__Api__LeaseRevokeRequest, mayfly__api__lease_revoke_request__init);
+    r->lease_id = mf_cli_arena_strdup(ar, a->pos[0]);
+    r->prefix = mf_cli_flag_set(a, "prefix");
+    r->force = mf_cli_flag_set(a, "force");
+    req->op_case = MAYFLY__API__REQUEST__OP_LEASE_REVOKE;
+    req->lease_revoke = r;
+    return 0;
+}
+
+static int build_lease_lookup(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                              Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in, (void)err, (void)err_len;
+    Mayfly__Api__LeaseLookupRequest *l =
+        MSG(ar, Mayfly__Api__LeaseLookupRequest, mayfly__api__lease_lookup_request__init);
+    l->lease_id = mf_cli_arena_strdup(ar, a->pos[0]);
+    req->op_case = MAYFLY__API__REQUEST__OP_LEASE_LOOKUP;
+    req->lease_lookup = l;
+    return 0;
+}
+
+static int build_lease_list(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                            Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    Mayfly__Api__LeaseListRequest *l =
+        MSG(ar, Mayfly__Api__LeaseListRequest, mayfly__api__lease_list_request__init);
+    l->prefix = mf_cli_arena_strdup(ar, a->pos_len ? a->pos[0] : "");
+    const char *st = mf_cli_flag(a, "state");
+    if (st) {
+        l->state = mf_cli_lease_state_parse(st);
+        if (l->state == MAYFLY__API__LEASE_STATE__LEASE_STATE_UNSPECIFIED)
+            return mf_err_set(err, err_len, MF_EINVAL,
+                              "-state must be issuing, active, revoking, revoked or irrevocable");
+    }
+    uint64_t limit = 0;
+    int rc = flag_u64(a, "limit", &limit, err, err_len);
+    if (rc)
+        return rc;
+    if (limit > 10000)
+        return mf_err_set(err, err_len, MF_EINVAL, "-limit is at most 10000");
+    l->limit = (uint32_t)limit;
+    if (mf_cli_flag(a, "after"))
+        l->after = mf_cli_arena_strdup(ar, mf_cli_flag(a, "after"));
+    req->op_case = MAYFLY__API__REQUEST__OP_LEASE_LIST;
+    req->lease_list = l;
+    return 0;
+}
+
+static int build_creds_issue(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                             Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    const char *slash = strrchr(a->pos[0], '/');
+    if (!slash || slash == a->pos[0] || !slash[1])
+        return mf_err_set(err, err_len, MF_EINVAL, "'%s' is not MOUNT/ROLE", a->pos[0]);
+    Mayfly__Api__CredsIssueRequest *c =
+        MSG(ar, Mayfly__Api__CredsIssueRequest, mayfly__api__creds_issue_request__init);
+    size_t mlen = (size_t)(slash - a->pos[0]);
+    c->mount = mf_cli_arena_alloc(ar, mlen + 1);
+    memcpy(c->mount, a->pos[0], mlen);
+    c->role = mf_cli_arena_strdup(ar, slash + 1);
+    int rc = flag_duration(a, "ttl", &c->ttl_ms, err, err_len);
+    if (rc)
+        return rc;
+    req->op_case = MAYFLY__API__REQUEST__OP_CREDS_ISSUE;
+    req->creds_issue = c;
+    return 0;
+}
+
+static int build_token_create(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                              Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    Mayfly__Api__TokenCreateRequest *t =
+        MSG(ar, Mayfly__Api__TokenCreateRequest, mayfly__api__token_create_request__init);
+    size_t n = 0;
+    for (size_t i = 0; i < a->flags_len; i++)
+        n += strcmp(a->flags[i].name, "policy") == 0;
+    t->policies = mf_cli_arena_alloc(ar, (n ? n : 1) * sizeof(char *));
+    for (size_t i = 0; i < a->flags_len; i++)
+        if (strcmp(a->flags[i].name, "policy") == 0)
+            t->policies[t->n_policies++] = mf_cli_arena_strdup(ar, a->flags[i].value);
+    int rc = flag_duration(a, "ttl", &t->ttl_ms, err, err_len);
+    if (rc)
+        return rc;
+    t->orphan = mf_cli_flag_set(a, "orphan");
+    req->op_case = MAYFLY__API__REQUEST__OP_TOKEN_CREATE;
+    req->token_create = t;
+    return 0;
+}
+
+static int build_token_lookup(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                              Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    Mayfly__Api__TokenLookupRequest *t =
+        MSG(ar, Mayfly__Api__TokenLookupRequest, mayfly__api__token_lookup_request__init);
+    t->by_accessor = mf_cli_flag_set(a, "accessor");
+    if (t->by_accessor && a->pos_len == 0)
+        return mf_err_set(err, err_len, MF_EINVAL, "token lookup -accessor needs an accessor");
+    t->token = mf_cli_arena_strdup(ar, a->pos_len ? a->pos[0] : "");
+    req->op_case = MAYFLY__API__REQUEST__OP_TOKEN_LOOKUP;
+    req->token_lookup = t;
+    return 0;
+}
+
+static int build_token_revoke(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                              Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in, (void)err, (void)err_len;
+    Mayfly__Api__TokenRevokeRequest *t =
+        MSG(ar, Mayfly__Api__TokenRevokeRequest, mayfly__api__token_revoke_request__init);
+    t->by_accessor = mf_cli_flag_set(a, "accessor");
+    t->token = mf_cli_arena_strdup(ar, a->pos[0]);
+    req->op_case = MAYFLY__API__REQUEST__OP_TOKEN_REVOKE;
+    req->token_revoke = t;
+    return 0;
+}
+
+/* ---- renderers ---- */
+
+static json_t *json_status(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    const Mayfly__Api__StatusResponse *s = r->status;
+    json_t *members = json_array();
+    for (size_t i = 0; i < s->n_members; i++) {
+        const Mayfly__Api__Member *m = s->members[i];
+        json_array_append_new(members,
+                              json_pack("{s:I, s:s, s:b, s:o}", "id", (json_int_t)m->id, "addr",
+                                        m->addr, "voter", m->voter, "zone", str_or_null(m->zone)));
+    }
+    return json_pack("{s:I, s:s, s:I, s:o, s:I, s:I, s:I, s:b, s:b, s:o, s:o}", "node_id",
+                     (json_int_t)s->node_id, "role", s->role, "leader_id",
+                     (json_int_t)s->leader_id, "leader_addr", str_or_null(s->leader_addr), "term",
+                     (json_int_t)s->term, "commit_index", (json_int_t)s->commit_index,
+                     "applied_index", (json_int_t)s->applied_index, "sealed", s->sealed,
+                     "initialized", s->initialized, "members", members, "read",
+                     read_info_json(s->read));
+}
+
+static json_t *json_init(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    json_t *shares = json_array();
+    for (size_t i = 0; i < r->init->n_shares; i++)
+        json_array_append_new(shares, json_string(r->init->shares[i]));
+    return json_pack("{s:o, s:i, s:s}", "shares", shares, "threshold", (int)r->init->threshold,
+                     "root_token", r->init->root_token);
+}
+
+static json_t *json_unseal(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    return json_pack("{s:b, s:i, s:i}", "sealed", r->unseal->sealed, "progress",
+                     (int)r->unseal->progress, "threshold", (int)r->unseal->threshold);
+}
+
+static json_t *json_empty(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a, (void)r;
+    return json_object();
+}
+
+static json_t *json_kv_put(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    return json_pack("{s:s, s:I}", "path", r->kv_put->path, "version",
+                     (json_int_t)r->kv_put->version);
+}
+
+static json_t *json_kv_get(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    const Mayfly__Api__KvGetResponse *g = r->kv_get;
+    const char *field = mf_cli_flag(a, "field");
+    json_t *data = json_object();
+    for (size_t i = 0; i < g->n_data; i++)
+        if (!field || strcmp(field, g->data[i]->key) == 0)
+            json_object_set_new(data, g->data[i]->key, json_string(g->data[i]->value));
+    return json_pack("{s:s, s:I, s:I, s:o, s:o, s:o}", "path", g->path, "version",
+                     (json_int_t)g->version, "created_ms", (json_int_t)g->created_ms, "lease_id",
+                     str_or_null(g->lease_id), "data", data, "read", read_info_json(g->read));
+}
+
+static json_t *json_kv_list(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    json_t *keys = json_array();
+    for (size_t i = 0; i < r->kv_list->n_keys; i++)
+        json_array_append_new(keys, json_string(r->kv_list->keys[i]));
+    return json_pack("{s:o, s:o, s:o}", "keys", keys, "next", str_or_null(r->kv_list->next),
+                     "read", read_info_json(r->kv_list->read));
+}
+
+static json_t *json_kv_meta(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    const Mayfly__Api__KvMetadataGetResponse *m = r->kv_metadata_get;
+    json_t *versions = json_object();
+    for (size_t i = 0; i < m->n_versions; i++) {
+        char key[24];
+        const Mayfly__Api__KvVersionMeta *v = m->versions[i]->value;
+        snprintf(key, sizeof(key), "%" PRIu64, m->versions[i]->key);
+        json_object_set_new(versions, key,
+                            json_pack("{s:I, s:o, s:b}", "created_ms",
+                                      (json_int_t)(v ? v->created_ms : 0), "deleted_ms",
+                                      v && v->deleted_ms ? json_integer((json_int_t)v->deleted_ms)
+                                                         : json_null(),
+                                      "destroyed", v ? v->destroyed : 0));
+    }
+    return json_pack("{s:s, s:I, s:I, s:i, s:b, s:o, s:o}", "path", m->path, "current_version",
+                     (json_int_t)m->current_version, "oldest_version",
+                     (json_int_t)m->oldest_version, "max_versions", (int)m->max_versions,
+                     "cas_required", m->cas_required, "versions", versions, "read",
+                     read_info_json(m->read));
+}
+
+static json_t *json_lease_grant(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    const Mayfly__Api__LeaseGrantResponse *g = r->lease_grant;
+    return json_pack("{s:s, s:I, s:I, s:I, s:I}", "lease_id", g->lease_id, "ttl_ms",
+                     (json_int_t)g->ttl_ms, "max_ttl_ms", (json_int_t)g->max_ttl_ms, "issued_ms",
+                     (json_int_t)g->issued_ms, "expire_at_ms", (json_int_t)g->expire_at_ms);
+}
+
+static json_t *json_lease_renew(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    const Mayfly__Api__LeaseRenewResponse *g = r->lease_renew;
+    return json_pack("{s:s, s:I, s:I}", "lease_id", g->lease_id, "ttl_ms", (json_int_t)g->ttl_ms,
+                     "expire_at_ms", (json_int_t)g->expire_at_ms);
+}
+
+static json_t *json_lease_revoke(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    return json_pack("{s:I}", "revoked", (json_int_t)r->lease_revoke->revoked);
+}
+
+static json_t *lease_info_json(const Mayfly__Api__LeaseInfo *l)
+{
+    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:b, s:o, s:o}", "lease_id", l->lease_id, "state",
+                     mf_cli_lease_state_name(l->state), "issued_ms", (json_int_t)l->issued_ms,
+                     "expire_at_ms", (json_int_t)l->expire_at_ms, "max_expire_at_ms",
+                     (json_int_t)l->max_expire_at_ms, "renewable", l->renewable, "engine",
+                     str_or_null(l->engine), "last_error", str_or_null(l->last_error));
+}
+
+static json_t *json_lease_lookup(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    if (!r->lease_lookup->lease)
+        return NULL;
+    json_t *o = lease_info_json(r->lease_lookup->lease);
+    json_object_set_new(o, "read", read_info_json(r->lease_lookup->read));
+    return o;
+}
+
+static json_t *json_lease_list(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    json_t *leases = json_array();
+    for (size_t i = 0; i < r->lease_list->n_leases; i++)
+        json_array_append_new(leases, lease_info_json(r->lease_list->leases[i]));
+    return json_pack("{s:o, s:o, s:o}", "leases", leases, "next",
+                     str_or_null(r->lease_list->next), "read",
+                     read_info_json(r->lease_list->read));
+}
+
+static json_t *json_creds_issue(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    const Mayfly__Api__CredsIssueResponse *c = r->creds_issue;
+    json_t *data = json_object();
+    for (size_t i = 0; i < c->n_data; i++)
+        json_object_set_new(data, c->data[i]->key, json_string(c->data[i]->value));
+    return json_pack("{s:s, s:I, s:o}", "lease_id", c->lease_id, "expire_at_ms",
+                     (json_int_t)c->expire_at_ms, "data", data);
+}
+
+static json_t *json_token_create(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    const Mayfly__Api__TokenCreateResponse *t = r->token_create;
+    return json_pack("{s:s, s:s, s:I, s:I, s:o}", "token", t->token, "accessor", t->accessor,
+                     "ttl_ms", (json_int_t)t->ttl_ms, "expire_at_ms", (json_int_t)t->expire_at_ms,
+                     "lease_id", str_or_null(t->lease_id));
+}
+
+static json_t *json_token_lookup(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    const Mayfly__Api__TokenLookupResponse *t = r->token_lookup;
+    return json_pack("{s:s, s:I, s:I, s:o, s:b, s:o}", "accessor", t->accessor, "ttl_ms",
+                     (json_int_t)t->ttl_ms, "expire_at_ms", (json_int_t)t->expire_at_ms,
+                     "parent_accessor", str_or_null(t->parent_accessor), "orphan", t->orphan,
+                     "read", read_info_json(t->read));
+}
+
+/* ---- the table ---- */
+
+#define R(x) MAYFLY__API__RESPONSE__RESULT_##x
+
+static const struct mf_cli_command commands[] = {
+    {{"status"}, "", 0, 0, false, "mayfly status", build_status, R(STATUS), json_status},
+    {{"operator", "init"}, "shares threshold", 0, 0, true,
+     "mayfly operator init [-shares N] [-threshold T]", build_init, R(INIT), json_init},
+    {{"operator", "unseal"}, "", 1, 1, false, "mayfly operator unseal SHARE", build_unseal,
+     R(UNSEAL), json_unseal},
+    {{"operator", "seal"}, "", 0, 0, false, "mayfly operator seal", build_seal, R(EMPTY),
+     json_empty},
+    {{"kv", "put"}, "cas lease", 2, -1, true,
+     "mayfly kv put [-cas N] [-lease ID] PATH KEY=VALUE [KEY=@FILE] [KEY=-] ...", build_kv_put,
+     R(KV_PUT), json_kv_put},
+    {{"kv", "get"}, "version field", 1, 1, false, "mayfly kv get [-version N] [-field KEY] PATH",
+     build_kv_get, R(KV_GET), json_kv_get},
+    {{"kv", "delete"}, "versions", 1, 1, true, "mayfly kv delete [-versions 1,2] PATH",
+     build_kv_delete, R(EMPTY), json_empty},
+    {{"kv", "undelete"}, "versions", 1, 1, true, "mayfly kv undelete -versions 1,2 PATH",
+     build_kv_undelete, R(EMPTY), json_empty},
+    {{"kv", "destroy"}, "versions", 1, 1, true, "mayfly kv destroy [-versions 1,2] PATH",
+     build_kv_destroy, R(EMPTY), json_empty},
+    {{"kv", "list"}, "", 0, 1, false, "mayfly kv list PREFIX", build_kv_list, R(KV_LIST),
+     json_kv_list},
+    {{"kv", "metadata", "get"}, "", 1, 1, false, "mayfly kv metadata get PATH",
+     build_kv_meta_get, R(KV_METADATA_GET), json_kv_meta},
+    {{"kv", "metadata", "put"}, "max-versions cas-required", 1, 1, true,
+     "mayfly kv metadata put [-max-versions N] [-cas-required] PATH", build_kv_meta_put,
+     R(EMPTY), json_empty},
+    {{"lease", "grant"}, "ttl max-ttl name", 0, 0, true,
+     "mayfly lease grant -ttl D [-max-ttl D] [-name NAME]", build_lease_grant, R(LEASE_GRANT),
+     json_lease_grant},
+    {{"lease", "renew"}, "increment", 1, 1, true, "mayfly lease renew [-increment D] LEASE_ID",
+     build_lease_renew, R(LEASE_RENEW), json_lease_renew},
+    {{"lease", "revoke"}, "prefix force", 1, 1, true,
+     "mayfly lease revoke [-prefix] [-force] LEASE_ID|PREFIX", build_lease_revoke,
+     R(LEASE_REVOKE), json_lease_revoke},
+    {{"lease", "lookup"}, "", 1, 1, false, "mayfly lease lookup LEASE_ID", build_lease_lookup,
+     R(LEASE_LOOKUP), json_lease_lookup},
+    {{"lease", "list"}, "state limit after", 0, 1, false,
+     "mayfly lease list [-state S] [-limit N] [-after CURSOR] [PREFIX]", build_lease_list,
+     R(LEASE_LIST), json_lease_list},
+    {{"creds", "issue"}, "ttl", 1, 1, true, "mayfly creds issue [-ttl D] MOUNT/ROLE",
+     build_creds_issue, R(CREDS_ISSUE), json_creds_issue},
+    {{"token", "create"}, "policy ttl orphan", 0, 0, true,
+     "mayfly token create [-policy P ...] [-ttl D] [-orphan]", build_token_create,
+     R(TOKEN_CREATE), json_token_create},
+    {{"token", "lookup"}, "accessor", 0, 1, false, "mayfly token lookup [-accessor] [TOKEN]",
+     build_token_lookup, R(TOKEN_LOOKUP), json_token_lookup},
+    {{"token", "revoke"}, "accessor", 1, 1, true, "mayfly token revoke [-accessor] TOKEN",
+     build_token_revoke, R(EMPTY), json_empty},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+const struct mf_cli_command *mf_cli_command_at(size_t i)
+{
+    return i < N_COMMANDS ? &commands[i] : NULL;
+}
+
+const struct mf_cli_command *mf_cli_command_find(const char **words, size_t n, size_t *used)
+{
+    const struct mf_cli_command *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        size_t k = 0;
+        while (k < 3 && commands[i].words[k] && k < n && strcmp(commands[i].words[k], words[k]) == 0)
+            k++;
+        if ((k == 3 || !commands[i].words[k]) && k > best_len)
+            best = &commands[i], best_len = k;
+    }
+    *used = best_len;
+    return best;
+}
+
+static bool command_allows(const struct mf_cli_command *c, const char *flag)
+{
+    size_t len = strlen(flag);
+    for (const char *p = c->flags; (p = strstr(p, flag)) != NULL; p += len) {
+        bool start = p == c->flags || p[-1] == ' ';
+        bool end = p[len] == '\0' || p[len] == ' ';
+        if (start && end)
+            return true;
+    }
+    return false;
+}
+
+int mf_cli_command_check(const struct mf_cli_args *a, char *err, size_t err_len)
+{
+    const struct mf_cli_command *c = a->cmd;
+    for (size_t i = 0; i < a->flags_len; i++)
+        if (!command_allows(c, a->flags[i].name))
+            return mf_err_set(err, err_len, MF_EINVAL, "flag -%s does not apply here (usage: %s)",
+                              a->flags[i].name, c->usage);
+    if ((int)a->pos_len < c->pos_min || (c->pos_max >= 0 && (int)a->pos_len > c->pos_max))
+        return mf_err_set(err, err_len, MF_EINVAL, "wrong number of arguments (usage: %s)",
+                          c->usage);
+    return 0;
+}
+
+int mf_cli_build(const struct mf_cli_args *a, struct mf_cli_arena *arena, FILE *in,
+                 Mayfly__Api__Request *req, bool *is_write, char *err, size_t err_len)
+{
+    mayfly__api__request__init(req);
+    req->consistency =
+        a->g.stale ? MAYFLY__API__CONSISTENCY__STALE : MAYFLY__API__CONSISTENCY__LINEARIZABLE;
+    *is_write = a->cmd->write;
+    return a->cmd->build(a, arena, in, req, err, err_len);
+}
+
+json_t *mf_cli_render_json(const struct mf_cli_args *a, const Mayfly__Api__Response *resp)
+{
+    if (resp->result_case != a->cmd->result)
+        return NULL;
+    return a->cmd->json(a, resp);
+}
+
+void mf_cli_usage(FILE *out)
+{
+    fprintf(out, "usage: mayfly [global flags] COMMAND [flags] [args]\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %s\n", commands[i].usage);
+    fprintf(out, "\nglobal flags (or environment):\n"
+                 "  -addr A[,B,...]   MAYFLY_ADDR\n"
+                 "  -token T          MAYFLY_TOKEN\n"
+                 "  -ca-cert FILE     MAYFLY_CACERT\n"
+                 "  -client-cert FILE -client-key FILE   MAYFLY_CLIENT_CERT / _KEY\n"
+                 "  -format table|json   MAYFLY_FORMAT\n"
+                 "  -consistency linearizable|stale   MAYFLY_CONSISTENCY\n"
+                 "  -timeout D        per request, default 10s\n"
+                 "\nexit codes: 0 ok, 1 local error, 2 refused by the server, 3 outcome unknown\n");
+}
