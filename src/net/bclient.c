@@ -95,6 +95,9 @@ static int connect_one(const struct addrinfo *ai, int64_t deadline)
                 w_ = MF_ECLOSED;                                                  \
             else if (e_ == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)            \
                 w_ = errno ? -errno : MF_ECLOSED;                                 \
+            else if (e_ == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_error()) ==  \
+                                                SSL_R_UNEXPECTED_EOF_WHILE_READING) \
+                w_ = MF_ECLOSED; /* the server closed without close_notify */     \
             else                                                                  \
                 w_ = MF_ECRYPTO;                                                  \
             if (w_ < 0) {                                                         \
