@@ -1,0 +1,334 @@
+/* The state machine's apply loop: decode each committed command, count the
+ * barrier key's uses, prune and consult the idempotency table, dispatch to
+ * the module that owns the command (leases.c, kv.c, tokens.c, policies.c),
+ * keep the result for duplicates, and commit the batch with the applied index
+ * in the same write transaction.
+ *
+ * Deterministic by construction: nothing here or in the handlers reads a
+ * clock or a random source (a build check runs nm over these objects); state
+ * depends only on the entries applied, never on how they were batched.
+ */
+#include "store/fsm.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/assert.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "store/apply.h"
+#include "store/idempotency.h"
+
+struct mf_fsm {
+    struct mf_state *st;
+    uint64_t applied;
+    uint64_t now_ms; /* greatest command time applied */
+};
+
+int mf_apply_fail(struct mf_apply *a, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->err, sizeof(a->err), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int mf_apply_live_add(struct mf_apply *a, int64_t delta)
+{
+    if (!a->live_loaded) {
+        int rc = mf_state_meta_get_u64(a->txn, a->st, "live", &a->live);
+        if (rc)
+            return rc;
+        a->live_loaded = 1;
+    }
+    if (delta) {
+        MF_ASSERT(delta > 0 || a->live >= (uint64_t)-delta);
+        a->live += (uint64_t)delta;
+        a->live_dirty = 1;
+    }
+    return 0;
+}
+
+int mf_fsm_reload(struct mf_fsm *fsm)
+{
+    MDB_txn *txn;
+    int rc = mf_state_read_begin(fsm->st, &txn);
+    if (rc)
+        return rc;
+    rc = mf_state_meta_get_u64(txn, fsm->st, "applied", &fsm->applied);
+    if (rc == 0)
+        rc = mf_state_meta_get_u64(txn, fsm->st, "now", &fsm->now_ms);
+    mf_state_read_end(txn);
+    return rc;
+}
+
+int mf_fsm_open(const char *dir, const struct mf_state_opts *opts, struct mf_fsm **out)
+{
+    struct mf_fsm *fsm = calloc(1, sizeof(*fsm));
+    if (!fsm)
+        return -ENOMEM;
+    int rc = mf_state_open(dir, opts, &fsm->st);
+    if (rc == 0)
+        rc = mf_fsm_reload(fsm);
+    if (rc) {
+        mf_state_close(fsm->st);
+        free(fsm);
+        return rc;
+    }
+    *out = fsm;
+    return 0;
+}
+
+void mf_fsm_close(struct mf_fsm *fsm)
+{
+    if (!fsm)
+        return;
+    mf_state_close(fsm->st);
+    free(fsm);
+}
+
+struct mf_state *mf_fsm_state(struct mf_fsm *fsm) { return fsm->st; }
+uint64_t mf_fsm_applied(const struct mf_fsm *fsm) { return fsm->applied; }
+uint64_t mf_fsm_now(const struct mf_fsm *fsm) { return fsm->now_ms; }
+
+void mf_fsm_result_free(Mayfly__Cmd__Result *r)
+{
+    if (r)
+        mayfly__cmd__result__free_unpacked(r, NULL);
+}
+
+/* A heap copy of r that mayfly__cmd__result__free_unpacked can free. */
+static Mayfly__Cmd__Result *result_dup(const Mayfly__Cmd__Result *r)
+{
+    Mayfly__Cmd__Result *c = malloc(sizeof(*c));
+    if (!c)
+        return NULL;
+    *c = *r;
+    c->error = (char *)protobuf_c_empty_string;
+    c->secret.data = NULL;
+    c->secret.len = 0;
+    if (r->error && *r->error && !(c->error = strdup(r->error))) {
+        c->error = (char *)protobuf_c_empty_string;
+        goto fail;
+    }
+    if (r->secret.len) {
+        c->secret.data = malloc(r->secret.len);
+        if (!c->secret.data)
+            goto fail;
+        memcpy(c->secret.data, r->secret.data, r->secret.len);
+        c->secret.len = r->secret.len;
+    }
+    return c;
+fail:
+    mayfly__cmd__result__free_unpacked(c, NULL);
+    return NULL;
+}
+
+static int count_key_use(struct mf_apply *a, uint32_t term, uint64_t n)
+{
+    uint8_t kb[4] = {(uint8_t)(term >> 24), (uint8_t)(term >> 16), (uint8_t)(term >> 8),
+                     (uint8_t)term};
+    uint64_t have;
+    int rc = mf_state_key_uses(a->txn, a->st, term, &have);
+    if (rc)
+        return rc;
+    uint8_t vb[8];
+    mf_be64_put(vb, have + n < have ? UINT64_MAX : have + n);
+    MDB_val k = {4, kb}, d = {8, vb};
+    return mf_state_err(mdb_put(a->txn, a->st->dbi[MF_DB_KEYUSE], &k, &d, 0), "keyuse put");
+}
+
+static int keyring_put(struct mf_apply *a, const Mayfly__Cmd__KeyringPut *m)
+{
+    if (m->keyring.len == 0 || m->keyring.len > 1024 * 1024)
+        return mf_apply_fail(a, MF_EINVAL, "keyring must be 1 byte to 1 MiB");
+    MDB_val k = {7, "keyring"}, d = {m->keyring.len, m->keyring.data};
+    return mf_state_err(mdb_put(a->txn, a->st->dbi[MF_DB_META], &k, &d, 0), "keyring put");
+}
+
+static int dispatch(struct mf_apply *a, const Mayfly__Cmd__Command *c, Mayfly__Cmd__Result *r)
+{
+    switch (c->op_case) {
+    case MAYFLY__CMD__COMMAND__OP_LEASE_GRANT: return mf_lease_apply_grant(a, c->lease_grant, r);
+    case MAYFLY__CMD__COMMAND__OP_LEASE_ACTIVATE:
+        return mf_lease_apply_activate(a, c->lease_activate, r);
+    case MAYFLY__CMD__COMMAND__OP_LEASE_RENEW: return mf_lease_apply_renew(a, c->lease_renew, r);
+    case MAYFLY__CMD__COMMAND__OP_LEASE_REVOKE: return mf_lease_apply_revoke(a, c->lease_revoke, r);
+    case MAYFLY__CMD__COMMAND__OP_LEASE_REVOKE_PREFIX:
+        return mf_lease_apply_revoke_prefix(a, c->lease_revoke_prefix, r);
+    case MAYFLY__CMD__COMMAND__OP_LEASE_EXPIRE: return mf_lease_apply_expire(a, c->lease_expire, r);
+    case MAYFLY__CMD__COMMAND__OP_LEASE_REVOKED:
+        return mf_lease_apply_revoked(a, c->lease_revoked, r);
+    case MAYFLY__CMD__COMMAND__OP_LEASE_IRREVOCABLE:
+        return mf_lease_apply_irrevocable(a, c->lease_irrevocable, r);
+    case MAYFLY__CMD__COMMAND__OP_LEASE_FORCE_REVOKE:
+        return mf_lease_apply_force_revoke(a, c->lease_force_revoke, r);
+    case MAYFLY__CMD__COMMAND__OP_LEASE_TIDY: return mf_lease_apply_tidy(a, c->lease_tidy, r);
+    case MAYFLY__CMD__COMMAND__OP_KV_PUT: return mf_kv_apply_put(a, c->kv_put, r);
+    case MAYFLY__CMD__COMMAND__OP_KV_VERSIONS: return mf_kv_apply_versions(a, c->kv_versions, r);
+    case MAYFLY__CMD__COMMAND__OP_KV_METADATA_PUT:
+        return mf_kv_apply_metadata_put(a, c->kv_metadata_put, r);
+    case MAYFLY__CMD__COMMAND__OP_KV_DELETE_ALL:
+        return mf_kv_apply_delete_all(a, c->kv_delete_all, r);
+    case MAYFLY__CMD__COMMAND__OP_TOKEN_CREATE:
+        return mf_token_apply_create(a, c->token_create, r);
+    case MAYFLY__CMD__COMMAND__OP_TOKEN_REVOKE:
+        return mf_token_apply_revoke(a, c->token_revoke, r);
+    case MAYFLY__CMD__COMMAND__OP_POLICY_PUT: return mf_policy_apply_put(a, c->policy_put, r);
+    case MAYFLY__CMD__COMMAND__OP_POLICY_DELETE:
+        return mf_policy_apply_delete(a, c->policy_delete, r);
+    case MAYFLY__CMD__COMMAND__OP_KEYRING_PUT: return keyring_put(a, c->keyring_put);
+    case MAYFLY__CMD__COMMAND__OP_QUOTA_SET: return mf_lease_apply_quota_set(a, c->quota_set, r);
+    default:
+        return mf_apply_fail(a, MF_EINVAL, "unknown command type (field %d)", (int)c->op_case);
+    }
+}
+
+/* Apply one command. Rule errors land in *res; the return value is 0 or a
+ * fatal storage error. *out receives the result to hand out (NULL if the
+ * caller wants none). */
+static int apply_one(struct mf_apply *a, struct mf_fsm *fsm, const uint8_t *data, size_t len,
+                     Mayfly__Cmd__Result **out)
+{
+    Mayfly__Cmd__Result r = MAYFLY__CMD__RESULT__INIT;
+    Mayfly__Cmd__Result *dup = NULL;
+    Mayfly__Cmd__Command *c = NULL;
+    int rc = 0, code, keep = 0;
+    a->err[0] = 0;
+
+    if (len > MF_FSM_COMMAND_MAX) {
+        code = mf_apply_fail(a, MF_ETOOLARGE, "command larger than %d bytes", MF_FSM_COMMAND_MAX);
+        goto finish;
+    }
+    c = mayfly__cmd__command__unpack(NULL, len, data);
+    if (!c) {
+        code = mf_apply_fail(a, MF_EINVAL, "corrupted command: cannot decode %zu bytes", len);
+        goto finish;
+    }
+    if (c->now_ms == 0 || c->request_id.len > MF_IDEM_RID_MAX) {
+        code = mf_apply_fail(a, MF_EINVAL, "command without a time or with a request id over %d bytes",
+                             MF_IDEM_RID_MAX);
+        goto finish;
+    }
+    /* State time never goes backwards, whoever the leader. */
+    a->now_ms = c->now_ms > fsm->now_ms ? c->now_ms : fsm->now_ms;
+    fsm->now_ms = a->now_ms;
+    keep = c->request_id.len > 0;
+
+    /* Nonces were spent when the proposer encrypted, duplicate or not. */
+    if (c->key_encryptions) {
+        rc = count_key_use(a, c->key_term, c->key_encryptions);
+        if (rc)
+            goto out;
+    }
+    rc = mf_idem_apply_prune(a);
+    if (rc)
+        goto out;
+    if (c->request_id.len) {
+        rc = mf_idem_apply_lookup(a, c->request_id.data, c->request_id.len, &dup);
+        if (rc == 0) {
+            dup->duplicate = 1;
+            if (out)
+                *out = dup;
+            else
+                mf_fsm_result_free(dup);
+            goto out;
+        }
+        if (rc != MF_ENOTFOUND)
+            goto out;
+        rc = 0;
+    }
+    code = dispatch(a, c, &r);
+    if (mf_apply_fatal(code)) {
+        rc = code;
+        goto out;
+    }
+
+finish:
+    r.code = code;
+    if (code) {
+        if (!a->err[0])
+            snprintf(a->err, sizeof(a->err), "%s", mf_strerror(code));
+        r.error = a->err;
+    }
+    if (keep) {
+        r.secret = c->result_secret;
+        rc = mf_idem_apply_store(a, c->request_id.data, c->request_id.len, &r);
+        if (rc)
+            goto out;
+    }
+    if (out) {
+        *out = result_dup(&r);
+        if (!*out)
+            rc = -ENOMEM;
+    }
+out:
+    if (c)
+        mayfly__cmd__command__free_unpacked(c, NULL);
+    return rc;
+}
+
+int mf_fsm_apply_batch(struct mf_fsm *fsm, const struct mf_fsm_entry *entries, size_t n,
+                       Mayfly__Cmd__Result **results)
+{
+    MF_ASSERT(fsm && (entries || n == 0));
+    if (results)
+        memset(results, 0, n * sizeof(*results));
+    size_t i = 0;
+    while (i < n && entries[i].index <= fsm->applied)
+        i++; /* already applied (replay after a restart) */
+    if (i == n)
+        return 0;
+
+    struct mf_apply a = {.st = fsm->st};
+    uint64_t applied0 = fsm->applied, now0 = fsm->now_ms, idx = fsm->applied;
+    int rc = mf_state_err(mdb_txn_begin(fsm->st->env, NULL, 0, &a.txn), "write txn");
+    if (rc)
+        return rc;
+    for (; i < n; i++) {
+        MF_ASSERT(entries[i].index == idx + 1);
+        idx = entries[i].index;
+        if (!entries[i].data)
+            continue;
+        rc = apply_one(&a, fsm, entries[i].data, entries[i].len, results ? &results[i] : NULL);
+        if (rc)
+            goto fail;
+    }
+    rc = mf_state_meta_put_u64(a.txn, fsm->st, "applied", idx);
+    if (rc == 0 && fsm->now_ms != now0)
+        rc = mf_state_meta_put_u64(a.txn, fsm->st, "now", fsm->now_ms);
+    if (rc == 0 && a.live_dirty)
+        rc = mf_state_meta_put_u64(a.txn, fsm->st, "live", a.live);
+    if (rc)
+        goto fail;
+    rc = mf_state_err(mdb_txn_commit(a.txn), "commit");
+    a.txn = NULL;
+    if (rc)
+        goto fail;
+    fsm->applied = idx;
+    return 0;
+
+fail:
+    if (a.txn)
+        mdb_txn_abort(a.txn);
+    fsm->applied = applied0;
+    fsm->now_ms = now0;
+    if (results)
+        for (size_t j = 0; j < n; j++) {
+            mf_fsm_result_free(results[j]);
+            results[j] = NULL;
+        }
+    MF_ERROR("store", "apply of entries %llu..%llu failed: %s", (unsigned long long)applied0 + 1,
+             (unsigned long long)entries[n - 1].index, mf_strerror(rc));
+    return rc;
+}
+
+int mf_fsm_apply(struct mf_fsm *fsm, uint64_t index, const uint8_t *data, size_t len,
+                 Mayfly__Cmd__Result **result)
+{
+    struct mf_fsm_entry e = {index, data, len};
+    return mf_fsm_apply_batch(fsm, &e, 1, result);
+}

@@ -1,0 +1,28 @@
+/* Idempotency: the state machine remembers the result of every command that
+ * carried a request id, for MF_IDEM_TTL_MS of command time and at most
+ * MF_IDEM_MAX entries (the oldest go first), and answers a duplicate with the
+ * first result instead of applying it again. A kept result that holds a secret
+ * made for it carries that secret only as the ciphertext the proposer put in
+ * the command (Command.result_secret): the store never keeps plaintext.
+ *
+ * The limits are compile-time constants on purpose: every replica must prune
+ * the same entries at the same command, so they cannot be per-node settings.
+ * (Writes are in apply.h; this header is the read side.)
+ */
+#ifndef MF_STORE_IDEMPOTENCY_H
+#define MF_STORE_IDEMPOTENCY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/state.h"
+
+#define MF_IDEM_TTL_MS (10 * 60 * 1000) /* a request id is remembered 10 minutes */
+#define MF_IDEM_MAX 100000              /* entries kept at most */
+#define MF_IDEM_PRUNE_PER_CMD 16        /* expired entries dropped per command */
+#define MF_IDEM_RID_MAX 64              /* bytes in a request id */
+
+/* Number of request ids currently remembered. */
+int mf_idem_count(MDB_txn *txn, struct mf_state *st, uint64_t *count);
+
+#endif

@@ -1,0 +1,311 @@
+/* Tokens: create and revoke (the revoke tree), and the read side. A token is
+ * known only by the SHA-256 hash the proposer computed; the accessor is a
+ * second, non-secret handle. Revoking a token revokes, in the same command,
+ * every lease it owns (to revoking: the scheduler then asks the engines) and
+ * every descendant token, walked with an explicit stack (no recursion depth
+ * limit to hit). Part of the apply path: deterministic, no clock, no
+ * randomness.
+ */
+#include "store/tokens.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/assert.h"
+#include "common/err.h"
+#include "store/apply.h"
+
+static int token_load(MDB_txn *txn, struct mf_state *st, const uint8_t *hash,
+                      Mayfly__Cmd__TokenRecord **out)
+{
+    MDB_val k = {MF_TOKEN_HASH_LEN, (void *)hash}, d;
+    int rc = mdb_get(txn, st->dbi[MF_DB_TOKENS], &k, &d);
+    if (rc)
+        return mf_state_err(rc, "token get");
+    *out = mayfly__cmd__token_record__unpack(NULL, d.mv_size, d.mv_data);
+    return *out ? 0 : MF_ECORRUPT;
+}
+
+int mf_token_get(MDB_txn *txn, struct mf_state *st, const uint8_t hash[MF_TOKEN_HASH_LEN],
+                 Mayfly__Cmd__TokenRecord **out)
+{
+    return token_load(txn, st, hash, out);
+}
+
+void mf_token_free(Mayfly__Cmd__TokenRecord *t)
+{
+    if (t)
+        mayfly__cmd__token_record__free_unpacked(t, NULL);
+}
+
+int mf_token_by_accessor(MDB_txn *txn, struct mf_state *st, const char *accessor,
+                         uint8_t hash[MF_TOKEN_HASH_LEN])
+{
+    size_t n = accessor ? strlen(accessor) : 0;
+    if (n == 0 || n > MF_TOKEN_ACCESSOR_MAX)
+        return MF_EINVAL;
+    MDB_val k = {n, (void *)accessor}, d;
+    int rc = mdb_get(txn, st->dbi[MF_DB_TOKEN_ACC], &k, &d);
+    if (rc)
+        return mf_state_err(rc, "accessor get");
+    if (d.mv_size != MF_TOKEN_HASH_LEN)
+        return MF_ECORRUPT;
+    memcpy(hash, d.mv_data, MF_TOKEN_HASH_LEN);
+    return 0;
+}
+
+int mf_token_children_count(MDB_txn *txn, struct mf_state *st,
+                            const uint8_t hash[MF_TOKEN_HASH_LEN], size_t *count)
+{
+    MDB_cursor *cur;
+    *count = 0;
+    int rc = mf_state_err(mdb_cursor_open(txn, st->dbi[MF_DB_TOKEN_CHILD], &cur), "children");
+    if (rc)
+        return rc;
+    MDB_val k = {MF_TOKEN_HASH_LEN, (void *)hash}, d;
+    int x = mdb_cursor_get(cur, &k, &d, MDB_SET_KEY);
+    if (x == 0) {
+        size_t c;
+        x = mdb_cursor_count(cur, &c);
+        *count = c;
+    }
+    mdb_cursor_close(cur);
+    return x == MDB_NOTFOUND ? 0 : mf_state_err(x, "children");
+}
+
+int mf_token_apply_exists(struct mf_apply *a, const uint8_t *hash, size_t len)
+{
+    if (len != MF_TOKEN_HASH_LEN)
+        return 0;
+    MDB_val k = {len, (void *)hash}, d;
+    int rc = mdb_get(a->txn, a->st->dbi[MF_DB_TOKENS], &k, &d);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    return rc ? mf_state_err(rc, "token get") : 1;
+}
+
+int mf_token_apply_create(struct mf_apply *a, const Mayfly__Cmd__TokenCreate *m,
+                          Mayfly__Cmd__Result *r)
+{
+    size_t alen = strlen(m->accessor);
+    if (m->hash.len != MF_TOKEN_HASH_LEN)
+        return mf_apply_fail(a, MF_EINVAL, "token hash must be 32 bytes");
+    if (alen == 0 || alen > MF_TOKEN_ACCESSOR_MAX)
+        return mf_apply_fail(a, MF_EINVAL, "token accessor must be 1-%d bytes",
+                             MF_TOKEN_ACCESSOR_MAX);
+    if (m->n_policies > MF_TOKEN_POLICIES_MAX)
+        return mf_apply_fail(a, MF_EINVAL, "at most %d policies", MF_TOKEN_POLICIES_MAX);
+    for (size_t i = 0; i < m->n_policies; i++)
+        if (strlen(m->policies[i]) > MF_TOKEN_POLICY_NAME_MAX)
+            return mf_apply_fail(a, MF_EINVAL, "policy name longer than %d bytes",
+                                 MF_TOKEN_POLICY_NAME_MAX);
+    if (strlen(m->display_name) > MF_TOKEN_ACCESSOR_MAX)
+        return mf_apply_fail(a, MF_EINVAL, "display name too long");
+    if (m->ttl_ms > UINT64_MAX / 4 || a->now_ms > UINT64_MAX / 2)
+        return mf_apply_fail(a, MF_EINVAL, "token ttl out of range");
+    int has_parent = !m->orphan && m->parent_hash.len;
+    if (has_parent && m->parent_hash.len != MF_TOKEN_HASH_LEN)
+        return mf_apply_fail(a, MF_EINVAL, "parent token hash must be 32 bytes");
+    int rc = mf_token_apply_exists(a, m->hash.data, m->hash.len);
+    if (rc < 0)
+        return rc;
+    if (rc)
+        return mf_apply_fail(a, MF_EEXISTS, "a token with this hash exists");
+    MDB_val ak = {alen, m->accessor}, ad;
+    rc = mdb_get(a->txn, a->st->dbi[MF_DB_TOKEN_ACC], &ak, &ad);
+    if (rc == 0)
+        return mf_apply_fail(a, MF_EEXISTS, "a token with this accessor exists");
+    if (rc != MDB_NOTFOUND)
+        return mf_state_err(rc, "accessor get");
+    Mayfly__Cmd__TokenRecord *parent = NULL;
+    if (has_parent) {
+        rc = token_load(a->txn, a->st, m->parent_hash.data, &parent);
+        if (rc == MF_ENOTFOUND)
+            return mf_apply_fail(a, MF_ENOTFOUND, "the parent token does not exist");
+        if (rc)
+            return rc;
+    }
+
+    Mayfly__Cmd__TokenRecord t = MAYFLY__CMD__TOKEN_RECORD__INIT;
+    t.accessor = m->accessor;
+    t.n_policies = m->n_policies;
+    t.policies = m->policies;
+    t.ttl_ms = m->ttl_ms;
+    t.issued_ms = a->now_ms;
+    t.expire_at_ms = m->ttl_ms ? a->now_ms + m->ttl_ms : 0;
+    /* A child never outlives its parent. */
+    if (parent && parent->expire_at_ms &&
+        (t.expire_at_ms == 0 || t.expire_at_ms > parent->expire_at_ms))
+        t.expire_at_ms = parent->expire_at_ms;
+    if (has_parent)
+        t.parent_hash = m->parent_hash;
+    t.orphan = !has_parent;
+    t.display_name = m->display_name;
+    mf_token_free(parent);
+    MDB_val k = {MF_TOKEN_HASH_LEN, m->hash.data};
+    rc = mf_state_put_msg(a->txn, a->st->dbi[MF_DB_TOKENS], &k, &t.base, 0);
+    if (rc == 0) {
+        MDB_val hv = {MF_TOKEN_HASH_LEN, m->hash.data};
+        rc = mf_state_err(mdb_put(a->txn, a->st->dbi[MF_DB_TOKEN_ACC], &ak, &hv, 0),
+                          "accessor put");
+    }
+    if (rc == 0 && has_parent) {
+        MDB_val pk = {MF_TOKEN_HASH_LEN, m->parent_hash.data}, cv = {MF_TOKEN_HASH_LEN,
+                                                                      m->hash.data};
+        rc = mf_state_err(mdb_put(a->txn, a->st->dbi[MF_DB_TOKEN_CHILD], &pk, &cv, 0),
+                          "child put");
+    }
+    r->issued_ms = t.issued_ms;
+    r->expire_at_ms = t.expire_at_ms;
+    r->ttl_ms = t.expire_at_ms ? t.expire_at_ms - a->now_ms : 0;
+    return rc;
+}
+
+/* Remove one token's own records (record, accessor, its entry under its
+ * parent if `unlink_parent`). */
+static int token_remove(struct mf_apply *a, const uint8_t *hash, int unlink_parent)
+{
+    Mayfly__Cmd__TokenRecord *t;
+    int rc = token_load(a->txn, a->st, hash, &t);
+    if (rc == MF_ENOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    MDB_val ak = {strlen(t->accessor), t->accessor};
+    int x = mdb_del(a->txn, a->st->dbi[MF_DB_TOKEN_ACC], &ak, NULL);
+    if (unlink_parent && !x && t->parent_hash.len == MF_TOKEN_HASH_LEN) {
+        MDB_val pk = {MF_TOKEN_HASH_LEN, t->parent_hash.data}, cv = {MF_TOKEN_HASH_LEN,
+                                                                      (void *)hash};
+        x = mdb_del(a->txn, a->st->dbi[MF_DB_TOKEN_CHILD], &pk, &cv);
+        if (x == MDB_NOTFOUND)
+            x = 0;
+    }
+    if (!x || x == MDB_NOTFOUND) {
+        MDB_val k = {MF_TOKEN_HASH_LEN, (void *)hash};
+        x = mdb_del(a->txn, a->st->dbi[MF_DB_TOKENS], &k, NULL);
+    }
+    mf_token_free(t);
+    return x == MDB_NOTFOUND ? 0 : mf_state_err(x, "token remove");
+}
+
+/* Make every child of `hash` an orphan (orphan_children revoke). */
+static int orphan_children(struct mf_apply *a, const uint8_t *hash)
+{
+    MDB_cursor *cur;
+    int rc = mf_state_err(mdb_cursor_open(a->txn, a->st->dbi[MF_DB_TOKEN_CHILD], &cur), "child");
+    if (rc)
+        return rc;
+    MDB_val k = {MF_TOKEN_HASH_LEN, (void *)hash}, d;
+    int x = mdb_cursor_get(cur, &k, &d, MDB_SET_KEY);
+    while (x == 0 && rc == 0) {
+        Mayfly__Cmd__TokenRecord *t;
+        rc = token_load(a->txn, a->st, d.mv_data, &t);
+        if (rc == 0) {
+            t->orphan = 1;
+            ProtobufCBinaryData saved = t->parent_hash;
+            t->parent_hash.len = 0;
+            MDB_val ck = {MF_TOKEN_HASH_LEN, d.mv_data};
+            rc = mf_state_put_msg(a->txn, a->st->dbi[MF_DB_TOKENS], &ck, &t->base, 0);
+            t->parent_hash = saved;
+            mf_token_free(t);
+        } else if (rc == MF_ENOTFOUND) {
+            rc = 0;
+        }
+        if (rc == 0)
+            x = mdb_cursor_get(cur, &k, &d, MDB_NEXT_DUP);
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 && x && x != MDB_NOTFOUND)
+        rc = mf_state_err(x, "orphan children");
+    if (rc == 0) {
+        MDB_val dk = {MF_TOKEN_HASH_LEN, (void *)hash};
+        x = mdb_del(a->txn, a->st->dbi[MF_DB_TOKEN_CHILD], &dk, NULL);
+        rc = x == MDB_NOTFOUND ? 0 : mf_state_err(x, "children del");
+    }
+    return rc;
+}
+
+int mf_token_apply_revoke(struct mf_apply *a, const Mayfly__Cmd__TokenRevoke *m,
+                          Mayfly__Cmd__Result *r)
+{
+    uint8_t root[MF_TOKEN_HASH_LEN];
+    int rc;
+    if (m->hash.len == MF_TOKEN_HASH_LEN) {
+        memcpy(root, m->hash.data, MF_TOKEN_HASH_LEN);
+        rc = mf_token_apply_exists(a, root, MF_TOKEN_HASH_LEN);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            return mf_apply_fail(a, MF_ENOTFOUND, "no such token");
+    } else if (m->hash.len == 0 && *m->accessor) {
+        rc = mf_token_by_accessor(a->txn, a->st, m->accessor, root);
+        if (rc == MF_ENOTFOUND || rc == MF_EINVAL)
+            return mf_apply_fail(a, MF_ENOTFOUND, "no token with this accessor");
+        if (rc)
+            return rc;
+    } else {
+        return mf_apply_fail(a, MF_EINVAL, "token revoke needs a 32-byte hash or an accessor");
+    }
+
+    uint64_t leases = 0;
+    if (m->orphan_children) {
+        rc = mf_lease_apply_revoke_owned(a, root, &leases);
+        if (rc == 0)
+            rc = orphan_children(a, root);
+        if (rc == 0)
+            rc = token_remove(a, root, 1);
+        r->count = rc == 0;
+        r->leases = leases;
+        return rc;
+    }
+
+    /* Depth-first over the tree with a heap stack of hashes. */
+    size_t cap = 64, top = 0;
+    uint8_t(*stack)[MF_TOKEN_HASH_LEN] = malloc(cap * MF_TOKEN_HASH_LEN);
+    if (!stack)
+        return -ENOMEM;
+    memcpy(stack[top++], root, MF_TOKEN_HASH_LEN);
+    int first = 1;
+    rc = 0;
+    while (top > 0 && rc == 0) {
+        uint8_t h[MF_TOKEN_HASH_LEN];
+        memcpy(h, stack[--top], MF_TOKEN_HASH_LEN);
+        MDB_cursor *cur;
+        rc = mf_state_err(mdb_cursor_open(a->txn, a->st->dbi[MF_DB_TOKEN_CHILD], &cur), "child");
+        if (rc)
+            break;
+        MDB_val k = {MF_TOKEN_HASH_LEN, h}, d;
+        int x = mdb_cursor_get(cur, &k, &d, MDB_SET_KEY);
+        while (x == 0) {
+            if (top == cap) {
+                void *n = realloc(stack, cap * 2 * MF_TOKEN_HASH_LEN);
+                if (!n) {
+                    rc = -ENOMEM;
+                    break;
+                }
+                stack = n;
+                cap *= 2;
+            }
+            memcpy(stack[top++], d.mv_data, MF_TOKEN_HASH_LEN);
+            x = mdb_cursor_get(cur, &k, &d, MDB_NEXT_DUP);
+        }
+        mdb_cursor_close(cur);
+        if (rc == 0 && x && x != MDB_NOTFOUND)
+            rc = mf_state_err(x, "children");
+        if (rc == 0) {
+            MDB_val dk = {MF_TOKEN_HASH_LEN, h};
+            x = mdb_del(a->txn, a->st->dbi[MF_DB_TOKEN_CHILD], &dk, NULL);
+            rc = x == MDB_NOTFOUND ? 0 : mf_state_err(x, "children del");
+        }
+        if (rc == 0)
+            rc = mf_lease_apply_revoke_owned(a, h, &leases);
+        if (rc == 0)
+            rc = token_remove(a, h, first);
+        if (rc == 0)
+            r->count++;
+        first = 0;
+    }
+    free(stack);
+    r->leases = leases; /* leases moved to revoking */
+    return rc;
+}
