@@ -29,6 +29,9 @@
  * slack: used to estimate the ciphertext size of a send. */
 #define TLS_RECORD_OVERHEAD 32
 #define SHUTDOWN_LINGER_MS 2000
+/* TCP keepalive: a peer that vanished without a FIN is noticed by the kernel
+ * after this idle time plus its probes, even on links we only read from. */
+#define KEEPALIVE_S 30
 
 enum conn_state { ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSING };
 
@@ -121,6 +124,8 @@ static void limits_normalise(struct mf_conn_limits *l)
 {
     if (l->frame_max_bytes == 0)
         l->frame_max_bytes = MF_CONN_FRAME_MAX_DEFAULT;
+    if (l->frame_max_bytes > MF_CONN_FRAME_MAX_LIMIT)
+        l->frame_max_bytes = MF_CONN_FRAME_MAX_LIMIT; /* the length prefix is 32 bits */
     size_t min_out = l->frame_max_bytes + l->frame_max_bytes / 64 + 65536;
     if (l->out_max_bytes == 0)
         l->out_max_bytes = 2 * l->frame_max_bytes + 65536;
@@ -302,8 +307,9 @@ int mf_conn_sendv(struct mf_conn *c, const uv_buf_t *bufs, unsigned n)
 
 int mf_conn_send(struct mf_conn *c, const void *data, size_t len)
 {
+    if (len > MF_CONN_FRAME_MAX_LIMIT)
+        return MF_ETOOLARGE;
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-    MF_ASSERT(len <= UINT32_MAX);
     return mf_conn_sendv(c, &b, 1);
 }
 
@@ -718,6 +724,7 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_S);
     c->state = ST_HANDSHAKE;
     start_reading(c);
     if (c->state == ST_CLOSING)
@@ -838,6 +845,7 @@ static void on_accept(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_S);
     c->state = ST_HANDSHAKE;
     uv_timer_start(&c->timer, on_timeout, c->lim.handshake_timeout_ms, 0);
     if (l->accept_cb)

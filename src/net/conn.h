@@ -52,6 +52,7 @@
 #define MF_CONN_FRAME_MAX_DEFAULT (4u << 20)    /* 4 MiB: client API frames */
 #define MF_CONN_HANDSHAKE_TIMEOUT_MS 10000      /* connect + TLS handshake */
 #define MF_CONN_READ_CHUNK 16384                /* socket read and SSL_read size */
+#define MF_CONN_FRAME_MAX_LIMIT (1u << 30)      /* 1 GiB: no frame_max above this */
 #define MF_LISTENER_CONNS_MAX_DEFAULT 1024
 
 struct mf_conn;
@@ -115,7 +116,7 @@ void mf_conn_read_start(struct mf_conn *c);
 void mf_conn_close(struct mf_conn *c, int reason);
 
 /* Closes gracefully: stops reading, sends what is queued and a TLS
- * close_notify, then closes (after at most the handshake timeout). */
+ * close_notify, then closes (after at most 2 s if the peer does not read). */
 void mf_conn_shutdown(struct mf_conn *c);
 
 void mf_conn_set_data(struct mf_conn *c, void *data);

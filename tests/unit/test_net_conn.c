@@ -38,6 +38,10 @@ struct srv {
     size_t queued_max;
     struct mf_conn *last;
     int frames_expected;
+    int pause_each;          /* read_stop after every frame, read_start from a timer */
+    int shutdown_after;      /* mf_conn_shutdown after echoing this many frames */
+    int pauses;
+    uv_timer_t resume;
     int done;        /* frames == frames_expected, or closes reached */
     int closes_expected;
     uint8_t pattern_ok;
@@ -68,6 +72,13 @@ static void pattern_fill(uint8_t *p, size_t len)
         p[i] = (uint8_t)(i + len);
 }
 
+static void srv_resume(uv_timer_t *t)
+{
+    struct srv *s = t->data;
+    if (s->last)
+        mf_conn_read_start(s->last);
+}
+
 static void srv_frame(struct mf_conn *c, const uint8_t *data, size_t len)
 {
     struct srv *s = mf_conn_data(c);
@@ -84,6 +95,13 @@ static void srv_frame(struct mf_conn *c, const uint8_t *data, size_t len)
     }
     if (s->frames_expected && s->frames == s->frames_expected)
         s->done = 1;
+    if (s->shutdown_after && s->frames == s->shutdown_after)
+        mf_conn_shutdown(c);
+    if (s->pause_each) {
+        s->pauses++;
+        mf_conn_read_stop(c);
+        uv_timer_start(&s->resume, srv_resume, 0, 0);
+    }
 }
 
 static void srv_close(struct mf_conn *c, int reason)
@@ -107,6 +125,8 @@ static void srv_start(struct srv *s, uv_loop_t *loop, SSL_CTX *ctx,
     s->loop = loop;
     s->ctx = ctx;
     s->pattern_ok = 1;
+    uv_timer_init(loop, &s->resume);
+    s->resume.data = s;
     assert_int_equal(mf_listener_new(loop, ctx, "127.0.0.1:0", opts, &srv_cbs, s, NULL, &s->l),
                      0);
     uint16_t port = 0;
@@ -117,6 +137,7 @@ static void srv_start(struct srv *s, uv_loop_t *loop, SSL_CTX *ctx,
 static void srv_stop(struct srv *s)
 {
     mf_listener_close(s->l, NULL);
+    uv_close((uv_handle_t *)&s->resume, NULL);
     h_drain_loop(s->loop);
     mf_tls_ctx_free(s->ctx);
 }
@@ -377,6 +398,60 @@ static void test_net_frames_split_and_joined(void **state)
     assert_int_equal(s.peer_id_rc, MF_ENOTFOUND); /* a client certificate: no node id */
     mf_tls_ctx_free(cctx);
     srv_stop(&s);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* An application that stops reading after every frame (even in the middle of
+ * a TLS record holding 200 frames) and resumes from the loop gets every frame
+ * once, in order, none while stopped. */
+static void test_net_read_stop_start_keeps_order(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct srv s;
+    srv_start(&s, &loop, h_server_ctx("", 1, MF_TLS_CLIENT_AUTH_NONE), NULL);
+    s.echo = 1;
+    s.pause_each = 1;
+    SSL_CTX *cctx = h_client_ctx("", NULL);
+    struct job j = {0};
+    job_start(&j, &loop, cctx, s.addr, job_split_and_join);
+    job_finish(&j, &loop);
+    assert_int_equal(j.rc, 0); /* the echoes came back in order */
+    assert_int_equal(j.result, 201);
+    assert_int_equal(s.frames, 201);
+    assert_int_equal(s.pauses, 201);
+    assert_true(s.pattern_ok);
+    mf_tls_ctx_free(cctx);
+    srv_stop(&s);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* A graceful shutdown sends what was queued (a 1 MiB answer) before the
+ * connection closes; the client reads it, then sees the end. */
+static void test_net_shutdown_flushes_then_closes(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct srv s;
+    srv_start(&s, &loop, h_server_ctx("", 1, MF_TLS_CLIENT_AUTH_NONE), NULL);
+    s.echo = 1;
+    s.shutdown_after = 1;
+    SSL_CTX *cctx = h_client_ctx("", NULL);
+    struct cli k;
+    cli_dial(&k, &loop, cctx, s.addr, NULL);
+    static uint8_t buf[1 << 20];
+    pattern_fill(buf, sizeof(buf));
+    assert_int_equal(mf_conn_send(k.c, buf, sizeof(buf)), 0);
+    assert_int_equal(h_run_until(&loop, &k.done), 0); /* set by the close */
+    assert_int_equal(k.frames, 1);
+    assert_int_equal(k.bytes, sizeof(buf));
+    assert_true(k.pattern_ok);
+    assert_int_equal(k.reason, MF_ECLOSED);
+    mf_tls_ctx_free(cctx);
+    srv_stop(&s);
+    assert_int_equal(s.last_reason, 0);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
@@ -774,6 +849,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_net_mtls_frames_both_ways),
         cmocka_unit_test(test_net_frames_split_and_joined),
+        cmocka_unit_test(test_net_read_stop_start_keeps_order),
+        cmocka_unit_test(test_net_shutdown_flushes_then_closes),
         cmocka_unit_test(test_net_bclient_talks_to_libuv_server),
         cmocka_unit_test(test_net_client_without_cert_refused),
         cmocka_unit_test(test_net_other_ca_refused),
