@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "command.pb-c.h"
 #include "common/assert.h"
@@ -27,12 +28,19 @@ struct tf {
     uint32_t key_term;         /* counted with key_encryptions on the next command */
     uint64_t key_encryptions;
     Mayfly__Cmd__Result *last;
+    /* When record is set, every packed command is also kept here. */
+    int record;
+    uint8_t **rec;
+    size_t *rec_len;
+    size_t nrec, caprec;
 };
 
 static inline void tf_open(struct tf *t)
 {
     memset(t, 0, sizeof(*t));
-    snprintf(t->dir, sizeof(t->dir), "/tmp/mf-fsm-test-XXXXXX");
+    /* tmpfs when there is one: these tests check rules, not fsync. */
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    snprintf(t->dir, sizeof(t->dir), "%s/mf-fsm-test-XXXXXX", base);
     MF_ASSERT(mkdtemp(t->dir));
     struct mf_state_opts o = {.map_size_bytes = (size_t)4 << 30};
     MF_ASSERT(mf_fsm_open(t->dir, &o, &t->fsm) == 0);
@@ -48,6 +56,10 @@ static inline void tf_rm(const char *dir)
 
 static inline void tf_close(struct tf *t)
 {
+    for (size_t i = 0; i < t->nrec; i++)
+        free(t->rec[i]);
+    free(t->rec);
+    free(t->rec_len);
     mf_fsm_result_free(t->last);
     t->last = NULL;
     mf_fsm_close(t->fsm);
@@ -83,7 +95,18 @@ static inline int tf_cmd(struct tf *t, Mayfly__Cmd__Command *c, uint64_t now)
     MF_ASSERT(buf);
     mayfly__cmd__command__pack(c, buf);
     int code = tf_raw(t, buf, n);
-    free(buf);
+    if (t->record) {
+        if (t->nrec == t->caprec) {
+            t->caprec = t->caprec ? t->caprec * 2 : 256;
+            t->rec = realloc(t->rec, t->caprec * sizeof(*t->rec));
+            t->rec_len = realloc(t->rec_len, t->caprec * sizeof(*t->rec_len));
+            MF_ASSERT(t->rec && t->rec_len);
+        }
+        t->rec[t->nrec] = buf;
+        t->rec_len[t->nrec++] = n;
+    } else {
+        free(buf);
+    }
     return code;
 }
 
