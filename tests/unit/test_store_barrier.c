@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "common/env.h"
 #include "common/err.h"
@@ -672,6 +674,105 @@ static void test_store_barrier_concurrent_rotation(void **state)
     mf_barrier_free(b);
 }
 
+/* Locked memory (VmLck in /proc/self/status), in kB; -1 if unknown. */
+static long locked_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL)
+        return -1;
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmLck: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+/* The root key and the keyring sit in mlock'ed pages (where RLIMIT_MEMLOCK
+ * allows), released when the barrier is freed. */
+static void test_store_barrier_keys_in_locked_memory(void **state)
+{
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    skip(); /* AddressSanitizer intercepts mlock and makes it a no-op */
+#endif
+    struct rlimit rl;
+    long before = locked_kb();
+    if (before < 0 || getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur < 64 * 1024) {
+        skip();
+        return;
+    }
+    struct mf_barrier *b = new_barrier(NULL);
+    long page_kb = sysconf(_SC_PAGESIZE) / 1024;
+    assert_true(locked_kb() >= before + 2 * page_kb); /* root key page + keyring page */
+    mf_barrier_free(b);
+    assert_int_equal(locked_kb(), before);
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Random bytes of random lengths given as a ciphertext, a keyring blob or an
+ * unseal blob are refused with an error, never accepted, never a crash; and
+ * so are real ones with random bytes overwritten. */
+static void test_store_barrier_garbage_refused(void **state)
+{
+    (void)state;
+    struct mf_barrier *b = new_barrier(NULL);
+    struct mf_barrier *sealed;
+    assert_int_equal(mf_barrier_new(&sealed), 0);
+    uint8_t *ct, *blob;
+    size_t ct_len, blob_len;
+    encrypt(b, "p", 1, "some secret value", &ct, &ct_len);
+    assert_int_equal(mf_barrier_keyring_export(b, &blob, &blob_len), 0);
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    uint8_t buf[512];
+    for (int i = 0; i < 20000; i++) {
+        size_t len = xorshift(&seed) % sizeof(buf);
+        int mode = i % 3;
+        if (mode == 0) {
+            for (size_t j = 0; j < len; j++)
+                buf[j] = (uint8_t)xorshift(&seed);
+            if (len > 0 && (xorshift(&seed) & 1))
+                buf[0] = 1; /* a valid version byte gets further */
+            if (len > 4 && (xorshift(&seed) & 1))
+                memcpy(buf + 1, "\0\0\0\1", 4); /* and a known term further still */
+        } else {
+            const uint8_t *src = mode == 1 ? ct : blob;
+            len = mode == 1 ? ct_len : blob_len;
+            memcpy(buf, src, len);
+            int flips = 1 + (int)(xorshift(&seed) % 4);
+            for (int k = 0; k < flips; k++)
+                buf[xorshift(&seed) % len] ^= (uint8_t)(1 + xorshift(&seed) % 255);
+            if (memcmp(buf, src, len) == 0)
+                continue;
+        }
+        uint8_t *pt = NULL;
+        size_t pt_len;
+        int rc = mf_barrier_decrypt(b, "p", 1, buf, len, &pt, &pt_len);
+        assert_true(rc == MF_ECORRUPT);
+        assert_null(pt);
+        rc = mf_barrier_keyring_load(b, buf, len);
+        assert_true(rc == MF_ECORRUPT || rc == MF_EINVAL);
+        rc = mf_barrier_unseal(sealed, ROOT, buf, len);
+        assert_true(rc == MF_ECORRUPT || rc == MF_EINVAL);
+        assert_true(mf_barrier_sealed(sealed));
+        struct mf_barrier_seal_config cfg;
+        (void)mf_barrier_blob_seal_config(buf, len, &cfg);
+    }
+    expect_plain(b, "p", 1, ct, ct_len, "some secret value");
+    free(ct);
+    free(blob);
+    mf_barrier_free(b);
+    mf_barrier_free(sealed);
+}
+
 int main(void)
 {
     mf_log_set_level(MF_LOG_WARN);
@@ -694,6 +795,8 @@ int main(void)
         cmocka_unit_test(test_store_barrier_bad_arguments),
         cmocka_unit_test(test_store_barrier_blob_seal_config),
         cmocka_unit_test(test_store_barrier_concurrent_rotation),
+        cmocka_unit_test(test_store_barrier_keys_in_locked_memory),
+        cmocka_unit_test(test_store_barrier_garbage_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
