@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -130,6 +131,10 @@ int mf_state_open(const char *dir, const struct mf_state_opts *opts, struct mf_s
         free(st);
         return e;
     }
+    /* A snapshot install that crashed before its rename left this behind. */
+    char stale[4096];
+    snprintf(stale, sizeof(stale), "%s/data.mdb.new", st->dir);
+    unlink(stale);
     int rc = env_open(st);
     if (rc) {
         free(st->dir);
