@@ -347,10 +347,39 @@ int mf_barrier_blob_seal_config(const uint8_t *blob, size_t blob_len,
         return MF_ECORRUPT;
     struct mf_barrier_seal_config c = {.type = blob[1], .shares = blob[2], .threshold = blob[3]};
     memcpy(c.seal_id, blob + 4, MF_BARRIER_SEAL_ID_BYTES);
-    if (!seal_config_valid(&c))
+    if (!seal_config_valid(&c) || get_be32(blob + 4 + MF_BARRIER_SEAL_ID_BYTES) == 0)
         return MF_ECORRUPT;
     *cfg = c;
     return 0;
+}
+
+int mf_barrier_blob_active_term(const uint8_t *blob, size_t blob_len, uint32_t *term)
+{
+    MF_ASSERT(term != NULL);
+    struct mf_barrier_seal_config cfg;
+    int rc = mf_barrier_blob_seal_config(blob, blob_len, &cfg);
+    if (rc == 0)
+        *term = get_be32(blob + 4 + MF_BARRIER_SEAL_ID_BYTES);
+    return rc;
+}
+
+int mf_barrier_blob_may_replace(const uint8_t *cur, size_t cur_len, const uint8_t *next,
+                                size_t next_len)
+{
+    struct mf_barrier_seal_config nc, cc;
+    uint32_t nt, ct;
+    int rc = mf_barrier_blob_active_term(next, next_len, &nt);
+    if (rc != 0 || cur == NULL || cur_len == 0)
+        return rc;
+    rc = mf_barrier_blob_active_term(cur, cur_len, &ct);
+    if (rc != 0)
+        return rc;
+    MF_ASSERT(mf_barrier_blob_seal_config(next, next_len, &nc) == 0);
+    MF_ASSERT(mf_barrier_blob_seal_config(cur, cur_len, &cc) == 0);
+    if (nc.type != cc.type || nc.shares != cc.shares || nc.threshold != cc.threshold ||
+        memcmp(nc.seal_id, cc.seal_id, MF_BARRIER_SEAL_ID_BYTES) != 0)
+        return MF_EEXISTS;
+    return nt > ct ? 0 : MF_ECAS;
 }
 
 int mf_barrier_seal_config(struct mf_barrier *b, struct mf_barrier_seal_config *cfg)
@@ -366,13 +395,15 @@ int mf_barrier_seal_config(struct mf_barrier *b, struct mf_barrier_seal_config *
 
 /* ----------------------------------------------------- keyring blob */
 
-static void blob_header(const struct mf_barrier_seal_config *cfg, uint8_t *hdr)
+static void blob_header(const struct mf_barrier_seal_config *cfg, uint32_t active_term,
+                        uint8_t *hdr)
 {
     hdr[0] = MF_BARRIER_BLOB_VERSION;
     hdr[1] = cfg->type;
     hdr[2] = cfg->shares;
     hdr[3] = cfg->threshold;
     memcpy(hdr + 4, cfg->seal_id, MF_BARRIER_SEAL_ID_BYTES);
+    put_be32(hdr + 4 + MF_BARRIER_SEAL_ID_BYTES, active_term);
 }
 
 /* Serialise keys [0, len) of `keys`/`meta` (and, when extra_key is not NULL,
@@ -401,7 +432,7 @@ static int seal_keyring(const uint8_t *root, const struct mf_barrier_seal_config
         memcpy(p + 12, extra ? extra_key : keys + i * MF_BARRIER_KEY_BYTES, MF_BARRIER_KEY_BYTES);
     }
 
-    blob_header(cfg, out);
+    blob_header(cfg, extra_key != NULL ? extra_term : meta[len - 1].term, out);
     rc = mf_rand_bytes(out + BLOB_NONCE_OFF, MF_BARRIER_NONCE_BYTES);
     if (rc != 0) {
         rc = MF_ECRYPTO;
@@ -463,6 +494,11 @@ static int open_keyring(const uint8_t *root, const uint8_t *blob, size_t blob_le
             rc = MF_ECORRUPT;
             goto done;
         }
+    }
+    if (kr->meta[count - 1].term != get_be32(blob + 4 + MF_BARRIER_SEAL_ID_BYTES)) {
+        keyring_free(kr);
+        rc = MF_ECORRUPT;
+        goto done;
     }
     rc = 0;
 done:

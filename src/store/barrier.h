@@ -38,9 +38,10 @@
  *     2       1     shares N (0 for a key file)
  *     3       1     threshold T (0 for a key file)
  *     4       16    seal id (random, fixed at init)
- *     20      12    nonce
- *     32      m     encrypted keyring (m = 4 + 44 * keys)
- *     32+m    16    tag
+ *     20      4     active (highest) term, uint32 big-endian
+ *     24      12    nonce
+ *     36      m     encrypted keyring (m = 4 + 44 * keys)
+ *     36+m    16    tag
  *   keyring plaintext: uint32 BE count, then per key: uint32 BE term,
  *   uint64 BE created_ms, 32 bytes key; terms strictly increasing, >= 1.
  *
@@ -75,7 +76,7 @@
 #define MF_BARRIER_OVERHEAD \
     (MF_BARRIER_HEADER_BYTES + MF_BARRIER_NONCE_BYTES + MF_BARRIER_TAG_BYTES)
 #define MF_BARRIER_SEAL_ID_BYTES 16u
-#define MF_BARRIER_BLOB_HEADER_BYTES (4u + MF_BARRIER_SEAL_ID_BYTES)
+#define MF_BARRIER_BLOB_HEADER_BYTES (4u + MF_BARRIER_SEAL_ID_BYTES + 4u)
 
 /* Limits. A path longer than this is refused (MF_EINVAL); a plaintext longer
  * than this is refused (MF_ETOOLARGE): commands are bounded far below it. */
@@ -264,6 +265,23 @@ bool mf_barrier_should_rotate(uint64_t uses);
  * inconsistent fields), MF_EINVAL (unknown version). */
 int mf_barrier_blob_seal_config(const uint8_t *blob, size_t blob_len,
                                 struct mf_barrier_seal_config *cfg);
+
+/* Pure: the active (highest) term of a keyring blob, from its cleartext
+ * header. Errors as mf_barrier_blob_seal_config. */
+int mf_barrier_blob_active_term(const uint8_t *blob, size_t blob_len, uint32_t *term);
+
+/* Pure, for the state machine applying a "keyring put": may `next` replace
+ * the stored blob `cur` (NULL/0 when none is stored)? Yes (0) when `next`
+ * parses and, if `cur` exists, has the same seal configuration and seal id
+ * and a higher active term. Refusing a second init (another seal id) and a
+ * stale or concurrent rotation (a term not above the stored one) keeps the
+ * replicated keyring from ever losing a key that encrypted something: two
+ * rotations proposed from the same keyring would both create term T+1 with
+ * different keys. Errors: MF_EEXISTS (another seal: the cluster is already
+ * initialised), MF_ECAS (term not above the stored one), MF_ECORRUPT or
+ * MF_EINVAL (`next` or `cur` unreadable, see mf_barrier_blob_seal_config). */
+int mf_barrier_blob_may_replace(const uint8_t *cur, size_t cur_len, const uint8_t *next,
+                                size_t next_len);
 
 /* The seal configuration of an unsealed barrier. Errors: MF_ESEALED. */
 int mf_barrier_seal_config(struct mf_barrier *b, struct mf_barrier_seal_config *cfg);

@@ -161,9 +161,9 @@ static void test_store_barrier_known_answer(void **state)
              want, &want_len);
     assert_int_equal(ct_len, want_len);
     assert_memory_equal(ct, want, want_len);
-    from_hex("01010503000102030405060708090a0b0c0d0e0f3c3d3e3f4041424344454647b7fd5eeb75c65545"
-             "1833d51ba267a9ebb9257bde8baa52676f16a0cfa68c084dd63b5007b140cc43252d32003318cf8f"
-             "6847dc31f8ae8812150418d223b66b1a",
+    from_hex("01010503000102030405060708090a0b0c0d0e0f000000013c3d3e3f4041424344454647b7fd5eeb"
+             "75c655451833d51ba267a9ebb9257bde8baa52676f16a0cfa68c084dd63b5007b140cc43252d3200"
+             "3318cf8f2c3abc85331d5c578ef256cfa7ed36e1",
              want, &want_len);
     assert_int_equal(blob_len, want_len);
     assert_memory_equal(blob, want, want_len);
@@ -619,6 +619,48 @@ static void test_store_barrier_blob_seal_config(void **state)
     mf_barrier_free(b);
 }
 
+/* The state machine's rule for a "keyring put": the first blob is taken; a
+ * later one only with the same seal and a higher active term, so a second
+ * init or a stale or concurrent rotation can never replace a key in use. */
+static void test_store_barrier_blob_may_replace(void **state)
+{
+    (void)state;
+    struct mf_barrier *a = new_barrier(NULL);
+    struct mf_barrier *other = new_barrier(NULL);
+    uint8_t *b1, *b2, *b2bis, *b3, *ob;
+    size_t b1_len, b2_len, b2bis_len, b3_len, ob_len;
+    uint32_t term;
+    assert_int_equal(mf_barrier_keyring_export(a, &b1, &b1_len), 0);
+    assert_int_equal(mf_barrier_keyring_export(other, &ob, &ob_len), 0);
+    assert_int_equal(mf_barrier_rotate_export(a, 1, &b2, &b2_len, NULL), 0);
+    assert_int_equal(mf_barrier_rotate_export(a, 2, &b2bis, &b2bis_len, NULL), 0);
+    assert_int_equal(mf_barrier_keyring_load(a, b2, b2_len), 0);
+    assert_int_equal(mf_barrier_rotate_export(a, 3, &b3, &b3_len, NULL), 0);
+    assert_int_equal(mf_barrier_blob_active_term(b1, b1_len, &term), 0);
+    assert_int_equal(term, 1);
+    assert_int_equal(mf_barrier_blob_active_term(b3, b3_len, &term), 0);
+    assert_int_equal(term, 3);
+
+    assert_int_equal(mf_barrier_blob_may_replace(NULL, 0, b1, b1_len), 0);
+    assert_int_equal(mf_barrier_blob_may_replace(b1, b1_len, b2, b2_len), 0);
+    assert_int_equal(mf_barrier_blob_may_replace(b2, b2_len, b3, b3_len), 0);
+    assert_int_equal(mf_barrier_blob_may_replace(b1, b1_len, b3, b3_len), 0);
+    assert_int_equal(mf_barrier_blob_may_replace(b2, b2_len, b2bis, b2bis_len), MF_ECAS);
+    assert_int_equal(mf_barrier_blob_may_replace(b2, b2_len, b1, b1_len), MF_ECAS);
+    assert_int_equal(mf_barrier_blob_may_replace(b1, b1_len, b1, b1_len), MF_ECAS);
+    assert_int_equal(mf_barrier_blob_may_replace(b1, b1_len, ob, ob_len), MF_EEXISTS);
+    assert_int_equal(mf_barrier_blob_may_replace(NULL, 0, b1, 10), MF_ECORRUPT);
+    b3[0] = 9;
+    assert_int_equal(mf_barrier_blob_may_replace(b2, b2_len, b3, b3_len), MF_EINVAL);
+    free(b1);
+    free(b2);
+    free(b2bis);
+    free(b3);
+    free(ob);
+    mf_barrier_free(a);
+    mf_barrier_free(other);
+}
+
 struct worker {
     struct mf_barrier *b;
     int id;
@@ -794,6 +836,7 @@ int main(void)
         cmocka_unit_test(test_store_barrier_should_rotate_threshold),
         cmocka_unit_test(test_store_barrier_bad_arguments),
         cmocka_unit_test(test_store_barrier_blob_seal_config),
+        cmocka_unit_test(test_store_barrier_blob_may_replace),
         cmocka_unit_test(test_store_barrier_concurrent_rotation),
         cmocka_unit_test(test_store_barrier_keys_in_locked_memory),
         cmocka_unit_test(test_store_barrier_garbage_refused),
