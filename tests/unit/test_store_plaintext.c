@@ -29,6 +29,7 @@
 #include "store/leases.h"
 #include "store/log.h"
 #include "store/seal.h"
+#include "store/snapshot.h"
 
 /* The marker every secret carries. Built at run time so that the test binary
  * itself (which may sit next to a data dir) is not what a scan would find. */
@@ -198,6 +199,20 @@ static void node_open(struct node *nd, const char *name, bool encrypt, uint8_t *
                      0);
     assert_int_equal(mf_raftlog_open(nd->dir, NULL, &nd->log), 0);
     assert_int_equal(mf_fsm_open(nd->dir, NULL, &nd->fsm), 0);
+}
+
+/* A snapshot of the state, in the data dir, as the node makes one to compact
+ * its log or to send to a follower. */
+static void take_snapshot(struct node *nd)
+{
+    char path[192], err[256] = "";
+    snprintf(path, sizeof(path), "%s/snapshot.mfsnap", nd->dir);
+    uint64_t index = 0;
+    int rc = mf_snapshot_create(mf_fsm_state(nd->fsm), path, &index, err, sizeof(err));
+    if (rc != 0)
+        print_message("snapshot: %s\n", err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(index, nd->index);
 }
 
 static void node_close(struct node *nd)
@@ -453,8 +468,8 @@ static void test_store_plaintext_scanner_finds_encodings(void **state)
     assert_int_equal(scan_dir(dir, &nd), (int)nd.n);
 }
 
-/* Secrets written through the barrier into the Raft log and the state DB
- * leave no trace of the marker (or of the root key) in any file of the data
+/* Secrets written through the barrier into the Raft log, the state DB and a
+ * snapshot leave no trace of the marker (or of the root key) in any file of the data
  * directory after close. */
 static void test_store_plaintext_none_in_data_dir(void **state)
 {
@@ -465,6 +480,7 @@ static void test_store_plaintext_none_in_data_dir(void **state)
     char lease_id[MF_LEASE_ID_MAX];
     write_secrets(&nd, lease_id, sizeof(lease_id));
     read_back(&nd, lease_id);
+    take_snapshot(&nd);
     node_close(&nd);
 
     struct needles needles = {0};
@@ -474,12 +490,12 @@ static void test_store_plaintext_none_in_data_dir(void **state)
     OPENSSL_cleanse(root, sizeof(root));
     assert_int_equal(scan_dir(nd.dir, &needles), 0);
     print_message("scanned %zu files, %zu bytes: no marker\n", scan_files, scan_bytes);
-    assert_true(scan_files >= 2); /* the log and the state DB at least */
+    assert_true(scan_files >= 3); /* the log, the state DB and the snapshot at least */
     assert_true(scan_bytes > 0);
 }
 
 /* Control: the same writes with the secret fields left in clear are found by
- * the scan, in the Raft log and in the state DB, so the test above would see a
+ * the scan, in the Raft log, the state DB and the snapshot, so the test above would see a
  * value that skipped the barrier. */
 static void test_store_plaintext_control_leak_is_found(void **state)
 {
@@ -490,11 +506,19 @@ static void test_store_plaintext_control_leak_is_found(void **state)
     OPENSSL_cleanse(root, sizeof(root));
     char lease_id[MF_LEASE_ID_MAX];
     write_secrets(&nd, lease_id, sizeof(lease_id));
+    take_snapshot(&nd);
     node_close(&nd);
 
     struct needles needles = {0};
     needles_for(&needles, "marker", (const uint8_t *)MARKER, strlen(MARKER));
     char sub[192];
+    snprintf(sub, sizeof(sub), "%s/snapshot.mfsnap", nd.dir);
+    scan_needles = &needles;
+    scan_hits = 0;
+    struct stat sb;
+    assert_int_equal(stat(sub, &sb), 0);
+    scan_one(sub, &sb, FTW_F, NULL);
+    assert_true(scan_hits > 0);
     snprintf(sub, sizeof(sub), "%s/log", nd.dir);
     assert_true(scan_dir(sub, &needles) > 0);
     snprintf(sub, sizeof(sub), "%s/state", nd.dir);
