@@ -5,7 +5,7 @@
  *   CONNECTING (dial only) -> HANDSHAKE -> OPEN -> CLOSING
  *
  * Every path that ends a connection goes through conn_close, which closes the
- * three libuv handles (socket, timeout timer, kick timer); the close callback
+ * four libuv handles (socket, timeout timer, kick timer, flush idle); the close callback
  * runs when the last of them is closed, and the memory is freed after it. */
 #include "net/conn.h"
 
@@ -54,6 +54,7 @@ struct mf_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;          /* connect/handshake timeout, shutdown linger */
     uv_timer_t kick;           /* deferred processing after read_start */
+    uv_idle_t flusher;         /* writes coalesced small frames once per loop turn */
     uv_connect_t connect_req;
     uv_shutdown_t shutdown_req;
     uv_loop_t *loop;
@@ -80,6 +81,9 @@ struct mf_conn {
     int in_process;
 
     size_t queued;             /* ciphertext handed to uv_write, not completed */
+    uint8_t *obuf;             /* small frames (header + payload) not yet encrypted */
+    size_t olen;
+    int flush_scheduled;
     struct pend *pend_head, **pend_tail;
     size_t pend_bytes;
 
@@ -242,22 +246,57 @@ static int ssl_write_all(struct mf_conn *c, const void *p, size_t len)
     return 0;
 }
 
+/* Encrypts and sends the coalesced small frames. */
+static int flush_obuf(struct mf_conn *c)
+{
+    if (c->flush_scheduled) {
+        c->flush_scheduled = 0;
+        uv_idle_stop(&c->flusher);
+    }
+    if (c->olen == 0 || c->state != ST_OPEN)
+        return 0;
+    size_t n = c->olen;
+    c->olen = 0;
+    int rc = ssl_write_all(c, c->obuf, n);
+    return rc < 0 ? rc : flush_wbio(c);
+}
+
+static void on_flush(uv_idle_t *h)
+{
+    flush_obuf(h->data);
+}
+
 static int write_frame(struct mf_conn *c, const uv_buf_t *bufs, unsigned n, size_t total)
 {
     uint8_t hdr[FRAME_HDR] = {(uint8_t)(total >> 24), (uint8_t)(total >> 16),
                               (uint8_t)(total >> 8), (uint8_t)total};
     int rc = 0;
     if (total + FRAME_HDR <= TLS_RECORD_MAX) {
-        /* Small frames (heartbeats, votes, most requests) go out as one record. */
-        uint8_t one[TLS_RECORD_MAX];
-        memcpy(one, hdr, FRAME_HDR);
-        size_t off = FRAME_HDR;
-        for (unsigned i = 0; i < n; i++) {
-            memcpy(one + off, bufs[i].base, bufs[i].len);
-            off += bufs[i].len;
+        /* Small frames (heartbeats, votes, most answers) are gathered and
+         * written once per loop turn: many answers share one TLS record and
+         * one write(2). The idle handle keeps the poll from blocking, so the
+         * delay is one loop turn, not a timer. */
+        if (c->olen + total + FRAME_HDR > TLS_RECORD_MAX && (rc = flush_obuf(c)) < 0)
+            return rc;
+        if (!c->obuf && !(c->obuf = malloc(TLS_RECORD_MAX))) {
+            conn_close(c, -ENOMEM);
+            return -ENOMEM;
         }
-        rc = ssl_write_all(c, one, off);
+        memcpy(c->obuf + c->olen, hdr, FRAME_HDR);
+        c->olen += FRAME_HDR;
+        for (unsigned i = 0; i < n; i++) {
+            memcpy(c->obuf + c->olen, bufs[i].base, bufs[i].len);
+            c->olen += bufs[i].len;
+        }
+        if (!c->flush_scheduled) {
+            c->flush_scheduled = 1;
+            uv_idle_start(&c->flusher, on_flush);
+        }
+        return 0;
     } else {
+        /* Keep the order: what was gathered goes first. */
+        if ((rc = flush_obuf(c)) < 0)
+            return rc;
         rc = ssl_write_all(c, hdr, FRAME_HDR);
         for (unsigned i = 0; rc == 0 && i < n; i++)
             rc = ssl_write_all(c, bufs[i].base, bufs[i].len);
@@ -277,7 +316,7 @@ int mf_conn_sendv(struct mf_conn *c, const uv_buf_t *bufs, unsigned n)
         total += bufs[i].len;
     if (total > c->lim.frame_max_bytes)
         return MF_ETOOLARGE;
-    if (c->queued + c->pend_bytes + cipher_estimate(total) > c->lim.out_max_bytes) {
+    if (c->queued + c->pend_bytes + c->olen + cipher_estimate(total) > c->lim.out_max_bytes) {
         c->want_drain = 1;
         return -ENOBUFS;
     }
@@ -574,6 +613,7 @@ static void conn_free(struct mf_conn *c)
     free_pending(c);
     free(c->body);
     free(c->left);
+    free(c->obuf);
     SSL_free(c->ssl); /* frees both BIOs */
     free(c);
 }
@@ -603,6 +643,7 @@ static void conn_close(struct mf_conn *c, int reason)
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->kick, on_handle_closed);
+    uv_close((uv_handle_t *)&c->flusher, on_handle_closed);
 }
 
 void mf_conn_close(struct mf_conn *c, int reason)
@@ -631,6 +672,8 @@ void mf_conn_shutdown(struct mf_conn *c)
         conn_close(c, 0);
         return;
     }
+    if (flush_obuf(c) < 0)
+        return;
     c->shutting_down = 1;
     update_reading(c);
     SSL_shutdown(c->ssl);
@@ -697,8 +740,9 @@ static int conn_new(uv_loop_t *loop, SSL_CTX *ctx, int is_client,
     }
     uv_timer_init(loop, &c->timer);
     uv_timer_init(loop, &c->kick);
-    c->tcp.data = c->timer.data = c->kick.data = c;
-    c->handles = 3;
+    uv_idle_init(loop, &c->flusher);
+    c->tcp.data = c->timer.data = c->kick.data = c->flusher.data = c;
+    c->handles = 4;
     *out = c;
     return 0;
 }
@@ -792,7 +836,10 @@ void mf_conn_read_start(struct mf_conn *c)
 void mf_conn_set_data(struct mf_conn *c, void *data) { c->data = data; }
 void *mf_conn_data(const struct mf_conn *c) { return c->data; }
 const char *mf_conn_peer(const struct mf_conn *c) { return c->peer; }
-size_t mf_conn_queued_bytes(const struct mf_conn *c) { return c->queued + c->pend_bytes; }
+size_t mf_conn_queued_bytes(const struct mf_conn *c)
+{
+    return c->queued + c->pend_bytes + c->olen;
+}
 int mf_conn_is_open(const struct mf_conn *c) { return c->state == ST_OPEN && !c->shutting_down; }
 SSL *mf_conn_ssl(const struct mf_conn *c) { return c->ssl; }
 

@@ -124,7 +124,9 @@ void *mf_conn_data(const struct mf_conn *c);
 /* The peer's address as text ("127.0.0.1:51234"), for log lines. */
 const char *mf_conn_peer(const struct mf_conn *c);
 /* Bytes handed to the socket whose write has not completed, plus frames
- * waiting for the handshake. */
+ * waiting for the handshake, plus small frames gathered for this loop turn
+ * (frames under 16 KiB are coalesced and encrypted once per loop turn, so
+ * many answers share a TLS record and a write(2)). */
 size_t mf_conn_queued_bytes(const struct mf_conn *c);
 /* 1 once the handshake completed and until the connection starts closing. */
 int mf_conn_is_open(const struct mf_conn *c);
