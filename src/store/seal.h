@@ -84,7 +84,8 @@ void mf_seal_shares_free(char **share_text, size_t n);
 int mf_seal_init_keyfile(struct mf_seal *s, const char *path, uint64_t now_ms, uint8_t **blob,
                          size_t *blob_len, char *err, size_t err_len);
 
-/* Give one share. `blob` is the stored keyring blob (NULL/0 if none).
+/* Give one share (the caller wipes its copy of the text afterwards). `blob`
+ * is the stored keyring blob (NULL/0 if none).
  * Fills *st (may be NULL) after the call. Returns 0 when the share was taken,
  * or was a duplicate of one already given (not counted twice), or the barrier
  * was already unsealed; when the threshold is reached the barrier is unsealed
