@@ -85,6 +85,9 @@ struct mf_conn_dial_opts {
     /* Name or IP literal the server certificate must match; NULL: the host
      * part of the address. */
     const char *expect_name;
+    /* Nonzero: do not check the name at all (only with expect_node_id, where
+     * the node id is the identity). */
+    int skip_name_check;
     /* Nonzero: the server's certificate must carry this node id (peer links). */
     uint64_t expect_node_id;
 };

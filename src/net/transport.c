@@ -279,6 +279,7 @@ static void link_dial(struct link *l)
             .handshake_timeout_ms = t->cfg.connect_timeout_ms,
         },
         .expect_node_id = p->id,
+        .skip_name_check = t->cfg.skip_addr_check,
     };
     l->st.dials++;
     int rc = mf_conn_dial(t->loop, t->cfg.client_ctx, p->addr, &opts, &out_cbs, l, &l->conn);

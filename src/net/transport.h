@@ -21,6 +21,9 @@
  * the receiver checks that the id equals the node id in the sender's verified
  * certificate (tls.h), and delivers every later message with that id as
  * `from`, so the node driver can compare it with a Raft message's `from`.
+ * Any node certificate of the cluster CA is accepted inbound, whether or not
+ * that node was added as a peer (a joining node talks first): the driver
+ * decides what a message from a non-member means.
  *
  * Reconnects: a link that fails to connect or drops is redialed after an
  * exponential backoff with jitter: base = min(backoff_max, backoff_min * 2^n)
@@ -69,6 +72,11 @@ struct mf_transport_config {
     uint32_t backoff_max_ms;
     uint32_t connect_timeout_ms;   /* connect + handshake */
     size_t inbound_max;            /* accepted connections at once */
+    /* The peer's identity is the node id in its certificate, always checked.
+     * By default its certificate must also list the address dialed (IP SAN
+     * for an IP, DNS SAN for a name); set this to skip that check when
+     * addresses are rewritten (NAT) or certificates do not list them. */
+    int skip_addr_check;
 };
 
 struct mf_transport_link_stats {

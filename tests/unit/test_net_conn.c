@@ -154,6 +154,7 @@ struct cli {
     int done;
     int drains;
     uint8_t pattern_ok;
+    size_t sizes[32];        /* lengths of the first frames, in arrival order */
 };
 
 static void cli_open(struct mf_conn *c)
@@ -166,6 +167,8 @@ static void cli_open(struct mf_conn *c)
 static void cli_frame(struct mf_conn *c, const uint8_t *data, size_t len)
 {
     struct cli *k = mf_conn_data(c);
+    if (k->frames < 32)
+        k->sizes[k->frames] = len;
     k->frames++;
     k->bytes += len;
     if (!pattern_check(data, len))
@@ -231,7 +234,7 @@ static void test_net_mtls_frames_both_ways(void **state)
     cli_dial(&k, &loop, cctx, s.addr, &d);
     /* Sent before the handshake: queued, then flushed in order. */
     static uint8_t buf[1 << 20];
-    size_t sizes[] = {0, 1, 3, 4, 100, 16379, 16380, 16381, 40000, 1 << 20};
+    size_t sizes[] = {0, 1, 40000, 3, 4, 100, 16379, 16380, 1 << 20, 16381, 5};
     size_t nsizes = sizeof(sizes) / sizeof(sizes[0]), total = 0;
     for (size_t i = 0; i < nsizes; i++) {
         pattern_fill(buf, sizes[i]);
@@ -241,6 +244,8 @@ static void test_net_mtls_frames_both_ways(void **state)
     k.frames_expected = (int)nsizes;
     assert_int_equal(h_run_until(&loop, &k.done), 0);
     assert_int_equal(k.frames, (int)nsizes);
+    for (size_t i = 0; i < nsizes; i++)
+        assert_int_equal(k.sizes[i], sizes[i]); /* small and large stay in order */
     assert_int_equal(k.bytes, total);
     assert_true(k.pattern_ok);
     assert_int_equal(s.frames, (int)nsizes);

@@ -413,6 +413,43 @@ static void test_net_transport_refuses_spoofed_hello(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* A peer reached at an address its certificate does not list (127.0.0.2,
+ * the certificate says 127.0.0.1) is refused by default and accepted with
+ * skip_addr_check, where the node id alone identifies it. */
+static void test_net_transport_addr_check(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct mf_transport_config strict = {.backoff_min_ms = 1000};
+    struct mf_transport_config lax = {.skip_addr_check = 1};
+    struct node a, a2, b;
+    node_start(&b, &loop, 2, "0.0.0.0:0", NULL);
+    uint16_t port;
+    assert_int_equal(mf_transport_listen_addr(b.t, NULL, 0, &port), 0);
+    char other[64];
+    snprintf(other, sizeof(other), "127.0.0.2:%u", (unsigned)port);
+
+    node_start(&a, &loop, 1, NULL, &strict);
+    assert_int_equal(mf_transport_add_peer(a.t, 2, other), 0);
+    struct want_failures wf = {&a, 2, 1};
+    assert_int_equal(run_until_cond(&loop, have_failures, &wf), 0);
+    struct mf_transport_peer_stats st;
+    assert_int_equal(mf_transport_peer_stats(a.t, 2, &st), 0);
+    assert_int_equal(st.link[MF_TRANSPORT_CONTROL].connects, 0);
+    node_stop(&a);
+
+    node_start(&a2, &loop, 1, NULL, &lax);
+    assert_int_equal(mf_transport_add_peer(a2.t, 2, other), 0);
+    assert_int_equal(send_msg(&a2, 2, MF_TRANSPORT_CONTROL, 1, 10), 0);
+    struct want_msgs w = {&b, 1};
+    assert_int_equal(run_until_cond(&loop, have_msgs, &w), 0);
+    assert_int_equal(b.last_from, 1);
+    node_stop(&a2);
+    node_stop(&b);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -421,6 +458,7 @@ int main(void)
         cmocka_unit_test(test_net_transport_heartbeat_during_bulk),
         cmocka_unit_test(test_net_transport_queue_limits),
         cmocka_unit_test(test_net_transport_refuses_spoofed_hello),
+        cmocka_unit_test(test_net_transport_addr_check),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
