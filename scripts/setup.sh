@@ -15,7 +15,7 @@ packages=(
   libpq-dev postgresql                          # PostgreSQL engine and its tests
   libmicrohttpd-dev                             # /metrics and health endpoint
   iproute2 iptables faketime                    # partitions and clock skew in tests
-  procps psmisc openssl ca-certificates         # process control, cert tooling in tests
+  procps psmisc openssl ca-certificates python3 # process control, integration test harness
 )
 
 missing=()

@@ -115,13 +115,17 @@ static int load_peer(struct mf_config_peer *p, json_t *obj, size_t i, const char
         } else if (strcmp(key, "addr") == 0 && json_is_string(v)) {
             if (mf_config_set_str(&p->addr, json_string_value(v)))
                 return -ENOMEM;
+        } else if (strcmp(key, "api_addr") == 0 && json_is_string(v)) {
+            if (mf_config_set_str(&p->api_addr, json_string_value(v)))
+                return -ENOMEM;
         } else if (strcmp(key, "zone") == 0 && json_is_string(v)) {
             if (mf_config_set_str(&p->zone, json_string_value(v)))
                 return -ENOMEM;
         } else if (strcmp(key, "learner") == 0 && json_is_boolean(v)) {
             p->learner = json_is_true(v);
         } else if (strcmp(key, "id") == 0 || strcmp(key, "addr") == 0 ||
-                   strcmp(key, "zone") == 0 || strcmp(key, "learner") == 0) {
+                   strcmp(key, "api_addr") == 0 || strcmp(key, "zone") == 0 ||
+                   strcmp(key, "learner") == 0) {
             return mf_err_set(err, err_len, MF_ECONFIG, "%s: peers[%zu].%s has the wrong type",
                               path, i, key);
         } else {
@@ -145,6 +149,7 @@ static int load_peers(struct mf_config *cfg, json_t *arr, const char *path, char
                           MF_CONFIG_PEERS_MAX);
     for (size_t i = 0; i < cfg->peers_len; i++) {
         free(cfg->peers[i].addr);
+        free(cfg->peers[i].api_addr);
         free(cfg->peers[i].zone);
     }
     memset(cfg->peers, 0, sizeof(cfg->peers));
@@ -237,6 +242,7 @@ void mf_config_free(struct mf_config *cfg)
     }
     for (size_t i = 0; i < cfg->peers_len; i++) {
         free(cfg->peers[i].addr);
+        free(cfg->peers[i].api_addr);
         free(cfg->peers[i].zone);
     }
     cfg->peers_len = 0;

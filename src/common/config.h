@@ -22,6 +22,7 @@
 struct mf_config_peer {
     uint64_t id;
     char *addr;      /* host:port of its peer listener */
+    char *api_addr;  /* host:port of its client listener (for status), may be NULL */
     char *zone;      /* may be NULL */
     bool learner;
 };

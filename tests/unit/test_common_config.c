@@ -51,7 +51,7 @@ static void test_config_loads_valid_file(void **state)
                                "{\"node_id\": 2, \"data_dir\": \"/var/lib/mayfly\","
                                " \"listen\": \"127.0.0.1:0\", \"max_clock_skew_ms\": 250,"
                                " \"peers\": [{\"id\": 1, \"addr\": \"127.0.0.1:9001\","
-                               " \"zone\": \"a\"}, {\"id\": 3, \"addr\": \"127.0.0.1:9003\","
+                               " \"api_addr\": \"127.0.0.1:9101\", \"zone\": \"a\"}, {\"id\": 3, \"addr\": \"127.0.0.1:9003\","
                                " \"learner\": true}]}");
     struct mf_config cfg;
     char err[MF_CONFIG_ERR_LEN] = "";
@@ -65,6 +65,8 @@ static void test_config_loads_valid_file(void **state)
     assert_int_equal(cfg.peers_len, 2);
     assert_int_equal(cfg.peers[0].id, 1);
     assert_string_equal(cfg.peers[0].zone, "a");
+    assert_string_equal(cfg.peers[0].api_addr, "127.0.0.1:9101");
+    assert_null(cfg.peers[1].api_addr);
     assert_true(cfg.peers[1].learner);
     assert_null(cfg.peers[1].zone);
     assert_int_equal(mf_config_validate(&cfg, err, sizeof(err)), 0);

@@ -1,0 +1,322 @@
+/* The client API: TLS connections, request framing, answers, and forwarding
+ * of writes from followers to the leader over the peer link.
+ *
+ * A connection may pipeline requests; answers carry the request's id and may
+ * come back in any order. At most MF_SRV_CONN_INFLIGHT_MAX requests run per
+ * connection: past that the connection stops reading (backpressure), so a
+ * client that sends without reading cannot grow the server's memory. A frame
+ * that is not a valid Request gets an INVALID_ARGUMENT answer (id 0) and the
+ * connection is closed: after garbage, framing cannot be trusted. */
+#include "server/srv_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/env.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#define LOG_MOD "api"
+
+static Mayfly__Api__ErrorCode wire_code(int code)
+{
+    const char *name = mf_err_name(code);
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value_by_name(&mayfly__api__error_code__descriptor, name);
+    return v ? (Mayfly__Api__ErrorCode)v->value : MAYFLY__API__ERROR_CODE__INTERNAL;
+}
+
+/* ---- connections ---- */
+
+static void cc_unref(struct client_conn *cc)
+{
+    if (--cc->refs == 0)
+        free(cc);
+}
+
+static void maybe_resume(struct client_conn *cc)
+{
+    if (cc->paused && cc->conn && cc->inflight < MF_SRV_CONN_INFLIGHT_MAX / 2) {
+        cc->paused = false;
+        mf_conn_read_start(cc->conn);
+    }
+}
+
+void mf_req_free(struct req *r)
+{
+    if (r->cc) {
+        r->cc->inflight--;
+        maybe_resume(r->cc);
+        cc_unref(r->cc);
+    }
+    if (r->pb)
+        mayfly__api__request__free_unpacked(r->pb, NULL);
+    if (r->op_state)
+        r->op_state_free(r->op_state);
+    if (r->secret_plain) {
+        OPENSSL_cleanse(r->secret_plain, strlen(r->secret_plain));
+        free(r->secret_plain);
+    }
+    free(r);
+}
+
+static void send_packed(struct mf_server *s, struct req *r, const Mayfly__Api__Response *resp)
+{
+    if (!r->cc && !r->peer) { /* the server's own request (dev init): nobody to answer */
+        if (resp->error)
+            MF_ERROR(LOG_MOD, "internal request failed: %s", resp->error->message);
+        return;
+    }
+    size_t len = mayfly__api__response__get_packed_size(resp);
+    uint8_t *buf = malloc(8 + (len ? len : 1));
+    if (!buf)
+        return;
+    if (r->cc) {
+        mayfly__api__response__pack(resp, buf);
+        if (r->cc->conn) {
+            int rc = mf_conn_send(r->cc->conn, buf, len);
+            if (rc == -ENOBUFS) /* the client does not read its answers */
+                mf_conn_close(r->cc->conn, -ENOBUFS);
+        }
+    } else {
+        for (int i = 0; i < 8; i++)
+            buf[i] = (uint8_t)(r->fwd_id >> (56 - 8 * i));
+        mayfly__api__response__pack(resp, buf + 8);
+        mf_node_send(s->node, r->peer, MF_SRV_TAG_FWD_RESP, buf, len + 8);
+    }
+    free(buf);
+}
+
+void mf_api_reply(struct req *r, Mayfly__Api__Response *resp)
+{
+    resp->id = r->pb ? r->pb->id : 0;
+    send_packed(r->srv, r, resp);
+    mf_req_free(r);
+}
+
+void mf_api_reply_error(struct req *r, int code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    Mayfly__Api__Error e = MAYFLY__API__ERROR__INIT;
+    e.code = wire_code(code);
+    e.message = msg;
+    Mayfly__Api__Response resp = MAYFLY__API__RESPONSE__INIT;
+    resp.error = &e;
+    mf_api_reply(r, &resp);
+}
+
+static struct req *req_new(struct mf_server *s, Mayfly__Api__Request *pb)
+{
+    struct req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->srv = s;
+    r->pb = pb;
+    return r;
+}
+
+static void on_client_frame(struct mf_conn *c, const uint8_t *data, size_t len)
+{
+    struct client_conn *cc = mf_conn_data(c);
+    struct mf_server *s = cc->srv;
+    Mayfly__Api__Request *pb = mayfly__api__request__unpack(NULL, len, data);
+    struct req *r = req_new(s, pb);
+    if (!r) {
+        if (pb)
+            mayfly__api__request__free_unpacked(pb, NULL);
+        mf_conn_close(c, -ENOMEM);
+        return;
+    }
+    r->cc = cc;
+    cc->refs++;
+    cc->inflight++;
+    if (cc->inflight >= MF_SRV_CONN_INFLIGHT_MAX && !cc->paused) {
+        cc->paused = true;
+        mf_conn_read_stop(c);
+    }
+    if (!pb) {
+        MF_WARN(LOG_MOD, "%s: malformed request frame (%zu bytes); closing", mf_conn_peer(c),
+                len);
+        mf_api_reply_error(r, MF_EINVAL, "malformed request: not a mayfly.api.Request");
+        mf_conn_shutdown(c);
+        return;
+    }
+    mf_ops_dispatch(r);
+}
+
+static void on_client_close(struct mf_conn *c, int reason)
+{
+    struct client_conn *cc = mf_conn_data(c);
+    if (reason && reason != MF_ECLOSED)
+        MF_DEBUG(LOG_MOD, "%s: closed: %s", mf_conn_peer(c), mf_strerror(reason));
+    cc->conn = NULL;
+    cc_unref(cc);
+}
+
+static void on_client_accept(struct mf_listener *l, struct mf_conn *c)
+{
+    struct mf_server *s = mf_listener_data(l);
+    struct client_conn *cc = calloc(1, sizeof(*cc));
+    if (!cc) {
+        mf_conn_close(c, -ENOMEM);
+        return;
+    }
+    cc->srv = s;
+    cc->conn = c;
+    cc->refs = 1;
+    mf_conn_set_data(c, cc);
+}
+
+static const struct mf_conn_cbs client_cbs = {
+    .frame = on_client_frame,
+    .close = on_client_close,
+};
+
+int mf_api_listen(struct mf_server *s)
+{
+    struct mf_listener_opts lo = {0};
+    int rc = mf_listener_new(s->loop, s->client_ctx, s->cfg->listen, &lo, &client_cbs, s,
+                             on_client_accept, &s->listener);
+    if (rc) {
+        MF_ERROR(LOG_MOD, "cannot listen on %s: %s", s->cfg->listen, mf_strerror(rc));
+        return rc;
+    }
+    mf_listener_addr(s->listener, s->client_addr, sizeof(s->client_addr), NULL);
+    return 0;
+}
+
+void mf_api_close(struct mf_server *s)
+{
+    if (s->listener) {
+        mf_listener_close(s->listener, NULL);
+        s->listener = NULL;
+    }
+}
+
+/* ---- forwarding ---- */
+
+static uint64_t be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+int mf_api_forward(struct mf_server *s, struct req *r)
+{
+    if (!s->leader || s->leader == s->cfg->node_id)
+        return MF_EUNAVAIL;
+    size_t len = mayfly__api__request__get_packed_size(r->pb);
+    uint8_t *buf = malloc(8 + len);
+    if (!buf)
+        return -ENOMEM;
+    r->fwd_id = ++s->next_fwd_id;
+    for (int i = 0; i < 8; i++)
+        buf[i] = (uint8_t)(r->fwd_id >> (56 - 8 * i));
+    mayfly__api__request__pack(r->pb, buf + 8);
+    int rc = mf_node_send(s->node, s->leader, MF_SRV_TAG_FWD_REQ, buf, 8 + len);
+    free(buf);
+    if (rc)
+        return rc;
+    r->fwd_deadline_ms = mf_now_mono_ms() + MF_SRV_FORWARD_TIMEOUT_MS;
+    r->next_fwd = NULL;
+    if (s->fwd_tail)
+        s->fwd_tail->next_fwd = r;
+    else
+        s->fwd_head = r;
+    s->fwd_tail = r;
+    return 0;
+}
+
+static struct req *take_forward(struct mf_server *s, uint64_t fwd_id)
+{
+    struct req *prev = NULL;
+    for (struct req *r = s->fwd_head; r; prev = r, r = r->next_fwd) {
+        if (r->fwd_id != fwd_id)
+            continue;
+        if (prev)
+            prev->next_fwd = r->next_fwd;
+        else
+            s->fwd_head = r->next_fwd;
+        if (s->fwd_tail == r)
+            s->fwd_tail = prev;
+        return r;
+    }
+    return NULL;
+}
+
+void mf_api_expire_forwards(struct mf_server *s)
+{
+    uint64_t now = mf_now_mono_ms();
+    while (s->fwd_head && s->fwd_head->fwd_deadline_ms <= now) {
+        struct req *r = s->fwd_head;
+        s->fwd_head = r->next_fwd;
+        if (!s->fwd_head)
+            s->fwd_tail = NULL;
+        mf_api_reply_error(r, MF_EUNKNOWN,
+                           "the leader did not answer in time: the write may or may not have "
+                           "been applied");
+    }
+}
+
+void mf_api_fail_forwards(struct mf_server *s, int code)
+{
+    while (s->fwd_head) {
+        struct req *r = s->fwd_head;
+        s->fwd_head = r->next_fwd;
+        mf_api_reply_error(r, code, "forwarding to the leader failed");
+    }
+    s->fwd_tail = NULL;
+}
+
+static void relay_forward_response(struct mf_server *s, const uint8_t *data, size_t len)
+{
+    if (len < 8)
+        return;
+    struct req *r = take_forward(s, be64(data));
+    if (!r)
+        return; /* expired already */
+    if (r->cc && r->cc->conn) {
+        int rc = mf_conn_send(r->cc->conn, data + 8, len - 8);
+        if (rc == -ENOBUFS)
+            mf_conn_close(r->cc->conn, -ENOBUFS);
+    }
+    mf_req_free(r);
+}
+
+static void serve_forwarded(struct mf_server *s, uint64_t from, const uint8_t *data, size_t len)
+{
+    if (len < 8)
+        return;
+    Mayfly__Api__Request *pb = mayfly__api__request__unpack(NULL, len - 8, data + 8);
+    if (!pb) {
+        MF_WARN(LOG_MOD, "malformed forwarded request from node %" PRIu64, from);
+        return;
+    }
+    struct req *r = req_new(s, pb);
+    if (!r) {
+        mayfly__api__request__free_unpacked(pb, NULL);
+        return;
+    }
+    r->peer = from;
+    r->fwd_id = be64(data);
+    mf_ops_dispatch(r);
+}
+
+void mf_api_peer_message(struct mf_server *s, uint64_t from, uint8_t tag, const uint8_t *data,
+                         size_t len)
+{
+    if (tag == MF_SRV_TAG_FWD_REQ)
+        serve_forwarded(s, from, data, len);
+    else if (tag == MF_SRV_TAG_FWD_RESP)
+        relay_forward_response(s, data, len);
+}

@@ -1,0 +1,666 @@
+/* The node driver: Raft core + LMDB log + writer thread + peer transport on
+ * one libuv loop. See node.h for the order of work and why. */
+#include "server/node.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/assert.h"
+#include "common/env.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "net/transport.h"
+#include "server/peer_codec.h"
+#include "server/writer.h"
+#include "store/log.h"
+
+#define LOG_MOD "node"
+#define BUCKETS 4096 /* pending-table buckets (power of two) */
+
+/* A proposal or a read waiting for the state machine. */
+struct pending {
+    uint64_t key;             /* index (proposals) or ctx (reads) */
+    uint64_t term;            /* proposals: the term it was appended in */
+    uint64_t read_index;      /* reads: confirmed index, 0 until confirmed */
+    uint64_t deadline_ms;
+    mf_node_propose_cb propose_cb;
+    mf_node_read_cb read_cb;
+    void *arg;
+    struct pending *bucket_next;
+    struct pending *prev, *next; /* FIFO by deadline */
+};
+
+struct pending_table {
+    struct pending *buckets[BUCKETS];
+    struct pending *head, *tail; /* oldest first */
+    size_t len;
+};
+
+/* One ready batch on its way through the writer. */
+struct batch {
+    struct mf_raft_ready rd;
+    struct mf_writer_job persist_job;
+    struct mf_writer_job apply_job;
+    int persist_rc;
+    int apply_rc;
+    /* Committed entries copied out of the core (data in `arena`), so the
+     * writer never reads memory the loop thread's storage reads may recycle. */
+    struct mf_raft_entry *committed;
+    size_t committed_len;
+    uint8_t *arena;
+    void **results;
+};
+
+struct mf_node {
+    uv_loop_t *loop;
+    struct mf_config_peer peers[MF_CONFIG_PEERS_MAX];
+    size_t peers_len;
+    uint64_t id;
+    struct mf_node_sm sm;
+    struct mf_raftlog *log;
+    struct mf_raft_storage storage;
+    struct mf_raft *raft;
+    struct mf_writer writer;
+    struct mf_transport *transport;
+    uv_timer_t tick;
+    uint32_t tick_ms;
+    struct batch batch;
+    bool busy;                /* a batch is with the writer */
+    bool failed;              /* a fatal error stopped the node */
+    bool tick_started;
+    uint64_t applied;
+    uint64_t next_read_ctx;
+    enum mf_raft_role role;
+    uint64_t leader;
+    struct pending_table proposals;
+    struct pending_table reads;
+    char peer_addr[64];
+};
+
+/* ---- pending tables ---- */
+
+static struct pending **bucket_of(struct pending_table *t, uint64_t key)
+{
+    return &t->buckets[(key * UINT64_C(0x9E3779B97F4A7C15)) >> 52 & (BUCKETS - 1)];
+}
+
+static void pending_add(struct pending_table *t, struct pending *p)
+{
+    struct pending **b = bucket_of(t, p->key);
+    p->bucket_next = *b;
+    *b = p;
+    p->next = NULL;
+    p->prev = t->tail;
+    if (t->tail)
+        t->tail->next = p;
+    else
+        t->head = p;
+    t->tail = p;
+    t->len++;
+}
+
+static struct pending *pending_find(struct pending_table *t, uint64_t key)
+{
+    for (struct pending *p = *bucket_of(t, key); p; p = p->bucket_next)
+        if (p->key == key)
+            return p;
+    return NULL;
+}
+
+static void pending_remove(struct pending_table *t, struct pending *p)
+{
+    struct pending **b = bucket_of(t, p->key);
+    while (*b != p)
+        b = &(*b)->bucket_next;
+    *b = p->bucket_next;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        t->head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    else
+        t->tail = p->prev;
+    t->len--;
+}
+
+static void finish_proposal(struct mf_node *n, struct pending *p, int rc, void *result)
+{
+    uint64_t index = p->key;
+    pending_remove(&n->proposals, p);
+    mf_node_propose_cb cb = p->propose_cb;
+    void *arg = p->arg;
+    free(p);
+    cb(arg, rc, index, result);
+}
+
+static void finish_read(struct mf_node *n, struct pending *p, int rc)
+{
+    pending_remove(&n->reads, p);
+    mf_node_read_cb cb = p->read_cb;
+    void *arg = p->arg;
+    free(p);
+    cb(arg, rc);
+}
+
+/* ---- sending ---- */
+
+static void send_msgs(struct mf_node *n, const struct mf_raft_msg *msgs, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        uint8_t *buf;
+        size_t buf_len;
+        if (mf_peer_msg_encode(&msgs[i], &buf, &buf_len))
+            continue; /* out of memory: Raft retries lost messages */
+        bool snap = msgs[i].type == MF_RAFT_MSG_SNAP;
+        int rc = mf_transport_send(n->transport, msgs[i].to,
+                                   snap ? MF_TRANSPORT_BULK : MF_TRANSPORT_CONTROL,
+                                   snap ? MF_NODE_TAG_RAFT_SNAP : MF_NODE_TAG_RAFT, buf, buf_len);
+        free(buf);
+        if (rc && snap)
+            mf_raft_report_snapshot(n->raft, msgs[i].to, false);
+    }
+}
+
+/* ---- the batch pipeline ---- */
+
+static void node_fail(struct mf_node *n, int rc, const char *what)
+{
+    if (n->failed)
+        return;
+    n->failed = true;
+    MF_ERROR(LOG_MOD, "node %" PRIu64 " stopped: %s: %s", n->id, what, mf_strerror(rc));
+    uv_timer_stop(&n->tick);
+    if (n->sm.fatal)
+        n->sm.fatal(n->sm.ctx, rc, what);
+}
+
+static void persist_work(struct mf_writer_job *job)
+{
+    struct mf_node *n = job->data;
+    struct batch *b = &n->batch;
+    const struct mf_raft_ready *rd = &b->rd;
+    b->persist_rc = 0;
+    if (rd->snapshot || rd->snapshot_chunks_len) {
+        /* Snapshot transfer is not wired into the server yet: the log is
+         * never compacted, so a leader never needs to send one. */
+        b->persist_rc = MF_EINTERNAL;
+        return;
+    }
+    if (rd->hard_state_changed || rd->entries_len)
+        b->persist_rc = mf_raftlog_save(n->log, rd->hard_state_changed ? &rd->hard_state : NULL,
+                                        rd->entries, rd->entries_len);
+}
+
+static void apply_work(struct mf_writer_job *job)
+{
+    struct mf_node *n = job->data;
+    struct batch *b = &n->batch;
+    b->apply_rc = 0;
+    if (b->persist_rc || b->committed_len == 0)
+        return;
+    b->apply_rc = n->sm.apply(n->sm.ctx, b->committed, b->committed_len, b->results);
+}
+
+static void pump(struct mf_node *n);
+
+static void persist_done(struct mf_writer_job *job)
+{
+    struct mf_node *n = job->data;
+    struct batch *b = &n->batch;
+    if (n->failed)
+        return;
+    if (b->persist_rc) {
+        node_fail(n, b->persist_rc, "persisting the Raft log");
+        return;
+    }
+    /* Durable: votes and acknowledgements may leave now. */
+    send_msgs(n, b->rd.msgs_after, b->rd.msgs_after_len);
+}
+
+static void serve_reads(struct mf_node *n)
+{
+    struct pending *p = n->reads.head;
+    while (p) {
+        struct pending *next = p->next;
+        if (p->read_index && p->read_index <= n->applied)
+            finish_read(n, p, 0);
+        p = next;
+    }
+}
+
+static void deliver_applied(struct mf_node *n, struct batch *b)
+{
+    for (size_t i = 0; i < b->committed_len; i++) {
+        const struct mf_raft_entry *e = &b->committed[i];
+        struct pending *p = pending_find(&n->proposals, e->index);
+        void *result = b->results[i];
+        if (p) {
+            /* Another leader's entry at our index means ours was dropped. */
+            finish_proposal(n, p, p->term == e->term ? 0 : MF_EUNAVAIL,
+                            p->term == e->term ? result : NULL);
+        }
+        n->sm.applied(n->sm.ctx, e, result);
+        n->applied = e->index;
+    }
+}
+
+static void batch_release(struct batch *b)
+{
+    free(b->committed);
+    free(b->arena);
+    free(b->results);
+    b->committed = NULL;
+    b->arena = NULL;
+    b->results = NULL;
+    b->committed_len = 0;
+}
+
+static void apply_done(struct mf_writer_job *job)
+{
+    struct mf_node *n = job->data;
+    struct batch *b = &n->batch;
+    if (n->failed) {
+        batch_release(b);
+        return;
+    }
+    if (b->apply_rc) {
+        node_fail(n, b->apply_rc, "applying committed entries");
+        batch_release(b);
+        return;
+    }
+    deliver_applied(n, b);
+    for (size_t i = 0; i < b->rd.read_states_len; i++) {
+        struct pending *p = pending_find(&n->reads, b->rd.read_states[i].ctx);
+        if (p)
+            p->read_index = b->rd.read_states[i].index ? b->rd.read_states[i].index : 1;
+    }
+    batch_release(b);
+    int rc = mf_raft_advance(n->raft, &b->rd);
+    n->busy = false;
+    if (rc) {
+        node_fail(n, rc, "advancing the Raft core");
+        return;
+    }
+    serve_reads(n);
+    pump(n);
+}
+
+/* Copies committed entries so the writer owns what it reads. */
+static int copy_committed(struct batch *b)
+{
+    size_t n = b->rd.committed_len, bytes = 0;
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += b->rd.committed[i].len;
+    b->committed = malloc(n * sizeof(*b->committed));
+    b->arena = malloc(bytes ? bytes : 1);
+    b->results = calloc(n, sizeof(void *));
+    if (!b->committed || !b->arena || !b->results) {
+        batch_release(b);
+        return -ENOMEM;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        b->committed[i] = b->rd.committed[i];
+        memcpy(b->arena + off, b->rd.committed[i].data, b->rd.committed[i].len);
+        b->committed[i].data = b->arena + off;
+        off += b->rd.committed[i].len;
+    }
+    b->committed_len = n;
+    return 0;
+}
+
+static void pump(struct mf_node *n)
+{
+    if (n->busy || n->failed || !mf_raft_has_ready(n->raft))
+        return;
+    struct batch *b = &n->batch;
+    int rc = mf_raft_ready(n->raft, &b->rd);
+    if (!rc)
+        rc = copy_committed(b);
+    if (rc) {
+        node_fail(n, rc, "collecting a Raft batch");
+        return;
+    }
+    if (b->rd.soft_state_changed) {
+        n->role = b->rd.soft_state.role;
+        n->leader = b->rd.soft_state.lead;
+        if (n->sm.role_changed)
+            n->sm.role_changed(n->sm.ctx, n->role, n->leader);
+    }
+    /* The leader's appends may go while its own write is in flight. */
+    send_msgs(n, b->rd.msgs_before, b->rd.msgs_before_len);
+    n->busy = true;
+    b->persist_job = (struct mf_writer_job){.work = persist_work, .done = persist_done, .data = n};
+    b->apply_job = (struct mf_writer_job){.work = apply_work, .done = apply_done, .data = n};
+    rc = mf_writer_submit(&n->writer, &b->persist_job);
+    if (!rc)
+        rc = mf_writer_submit(&n->writer, &b->apply_job);
+    MF_ASSERT(rc == 0); /* one batch in flight: the queue cannot be full */
+}
+
+/* ---- timers and timeouts ---- */
+
+static void expire_pending(struct mf_node *n)
+{
+    uint64_t now = mf_now_mono_ms();
+    while (n->proposals.head && n->proposals.head->deadline_ms <= now)
+        finish_proposal(n, n->proposals.head, MF_EUNKNOWN, NULL);
+    while (n->reads.head && n->reads.head->deadline_ms <= now)
+        finish_read(n, n->reads.head, MF_ETIMEOUT);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct mf_node *n = t->data;
+    if (n->failed)
+        return;
+    int rc = mf_raft_tick(n->raft);
+    if (rc) {
+        node_fail(n, rc, "ticking the Raft core");
+        return;
+    }
+    expire_pending(n);
+    pump(n);
+}
+
+/* ---- transport ---- */
+
+static void on_peer_recv(struct mf_transport *t, uint64_t from, uint8_t tag, const uint8_t *data,
+                         size_t len)
+{
+    struct mf_node *n = mf_transport_data(t);
+    if (n->failed)
+        return;
+    if (tag >= MF_NODE_TAG_APP_MIN) {
+        if (n->sm.peer_message)
+            n->sm.peer_message(n->sm.ctx, from, tag, data, len);
+        return;
+    }
+    if (tag != MF_NODE_TAG_RAFT && tag != MF_NODE_TAG_RAFT_SNAP)
+        return;
+    struct mf_peer_decoded d;
+    int rc = mf_peer_msg_decode(data, len, &d);
+    if (rc) {
+        MF_WARN(LOG_MOD, "dropping a malformed Raft message from node %" PRIu64, from);
+        return;
+    }
+    /* The certificate says who sent it; a message claiming otherwise is dropped. */
+    if (d.msg.from != from || d.msg.to != n->id) {
+        MF_WARN(LOG_MOD, "dropping a Raft message from node %" PRIu64 " that claims from=%" PRIu64
+                         " to=%" PRIu64, from, d.msg.from, d.msg.to);
+        mf_peer_msg_free(&d);
+        return;
+    }
+    rc = mf_raft_step(n->raft, &d.msg);
+    mf_peer_msg_free(&d);
+    if (rc && rc != MF_EINVAL) {
+        node_fail(n, rc, "stepping the Raft core");
+        return;
+    }
+    pump(n);
+}
+
+static void on_peer_link(struct mf_transport *t, uint64_t peer, enum mf_transport_link link,
+                         int up)
+{
+    struct mf_node *n = mf_transport_data(t);
+    if (up || n->failed)
+        return;
+    if (link == MF_TRANSPORT_BULK)
+        mf_raft_report_snapshot(n->raft, peer, false);
+    else
+        mf_raft_report_unreachable(n->raft, peer);
+}
+
+/* ---- public API ---- */
+
+static int start_core(struct mf_node *n, const struct mf_node_opts *o)
+{
+    const struct mf_config *cfg = o->cfg;
+    struct mf_raft_config rc = {
+        .id = cfg->node_id,
+        .election_ticks = cfg->election_ticks,
+        .heartbeat_ticks = cfg->heartbeat_ticks,
+        .storage = &n->storage,
+        .max_msg_bytes = 1u << 20,
+        .max_inflight = 64,
+        .pre_vote = true,
+        .check_quorum = true,
+        .seed = mf_rand_u64(),
+        .applied = o->applied_index,
+    };
+    rc.voters[rc.voters_len++] = cfg->node_id;
+    for (size_t i = 0; i < cfg->peers_len; i++) {
+        if (cfg->peers[i].id == cfg->node_id)
+            continue;
+        if (cfg->peers[i].learner)
+            rc.learners[rc.learners_len++] = cfg->peers[i].id;
+        else
+            rc.voters[rc.voters_len++] = cfg->peers[i].id;
+    }
+    return mf_raft_init(&rc, &n->raft);
+}
+
+static int start_transport(struct mf_node *n, const struct mf_node_opts *o)
+{
+    const struct mf_config *cfg = o->cfg;
+    struct mf_transport_config tc = {
+        .self_id = cfg->node_id,
+        .server_ctx = o->peer_server_ctx,
+        .client_ctx = o->peer_client_ctx,
+        .listen_addr = cfg->peer_listen,
+    };
+    int rc = mf_transport_new(n->loop, &tc, n, on_peer_link, on_peer_recv, &n->transport);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < cfg->peers_len && !rc; i++)
+        if (cfg->peers[i].id != cfg->node_id)
+            rc = mf_transport_add_peer(n->transport, cfg->peers[i].id, cfg->peers[i].addr);
+    mf_transport_listen_addr(n->transport, n->peer_addr, sizeof(n->peer_addr), NULL);
+    return rc;
+}
+
+int mf_node_start(uv_loop_t *loop, const struct mf_node_opts *o, struct mf_node **out)
+{
+    struct mf_node *n = calloc(1, sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    n->loop = loop;
+    n->id = o->cfg->node_id;
+    n->sm = o->sm;
+    n->applied = o->applied_index;
+    n->tick_ms = o->cfg->tick_ms;
+    n->peers_len = o->cfg->peers_len;
+    for (size_t i = 0; i < n->peers_len; i++) {
+        n->peers[i].id = o->cfg->peers[i].id;
+        n->peers[i].addr = strdup(o->cfg->peers[i].addr);
+        n->peers[i].api_addr = o->cfg->peers[i].api_addr ? strdup(o->cfg->peers[i].api_addr)
+                                                         : NULL;
+    }
+    int rc = mf_raftlog_open(o->cfg->data_dir, NULL, &n->log);
+    if (rc)
+        goto fail;
+    mf_raftlog_storage(n->log, &n->storage);
+    rc = start_core(n, o);
+    if (rc)
+        goto fail;
+    rc = mf_writer_start(&n->writer, loop);
+    if (rc)
+        goto fail;
+    rc = start_transport(n, o);
+    if (rc)
+        goto fail;
+    uv_timer_init(loop, &n->tick);
+    n->tick.data = n;
+    n->tick_started = true;
+    uv_timer_start(&n->tick, on_tick, n->tick_ms, n->tick_ms);
+    *out = n;
+    return 0;
+fail:
+    MF_ERROR(LOG_MOD, "node %" PRIu64 " cannot start: %s", n->id, mf_strerror(rc));
+    mf_node_stop(n);
+    return rc;
+}
+
+static void fail_all_pending(struct mf_node *n)
+{
+    while (n->proposals.head)
+        finish_proposal(n, n->proposals.head, MF_ECLOSED, NULL);
+    while (n->reads.head)
+        finish_read(n, n->reads.head, MF_ECLOSED);
+}
+
+static void on_tick_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void mf_node_stop(struct mf_node *n)
+{
+    if (!n)
+        return;
+    n->failed = true;
+    mf_writer_stop(&n->writer); /* runs the last done callbacks, which see failed */
+    if (n->busy) {
+        batch_release(&n->batch);
+        n->busy = false;
+    }
+    fail_all_pending(n);
+    if (n->transport)
+        mf_transport_close(n->transport, NULL);
+    mf_raft_close(n->raft);
+    mf_raftlog_close(n->log);
+    for (size_t i = 0; i < n->peers_len; i++) {
+        free(n->peers[i].addr);
+        free(n->peers[i].api_addr);
+    }
+    /* The tick handle lives inside n: free n once libuv has closed it. */
+    if (n->tick_started) {
+        uv_timer_stop(&n->tick);
+        uv_close((uv_handle_t *)&n->tick, on_tick_closed);
+    } else {
+        free(n);
+    }
+}
+
+int mf_node_propose(struct mf_node *n, const uint8_t *data, size_t len, mf_node_propose_cb cb,
+                    void *arg)
+{
+    if (n->failed)
+        return MF_ECLOSED;
+    if (n->proposals.len >= MF_NODE_PENDING_MAX)
+        return -ENOBUFS;
+    if (len > UINT32_MAX)
+        return MF_ETOOLARGE;
+    struct pending *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    uint64_t index = 0;
+    int rc = mf_raft_propose(n->raft, data, (uint32_t)len, &index);
+    if (rc) {
+        free(p);
+        return rc;
+    }
+    struct mf_raft_status st;
+    mf_raft_status(n->raft, &st);
+    /* An older proposal waiting at this index was overwritten in our log. */
+    struct pending *old = pending_find(&n->proposals, index);
+    if (old)
+        finish_proposal(n, old, MF_EUNAVAIL, NULL);
+    p->key = index;
+    p->term = st.term;
+    p->deadline_ms = mf_now_mono_ms() + MF_NODE_PROPOSE_TIMEOUT_MS;
+    p->propose_cb = cb;
+    p->arg = arg;
+    pending_add(&n->proposals, p);
+    pump(n);
+    return 0;
+}
+
+uint64_t mf_node_next_index(struct mf_node *n)
+{
+    struct mf_raft_status st;
+    mf_raft_status(n->raft, &st);
+    return st.last_index + 1;
+}
+
+int mf_node_read_index(struct mf_node *n, mf_node_read_cb cb, void *arg)
+{
+    if (n->failed)
+        return MF_ECLOSED;
+    if (n->reads.len >= MF_NODE_PENDING_MAX)
+        return -ENOBUFS;
+    struct pending *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->key = ++n->next_read_ctx;
+    int rc = mf_raft_read_index(n->raft, p->key);
+    if (rc) {
+        free(p);
+        return rc;
+    }
+    p->deadline_ms = mf_now_mono_ms() + MF_NODE_READ_TIMEOUT_MS;
+    p->read_cb = cb;
+    p->arg = arg;
+    pending_add(&n->reads, p);
+    pump(n);
+    return 0;
+}
+
+int mf_node_send(struct mf_node *n, uint64_t to, uint8_t tag, const void *data, size_t len)
+{
+    MF_ASSERT(tag >= MF_NODE_TAG_APP_MIN);
+    return mf_transport_send(n->transport, to, MF_TRANSPORT_CONTROL, tag, data, len);
+}
+
+void mf_node_status(struct mf_node *n, struct mf_raft_status *st)
+{
+    mf_raft_status(n->raft, st);
+}
+
+uint64_t mf_node_applied(struct mf_node *n)
+{
+    return n->applied;
+}
+
+uint64_t mf_node_known_commit(struct mf_node *n)
+{
+    struct mf_raft_status st;
+    mf_raft_status(n->raft, &st);
+    return st.commit;
+}
+
+const char *mf_node_peer_addr(struct mf_node *n)
+{
+    return n->peer_addr;
+}
+
+const char *mf_node_member_addr(struct mf_node *n, uint64_t id)
+{
+    if (id == n->id)
+        return n->peer_addr;
+    for (size_t i = 0; i < n->peers_len; i++)
+        if (n->peers[i].id == id)
+            return n->peers[i].addr;
+    return NULL;
+}
+
+const char *mf_node_member_api_addr(struct mf_node *n, uint64_t id)
+{
+    for (size_t i = 0; i < n->peers_len; i++)
+        if (n->peers[i].id == id)
+            return n->peers[i].api_addr;
+    return NULL;
+}
+
+int mf_node_transfer(struct mf_node *n, uint64_t to)
+{
+    int rc = mf_raft_transfer_leader(n->raft, to);
+    pump(n);
+    return rc;
+}

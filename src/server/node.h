@@ -1,0 +1,125 @@
+/* The node driver: the I/O shell around the pure Raft core.
+ *
+ * On the libuv loop it ticks the core, feeds it peer messages from the
+ * transport, and turns each ready batch into work, in the order DESIGN.md
+ * ("What fsyncs") and the core's header require:
+ *
+ *   loop:    ready() -> send msgs_before (the leader replicates while its own
+ *            write is in flight) -> submit [persist] and [apply] to the writer
+ *   writer:  persist = one synced LMDB commit of hard state + entries
+ *   loop:    after persist: send msgs_after (votes, acks: only once durable)
+ *   writer:  apply = the state machine's batch apply of the committed entries
+ *   loop:    after apply: applied callbacks (answer clients), serve reads whose
+ *            read index is applied, advance() the core, next batch
+ *
+ * One batch is in flight at a time; what arrives meanwhile waits in the core
+ * and goes into the next batch (that is the group commit).
+ *
+ * The state machine is reached through struct mf_node_sm: `apply` runs on
+ * the writer thread (the only thread that writes LMDB), `applied` on the loop.
+ *
+ * Ownership: the node borrows the loop, the TLS contexts and the sm; it owns
+ * the core, the log, the writer thread and the transport. Threads: every
+ * function here is for the loop thread only.
+ */
+#ifndef MF_SERVER_NODE_H
+#define MF_SERVER_NODE_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/config.h"
+#include "raft/core.h"
+
+#define MF_NODE_PROPOSE_TIMEOUT_MS 10000 /* a proposal not applied by then: unknown outcome */
+#define MF_NODE_READ_TIMEOUT_MS 5000     /* a read index not confirmed by then: unavailable */
+#define MF_NODE_PENDING_MAX 65536        /* proposals + reads waiting at once */
+
+/* Transport tags (one byte in front of each peer payload). */
+enum mf_node_tag {
+    MF_NODE_TAG_RAFT = 1,      /* raft.proto Message, control link */
+    MF_NODE_TAG_RAFT_SNAP = 2, /* raft.proto Message with a snapshot chunk, bulk link */
+    MF_NODE_TAG_APP_MIN = 16,  /* 16..255: the server's own (forwarding) */
+};
+
+struct mf_node;
+
+/* The replicated state machine, as the node sees it. */
+struct mf_node_sm {
+    void *ctx;
+    /* Writer thread: apply committed entries [0, n) in order, in as few
+     * transactions as it likes, durably recording the last applied index.
+     * results[i] receives an opaque result for entry i (NULL allowed), handed
+     * to `applied` and then to `result_free`. A nonzero return is fatal. */
+    int (*apply)(void *ctx, const struct mf_raft_entry *ents, size_t n, void **results);
+    /* Loop thread: entry `e` was applied with `result` (ownership passes to
+     * the callee, which frees it with its own means). */
+    void (*applied)(void *ctx, const struct mf_raft_entry *e, void *result);
+    /* Loop thread: the role or the leader changed. */
+    void (*role_changed)(void *ctx, enum mf_raft_role role, uint64_t leader);
+    /* Loop thread: an application message from a peer (tag >= 16). */
+    void (*peer_message)(void *ctx, uint64_t from, uint8_t tag, const uint8_t *data,
+                         size_t len);
+    /* Loop thread: the node stopped on a fatal error (storage). */
+    void (*fatal)(void *ctx, int code, const char *what);
+};
+
+struct mf_node_opts {
+    const struct mf_config *cfg;  /* node id, peers, ticks, data_dir, peer_listen */
+    SSL_CTX *peer_server_ctx;     /* mutual TLS, borrowed */
+    SSL_CTX *peer_client_ctx;     /* presents our node certificate, borrowed */
+    uint64_t applied_index;       /* what the state machine already reflects */
+    struct mf_node_sm sm;
+};
+
+/* Called once when a proposal is applied (rc 0, `result` as `applied` got it,
+ * still owned by the sm: copy what you need), or failed: MF_ENOTLEADER before
+ * it was appended, MF_EUNAVAIL if it was overwritten by another leader's
+ * entry (it did not apply), MF_EUNKNOWN if it was not applied in time. */
+typedef void (*mf_node_propose_cb)(void *arg, int rc, uint64_t index, void *result);
+/* Called once: rc 0 when the read index is applied locally (read now), or
+ * MF_EUNAVAIL / MF_ETIMEOUT. */
+typedef void (*mf_node_read_cb)(void *arg, int rc);
+
+/* Opens the log under cfg->data_dir, starts the core, the writer thread, the
+ * transport (peer listener) and the tick timer.
+ * @return 0; MF_ECONFIG; storage and transport errors. */
+int mf_node_start(uv_loop_t *loop, const struct mf_node_opts *opts, struct mf_node **out);
+
+/* Stops everything and frees the node; the loop must run afterwards to close
+ * handles. Pending callbacks get MF_ECLOSED. */
+void mf_node_stop(struct mf_node *n);
+
+/* Leader only: replicate `data` (copied). The callback runs later, never
+ * from inside this call. @return 0; MF_ENOTLEADER; MF_ETOOLARGE; -ENOBUFS. */
+int mf_node_propose(struct mf_node *n, const uint8_t *data, size_t len, mf_node_propose_cb cb,
+                    void *arg);
+
+/* The index the next proposal will get (leader only), so a command can carry
+ * ids derived from it (lease SEQ, write id). */
+uint64_t mf_node_next_index(struct mf_node *n);
+
+/* A linearizable read barrier (any node): cb(0) once this node has applied
+ * everything committed before the call. @return 0; -ENOBUFS; MF_EUNAVAIL. */
+int mf_node_read_index(struct mf_node *n, mf_node_read_cb cb, void *arg);
+
+/* Send an application message (tag >= 16) to a peer's control link. */
+int mf_node_send(struct mf_node *n, uint64_t to, uint8_t tag, const void *data, size_t len);
+
+void mf_node_status(struct mf_node *n, struct mf_raft_status *st);
+uint64_t mf_node_applied(struct mf_node *n);
+/* Highest commit index this node knows of (the leader's, as last heard). */
+uint64_t mf_node_known_commit(struct mf_node *n);
+/* The bound peer address ("ip:port"). */
+const char *mf_node_peer_addr(struct mf_node *n);
+/* The configured address of a member (peer listener), or NULL. */
+const char *mf_node_member_addr(struct mf_node *n, uint64_t id);
+/* The configured client address of a peer (api_addr), or NULL. */
+const char *mf_node_member_api_addr(struct mf_node *n, uint64_t id);
+/* Ask for leadership to move to `to`. */
+int mf_node_transfer(struct mf_node *n, uint64_t to);
+
+#endif

@@ -1,0 +1,1245 @@
+/* The client API's operations: authorisation, writes as Raft commands, reads
+ * from the local state database after a ReadIndex barrier (or stale).
+ *
+ * Writes run on the leader (a follower forwards them, api.c). The leader
+ * stamps each command with its clock (never backwards), derives ids from the
+ * index the entry will get (a lease's SEQ and a KV write id: unique and
+ * increasing by construction), and encrypts secret values with the barrier
+ * before proposing, so the Raft log and every replica hold only ciphertext.
+ *
+ * Reads check lease expiry with the local clock and the configured skew bound
+ * (DESIGN.md guarantee 4): a secret bound to a lease is refused once
+ * local_now + max_clock_skew >= expire_at. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "common/env.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "server/srv_int.h"
+#include "store/kv.h"
+#include "store/leases.h"
+#include "store/tokens.h"
+
+#define LOG_MOD "ops"
+#define TOKEN_RANDOM_BYTES 32
+#define ACCESSOR_RANDOM_BYTES 12
+#define TOKEN_SECRET_PATH "sys/token"
+
+typedef Mayfly__Api__Request Req;
+typedef Mayfly__Api__Response Resp;
+typedef Mayfly__Cmd__Command Cmd;
+typedef Mayfly__Cmd__Result Result;
+
+/* ---- small helpers ---- */
+
+static void sha256(const void *data, size_t len, uint8_t out[32])
+{
+    SHA256(data, len, out);
+}
+
+static void hex(const uint8_t *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+static Mayfly__Api__ReadInfo *read_info(struct mf_server *s, const Req *q,
+                                        Mayfly__Api__ReadInfo *ri)
+{
+    mayfly__api__read_info__init(ri);
+    ri->node = s->cfg->node_id;
+    ri->consistency = q->consistency;
+    ri->applied_index = mf_node_applied(s->node);
+    if (q->consistency == MAYFLY__API__CONSISTENCY__STALE) {
+        uint64_t commit = mf_node_known_commit(s->node);
+        ri->lag_entries = commit > ri->applied_index ? commit - ri->applied_index : 0;
+    }
+    return ri;
+}
+
+static bool is_write(const Req *q)
+{
+    switch (q->op_case) {
+    case MAYFLY__API__REQUEST__OP_LEASE_GRANT:
+    case MAYFLY__API__REQUEST__OP_LEASE_RENEW:
+    case MAYFLY__API__REQUEST__OP_LEASE_REVOKE:
+    case MAYFLY__API__REQUEST__OP_KV_PUT:
+    case MAYFLY__API__REQUEST__OP_KV_VERSIONS:
+    case MAYFLY__API__REQUEST__OP_KV_METADATA_PUT:
+    case MAYFLY__API__REQUEST__OP_TOKEN_CREATE:
+    case MAYFLY__API__REQUEST__OP_TOKEN_REVOKE:
+    case MAYFLY__API__REQUEST__OP_INIT:
+    case MAYFLY__API__REQUEST__OP_CREDS_ISSUE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* ---- proposals ---- */
+
+struct proposal {
+    struct req *r;
+    mf_ops_finish_cb finish;
+};
+
+static void on_proposed(void *arg, int rc, uint64_t index, void *result_ptr)
+{
+    struct proposal *p = arg;
+    struct req *r = p->r;
+    mf_ops_finish_cb finish = p->finish;
+    free(p);
+    (void)index;
+    if (rc) {
+        if (rc == MF_EUNKNOWN)
+            mf_api_reply_error(r, MF_EUNKNOWN, "the write was not applied in time: it may or "
+                                               "may not have been applied");
+        else
+            mf_api_reply_error(r, MF_EUNAVAIL, "leadership changed before the write applied; "
+                                               "retry (%s)", mf_strerror(rc));
+        return;
+    }
+    const Result *res = result_ptr;
+    if (!res) {
+        mf_api_reply_error(r, MF_EINTERNAL, "the state machine gave no result");
+        return;
+    }
+    if (res->code) {
+        mf_api_reply_error(r, res->code, "%s", res->error[0] ? res->error : mf_strerror(res->code));
+        return;
+    }
+    Resp resp = MAYFLY__API__RESPONSE__INIT;
+    Mayfly__Api__Empty empty = MAYFLY__API__EMPTY__INIT;
+    resp.result_case = MAYFLY__API__RESPONSE__RESULT_EMPTY;
+    resp.empty = &empty;
+    if (finish)
+        finish(r, res, &resp); /* replies itself (and may chain another proposal) */
+    else
+        mf_api_reply(r, &resp);
+}
+
+void mf_ops_propose(struct req *r, void *cmd_ptr, mf_ops_finish_cb finish)
+{
+    struct mf_server *s = r->srv;
+    Cmd *cmd = cmd_ptr;
+    uint8_t rid[64];
+    if (r->pb && r->pb->request_key.len && r->pb->request_key.len < sizeof(rid)) {
+        /* A chained second command of one request (init: keyring, then the
+         * root token) gets its own id, or the fsm would call it a duplicate. */
+        memcpy(rid, r->pb->request_key.data, r->pb->request_key.len);
+        cmd->request_id.data = rid;
+        cmd->request_id.len = r->pb->request_key.len;
+        if (r->rid_suffix)
+            rid[cmd->request_id.len++] = r->rid_suffix;
+    } else if (cmd->result_secret.len) {
+        /* The fsm hands a kept secret back only with an idempotency entry. */
+        if (mf_rand_bytes(rid, 16))
+            return mf_api_reply_error(r, MF_EINTERNAL, "random source failed");
+        cmd->request_id.data = rid;
+        cmd->request_id.len = 16;
+    }
+    if (!cmd->now_ms)
+        cmd->now_ms = mf_srv_leader_now(s);
+    struct mf_barrier_use uses[4];
+    size_t n_uses = 0;
+    if (!mf_barrier_sealed(s->barrier) &&
+        mf_barrier_uses_take(s->barrier, uses, 4, &n_uses) == 0 && n_uses > 0) {
+        cmd->key_term = uses[n_uses - 1].term;
+        for (size_t i = 0; i < n_uses; i++)
+            cmd->key_encryptions += uses[i].count;
+    }
+    size_t len = mayfly__cmd__command__get_packed_size(cmd);
+    if (len > MF_FSM_COMMAND_MAX) {
+        mf_api_reply_error(r, MF_ETOOLARGE, "the command is %zu bytes; at most %d", len,
+                           MF_FSM_COMMAND_MAX);
+        return;
+    }
+    uint8_t *buf = malloc(len ? len : 1);
+    struct proposal *p = malloc(sizeof(*p));
+    if (!buf || !p) {
+        free(buf);
+        free(p);
+        mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
+        return;
+    }
+    mayfly__cmd__command__pack(cmd, buf);
+    p->r = r;
+    p->finish = finish;
+    int rc = mf_node_propose(s->node, buf, len, on_proposed, p);
+    free(buf);
+    if (rc) {
+        free(p);
+        mf_api_reply_error(r, rc == -ENOBUFS ? MF_ERATELIMIT : MF_EUNAVAIL,
+                           "cannot propose: %s", mf_strerror(rc));
+    }
+}
+
+/* ---- authorisation ---- */
+
+static int check_token(struct mf_server *s, struct req *r)
+{
+    const char *token = r->pb->token;
+    if (!token || !*token)
+        return MF_EUNAUTH;
+    sha256(token, strlen(token), r->token_hash);
+    struct mf_state *st = mf_fsm_state(s->fsm);
+    MDB_txn *txn;
+    int rc = mf_state_read_begin(st, &txn);
+    if (rc)
+        return rc;
+    Mayfly__Cmd__TokenRecord *t = NULL;
+    rc = mf_token_get(txn, st, r->token_hash, &t);
+    mf_state_read_end(txn);
+    if (rc)
+        return rc == MF_ENOTFOUND ? MF_EUNAUTH : rc;
+    bool expired = t->expire_at_ms && mf_now_wall_ms() >= t->expire_at_ms;
+    mf_token_free(t);
+    if (expired)
+        return MF_EUNAUTH;
+    r->has_token = true;
+    return 0;
+}
+
+/* ---- lease ids ---- */
+
+static int parse_lease_id(const char *id, uint64_t *seq)
+{
+    size_t prefix_len;
+    return mf_lease_id_parse(id, &prefix_len, seq);
+}
+
+/* ---- writes ---- */
+
+static void finish_lease_grant(struct req *r, const void *res_ptr, Resp *resp)
+{
+    const Result *res = res_ptr;
+    const Mayfly__Api__LeaseGrantRequest *g = r->pb->lease_grant;
+    char id[MF_LEASE_ID_MAX];
+    mf_lease_id_format(id, sizeof(id), "lease", g->name[0] ? g->name : "default", res->seq);
+    Mayfly__Api__LeaseGrantResponse out = MAYFLY__API__LEASE_GRANT_RESPONSE__INIT;
+    out.lease_id = id;
+    out.ttl_ms = res->ttl_ms;
+    out.issued_ms = res->issued_ms;
+    out.expire_at_ms = res->expire_at_ms;
+    out.max_ttl_ms = res->max_expire_at_ms - res->issued_ms;
+    resp->result_case = MAYFLY__API__RESPONSE__RESULT_LEASE_GRANT;
+    resp->lease_grant = &out;
+    mf_api_reply(r, resp);
+}
+
+static void op_lease_grant(struct req *r)
+{
+    struct mf_server *s = r->srv;
+    const Mayfly__Api__LeaseGrantRequest *g = r->pb->lease_grant;
+    uint64_t max_cluster = s->cfg->max_lease_ttl_ms;
+    uint64_t ttl = g->ttl_ms ? g->ttl_ms : s->cfg->default_lease_ttl_ms;
+    uint64_t max_ttl = g->max_ttl_ms ? g->max_ttl_ms : max_cluster;
+    if (max_ttl > max_cluster)
+        max_ttl = max_cluster;
+    if (ttl > max_ttl)
+        ttl = max_ttl;
+    if (strlen(g->name) > MF_LEASE_NAME_MAX || strchr(g->name, '/'))
+        return mf_api_reply_error(r, MF_EINVAL, "lease name must be at most %d bytes, no '/'",
+                                  MF_LEASE_NAME_MAX);
+    Mayfly__Cmd__LeaseGrant lg = MAYFLY__CMD__LEASE_GRANT__INIT;
+    lg.seq = mf_node_next_index(s->node);
+    lg.mount = "lease";
+    lg.name = g->name[0] ? g->name : "default";
+    lg.ttl_ms = ttl;
+    lg.max_ttl_ms = max_ttl;
+    lg.state = MAYFLY__CMD__LEASE_STATE__LEASE_ACTIVE;
+    lg.owner_token_hash.data = r->token_hash;
+    lg.owner_token_hash.len = 32;
+    Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_GRANT;
+    cmd.lease_grant = &lg;
+    mf_ops_propose(r, &cmd, finish_lease_grant);
+}
+
+static void finish_lease_renew(struct req *r, const void *res_ptr, Resp *resp)
+{
+    const Result *res = res_ptr;
+    Mayfly__Api__LeaseRenewResponse out = MAYFLY__API__LEASE_RENEW_RESPONSE__INIT;
+    out.lease_id = r->pb->lease_renew->lease_id;
+    out.ttl_ms = res->ttl_ms;
+    out.expire_at_ms = res->expire_at_ms;
+    resp->result_case = MAYFLY__API__RESPONSE__RESULT_LEASE_RENEW;
+    resp->lease_renew = &out;
+    mf_api_reply(r, resp);
+}
+
+static void op_lease_renew(struct req *r)
+{
+    Mayfly__Cmd__LeaseRenew m = MAYFLY__CMD__LEASE_RENEW__INIT;
+    if (parse_lease_id(r->pb->lease_renew->lease_id, &m.seq))
+        return mf_api_reply_error(r, MF_EINVAL, "'%s' is not a lease id",
+                                  r->pb->lease_renew->lease_id);
+    m.increment_ms = r->pb->lease_renew->increment_ms;
+    Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_RENEW;
+    cmd.lease_renew = &m;
+    mf_ops_propose(r, &cmd, finish_lease_renew);
+}
+
+static void finish_count(struct req *r, const void *res_ptr, Resp *resp)
+{
+    const Result *res = res_ptr;
+    Mayfly__Api__LeaseRevokeResponse out = MAYFLY__API__LEASE_REVOKE_RESPONSE__INIT;
+    out.revoked = res->count;
+    resp->result_case = MAYFLY__API__RESPONSE__RESULT_LEASE_REVOKE;
+    resp->lease_revoke = &out;
+    mf_api_reply(r, resp);
+}
+
+static void op_lease_revoke(struct req *r)
+{
+    const Mayfly__Api__LeaseRevokeRequest *q = r->pb->lease_revoke;
+    Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
+    Mayfly__Cmd__LeaseRevokePrefix pre = MAYFLY__CMD__LEASE_REVOKE_PREFIX__INIT;
+    Mayfly__Cmd__LeaseRevoke one = MAYFLY__CMD__LEASE_REVOKE__INIT;
+    Mayfly__Cmd__LeaseForceRevoke force = MAYFLY__CMD__LEASE_FORCE_REVOKE__INIT;
+    if (q->prefix) {
+        if (q->force)
+            return mf_api_reply_error(r, MF_EINVAL, "-force takes one lease id, not a prefix");
+        pre.prefix = q->lease_id;
+        cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_REVOKE_PREFIX;
+        cmd.lease_revoke_prefix = &pre;
+    } else {
+        uint64_t seq;
+        if (parse_lease_id(q->lease_id, &seq))
+            return mf_api_reply_error(r, MF_EINVAL, "'%s' is not a lease id", q->lease_id);
+        if (q->force) {
+            force.seq = seq;
+            cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_FORCE_REVOKE;
+            cmd.lease_force_revoke = &force;
+        } else {
+            one.seq = seq;
+            cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_REVOKE;
+            cmd.lease_revoke = &one;
+        }
+    }
+    mf_ops_propose(r, &cmd, finish_count);
+}
+
+/* The KV value on the wire is a map; at rest it is the JSON object of that
+ * map, encrypted. */
+static char *kv_data_json(const Mayfly__Api__KvPutRequest *p)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < p->n_data; i++)
+        json_object_set_new(o, p->data[i]->key, json_string(p->data[i]->value));
+    char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return text;
+}
+
+static void finish_kv_put(struct req *r, const void *res_ptr, Resp *resp)
+{
+    const Result *res = res_ptr;
+    Mayfly__Api__KvPutResponse out = MAYFLY__API__KV_PUT_RESPONSE__INIT;
+    out.path = r->pb->kv_put->path;
+    out.version = res->version;
+    resp->result_case = MAYFLY__API__RESPONSE__RESULT_KV_PUT;
+    resp->kv_put = &out;
+    mf_api_reply(r, resp);
+}
+
+static int check_path(const char *path)
+{
+    size_t len = strlen(path);
+    return len == 0 || len > MF_KV_PATH_MAX ? MF_EINVAL : 0;
+}
+
+static void op_kv_put(struct req *r)
+{
+    struct mf_server *s = r->srv;
+    const Mayfly__Api__KvPutRequest *p = r->pb->kv_put;
+    if (check_path(p->path))
+        return mf_api_reply_error(r, MF_EINVAL, "a path is 1..%d bytes", MF_KV_PATH_MAX);
+    if (p->n_data == 0)
+        return mf_api_reply_error(r, MF_EINVAL, "kv put needs at least one KEY=VALUE");
+    Mayfly__Cmd__KvPut m = MAYFLY__CMD__KV_PUT__INIT;
+    m.path = p->path;
+    m.has_cas = p->has_cas;
+    m.cas = p->cas;
+    if (p->lease_id[0] && parse_lease_id(p->lease_id, &m.lease_seq))
+        return mf_api_reply_error(r, MF_EINVAL, "'%s' is not a lease id", p->lease_id);
+    m.write_id = mf_node_next_index(s->node);
+    char *json = kv_data_json(p);
+    if (!json)
+        return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
+    uint8_t *ct = NULL;
+    size_t ct_len = 0;
+    int rc = mf_barrier_encrypt(s->barrier, p->path, m.write_id, json, strlen(json), &ct,
+                                &ct_len);
+    OPENSSL_cleanse(json, strlen(json));
+    free(json);
+    if (rc)
+        return mf_api_reply_error(r, rc, "cannot encrypt the value: %s", mf_strerror(rc));
+    m.value.data = ct;
+    m.value.len = ct_len;
+    Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_KV_PUT;
+    cmd.kv_put = &m;
+    mf_ops_propose(r, &cmd, finish_kv_put);
+    free(ct);
+}
+
+static void op_kv_versions(struct req *r)
+{
+    const Mayfly__Api__KvVersionsRequest *q = r->pb->kv_versions;
+    if (check_path(q->path))
+        return mf_api_reply_error(r, MF_EINVAL, "a path is 1..%d bytes", MF_KV_PATH_MAX);
+    Mayfly__Cmd__KvVersions m = MAYFLY__CMD__KV_VERSIONS__INIT;
+    m.path = q->path;
+    switch (q->op) {
+    case MAYFLY__API__KV_VERSION_OP__KV_DELETE: m.op = MAYFLY__CMD__KV_VERSION_OP__KV_OP_DELETE; break;
+    case MAYFLY__API__KV_VERSION_OP__KV_UNDELETE: m.op = MAYFLY__CMD__KV_VERSION_OP__KV_OP_UNDELETE; break;
+    case MAYFLY__API__KV_VERSION_OP__KV_DESTROY: m.op = MAYFLY__CMD__KV_VERSION_OP__KV_OP_DESTROY; break;
+    default: return mf_api_reply_error(r, MF_EINVAL, "unknown version operation %d", q->op);
+    }
+    m.n_versions = q->n_versions;
+    m.versions = q->versions;
+    Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_KV_VERSIONS;
+    cmd.kv_versions = &m;
+    mf_ops_propose(r, &cmd, NULL);
+}
+
+static void op_kv_metadata_put(struct req *r)
+{
+    const Mayfly__Api__KvMetadataPutRequest *q = r->pb->kv_metadata_put;
+    if (check_path(q->path))
+        return mf_api_reply_error(r, MF_EINVAL, "a path is 1..%d bytes", MF_KV_PATH_MAX);
+    Mayfly__Cmd__KvMetadataPut m = MAYFLY__CMD__KV_METADATA_PUT__INIT;
+    m.path = q->path;
+    m.max_versions = q->max_versions;
+    m.set_cas_required = q->has_cas_required;
+    m.cas_required = q->cas_required;
+    Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_KV_METADATA_PUT;
+    cmd.kv_metadata_put = &m;
+    mf_ops_propose(r, &cmd, NULL);
+}
+
+/* A new token: "mf." + 64 hex digits of CSPRNG output. */
+static int make_token(char *token, size_t len, char *accessor, size_t acc_len)
+{
+    uint8_t raw[TOKEN_RANDOM_BYTES];
+    if (len < sizeof(MF_SRV_TOKEN_PREFIX) + 2 * TOKEN_RANDOM_BYTES ||
+        acc_len < 2 * ACCESSOR_RANDOM_BYTES + 1 || mf_rand_bytes(raw, sizeof(raw)))
+        return MF_ECRYPTO;
+    memcpy(token, MF_SRV_TOKEN_PREFIX, sizeof(MF_SRV_TOKEN_PREFIX) - 1);
+    hex(raw, sizeof(raw), token + sizeof(MF_SRV_TOKEN_PREFIX) - 1);
+    OPENSSL_cleanse(raw, sizeof(raw));
+    if (mf_rand_bytes(raw, ACCESSOR_RANDOM_BYTES))
+        return MF_ECRYPTO;
+    hex(raw, ACCESSOR_RANDOM_BYTES, accessor);
+    return 0;
+}
+
+/* The write id (AAD) of a token create's kept secret: derived from the
+ * request id when there is one, so the answer to a retried create (the first
+ * command's result) opens with the retry's request; else the entry's index. */
+static uint64_t token_write_id(const struct req *r)
+{
+    if (r->pb && r->pb->request_key.len >= 8) {
+        uint64_t v = 0;
+        for (int i = 0; i < 8; i++)
+            v = v << 8 | r->pb->request_key.data[i];
+        return v;
+    }
+    return r->write_id;
+}
+
+/* Decrypts the kept "token accessor" secret of a token create result. */
+static int token_secret_open(struct mf_server *s, const Result *res, uint64_t write_id,
+                             char **token, char **accessor)
+{
+    uint8_t *plain = NULL;
+    size_t len = 0;
+    int rc = mf_barrier_decrypt(s->barrier, TOKEN_SECRET_PATH, write_id, res->secret.data,
+                                res->secret.len, &plain, &len);
+    if (rc)
+        return rc;
+    char *text = malloc(len + 1);
+    if (!text) {
+        mf_barrier_wipe_free(plain, len);
+        return -ENOMEM;
+    }
+    memcpy(text, plain, len);
+    text[len] = '\0';
+    mf_barrier_wipe_free(plain, len);
+    char *sp = strchr(text, ' ');
+    if (!sp) {
+        mf_barrier_wipe_free(text, len + 1);
+        return MF_ECORRUPT;
+    }
+    *sp = '\0';
+    *token = strdup(text);
+    *accessor = strdup(sp + 1);
+    mf_barrier_wipe_free(text, len + 1);
+    return (*token && *accessor) ? 0 : -ENOMEM;
+}
+
+static void finish_token_create(struct req *r, const void *res_ptr, Resp *resp)
+{
+    const Result *res = res_ptr;
+    char *token = NULL, *accessor = NULL;
+    /* The secret kept with the result is the first answer's (a retried create
+     * gets the same token back); its write id is the first command's index. */
+    int rc = token_secret_open(r->srv, res, token_write_id(r), &token, &accessor);
+    if (rc) {
+        free(token);
+        free(accessor);
+        return mf_api_reply_error(r, MF_EINTERNAL, "cannot open the new token: %s",
+                                  mf_strerror(rc));
+    }
+    Mayfly__Api__TokenCreateResponse out = MAYFLY__API__TOKEN_CREATE_RESPONSE__INIT;
+    out.token = token;
+    out.accessor = accessor;
+    out.ttl_ms = res->ttl_ms;
+    out.expire_at_ms = res->expire_at_ms;
+    resp->result_case = MAYFLY__API__RESPONSE__RESULT_TOKEN_CREATE;
+    resp->token_create = &out;
+    mf_api_reply(r, resp);
+    OPENSSL_cleanse(token, strlen(token));
+    free(token);
+    free(accessor);
+}
+
+/* Builds and proposes a TokenCreate; `finish` answers. */
+static void propose_token_create(struct req *r, char **policies, size_t n_policies, uint64_t ttl,
+                                 bool orphan, mf_ops_finish_cb finish)
+{
+    struct mf_server *s = r->srv;
+    char token[sizeof(MF_SRV_TOKEN_PREFIX) + 2 * TOKEN_RANDOM_BYTES];
+    char accessor[2 * ACCESSOR_RANDOM_BYTES + 1];
+    if (make_token(token, sizeof(token), accessor, sizeof(accessor)))
+        return mf_api_reply_error(r, MF_EINTERNAL, "random source failed");
+    uint8_t hash[32];
+    sha256(token, strlen(token), hash);
+    Mayfly__Cmd__TokenCreate m = MAYFLY__CMD__TOKEN_CREATE__INIT;
+    m.hash.data = hash;
+    m.hash.len = 32;
+    m.accessor = accessor;
+    m.policies = policies;
+    m.n_policies = n_policies;
+    m.ttl_ms = ttl;
+    m.orphan = orphan || !r->has_token;
+    if (!m.orphan) {
+        m.parent_hash.data = r->token_hash;
+        m.parent_hash.len = 32;
+    }
+    /* Keep "token accessor" encrypted with the idempotency entry; its write id
+     * is token_write_id(). */
+    Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
+    r->write_id = mf_node_next_index(s->node);
+    uint64_t write_id = token_write_id(r);
+    char secret[sizeof(token) + sizeof(accessor) + 1];
+    snprintf(secret, sizeof(secret), "%s %s", token, accessor);
+    uint8_t *ct = NULL;
+    size_t ct_len = 0;
+    int rc = mf_barrier_encrypt(s->barrier, TOKEN_SECRET_PATH, write_id, secret, strlen(secret),
+                                &ct, &ct_len);
+    OPENSSL_cleanse(secret, sizeof(secret));
+    OPENSSL_cleanse(token, sizeof(token));
+    if (rc)
+        return mf_api_reply_error(r, rc, "cannot encrypt the token: %s", mf_strerror(rc));
+    cmd.result_secret.data = ct;
+    cmd.result_secret.len = ct_len;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_TOKEN_CREATE;
+    cmd.token_create = &m;
+    mf_ops_propose(r, &cmd, finish);
+    free(ct);
+}
+
+static void op_token_create(struct req *r)
+{
+    const Mayfly__Api__TokenCreateRequest *q = r->pb->token_create;
+    uint64_t ttl = q->ttl_ms ? q->ttl_ms : MF_SRV_TOKEN_TTL_DEFAULT_MS;
+    propose_token_create(r, q->policies, q->n_policies, ttl, q->orphan, finish_token_create);
+}
+
+static void op_token_revoke(struct req *r)
+{
+    const Mayfly__Api__TokenRevokeRequest *q = r->pb->token_revoke;
+    Mayfly__Cmd__TokenRevoke m = MAYFLY__CMD__TOKEN_REVOKE__INIT;
+    uint8_t hash[32];
+    if (q->by_accessor) {
+        m.accessor = q->token;
+    } else {
+        sha256(q->token, strlen(q->token), hash);
+        m.hash.data = hash;
+        m.hash.len = 32;
+    }
+    Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_TOKEN_REVOKE;
+    cmd.token_revoke = &m;
+    mf_ops_propose(r, &cmd, NULL);
+}
+
+/* ---- init, unseal, seal ---- */
+
+struct init_state {
+    char **shares;
+    size_t n_shares;
+    unsigned threshold;
+};
+
+static void init_state_free(void *p)
+{
+    struct init_state *is = p;
+    mf_seal_shares_free(is->shares, is->n_shares);
+    free(is);
+}
+
+static void finish_root_token(struct req *r, const void *res_ptr, Resp *resp)
+{
+    struct mf_server *s = r->srv;
+    const Result *res = res_ptr;
+    char *token = NULL, *accessor = NULL;
+    int rc = token_secret_open(s, res, token_write_id(r), &token, &accessor);
+    free(accessor);
+    if (rc) {
+        free(token);
+        return mf_api_reply_error(r, MF_EINTERNAL, "cannot open the root token");
+    }
+    if (s->dev && !r->cc && !r->peer) { /* dev mode: print it, nobody to answer */
+        s->dev_root_token = token;
+        if (s->ready_cb && !s->ready_sent) {
+            s->ready_sent = true;
+            s->ready_cb(s, token);
+        }
+        mf_req_free(r);
+        return;
+    }
+    struct init_state *is = r->op_state;
+    Mayfly__Api__InitResponse out = MAYFLY__API__INIT_RESPONSE__INIT;
+    out.n_shares = is ? is->n_shares : 0;
+    out.shares = is ? is->shares : NULL;
+    out.threshold = is ? is->threshold : 0;
+    out.root_token = token;
+    resp->result_case = MAYFLY__API__RESPONSE__RESULT_INIT;
+    resp->init = &out;
+    mf_api_reply(r, resp); /* frees r and with it the shares */
+    OPENSSL_cleanse(token, strlen(token));
+    free(token);
+}
+
+static void finish_keyring(struct req *r, const void *res_ptr, Resp *resp)
+{
+    (void)res_ptr, (void)resp;
+    static char *root_policies[] = {"root"};
+    r->has_token = false; /* the root token has no parent */
+    r->rid_suffix = 1;
+    propose_token_create(r, root_policies, 1, 0, true, finish_root_token);
+}
+
+static void propose_keyring(struct req *r, uint8_t *blob, size_t len)
+{
+    Mayfly__Cmd__KeyringPut m = MAYFLY__CMD__KEYRING_PUT__INIT;
+    m.keyring.data = blob;
+    m.keyring.len = len;
+    Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_KEYRING_PUT;
+    cmd.keyring_put = &m;
+    mf_ops_propose(r, &cmd, finish_keyring);
+}
+
+static void op_init(struct req *r)
+{
+    struct mf_server *s = r->srv;
+    if (mf_srv_initialized(s))
+        return mf_api_reply_error(r, MF_EINVAL, "the cluster is already initialised");
+    const Mayfly__Api__InitRequest *q = r->pb->init;
+    char err[MF_SEAL_ERR_LEN] = "";
+    uint8_t *blob = NULL;
+    size_t blob_len = 0;
+    int rc;
+    if (s->cfg->auto_unseal_key_file) {
+        rc = mf_seal_init_keyfile(s->seal, s->cfg->auto_unseal_key_file, mf_now_wall_ms(), &blob,
+                                  &blob_len, err, sizeof(err));
+    } else {
+        struct init_state *is = calloc(1, sizeof(*is));
+        if (!is)
+            return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
+        unsigned shares = q->shares ? q->shares : 5, threshold = q->threshold ? q->threshold : 3;
+        rc = mf_seal_init_shamir(s->seal, shares, threshold, mf_now_wall_ms(), &is->shares,
+                                 &blob, &blob_len, err, sizeof(err));
+        if (rc) {
+            free(is);
+        } else {
+            is->n_shares = shares;
+            is->threshold = threshold;
+            r->op_state = is; /* freed with r */
+            r->op_state_free = init_state_free;
+        }
+    }
+    if (rc)
+        return mf_api_reply_error(r, rc, "init failed: %s", err[0] ? err : mf_strerror(rc));
+    propose_keyring(r, blob, blob_len);
+    free(blob);
+}
+
+void mf_ops_dev_init(struct mf_server *s)
+{
+    s->dev_init_started = true;
+    if (mf_srv_initialized(s)) {
+        MF_INFO(LOG_MOD, "dev: already initialised");
+        return;
+    }
+    struct req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return;
+    r->srv = s;
+    char err[MF_SEAL_ERR_LEN] = "";
+    uint8_t *blob = NULL;
+    size_t blob_len = 0;
+    int rc = mf_seal_init_keyfile(s->seal, s->cfg->auto_unseal_key_file, mf_now_wall_ms(), &blob,
+                                  &blob_len, err, sizeof(err));
+    if (rc) {
+        MF_ERROR(LOG_MOD, "dev init failed: %s", err[0] ? err : mf_strerror(rc));
+        free(r);
+        return;
+    }
+    propose_keyring(r, blob, blob_len);
+    free(blob);
+}
+
+static void op_unseal(struct req *r)
+{
+    struct mf_server *s = r->srv;
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    int rc = mf_srv_keyring_blob(s, &blob, &len);
+    if (rc == MF_ENOTFOUND || (!rc && len == 0)) {
+        free(blob);
+        return mf_api_reply_error(r, MF_ENOTINIT, "the cluster is not initialised: run "
+                                                  "mayfly operator init");
+    }
+    if (rc)
+        return mf_api_reply_error(r, rc, "cannot read the keyring: %s", mf_strerror(rc));
+    struct mf_seal_status st;
+    char err[MF_SEAL_ERR_LEN] = "";
+    rc = mf_seal_unseal(s->seal, r->pb->unseal->share, blob, len, &st, err, sizeof(err));
+    free(blob);
+    if (rc)
+        return mf_api_reply_error(r, rc, "unseal: %s", err[0] ? err : mf_strerror(rc));
+    Mayfly__Api__UnsealResponse out = MAYFLY__API__UNSEAL_RESPONSE__INIT;
+    out.sealed = st.sealed;
+    out.progress = st.progress;
+    out.threshold = st.threshold;
+    Resp resp = MAYFLY__API__RESPONSE__INIT;
+    resp.result_case = MAYFLY__API__RESPONSE__RESULT_UNSEAL;
+    resp.unseal = &out;
+    mf_api_reply(r, &resp);
+}
+
+static void reply_empty(struct req *r)
+{
+    Mayfly__Api__Empty empty = MAYFLY__API__EMPTY__INIT;
+    Resp resp = MAYFLY__API__RESPONSE__INIT;
+    resp.result_case = MAYFLY__API__RESPONSE__RESULT_EMPTY;
+    resp.empty = &empty;
+    mf_api_reply(r, &resp);
+}
+
+static void op_seal(struct req *r)
+{
+    mf_seal_seal(r->srv->seal);
+    MF_INFO(LOG_MOD, "sealed by request");
+    reply_empty(r);
+}
+
+/* ---- reads ---- */
+
+static void op_status(struct req *r)
+{
+    struct mf_server *s = r->srv;
+    struct mf_raft_status st;
+    mf_node_status(s->node, &st);
+    Mayfly__Api__StatusResponse out = MAYFLY__API__STATUS_RESPONSE__INIT;
+    Mayfly__Api__ReadInfo ri;
+    out.node_id = s->cfg->node_id;
+    out.role = (char *)(st.role == MF_RAFT_LEADER      ? "leader"
+                        : st.role == MF_RAFT_FOLLOWER ? "follower"
+                                                      : "candidate");
+    out.leader_id = st.lead;
+    const char *la = NULL;
+    if (st.lead == s->cfg->node_id)
+        la = s->client_addr;
+    else if (st.lead)
+        la = mf_node_member_api_addr(s->node, st.lead);
+    out.leader_addr = (char *)(la ? la : "");
+    out.term = st.term;
+    out.commit_index = st.commit;
+    out.applied_index = mf_node_applied(s->node);
+    out.sealed = mf_barrier_sealed(s->barrier);
+    out.initialized = mf_srv_initialized(s);
+    out.read = read_info(s, r->pb, &ri);
+    Mayfly__Api__Member members[2 * MF_RAFT_NODES_MAX];
+    Mayfly__Api__Member *ptrs[2 * MF_RAFT_NODES_MAX];
+    size_t n = 0;
+    for (uint32_t i = 0; i < st.conf.voters_len + st.conf.learners_len; i++) {
+        bool voter = i < st.conf.voters_len;
+        uint64_t id = voter ? st.conf.voters[i] : st.conf.learners[i - st.conf.voters_len];
+        mayfly__api__member__init(&members[n]);
+        members[n].id = id;
+        const char *addr = mf_node_member_addr(s->node, id);
+        members[n].addr = (char *)(addr ? addr : "");
+        members[n].voter = voter;
+        ptrs[n] = &members[n];
+        n++;
+        if (!voter && id == s->cfg->node_id)
+            out.role = "learner";
+    }
+    out.n_members = n;
+    out.members = ptrs;
+    Resp resp = MAYFLY__API__RESPONSE__INIT;
+    resp.result_case = MAYFLY__API__RESPONSE__RESULT_STATUS;
+    resp.status = &out;
+    mf_api_reply(r, &resp);
+}
+
+/* Guarantee 4: may this lease's secret be served now, by this node's clock? */
+static int lease_servable(struct mf_server *s, MDB_txn *txn, uint64_t seq, char *id, size_t id_len)
+{
+    Mayfly__Cmd__LeaseRecord *rec = NULL;
+    int rc = mf_lease_get(txn, mf_fsm_state(s->fsm), seq, &rec);
+    if (rc == MF_ENOTFOUND)
+        return MF_ELEASEEXPIRED;
+    if (rc)
+        return rc;
+    if (id)
+        mf_lease_id_format(id, id_len, rec->mount, rec->name, seq);
+    bool live = rec->state == MAYFLY__CMD__LEASE_STATE__LEASE_ACTIVE ||
+                rec->state == MAYFLY__CMD__LEASE_STATE__LEASE_ISSUING;
+    bool expiring = mf_now_wall_ms() + s->cfg->max_clock_skew_ms >= rec->expire_at_ms;
+    mf_lease_free(rec);
+    return live && !expiring ? 0 : MF_ELEASEEXPIRED;
+}
+
+static void read_kv_get(struct req *r)
+{
+    struct mf_server *s = r->srv;
+    const Mayfly__Api__KvGetRequest *q = r->pb->kv_get;
+    struct mf_state *st = mf_fsm_state(s->fsm);
+    MDB_txn *txn;
+    int rc = mf_state_read_begin(st, &txn);
+    if (rc)
+        return mf_api_reply_error(r, rc, "storage: %s", mf_strerror(rc));
+    Mayfly__Cmd__KvVersion *v = NULL;
+    uint64_t version = 0;
+    char lease_id[MF_LEASE_ID_MAX] = "";
+    rc = mf_kv_get(txn, st, q->path, q->version, &v, &version);
+    if (!rc && (v->deleted_ms || v->destroyed))
+        rc = MF_ENOTFOUND;
+    if (!rc && v->lease_seq)
+        rc = lease_servable(s, txn, v->lease_seq, lease_id, sizeof(lease_id));
+    mf_state_read_end(txn);
+    if (rc) {
+        mf_kv_version_free(v);
+        if (rc == MF_ENOTFOUND)
+            return mf_api_reply_error(r, rc, "no value at '%s'", q->path);
+        if (rc == MF_ELEASEEXPIRED)
+            return mf_api_reply_error(r, rc, "the lease of '%s' has expired or is about to",
+                                      q->path);
+        return mf_api_reply_error(r, rc, "%s", mf_strerror(rc));
+    }
+    uint8_t *plain = NULL;
+    size_t plain_len = 0;
+    rc = mf_barrier_decrypt(s->barrier, q->path, v->write_id, v->value.data, v->value.len, &plain,
+                            &plain_len);
+    uint64_t created = v->created_ms;
+    mf_kv_version_free(v);
+    if (rc)
+        return mf_api_reply_error(r, rc, "cannot decrypt '%s': %s", q->path, mf_strerror(rc));
+    json_error_t je;
+    json_t *obj = json_loadb((const char *)plain, plain_len, 0, &je);
+    mf_barrier_wipe_free(plain, plain_len);
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return mf_api_reply_error(r, MF_EINTERNAL, "stored value of '%s' is not a map", q->path);
+    }
+    size_t n = json_object_size(obj), i = 0;
+    Mayfly__Api__KvGetResponse__DataEntry *entries = calloc(n ? n : 1, sizeof(*entries));
+    Mayfly__Api__KvGetResponse__DataEntry **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val) {
+        mayfly__api__kv_get_response__data_entry__init(&entries[i]);
+        entries[i].key = (char *)key;
+        entries[i].value = (char *)(json_is_string(val) ? json_string_value(val) : "");
+        ptrs[i] = &entries[i];
+        i++;
+    }
+    Mayfly__Api__KvGetResponse out = MAYFLY__API__KV_GET_RESPONSE__INIT;
+    Mayfly__Api__ReadInfo ri;
+    out.path = q->path;
+    out.version = version;
+    out.created_ms = created;
+    out.lease_id = lease_id;
+    out.n_data = n;
+    out.data = ptrs;
+    out.read = read_info(s, r->pb, &ri);
+    Resp resp = MAYFLY__API__RESPONSE__INIT;
+    resp.result_case = MAYFLY__API__RESPONSE__RESULT_KV_GET;
+    resp.kv_get = &out;
+    mf_api_reply(r, &resp);
+    free(entries);
+    free(ptrs);
+    json_decref(obj); /* jansson does not wipe: values passed through TLS only */
+}
+
+static void read_kv_list(struct req *r)
+{
+    struct mf_server *s = r->srv;
+    const Mayfly__Api__KvListRequest *q = r->pb->kv_list;
+    size_t limit = q->limit ? q->limit : MF_SRV_LIST_LIMIT_DEFAULT;
+    if (limit > MF_SRV_LIST_LIMIT_MAX)
+        limit = MF_SRV_LIST_LIMIT_MAX;
+    struct mf_state *st = mf_fsm_state(s->fsm);
+    MDB_txn *txn;
+    int rc = mf_state_read_begin(st, &txn);
+    if (rc)
+        return mf_api_reply_error(r, rc, "storage: %s", mf_strerror(rc));
+    char **paths = NULL;
+    size_t n = 0;
+    int more = 0;
+    rc = mf_kv_list(txn, st, q->prefix, q->after[0] ? q->after : NULL, limit, &paths, &n, &more);
+    mf_state_read_end(txn);
+    if (rc)
+        return mf_api_reply_error(r, rc, "%s", mf_strerror(rc));
+    Mayfly__Api__KvListResponse out = MAYFLY__API__KV_LIST_RESPONSE__INIT;
+    Mayfly__Api__ReadInfo ri;
+    out.n_keys = n;
+    out.keys = paths;
+    out.next = (char *)(more && n ? paths[n - 1] : "");
+    out.read = read_info(s, r->pb, &ri);
+    Resp resp = MAYFLY__API__RESPONSE__INIT;
+    resp.result_case = MAYFLY__API__RESPONSE__RESULT_KV_LIST;
+    resp.kv_list = &out;
+    mf_api_reply(r, &resp);
+    mf_kv_list_free(paths, n);
+}
+
+static void read_kv_metadata(struct req *r)
+{
+    struct mf_server *s = r->srv;
+    const char *path = r->pb->kv_metadata_get->path;
+    struct mf_state *st = mf_fsm_state(s->fsm);
+    MDB_txn *txn;
+    int rc = mf_state_read_begin(st, &txn);
+    if (rc)
+        return mf_api_reply_error(r, rc, "storage: %s", mf_strerror(rc));
+    Mayfly__Cmd__KvMeta *m = NULL;
+    rc = mf_kv_meta_get(txn, st, path, &m);
+    if (rc) {
+        mf_state_read_end(txn);
+        return mf_api_reply_error(r, rc, "no metadata at '%s'", path);
+    }
+    size_t cap = m->current_version >= m->oldest_version && m->oldest_version
+                     ? (size_t)(m->current_version - m->oldest_version + 1)
+                     : 0;
+    if (cap > MF_KV_VERSIONS_MAX)
+        cap = MF_KV_VERSIONS_MAX;
+    Mayfly__Api__KvVersionMeta *vm = calloc(cap ? cap : 1, sizeof(*vm));
+    Mayfly__Api__KvMetadataGetResponse__VersionsEntry *ve = calloc(cap ? cap : 1, sizeof(*ve));
+    Mayfly__Api__KvMetadataGetResponse__VersionsEntry **vp = calloc(cap ? cap : 1, sizeof(*vp));
+    size_t n = 0;
+    for (uint64_t ver = m->oldest_version; vm && ve && vp && n < cap; ver++) {
+        Mayfly__Cmd__KvVersion *v = NULL;
+        uint64_t got;
+        if (mf_kv_get(txn, st, path, ver, &v, &got) == 0) {
+            mayfly__api__kv_version_meta__init(&vm[n]);
+            vm[n].created_ms = v->created_ms;
+            vm[n].deleted_ms = v->deleted_ms;
+            vm[n].destroyed = v->destroyed;
+            mayfly__api__kv_metadata_get_response__versions_entry__init(&ve[n]);
+            ve[n].key = ver;
+            ve[n].value = &vm[n];
+            vp[n] = &ve[n];
+            n++;
+            mf_kv_version_free(v);
+        } else if (ver >= m->current_version) {
+            break;
+        }
+        if (ver >= m->current_version)
+            break;
+    }
+    mf_state_read_end(txn);
+    Mayfly__Api__KvMetadataGetResponse out = MAYFLY__API__KV_METADATA_GET_RESPONSE__INIT;
+    Mayfly__Api__ReadInfo ri;
+    out.path = (char *)path;
+    out.current_version = m->current_version;
+    out.oldest_version = m->oldest_version;
+    out.max_versions = m->max_versions;
+    out.cas_required = m->cas_required;
+    out.n_versions = n;
+    out.versions = vp;
+    out.read = read_info(s, r->pb, &ri);
+    Resp resp = MAYFLY__API__RESPONSE__INIT;
+    resp.result_case = MAYFLY__API__RESPONSE__RESULT_KV_METADATA_GET;
+    resp.kv_metadata_get = &out;
+    mf_api_reply(r, &resp);
+    mf_kv_meta_free(m);
+    free(vm);
+    free(ve);
+    free(vp);
+}
+
+static void lease_info_fill(Mayfly__Api__LeaseInfo *li, const char *id,
+                            const Mayfly__Cmd__LeaseRecord *rec)
+{
+    mayfly__api__lease_info__init(li);
+    li->lease_id = (char *)id;
+    li->state = (Mayfly__Api__LeaseState)rec->state; /* same numbering by design */
+    li->issued_ms = rec->issued_ms;
+    li->expire_at_ms = rec->expire_at_ms;
+    li->max_expire_at_ms = rec->max_expire_at_ms;
+    li->renewable = rec->state == MAYFLY__CMD__LEASE_STATE__LEASE_ACTIVE &&
+                    rec->expire_at_ms < rec->max_expire_at_ms;
+    li->engine = rec->engine;
+    /* last_error is stored encrypted; shown once engines write it (issue 6). */
+}
+
+static void read_lease_lookup(struct req *r)
+{
+    struct mf_server *s = r->srv;
+    const char *id = r->pb->lease_lookup->lease_id;
+    uint64_t seq;
+    if (parse_lease_id(id, &seq))
+        return mf_api_reply_error(r, MF_EINVAL, "'%s' is not a lease id", id);
+    struct mf_state *st = mf_fsm_state(s->fsm);
+    MDB_txn *txn;
+    int rc = mf_state_read_begin(st, &txn);
+    if (rc)
+        return mf_api_reply_error(r, rc, "storage: %s", mf_strerror(rc));
+    Mayfly__Cmd__LeaseRecord *rec = NULL;
+    rc = mf_lease_get(txn, st, seq, &rec);
+    mf_state_read_end(txn);
+    char canonical[MF_LEASE_ID_MAX];
+    if (!rc) {
+        mf_lease_id_format(canonical, sizeof(canonical), rec->mount, rec->name, seq);
+        if (strcmp(canonical, id) != 0) /* same SEQ, other mount/name: not this lease */
+            rc = MF_ENOTFOUND;
+    }
+    if (rc) {
+        mf_lease_free(rec);
+        return mf_api_reply_error(r, rc, "no lease '%s'", id);
+    }
+    Mayfly__Api__LeaseInfo li;
+    lease_info_fill(&li, canonical, rec);
+    Mayfly__Api__LeaseLookupResponse out = MAYFLY__API__LEASE_LOOKUP_RESPONSE__INIT;
+    Mayfly__Api__ReadInfo ri;
+    out.lease = &li;
+    out.read = read_info(s, r->pb, &ri);
+    Resp resp = MAYFLY__API__RESPONSE__INIT;
+    resp.result_case = MAYFLY__API__RESPONSE__RESULT_LEASE_LOOKUP;
+    resp.lease_lookup = &out;
+    mf_api_reply(r, &resp);
+    mf_lease_free(rec);
+}
+
+static void read_lease_list(struct req *r)
+{
+    struct mf_server *s = r->srv;
+    const Mayfly__Api__LeaseListRequest *q = r->pb->lease_list;
+    size_t limit = q->limit ? q->limit : MF_SRV_LIST_LIMIT_DEFAULT;
+    if (limit > MF_SRV_LIST_LIMIT_MAX)
+        limit = MF_SRV_LIST_LIMIT_MAX;
+    struct mf_state *st = mf_fsm_state(s->fsm);
+    MDB_txn *txn;
+    int rc = mf_state_read_begin(st, &txn);
+    if (rc)
+        return mf_api_reply_error(r, rc, "storage: %s", mf_strerror(rc));
+    struct mf_lease_item *items = NULL;
+    size_t n = 0;
+    int more = 0;
+    rc = mf_lease_list(txn, st, q->prefix, (int)q->state, q->after[0] ? q->after : NULL, limit,
+                       &items, &n, &more);
+    mf_state_read_end(txn);
+    if (rc)
+        return mf_api_reply_error(r, rc, "%s", mf_strerror(rc));
+    Mayfly__Api__LeaseInfo *infos = calloc(n ? n : 1, sizeof(*infos));
+    Mayfly__Api__LeaseInfo **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+    if (!infos || !ptrs) {
+        free(infos);
+        free(ptrs);
+        mf_lease_list_free(items, n);
+        return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        lease_info_fill(&infos[i], items[i].id, items[i].rec);
+        ptrs[i] = &infos[i];
+    }
+    Mayfly__Api__LeaseListResponse out = MAYFLY__API__LEASE_LIST_RESPONSE__INIT;
+    Mayfly__Api__ReadInfo ri;
+    out.n_leases = n;
+    out.leases = ptrs;
+    out.next = (char *)(more && n ? items[n - 1].id : "");
+    out.read = read_info(s, r->pb, &ri);
+    Resp resp = MAYFLY__API__RESPONSE__INIT;
+    resp.result_case = MAYFLY__API__RESPONSE__RESULT_LEASE_LIST;
+    resp.lease_list = &out;
+    mf_api_reply(r, &resp);
+    free(infos);
+    free(ptrs);
+    mf_lease_list_free(items, n);
+}
+
+static void read_token_lookup(struct req *r)
+{
+    struct mf_server *s = r->srv;
+    const Mayfly__Api__TokenLookupRequest *q = r->pb->token_lookup;
+    uint8_t hash[32];
+    struct mf_state *st = mf_fsm_state(s->fsm);
+    MDB_txn *txn;
+    int rc = mf_state_read_begin(st, &txn);
+    if (rc)
+        return mf_api_reply_error(r, rc, "storage: %s", mf_strerror(rc));
+    if (q->by_accessor)
+        rc = mf_token_by_accessor(txn, st, q->token, hash);
+    else if (q->token[0])
+        sha256(q->token, strlen(q->token), hash);
+    else
+        memcpy(hash, r->token_hash, 32);
+    Mayfly__Cmd__TokenRecord *t = NULL, *parent = NULL;
+    if (!rc)
+        rc = mf_token_get(txn, st, hash, &t);
+    if (!rc && t->parent_hash.len == 32)
+        mf_token_get(txn, st, t->parent_hash.data, &parent);
+    mf_state_read_end(txn);
+    if (rc)
+        return mf_api_reply_error(r, rc == MF_ENOTFOUND ? MF_ENOTFOUND : rc, "no such token");
+    Mayfly__Api__TokenLookupResponse out = MAYFLY__API__TOKEN_LOOKUP_RESPONSE__INIT;
+    Mayfly__Api__ReadInfo ri;
+    uint64_t now = mf_now_wall_ms();
+    out.accessor = t->accessor;
+    out.expire_at_ms = t->expire_at_ms;
+    out.ttl_ms = t->expire_at_ms > now ? t->expire_at_ms - now : 0;
+    out.parent_accessor = parent ? parent->accessor : "";
+    out.orphan = t->orphan;
+    out.n_policies = t->n_policies;
+    out.policies = t->policies;
+    out.read = read_info(s, r->pb, &ri);
+    Resp resp = MAYFLY__API__RESPONSE__INIT;
+    resp.result_case = MAYFLY__API__RESPONSE__RESULT_TOKEN_LOOKUP;
+    resp.token_lookup = &out;
+    mf_api_reply(r, &resp);
+    mf_token_free(t);
+    mf_token_free(parent);
+}
+
+static void run_read(struct req *r)
+{
+    switch (r->pb->op_case) {
+    case MAYFLY__API__REQUEST__OP_KV_GET: read_kv_get(r); break;
+    case MAYFLY__API__REQUEST__OP_KV_LIST: read_kv_list(r); break;
+    case MAYFLY__API__REQUEST__OP_KV_METADATA_GET: read_kv_metadata(r); break;
+    case MAYFLY__API__REQUEST__OP_LEASE_LOOKUP: read_lease_lookup(r); break;
+    case MAYFLY__API__REQUEST__OP_LEASE_LIST: read_lease_list(r); break;
+    case MAYFLY__API__REQUEST__OP_TOKEN_LOOKUP: read_token_lookup(r); break;
+    default: mf_api_reply_error(r, MF_EINVAL, "not a read"); break;
+    }
+}
+
+static void on_read_index(void *arg, int rc)
+{
+    struct req *r = arg;
+    if (rc)
+        return mf_api_reply_error(r, MF_EUNAVAIL,
+                                  "cannot confirm a linearizable read (%s); retry, or ask for "
+                                  "-consistency stale",
+                                  mf_strerror(rc));
+    run_read(r);
+}
+
+static void run_write(struct req *r)
+{
+    switch (r->pb->op_case) {
+    case MAYFLY__API__REQUEST__OP_LEASE_GRANT: op_lease_grant(r); break;
+    case MAYFLY__API__REQUEST__OP_LEASE_RENEW: op_lease_renew(r); break;
+    case MAYFLY__API__REQUEST__OP_LEASE_REVOKE: op_lease_revoke(r); break;
+    case MAYFLY__API__REQUEST__OP_KV_PUT: op_kv_put(r); break;
+    case MAYFLY__API__REQUEST__OP_KV_VERSIONS: op_kv_versions(r); break;
+    case MAYFLY__API__REQUEST__OP_KV_METADATA_PUT: op_kv_metadata_put(r); break;
+    case MAYFLY__API__REQUEST__OP_TOKEN_CREATE: op_token_create(r); break;
+    case MAYFLY__API__REQUEST__OP_TOKEN_REVOKE: op_token_revoke(r); break;
+    case MAYFLY__API__REQUEST__OP_INIT: op_init(r); break;
+    case MAYFLY__API__REQUEST__OP_CREDS_ISSUE:
+        mf_api_reply_error(r, MF_ENOTFOUND, "no secrets engine is mounted at '%s'",
+                           r->pb->creds_issue->mount);
+        break;
+    default: mf_api_reply_error(r, MF_EINVAL, "not a write"); break;
+    }
+}
+
+/* Writes run on the leader: forward from a follower (once: a forwarded
+ * request that lands on a non-leader is refused, so nothing loops). */
+static void route_write(struct req *r)
+{
+    struct mf_server *s = r->srv;
+    if (s->role == MF_RAFT_LEADER)
+        return run_write(r);
+    if (r->peer)
+        return mf_api_reply_error(r, MF_EUNAVAIL, "this node is no longer the leader; retry");
+    int rc = mf_api_forward(s, r);
+    if (rc)
+        mf_api_reply_error(r, MF_EUNAVAIL, "no leader to forward to (%s); retry",
+                           mf_strerror(rc));
+}
+
+void mf_ops_dispatch(struct req *r)
+{
+    struct mf_server *s = r->srv;
+    const Req *q = r->pb;
+    if (s->failed)
+        return mf_api_reply_error(r, MF_EUNAVAIL, "this node stopped after a storage failure");
+    switch (q->op_case) {
+    case MAYFLY__API__REQUEST__OP__NOT_SET:
+        return mf_api_reply_error(r, MF_EINVAL, "the request names no operation");
+    case MAYFLY__API__REQUEST__OP_STATUS:
+        return op_status(r);
+    case MAYFLY__API__REQUEST__OP_UNSEAL:
+        return op_unseal(r);
+    case MAYFLY__API__REQUEST__OP_INIT:
+        return route_write(r);
+    default:
+        break;
+    }
+    bool sealed = mf_barrier_sealed(s->barrier);
+    if (sealed && !r->peer) {
+        if (!mf_srv_initialized(s))
+            return mf_api_reply_error(r, MF_ENOTINIT, "the cluster is not initialised");
+        return mf_api_reply_error(r, MF_ESEALED, "this node is sealed: mayfly operator unseal");
+    }
+    int rc = check_token(s, r);
+    if (rc)
+        return mf_api_reply_error(r, MF_EUNAUTH, "missing, unknown or expired token");
+    if (q->op_case == MAYFLY__API__REQUEST__OP_SEAL)
+        return op_seal(r);
+    if (is_write(q)) {
+        if (sealed && s->role == MF_RAFT_LEADER)
+            return mf_api_reply_error(r, MF_ESEALED, "the leader is sealed");
+        return route_write(r);
+    }
+    if (q->consistency == MAYFLY__API__CONSISTENCY__STALE)
+        return run_read(r);
+    rc = mf_node_read_index(s->node, on_read_index, r);
+    if (rc)
+        mf_api_reply_error(r, MF_EUNAVAIL, "cannot start a linearizable read (%s); retry",
+                           mf_strerror(rc));
+}

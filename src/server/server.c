@@ -1,0 +1,280 @@
+/* mayflyd's server: lifecycle, the state machine behind the node, the seal.
+ *
+ * The state machine (src/store/fsm.c) is applied on the node's writer thread;
+ * results come back to the loop through node.h's callbacks. The barrier is
+ * only touched on the loop thread: commands carry ciphertext made by the
+ * leader at proposal, and the fsm stores it as it is. */
+#include "server/srv_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/env.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "net/tls.h"
+
+#define LOG_MOD "server"
+#define HOUSEKEEPING_MS 100
+
+/* ---- the state machine as the node sees it ---- */
+
+static int sm_apply(void *ctx, const struct mf_raft_entry *ents, size_t n, void **results)
+{
+    struct mf_server *s = ctx;
+    struct mf_fsm_entry *fe = calloc(n, sizeof(*fe));
+    if (!fe)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        fe[i].index = ents[i].index;
+        if (ents[i].type == MF_RAFT_ENTRY_NORMAL) {
+            fe[i].data = ents[i].data;
+            fe[i].len = ents[i].len;
+        }
+    }
+    int rc = mf_fsm_apply_batch(s->fsm, fe, n, (Mayfly__Cmd__Result **)results);
+    free(fe);
+    if (!rc)
+        __atomic_store_n(&s->applied_now_ms, mf_fsm_now(s->fsm), __ATOMIC_RELEASE);
+    return rc;
+}
+
+static void sm_applied(void *ctx, const struct mf_raft_entry *e, void *result)
+{
+    struct mf_server *s = ctx;
+    (void)e;
+    mf_fsm_result_free(result);
+    if (mf_barrier_sealed(s->barrier))
+        mf_srv_try_auto_unseal(s);
+}
+
+static void sm_role_changed(void *ctx, enum mf_raft_role role, uint64_t leader)
+{
+    struct mf_server *s = ctx;
+    if (role != s->role || leader != s->leader)
+        MF_INFO(LOG_MOD, "node %" PRIu64 ": %s, leader %" PRIu64, s->cfg->node_id,
+                mf_raft_role_name(role), leader);
+    s->role = role;
+    s->leader = leader;
+    if (role == MF_RAFT_LEADER && s->dev && !s->dev_init_started)
+        mf_ops_dev_init(s);
+}
+
+static void sm_peer_message(void *ctx, uint64_t from, uint8_t tag, const uint8_t *data,
+                            size_t len)
+{
+    mf_api_peer_message(ctx, from, tag, data, len);
+}
+
+static void sm_fatal(void *ctx, int code, const char *what)
+{
+    struct mf_server *s = ctx;
+    s->failed = code ? code : MF_EINTERNAL;
+    MF_ERROR(LOG_MOD, "fatal: %s: %s; this node stops serving", what, mf_strerror(code));
+    mf_api_fail_forwards(s, MF_EUNAVAIL);
+}
+
+/* ---- clock, seal ---- */
+
+uint64_t mf_srv_leader_now(struct mf_server *s)
+{
+    /* Never backwards: not across our own proposals, nor below what the
+     * cluster already applied (a previous leader's clock may run ahead). */
+    uint64_t now = mf_now_wall_ms();
+    uint64_t applied = __atomic_load_n(&s->applied_now_ms, __ATOMIC_ACQUIRE);
+    if (now < applied)
+        now = applied;
+    if (now < s->last_now_ms)
+        now = s->last_now_ms;
+    s->last_now_ms = now;
+    return now;
+}
+
+int mf_srv_keyring_blob(struct mf_server *s, uint8_t **blob, size_t *len)
+{
+    struct mf_state *st = mf_fsm_state(s->fsm);
+    MDB_txn *txn;
+    int rc = mf_state_read_begin(st, &txn);
+    if (rc)
+        return rc;
+    const uint8_t *data = NULL;
+    size_t dlen = 0;
+    rc = mf_state_keyring(txn, st, &data, &dlen);
+    if (!rc) {
+        *blob = malloc(dlen ? dlen : 1);
+        if (*blob) {
+            memcpy(*blob, data, dlen);
+            *len = dlen;
+        } else {
+            rc = -ENOMEM;
+        }
+    }
+    mf_state_read_end(txn);
+    return rc;
+}
+
+bool mf_srv_initialized(struct mf_server *s)
+{
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    int rc = mf_srv_keyring_blob(s, &blob, &len);
+    free(blob);
+    return rc == 0 && len > 0;
+}
+
+void mf_srv_try_auto_unseal(struct mf_server *s)
+{
+    if (!s->cfg->auto_unseal_key_file || !mf_barrier_sealed(s->barrier))
+        return;
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    if (mf_srv_keyring_blob(s, &blob, &len) || len == 0) {
+        free(blob);
+        return; /* not initialised yet */
+    }
+    char err[MF_SEAL_ERR_LEN] = "";
+    int rc = mf_seal_unseal_keyfile(s->seal, s->cfg->auto_unseal_key_file, blob, len, err,
+                                    sizeof(err));
+    free(blob);
+    if (rc)
+        MF_ERROR(LOG_MOD, "auto-unseal from %s failed: %s", s->cfg->auto_unseal_key_file,
+                 err[0] ? err : mf_strerror(rc));
+    else
+        MF_INFO(LOG_MOD, "unsealed from the key file");
+}
+
+/* ---- lifecycle ---- */
+
+static void on_housekeeping(uv_timer_t *t)
+{
+    struct mf_server *s = t->data;
+    mf_api_expire_forwards(s);
+}
+
+static int load_tls(struct mf_server *s)
+{
+    const struct mf_config *c = s->cfg;
+    char err[512] = "";
+    if (!c->tls_ca_file || !c->tls_cert_file || !c->tls_key_file) {
+        MF_ERROR(LOG_MOD, "config: tls_ca_file, tls_cert_file and tls_key_file are required "
+                          "(TLS is always on)");
+        return MF_ECONFIG;
+    }
+    int rc = mf_tls_server_ctx_new(c->tls_ca_file, c->tls_cert_file, c->tls_key_file,
+                                   MF_TLS_CLIENT_AUTH_REQUIRE, &s->peer_server_ctx, err,
+                                   sizeof(err));
+    if (!rc)
+        rc = mf_tls_client_ctx_new(c->tls_ca_file, c->tls_cert_file, c->tls_key_file,
+                                   &s->peer_client_ctx, err, sizeof(err));
+    if (!rc)
+        rc = mf_tls_server_ctx_new(c->tls_ca_file, c->tls_cert_file, c->tls_key_file,
+                                   MF_TLS_CLIENT_AUTH_OPTIONAL, &s->client_ctx, err, sizeof(err));
+    if (rc)
+        MF_ERROR(LOG_MOD, "TLS: %s", err[0] ? err : mf_strerror(rc));
+    return rc;
+}
+
+int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_server **out)
+{
+    struct mf_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->loop = loop;
+    s->cfg = o->cfg;
+    s->dev = o->dev;
+    s->ready_cb = o->ready_cb;
+    int rc = load_tls(s);
+    if (!rc)
+        rc = mf_barrier_new(&s->barrier);
+    if (!rc)
+        rc = mf_seal_new(s->barrier, &s->seal);
+    if (!rc) {
+        rc = mf_fsm_open(s->cfg->data_dir, NULL, &s->fsm);
+        if (rc)
+            MF_ERROR(LOG_MOD, "cannot open the state database in %s: %s", s->cfg->data_dir,
+                     mf_strerror(rc));
+    }
+    if (rc)
+        goto fail;
+    s->applied_now_ms = mf_fsm_now(s->fsm);
+    mf_srv_try_auto_unseal(s);
+    struct mf_node_opts no = {
+        .cfg = s->cfg,
+        .peer_server_ctx = s->peer_server_ctx,
+        .peer_client_ctx = s->peer_client_ctx,
+        .applied_index = mf_fsm_applied(s->fsm),
+        .sm = {.ctx = s,
+               .apply = sm_apply,
+               .applied = sm_applied,
+               .role_changed = sm_role_changed,
+               .peer_message = sm_peer_message,
+               .fatal = sm_fatal},
+    };
+    rc = mf_node_start(loop, &no, &s->node);
+    if (rc)
+        goto fail;
+    rc = mf_api_listen(s);
+    if (rc)
+        goto fail;
+    uv_timer_init(loop, &s->housekeeping);
+    s->housekeeping.data = s;
+    s->housekeeping_started = true;
+    uv_timer_start(&s->housekeeping, on_housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
+    if (!s->dev && s->ready_cb) {
+        s->ready_sent = true;
+        s->ready_cb(s, NULL);
+    }
+    *out = s;
+    return 0;
+fail:
+    mf_server_stop(s);
+    return rc;
+}
+
+static void on_housekeeping_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void mf_server_stop(struct mf_server *s)
+{
+    if (!s)
+        return;
+    mf_api_fail_forwards(s, MF_EUNAVAIL);
+    mf_api_close(s);
+    mf_node_stop(s->node);
+    s->node = NULL;
+    mf_fsm_close(s->fsm);
+    mf_seal_free(s->seal);
+    mf_barrier_free(s->barrier);
+    mf_tls_ctx_free(s->peer_server_ctx);
+    mf_tls_ctx_free(s->peer_client_ctx);
+    mf_tls_ctx_free(s->client_ctx);
+    if (s->dev_root_token) {
+        OPENSSL_cleanse(s->dev_root_token, strlen(s->dev_root_token));
+        free(s->dev_root_token);
+    }
+    if (s->housekeeping_started) {
+        uv_timer_stop(&s->housekeeping);
+        uv_close((uv_handle_t *)&s->housekeeping, on_housekeeping_closed);
+    } else {
+        free(s);
+    }
+}
+
+const char *mf_server_client_addr(const struct mf_server *s)
+{
+    return s->client_addr;
+}
+
+const char *mf_server_peer_addr(const struct mf_server *s)
+{
+    return mf_node_peer_addr(s->node);
+}
+
+int mf_server_failed(const struct mf_server *s)
+{
+    return s->failed;
+}

@@ -1,0 +1,121 @@
+/* Internals shared by the server's files (server.c: lifecycle and state
+ * machine; api.c: client connections, dispatch and forwarding; ops.c: the
+ * operations). Not a public header. */
+#ifndef MF_SERVER_SRV_INT_H
+#define MF_SERVER_SRV_INT_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "mayfly.pb-c.h"
+#include "net/conn.h"
+#include "server/node.h"
+#include "server/server.h"
+#include "store/barrier.h"
+#include "store/fsm.h"
+#include "store/seal.h"
+
+#define MF_SRV_CONN_INFLIGHT_MAX 1024   /* requests in flight per client connection */
+#define MF_SRV_FORWARD_TIMEOUT_MS 10000 /* a forwarded request with no answer */
+#define MF_SRV_LIST_LIMIT_DEFAULT 100
+#define MF_SRV_LIST_LIMIT_MAX 10000
+#define MF_SRV_TOKEN_PREFIX "mf."
+#define MF_SRV_TOKEN_TTL_DEFAULT_MS (UINT64_C(768) * 3600 * 1000)
+#define MF_SRV_REVOKED_RETENTION_MS (UINT64_C(24) * 3600 * 1000)
+
+/* Application tags on the peer transport (node.h: >= 16). */
+enum {
+    MF_SRV_TAG_FWD_REQ = 16,  /* [fwd id: 8 BE][Request] follower -> leader */
+    MF_SRV_TAG_FWD_RESP = 17, /* [fwd id: 8 BE][Response] leader -> follower */
+};
+
+struct client_conn {
+    struct mf_server *srv;
+    struct mf_conn *conn;     /* NULL once closed */
+    unsigned refs;            /* the connection itself + requests in flight */
+    unsigned inflight;
+    bool paused;
+};
+
+/* One request being served, from a client connection or forwarded by a peer. */
+struct req {
+    struct mf_server *srv;
+    Mayfly__Api__Request *pb;
+    struct client_conn *cc;   /* client origin */
+    uint64_t peer;            /* peer origin (forwarded): node id, fwd id */
+    uint64_t fwd_id;
+    uint8_t token_hash[32];
+    bool has_token;
+    /* For a proposal: what the answer needs beyond the fsm's Result. */
+    uint64_t seq;
+    uint64_t write_id;
+    uint8_t rid_suffix;       /* appended to the request id of a chained command */
+    char *secret_plain;       /* wiped and freed with the request */
+    void *op_state;           /* an operation's own state (init: the shares) */
+    void (*op_state_free)(void *op_state);
+    struct req *next_fwd;     /* forwarded-out list (follower side) */
+    uint64_t fwd_deadline_ms;
+};
+
+struct mf_server {
+    uv_loop_t *loop;
+    const struct mf_config *cfg;
+    bool dev;
+    mf_server_ready_cb ready_cb;
+    bool ready_sent;
+    SSL_CTX *peer_server_ctx;
+    SSL_CTX *peer_client_ctx;
+    SSL_CTX *client_ctx;
+    struct mf_fsm *fsm;
+    struct mf_node *node;
+    struct mf_barrier *barrier;
+    struct mf_seal *seal;
+    struct mf_listener *listener;
+    uv_timer_t housekeeping;
+    bool housekeeping_started;
+    char client_addr[64];
+    enum mf_raft_role role;
+    uint64_t leader;
+    uint64_t last_now_ms;     /* leader: the greatest now proposed */
+    uint64_t applied_now_ms;  /* written by the writer thread (atomic) */
+    uint64_t next_fwd_id;
+    struct req *fwd_head;     /* requests forwarded to the leader, oldest first */
+    struct req *fwd_tail;
+    bool dev_init_started;
+    char *dev_root_token;
+    int failed;
+};
+
+/* server.c */
+uint64_t mf_srv_leader_now(struct mf_server *s);
+bool mf_srv_initialized(struct mf_server *s);
+int mf_srv_keyring_blob(struct mf_server *s, uint8_t **blob, size_t *len);
+void mf_srv_try_auto_unseal(struct mf_server *s);
+
+/* api.c */
+int mf_api_listen(struct mf_server *s);
+void mf_api_close(struct mf_server *s);
+void mf_api_reply(struct req *r, Mayfly__Api__Response *resp);
+void mf_api_reply_error(struct req *r, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void mf_api_peer_message(struct mf_server *s, uint64_t from, uint8_t tag, const uint8_t *data,
+                         size_t len);
+void mf_api_expire_forwards(struct mf_server *s);
+void mf_api_fail_forwards(struct mf_server *s, int code);
+/* Follower: send r to the leader; the answer is relayed when it comes. */
+int mf_api_forward(struct mf_server *s, struct req *r);
+void mf_req_free(struct req *r);
+
+/* ops.c */
+void mf_ops_dispatch(struct req *r);
+/* Propose a Command built by an op; answers r when applied. `finish` turns
+ * the fsm's Result into the Response (NULL: an empty answer). */
+typedef void (*mf_ops_finish_cb)(struct req *r, const void *result,
+                                 Mayfly__Api__Response *resp);
+void mf_ops_propose(struct req *r, void *cmd, mf_ops_finish_cb finish);
+/* Dev mode: initialise with the key file and create the root token. */
+void mf_ops_dev_init(struct mf_server *s);
+
+#endif

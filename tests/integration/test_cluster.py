@@ -1,0 +1,219 @@
+"""A 3-node cluster on loopback: replication, forwarding, reads from every
+node, leader failure and recovery, sealing, and bad input."""
+import os
+import re
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import threading
+import unittest
+
+from harness import MAYFLY, MAYFLYD, Cluster, free_port, wait_for
+
+
+class ThreeNodes(unittest.TestCase):
+    def setUp(self):
+        self.c = Cluster(3).start()
+        self.addCleanup(self.c.cleanup)
+        self.c.init()
+        # Key-file clusters unseal themselves once the keyring is replicated.
+        for n in self.c.nodes:
+            wait_for(lambda: (n.status() or {}).get("sealed") is False, 15,
+                     "node %d unsealed" % n.id)
+
+    def put(self, node, path, **data):
+        args = ["kv", "put", path] + ["%s=%s" % kv for kv in data.items()]
+        rc, out = node.cli(*args)
+        self.assertEqual(rc, 0, out)
+        return out
+
+    def get(self, node, path, stale=False):
+        args = ["kv", "get", path] + (["-consistency", "stale"] if stale else [])
+        return node.cli(*args)
+
+    def test_cluster_replicates_and_survives_leader_kill(self):
+        """Writes through every node reach every node; after kill -9 of the leader
+        a new one is elected and every acknowledged write is still readable."""
+        c = self.c
+        for i in range(30):
+            self.put(c.nodes[i % 3], "app/k%d" % i, v=str(i))  # followers forward
+        for n in c.nodes:  # linearizable reads from every node
+            for i in range(30):
+                rc, out = self.get(n, "app/k%d" % i)
+                self.assertEqual(rc, 0, out)
+                self.assertEqual(out["data"], {"v": str(i)})
+                self.assertEqual(out["read"]["consistency"], "linearizable")
+                self.assertEqual(out["read"]["node"], n.id)
+
+        old = c.leader()
+        old.kill(signal.SIGKILL)
+        survivors = [n for n in c.nodes if n is not old]
+        new = c.leader(among=survivors)
+        self.assertNotEqual(new.id, old.id)
+        for n in survivors:
+            for i in range(30):
+                rc, out = self.get(n, "app/k%d" % i)
+                self.assertEqual(rc, 0, out)
+                self.assertEqual(out["data"], {"v": str(i)})
+        for i in range(30, 40):
+            self.put(survivors[i % 2], "app/k%d" % i, v=str(i))
+
+        # The old leader comes back and catches up (a linearizable read on it
+        # waits until it has applied everything committed before the read).
+        old.start()
+        for i in range(40):
+            rc, out = self.get(old, "app/k%d" % i)
+            self.assertEqual(rc, 0, out)
+            self.assertEqual(out["data"], {"v": str(i)})
+        st = old.status()
+        self.assertEqual(st["leader_id"], new.id)
+
+    def test_status_and_members(self):
+        """status names the leader and its client address, and lists the voters."""
+        leader = self.c.leader()
+        rc, out = self.c.nodes[0].cli("status")
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(out["leader_id"], leader.id)
+        self.assertEqual(out["leader_addr"], leader.api_addr)
+        self.assertEqual(sorted(m["id"] for m in out["members"]), [1, 2, 3])
+        self.assertFalse(out["sealed"])
+
+    def test_stale_read_reports_lag(self):
+        """A stale read answers locally and says how far behind the node is."""
+        self.put(self.c.nodes[0], "s/a", x="1")
+        follower = next(n for n in self.c.nodes if n is not self.c.leader())
+        wait_for(lambda: self.get(follower, "s/a", stale=True)[0] == 0, 10, "replicated")
+        rc, out = self.get(follower, "s/a", stale=True)
+        self.assertEqual(out["read"]["consistency"], "stale")
+        self.assertGreaterEqual(out["read"]["lag_entries"], 0)
+
+    def test_retried_write_applies_once(self):
+        """A lease grant answered once per call: two calls make two leases,
+        while a lookup of each shows it active (idempotency keys are per call)."""
+        rc1, a = self.c.cli("lease", "grant", "-ttl", "60s")
+        rc2, b = self.c.cli("lease", "grant", "-ttl", "60s")
+        self.assertEqual((rc1, rc2), (0, 0))
+        self.assertNotEqual(a["lease_id"], b["lease_id"])
+        for lid in (a["lease_id"], b["lease_id"]):
+            rc, out = self.c.cli("lease", "lookup", lid)
+            self.assertEqual(rc, 0, out)
+            self.assertEqual(out["state"], "active")
+
+    def test_auth_errors_and_exit_codes(self):
+        """No token: UNAUTHENTICATED and exit 2; a bad flag: exit 1; unknown path: NOT_FOUND."""
+        rc, out = self.c.cli("kv", "get", "x", token=False)
+        self.assertEqual(rc, 2)
+        self.assertEqual(out["error"]["code"], "UNAUTHENTICATED")
+        rc, out = self.c.cli("kv", "get", "x", token="mf.bogus")
+        self.assertEqual(out["error"]["code"], "UNAUTHENTICATED")
+        rc, out = self.c.cli("kv", "get", "nothing/here")
+        self.assertEqual((rc, out["error"]["code"]), (2, "NOT_FOUND"))
+        rc, out = self.c.cli("kv", "get", "-bogus", "x")
+        self.assertEqual(rc, 1)
+
+    def test_malformed_frames_do_not_hurt_the_node(self):
+        """Garbage in a frame gets INVALID_ARGUMENT and a closed connection; an
+        oversized length closes the connection; the node keeps serving."""
+        node = self.c.nodes[1]
+        ctx = ssl.create_default_context(cafile=os.path.join(self.c.certs, "ca.pem"))
+        with socket.create_connection(("127.0.0.1", node.api_port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                s.sendall(struct.pack(">I", 5) + b"\xff\xff\xff\xff\xff")
+                hdr = s.recv(4)
+                self.assertEqual(len(hdr), 4)
+                body = b""
+                (n,) = struct.unpack(">I", hdr)
+                while len(body) < n:
+                    body += s.recv(n - len(body))
+                self.assertIn(b"malformed request", body)
+        with socket.create_connection(("127.0.0.1", node.api_port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                s.sendall(struct.pack(">I", 1 << 30))
+                self.assertEqual(s.recv(16), b"")  # closed, nothing allocated
+        with socket.create_connection(("127.0.0.1", node.api_port), timeout=5) as raw:
+            raw.sendall(b"GET / HTTP/1.0\r\n\r\n")  # not even TLS
+            raw.settimeout(5)
+            try:
+                self.assertEqual(raw.recv(16)[:0], b"")
+            except ConnectionResetError:
+                pass
+        rc, out = node.cli("status")
+        self.assertEqual(rc, 0, out)
+
+
+class Shamir(unittest.TestCase):
+    def test_init_unseal_seal(self):
+        """Without a key file nodes start sealed; init gives shares; a threshold
+        of shares unseals each node; seal locks a node again."""
+        c = Cluster(3, key_file=False).start()
+        self.addCleanup(c.cleanup)
+        leader = c.leader()
+        rc, out = c.nodes[0].cli("kv", "get", "x", token="mf.x")
+        self.assertEqual(out["error"]["code"], "NOT_INITIALIZED")
+        rc, out = leader.cli("operator", "init", "-shares", "3", "-threshold", "2", token=False)
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(len(out["shares"]), 3)
+        c.token = out["root_token"]
+        shares = out["shares"]
+        for n in c.nodes:
+            if n is leader:
+                continue
+            wait_for(lambda: (n.status() or {}).get("initialized"), 10, "keyring replicated")
+            rc, out = n.cli("kv", "get", "x")
+            self.assertEqual(out["error"]["code"], "SEALED")
+            rc, out = n.cli("operator", "unseal", shares[0], token=False)
+            self.assertEqual((rc, out["sealed"], out["progress"]), (0, True, 1), out)
+            rc, out = n.cli("operator", "unseal", shares[0], token=False)  # same share again
+            self.assertEqual(out.get("progress"), 1, out)
+            rc, out = n.cli("operator", "unseal", shares[2], token=False)
+            self.assertEqual((rc, out["sealed"]), (0, False), out)
+        rc, out = c.nodes[1].cli("kv", "put", "p", "k=v")
+        self.assertEqual(rc, 0, out)
+        rc, out = c.nodes[2].cli("operator", "seal")
+        self.assertEqual(rc, 0, out)
+        rc, out = c.nodes[2].cli("kv", "get", "p")
+        self.assertEqual(out["error"]["code"], "SEALED")
+
+
+class DevServer(unittest.TestCase):
+    def test_dev_server_prints_exports_and_cleans_up(self):
+        """mayflyd --dev prints the three export lines, serves the CLI with them,
+        and removes its directory on SIGTERM."""
+        port = free_port()
+        p = subprocess.Popen([MAYFLYD, "--dev", "--dev-listen", "127.0.0.1:%d" % port],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        env = {}
+        ready = threading.Event()
+        lines = []
+
+        def read():
+            for line in p.stdout:
+                lines.append(line)
+                m = re.match(r"export (MAYFLY_\w+)='(.*)'", line.strip())
+                if m:
+                    env[m.group(1)] = m.group(2)
+                if line.strip() == "mayflyd: ready":
+                    ready.set()
+        threading.Thread(target=read, daemon=True).start()
+        try:
+            self.assertTrue(ready.wait(30), "".join(lines))
+            self.assertEqual(set(env), {"MAYFLY_ADDR", "MAYFLY_CACERT", "MAYFLY_TOKEN"})
+            self.assertTrue(env["MAYFLY_TOKEN"].startswith("mf."))
+            full = dict(os.environ, **env)
+            r = subprocess.run([MAYFLY, "kv", "put", "dev/x", "a=1"], env=full,
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            r = subprocess.run([MAYFLY, "-format", "json", "kv", "get", "-field", "a", "dev/x"],
+                               env=full, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn('"a": "1"', r.stdout)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.wait(30)
+        self.assertFalse(os.path.exists(os.path.dirname(env["MAYFLY_CACERT"])))
+
+
+if __name__ == "__main__":
+    unittest.main()
