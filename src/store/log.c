@@ -1065,6 +1065,9 @@ int mf_raftlog_open(const char *dir, const struct mf_raftlog_opts *opts,
     }
     if ((rc = env_open(log->path, log->map_size_bytes, &log->env)) != 0)
         goto fail_lock;
+    /* Reader slots left in the lock file by a process that died (a crash)
+     * would pin old pages: clear them. */
+    mdb_reader_check(log->env, NULL);
     if ((rc = check_log(log)) != 0)
         goto fail_env;
     if ((rc = finish_compaction(log)) != 0)
