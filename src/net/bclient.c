@@ -15,6 +15,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include "common/assert.h"
@@ -210,7 +211,9 @@ int mf_bclient_send(struct mf_bclient *c, const void *data, size_t len, int time
         one[3] = (uint8_t)len;
         if (len)
             memcpy(one + 4, data, len);
-        return write_all(c, one, len + 4, deadline);
+        int rc = write_all(c, one, len + 4, deadline);
+        OPENSSL_cleanse(one, len + 4); /* requests may carry secrets */
+        return rc;
     }
     uint8_t hdr[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
                       (uint8_t)len};

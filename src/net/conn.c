@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include "common/assert.h"
@@ -258,6 +259,7 @@ static int flush_obuf(struct mf_conn *c)
     size_t n = c->olen;
     c->olen = 0;
     int rc = ssl_write_all(c, c->obuf, n);
+    OPENSSL_cleanse(c->obuf, n);
     return rc < 0 ? rc : flush_wbio(c);
 }
 
@@ -357,6 +359,7 @@ static void free_pending(struct mf_conn *c)
     struct pend *p = c->pend_head;
     while (p) {
         struct pend *next = p->next;
+        OPENSSL_cleanse(p->data, p->len);
         free(p);
         p = next;
     }
@@ -379,6 +382,7 @@ static void flush_pending(struct mf_conn *c)
             if (rc == 0)
                 rc = flush_wbio(c);
         }
+        OPENSSL_cleanse(p->data, p->len);
         free(p);
         p = next;
     }
@@ -463,6 +467,7 @@ static size_t feed(struct mf_conn *c, const uint8_t *p, size_t len)
             c->body = NULL;
             c->hdr_have = 0;
             c->cbs.frame(c, body, c->body_len);
+            OPENSSL_cleanse(body, c->body_len);
             free(body);
         }
     }
@@ -542,6 +547,8 @@ static int handshake(struct mf_conn *c)
 
 static void process(struct mf_conn *c)
 {
+    uint8_t plain[MF_CONN_READ_CHUNK];
+    size_t plain_used = 0;
     if (c->in_process || c->state == ST_CLOSING)
         return;
     c->in_process = 1;
@@ -550,13 +557,14 @@ static void process(struct mf_conn *c)
     /* First what a pause left behind, then what OpenSSL holds. */
     while (c->left_off < c->left_len && readable(c))
         c->left_off += feed(c, c->left + c->left_off, c->left_len - c->left_off);
-    uint8_t plain[MF_CONN_READ_CHUNK];
     while (readable(c) && c->left_off == c->left_len) {
         int n = SSL_read(c->ssl, plain, sizeof(plain));
         int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
         if (flush_wbio(c) < 0)
             break;
         if (n > 0) {
+            if ((size_t)n > plain_used)
+                plain_used = (size_t)n;
             size_t used = feed(c, plain, (size_t)n);
             if (used < (size_t)n && c->state == ST_OPEN)
                 keep_leftover(c, plain + used, (size_t)n - used);
@@ -574,6 +582,7 @@ static void process(struct mf_conn *c)
         break;
     }
 out:
+    OPENSSL_cleanse(plain, plain_used);
     c->in_process = 0;
     update_reading(c);
 }
@@ -611,8 +620,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void conn_free(struct mf_conn *c)
 {
     free_pending(c);
+    /* Plaintext may hold secrets (answers carry credentials). */
+    if (c->body)
+        OPENSSL_cleanse(c->body, c->body_len);
     free(c->body);
+    if (c->left)
+        OPENSSL_cleanse(c->left, MF_CONN_READ_CHUNK);
     free(c->left);
+    if (c->obuf)
+        OPENSSL_cleanse(c->obuf, TLS_RECORD_MAX);
     free(c->obuf);
     SSL_free(c->ssl); /* frees both BIOs */
     free(c);
