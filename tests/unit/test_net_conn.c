@@ -849,6 +849,53 @@ static void test_net_dial_refused_and_conn_limit(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* A client that connects and says nothing is closed by the server after its
+ * handshake timeout, and a dial to a TCP server that never answers TLS ends
+ * with MF_ETIMEOUT: no connection can hang forever half-open. */
+static void test_net_handshake_timeouts(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct srv s;
+    struct mf_listener_opts lo = {.limits = {.handshake_timeout_ms = 50}};
+    srv_start(&s, &loop, h_server_ctx("", 1, MF_TLS_CLIENT_AUTH_NONE), &lo);
+    uint16_t port;
+    mf_listener_addr(s.l, NULL, 0, &port);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    s.closes_expected = 1;
+    assert_int_equal(h_run_until(&loop, &s.done), 0);
+    assert_int_equal(s.last_reason, MF_ETIMEOUT);
+    close(fd);
+    srv_stop(&s);
+
+    /* A listening socket nobody accepts from: the kernel completes the TCP
+     * handshake, nobody ever sends a ServerHello. */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in la = {.sin_family = AF_INET};
+    la.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t llen = sizeof(la);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&la, sizeof(la)), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&la, &llen), 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)ntohs(la.sin_port));
+    SSL_CTX *cctx = h_client_ctx("", NULL);
+    struct cli k;
+    struct mf_conn_dial_opts d = {.limits = {.handshake_timeout_ms = 50}};
+    cli_dial(&k, &loop, cctx, addr, &d);
+    assert_int_equal(h_run_until(&loop, &k.done), 0);
+    assert_int_equal(k.opens, 0);
+    assert_int_equal(k.reason, MF_ETIMEOUT);
+    close(lfd);
+    h_drain_loop(&loop);
+    mf_tls_ctx_free(cctx);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -865,6 +912,7 @@ int main(void)
         cmocka_unit_test(test_net_backpressure_caps_sender),
         cmocka_unit_test(test_net_slow_reader_pauses_server),
         cmocka_unit_test(test_net_dial_refused_and_conn_limit),
+        cmocka_unit_test(test_net_handshake_timeouts),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
