@@ -456,6 +456,32 @@ static void test_store_log_storage_interface(void **state)
     mf_raftlog_close(log);
 }
 
+/* A half-made log left in log.tmp by a crash during creation is discarded,
+ * and a log directory without its data file is refused, not recreated. */
+static void test_store_log_creation_leftovers(void **state)
+{
+    (void)state;
+    char p[160];
+    snprintf(p, sizeof(p), "%s/log.tmp", tmpdir);
+    assert_int_equal(mkdir(p, 0700), 0);
+    snprintf(p, sizeof(p), "%s/log.tmp/data.mdb", tmpdir);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs("torn", f);
+    fclose(f);
+    struct mf_raftlog *log = open_log(0);
+    append(log, 1, 3, 1);
+    check_bounds(log, 1, 3);
+    mf_raftlog_close(log);
+    snprintf(p, sizeof(p), "%s/log.tmp", tmpdir);
+    assert_int_equal(access(p, F_OK), -1);
+
+    snprintf(p, sizeof(p), "%s/log/data.mdb", tmpdir);
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(mf_raftlog_open(tmpdir, NULL, &log), MF_ECORRUPT);
+    assert_null(log);
+}
+
 /* --- a reader thread while the writer thread appends --- */
 
 #define RW_BATCHES 300
@@ -571,6 +597,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_log_bad_record_is_corrupt, make_tmpdir,
                                         remove_tmpdir),
         cmocka_unit_test_setup_teardown(test_store_log_storage_interface, make_tmpdir,
+                                        remove_tmpdir),
+        cmocka_unit_test_setup_teardown(test_store_log_creation_leftovers, make_tmpdir,
                                         remove_tmpdir),
         cmocka_unit_test_setup_teardown(test_store_log_reader_and_writer_threads, make_tmpdir,
                                         remove_tmpdir),
