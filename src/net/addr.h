@@ -14,7 +14,8 @@
 int mf_net_split_hostport(const char *addr, char *host, size_t host_len, uint16_t *port);
 
 /* Fills a sockaddr from a numeric IPv4/IPv6 host and a port; "localhost" is
- * read as 127.0.0.1 (the event loop does not resolve names, see README.md).
+ * read as 127.0.0.1 (so it never depends on /etc/hosts ordering v6 first).
+ * Listeners take only these; dialers resolve other names (conn.h).
  * @return 0; MF_EINVAL if host is not a literal. */
 int mf_net_sockaddr(const char *host, uint16_t port, struct sockaddr_storage *out);
 

@@ -10,6 +10,7 @@
 #include "net/conn.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,8 @@ struct mf_conn {
     uv_timer_t kick;           /* deferred processing after read_start */
     uv_idle_t flusher;         /* writes coalesced small frames once per loop turn */
     uv_connect_t connect_req;
+    uv_getaddrinfo_t gai_req;  /* resolving a host name (dial only) */
+    int resolving;             /* gai_req outstanding: memory must wait for it */
     uv_shutdown_t shutdown_req;
     uv_loop_t *loop;
     int handles;               /* libuv handles not yet closed */
@@ -634,11 +637,11 @@ static void conn_free(struct mf_conn *c)
     free(c);
 }
 
-static void on_handle_closed(uv_handle_t *h)
+/* The last step of a close: once every handle is closed and no request is
+ * outstanding, the close callback runs and the memory goes. */
+static void conn_finish(struct mf_conn *c)
 {
-    struct mf_conn *c = h->data;
-    MF_ASSERT(c->handles > 0);
-    if (--c->handles > 0)
+    if (c->handles > 0 || c->resolving)
         return;
     struct mf_listener *l = c->listener;
     if (c->cbs.close)
@@ -646,6 +649,14 @@ static void on_handle_closed(uv_handle_t *h)
     if (l)
         listener_conn_gone(l, c);
     conn_free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct mf_conn *c = h->data;
+    MF_ASSERT(c->handles > 0);
+    c->handles--;
+    conn_finish(c);
 }
 
 static void conn_close(struct mf_conn *c, int reason)
@@ -656,6 +667,8 @@ static void conn_close(struct mf_conn *c, int reason)
     c->close_reason = reason;
     free_pending(c);
     (void)BIO_reset(c->wbio);
+    if (c->resolving)
+        uv_cancel((uv_req_t *)&c->gai_req); /* if it already runs, its callback sees CLOSING */
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->kick, on_handle_closed);
@@ -792,6 +805,43 @@ static void on_connect(uv_connect_t *req, int status)
     process(c); /* sends the ClientHello */
 }
 
+/* Letters, digits, '-', '.', '_' : a DNS name, not something else. */
+static int valid_host_name(const char *h)
+{
+    if (!*h || strlen(h) > 253)
+        return 0;
+    for (const char *p = h; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '.' || *p == '_'))
+            return 0;
+    return 1;
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct mf_conn *c = req->data;
+    c->resolving = 0;
+    if (c->state == ST_CLOSING) {
+        uv_freeaddrinfo(res);
+        conn_finish(c);
+        return;
+    }
+    if (status < 0 || !res) {
+        MF_INFO(MOD, "cannot resolve %s: %s", c->peer, uv_strerror(status));
+        uv_freeaddrinfo(res);
+        conn_close(c, MF_EUNAVAIL);
+        return;
+    }
+    /* The first address only: a name with several addresses is a load
+     * balancer's job, and the retry logic of the caller tries again. */
+    int rc = uv_tcp_connect(&c->connect_req, &c->tcp, res->ai_addr, on_connect);
+    uv_freeaddrinfo(res);
+    if (rc < 0) {
+        MF_INFO(MOD, "connect to %s failed: %s", c->peer, uv_strerror(rc));
+        conn_close(c, rc);
+    }
+}
+
 int mf_conn_dial(uv_loop_t *loop, SSL_CTX *ctx, const char *addr,
                  const struct mf_conn_dial_opts *opts, const struct mf_conn_cbs *cbs,
                  void *data, struct mf_conn **out)
@@ -801,7 +851,10 @@ int mf_conn_dial(uv_loop_t *loop, SSL_CTX *ctx, const char *addr,
     uint16_t port;
     struct sockaddr_storage sa;
     int rc = mf_net_split_hostport(addr, host, sizeof(host), &port);
-    if (rc < 0 || port == 0 || mf_net_sockaddr(host, port, &sa) < 0)
+    if (rc < 0 || port == 0)
+        return MF_EINVAL;
+    int literal = mf_net_sockaddr(host, port, &sa) == 0;
+    if (!literal && !valid_host_name(host))
         return MF_EINVAL;
     struct mf_conn *c;
     rc = conn_new(loop, ctx, 1, opts ? &opts->limits : NULL, cbs, data, &c);
@@ -817,7 +870,17 @@ int mf_conn_dial(uv_loop_t *loop, SSL_CTX *ctx, const char *addr,
     snprintf(c->peer, sizeof(c->peer), "%s", addr);
     c->state = ST_CONNECTING;
     c->connect_req.data = c;
-    rc = uv_tcp_connect(&c->connect_req, &c->tcp, (struct sockaddr *)&sa, on_connect);
+    if (literal) {
+        rc = uv_tcp_connect(&c->connect_req, &c->tcp, (struct sockaddr *)&sa, on_connect);
+    } else {
+        char port_s[8];
+        snprintf(port_s, sizeof(port_s), "%u", (unsigned)port);
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+        c->gai_req.data = c;
+        rc = uv_getaddrinfo(loop, &c->gai_req, on_resolved, host, port_s, &hints);
+        if (rc == 0)
+            c->resolving = 1;
+    }
     if (rc < 0)
         goto fail;
     uv_timer_start(&c->timer, on_timeout, c->lim.handshake_timeout_ms, 0);

@@ -92,8 +92,10 @@ struct mf_conn_dial_opts {
     uint64_t expect_node_id;
 };
 
-/* Connects to "host:port" (host: an IPv4/IPv6 literal or localhost) and runs
- * the TLS handshake with a client context. Frames sent before the handshake
+/* Connects to "host:port" and runs the TLS handshake with a client context.
+ * host: an IPv4/IPv6 literal, localhost (127.0.0.1), or a DNS name resolved in
+ * libuv's thread pool (the first address is used; resolution counts against
+ * the handshake timeout; a failure closes with MF_EUNAVAIL). Frames sent before the handshake
  * completes are queued (and count against out_max_bytes).
  * @param[out] out  the connection; valid until its close callback returns.
  * @return 0 (then exactly one close callback follows, e.g. with -ECONNREFUSED

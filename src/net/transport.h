@@ -118,8 +118,9 @@ void *mf_transport_data(const struct mf_transport *t);
 int mf_transport_listen_addr(const struct mf_transport *t, char *buf, size_t len,
                              uint16_t *port);
 
-/* Adds a peer at "host:port" (host: IP literal or localhost; its certificate
- * must carry that IP and node id `id`) and dials its control link.
+/* Adds a peer at "host:port" (host: IP literal, localhost or DNS name; its
+ * certificate must carry node id `id` and, unless skip_addr_check, that IP or
+ * name) and dials its control link.
  * @return 0; MF_EINVAL (id 0 or self, bad address); MF_EEXISTS; -ENOMEM. */
 int mf_transport_add_peer(struct mf_transport *t, uint64_t id, const char *addr);
 

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -842,7 +843,7 @@ static void test_net_dial_refused_and_conn_limit(void **state)
     assert_int_equal(h_run_until(&loop, &r.done), 0);
     assert_int_equal(r.opens, 0);
     assert_int_equal(r.reason, -ECONNREFUSED);
-    assert_int_equal(mf_conn_dial(&loop, cctx, "not-an-ip:1", NULL, &cli_cbs, &r, &r.c),
+    assert_int_equal(mf_conn_dial(&loop, cctx, "127.0.0.1:0", NULL, &cli_cbs, &r, &r.c),
                      MF_EINVAL);
     h_drain_loop(&loop);
     mf_tls_ctx_free(cctx);
@@ -896,6 +897,70 @@ static void test_net_handshake_timeouts(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* The dialer resolves a host name off the loop (this machine's name, when it
+ * resolves to IPv4 here), checks the certificate against the expected name,
+ * reports a name that does not exist with one close callback, and can be
+ * closed while resolving. */
+static void test_net_dial_resolves_names(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct srv s;
+    memset(&s, 0, sizeof(s));
+    s.loop = &loop;
+    s.ctx = h_server_ctx("", 1, MF_TLS_CLIENT_AUTH_NONE);
+    s.pattern_ok = 1;
+    s.echo = 1;
+    uv_timer_init(&loop, &s.resume);
+    s.resume.data = &s;
+    assert_int_equal(mf_listener_new(&loop, s.ctx, "0.0.0.0:0", NULL, &srv_cbs, &s, NULL, &s.l),
+                     0);
+    uint16_t port;
+    mf_listener_addr(s.l, NULL, 0, &port);
+    SSL_CTX *cctx = h_client_ctx("", NULL);
+    struct cli k;
+
+    char host[256];
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (gethostname(host, sizeof(host)) == 0 && getaddrinfo(host, NULL, &hints, &res) == 0) {
+        freeaddrinfo(res);
+        char addr[300];
+        snprintf(addr, sizeof(addr), "%s:%u", host, (unsigned)port);
+        struct mf_conn_dial_opts d = {.expect_name = "localhost"};
+        cli_dial(&k, &loop, cctx, addr, &d);
+        uint8_t m[7];
+        pattern_fill(m, sizeof(m));
+        assert_int_equal(mf_conn_send(k.c, m, sizeof(m)), 0);
+        k.frames_expected = 1;
+        assert_int_equal(h_run_until(&loop, &k.done), 0);
+        assert_int_equal(k.frames, 1);
+        k.done = 0;
+        mf_conn_close(k.c, 0);
+        assert_int_equal(h_run_until(&loop, &k.done), 0); /* k is reused below */
+    }
+
+    struct mf_conn_dial_opts d2 = {.limits = {.handshake_timeout_ms = 5000}};
+    char bad[64];
+    snprintf(bad, sizeof(bad), "no-such-host.invalid:%u", (unsigned)port);
+    cli_dial(&k, &loop, cctx, bad, &d2);
+    assert_int_equal(h_run_until(&loop, &k.done), 0);
+    assert_int_equal(k.opens, 0);
+    assert_int_equal(k.closes, 1);
+    assert_true(k.reason == MF_EUNAVAIL || k.reason == MF_ETIMEOUT);
+
+    cli_dial(&k, &loop, cctx, bad, &d2);
+    mf_conn_close(k.c, 0);
+    assert_int_equal(h_run_until(&loop, &k.done), 0);
+    assert_int_equal(k.closes, 1);
+    assert_int_equal(k.reason, 0);
+    assert_int_equal(mf_conn_dial(&loop, cctx, "bad host!:1", NULL, &cli_cbs, &k, &k.c),
+                     MF_EINVAL);
+    mf_tls_ctx_free(cctx);
+    srv_stop(&s);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -913,6 +978,7 @@ int main(void)
         cmocka_unit_test(test_net_slow_reader_pauses_server),
         cmocka_unit_test(test_net_dial_refused_and_conn_limit),
         cmocka_unit_test(test_net_handshake_timeouts),
+        cmocka_unit_test(test_net_dial_resolves_names),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
