@@ -2,10 +2,16 @@
  * one libuv loop. See node.h for the order of work and why. */
 #include "server/node.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/assert.h"
 #include "common/env.h"
@@ -77,6 +83,19 @@ struct mf_node {
     struct pending_table proposals;
     struct pending_table reads;
     char peer_addr[64];
+    /* Snapshots (see node.h). snap_latest: newest file; snap_compacted: the
+     * log's compaction point, whose file is kept to send to followers. */
+    char snap_dir[PATH_MAX];
+    uint64_t snapshot_entries;
+    uint64_t snap_latest;
+    uint64_t snap_compacted;
+    bool snap_busy;
+    struct mf_writer_job snap_job;
+    int snap_rc;
+    uint64_t snap_index;
+    struct mf_raft_snapshot_meta snap_meta;
+    int incoming_fd;          /* writer thread: snapshot being received */
+    uint64_t installed_index; /* writer -> loop: snapshot installed by the batch */
 };
 
 /* ---- pending tables ---- */
@@ -164,6 +183,205 @@ static void send_msgs(struct mf_node *n, const struct mf_raft_msg *msgs, size_t 
     }
 }
 
+static void node_fail(struct mf_node *n, int rc, const char *what);
+
+/* ---- snapshot files ---- */
+
+static void snap_path(const struct mf_node *n, uint64_t index, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/snap-%020" PRIu64 ".mfs", n->snap_dir, index);
+}
+
+static void incoming_path(const struct mf_node *n, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/incoming.mfs", n->snap_dir);
+}
+
+/* Deletes snapshot files older than `keep` (never the one at keep). */
+static void snap_prune(struct mf_node *n, uint64_t keep)
+{
+    DIR *d = opendir(n->snap_dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        uint64_t idx;
+        if (sscanf(e->d_name, "snap-%" SCNu64 ".mfs", &idx) == 1 && idx < keep) {
+            unlinkat(dirfd(d), e->d_name, 0);
+        }
+    }
+    closedir(d);
+}
+
+/* The newest snapshot file on disk (0 if none). */
+static uint64_t snap_newest(struct mf_node *n)
+{
+    uint64_t best = 0;
+    DIR *d = opendir(n->snap_dir);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        uint64_t idx;
+        if (sscanf(e->d_name, "snap-%" SCNu64 ".mfs", &idx) == 1 && idx > best)
+            best = idx;
+    }
+    closedir(d);
+    return best;
+}
+
+/* The core reads the snapshot it sends to a lagging follower from here. */
+static int snapshot_read(void *ctx, uint64_t index, uint64_t offset, uint8_t *buf, size_t cap,
+                         size_t *len, bool *done)
+{
+    struct mf_node *n = ctx;
+    char path[PATH_MAX + 64];
+    snap_path(n, index, path, sizeof(path));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return MF_ECOMPACTED;
+    struct stat sb;
+    ssize_t got = fstat(fd, &sb) == 0 ? pread(fd, buf, cap, (off_t)offset) : -1;
+    int e = errno;
+    close(fd);
+    if (got < 0)
+        return -e;
+    *len = (size_t)got;
+    *done = offset + (uint64_t)got >= (uint64_t)sb.st_size;
+    return 0;
+}
+
+static void snap_create_work(struct mf_writer_job *job)
+{
+    struct mf_node *n = job->data;
+    char tmp[PATH_MAX + 64], path[PATH_MAX + 64];
+    snprintf(tmp, sizeof(tmp), "%s/creating.mfs", n->snap_dir);
+    n->snap_rc = n->sm.snapshot_create(n->sm.ctx, tmp, &n->snap_index);
+    if (n->snap_rc)
+        return;
+    snap_path(n, n->snap_index, path, sizeof(path));
+    if (rename(tmp, path) != 0)
+        n->snap_rc = -errno;
+}
+
+static void snap_compact_work(struct mf_writer_job *job)
+{
+    struct mf_node *n = job->data;
+    n->snap_rc = mf_raftlog_compact(n->log, &n->snap_meta);
+}
+
+static void snap_compact_done(struct mf_writer_job *job)
+{
+    struct mf_node *n = job->data;
+    n->snap_busy = false;
+    if (n->failed)
+        return;
+    if (n->snap_rc) {
+        node_fail(n, n->snap_rc, "compacting the Raft log");
+        return;
+    }
+    n->snap_compacted = n->snap_meta.index;
+    snap_prune(n, n->snap_compacted);
+    MF_INFO(LOG_MOD, "log compacted to %" PRIu64 " (snapshot %" PRIu64 " kept for followers)",
+            n->snap_compacted, n->snap_latest);
+}
+
+static void snap_create_done(struct mf_writer_job *job)
+{
+    struct mf_node *n = job->data;
+    if (n->failed) {
+        n->snap_busy = false;
+        return;
+    }
+    if (n->snap_rc) {
+        /* Not fatal: the log keeps growing and we try again later. */
+        MF_WARN(LOG_MOD, "snapshot failed: %s", mf_strerror(n->snap_rc));
+        n->snap_busy = false;
+        return;
+    }
+    uint64_t prev = n->snap_latest;
+    n->snap_latest = n->snap_index;
+    MF_INFO(LOG_MOD, "snapshot at index %" PRIu64, n->snap_latest);
+    if (prev <= n->snap_compacted) {
+        n->snap_busy = false;
+        return;
+    }
+    /* Compact to the previous snapshot: entries after it stay for followers. */
+    int rc = mf_raft_snapshot_taken(n->raft, prev, &n->snap_meta);
+    if (rc) {
+        MF_WARN(LOG_MOD, "cannot compact to %" PRIu64 ": %s", prev, mf_strerror(rc));
+        n->snap_busy = false;
+        return;
+    }
+    n->snap_job = (struct mf_writer_job){
+        .work = snap_compact_work, .done = snap_compact_done, .data = n};
+    if (mf_writer_submit(&n->writer, &n->snap_job))
+        n->snap_busy = false;
+}
+
+static void maybe_snapshot(struct mf_node *n)
+{
+    if (n->snap_busy || !n->sm.snapshot_create || n->applied < n->snap_latest + n->snapshot_entries)
+        return;
+    n->snap_busy = true;
+    n->snap_job = (struct mf_writer_job){
+        .work = snap_create_work, .done = snap_create_done, .data = n};
+    if (mf_writer_submit(&n->writer, &n->snap_job))
+        n->snap_busy = false;
+}
+
+/* Writer thread: store the chunks of a snapshot being received. */
+static int write_chunks(struct mf_node *n, const struct mf_raft_ready *rd)
+{
+    char path[PATH_MAX + 64];
+    incoming_path(n, path, sizeof(path));
+    for (size_t i = 0; i < rd->snapshot_chunks_len; i++) {
+        const struct mf_raft_snapshot_chunk *c = &rd->snapshot_chunks[i];
+        if (c->offset == 0) {
+            if (n->incoming_fd >= 0)
+                close(n->incoming_fd);
+            n->incoming_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        }
+        if (n->incoming_fd < 0)
+            return -errno;
+        ssize_t w = pwrite(n->incoming_fd, c->data, c->len, (off_t)c->offset);
+        if (w != (ssize_t)c->len)
+            return w < 0 ? -errno : -EIO;
+        if (c->done && fsync(n->incoming_fd) != 0)
+            return -errno;
+    }
+    return 0;
+}
+
+/* Writer thread: install the received snapshot, then tell the log. */
+static int install_snapshot(struct mf_node *n, const struct mf_raft_snapshot_meta *meta)
+{
+    char in[PATH_MAX + 64], path[PATH_MAX + 64];
+    incoming_path(n, in, sizeof(in));
+    if (n->incoming_fd >= 0) {
+        close(n->incoming_fd);
+        n->incoming_fd = -1;
+    }
+    uint64_t index = 0;
+    int rc = n->sm.snapshot_install(n->sm.ctx, in, &index);
+    if (rc)
+        return rc;
+    if (index != meta->index) {
+        MF_ERROR(LOG_MOD, "received snapshot holds index %" PRIu64 ", expected %" PRIu64, index,
+                 meta->index);
+        return MF_ECORRUPT;
+    }
+    rc = mf_raftlog_install_snapshot(n->log, meta);
+    if (rc)
+        return rc;
+    /* Keep it: this node may have to send it on as leader. */
+    snap_path(n, meta->index, path, sizeof(path));
+    if (rename(in, path) != 0)
+        return -errno;
+    n->installed_index = meta->index;
+    return 0;
+}
+
 /* ---- the batch pipeline ---- */
 
 static void node_fail(struct mf_node *n, int rc, const char *what)
@@ -183,12 +401,11 @@ static void persist_work(struct mf_writer_job *job)
     struct batch *b = &n->batch;
     const struct mf_raft_ready *rd = &b->rd;
     b->persist_rc = 0;
-    if (rd->snapshot || rd->snapshot_chunks_len) {
-        /* Snapshot transfer is not wired into the server yet: the log is
-         * never compacted, so a leader never needs to send one. */
-        b->persist_rc = MF_EINTERNAL;
+    n->installed_index = 0;
+    if (rd->snapshot_chunks_len && (b->persist_rc = write_chunks(n, rd)) != 0)
         return;
-    }
+    if (rd->snapshot && (b->persist_rc = install_snapshot(n, rd->snapshot)) != 0)
+        return;
     if (rd->hard_state_changed || rd->entries_len)
         b->persist_rc = mf_raftlog_save(n->log, rd->hard_state_changed ? &rd->hard_state : NULL,
                                         rd->entries, rd->entries_len);
@@ -243,7 +460,8 @@ static void deliver_applied(struct mf_node *n, struct batch *b)
                             p->term == e->term ? result : NULL);
         }
         n->sm.applied(n->sm.ctx, e, result);
-        n->applied = e->index;
+        if (e->index > n->applied)
+            n->applied = e->index;
     }
 }
 
@@ -271,6 +489,14 @@ static void apply_done(struct mf_writer_job *job)
         batch_release(b);
         return;
     }
+    if (n->installed_index) {
+        MF_INFO(LOG_MOD, "installed a snapshot at index %" PRIu64 " from the leader",
+                n->installed_index);
+        if (n->installed_index > n->applied)
+            n->applied = n->installed_index;
+        n->snap_latest = n->snap_compacted = n->installed_index;
+        snap_prune(n, n->installed_index);
+    }
     deliver_applied(n, b);
     for (size_t i = 0; i < b->rd.read_states_len; i++) {
         struct pending *p = pending_find(&n->reads, b->rd.read_states[i].ctx);
@@ -285,6 +511,7 @@ static void apply_done(struct mf_writer_job *job)
         return;
     }
     serve_reads(n);
+    maybe_snapshot(n);
     pump(n);
 }
 
@@ -432,7 +659,9 @@ static int start_core(struct mf_node *n, const struct mf_node_opts *o)
         .pre_vote = true,
         .check_quorum = true,
         .seed = mf_rand_u64(),
-        .applied = o->applied_index,
+        .applied = n->applied,
+        .snapshot_read = snapshot_read,
+        .snapshot_ctx = n,
     };
     rc.voters[rc.voters_len++] = cfg->node_id;
     for (size_t i = 0; i < cfg->peers_len; i++) {
@@ -465,6 +694,33 @@ static int start_transport(struct mf_node *n, const struct mf_node_opts *o)
     return rc;
 }
 
+/* The state database may be behind the log's compaction point after a power
+ * cut (MDB_NOMETASYNC may lose its last commit): bring it up from the
+ * snapshot file the log was compacted to. */
+static int recover_snapshot(struct mf_node *n, const struct mf_node_opts *o)
+{
+    struct mf_raft_snapshot_meta meta;
+    int rc = mf_raftlog_snapshot_meta(n->log, &meta);
+    if (rc)
+        return rc;
+    n->snap_compacted = meta.index;
+    n->snap_latest = snap_newest(n);
+    if (n->snap_latest < meta.index)
+        n->snap_latest = meta.index;
+    if (meta.index <= n->applied)
+        return 0;
+    char path[PATH_MAX + 64];
+    snap_path(n, meta.index, path, sizeof(path));
+    uint64_t index = 0;
+    MF_WARN(LOG_MOD, "state is at %" PRIu64 ", log compacted to %" PRIu64 ": installing %s",
+            n->applied, meta.index, path);
+    rc = o->sm.snapshot_install(o->sm.ctx, path, &index);
+    if (rc)
+        return rc;
+    n->applied = index;
+    return 0;
+}
+
 int mf_node_start(uv_loop_t *loop, const struct mf_node_opts *o, struct mf_node **out)
 {
     struct mf_node *n = calloc(1, sizeof(*n));
@@ -482,10 +738,21 @@ int mf_node_start(uv_loop_t *loop, const struct mf_node_opts *o, struct mf_node 
         n->peers[i].api_addr = o->cfg->peers[i].api_addr ? strdup(o->cfg->peers[i].api_addr)
                                                          : NULL;
     }
-    int rc = mf_raftlog_open(o->cfg->data_dir, NULL, &n->log);
+    n->incoming_fd = -1;
+    n->snapshot_entries = o->cfg->snapshot_entries;
+    snprintf(n->snap_dir, sizeof(n->snap_dir), "%s/%s", o->cfg->data_dir, MF_NODE_SNAPSHOT_DIR);
+    int rc = 0;
+    if (mkdir(n->snap_dir, 0700) != 0 && errno != EEXIST) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = mf_raftlog_open(o->cfg->data_dir, NULL, &n->log);
     if (rc)
         goto fail;
     mf_raftlog_storage(n->log, &n->storage);
+    rc = recover_snapshot(n, o);
+    if (rc)
+        goto fail;
     rc = start_core(n, o);
     if (rc)
         goto fail;
@@ -526,6 +793,8 @@ void mf_node_stop(struct mf_node *n)
         return;
     n->failed = true;
     mf_writer_stop(&n->writer); /* runs the last done callbacks, which see failed */
+    if (n->incoming_fd >= 0)
+        close(n->incoming_fd);
     if (n->busy) {
         batch_release(&n->batch);
         n->busy = false;

@@ -15,6 +15,16 @@
  * One batch is in flight at a time; what arrives meanwhile waits in the core
  * and goes into the next batch (that is the group commit).
  *
+ * Snapshots: every cfg->snapshot_entries applied entries the node writes a
+ * snapshot of the state (sm.snapshot_create) and compacts the Raft log up to
+ * the PREVIOUS snapshot, so the log always keeps at least snapshot_entries
+ * entries behind the newest snapshot for followers that lag a little; one
+ * further behind gets the snapshot file the log was compacted to, in chunks
+ * over the bulk link, and installs it (sm.snapshot_install) before it saves
+ * the entries that follow. On start, a state database that is behind the
+ * log's compaction point (a power cut may lose its last commit) is brought up
+ * to it from that snapshot file.
+ *
  * The state machine is reached through struct mf_node_sm: `apply` runs on
  * the writer thread (the only thread that writes LMDB), `applied` on the loop.
  *
@@ -37,6 +47,7 @@
 #define MF_NODE_PROPOSE_TIMEOUT_MS 10000 /* a proposal not applied by then: unknown outcome */
 #define MF_NODE_READ_TIMEOUT_MS 5000     /* a read index not confirmed by then: unavailable */
 #define MF_NODE_PENDING_MAX 65536        /* proposals + reads waiting at once */
+#define MF_NODE_SNAPSHOT_DIR "snapshots"  /* under data_dir: snap-<index>.mfs */
 
 /* Transport tags (one byte in front of each peer payload). */
 enum mf_node_tag {
@@ -63,6 +74,12 @@ struct mf_node_sm {
     /* Loop thread: an application message from a peer (tag >= 16). */
     void (*peer_message)(void *ctx, uint64_t from, uint8_t tag, const uint8_t *data,
                          size_t len);
+    /* Writer thread: write a snapshot of the state to `path` (fsynced);
+     * *index gets the applied index it holds. */
+    int (*snapshot_create)(void *ctx, const char *path, uint64_t *index);
+    /* Writer thread: replace the state with the snapshot at `path`; *index
+     * gets its applied index. On error the state is unchanged. */
+    int (*snapshot_install)(void *ctx, const char *path, uint64_t *index);
     /* Loop thread: the node stopped on a fatal error (storage). */
     void (*fatal)(void *ctx, int code, const char *what);
 };

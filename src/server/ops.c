@@ -195,12 +195,12 @@ static int check_token(struct mf_server *s, struct req *r)
     sha256(token, strlen(token), r->token_hash);
     struct mf_state *st = mf_fsm_state(s->fsm);
     MDB_txn *txn;
-    int rc = mf_state_read_begin(st, &txn);
+    int rc = mf_srv_read_begin(s, &txn);
     if (rc)
         return rc;
     Mayfly__Cmd__TokenRecord *t = NULL;
     rc = mf_token_get(txn, st, r->token_hash, &t);
-    mf_state_read_end(txn);
+    mf_srv_read_end(s, txn);
     if (rc)
         return rc == MF_ENOTFOUND ? MF_EUNAUTH : rc;
     bool expired = t->expire_at_ms && mf_now_wall_ms() >= t->expire_at_ms;
@@ -837,7 +837,7 @@ static void read_kv_get(struct req *r)
     const Mayfly__Api__KvGetRequest *q = r->pb->kv_get;
     struct mf_state *st = mf_fsm_state(s->fsm);
     MDB_txn *txn;
-    int rc = mf_state_read_begin(st, &txn);
+    int rc = mf_srv_read_begin(s, &txn);
     if (rc)
         return mf_api_reply_error(r, rc, "storage: %s", mf_strerror(rc));
     Mayfly__Cmd__KvVersion *v = NULL;
@@ -848,7 +848,7 @@ static void read_kv_get(struct req *r)
         rc = MF_ENOTFOUND;
     if (!rc && v->lease_seq)
         rc = lease_servable(s, txn, v->lease_seq, lease_id, sizeof(lease_id));
-    mf_state_read_end(txn);
+    mf_srv_read_end(s, txn);
     if (rc) {
         mf_kv_version_free(v);
         if (rc == MF_ENOTFOUND)
@@ -912,14 +912,14 @@ static void read_kv_list(struct req *r)
         limit = MF_SRV_LIST_LIMIT_MAX;
     struct mf_state *st = mf_fsm_state(s->fsm);
     MDB_txn *txn;
-    int rc = mf_state_read_begin(st, &txn);
+    int rc = mf_srv_read_begin(s, &txn);
     if (rc)
         return mf_api_reply_error(r, rc, "storage: %s", mf_strerror(rc));
     char **paths = NULL;
     size_t n = 0;
     int more = 0;
     rc = mf_kv_list(txn, st, q->prefix, q->after[0] ? q->after : NULL, limit, &paths, &n, &more);
-    mf_state_read_end(txn);
+    mf_srv_read_end(s, txn);
     if (rc)
         return mf_api_reply_error(r, rc, "%s", mf_strerror(rc));
     Mayfly__Api__KvListResponse out = MAYFLY__API__KV_LIST_RESPONSE__INIT;
@@ -941,13 +941,13 @@ static void read_kv_metadata(struct req *r)
     const char *path = r->pb->kv_metadata_get->path;
     struct mf_state *st = mf_fsm_state(s->fsm);
     MDB_txn *txn;
-    int rc = mf_state_read_begin(st, &txn);
+    int rc = mf_srv_read_begin(s, &txn);
     if (rc)
         return mf_api_reply_error(r, rc, "storage: %s", mf_strerror(rc));
     Mayfly__Cmd__KvMeta *m = NULL;
     rc = mf_kv_meta_get(txn, st, path, &m);
     if (rc) {
-        mf_state_read_end(txn);
+        mf_srv_read_end(s, txn);
         return mf_api_reply_error(r, rc, "no metadata at '%s'", path);
     }
     size_t cap = m->current_version >= m->oldest_version && m->oldest_version
@@ -979,7 +979,7 @@ static void read_kv_metadata(struct req *r)
         if (ver >= m->current_version)
             break;
     }
-    mf_state_read_end(txn);
+    mf_srv_read_end(s, txn);
     Mayfly__Api__KvMetadataGetResponse out = MAYFLY__API__KV_METADATA_GET_RESPONSE__INIT;
     Mayfly__Api__ReadInfo ri;
     out.path = (char *)path;
@@ -1024,12 +1024,12 @@ static void read_lease_lookup(struct req *r)
         return mf_api_reply_error(r, MF_EINVAL, "'%s' is not a lease id", id);
     struct mf_state *st = mf_fsm_state(s->fsm);
     MDB_txn *txn;
-    int rc = mf_state_read_begin(st, &txn);
+    int rc = mf_srv_read_begin(s, &txn);
     if (rc)
         return mf_api_reply_error(r, rc, "storage: %s", mf_strerror(rc));
     Mayfly__Cmd__LeaseRecord *rec = NULL;
     rc = mf_lease_get(txn, st, seq, &rec);
-    mf_state_read_end(txn);
+    mf_srv_read_end(s, txn);
     char canonical[MF_LEASE_ID_MAX];
     if (!rc) {
         mf_lease_id_format(canonical, sizeof(canonical), rec->mount, rec->name, seq);
@@ -1062,7 +1062,7 @@ static void read_lease_list(struct req *r)
         limit = MF_SRV_LIST_LIMIT_MAX;
     struct mf_state *st = mf_fsm_state(s->fsm);
     MDB_txn *txn;
-    int rc = mf_state_read_begin(st, &txn);
+    int rc = mf_srv_read_begin(s, &txn);
     if (rc)
         return mf_api_reply_error(r, rc, "storage: %s", mf_strerror(rc));
     struct mf_lease_item *items = NULL;
@@ -1070,7 +1070,7 @@ static void read_lease_list(struct req *r)
     int more = 0;
     rc = mf_lease_list(txn, st, q->prefix, (int)q->state, q->after[0] ? q->after : NULL, limit,
                        &items, &n, &more);
-    mf_state_read_end(txn);
+    mf_srv_read_end(s, txn);
     if (rc)
         return mf_api_reply_error(r, rc, "%s", mf_strerror(rc));
     Mayfly__Api__LeaseInfo *infos = calloc(n ? n : 1, sizeof(*infos));
@@ -1107,7 +1107,7 @@ static void read_token_lookup(struct req *r)
     uint8_t hash[32];
     struct mf_state *st = mf_fsm_state(s->fsm);
     MDB_txn *txn;
-    int rc = mf_state_read_begin(st, &txn);
+    int rc = mf_srv_read_begin(s, &txn);
     if (rc)
         return mf_api_reply_error(r, rc, "storage: %s", mf_strerror(rc));
     if (q->by_accessor)
@@ -1121,7 +1121,7 @@ static void read_token_lookup(struct req *r)
         rc = mf_token_get(txn, st, hash, &t);
     if (!rc && t->parent_hash.len == 32)
         mf_token_get(txn, st, t->parent_hash.data, &parent);
-    mf_state_read_end(txn);
+    mf_srv_read_end(s, txn);
     if (rc)
         return mf_api_reply_error(r, rc == MF_ENOTFOUND ? MF_ENOTFOUND : rc, "no such token");
     Mayfly__Api__TokenLookupResponse out = MAYFLY__API__TOKEN_LOOKUP_RESPONSE__INIT;

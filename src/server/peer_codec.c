@@ -64,11 +64,12 @@ int mf_peer_msg_encode(const struct mf_raft_msg *m, uint8_t **out, size_t *out_l
         conf_to_pb(&m->snapshot.conf, &conf);
         snap.conf = &conf;
         pb.snapshot = &snap;
-        pb.snapshot_offset = m->snapshot_offset;
-        pb.snapshot_chunk.data = (uint8_t *)m->snapshot_chunk;
-        pb.snapshot_chunk.len = m->snapshot_chunk_len;
-        pb.snapshot_done = m->snapshot_done;
     }
+    /* Chunk fields travel on SNAP and on SNAP_RESP (offset wanted, done). */
+    pb.snapshot_offset = m->snapshot_offset;
+    pb.snapshot_chunk.data = (uint8_t *)m->snapshot_chunk;
+    pb.snapshot_chunk.len = m->snapshot_chunk_len;
+    pb.snapshot_done = m->snapshot_done;
     size_t len = mayfly__raft__message__get_packed_size(&pb);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf) {
@@ -145,11 +146,11 @@ int mf_peer_msg_decode(const uint8_t *data, size_t len, struct mf_peer_decoded *
         m->snapshot.term = pb->snapshot->term;
         if (conf_from_pb(pb->snapshot->conf, &m->snapshot.conf))
             goto corrupt;
-        m->snapshot_offset = pb->snapshot_offset;
-        m->snapshot_chunk = pb->snapshot_chunk.data;
-        m->snapshot_chunk_len = (uint32_t)pb->snapshot_chunk.len;
-        m->snapshot_done = pb->snapshot_done;
     }
+    m->snapshot_offset = pb->snapshot_offset;
+    m->snapshot_chunk = pb->snapshot_chunk.data;
+    m->snapshot_chunk_len = (uint32_t)pb->snapshot_chunk.len;
+    m->snapshot_done = pb->snapshot_done;
     return 0;
 corrupt:
     mf_peer_msg_free(out);

@@ -15,6 +15,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "net/tls.h"
+#include "store/snapshot.h"
 
 #define LOG_MOD "server"
 #define HOUSEKEEPING_MS 100
@@ -62,6 +63,50 @@ static void sm_role_changed(void *ctx, enum mf_raft_role role, uint64_t leader)
         mf_ops_dev_init(s);
 }
 
+static int sm_snapshot_create(void *ctx, const char *path, uint64_t *index)
+{
+    struct mf_server *s = ctx;
+    char err[256] = "";
+    /* The live state is synced first: the log is later compacted behind a
+     * snapshot, never past what the state database holds durably. */
+    int rc = mf_state_err(mdb_env_sync(mf_fsm_state(s->fsm)->env, 1), "state sync");
+    if (!rc)
+        rc = mf_snapshot_create(mf_fsm_state(s->fsm), path, index, err, sizeof(err));
+    if (rc)
+        MF_ERROR(LOG_MOD, "snapshot %s: %s", path, err[0] ? err : mf_strerror(rc));
+    return rc;
+}
+
+static int sm_snapshot_install(void *ctx, const char *path, uint64_t *index)
+{
+    struct mf_server *s = ctx;
+    char err[256] = "";
+    /* No read transaction may be open on the state while it is swapped. */
+    pthread_rwlock_wrlock(&s->state_lock);
+    int rc = mf_snapshot_install(s->fsm, path, index, err, sizeof(err));
+    pthread_rwlock_unlock(&s->state_lock);
+    if (rc)
+        MF_ERROR(LOG_MOD, "installing snapshot %s: %s", path, err[0] ? err : mf_strerror(rc));
+    else
+        __atomic_store_n(&s->applied_now_ms, mf_fsm_now(s->fsm), __ATOMIC_RELEASE);
+    return rc;
+}
+
+int mf_srv_read_begin(struct mf_server *s, MDB_txn **txn)
+{
+    pthread_rwlock_rdlock(&s->state_lock);
+    int rc = mf_state_read_begin(mf_fsm_state(s->fsm), txn);
+    if (rc)
+        pthread_rwlock_unlock(&s->state_lock);
+    return rc;
+}
+
+void mf_srv_read_end(struct mf_server *s, MDB_txn *txn)
+{
+    mf_state_read_end(txn);
+    pthread_rwlock_unlock(&s->state_lock);
+}
+
 static void sm_peer_message(void *ctx, uint64_t from, uint8_t tag, const uint8_t *data,
                             size_t len)
 {
@@ -96,7 +141,7 @@ int mf_srv_keyring_blob(struct mf_server *s, uint8_t **blob, size_t *len)
 {
     struct mf_state *st = mf_fsm_state(s->fsm);
     MDB_txn *txn;
-    int rc = mf_state_read_begin(st, &txn);
+    int rc = mf_srv_read_begin(s, &txn);
     if (rc)
         return rc;
     const uint8_t *data = NULL;
@@ -111,7 +156,7 @@ int mf_srv_keyring_blob(struct mf_server *s, uint8_t **blob, size_t *len)
             rc = -ENOMEM;
         }
     }
-    mf_state_read_end(txn);
+    mf_srv_read_end(s, txn);
     return rc;
 }
 
@@ -185,6 +230,7 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
     s->cfg = o->cfg;
     s->dev = o->dev;
     s->ready_cb = o->ready_cb;
+    pthread_rwlock_init(&s->state_lock, NULL);
     int rc = load_tls(s);
     if (!rc)
         rc = mf_barrier_new(&s->barrier);
@@ -210,6 +256,8 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
                .applied = sm_applied,
                .role_changed = sm_role_changed,
                .peer_message = sm_peer_message,
+               .snapshot_create = sm_snapshot_create,
+               .snapshot_install = sm_snapshot_install,
                .fatal = sm_fatal},
     };
     rc = mf_node_start(loop, &no, &s->node);
@@ -256,6 +304,7 @@ void mf_server_stop(struct mf_server *s)
         OPENSSL_cleanse(s->dev_root_token, strlen(s->dev_root_token));
         free(s->dev_root_token);
     }
+    pthread_rwlock_destroy(&s->state_lock);
     if (s->housekeeping_started) {
         uv_timer_stop(&s->housekeeping);
         uv_close((uv_handle_t *)&s->housekeeping, on_housekeeping_closed);

@@ -5,6 +5,7 @@
 #define MF_SERVER_SRV_INT_H
 
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -69,6 +70,7 @@ struct mf_server {
     SSL_CTX *peer_client_ctx;
     SSL_CTX *client_ctx;
     struct mf_fsm *fsm;
+    pthread_rwlock_t state_lock; /* readers vs a snapshot install (writer thread) */
     struct mf_node *node;
     struct mf_barrier *barrier;
     struct mf_seal *seal;
@@ -93,6 +95,10 @@ uint64_t mf_srv_leader_now(struct mf_server *s);
 bool mf_srv_initialized(struct mf_server *s);
 int mf_srv_keyring_blob(struct mf_server *s, uint8_t **blob, size_t *len);
 void mf_srv_try_auto_unseal(struct mf_server *s);
+/* Read transactions on the state: every loop-thread read goes through these
+ * (a snapshot install must not swap the file under an open reader). */
+int mf_srv_read_begin(struct mf_server *s, MDB_txn **txn);
+void mf_srv_read_end(struct mf_server *s, MDB_txn *txn);
 
 /* api.c */
 int mf_api_listen(struct mf_server *s);

@@ -143,6 +143,36 @@ class ThreeNodes(unittest.TestCase):
         self.assertEqual(rc, 0, out)
 
 
+class Snapshots(unittest.TestCase):
+    def test_lagging_node_catches_up_by_snapshot(self):
+        """A node down while the log was compacted past its position comes back
+        and catches up from a snapshot sent by the leader, then from the log."""
+        c = Cluster(3, extra_config={"snapshot_entries": 100}).start()
+        self.addCleanup(c.cleanup)
+        c.init()
+        for n in c.nodes:
+            wait_for(lambda: (n.status() or {}).get("sealed") is False, 15, "unsealed")
+        leader = c.leader()
+        lagging = next(n for n in c.nodes if n is not leader)
+        lagging.kill(signal.SIGKILL)
+        live = [n for n in c.nodes if n is not lagging]
+        for i in range(350):
+            rc, out = c.cli("kv", "put", "snap/k%d" % i, "v=%d" % i, addr=c.addrs(live))
+            self.assertEqual(rc, 0, out)
+        wait_for(lambda: "log compacted" in leader.log_tail(200), 10, "leader compaction")
+        lagging.start()
+        for i in (0, 123, 349):
+            rc, out = lagging.cli("kv", "get", "snap/k%d" % i)
+            self.assertEqual(rc, 0, out)
+            self.assertEqual(out["data"], {"v": str(i)})
+        self.assertIn("installed a snapshot", lagging.log_tail(200))
+        # And it keeps following the log after the snapshot.
+        rc, out = c.cli("kv", "put", "snap/after", "v=1", addr=c.addrs(live))
+        self.assertEqual(rc, 0, out)
+        rc, out = lagging.cli("kv", "get", "snap/after")
+        self.assertEqual((rc, out.get("data")), (0, {"v": "1"}), out)
+
+
 class Shamir(unittest.TestCase):
     def test_init_unseal_seal(self):
         """Without a key file nodes start sealed; init gives shares; a threshold
