@@ -60,7 +60,10 @@ struct peer {
 /* An accepted connection until its Hello, then a known peer's link. */
 struct inbound {
     struct mf_transport *t;
+    struct mf_conn *conn;
+    struct inbound *next, *prev;   /* t->inbound, after the Hello */
     uint64_t id;
+    int kind;
     int hello;
 };
 
@@ -73,6 +76,7 @@ struct mf_transport {
     mf_transport_close_cb close_cb;
     struct mf_listener *listener;
     struct peer *peers;
+    struct inbound *inbound;   /* inbound links that said Hello */
     int live_peers;            /* peers not yet freed */
     int closing;
     int listener_closed;
@@ -306,6 +310,7 @@ static void in_accept(struct mf_listener *lst, struct mf_conn *c)
         return;
     }
     in->t = t;
+    in->conn = c;
     mf_conn_set_data(c, in);
 }
 
@@ -332,7 +337,21 @@ static void in_frame(struct mf_conn *c, const uint8_t *data, size_t len)
             return;
         }
         in->id = id;
+        in->kind = data[13];
         in->hello = 1;
+        /* A peer keeps one outbound link of each kind: an older one from it
+         * is dead (it reconnected, maybe without our seeing a FIN), so close
+         * it rather than wait for TCP keepalive. */
+        for (struct inbound *o = t->inbound; o; o = o->next)
+            if (o->id == id && o->kind == in->kind) {
+                MF_DEBUG(MOD, "node %llu reconnected; closing its older link from %s",
+                         (unsigned long long)id, mf_conn_peer(o->conn));
+                mf_conn_close(o->conn, 0);
+            }
+        in->next = t->inbound;
+        if (t->inbound)
+            t->inbound->prev = in;
+        t->inbound = in;
         MF_DEBUG(MOD, "inbound %s link from node %llu (%s)",
                  link_name((enum mf_transport_link)data[13]), (unsigned long long)id,
                  mf_conn_peer(c));
@@ -350,7 +369,16 @@ static void in_frame(struct mf_conn *c, const uint8_t *data, size_t len)
 static void in_close(struct mf_conn *c, int reason)
 {
     (void)reason;
-    free(mf_conn_data(c));
+    struct inbound *in = mf_conn_data(c);
+    if (in && in->hello) {
+        if (in->prev)
+            in->prev->next = in->next;
+        else
+            in->t->inbound = in->next;
+        if (in->next)
+            in->next->prev = in->prev;
+    }
+    free(in);
 }
 
 static const struct mf_conn_cbs in_cbs = {

@@ -450,6 +450,43 @@ static void test_net_transport_addr_check(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* When a peer opens a new control link (it restarted or lost the old one
+ * without a FIN reaching us), the older inbound link from it is closed, and
+ * the new one delivers. */
+static void test_net_transport_replaces_stale_inbound(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct node b;
+    node_start(&b, &loop, 2, NULL, NULL);
+    SSL_CTX *cctx = h_client_ctx("", "node-1");
+    struct mf_conn_dial_opts d = {.expect_node_id = 2};
+    uint8_t hello[14] = {0, 'M', 'F', 'Y', '1', 0, 0, 0, 0, 0, 0, 0, 1, 0};
+    uint8_t msg[3] = {1, 0, 31};
+    struct mf_conn *c1, *c2;
+    struct raw r1 = {0}, r2 = {0};
+    assert_int_equal(mf_conn_dial(&loop, cctx, b.addr, &d, &raw_cbs, &r1, &c1), 0);
+    assert_int_equal(mf_conn_send(c1, hello, sizeof(hello)), 0);
+    assert_int_equal(mf_conn_send(c1, msg, sizeof(msg)), 0);
+    struct want_msgs w = {&b, 1};
+    assert_int_equal(run_until_cond(&loop, have_msgs, &w), 0);
+    assert_int_equal(mf_conn_dial(&loop, cctx, b.addr, &d, &raw_cbs, &r2, &c2), 0);
+    assert_int_equal(mf_conn_send(c2, hello, sizeof(hello)), 0);
+    assert_int_equal(mf_conn_send(c2, msg, sizeof(msg)), 0);
+    assert_int_equal(h_run_until(&loop, &r1.closed), 0);
+    assert_int_equal(r1.reason, MF_ECLOSED);
+    struct want_msgs w2 = {&b, 2};
+    assert_int_equal(run_until_cond(&loop, have_msgs, &w2), 0);
+    assert_int_equal(r2.closed, 0);
+    assert_int_equal(b.last_from, 1);
+    mf_conn_close(c2, 0);
+    assert_int_equal(h_run_until(&loop, &r2.closed), 0);
+    mf_tls_ctx_free(cctx);
+    node_stop(&b);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -459,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_net_transport_queue_limits),
         cmocka_unit_test(test_net_transport_refuses_spoofed_hello),
         cmocka_unit_test(test_net_transport_addr_check),
+        cmocka_unit_test(test_net_transport_replaces_stale_inbound),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
