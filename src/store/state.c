@@ -164,6 +164,18 @@ int mf_state_reopen(struct mf_state *st)
     return env_open(st);
 }
 
+int mf_state_set_map_size(struct mf_state *st, size_t map_size_bytes)
+{
+    MF_ASSERT(st && st->env);
+    if (map_size_bytes < st->map_size)
+        return MF_EINVAL;
+    int rc = mdb_env_set_mapsize(st->env, map_size_bytes);
+    if (rc)
+        return mf_state_err(rc, "set map size");
+    st->map_size = map_size_bytes;
+    return 0;
+}
+
 int mf_state_read_begin(struct mf_state *st, MDB_txn **txn)
 {
     MF_ASSERT(st && st->env && txn);

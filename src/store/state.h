@@ -95,6 +95,10 @@ void mf_state_close(struct mf_state *st);
  * transaction may be open. */
 int mf_state_reopen(struct mf_state *st);
 
+/* Grow the map to map_size_bytes (after MF_EMAPFULL). No transaction may be
+ * open in this process. Errors: MF_EINVAL (smaller than now), MF_ESTORAGE. */
+int mf_state_set_map_size(struct mf_state *st, size_t map_size_bytes);
+
 /* Start a read transaction (any thread). End it with mf_state_read_end. */
 int mf_state_read_begin(struct mf_state *st, MDB_txn **txn);
 void mf_state_read_end(MDB_txn *txn);

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -613,6 +614,59 @@ static void test_store_fsm_restart_resumes(void **s)
     tf_close(&t);
 }
 
+/* A full map is an operating error: the batch is refused as a whole with
+ * MF_EMAPFULL (no crash, nothing half-applied), and after growing the map
+ * the same batch applies. */
+static void test_store_fsm_map_full_reported(void **s)
+{
+    (void)s;
+    struct tf t;
+    tf_open(&t);
+    mf_fsm_close(t.fsm);
+    tf_rm(t.dir);
+    MF_ASSERT(mkdir(t.dir, 0700) == 0);
+    struct mf_state_opts o = {.map_size_bytes = 256 * 1024};
+    assert_int_equal(mf_fsm_open(t.dir, &o, &t.fsm), 0);
+    /* 64 KiB values: a few fit, then the map is full. */
+    static char big[60000];
+    memset(big, 'c', sizeof(big) - 1);
+    Mayfly__Cmd__Command c = MAYFLY__CMD__COMMAND__INIT;
+    Mayfly__Cmd__KvPut p = MAYFLY__CMD__KV_PUT__INIT;
+    p.path = "big";
+    p.value.data = (uint8_t *)big;
+    p.value.len = sizeof(big) - 1;
+    c.now_ms = T0;
+    c.op_case = MAYFLY__CMD__COMMAND__OP_KV_PUT;
+    c.kv_put = &p;
+    size_t n = mayfly__cmd__command__get_packed_size(&c);
+    uint8_t *buf = malloc(n);
+    mayfly__cmd__command__pack(&c, buf);
+    struct mf_fsm_entry e[8];
+    for (int i = 0; i < 8; i++) {
+        e[i].index = (uint64_t)i + 1;
+        e[i].data = buf;
+        e[i].len = n;
+    }
+    Mayfly__Cmd__Result *res[8];
+    uint8_t d0[32], d1[32];
+    tf_digest(&t, 0, d0);
+    assert_int_equal(mf_fsm_apply_batch(t.fsm, e, 8, res), MF_EMAPFULL);
+    for (int i = 0; i < 8; i++)
+        assert_null(res[i]);
+    assert_int_equal(mf_fsm_applied(t.fsm), 0);
+    tf_digest(&t, 0, d1);
+    assert_memory_equal(d0, d1, 32);
+    assert_int_equal(mf_state_set_map_size(tf_st(&t), (size_t)64 << 20), 0);
+    assert_int_equal(mf_fsm_apply_batch(t.fsm, e, 8, res), 0);
+    assert_int_equal(mf_fsm_applied(t.fsm), 8);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(res[i]->code, 0);
+        mf_fsm_result_free(res[i]);
+    }
+    free(buf);
+    tf_close(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -635,6 +689,7 @@ int main(void)
         cmocka_unit_test(test_store_fsm_policy_and_keyring),
         cmocka_unit_test(test_store_fsm_time_never_backwards),
         cmocka_unit_test(test_store_fsm_restart_resumes),
+        cmocka_unit_test(test_store_fsm_map_full_reported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

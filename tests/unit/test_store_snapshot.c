@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "../store/fsm_testlib.h"
 #include "common/err.h"
@@ -142,7 +143,7 @@ static void test_store_snapshot_truncated_refused(void **s)
 
 /* A flipped bit fails the checksum, a wrong magic is not a snapshot, an
  * older snapshot would move the applied index backwards: all refused. */
-static void test_store_snapshot_corrupt_foreign_older_refused(void **s)
+static void test_store_snapshot_corrupt_magic_older_refused(void **s)
 {
     (void)s;
     struct tf a, b;
@@ -175,12 +176,69 @@ static void test_store_snapshot_corrupt_foreign_older_refused(void **s)
     tf_close(&b);
 }
 
+/* A well-formed snapshot file (right header, right checksum) whose data is an
+ * LMDB database that is not ours is refused, and the store is unchanged. */
+static void test_store_snapshot_foreign_database_refused(void **s)
+{
+    (void)s;
+    struct tf b;
+    tf_open(&b);
+    fill(&b, 3);
+    /* A foreign LMDB file with a single unnamed database. */
+    char lm[300], path[300], err[256] = "";
+    snprintf(lm, sizeof(lm), "%s/foreign.mdb", b.dir);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_open(env, lm, MDB_NOSUBDIR, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    MDB_val k = {5, "hello"}, d = {5, "world"};
+    assert_int_equal(mdb_put(txn, dbi, &k, &d, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    /* Wrap it in a valid header. */
+    FILE *f = fopen(lm, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *data = malloc((size_t)n);
+    assert_int_equal(fread(data, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    uint8_t hb[MF_SNAPSHOT_HEADER_LEN] = {0};
+    memcpy(hb, MF_SNAPSHOT_MAGIC, 8);
+    hb[11] = MF_SNAPSHOT_VERSION;
+    hb[15] = MF_SNAPSHOT_HEADER_LEN;
+    mf_be64_put(hb + 16, 1000);
+    mf_be64_put(hb + 24, (uint64_t)n);
+    unsigned int mdlen;
+    assert_int_equal(EVP_Digest(data, (size_t)n, hb + 32, &mdlen, EVP_sha256(), NULL), 1);
+    snprintf(path, sizeof(path), "%s/foreign.snap", b.dir);
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    fwrite(hb, 1, sizeof(hb), f);
+    fwrite(data, 1, (size_t)n, f);
+    fclose(f);
+    free(data);
+    assert_int_equal(mf_snapshot_verify(path, NULL, err, sizeof(err)), 0); /* the frame is fine */
+    uint8_t d0[32], d1[32];
+    tf_digest(&b, 0, d0);
+    assert_int_equal(mf_snapshot_install(b.fsm, path, NULL, err, sizeof(err)), MF_ECORRUPT);
+    assert_non_null(strstr(err, "lacks database"));
+    tf_digest(&b, 0, d1);
+    assert_memory_equal(d0, d1, 32);
+    tf_close(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_snapshot_round_trip),
         cmocka_unit_test(test_store_snapshot_truncated_refused),
-        cmocka_unit_test(test_store_snapshot_corrupt_foreign_older_refused),
+        cmocka_unit_test(test_store_snapshot_corrupt_magic_older_refused),
+        cmocka_unit_test(test_store_snapshot_foreign_database_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
