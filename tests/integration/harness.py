@@ -85,7 +85,8 @@ class Node:
         self.ready.clear()
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen(list(wrapper) + [MAYFLYD, "--config", self.config_path],
-                                         stdout=subprocess.PIPE, stderr=log, text=True)
+                                         stdout=subprocess.PIPE, stderr=log, text=True,
+                                         env=dict(os.environ))
         threading.Thread(target=self._read_stdout, args=(self.proc,), daemon=True).start()
         if not self.ready.wait(30):
             raise AssertionError("node %d did not print 'mayflyd: ready'; log:\n%s"
