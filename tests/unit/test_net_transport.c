@@ -8,7 +8,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "../net/net_harness.h"
 #include "net/conn.h"
@@ -337,8 +340,16 @@ static void test_net_transport_queue_limits(void **state)
                                       .backoff_min_ms = 1000};
     struct node a;
     node_start(&a, &loop, 1, NULL, &cfg);
-    /* Port 1 on loopback: nothing listens there. */
-    assert_int_equal(mf_transport_add_peer(a.t, 2, "127.0.0.1:1"), 0);
+    /* A port we hold bound without listening: connections are refused. */
+    int hold = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in ha = {.sin_family = AF_INET};
+    ha.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t hlen = sizeof(ha);
+    assert_int_equal(bind(hold, (struct sockaddr *)&ha, sizeof(ha)), 0);
+    assert_int_equal(getsockname(hold, (struct sockaddr *)&ha, &hlen), 0);
+    char refused[64];
+    snprintf(refused, sizeof(refused), "127.0.0.1:%u", (unsigned)ntohs(ha.sin_port));
+    assert_int_equal(mf_transport_add_peer(a.t, 2, refused), 0);
     for (int i = 0; i < 20; i++)
         assert_int_equal(send_msg(&a, 2, MF_TRANSPORT_CONTROL, 1, 100), 0);
     struct mf_transport_peer_stats st;
@@ -352,6 +363,7 @@ static void test_net_transport_queue_limits(void **state)
     assert_int_equal(send_msg(&a, 2, MF_TRANSPORT_CONTROL, 0, 10), MF_EINVAL);
     assert_int_equal(send_msg(&a, 9, MF_TRANSPORT_CONTROL, 1, 10), MF_ENOTFOUND);
     node_stop(&a);
+    close(hold);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
