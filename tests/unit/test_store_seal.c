@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <libgfshare.h>
 #include <stdio.h>
@@ -15,8 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "common/env.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "store/barrier.h"
@@ -583,6 +586,120 @@ static void test_store_seal_progress_follows_blob(void **state)
     node_free(&b);
 }
 
+/* A predictable random source (xorshift), so the test knows the keys the
+ * barrier draws without the barrier ever handing them out. */
+static uint64_t door_state;
+static uint64_t door_next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+static int door_rand(void *ctx, void *buf, size_t len)
+{
+    (void)ctx;
+    for (size_t i = 0; i < len; i++)
+        ((uint8_t *)buf)[i] = (uint8_t)door_next(&door_state);
+    return 0;
+}
+static uint64_t door_ms(void *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+/* Bytes [from, from + len) of the door's stream from `seed`. */
+static void door_bytes(uint64_t seed, size_t from, uint8_t *out, size_t len)
+{
+    uint64_t x = seed;
+    for (size_t i = 0; i < from; i++)
+        (void)door_next(&x);
+    for (size_t i = 0; i < len; i++)
+        out[i] = (uint8_t)door_next(&x);
+}
+
+/* Whether any readable and writable mapping of this process holds `needle`,
+ * not counting the needle itself. */
+static bool memory_holds(const uint8_t *needle, size_t len)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    char line[512];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' ||
+            perms[1] != 'w' || strstr(line, "[vvar"))
+            continue;
+        const uint8_t *p = (const uint8_t *)lo, *end = (const uint8_t *)hi;
+        while (p + len <= end) {
+            const uint8_t *hit = memmem(p, (size_t)(end - p), needle, len);
+            if (hit == NULL)
+                break;
+            if (hit != needle) {
+                found = true;
+                break;
+            }
+            p = hit + 1;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* After seal, neither the root key nor the keyring's data key is anywhere in
+ * the process's writable memory (locked pages, heap, OpenSSL contexts,
+ * libgfshare buffers), though both were while unsealed. */
+static void test_store_seal_seal_wipes_memory(void **state)
+{
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    skip(); /* scanning ASan's shadow mappings would take hours */
+#endif
+    static const struct mf_env_ops ops = {door_ms, door_ms, door_rand, NULL};
+    const uint64_t seed = 0x243f6a8885a308d3ull;
+    door_state = seed;
+    mf_env_set(&ops);
+    /* Shamir init draws: root key (32), then seal id (16), then data key (32). */
+    struct node nd;
+    node_init(&nd, 5, 3);
+    mf_env_set(NULL);
+    uint8_t *root = malloc(32), *data_key = malloc(32);
+    door_bytes(seed, 0, root, 32);
+    door_bytes(seed, 48, data_key, 32);
+    assert_true(memory_holds(root, 32));
+    assert_true(memory_holds(data_key, 32));
+
+    /* Use every path that touches keys: encrypt, decrypt, rotate, export,
+     * seal and unseal with shares, then seal. */
+    char err[MF_SEAL_ERR_LEN];
+    struct mf_seal_status st;
+    expect_readable(&nd);
+    uint8_t *ct;
+    size_t ct_len;
+    assert_int_equal(mf_barrier_encrypt(nd.b, "kv/y", 2, "more", 4, &ct, &ct_len), 0);
+    free(ct);
+    mf_seal_seal(nd.s);
+    assert_int_equal(give(&nd, nd.shares[1], &st, err), 0);
+    assert_int_equal(give(&nd, nd.shares[3], &st, err), 0);
+    assert_int_equal(give(&nd, nd.shares[4], &st, err), 0);
+    assert_false(st.sealed);
+    expect_readable(&nd);
+    assert_true(memory_holds(root, 32));
+    assert_true(memory_holds(data_key, 32));
+
+    mf_seal_seal(nd.s);
+    assert_false(memory_holds(root, 32));
+    assert_false(memory_holds(data_key, 32));
+    OPENSSL_cleanse(root, 32);
+    OPENSSL_cleanse(data_key, 32);
+    free(root);
+    free(data_key);
+    node_free(&nd);
+}
+
 int main(void)
 {
     mf_log_set_level(MF_LOG_ERROR);
@@ -600,6 +717,7 @@ int main(void)
         cmocka_unit_test(test_store_seal_keyfile_permissions),
         cmocka_unit_test(test_store_seal_keyfile_auto_unseal),
         cmocka_unit_test(test_store_seal_progress_follows_blob),
+        cmocka_unit_test(test_store_seal_seal_wipes_memory),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }
