@@ -38,6 +38,7 @@ static const struct {
     [MF_DB_IDEM] = {"idem", 0},
     [MF_DB_IDEM_EXP] = {"idem_exp", 0},
     [MF_DB_KEYUSE] = {"keyuse", 0},
+    [MF_DB_TOKEN_EXP] = {"token_exp", 0},
 };
 
 const char *mf_state_db_name(enum mf_state_db db)

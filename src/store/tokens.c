@@ -73,6 +73,31 @@ int mf_token_children_count(MDB_txn *txn, struct mf_state *st,
     return x == MDB_NOTFOUND ? 0 : mf_state_err(x, "children");
 }
 
+int mf_token_next_due(MDB_txn *txn, struct mf_state *st, uint64_t *expire_at_ms,
+                      uint8_t hash[MF_TOKEN_HASH_LEN])
+{
+    MDB_cursor *cur;
+    int rc = mf_state_err(mdb_cursor_open(txn, st->dbi[MF_DB_TOKEN_EXP], &cur), "token_exp");
+    if (rc)
+        return rc;
+    MDB_val k, d;
+    int x = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+    mdb_cursor_close(cur);
+    if (x)
+        return mf_state_err(x, "token next due");
+    if (k.mv_size != 8 + MF_TOKEN_HASH_LEN)
+        return MF_ECORRUPT;
+    *expire_at_ms = mf_be64_get(k.mv_data);
+    memcpy(hash, (uint8_t *)k.mv_data + 8, MF_TOKEN_HASH_LEN);
+    return 0;
+}
+
+static void exp_key(uint8_t *kb, uint64_t expire_at, const uint8_t *hash)
+{
+    mf_be64_put(kb, expire_at);
+    memcpy(kb + 8, hash, MF_TOKEN_HASH_LEN);
+}
+
 int mf_token_apply_exists(struct mf_apply *a, const uint8_t *hash, size_t len)
 {
     if (len != MF_TOKEN_HASH_LEN)
@@ -149,6 +174,13 @@ int mf_token_apply_create(struct mf_apply *a, const Mayfly__Cmd__TokenCreate *m,
         rc = mf_state_err(mdb_put(a->txn, a->st->dbi[MF_DB_TOKEN_ACC], &ak, &hv, 0),
                           "accessor put");
     }
+    if (rc == 0 && t.expire_at_ms) {
+        uint8_t kb[8 + MF_TOKEN_HASH_LEN];
+        exp_key(kb, t.expire_at_ms, m->hash.data);
+        MDB_val ek = {sizeof(kb), kb}, ev = {0, ""};
+        rc = mf_state_err(mdb_put(a->txn, a->st->dbi[MF_DB_TOKEN_EXP], &ek, &ev, 0),
+                          "token_exp put");
+    }
     if (rc == 0 && has_parent) {
         MDB_val pk = {MF_TOKEN_HASH_LEN, m->parent_hash.data}, cv = {MF_TOKEN_HASH_LEN,
                                                                       m->hash.data};
@@ -179,6 +211,12 @@ static int token_remove(struct mf_apply *a, const uint8_t *hash, int unlink_pare
         x = mdb_del(a->txn, a->st->dbi[MF_DB_TOKEN_CHILD], &pk, &cv);
         if (x == MDB_NOTFOUND)
             x = 0;
+    }
+    if ((!x || x == MDB_NOTFOUND) && t->expire_at_ms) {
+        uint8_t kb[8 + MF_TOKEN_HASH_LEN];
+        exp_key(kb, t->expire_at_ms, hash);
+        MDB_val ek = {sizeof(kb), kb};
+        x = mdb_del(a->txn, a->st->dbi[MF_DB_TOKEN_EXP], &ek, NULL);
     }
     if (!x || x == MDB_NOTFOUND) {
         MDB_val k = {MF_TOKEN_HASH_LEN, (void *)hash};

@@ -31,6 +31,11 @@ void mf_token_free(Mayfly__Cmd__TokenRecord *t);
 int mf_token_by_accessor(MDB_txn *txn, struct mf_state *st, const char *accessor,
                          uint8_t hash[MF_TOKEN_HASH_LEN]);
 
+/* The token that expires first (tokens with a TTL only): the scheduler
+ * proposes a TokenRevoke for it once expire_at <= now. MF_ENOTFOUND if none. */
+int mf_token_next_due(MDB_txn *txn, struct mf_state *st, uint64_t *expire_at_ms,
+                      uint8_t hash[MF_TOKEN_HASH_LEN]);
+
 /* Number of child tokens of `hash`. */
 int mf_token_children_count(MDB_txn *txn, struct mf_state *st,
                             const uint8_t hash[MF_TOKEN_HASH_LEN], size_t *count);

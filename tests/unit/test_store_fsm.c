@@ -425,7 +425,8 @@ static void test_store_fsm_token_revoke_tree(void **s)
     tf_close(&t);
 }
 
-/* Revoking with orphan_children keeps the children, now orphans. */
+/* Revoking with orphan_children keeps the children, now orphans; the token
+ * expiry index gives the token due first. */
 static void test_store_fsm_token_revoke_orphans_children(void **s)
 {
     (void)s;
@@ -434,12 +435,23 @@ static void test_store_fsm_token_revoke_orphans_children(void **s)
     assert_int_equal(tf_token(&t, T0, 1, "p", 0, 60000), 0);
     assert_int_equal(tf_token(&t, T0, 2, "c", 1, 120000), 0);
     assert_int_equal(t.last->expire_at_ms, T0 + 60000); /* capped by the parent */
-    assert_int_equal(tf_token_revoke(&t, T0, 1, 1), 0);
     MDB_txn *txn;
     Mayfly__Cmd__TokenRecord *tok;
-    uint8_t h[32];
-    tf_hash(h, 2);
+    uint8_t h[32], want[32];
+    uint64_t due;
+    /* Both expire at T0+60000; the lower hash (token 1) sorts first. */
     assert_int_equal(mf_state_read_begin(tf_st(&t), &txn), 0);
+    assert_int_equal(mf_token_next_due(txn, tf_st(&t), &due, h), 0);
+    mf_state_read_end(txn);
+    tf_hash(want, 1);
+    assert_int_equal(due, T0 + 60000);
+    assert_memory_equal(h, want, 32);
+    assert_int_equal(tf_token_revoke(&t, T0, 1, 1), 0);
+    assert_int_equal(mf_state_read_begin(tf_st(&t), &txn), 0);
+    assert_int_equal(mf_token_next_due(txn, tf_st(&t), &due, h), 0);
+    tf_hash(want, 2);
+    assert_memory_equal(h, want, 32);
+    tf_hash(h, 2);
     assert_int_equal(mf_token_get(txn, tf_st(&t), h, &tok), 0);
     assert_true(tok->orphan);
     assert_int_equal(tok->parent_hash.len, 0);
