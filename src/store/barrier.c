@@ -928,6 +928,24 @@ int mf_barrier_uses_take(struct mf_barrier *b, struct mf_barrier_use *uses, size
     return rc;
 }
 
+int mf_barrier_uses_take_command(struct mf_barrier *b, uint32_t *term, uint64_t *count)
+{
+    MF_ASSERT(b != NULL && term != NULL && count != NULL);
+    *term = 0;
+    *count = 0;
+    rdlock(b);
+    int rc = b->unsealed ? 0 : MF_ESEALED;
+    for (size_t i = 0; rc == 0 && i < b->keys_len; i++) {
+        uint64_t n = atomic_exchange(&b->meta[i].pending, 0);
+        if (n > 0) {
+            *term = b->meta[i].term; /* terms ascend: the last one wins */
+            *count += n;
+        }
+    }
+    unlock(b);
+    return rc;
+}
+
 bool mf_barrier_should_rotate(uint64_t uses)
 {
     return uses >= MF_BARRIER_ROTATE_USES;

@@ -254,6 +254,13 @@ uint64_t mf_barrier_uses(struct mf_barrier *b, uint32_t term);
 int mf_barrier_uses_take(struct mf_barrier *b, struct mf_barrier_use *uses, size_t cap,
                          size_t *len);
 
+/* For a command's single (key_term, key_encryptions) pair: drain every
+ * pending count, set *term to the highest term that had one (0 if none) and
+ * *count to their sum. Over-counting the newest term is the safe direction
+ * (its rotation comes sooner); an older term encrypts nothing more once a
+ * newer one exists. Errors: MF_ESEALED (*term and *count are then 0). */
+int mf_barrier_uses_take_command(struct mf_barrier *b, uint32_t *term, uint64_t *count);
+
 /* Pure: whether a term used `uses` times (the replicated counter) must be
  * rotated now. True from MF_BARRIER_ROTATE_USES on. */
 bool mf_barrier_should_rotate(uint64_t uses);

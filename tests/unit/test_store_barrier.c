@@ -540,6 +540,28 @@ static void test_store_barrier_use_counts(void **state)
     assert_int_equal(mf_barrier_keyring_info(b, info, 2, &n), 0);
     assert_int_equal(info[0].uses, 6);
     assert_int_equal(info[1].uses, 3);
+
+    /* The one-pair form for a command: pending uses straddling a rotation
+     * are reported under the newest term. */
+    uint32_t term;
+    uint64_t count;
+    assert_int_equal(mf_barrier_uses_take_command(b, &term, &count), 0);
+    assert_int_equal(term, 0);
+    assert_int_equal(count, 0);
+    encrypt(b, "p", 1, "v", &ct, &ct_len);
+    free(ct);
+    assert_int_equal(mf_barrier_rotate(b, 11, NULL), 0);
+    encrypt(b, "p", 2, "v", &ct, &ct_len);
+    free(ct);
+    encrypt(b, "p", 3, "v", &ct, &ct_len);
+    free(ct);
+    assert_int_equal(mf_barrier_uses_take_command(b, &term, &count), 0);
+    assert_int_equal(term, 3);
+    assert_int_equal(count, 3);
+    assert_int_equal(mf_barrier_uses_take_command(b, &term, &count), 0);
+    assert_int_equal(count, 0);
+    mf_barrier_seal(b);
+    assert_int_equal(mf_barrier_uses_take_command(b, &term, &count), MF_ESEALED);
     mf_barrier_free(b);
 }
 
