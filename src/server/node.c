@@ -737,6 +737,7 @@ int mf_node_start(uv_loop_t *loop, const struct mf_node_opts *o, struct mf_node 
         n->peers[i].addr = strdup(o->cfg->peers[i].addr);
         n->peers[i].api_addr = o->cfg->peers[i].api_addr ? strdup(o->cfg->peers[i].api_addr)
                                                          : NULL;
+        n->peers[i].zone = o->cfg->peers[i].zone ? strdup(o->cfg->peers[i].zone) : NULL;
     }
     n->incoming_fd = -1;
     n->snapshot_entries = o->cfg->snapshot_entries;
@@ -807,6 +808,7 @@ void mf_node_stop(struct mf_node *n)
     for (size_t i = 0; i < n->peers_len; i++) {
         free(n->peers[i].addr);
         free(n->peers[i].api_addr);
+        free(n->peers[i].zone);
     }
     /* The tick handle lives inside n: free n once libuv has closed it. */
     if (n->tick_started) {
@@ -916,6 +918,14 @@ const char *mf_node_member_addr(struct mf_node *n, uint64_t id)
     for (size_t i = 0; i < n->peers_len; i++)
         if (n->peers[i].id == id)
             return n->peers[i].addr;
+    return NULL;
+}
+
+const char *mf_node_member_zone(struct mf_node *n, uint64_t id)
+{
+    for (size_t i = 0; i < n->peers_len; i++)
+        if (n->peers[i].id == id)
+            return n->peers[i].zone;
     return NULL;
 }
 

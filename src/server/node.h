@@ -134,6 +134,8 @@ uint64_t mf_node_known_commit(struct mf_node *n);
 const char *mf_node_peer_addr(struct mf_node *n);
 /* The configured address of a member (peer listener), or NULL. */
 const char *mf_node_member_addr(struct mf_node *n, uint64_t id);
+/* The configured zone of a peer, or NULL. */
+const char *mf_node_member_zone(struct mf_node *n, uint64_t id);
 /* The configured client address of a peer (api_addr), or NULL. */
 const char *mf_node_member_api_addr(struct mf_node *n, uint64_t id);
 /* Ask for leadership to move to `to`. */

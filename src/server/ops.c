@@ -800,6 +800,8 @@ static void op_status(struct req *r)
         const char *addr = mf_node_member_addr(s->node, id);
         members[n].addr = (char *)(addr ? addr : "");
         members[n].voter = voter;
+        const char *zone = id == s->cfg->node_id ? s->cfg->zone : mf_node_member_zone(s->node, id);
+        members[n].zone = (char *)(zone ? zone : "");
         ptrs[n] = &members[n];
         n++;
         if (!voter && id == s->cfg->node_id)

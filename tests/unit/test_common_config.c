@@ -73,6 +73,26 @@ static void test_config_loads_valid_file(void **state)
     mf_config_free(&cfg);
 }
 
+/* The example config shipped in deploy/ loads and validates. */
+static void test_config_example_in_deploy_is_valid(void **state)
+{
+    (void)state;
+    const char *src = getenv("MF_SOURCE_DIR");
+    assert_non_null(src);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/deploy/config/node.example.json", src);
+    struct mf_config cfg;
+    char err[MF_CONFIG_ERR_LEN] = "";
+    assert_int_equal(mf_config_defaults(&cfg), 0);
+    int rc = mf_config_load(&cfg, path, err, sizeof(err));
+    if (rc)
+        print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(mf_config_validate(&cfg, err, sizeof(err)), 0);
+    assert_int_equal(cfg.peers_len, 2);
+    mf_config_free(&cfg);
+}
+
 /* A missing file names the file and says it does not exist. */
 static void test_config_missing_file(void **state)
 {
@@ -245,6 +265,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_loads_valid_file),
         cmocka_unit_test(test_config_missing_file),
+        cmocka_unit_test(test_config_example_in_deploy_is_valid),
         cmocka_unit_test(test_config_bad_json),
         cmocka_unit_test(test_config_unknown_key),
         cmocka_unit_test(test_config_unknown_peer_key),
