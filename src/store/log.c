@@ -53,6 +53,8 @@ struct reader {
 
 struct mf_raftlog {
     MDB_env *env;
+    dev_t dev; /* of DIR/log: one handle per log per process */
+    ino_t ino;
     MDB_dbi dbi_entries;
     MDB_dbi dbi_meta;
     uint64_t map_size_bytes;
@@ -1021,12 +1023,48 @@ static int check_log(struct mf_raftlog *log)
     return rc != 0 ? lmdb_err(log, rc, "open databases") : 0;
 }
 
+/* LMDB must never open one environment twice in a process (closing either
+ * would drop the other's file locks): the logs open here, by directory. */
+#define OPEN_LOGS_MAX 64
+static pthread_mutex_t open_logs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mf_raftlog *open_logs[OPEN_LOGS_MAX];
+
+/* Registers log (open_logs_lock held); MF_EEXISTS if its directory is open. */
+static int register_open(struct mf_raftlog *log)
+{
+    struct mf_raftlog **slot = NULL;
+    for (int i = 0; i < OPEN_LOGS_MAX; i++) {
+        struct mf_raftlog *o = open_logs[i];
+        if (o && o->dev == log->dev && o->ino == log->ino) {
+            MF_ERROR(MOD, "%s is already open in this process", log->path);
+            return MF_EEXISTS;
+        }
+        if (!o && !slot)
+            slot = &open_logs[i];
+    }
+    if (!slot) {
+        MF_ERROR(MOD, "more than %d logs open in this process", OPEN_LOGS_MAX);
+        return MF_EINVAL;
+    }
+    *slot = log;
+    return 0;
+}
+
+static void unregister_open(struct mf_raftlog *log)
+{
+    pthread_mutex_lock(&open_logs_lock);
+    for (int i = 0; i < OPEN_LOGS_MAX; i++)
+        if (open_logs[i] == log)
+            open_logs[i] = NULL;
+    pthread_mutex_unlock(&open_logs_lock);
+}
+
+static int open_locked(const char *dir, struct mf_raftlog *log);
+
 int mf_raftlog_open(const char *dir, const struct mf_raftlog_opts *opts,
                     struct mf_raftlog **out)
 {
     struct mf_raftlog *log;
-    struct stat st;
-    char data[PATH_MAX + 16];
     int rc;
 
     *out = NULL;
@@ -1041,30 +1079,54 @@ int mf_raftlog_open(const char *dir, const struct mf_raftlog_opts *opts,
                                      ? opts->compact_batch_entries
                                      : COMPACT_BATCH_DEFAULT;
     if ((size_t)snprintf(log->path, sizeof(log->path), "%s/log", dir) >= sizeof(log->path) - 8) {
-        rc = MF_EINVAL;
-        goto fail_alloc;
+        free(log);
+        return MF_EINVAL;
     }
     pthread_mutex_init(&log->readers_lock, NULL);
+    pthread_mutex_lock(&open_logs_lock);
+    rc = open_locked(dir, log);
+    pthread_mutex_unlock(&open_logs_lock);
+    if (rc != 0) {
+        pthread_mutex_destroy(&log->readers_lock);
+        free(log);
+        return rc;
+    }
+    *out = log;
+    return 0;
+}
+
+/* The body of mf_raftlog_open, under open_logs_lock so that two opens of one
+ * directory cannot race past the check. */
+static int open_locked(const char *dir, struct mf_raftlog *log)
+{
+    struct stat st;
+    char data[PATH_MAX + 16];
+    int rc;
 
     if (stat(log->path, &st) != 0) {
         if (errno != ENOENT) {
             rc = -errno;
             MF_ERROR(MOD, "stat %s: %s", log->path, strerror(errno));
-            goto fail_lock;
+            return rc;
         }
         if ((rc = create_log(dir, log->path, log->map_size_bytes)) != 0)
-            goto fail_lock;
+            return rc;
         MF_INFO(MOD, "created raft log %s", log->path);
+        if (stat(log->path, &st) != 0)
+            return -errno;
     } else {
         snprintf(data, sizeof(data), "%s/data.mdb", log->path);
         if (!S_ISDIR(st.st_mode) || access(data, F_OK) != 0) {
             MF_ERROR(MOD, "%s exists but holds no log (no data.mdb)", log->path);
-            rc = MF_ECORRUPT;
-            goto fail_lock;
+            return MF_ECORRUPT;
         }
     }
+    log->dev = st.st_dev;
+    log->ino = st.st_ino;
+    if ((rc = register_open(log)) != 0)
+        return rc;
     if ((rc = env_open(log->path, log->map_size_bytes, &log->env)) != 0)
-        goto fail_lock;
+        goto fail_registered;
     /* Reader slots left in the lock file by a process that died (a crash)
      * would pin old pages: clear them. */
     mdb_reader_check(log->env, NULL);
@@ -1072,15 +1134,14 @@ int mf_raftlog_open(const char *dir, const struct mf_raftlog_opts *opts,
         goto fail_env;
     if ((rc = finish_compaction(log)) != 0)
         goto fail_env;
-    *out = log;
     return 0;
 
 fail_env:
     mdb_env_close(log->env);
-fail_lock:
-    pthread_mutex_destroy(&log->readers_lock);
-fail_alloc:
-    free(log);
+fail_registered:
+    for (int i = 0; i < OPEN_LOGS_MAX; i++)
+        if (open_logs[i] == log)
+            open_logs[i] = NULL;
     return rc;
 }
 
@@ -1093,6 +1154,7 @@ void mf_raftlog_close(struct mf_raftlog *log)
             mdb_txn_abort(log->readers[i].txn);
     }
     mdb_env_close(log->env);
+    unregister_open(log);
     pthread_mutex_destroy(&log->readers_lock);
     free(log);
 }

@@ -64,8 +64,10 @@ struct mf_raftlog_opts {
  * A new log is created in dir/log.tmp/ and renamed into place once durable,
  * so a crash during creation never leaves a half-made log behind.
  * opts may be NULL (defaults). On success *out is the new handle.
- * Errors: MF_EINVAL, MF_ECORRUPT (unknown format or bad metadata),
- * MF_ESTORAGE (LMDB refused the files), MF_EMAPFULL, -errno. */
+ * A log may be open only once per process (LMDB's rule): a second open of
+ * the same directory fails with MF_EEXISTS until the first is closed.
+ * Errors: MF_EINVAL, MF_EEXISTS, MF_ECORRUPT (unknown format or bad
+ * metadata), MF_ESTORAGE (LMDB refused the files), MF_EMAPFULL, -errno. */
 int mf_raftlog_open(const char *dir, const struct mf_raftlog_opts *opts,
                     struct mf_raftlog **out);
 

@@ -482,6 +482,19 @@ static void test_store_log_creation_leftovers(void **state)
     assert_null(log);
 }
 
+/* A second open of the same log in one process is refused (LMDB would lose
+ * its locks), and allowed again once the first handle is closed. */
+static void test_store_log_open_twice_refused(void **state)
+{
+    (void)state;
+    struct mf_raftlog *log = open_log(0), *again = NULL;
+    assert_int_equal(mf_raftlog_open(tmpdir, NULL, &again), MF_EEXISTS);
+    assert_null(again);
+    mf_raftlog_close(log);
+    log = open_log(0);
+    mf_raftlog_close(log);
+}
+
 /* --- a reader thread while the writer thread appends --- */
 
 #define RW_BATCHES 300
@@ -599,6 +612,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_log_storage_interface, make_tmpdir,
                                         remove_tmpdir),
         cmocka_unit_test_setup_teardown(test_store_log_creation_leftovers, make_tmpdir,
+                                        remove_tmpdir),
+        cmocka_unit_test_setup_teardown(test_store_log_open_twice_refused, make_tmpdir,
                                         remove_tmpdir),
         cmocka_unit_test_setup_teardown(test_store_log_reader_and_writer_threads, make_tmpdir,
                                         remove_tmpdir),
