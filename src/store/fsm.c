@@ -108,10 +108,15 @@ static Mayfly__Cmd__Result *result_dup(const Mayfly__Cmd__Result *r)
         return NULL;
     *c = *r;
     c->error = (char *)protobuf_c_empty_string;
+    c->cursor = (char *)protobuf_c_empty_string;
     c->secret.data = NULL;
     c->secret.len = 0;
     if (r->error && *r->error && !(c->error = strdup(r->error))) {
         c->error = (char *)protobuf_c_empty_string;
+        goto fail;
+    }
+    if (r->cursor && *r->cursor && !(c->cursor = strdup(r->cursor))) {
+        c->cursor = (char *)protobuf_c_empty_string;
         goto fail;
     }
     if (r->secret.len) {
@@ -266,6 +271,8 @@ finish:
             rc = -ENOMEM;
     }
 out:
+    if (r.cursor && r.cursor != protobuf_c_empty_string)
+        free(r.cursor); /* a handler's strdup */
     if (c)
         mayfly__cmd__command__free_unpacked(c, NULL);
     return rc;

@@ -355,6 +355,34 @@ static int lease_move(struct mf_apply *a, uint64_t seq, Mayfly__Cmd__LeaseRecord
     return lease_store(a, seq, rec, 0);
 }
 
+/* Position a PREFIX cursor on the first entry after lease id `after`; *x is
+ * LMDB's answer. MF_EINVAL if `after` is not a lease id. */
+static int prefix_seek_after(MDB_cursor *cur, const char *after, MDB_val *k, MDB_val *d, int *x)
+{
+    size_t alen;
+    uint64_t aseq;
+    if (mf_lease_id_parse(after, &alen, &aseq))
+        return MF_EINVAL;
+    uint8_t sb[8];
+    seq_key(sb, aseq);
+    k->mv_size = alen;
+    k->mv_data = (void *)after;
+    d->mv_size = 8;
+    d->mv_data = sb;
+    *x = mdb_cursor_get(cur, k, d, MDB_GET_BOTH_RANGE);
+    if (*x == MDB_NOTFOUND) {
+        /* No dup >= aseq under that key (or no such key): next key. */
+        k->mv_size = alen;
+        k->mv_data = (void *)after;
+        *x = mdb_cursor_get(cur, k, d, MDB_SET_RANGE);
+        if (*x == 0 && k->mv_size == alen && memcmp(k->mv_data, after, alen) == 0)
+            *x = mdb_cursor_get(cur, k, d, MDB_NEXT_NODUP);
+    } else if (*x == 0 && mf_be64_get(d->mv_data) == aseq) {
+        *x = mdb_cursor_get(cur, k, d, MDB_NEXT);
+    }
+    return 0;
+}
+
 /* --- commands --- */
 
 static int valid_component(const char *s, size_t max)
@@ -572,15 +600,36 @@ int mf_lease_apply_revoke_prefix(struct mf_apply *a, const Mayfly__Cmd__LeaseRev
     int rc = mf_state_err(mdb_cursor_open(a->txn, a->st->dbi[MF_DB_PREFIX], &cur), "prefix");
     if (rc)
         return rc;
+    uint32_t limit = m->limit && m->limit < MF_LEASE_REVOKE_PREFIX_MAX ? m->limit
+                                                                        : MF_LEASE_REVOKE_PREFIX_MAX;
+    /* Scanned entries are bounded too (revoked ones stay in the index until
+     * tidy), with a cursor so the next command starts where this one ended. */
+    uint64_t scanned = 0, scan_max = (uint64_t)limit * 8;
+    char last[MF_LEASE_ID_MAX] = "";
     MDB_val k = {plen, m->prefix}, d;
-    int x = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+    int x;
+    if (*m->after) {
+        if (strncmp(m->after, m->prefix, plen) != 0 ||
+            prefix_seek_after(cur, m->after, &k, &d, &x)) {
+            mdb_cursor_close(cur);
+            return mf_apply_fail(a, MF_EINVAL, "revoke-prefix cursor is not a lease id under the prefix");
+        }
+    } else {
+        x = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+    }
     while (x == 0 && k.mv_size >= plen && memcmp(k.mv_data, m->prefix, plen) == 0) {
+        if (r->count == limit || scanned == scan_max) {
+            r->more = 1; /* the rest goes in the next command, after r->cursor */
+            break;
+        }
+        scanned++;
         Mayfly__Cmd__LeaseRecord *rec;
         uint64_t seq = mf_be64_get(d.mv_data);
         rc = lease_load(a->txn, a->st, seq, &rec);
         if (rc == MF_ENOTFOUND)
             rc = 0;
         else if (rc == 0) {
+            mf_lease_id_format(last, sizeof(last), rec->mount, rec->name, seq);
             rc = to_revoking(a, seq, rec, &r->count);
             mf_lease_free(rec);
         }
@@ -589,6 +638,11 @@ int mf_lease_apply_revoke_prefix(struct mf_apply *a, const Mayfly__Cmd__LeaseRev
         x = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
     }
     mdb_cursor_close(cur);
+    if (rc == 0 && r->more) {
+        r->cursor = strdup(last);
+        if (!r->cursor)
+            rc = -ENOMEM;
+    }
     if (rc == 0 && x && x != MDB_NOTFOUND)
         rc = mf_state_err(x, "revoke-prefix");
     return rc;
@@ -891,28 +945,9 @@ int mf_lease_list(MDB_txn *txn, struct mf_state *st, const char *prefix, int sta
     MDB_val k, d;
     int x;
     if (after) {
-        size_t alen;
-        uint64_t aseq;
-        rc = mf_lease_id_parse(after, &alen, &aseq);
+        rc = prefix_seek_after(cur, after, &k, &d, &x);
         if (rc)
             goto fail;
-        uint8_t sb[8];
-        seq_key(sb, aseq);
-        k.mv_size = alen;
-        k.mv_data = (void *)after;
-        d.mv_size = 8;
-        d.mv_data = sb;
-        x = mdb_cursor_get(cur, &k, &d, MDB_GET_BOTH_RANGE);
-        if (x == MDB_NOTFOUND) {
-            /* No dup >= aseq under that key (or no such key): next key. */
-            k.mv_size = alen;
-            k.mv_data = (void *)after;
-            x = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
-            if (x == 0 && k.mv_size == alen && memcmp(k.mv_data, after, alen) == 0)
-                x = mdb_cursor_get(cur, &k, &d, MDB_NEXT_NODUP);
-        } else if (x == 0 && mf_be64_get(d.mv_data) == aseq) {
-            x = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
-        }
     } else if (plen) {
         k.mv_size = plen;
         k.mv_data = (void *)prefix;

@@ -26,6 +26,7 @@
 #define MF_LEASE_ID_MAX (MF_LEASE_PREFIX_MAX + 14) /* with SEQ and NUL */
 #define MF_LEASE_TIDY_MAX 10000    /* revoked leases dropped by one tidy command */
 #define MF_LEASE_EXPIRE_MAX 10000  /* seqs in one expire / revoked command */
+#define MF_LEASE_REVOKE_PREFIX_MAX 10000 /* leases one revoke-prefix command moves */
 #define MF_LEASE_QUOTAS_MAX 64     /* configured quotas (cluster-wide counts as one) */
 #define MF_LEASE_OWNER_HASH_LEN 32 /* SHA-256 */
 #define MF_LEASE_BLOB_MAX (64 * 1024) /* credential / last_error ciphertext */

@@ -218,14 +218,23 @@ static inline int tf_irrevocable(struct tf *t, uint64_t now, uint64_t seq, const
     return tf_cmd(t, &c, now);
 }
 
-static inline int tf_prefix(struct tf *t, uint64_t now, const char *prefix)
+static inline int tf_prefix_after(struct tf *t, uint64_t now, const char *prefix,
+                                  uint32_t limit, const char *after)
 {
     Mayfly__Cmd__Command c = MAYFLY__CMD__COMMAND__INIT;
     Mayfly__Cmd__LeaseRevokePrefix m = MAYFLY__CMD__LEASE_REVOKE_PREFIX__INIT;
     m.prefix = (char *)prefix;
+    m.limit = limit;
+    if (after)
+        m.after = (char *)after;
     c.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_REVOKE_PREFIX;
     c.lease_revoke_prefix = &m;
     return tf_cmd(t, &c, now);
+}
+
+static inline int tf_prefix(struct tf *t, uint64_t now, const char *prefix)
+{
+    return tf_prefix_after(t, now, prefix, 0, NULL);
 }
 
 static inline int tf_tidy(struct tf *t, uint64_t now, uint64_t retention, uint32_t limit)

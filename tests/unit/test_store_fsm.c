@@ -226,7 +226,7 @@ static void test_store_fsm_irrevocable_and_force_revoke(void **s)
 }
 
 /* revoke-prefix moves every issuing/active lease under the prefix, and only
- * those. */
+ * those, at most `limit` per command (Result.more asks for another). */
 static void test_store_fsm_revoke_prefix(void **s)
 {
     (void)s;
@@ -241,7 +241,29 @@ static void test_store_fsm_revoke_prefix(void **s)
     assert_int_equal(t.last->count, 2);
     assert_int_equal(tf_prefix(&t, T0, "db/"), 0);
     assert_int_equal(t.last->count, 1);
+    assert_false(t.last->more);
     assert_int_equal(tf_lease_state(&t, 4, NULL), LSTATE(ACTIVE));
+    /* Bounded: 25 leases under "bulk/", the first 20 already revoked (they
+     * stay in the prefix index until tidy); 1 moved per command, at most 8
+     * looked at, continuing from the cursor. */
+    for (uint64_t i = 10; i < 35; i++) {
+        assert_int_equal(tf_grant_full(&t, T0, i, "bulk", "x", 1000, 0, LSTATE(ACTIVE), 0), 0);
+        if (i < 30)
+            assert_int_equal(tf_force(&t, T0, i), 0);
+    }
+    uint64_t total = 0;
+    int rounds = 0;
+    char cursor[MF_LEASE_ID_MAX] = "";
+    do {
+        assert_int_equal(tf_prefix_after(&t, T0, "bulk/", 1, rounds ? cursor : NULL), 0);
+        total += t.last->count;
+        snprintf(cursor, sizeof(cursor), "%s", t.last->cursor);
+        rounds++;
+        assert_true(rounds < 20);
+    } while (t.last->more);
+    assert_int_equal(total, 5);
+    assert_int_equal(rounds, 7); /* 8 + 8 looked at, then 4 + one move, then 4 moves */
+    assert_int_equal(tf_prefix_after(&t, T0, "bulk/", 1, "db/ro/0000000000001"), MF_EINVAL);
     tf_close(&t);
 }
 
