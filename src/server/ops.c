@@ -151,14 +151,8 @@ void mf_ops_propose(struct req *r, void *cmd_ptr, mf_ops_finish_cb finish)
     }
     if (!cmd->now_ms)
         cmd->now_ms = mf_srv_leader_now(s);
-    struct mf_barrier_use uses[4];
-    size_t n_uses = 0;
-    if (!mf_barrier_sealed(s->barrier) &&
-        mf_barrier_uses_take(s->barrier, uses, 4, &n_uses) == 0 && n_uses > 0) {
-        cmd->key_term = uses[n_uses - 1].term;
-        for (size_t i = 0; i < n_uses; i++)
-            cmd->key_encryptions += uses[i].count;
-    }
+    if (!mf_barrier_sealed(s->barrier))
+        mf_barrier_uses_take_command(s->barrier, &cmd->key_term, &cmd->key_encryptions);
     size_t len = mayfly__cmd__command__get_packed_size(cmd);
     if (len > MF_FSM_COMMAND_MAX) {
         mf_api_reply_error(r, MF_ETOOLARGE, "the command is %zu bytes; at most %d", len,

@@ -46,6 +46,9 @@ static void sm_applied(void *ctx, const struct mf_raft_entry *e, void *result)
 {
     struct mf_server *s = ctx;
     (void)e;
+    const Mayfly__Cmd__Result *res = result;
+    if (res && res->code == 0 && res->seq && res->expire_at_ms)
+        mf_sched_applied(s, res->expire_at_ms);
     mf_fsm_result_free(result);
     if (mf_barrier_sealed(s->barrier))
         mf_srv_try_auto_unseal(s);
@@ -61,6 +64,7 @@ static void sm_role_changed(void *ctx, enum mf_raft_role role, uint64_t leader)
     s->leader = leader;
     if (role == MF_RAFT_LEADER && s->dev && !s->dev_init_started)
         mf_ops_dev_init(s);
+    mf_sched_role_changed(s);
 }
 
 static int sm_snapshot_create(void *ctx, const char *path, uint64_t *index)
@@ -266,6 +270,7 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
     rc = mf_api_listen(s);
     if (rc)
         goto fail;
+    mf_sched_init(s);
     uv_timer_init(loop, &s->housekeeping);
     s->housekeeping.data = s;
     s->housekeeping_started = true;
@@ -281,9 +286,11 @@ fail:
     return rc;
 }
 
-static void on_housekeeping_closed(uv_handle_t *h)
+void mf_srv_handle_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct mf_server *s = h->data;
+    if (--s->handles_open == 0)
+        free(s);
 }
 
 void mf_server_stop(struct mf_server *s)
@@ -305,12 +312,14 @@ void mf_server_stop(struct mf_server *s)
         free(s->dev_root_token);
     }
     pthread_rwlock_destroy(&s->state_lock);
+    mf_sched_close(s);
     if (s->housekeeping_started) {
         uv_timer_stop(&s->housekeeping);
-        uv_close((uv_handle_t *)&s->housekeeping, on_housekeeping_closed);
-    } else {
-        free(s);
+        s->handles_open++;
+        uv_close((uv_handle_t *)&s->housekeeping, mf_srv_handle_closed);
     }
+    if (s->handles_open == 0)
+        free(s);
 }
 
 const char *mf_server_client_addr(const struct mf_server *s)

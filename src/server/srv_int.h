@@ -57,6 +57,8 @@ struct req {
     void *op_state;           /* an operation's own state (init: the shares) */
     void (*op_state_free)(void *op_state);
     struct req *next_fwd;     /* forwarded-out list (follower side) */
+    /* The server's own requests (scheduler): told the outcome, no answer. */
+    void (*internal_done)(struct mf_server *s, int rc);
     uint64_t fwd_deadline_ms;
 };
 
@@ -85,6 +87,16 @@ struct mf_server {
     uint64_t next_fwd_id;
     struct req *fwd_head;     /* requests forwarded to the leader, oldest first */
     struct req *fwd_tail;
+    /* Revocation scheduler (scheduler.c). */
+    uv_timer_t sched_timer;
+    bool sched_started;
+    bool sched_expire_inflight;
+    bool sched_revoked_inflight;
+    uint64_t sched_armed_at_ms;   /* expire_at the timer aims at (0: idle) */
+    uint64_t sched_next_tidy_ms;
+    uint64_t sched_expired;       /* leases proposed for expiry */
+    uint64_t sched_revoked;       /* leases proposed as revoked */
+    unsigned handles_open;        /* handles inside this struct still closing */
     bool dev_init_started;
     char *dev_root_token;
     int failed;
@@ -113,6 +125,15 @@ void mf_api_fail_forwards(struct mf_server *s, int code);
 /* Follower: send r to the leader; the answer is relayed when it comes. */
 int mf_api_forward(struct mf_server *s, struct req *r);
 void mf_req_free(struct req *r);
+
+/* scheduler.c */
+void mf_sched_init(struct mf_server *s);
+void mf_sched_role_changed(struct mf_server *s);
+/* A command applied with this expire_at (lease grant/renew): maybe earlier. */
+void mf_sched_applied(struct mf_server *s, uint64_t expire_at_ms);
+void mf_sched_close(struct mf_server *s);
+/* Close callback for handles embedded in struct mf_server: frees it after the last. */
+void mf_srv_handle_closed(uv_handle_t *h);
 
 /* ops.c */
 void mf_ops_dispatch(struct req *r);

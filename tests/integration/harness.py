@@ -93,9 +93,10 @@ class Node:
                                  % (self.id, self.log_tail()))
 
     def _read_stdout(self, proc):
-        for line in proc.stdout:
-            if line.strip() == "mayflyd: ready":
-                self.ready.set()
+        with proc.stdout:
+            for line in proc.stdout:
+                if line.strip() == "mayflyd: ready":
+                    self.ready.set()
 
     def kill(self, sig=signal.SIGKILL):
         if self.proc and self.proc.poll() is None:

@@ -1,0 +1,219 @@
+/* The revocation scheduler: on the leader only, it expires leases on time.
+ *
+ * It never scans all leases and keeps nothing in memory that a new leader
+ * would have to rebuild: it wakes at the earliest expire_at in the store's
+ * expiry index (one cursor read, O(log n)), proposes LeaseExpire for the
+ * leases due by now (a batch), and once that is applied (the leases are
+ * `revoking`, replicated), finishes the ones no engine has to revoke (bare
+ * leases and KV-bound leases: the store destroys their KV entries in the same
+ * command) with LeaseRevoked. Expire is applied only if expire_at is still at
+ * or before the command's now, so a renew committed in between wins.
+ *
+ * One proposal of each kind is in flight at a time; when it is applied, the
+ * scheduler looks again. After every applied batch it re-reads the next due
+ * time (a grant may have added an earlier one) and re-arms its timer.
+ * Engine-issued leases (issuing/revoking with an engine) wait for the engines
+ * (issue 6): they stay `revoking` and are listed by `mayfly lease list
+ * -state revoking`. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/env.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "server/srv_int.h"
+#include "store/leases.h"
+
+#define LOG_MOD "scheduler"
+#define EXPIRY_BATCH 1000           /* leases per expire / revoked command */
+#define EXPIRY_IDLE_MS 1000         /* re-check at least this often while leader */
+#define TIDY_EVERY_MS 60000  /* drop revoked leases past retention */
+
+static void sched_run(struct mf_server *s);
+
+static void on_timer(uv_timer_t *t)
+{
+    sched_run(t->data);
+}
+
+static void arm(struct mf_server *s, uint64_t delay_ms)
+{
+    if (delay_ms > EXPIRY_IDLE_MS)
+        delay_ms = EXPIRY_IDLE_MS;
+    uv_timer_start(&s->sched_timer, on_timer, delay_ms, 0);
+}
+
+/* An internal proposal finished (applied or failed): look again. */
+static void on_expire_done(struct mf_server *s, int rc)
+{
+    s->sched_expire_inflight = false;
+    if (rc)
+        MF_WARN(LOG_MOD, "expire proposal failed: %s", mf_strerror(rc));
+    if (s->role == MF_RAFT_LEADER)
+        arm(s, 0);
+}
+
+static void on_revoked_done(struct mf_server *s, int rc)
+{
+    s->sched_revoked_inflight = false;
+    if (rc)
+        MF_WARN(LOG_MOD, "revoked proposal failed: %s", mf_strerror(rc));
+    if (s->role == MF_RAFT_LEADER)
+        arm(s, 0);
+}
+
+static void on_tidy_done(struct mf_server *s, int rc)
+{
+    (void)s;
+    if (rc)
+        MF_WARN(LOG_MOD, "tidy failed: %s", mf_strerror(rc));
+}
+
+static struct req *internal_req(struct mf_server *s, void (*done)(struct mf_server *, int))
+{
+    struct req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->srv = s;
+    r->internal_done = done;
+    return r;
+}
+
+static void propose_expire(struct mf_server *s, uint64_t *seqs, size_t n)
+{
+    struct req *r = internal_req(s, on_expire_done);
+    if (!r)
+        return;
+    Mayfly__Cmd__LeaseExpire m = MAYFLY__CMD__LEASE_EXPIRE__INIT;
+    m.seqs = seqs;
+    m.n_seqs = n;
+    Mayfly__Cmd__Command cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_EXPIRE;
+    cmd.lease_expire = &m;
+    s->sched_expire_inflight = true;
+    s->sched_expired += n;
+    mf_ops_propose(r, &cmd, NULL);
+}
+
+static void propose_revoked(struct mf_server *s, uint64_t *seqs, size_t n)
+{
+    struct req *r = internal_req(s, on_revoked_done);
+    if (!r)
+        return;
+    Mayfly__Cmd__LeaseRevoked m = MAYFLY__CMD__LEASE_REVOKED__INIT;
+    m.seqs = seqs;
+    m.n_seqs = n;
+    Mayfly__Cmd__Command cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_REVOKED;
+    cmd.lease_revoked = &m;
+    s->sched_revoked_inflight = true;
+    s->sched_revoked += n;
+    mf_ops_propose(r, &cmd, NULL);
+}
+
+static void propose_tidy(struct mf_server *s)
+{
+    struct req *r = internal_req(s, on_tidy_done);
+    if (!r)
+        return;
+    Mayfly__Cmd__LeaseTidy m = MAYFLY__CMD__LEASE_TIDY__INIT;
+    m.retention_ms = MF_SRV_REVOKED_RETENTION_MS;
+    Mayfly__Cmd__Command cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_TIDY;
+    cmd.lease_tidy = &m;
+    mf_ops_propose(r, &cmd, NULL);
+}
+
+/* Revoking leases that no engine has to act on (bare or KV-bound). */
+static size_t engineless_revoking(struct mf_server *s, MDB_txn *txn, uint64_t *out, size_t max)
+{
+    struct mf_state *st = mf_fsm_state(s->fsm);
+    uint64_t seqs[EXPIRY_BATCH];
+    size_t n = 0, kept = 0;
+    if (mf_lease_revoking(txn, st, 0, seqs, max < EXPIRY_BATCH ? max : EXPIRY_BATCH, &n))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        Mayfly__Cmd__LeaseRecord *rec = NULL;
+        if (mf_lease_get(txn, st, seqs[i], &rec) == 0 && rec->engine[0] == '\0')
+            out[kept++] = seqs[i];
+        mf_lease_free(rec);
+    }
+    return kept;
+}
+
+static void sched_run(struct mf_server *s)
+{
+    if (s->role != MF_RAFT_LEADER || s->failed || mf_barrier_sealed(s->barrier))
+        return;
+    uint64_t now = mf_srv_leader_now(s);
+    /* Leader time never runs backwards; mf_srv_leader_now already advanced it,
+     * which is harmless: the next command carries at least this time. */
+    MDB_txn *txn;
+    if (mf_srv_read_begin(s, &txn))
+        return arm(s, EXPIRY_IDLE_MS);
+    struct mf_state *st = mf_fsm_state(s->fsm);
+    uint64_t due[EXPIRY_BATCH], done[EXPIRY_BATCH];
+    size_t n_due = 0, n_done = 0;
+    if (!s->sched_expire_inflight)
+        mf_lease_due(txn, st, now, NULL, due, EXPIRY_BATCH, &n_due, NULL);
+    if (!s->sched_revoked_inflight)
+        n_done = engineless_revoking(s, txn, done, EXPIRY_BATCH);
+    uint64_t next_at = 0, next_seq = 0;
+    int has_next = mf_lease_next_due(txn, st, &next_at, &next_seq) == 0;
+    mf_srv_read_end(s, txn);
+
+    if (n_due)
+        propose_expire(s, due, n_due);
+    if (n_done)
+        propose_revoked(s, done, n_done);
+    if (now >= s->sched_next_tidy_ms) {
+        s->sched_next_tidy_ms = now + TIDY_EVERY_MS;
+        propose_tidy(s);
+    }
+    s->sched_armed_at_ms = has_next ? next_at : 0;
+    if (!has_next)
+        return arm(s, EXPIRY_IDLE_MS);
+    arm(s, next_at > now ? next_at - now : (s->sched_expire_inflight ? EXPIRY_IDLE_MS : 0));
+}
+
+void mf_sched_init(struct mf_server *s)
+{
+    uv_timer_init(s->loop, &s->sched_timer);
+    s->sched_timer.data = s;
+    s->sched_started = true;
+}
+
+void mf_sched_role_changed(struct mf_server *s)
+{
+    if (!s->sched_started)
+        return;
+    if (s->role == MF_RAFT_LEADER) {
+        MF_INFO(LOG_MOD, "leader: resuming expiry from the index");
+        arm(s, 0);
+    } else {
+        uv_timer_stop(&s->sched_timer);
+    }
+}
+
+void mf_sched_applied(struct mf_server *s, uint64_t expire_at_ms)
+{
+    if (!s->sched_started || s->role != MF_RAFT_LEADER || !expire_at_ms)
+        return;
+    /* A grant or renew may have put an earlier lease first. */
+    if (s->sched_armed_at_ms == 0 || expire_at_ms < s->sched_armed_at_ms) {
+        uint64_t now = mf_now_wall_ms();
+        s->sched_armed_at_ms = expire_at_ms;
+        arm(s, expire_at_ms > now ? expire_at_ms - now : 0);
+    }
+}
+
+void mf_sched_close(struct mf_server *s)
+{
+    if (!s->sched_started)
+        return;
+    uv_timer_stop(&s->sched_timer);
+    s->handles_open++;
+    uv_close((uv_handle_t *)&s->sched_timer, mf_srv_handle_closed);
+    s->sched_started = false;
+}
