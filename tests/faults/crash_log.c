@@ -215,7 +215,8 @@ static void model_copy(struct model *dst, const struct model *src)
     *dst = *src;
     dst->terms = t;
     dst->cap = cap;
-    memcpy(t, src->terms, src->cap * sizeof(*t));
+    if (src->cap)
+        memcpy(t, src->terms, src->cap * sizeof(*t));
 }
 
 static uint64_t model_term(const struct model *m, uint64_t idx)
