@@ -304,6 +304,16 @@ static inline int tf_kv_meta(struct tf *t, uint64_t now, const char *path, uint3
     return tf_cmd(t, &c, now);
 }
 
+static inline int tf_kv_delete_all(struct tf *t, uint64_t now, const char *path)
+{
+    Mayfly__Cmd__Command c = MAYFLY__CMD__COMMAND__INIT;
+    Mayfly__Cmd__KvDeleteAll m = MAYFLY__CMD__KV_DELETE_ALL__INIT;
+    m.path = (char *)path;
+    c.op_case = MAYFLY__CMD__COMMAND__OP_KV_DELETE_ALL;
+    c.kv_delete_all = &m;
+    return tf_cmd(t, &c, now);
+}
+
 static inline int tf_token(struct tf *t, uint64_t now, int who, const char *accessor, int parent,
                            uint64_t ttl)
 {

@@ -236,6 +236,38 @@ static void test_store_kv_list_pages(void **s)
     tf_close(&t);
 }
 
+/* Delete-all removes the metadata and every version (and the lease
+ * binding: revoking the lease later touches nothing); the path can be
+ * written again from version 1. */
+static void test_store_kv_delete_all(void **s)
+{
+    (void)s;
+    struct tf t;
+    tf_open(&t);
+    assert_int_equal(tf_grant(&t, T0, 1, 10000, 0), 0);
+    assert_int_equal(tf_kv_put(&t, T0, "gone", "A", 0, 0, 1), 0);
+    assert_int_equal(tf_kv_put(&t, T0, "gone", "B", 0, 0, 1), 0);
+    assert_int_equal(tf_kv_delete_all(&t, T0, "gone"), 0);
+    assert_int_equal(t.last->count, 1);
+    int rc;
+    get(&t, "gone", 1, &rc, NULL);
+    assert_int_equal(rc, MF_ENOTFOUND);
+    MDB_txn *txn;
+    Mayfly__Cmd__KvMeta *m;
+    assert_int_equal(mf_state_read_begin(tf_st(&t), &txn), 0);
+    assert_int_equal(mf_kv_meta_get(txn, tf_st(&t), "gone", &m), MF_ENOTFOUND);
+    mf_state_read_end(txn);
+    assert_int_equal(tf_kv_delete_all(&t, T0, "gone"), 0);
+    assert_int_equal(t.last->count, 0);
+    assert_int_equal(tf_kv_put(&t, T0, "gone", "C", 1, 0, 0), 0);
+    assert_int_equal(t.last->version, 1);
+    assert_int_equal(tf_force(&t, T0, 1), 0);
+    Mayfly__Cmd__KvVersion *v = get(&t, "gone", 0, &rc, NULL);
+    assert_int_equal(rc, 0); /* no longer bound: not destroyed with the lease */
+    mf_kv_version_free(v);
+    tf_close(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_store_kv_delete_undelete_destroy),
         cmocka_unit_test(test_store_kv_long_path),
         cmocka_unit_test(test_store_kv_list_pages),
+        cmocka_unit_test(test_store_kv_delete_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
