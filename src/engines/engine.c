@@ -1,0 +1,60 @@
+/* Engine registry and the helpers every engine shares. */
+#include "engines/engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "common/err.h"
+#include "store/leases.h"
+
+/* Engines link in when their file exists; weak so one can land before the other. */
+extern const struct mf_engine_ops mf_engine_postgres_ops __attribute__((weak));
+extern const struct mf_engine_ops mf_engine_pki_ops __attribute__((weak));
+
+const struct mf_engine_ops *mf_engine_find(const char *type)
+{
+    const struct mf_engine_ops *all[] = {&mf_engine_postgres_ops, &mf_engine_pki_ops};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        if (all[i] && strcmp(all[i]->type, type) == 0)
+            return all[i];
+    return NULL;
+}
+
+void mf_engine_cred_free(struct mf_engine_cred *c)
+{
+    for (size_t i = 0; i < c->fields_len; i++) {
+        free(c->fields[i].key);
+        if (c->fields[i].value) {
+            OPENSSL_cleanse(c->fields[i].value, strlen(c->fields[i].value));
+            free(c->fields[i].value);
+        }
+    }
+    memset(c, 0, sizeof(*c));
+}
+
+/* SEQ is written as in lease ids (store/leases.c: 13 Crockford base32
+ * digits), so an operator sees the same SEQ in "lease/x/0000000000004" and in
+ * the role "mf_0000000000004". */
+void mf_engine_name(uint64_t seq, char *buf, size_t len)
+{
+    char id[MF_LEASE_ID_MAX];
+    int n = mf_lease_id_format(id, sizeof(id), "x", "x", seq);
+    snprintf(buf, len, "%s%s", MF_ENGINE_NAME_PREFIX, n > 13 ? id + n - 13 : "");
+}
+
+int mf_engine_name_parse(const char *name, uint64_t *seq)
+{
+    size_t plen = strlen(MF_ENGINE_NAME_PREFIX);
+    if (strncmp(name, MF_ENGINE_NAME_PREFIX, plen) != 0 || strlen(name) != plen + 13)
+        return MF_EINVAL;
+    for (const char *p = name + plen; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            return MF_EINVAL; /* names are lowercase: PostgreSQL folds case */
+    char id[32];
+    snprintf(id, sizeof(id), "x/x/%s", name + plen);
+    size_t prefix_len;
+    return mf_lease_id_parse(id, &prefix_len, seq) ? MF_EINVAL : 0;
+}
