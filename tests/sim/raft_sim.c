@@ -50,6 +50,7 @@ struct opts {
     bool bench;
     char bug;
     bool expect_fail;
+    bool no_durability_check;
 };
 
 /* --------------------------------------------------------------- state */
@@ -96,6 +97,7 @@ struct node {
     uint64_t seen_commit;
     enum mf_raft_role prev_role;
     uint64_t prev_term;
+    uint64_t restart_at; /* 0: stays down until a restart fault */
 };
 
 struct sim {
@@ -111,6 +113,8 @@ struct sim {
     size_t net_len, net_cap;
     bool faults;
     uint32_t drop_pct, dup_pct, delay_max, disk_max;
+    uint32_t fault_pm; /* faults per 1000 steps: varies per seed */
+    uint64_t part_until; /* partitions heal by themselves at this step */
     /* checks */
     uint64_t *term_leader;
     size_t term_leader_cap;
@@ -333,10 +337,36 @@ static struct node *node_by_id(struct sim *s, uint64_t id)
     return &s->nodes[id - 1];
 }
 
-static void send_all(struct sim *s, const struct mf_raft_msg *m, size_t n)
+/* Persist before you speak: a granted vote and an acknowledgement may leave
+ * a node only once what they promise is in its storage. */
+static void check_durable(struct sim *s, struct node *nd, const struct mf_raft_msg *m)
 {
-    for (size_t k = 0; k < n; k++)
+    if (s->o.no_durability_check)
+        return;
+    if (m->type == MF_RAFT_MSG_VOTE_RESP && !m->reject) {
+        struct mf_raft_hard_state hs;
+        nd->st.hard_state(nd->st.ctx, &hs);
+        /* A later durable term also binds: the node can never vote in
+         * m->term again. */
+        if (hs.term < m->term || (hs.term == m->term && hs.vote != m->to))
+            failf(s, "node %" PRIu64 " grants its vote to %" PRIu64 " in term %" PRIu64
+                     " before it is durable (stored term %" PRIu64 " vote %" PRIu64 ")",
+                  nd->id, m->to, m->term, hs.term, hs.vote);
+    } else if (m->type == MF_RAFT_MSG_APP_RESP && !m->reject && m->index) {
+        uint64_t li = 0, t = 0;
+        nd->st.last_index(nd->st.ctx, &li);
+        if (li < m->index || nd->st.term(nd->st.ctx, m->index, &t) == MF_EUNAVAILABLE_ENTRY)
+            failf(s, "node %" PRIu64 " acknowledges index %" PRIu64 " before it is durable",
+                  nd->id, m->index);
+    }
+}
+
+static void send_all(struct sim *s, struct node *nd, const struct mf_raft_msg *m, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        check_durable(s, nd, &m[k]);
         net_send(s, &m[k]);
+    }
 }
 
 /* ----------------------------------------------------------- application */
@@ -383,7 +413,7 @@ static void node_start(struct sim *s, struct node *nd)
     c.storage = &nd->st;
     c.max_msg_bytes = s->o.bench ? 64 * 1024 : 16 * (1 + (s->seed % 4)); /* 1..4 entries */
     c.max_inflight = s->o.bench ? 64 : 8;
-    c.pre_vote = true;
+    c.pre_vote = s->o.bench || s->seed % 4 != 3; /* some runs without pre-vote */
     c.check_quorum = true;
     c.seed = s->seed * 31 + s->now;
     c.applied = nd->snap_index;
@@ -409,6 +439,8 @@ static void node_start(struct sim *s, struct node *nd)
 
 static void node_crash(struct sim *s, struct node *nd)
 {
+    /* Most crashed nodes come back soon on their own (a process restart). */
+    nd->restart_at = rn(s, 10) < 7 ? s->now + 1 + rn(s, 40) : 0;
     vlog(s, "crash node %" PRIu64 "%s", nd->id, nd->wpending ? " (write in flight lost)" : "");
     mf_raft_close(nd->r);
     nd->r = NULL;
@@ -512,7 +544,7 @@ static void complete_write(struct sim *s, struct node *nd)
     if (rd->snapshot)
         vlog(s, "node %" PRIu64 " snapshot conf voters %u learners %u", nd->id,
              rd->snapshot->conf.voters_len, rd->snapshot->conf.learners_len);
-    send_all(s, rd->msgs_after, rd->msgs_after_len);
+    send_all(s, nd, rd->msgs_after, rd->msgs_after_len);
     for (size_t k = 0; k < rd->committed_len; k++)
         apply_entry(s, nd, &rd->committed[k]);
     for (size_t k = 0; k < rd->read_states_len; k++) {
@@ -549,9 +581,23 @@ static void node_process(struct sim *s, struct node *nd)
             failf(s, "node %" PRIu64 ": ready: %s", nd->id, mf_strerror(rc));
             return;
         }
-        send_all(s, nd->rd.msgs_before, nd->rd.msgs_before_len);
+        send_all(s, nd, nd->rd.msgs_before, nd->rd.msgs_before_len);
         nd->wpending = true;
         nd->wdone_at = s->now + rn(s, s->disk_max + 1);
+        /* Buggify: crash while a term/vote change is being written. */
+        bool grants = false;
+        for (size_t k = 0; k < nd->rd.msgs_after_len + nd->rd.msgs_before_len; k++) {
+            const struct mf_raft_msg *m = k < nd->rd.msgs_after_len
+                                              ? &nd->rd.msgs_after[k]
+                                              : &nd->rd.msgs_before[k - nd->rd.msgs_after_len];
+            grants |= m->type == MF_RAFT_MSG_VOTE_RESP && !m->reject;
+        }
+        if (s->faults && nd->rd.hard_state_changed &&
+            pct(s, grants ? 4 * s->fault_pm : s->fault_pm / 2)) {
+            node_crash(s, nd);
+            nd->restart_at = s->now + 1 + rn(s, 4);
+            return;
+        }
         if (nd->wdone_at == s->now)
             complete_write(s, nd);
     }
@@ -592,7 +638,38 @@ static void check_step(struct sim *s)
             if (mf_raft_term(nd->r, i, &t) == 0)
                 note_committed(s, nd, i, t);
         }
+        bool advanced = st.commit > nd->seen_commit;
+        if (advanced && st.role == MF_RAFT_LEADER && getenv("MF_SIM_DEBUG_OLD")) {
+            uint64_t t = 0;
+            mf_raft_term(nd->r, st.commit, &t);
+            if (t != st.term) {
+                printf("seed %" PRIu64 " step %" PRIu64 ": leader %" PRIu64 " commit %" PRIu64
+                       " has old term %" PRIu64 " < %" PRIu64 ":",
+                       s->seed, s->now, nd->id, st.commit, t, st.term);
+                for (uint32_t j = 0; j < s->total; j++) {
+                    uint64_t tj = 0;
+                    if (s->nodes[j].up && mf_raft_term(s->nodes[j].r, st.commit, &tj) == 0)
+                        printf(" %u:t%" PRIu64, j + 1, tj);
+                    else
+                        printf(" %u:-", j + 1);
+                }
+                printf("\n");
+            }
+        }
         nd->seen_commit = st.commit;
+        /* Buggify: a leader dies right after it advanced its commit index. */
+        if (advanced && s->faults && st.role == MF_RAFT_LEADER && pct(s, 3 * s->fault_pm)) {
+            if (rn(s, 2)) {
+                node_crash(s, nd);
+                continue;
+            }
+            memset(s->blocked, 0, sizeof(s->blocked));
+            for (uint32_t b = 1; b <= s->total; b++)
+                s->blocked[nd->id][b] = s->blocked[b][nd->id] = b != nd->id;
+            s->n_part++;
+            s->part_until = s->now + 10 + rn(s, 90);
+            vlog(s, "isolate leader %" PRIu64 " after its commit advanced", nd->id);
+        }
         if (st.role == MF_RAFT_LEADER) {
             s->term_leader = grow(s->term_leader, &s->term_leader_cap, st.term + 1,
                                   sizeof(*s->term_leader), true);
@@ -607,6 +684,16 @@ static void check_step(struct sim *s)
                      nd->id, st.term, st.last_index, st.commit);
                 if (s->heal_at && s->now > s->heal_at)
                     s->leader_changes_after_heal++;
+                /* Buggify: cut a new leader off before its first
+                 * AppendEntries land, so it keeps a tail of its own. */
+                if (s->faults && pct(s, 4 * s->fault_pm)) {
+                    memset(s->blocked, 0, sizeof(s->blocked));
+                    for (uint32_t b = 1; b <= s->total; b++)
+                        s->blocked[nd->id][b] = s->blocked[b][nd->id] = b != nd->id;
+                    s->n_part++;
+                    s->part_until = s->now + 10 + rn(s, 90);
+                    vlog(s, "isolate new leader %" PRIu64, nd->id);
+                }
                 /* Leader completeness: every committed entry is in its log. */
                 for (uint64_t i = st.first_index; i <= s->max_committed && i < s->com_cap; i++) {
                     uint64_t t;
@@ -670,7 +757,19 @@ static void fault(struct sim *s)
     uint32_t what = rn(s, 100);
     if (what < 15) { /* partition */
         memset(s->blocked, 0, sizeof(s->blocked));
-        if (rn(s, 2)) {
+        struct node *l = find_leader(s);
+        if (l && rn(s, 2)) {
+            /* Isolate the leader, alone or with one follower: the classic
+             * way to grow divergent tails (Figure 8). */
+            uint32_t mask = 1u << l->id;
+            if (rn(s, 2))
+                mask |= 1u << (1 + rn(s, s->total));
+            for (uint32_t a = 1; a <= s->total; a++)
+                for (uint32_t b = 1; b <= s->total; b++)
+                    if (((mask >> a) & 1) != ((mask >> b) & 1))
+                        s->blocked[a][b] = true;
+            vlog(s, "isolate leader %" PRIu64 " (group %x)", l->id, mask);
+        } else if (rn(s, 2)) {
             uint32_t mask = (uint32_t)rnd(s);
             for (uint32_t a = 1; a <= s->total; a++)
                 for (uint32_t b = 1; b <= s->total; b++)
@@ -684,6 +783,7 @@ static void fault(struct sim *s)
             vlog(s, "asymmetric partition (%u links)", links);
         }
         s->n_part++;
+        s->part_until = s->now + 10 + rn(s, 190);
     } else if (what < 25) {
         memset(s->blocked, 0, sizeof(s->blocked));
         vlog(s, "heal partitions");
@@ -692,6 +792,8 @@ static void fault(struct sim *s)
         for (uint32_t k = 0; k < s->total && !victim; k++)
             if (s->nodes[k].up && s->nodes[k].wpending && rn(s, 2))
                 victim = &s->nodes[k];
+        if (!victim && rn(s, 2))
+            victim = find_leader(s); /* leaders die mid-replication too */
         if (!victim)
             victim = &s->nodes[rn(s, s->total)];
         if (victim->up)
@@ -846,6 +948,7 @@ static int run(const struct opts *o, uint64_t seed, struct sim *out_stats)
     s->n = o->nodes;
     s->total = o->bench ? o->nodes : o->nodes + SPARES;
     s->faults = !o->bench;
+    s->fault_pm = 10 + rn(s, 50);
     s->drop_pct = 50;
     s->dup_pct = 20;
     s->delay_max = o->bench ? 0 : 3;
@@ -863,8 +966,21 @@ static int run(const struct opts *o, uint64_t seed, struct sim *out_stats)
     for (s->now = 1; s->now <= o->steps && !s->fail[0]; s->now++) {
         if (!o->bench && s->now == fault_steps)
             heal(s);
-        if (s->faults && pct(s, 20))
+        if (s->faults && pct(s, s->fault_pm))
             fault(s);
+        if (s->part_until && s->part_until <= s->now) {
+            memset(s->blocked, 0, sizeof(s->blocked));
+            s->part_until = 0;
+            vlog(s, "partition over");
+        }
+        for (uint32_t k = 0; s->faults && k < s->total; k++) {
+            struct node *nd = &s->nodes[k];
+            if (!nd->up && nd->restart_at && nd->restart_at <= s->now) {
+                node_start(s, nd);
+                s->n_restart++;
+                vlog(s, "restart node %" PRIu64, nd->id);
+            }
+        }
         for (uint32_t k = 0; k < s->total; k++) {
             struct node *nd = &s->nodes[k];
             if (nd->up) {
@@ -879,8 +995,18 @@ static int run(const struct opts *o, uint64_t seed, struct sim *out_stats)
             for (int k = 0; l && k < 256; k++)
                 propose(s, l);
         } else {
-            if (l && pct(s, 300))
-                propose(s, l);
+            /* Clients talk to whichever node claims to lead, stale ones
+             * included, sometimes in bursts. */
+            if (pct(s, 600)) {
+                struct node *nd = &s->nodes[rn(s, s->total)];
+                struct mf_raft_status st;
+                if (nd->up) {
+                    mf_raft_status(nd->r, &st);
+                    uint32_t burst = rn(s, 4) ? 1 : 1 + rn(s, 8);
+                    for (uint32_t k = 0; st.role == MF_RAFT_LEADER && k < burst; k++)
+                        propose(s, nd);
+                }
+            }
             if (pct(s, 100)) {
                 struct node *nd = &s->nodes[rn(s, s->total)];
                 if (nd->up) {
@@ -1012,7 +1138,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: raft_sim [--seed N | --seeds LO:HI] [--nodes 3|5] [--steps N] [-v]\n"
-            "                [--bench] [--bug a|b|c --expect-fail]\n"
+            "                [--bench] [--bug a|b|c --expect-fail] [--no-durability-check]\n"
             "  MF_SIM_SEEDS=N overrides the number of seeds of --seeds LO:HI (LO:LO+N).\n");
 }
 
@@ -1043,6 +1169,8 @@ int main(int argc, char **argv)
             o.bench = true;
         } else if (!strcmp(a, "--bug") && i + 1 < argc) {
             o.bug = argv[++i][0];
+        } else if (!strcmp(a, "--no-durability-check")) {
+            o.no_durability_check = true;
         } else if (!strcmp(a, "--expect-fail")) {
             o.expect_fail = true;
         } else {
