@@ -1198,10 +1198,29 @@ static void route_write(struct req *r)
                            mf_strerror(rc));
 }
 
+/* The wire format accepts any number for an enum: refuse what we do not know. */
+static int validate_enums(const Req *q)
+{
+    if (q->consistency != MAYFLY__API__CONSISTENCY__LINEARIZABLE &&
+        q->consistency != MAYFLY__API__CONSISTENCY__STALE)
+        return MF_EINVAL;
+    if (q->op_case == MAYFLY__API__REQUEST__OP_LEASE_LIST &&
+        (q->lease_list->state < MAYFLY__API__LEASE_STATE__LEASE_STATE_UNSPECIFIED ||
+         q->lease_list->state > MAYFLY__API__LEASE_STATE__IRREVOCABLE))
+        return MF_EINVAL;
+    if (q->op_case == MAYFLY__API__REQUEST__OP_KV_VERSIONS &&
+        (q->kv_versions->op < MAYFLY__API__KV_VERSION_OP__KV_DELETE ||
+         q->kv_versions->op > MAYFLY__API__KV_VERSION_OP__KV_DESTROY))
+        return MF_EINVAL;
+    return 0;
+}
+
 void mf_ops_dispatch(struct req *r)
 {
     struct mf_server *s = r->srv;
     const Req *q = r->pb;
+    if (validate_enums(q))
+        return mf_api_reply_error(r, MF_EINVAL, "a field has a value this server does not know");
     if (s->failed)
         return mf_api_reply_error(r, MF_EUNAVAIL, "this node stopped after a storage failure");
     switch (q->op_case) {

@@ -139,6 +139,17 @@ class ThreeNodes(unittest.TestCase):
                 self.assertEqual(raw.recv(16)[:0], b"")
             except ConnectionResetError:
                 pass
+        # A well-formed Request with an enum value no server knows: a clear error.
+        # Field 4 (consistency) = 7, field 10 (status) = empty message.
+        with socket.create_connection(("127.0.0.1", node.api_port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                body = bytes([0x08, 0x01, 0x20, 0x07, 0x52, 0x00])
+                s.sendall(struct.pack(">I", len(body)) + body)
+                (n,) = struct.unpack(">I", s.recv(4))
+                answer = b""
+                while len(answer) < n:
+                    answer += s.recv(n - len(answer))
+                self.assertIn(b"does not know", answer)
         rc, out = node.cli("status")
         self.assertEqual(rc, 0, out)
 
