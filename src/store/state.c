@@ -5,6 +5,7 @@
 #include "store/state.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -109,6 +110,67 @@ fail_env: {
 }
 }
 
+static int fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+static void remove_env_dir(const char *d)
+{
+    char f[4200];
+    if (snprintf(f, sizeof(f), "%s/data.mdb", d) < (int)sizeof(f))
+        unlink(f);
+    if (snprintf(f, sizeof(f), "%s/lock.mdb", d) < (int)sizeof(f))
+        unlink(f);
+    rmdir(d);
+}
+
+/* LMDB writes a new file's first meta pages without a sync, so a state DB
+ * created in place and cut by a power failure can be found torn ("not an
+ * LMDB file"). Create it in DIR/state.tmp, sync it, then rename it into
+ * place and sync DIR: a crash leaves either no state DB or a whole one. */
+static int create_if_missing(struct mf_state *st, const char *dir)
+{
+    char data[4200], tmp[4096];
+    if (snprintf(data, sizeof(data), "%s/data.mdb", st->dir) >= (int)sizeof(data) ||
+        snprintf(tmp, sizeof(tmp), "%s/state.tmp", dir) >= (int)sizeof(tmp))
+        return MF_EINVAL;
+    if (access(data, F_OK) == 0)
+        return 0;
+    remove_env_dir(st->dir); /* an empty or torn leftover */
+    remove_env_dir(tmp);
+    if (mkdir(tmp, 0700)) {
+        int e = -errno;
+        MF_ERROR("store", "cannot create %s: %s", tmp, strerror(errno));
+        return e;
+    }
+    char *final = st->dir;
+    st->dir = tmp;
+    int rc = env_open(st);
+    if (rc == 0) {
+        rc = mf_state_err(mdb_env_sync(st->env, 1), "sync new state DB");
+        mdb_env_close(st->env);
+        st->env = NULL;
+    }
+    st->dir = final;
+    if (rc == 0)
+        rc = fsync_path(tmp);
+    if (rc == 0 && rename(tmp, st->dir)) {
+        rc = -errno;
+        MF_ERROR("store", "cannot rename %s to %s: %s", tmp, st->dir, strerror(errno));
+    }
+    if (rc == 0)
+        rc = fsync_path(dir);
+    if (rc)
+        remove_env_dir(tmp);
+    return rc;
+}
+
 int mf_state_open(const char *dir, const struct mf_state_opts *opts, struct mf_state **out)
 {
     if (!dir || !*dir || !out)
@@ -125,18 +187,24 @@ int mf_state_open(const char *dir, const struct mf_state_opts *opts, struct mf_s
     snprintf(st->dir, n, "%s/state", dir);
     st->map_size = opts && opts->map_size_bytes ? opts->map_size_bytes : MF_STATE_MAP_SIZE_DEFAULT;
     st->readers_max = opts && opts->readers_max ? opts->readers_max : MF_STATE_READERS_DEFAULT;
-    if ((mkdir(dir, 0700) && errno != EEXIST) || (mkdir(st->dir, 0700) && errno != EEXIST)) {
+    if (mkdir(dir, 0700) && errno != EEXIST) {
         int e = -errno;
-        MF_ERROR("store", "cannot create %s: %s", st->dir, strerror(errno));
+        MF_ERROR("store", "cannot create %s: %s", dir, strerror(errno));
         free(st->dir);
         free(st);
         return e;
+    }
+    int rc = create_if_missing(st, dir);
+    if (rc) {
+        free(st->dir);
+        free(st);
+        return rc;
     }
     /* A snapshot install that crashed before its rename left this behind. */
     char stale[4096];
     snprintf(stale, sizeof(stale), "%s/data.mdb.new", st->dir);
     unlink(stale);
-    int rc = env_open(st);
+    rc = env_open(st);
     if (rc) {
         free(st->dir);
         free(st);
