@@ -271,7 +271,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < MF_DB_COUNT; i++) {
         MDB_stat s;
         if (mdb_stat(txn, st->dbi[i], &s) == 0 && s.ms_entries)
-            printf("  %-12s entries=%-8zu pages=%-7zu (%.0f bytes/lease)\n", mf_state_db_name(i),
+            printf("  %-12s entries=%-8zu pages=%-7zu (%.0f bytes/lease; DUPSORT: main tree only)\n",
+                   mf_state_db_name(i),
                    s.ms_entries, s.ms_branch_pages + s.ms_leaf_pages + s.ms_overflow_pages,
                    (double)(s.ms_branch_pages + s.ms_leaf_pages + s.ms_overflow_pages) *
                        s.ms_psize / (double)live);

@@ -42,7 +42,8 @@ void mf_fsm_close(struct mf_fsm *fsm);
  * kv.h, tokens.h, policies.h). Owned by the fsm. */
 struct mf_state *mf_fsm_state(struct mf_fsm *fsm);
 
-/* Index of the last applied entry. */
+/* Index of the last applied entry, as the writer thread sees it (other
+ * threads read mf_state_applied() in a read transaction). */
 uint64_t mf_fsm_applied(const struct mf_fsm *fsm);
 
 /* Re-read what is cached from the database (after a snapshot install). */
