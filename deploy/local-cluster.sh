@@ -37,7 +37,7 @@ start() {
       echo "{"
       echo "  \"node_id\": $i, \"zone\": \"${zones[$((i - 1))]}\","
       echo "  \"data_dir\": \"$dir/node-$i\","
-      echo "  \"listen\": \"127.0.0.1:$p\", \"peer_listen\": \"127.0.0.1:$((p + 1))\","
+      echo "  \"listen\": \"127.0.0.1:$p\", \"peer_listen\": \"127.0.0.1:$((p + 1))\", \"metrics_listen\": \"127.0.0.1:$((p + 2))\","
       echo "  \"tls_ca_file\": \"$dir/certs/ca.pem\","
       echo "  \"tls_cert_file\": \"$dir/certs/node-$i.pem\","
       echo "  \"tls_key_file\": \"$dir/certs/node-$i-key.pem\","

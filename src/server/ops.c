@@ -729,6 +729,7 @@ static void op_unseal(struct req *r)
     char err[MF_SEAL_ERR_LEN] = "";
     rc = mf_seal_unseal(s->seal, r->pb->unseal->share, blob, len, &st, err, sizeof(err));
     free(blob);
+    mf_metrics_publish(s);
     if (rc)
         return mf_api_reply_error(r, rc, "unseal: %s", err[0] ? err : mf_strerror(rc));
     Mayfly__Api__UnsealResponse out = MAYFLY__API__UNSEAL_RESPONSE__INIT;
@@ -753,6 +754,7 @@ static void reply_empty(struct req *r)
 static void op_seal(struct req *r)
 {
     mf_seal_seal(r->srv->seal);
+    mf_metrics_publish(r->srv); /* /health says sealed from now on */
     MF_INFO(LOG_MOD, "sealed by request");
     reply_empty(r);
 }

@@ -126,7 +126,8 @@ static void propose_tidy(struct mf_server *s)
 }
 
 /* Revoking leases that no engine has to act on (bare or KV-bound). */
-static size_t engineless_revoking(struct mf_server *s, MDB_txn *txn, uint64_t *out, size_t max)
+static size_t engineless_revoking(struct mf_server *s, MDB_txn *txn, uint64_t now, uint64_t *out,
+                                  size_t max)
 {
     struct mf_state *st = mf_fsm_state(s->fsm);
     uint64_t seqs[EXPIRY_BATCH];
@@ -135,8 +136,11 @@ static size_t engineless_revoking(struct mf_server *s, MDB_txn *txn, uint64_t *o
         return 0;
     for (size_t i = 0; i < n; i++) {
         Mayfly__Cmd__LeaseRecord *rec = NULL;
-        if (mf_lease_get(txn, st, seqs[i], &rec) == 0 && rec->engine[0] == '\0')
+        if (mf_lease_get(txn, st, seqs[i], &rec) == 0 && rec->engine[0] == '\0') {
             out[kept++] = seqs[i];
+            /* Revoked early on request (revoke before expiry) is not late. */
+            mf_metrics_lateness(s, now > rec->expire_at_ms ? now - rec->expire_at_ms : 0);
+        }
         mf_lease_free(rec);
     }
     return kept;
@@ -158,7 +162,7 @@ static void sched_run(struct mf_server *s)
     if (!s->sched_expire_inflight)
         mf_lease_due(txn, st, now, NULL, due, EXPIRY_BATCH, &n_due, NULL);
     if (!s->sched_revoked_inflight)
-        n_done = engineless_revoking(s, txn, done, EXPIRY_BATCH);
+        n_done = engineless_revoking(s, txn, now, done, EXPIRY_BATCH);
     uint64_t next_at = 0, next_seq = 0;
     int has_next = mf_lease_next_due(txn, st, &next_at, &next_seq) == 0;
     mf_srv_read_end(s, txn);

@@ -62,6 +62,7 @@ static void sm_role_changed(void *ctx, enum mf_raft_role role, uint64_t leader)
                 mf_raft_role_name(role), leader);
     s->role = role;
     s->leader = leader;
+    mf_metrics_publish(s);
     if (role == MF_RAFT_LEADER && s->dev && !s->dev_init_started)
         mf_ops_dev_init(s);
     mf_sched_role_changed(s);
@@ -192,6 +193,7 @@ void mf_srv_try_auto_unseal(struct mf_server *s)
                  err[0] ? err : mf_strerror(rc));
     else
         MF_INFO(LOG_MOD, "unsealed from the key file");
+    mf_metrics_publish(s);
 }
 
 /* ---- lifecycle ---- */
@@ -200,6 +202,7 @@ static void on_housekeeping(uv_timer_t *t)
 {
     struct mf_server *s = t->data;
     mf_api_expire_forwards(s);
+    mf_metrics_publish(s);
 }
 
 static int load_tls(struct mf_server *s)
@@ -268,6 +271,8 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
     if (rc)
         goto fail;
     rc = mf_api_listen(s);
+    if (!rc)
+        rc = mf_metrics_start(s);
     if (rc)
         goto fail;
     mf_sched_init(s);
@@ -299,6 +304,7 @@ void mf_server_stop(struct mf_server *s)
         return;
     mf_api_fail_forwards(s, MF_EUNAVAIL);
     mf_api_close(s);
+    mf_metrics_stop(s);
     mf_node_stop(s->node);
     s->node = NULL;
     mf_fsm_close(s->fsm);
@@ -325,6 +331,11 @@ void mf_server_stop(struct mf_server *s)
 const char *mf_server_client_addr(const struct mf_server *s)
 {
     return s->client_addr;
+}
+
+const char *mf_server_metrics_addr(const struct mf_server *s)
+{
+    return mf_metrics_addr(s);
 }
 
 const char *mf_server_peer_addr(const struct mf_server *s)

@@ -43,6 +43,8 @@ void mf_server_stop(struct mf_server *s);
 /* The bound client address ("ip:port") and peer address. */
 const char *mf_server_client_addr(const struct mf_server *s);
 const char *mf_server_peer_addr(const struct mf_server *s);
+/* The bound /metrics and /health address ("" when disabled). */
+const char *mf_server_metrics_addr(const struct mf_server *s);
 
 /* Nonzero once a fatal error stopped the node. */
 int mf_server_failed(const struct mf_server *s);

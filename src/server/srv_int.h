@@ -32,6 +32,21 @@ enum {
     MF_SRV_TAG_FWD_RESP = 17, /* [fwd id: 8 BE][Response] leader -> follower */
 };
 
+#define MF_METRICS_BUCKETS 10
+
+/* Figures for /metrics, copied to the HTTP thread under a lock. */
+struct mf_metrics_snapshot {
+    int role;
+    bool sealed;
+    bool failed;
+    uint64_t term, commit, applied, leader;
+    uint64_t expired, revoked;
+    uint64_t lateness_buckets[MF_METRICS_BUCKETS];
+    uint64_t lateness_count, lateness_sum_ms, lateness_max_ms;
+};
+
+struct mf_metrics;
+
 struct client_conn {
     struct mf_server *srv;
     struct mf_conn *conn;     /* NULL once closed */
@@ -97,6 +112,8 @@ struct mf_server {
     uint64_t sched_expired;       /* leases proposed for expiry */
     uint64_t sched_revoked;       /* leases proposed as revoked */
     unsigned handles_open;        /* handles inside this struct still closing */
+    struct mf_metrics *metrics;   /* NULL when disabled */
+    struct mf_metrics_snapshot mstats; /* loop thread's copy */
     bool dev_init_started;
     char *dev_root_token;
     int failed;
@@ -134,6 +151,15 @@ void mf_sched_applied(struct mf_server *s, uint64_t expire_at_ms);
 void mf_sched_close(struct mf_server *s);
 /* Close callback for handles embedded in struct mf_server: frees it after the last. */
 void mf_srv_handle_closed(uv_handle_t *h);
+
+/* metrics.c */
+int mf_metrics_start(struct mf_server *s);
+void mf_metrics_stop(struct mf_server *s);
+/* Loop thread: copy the current figures for the HTTP thread. */
+void mf_metrics_publish(struct mf_server *s);
+/* Loop thread: one lease revoked `late_ms` after its expire_at. */
+void mf_metrics_lateness(struct mf_server *s, uint64_t late_ms);
+const char *mf_metrics_addr(const struct mf_server *s);
 
 /* ops.c */
 void mf_ops_dispatch(struct req *r);

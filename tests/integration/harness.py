@@ -46,6 +46,7 @@ class Node:
         self.id = node_id
         self.api_port = free_port()
         self.peer_port = free_port()
+        self.metrics_port = free_port()
         self.data_dir = os.path.join(cluster.dir, "node-%d" % node_id)
         self.config_path = os.path.join(cluster.dir, "node-%d.json" % node_id)
         self.proc = None
@@ -67,6 +68,7 @@ class Node:
             "data_dir": self.data_dir,
             "listen": self.api_addr,
             "peer_listen": self.peer_addr,
+            "metrics_listen": "127.0.0.1:%d" % self.metrics_port,
             "tls_ca_file": os.path.join(self.cluster.certs, "ca.pem"),
             "tls_cert_file": os.path.join(self.cluster.certs, "node-%d.pem" % self.id),
             "tls_key_file": os.path.join(self.cluster.certs, "node-%d-key.pem" % self.id),
@@ -117,6 +119,25 @@ class Node:
     def cli(self, *args, token=True, stdin=None, timeout="5s"):
         return self.cluster.cli(*args, addr=self.api_addr, token=token, stdin=stdin,
                                 timeout=timeout)
+
+    def http_get(self, path):
+        """(status, body) of GET path on the metrics listener."""
+        import urllib.error
+        import urllib.request
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.metrics_port, path),
+                                        timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def metric(self, name):
+        """The value of an unlabelled metric line, or None."""
+        _, body = self.http_get("/metrics")
+        for line in body.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
 
     def status(self):
         rc, out = self.cli("status", token=False, timeout="2s")

@@ -216,6 +216,9 @@ class Shamir(unittest.TestCase):
         self.assertEqual(rc, 0, out)
         rc, out = c.nodes[2].cli("kv", "get", "p")
         self.assertEqual(out["error"]["code"], "SEALED")
+        status, body = c.nodes[2].http_get("/health")
+        self.assertEqual((status, body), (503, "sealed\n"))
+        self.assertEqual(c.nodes[2].http_get("/nope")[0], 404)
 
 
 class DevServer(unittest.TestCase):

@@ -59,6 +59,14 @@ class Scheduler(unittest.TestCase):
             for i in (0, 25, 49):
                 rc, out = n.cli("kv", "get", "bound/%d" % i)
                 self.assertEqual(out.get("error", {}).get("code"), "NOT_FOUND", out)
+        # The leader's metrics saw every revocation and its lateness.
+        leader = self.c.leader()
+        wait_for(lambda: (leader.metric("mayfly_leases_revoked_total") or 0) >= 50, 5,
+                 "metrics published")
+        self.assertGreaterEqual(leader.metric("mayfly_revocation_lateness_ms_count"), 50)
+        self.assertLess(leader.metric("mayfly_revocation_lateness_max_ms"), STEADY_BOUND_MS)
+        self.assertEqual(leader.metric("mayfly_raft_is_leader"), 1)
+        self.assertEqual(leader.http_get("/health"), (200, "ok\n"))
 
     def test_new_leader_resumes_revocation_after_kill(self):
         """Leases due right after the leader is killed are revoked by the new

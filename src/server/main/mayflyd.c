@@ -148,7 +148,8 @@ static int dev_setup(struct mf_config *cfg, const struct flags *f)
         mf_config_set_str(&cfg->tls_key_file, key) ||
         mf_config_set_str(&cfg->auto_unseal_key_file, path) ||
         mf_config_set_str(&cfg->listen, f->dev_listen ? f->dev_listen : "127.0.0.1:8270") ||
-        mf_config_set_str(&cfg->peer_listen, "127.0.0.1:0"))
+        mf_config_set_str(&cfg->peer_listen, "127.0.0.1:0") ||
+        mf_config_set_str(&cfg->metrics_listen, "127.0.0.1:0"))
         return -ENOMEM;
     return 0;
 }
@@ -166,8 +167,8 @@ static void dev_cleanup(void)
 
 static void on_ready(struct mf_server *s, const char *root_token)
 {
-    printf("mayflyd: listening on %s (clients), %s (peers)\n", mf_server_client_addr(s),
-           mf_server_peer_addr(s));
+    printf("mayflyd: listening on %s (clients), %s (peers), %s (metrics)\n",
+           mf_server_client_addr(s), mf_server_peer_addr(s), mf_server_metrics_addr(s));
     if (root_token) {
         printf("mayflyd: dev mode: a single-node cluster in %s, initialised and unsealed.\n"
                "mayflyd: everything is lost when it stops. Paste into a shell:\n\n",

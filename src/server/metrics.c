@@ -1,0 +1,198 @@
+/* /metrics (Prometheus text) and /health on a plain HTTP listener
+ * (libmicrohttpd), loopback by default (config metrics_listen; port 0 picks a
+ * free one).
+ *
+ * libmicrohttpd answers from its own thread, so it never touches the server:
+ * the loop thread copies the figures into a snapshot under a mutex (every
+ * housekeeping tick and whenever a lateness sample is added), and the HTTP
+ * thread formats that snapshot. Nothing secret is exported. */
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "net/addr.h"
+#include "server/srv_int.h"
+
+#define LOG_MOD "metrics"
+
+static const uint64_t lateness_bounds_ms[MF_METRICS_BUCKETS] = {10,  25,   50,   100,  250,
+                                                                 500, 1000, 2500, 5000, 10000};
+
+struct mf_metrics {
+    struct MHD_Daemon *daemon;
+    pthread_mutex_t lock;
+    struct mf_metrics_snapshot snap; /* guarded by lock */
+    char addr[MF_NET_HOST_MAX + 8];
+};
+
+void mf_metrics_lateness(struct mf_server *s, uint64_t late_ms)
+{
+    struct mf_metrics_snapshot *m = &s->mstats;
+    size_t i = 0;
+    while (i < MF_METRICS_BUCKETS && late_ms > lateness_bounds_ms[i])
+        i++;
+    if (i < MF_METRICS_BUCKETS)
+        m->lateness_buckets[i]++;
+    m->lateness_count++;
+    m->lateness_sum_ms += late_ms;
+    if (late_ms > m->lateness_max_ms)
+        m->lateness_max_ms = late_ms;
+}
+
+void mf_metrics_publish(struct mf_server *s)
+{
+    if (!s->metrics)
+        return;
+    struct mf_raft_status st;
+    mf_node_status(s->node, &st);
+    s->mstats.role = st.role;
+    s->mstats.term = st.term;
+    s->mstats.commit = st.commit;
+    s->mstats.applied = mf_node_applied(s->node);
+    s->mstats.leader = st.lead;
+    s->mstats.sealed = mf_barrier_sealed(s->barrier);
+    s->mstats.failed = s->failed != 0;
+    s->mstats.expired = s->sched_expired;
+    s->mstats.revoked = s->sched_revoked;
+    pthread_mutex_lock(&s->metrics->lock);
+    s->metrics->snap = s->mstats;
+    pthread_mutex_unlock(&s->metrics->lock);
+}
+
+static char *format_metrics(const struct mf_metrics_snapshot *m, uint64_t node_id)
+{
+    size_t cap = 8192, len = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+#define EMIT(...) len += (size_t)snprintf(out + len, len < cap ? cap - len : 0, __VA_ARGS__)
+    EMIT("# HELP mayfly_up 1 while the node serves (0 after a fatal storage error).\n"
+         "# TYPE mayfly_up gauge\nmayfly_up{node=\"%" PRIu64 "\"} %d\n", node_id, !m->failed);
+    EMIT("# TYPE mayfly_sealed gauge\nmayfly_sealed %d\n", m->sealed);
+    EMIT("# TYPE mayfly_raft_is_leader gauge\nmayfly_raft_is_leader %d\n",
+         m->role == MF_RAFT_LEADER);
+    EMIT("# TYPE mayfly_raft_term gauge\nmayfly_raft_term %" PRIu64 "\n", m->term);
+    EMIT("# TYPE mayfly_raft_leader_id gauge\nmayfly_raft_leader_id %" PRIu64 "\n", m->leader);
+    EMIT("# TYPE mayfly_raft_commit_index gauge\nmayfly_raft_commit_index %" PRIu64 "\n",
+         m->commit);
+    EMIT("# TYPE mayfly_raft_applied_index gauge\nmayfly_raft_applied_index %" PRIu64 "\n",
+         m->applied);
+    EMIT("# HELP mayfly_leases_expired_total Leases this node (as leader) proposed to expire.\n"
+         "# TYPE mayfly_leases_expired_total counter\nmayfly_leases_expired_total %" PRIu64 "\n",
+         m->expired);
+    EMIT("# HELP mayfly_leases_revoked_total Leases this node (as leader) marked revoked.\n"
+         "# TYPE mayfly_leases_revoked_total counter\nmayfly_leases_revoked_total %" PRIu64 "\n",
+         m->revoked);
+    EMIT("# HELP mayfly_revocation_lateness_ms Time from expire_at to the revocation "
+         "proposed by this leader.\n# TYPE mayfly_revocation_lateness_ms histogram\n");
+    uint64_t cum = 0;
+    for (size_t i = 0; i < MF_METRICS_BUCKETS; i++) {
+        cum += m->lateness_buckets[i];
+        EMIT("mayfly_revocation_lateness_ms_bucket{le=\"%" PRIu64 "\"} %" PRIu64 "\n",
+             lateness_bounds_ms[i], cum);
+    }
+    EMIT("mayfly_revocation_lateness_ms_bucket{le=\"+Inf\"} %" PRIu64 "\n", m->lateness_count);
+    EMIT("mayfly_revocation_lateness_ms_sum %" PRIu64 "\n", m->lateness_sum_ms);
+    EMIT("mayfly_revocation_lateness_ms_count %" PRIu64 "\n", m->lateness_count);
+    EMIT("# TYPE mayfly_revocation_lateness_max_ms gauge\nmayfly_revocation_lateness_max_ms %"
+         PRIu64 "\n", m->lateness_max_ms);
+#undef EMIT
+    if (len >= cap) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_len, void **con_cls)
+{
+    (void)version, (void)upload, (void)upload_len, (void)con_cls;
+    struct mf_server *s = cls;
+    struct mf_metrics *mx = s->metrics;
+    if (strcmp(method, "GET") != 0)
+        return MHD_NO;
+    struct mf_metrics_snapshot snap;
+    pthread_mutex_lock(&mx->lock);
+    snap = mx->snap;
+    pthread_mutex_unlock(&mx->lock);
+    char *body;
+    unsigned status = MHD_HTTP_OK;
+    if (strcmp(url, "/metrics") == 0) {
+        body = format_metrics(&snap, s->cfg->node_id);
+    } else if (strcmp(url, "/health") == 0) {
+        /* 200 when this node can serve: up and unsealed. */
+        status = (!snap.failed && !snap.sealed) ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+        body = strdup(snap.failed ? "failed\n" : snap.sealed ? "sealed\n" : "ok\n");
+    } else {
+        status = MHD_HTTP_NOT_FOUND;
+        body = strdup("not found: try /metrics or /health\n");
+    }
+    if (!body)
+        return MHD_NO;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
+    enum MHD_Result rc = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+int mf_metrics_start(struct mf_server *s)
+{
+    const char *addr = s->cfg->metrics_listen;
+    if (!addr || !*addr)
+        return 0; /* disabled */
+    char host[MF_NET_HOST_MAX];
+    uint16_t port;
+    struct sockaddr_storage ss;
+    if (mf_net_split_hostport(addr, host, sizeof(host), &port) ||
+        mf_net_sockaddr(host, port, &ss)) {
+        MF_ERROR(LOG_MOD, "metrics_listen '%s' is not ip:port", addr);
+        return MF_ECONFIG;
+    }
+    struct mf_metrics *mx = calloc(1, sizeof(*mx));
+    if (!mx)
+        return MF_EINTERNAL;
+    pthread_mutex_init(&mx->lock, NULL);
+    s->metrics = mx;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    mx->daemon = MHD_start_daemon(flags, 0, NULL, NULL, answer, s, MHD_OPTION_SOCK_ADDR,
+                                  (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+                                  (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                                  MHD_OPTION_END);
+    if (!mx->daemon) {
+        MF_ERROR(LOG_MOD, "cannot listen on %s for metrics", addr);
+        mf_metrics_stop(s);
+        return MF_ECONFIG;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(mx->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    snprintf(mx->addr, sizeof(mx->addr), "%s:%u", host, info ? info->port : port);
+    mf_metrics_publish(s);
+    return 0;
+}
+
+const char *mf_metrics_addr(const struct mf_server *s)
+{
+    return s->metrics ? s->metrics->addr : "";
+}
+
+void mf_metrics_stop(struct mf_server *s)
+{
+    struct mf_metrics *mx = s->metrics;
+    if (!mx)
+        return;
+    if (mx->daemon)
+        MHD_stop_daemon(mx->daemon);
+    pthread_mutex_destroy(&mx->lock);
+    free(mx);
+    s->metrics = NULL;
+}
