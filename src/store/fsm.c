@@ -24,6 +24,7 @@
 struct mf_fsm {
     struct mf_state *st;
     uint64_t applied;
+    uint64_t durable; /* applied index known to be on disk */
     uint64_t now_ms; /* greatest command time applied */
 };
 
@@ -62,8 +63,21 @@ int mf_fsm_reload(struct mf_fsm *fsm)
     if (rc == 0)
         rc = mf_state_meta_get_u64(txn, fsm->st, "now", &fsm->now_ms);
     mf_state_read_end(txn);
+    /* What a previous process left may still be in the page cache only. */
+    if (rc == 0)
+        rc = mf_fsm_sync(fsm);
     return rc;
 }
+
+int mf_fsm_sync(struct mf_fsm *fsm)
+{
+    int rc = mf_state_err(mdb_env_sync(fsm->st->env, 1), "state sync");
+    if (rc == 0)
+        fsm->durable = fsm->applied;
+    return rc;
+}
+
+uint64_t mf_fsm_durable_applied(const struct mf_fsm *fsm) { return fsm->durable; }
 
 int mf_fsm_open(const char *dir, const struct mf_state_opts *opts, struct mf_fsm **out)
 {
@@ -315,6 +329,8 @@ int mf_fsm_apply_batch(struct mf_fsm *fsm, const struct mf_fsm_entry *entries, s
     a.txn = NULL;
     if (rc)
         goto fail;
+    /* This commit's flush made the previous commit's meta page durable. */
+    fsm->durable = applied0 > fsm->durable ? applied0 : fsm->durable;
     fsm->applied = idx;
     return 0;
 

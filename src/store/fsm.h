@@ -46,6 +46,19 @@ struct mf_state *mf_fsm_state(struct mf_fsm *fsm);
  * threads read mf_state_applied() in a read transaction). */
 uint64_t mf_fsm_applied(const struct mf_fsm *fsm);
 
+/* The greatest applied index known to be on disk. A commit flushes its data
+ * pages once and writes its meta page unsynced (MDB_NOMETASYNC), so the
+ * previous commit's meta is durable once the next commit returns: this is the
+ * index of the commit before the last one (or of the last one after
+ * mf_fsm_sync, at open, and after a snapshot install). The Raft log may be
+ * compacted only up to this index. */
+uint64_t mf_fsm_durable_applied(const struct mf_fsm *fsm);
+
+/* Force everything applied onto disk (one more flush); then
+ * mf_fsm_durable_applied() == mf_fsm_applied(). Writer thread. Errors:
+ * MF_ESTORAGE. */
+int mf_fsm_sync(struct mf_fsm *fsm);
+
 /* Re-read what is cached from the database (after a snapshot install). */
 int mf_fsm_reload(struct mf_fsm *fsm);
 

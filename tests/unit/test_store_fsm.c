@@ -621,7 +621,8 @@ static void test_store_fsm_time_never_backwards(void **s)
 }
 
 /* After a restart the applied index is where the last commit left it, and
- * entries at or below it are skipped (log replay). */
+ * entries at or below it are skipped (log replay); the durable applied index
+ * trails the last commit by one until a sync. */
 static void test_store_fsm_restart_resumes(void **s)
 {
     (void)s;
@@ -642,9 +643,17 @@ static void test_store_fsm_restart_resumes(void **s)
     tf_digest(&t, 0, d1);
     assert_memory_equal(d0, d1, 32);
     /* Entries with no command only advance the index. */
+    assert_int_equal(mf_fsm_durable_applied(t.fsm), 2); /* synced at open */
     struct mf_fsm_entry e[2] = {{3, NULL, 0}, {4, NULL, 0}};
     assert_int_equal(mf_fsm_apply_batch(t.fsm, e, 2, NULL), 0);
     assert_int_equal(mf_fsm_applied(t.fsm), 4);
+    /* The last commit's meta page is not synced yet; the one before is. */
+    assert_int_equal(mf_fsm_durable_applied(t.fsm), 2);
+    struct mf_fsm_entry e5 = {5, NULL, 0};
+    assert_int_equal(mf_fsm_apply_batch(t.fsm, &e5, 1, NULL), 0);
+    assert_int_equal(mf_fsm_durable_applied(t.fsm), 4);
+    assert_int_equal(mf_fsm_sync(t.fsm), 0);
+    assert_int_equal(mf_fsm_durable_applied(t.fsm), 5);
     tf_close(&t);
 }
 
