@@ -1,0 +1,42 @@
+"""Smoke run of mayfly-bench (the load generator of CLI.md) against a real
+3-node cluster: every workload completes without errors and prints the line
+scripts compare. Figures come from full runs (README), never from this test."""
+import os
+import re
+import subprocess
+import unittest
+
+from harness import BUILD, Cluster, wait_for
+
+BENCH = os.path.join(BUILD, "bench", "mayfly-bench")
+LINE = re.compile(r"^mayfly (\S+) clients=(\d+) total=(\d+) errors=(\d+) ops/s=(\d+) "
+                  r"p50_ms=([\d.]+) p99_ms=([\d.]+)")
+
+
+@unittest.skipUnless(os.path.exists(BENCH), "mayfly-bench not built")
+class BenchSmoke(unittest.TestCase):
+    def test_every_workload_runs_clean(self):
+        """put, get-l, get-s, grant and a small revoke storm: errors=0, well-formed line."""
+        c = Cluster(3).start()
+        self.addCleanup(c.cleanup)
+        c.init()
+        for n in c.nodes:
+            wait_for(lambda: (n.status() or {}).get("sealed") is False, 15, "unsealed")
+        env = dict(os.environ, MAYFLY_ADDR=c.addrs(), MAYFLY_TOKEN=c.token,
+                   MAYFLY_CACERT=os.path.join(c.certs, "ca.pem"))
+        for workload, extra in (("put", []), ("get-l", []), ("get-s", []), ("grant", []),
+                                ("revoke-storm", ["-ttl", "1s"])):
+            p = subprocess.run([BENCH, "-workload", workload, "-total", "300", "-clients", "16",
+                                "-conns", "4"] + extra, env=env, capture_output=True, text=True,
+                               timeout=120)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            m = LINE.match(p.stdout)
+            self.assertIsNotNone(m, p.stdout)
+            self.assertEqual((m.group(1), m.group(3), m.group(4)), (workload, "300", "0"))
+            self.assertGreater(int(m.group(5)), 0)
+            if workload == "revoke-storm":
+                self.assertIn("remaining=0", p.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
