@@ -555,6 +555,18 @@ static void test_store_fsm_key_use_counted(void **s)
     t.key_term = 4;
     t.key_encryptions = 5;
     assert_int_equal(tf_kv_put(&t, T0, "a", "C3", 0, 0, 0), 0);
+    /* A retried write was encrypted again: its nonces count, though it is
+     * not applied again. */
+    t.rid = "put-4";
+    t.key_term = 4;
+    t.key_encryptions = 1;
+    assert_int_equal(tf_kv_put(&t, T0, "a", "C4", 0, 0, 0), 0);
+    t.rid = "put-4";
+    t.key_term = 4;
+    t.key_encryptions = 1;
+    assert_int_equal(tf_kv_put(&t, T0, "a", "C4", 0, 0, 0), 0);
+    assert_true(t.last->duplicate);
+    assert_int_equal(t.last->version, 4);
     MDB_txn *txn;
     uint64_t n3, n4, n5;
     assert_int_equal(mf_state_read_begin(tf_st(&t), &txn), 0);
@@ -563,7 +575,7 @@ static void test_store_fsm_key_use_counted(void **s)
     assert_int_equal(mf_state_key_uses(txn, tf_st(&t), 5, &n5), 0);
     mf_state_read_end(txn);
     assert_int_equal(n3, 3);
-    assert_int_equal(n4, 5);
+    assert_int_equal(n4, 7);
     assert_int_equal(n5, 0);
     tf_close(&t);
 }
