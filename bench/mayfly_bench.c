@@ -33,7 +33,10 @@ struct opts {
     unsigned clients, conns;
     uint64_t total, ttl_ms;
     size_t value_size;
+    bool prefill;       /* put every key bench/k0..k999 once, in order */
 };
+
+static uint64_t prefill_next; /* atomic: the next key a prefill writes */
 
 struct slot {
     uint64_t id;        /* request id in flight, 0 if idle */
@@ -96,7 +99,9 @@ static int start_step(struct worker *w, struct mf_bclient *c, struct slot *s)
     bool write = true;
     s->id = ++w->next_id;
     req.id = s->id;
-    snprintf(path, sizeof(path), "bench/k%u", (unsigned)(rand_r(&w->seed) % 1000));
+    unsigned k = w->o->prefill ? (unsigned)(__atomic_fetch_add(&prefill_next, 1, __ATOMIC_RELAXED) % 1000)
+                               : (unsigned)(rand_r(&w->seed) % 1000);
+    snprintf(path, sizeof(path), "bench/k%u", k);
     e.key = "v";
     e.value = value_buf;
     p.n_data = 1;
@@ -383,6 +388,7 @@ int main(int argc, char **argv)
     if (o.w == W_GET_L || o.w == W_GET_S) { /* the 1,000 keys reads pick from */
         struct opts pre = o;
         pre.clients = pre.conns;
+        pre.prefill = true;
         run(&pre, ctx, addrs, n_addrs, 1000, W_PUT, &secs, &lat, &n_lat, &errors, last_error,
             sizeof(last_error));
         free(lat);
