@@ -59,6 +59,11 @@ void mf_metrics_publish(struct mf_server *s)
     s->mstats.failed = s->failed != 0;
     s->mstats.expired = s->sched_expired;
     s->mstats.revoked = s->sched_revoked;
+    struct mf_node_stats ns;
+    mf_node_stats(s->node, &ns);
+    s->mstats.batches = ns.batches;
+    s->mstats.entries_persisted = ns.entries_persisted;
+    s->mstats.entries_applied = ns.entries_applied;
     pthread_mutex_lock(&s->metrics->lock);
     s->metrics->snap = s->mstats;
     pthread_mutex_unlock(&s->metrics->lock);
@@ -82,6 +87,13 @@ static char *format_metrics(const struct mf_metrics_snapshot *m, uint64_t node_i
          m->commit);
     EMIT("# TYPE mayfly_raft_applied_index gauge\nmayfly_raft_applied_index %" PRIu64 "\n",
          m->applied);
+    EMIT("# HELP mayfly_raft_batches_total Ready batches (one log fsync, one apply "
+         "transaction each).\n# TYPE mayfly_raft_batches_total counter\n"
+         "mayfly_raft_batches_total %" PRIu64 "\n", m->batches);
+    EMIT("# TYPE mayfly_raft_entries_persisted_total counter\n"
+         "mayfly_raft_entries_persisted_total %" PRIu64 "\n", m->entries_persisted);
+    EMIT("# TYPE mayfly_raft_entries_applied_total counter\n"
+         "mayfly_raft_entries_applied_total %" PRIu64 "\n", m->entries_applied);
     EMIT("# HELP mayfly_leases_expired_total Leases this node (as leader) proposed to expire.\n"
          "# TYPE mayfly_leases_expired_total counter\nmayfly_leases_expired_total %" PRIu64 "\n",
          m->expired);

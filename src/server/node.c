@@ -96,6 +96,7 @@ struct mf_node {
     struct mf_raft_snapshot_meta snap_meta;
     int incoming_fd;          /* writer thread: snapshot being received */
     uint64_t installed_index; /* writer -> loop: snapshot installed by the batch */
+    struct mf_node_stats stats;
 };
 
 /* ---- pending tables ---- */
@@ -559,6 +560,9 @@ static void pump(struct mf_node *n)
         if (n->sm.role_changed)
             n->sm.role_changed(n->sm.ctx, n->role, n->leader);
     }
+    n->stats.batches++;
+    n->stats.entries_persisted += b->rd.entries_len;
+    n->stats.entries_applied += b->committed_len;
     /* The leader's appends may go while its own write is in flight. */
     send_msgs(n, b->rd.msgs_before, b->rd.msgs_before_len);
     n->busy = true;
@@ -892,6 +896,11 @@ int mf_node_send(struct mf_node *n, uint64_t to, uint8_t tag, const void *data, 
 void mf_node_status(struct mf_node *n, struct mf_raft_status *st)
 {
     mf_raft_status(n->raft, st);
+}
+
+void mf_node_stats(struct mf_node *n, struct mf_node_stats *out)
+{
+    *out = n->stats;
 }
 
 uint64_t mf_node_applied(struct mf_node *n)

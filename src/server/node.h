@@ -127,6 +127,15 @@ int mf_node_read_index(struct mf_node *n, mf_node_read_cb cb, void *arg);
 int mf_node_send(struct mf_node *n, uint64_t to, uint8_t tag, const void *data, size_t len);
 
 void mf_node_status(struct mf_node *n, struct mf_raft_status *st);
+
+/* Counters for metrics: ready batches, entries they persisted and applied
+ * (entries per batch is the group-commit factor). */
+struct mf_node_stats {
+    uint64_t batches;
+    uint64_t entries_persisted;
+    uint64_t entries_applied;
+};
+void mf_node_stats(struct mf_node *n, struct mf_node_stats *out);
 uint64_t mf_node_applied(struct mf_node *n);
 /* Highest commit index this node knows of (the leader's, as last heard). */
 uint64_t mf_node_known_commit(struct mf_node *n);

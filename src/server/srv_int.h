@@ -41,6 +41,7 @@ struct mf_metrics_snapshot {
     bool failed;
     uint64_t term, commit, applied, leader;
     uint64_t expired, revoked;
+    uint64_t batches, entries_persisted, entries_applied;
     uint64_t lateness_buckets[MF_METRICS_BUCKETS];
     uint64_t lateness_count, lateness_sum_ms, lateness_max_ms;
 };
