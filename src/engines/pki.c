@@ -59,6 +59,16 @@ struct revoked {
     uint64_t keep_until_ms; /* the certificate has expired by then */
 };
 
+/* Entries by SEQ: sorted up to sorted_len, appended after (maybe with
+ * duplicates) until tab_normalize merges them. Bounded by max. */
+struct seqtab {
+    struct revoked *v;
+    size_t len;
+    size_t sorted_len;
+    size_t cap;
+    size_t max;
+};
+
 /* The engine behind the opaque struct mf_engine of engine.h. */
 struct mf_pki {
     pthread_mutex_t mu; /* roles and the revoked set; the CA is read-only */
@@ -71,12 +81,11 @@ struct mf_pki {
     uint64_t crl_ttl_ms;
     struct pki_role **roles;
     size_t roles_len;
-    /* Sorted by seq up to sorted_len, unsorted (maybe with duplicates) after. */
-    struct revoked *revoked;
-    size_t revoked_len;
-    size_t revoked_sorted_len;
-    size_t revoked_cap;
+    struct seqtab revoked; /* keep_until: when the certificate has expired */
+    struct seqtab issued;  /* keep_until: notAfter of what this process issued */
 };
+
+static int tab_append(struct seqtab *t, const struct revoked *r, uint64_t drop_ms);
 
 static struct mf_pki *pki_of(struct mf_engine *e)
 {
@@ -385,7 +394,8 @@ static void pki_close(struct mf_engine *e)
     for (size_t i = 0; i < p->roles_len; i++)
         free(p->roles[i]);
     free(p->roles);
-    free(p->revoked);
+    free(p->revoked.v);
+    free(p->issued.v);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
@@ -416,6 +426,8 @@ static int pki_open(const char *config_json, struct mf_engine **out, char *err, 
         goto fail;
     }
     pthread_mutex_init(&p->mu, NULL);
+    p->revoked.max = MF_PKI_REVOKED_MAX;
+    p->issued.max = MF_PKI_ISSUED_MAX;
     if ((rc = check_keys(cfg, keys, "config", err, err_len)) < 0 ||
         (rc = get_bool(cfg, "generate", 0, &generate, err, err_len)) < 0 ||
         (rc = get_u64(cfg, "ttl_ms", MF_PKI_CA_TTL_MS_DEFAULT, &ttl_ms, err, err_len)) < 0 ||
@@ -544,7 +556,7 @@ static int role_add_dns(struct pki_role *r, const char *text, char domains[][DNS
     if (r->dns_len == MF_PKI_NAMES_MAX)
         return mf_err_set(err, err_len, MF_EINVAL, "pki: more than %d names in a role",
                           MF_PKI_NAMES_MAX);
-    memcpy(r->dns[r->dns_len++], name, DNS_NAME_MAX);
+    memcpy(r->dns[r->dns_len++], name, strlen(name) + 1);
     return 0;
 }
 
@@ -903,6 +915,12 @@ static int pki_issue(struct mf_engine *e, const char *role, uint64_t seq, uint64
         mf_engine_cred_free(out);
         goto out;
     }
+    /* Remember the notAfter so a revocation after it adds nothing to the CRL.
+     * Best effort: without it, revoke keeps the serial for max_ttl_ms. */
+    struct revoked rec = {.seq = seq, .keep_until_ms = expire_at_ms / 1000 * 1000};
+    pthread_mutex_lock(&p->mu);
+    (void)tab_append(&p->issued, &rec, now - MF_PKI_ISSUED_GRACE_MS);
+    pthread_mutex_unlock(&p->mu);
     rc = 0;
 out:
     X509_free(x);
@@ -929,24 +947,26 @@ static int revoked_cmp(const void *a, const void *b)
 }
 
 /* Sorts the unsorted tail, merges it into the sorted head, folds duplicates
- * and drops entries whose certificate has expired at now_ms (0: keep all).
- * Called with the mutex held. */
-static int revoked_normalize(struct mf_pki *p, uint64_t now_ms)
+ * (earliest revoked_at, latest keep_until) and drops entries whose
+ * keep_until_ms <= drop_ms (0: keep all). Called with the mutex held. */
+static int tab_normalize(struct seqtab *t, uint64_t drop_ms)
 {
-    size_t n = p->revoked_len, head = p->revoked_sorted_len;
+    size_t n = t->len, head = t->sorted_len;
+    if (n == head && drop_ms == 0)
+        return 0; /* the usual case: appended in SEQ order */
     if (n == 0)
         return 0;
     struct revoked *tmp = malloc(n * sizeof(*tmp));
     if (!tmp)
         return -ENOMEM;
-    qsort(p->revoked + head, n - head, sizeof(*tmp), revoked_cmp);
+    qsort(t->v + head, n - head, sizeof(*tmp), revoked_cmp);
     size_t i = 0, j = head, k = 0;
     while (i < head || j < n) {
         struct revoked cur;
-        if (j >= n || (i < head && p->revoked[i].seq <= p->revoked[j].seq))
-            cur = p->revoked[i++];
+        if (j >= n || (i < head && t->v[i].seq <= t->v[j].seq))
+            cur = t->v[i++];
         else
-            cur = p->revoked[j++];
+            cur = t->v[j++];
         if (k > 0 && tmp[k - 1].seq == cur.seq) {
             struct revoked *m = &tmp[k - 1];
             if (cur.revoked_at_ms < m->revoked_at_ms)
@@ -959,45 +979,61 @@ static int revoked_normalize(struct mf_pki *p, uint64_t now_ms)
     }
     size_t w = 0;
     for (size_t r = 0; r < k; r++)
-        if (now_ms == 0 || tmp[r].keep_until_ms > now_ms)
+        if (drop_ms == 0 || tmp[r].keep_until_ms > drop_ms)
             tmp[w++] = tmp[r];
-    memcpy(p->revoked, tmp, w * sizeof(*tmp));
+    if (w)
+        memcpy(t->v, tmp, w * sizeof(*tmp));
     free(tmp);
-    p->revoked_len = p->revoked_sorted_len = w;
+    t->len = t->sorted_len = w;
     return 0;
+}
+
+/* Appends an entry; when the table is full, first drops what expired by
+ * drop_ms. @return 0; MF_EUNAVAIL (still full); -ENOMEM. */
+static int tab_append(struct seqtab *t, const struct revoked *r, uint64_t drop_ms)
+{
+    if (t->len == t->max) {
+        int rc = tab_normalize(t, drop_ms);
+        if (rc < 0)
+            return rc;
+        if (t->len == t->max)
+            return MF_EUNAVAIL;
+    }
+    if (t->len == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 64;
+        if (cap > t->max)
+            cap = t->max;
+        struct revoked *n = realloc(t->v, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        t->v = n;
+        t->cap = cap;
+    }
+    if (t->sorted_len == t->len && (t->len == 0 || t->v[t->len - 1].seq < r->seq))
+        t->sorted_len++;
+    t->v[t->len++] = *r;
+    return 0;
+}
+
+/* The entry for seq, or NULL (also when there is no memory to sort). */
+static const struct revoked *tab_find(struct seqtab *t, uint64_t seq)
+{
+    if (t->len == 0 || tab_normalize(t, 0) < 0)
+        return NULL;
+    struct revoked key = {.seq = seq};
+    return bsearch(&key, t->v, t->len, sizeof(key), revoked_cmp);
 }
 
 static int revoked_add_locked(struct mf_pki *p, uint64_t seq, uint64_t revoked_at_ms,
                               uint64_t not_after_ms)
 {
-    if (p->revoked_len == MF_PKI_REVOKED_MAX) {
-        int rc = revoked_normalize(p, mf_now_wall_ms());
-        if (rc < 0)
-            return rc;
-        if (p->revoked_len == MF_PKI_REVOKED_MAX)
-            return MF_EUNAVAIL;
-    }
-    if (p->revoked_len == p->revoked_cap) {
-        size_t cap = p->revoked_cap ? p->revoked_cap * 2 : 64;
-        if (cap > MF_PKI_REVOKED_MAX)
-            cap = MF_PKI_REVOKED_MAX;
-        struct revoked *n = realloc(p->revoked, cap * sizeof(*n));
-        if (!n)
-            return -ENOMEM;
-        p->revoked = n;
-        p->revoked_cap = cap;
-    }
-    struct revoked *r = &p->revoked[p->revoked_len];
-    r->seq = seq;
-    r->revoked_at_ms = revoked_at_ms;
-    r->keep_until_ms =
-        not_after_ms ? not_after_ms : revoked_at_ms + p->max_ttl_ms + MF_PKI_BACKDATE_MS;
-    /* Appending in SEQ order (the usual case) keeps the array sorted. */
-    if (p->revoked_sorted_len == p->revoked_len &&
-        (p->revoked_len == 0 || p->revoked[p->revoked_len - 1].seq < seq))
-        p->revoked_sorted_len++;
-    p->revoked_len++;
-    return 0;
+    struct revoked r = {
+        .seq = seq,
+        .revoked_at_ms = revoked_at_ms,
+        .keep_until_ms =
+            not_after_ms ? not_after_ms : revoked_at_ms + p->max_ttl_ms + MF_PKI_BACKDATE_MS,
+    };
+    return tab_append(&p->revoked, &r, mf_now_wall_ms());
 }
 
 int mf_pki_revoked_add(struct mf_engine *e, uint64_t seq, uint64_t revoked_at_ms,
@@ -1019,7 +1055,14 @@ static int pki_revoke(struct mf_engine *e, const uint64_t *seqs, size_t n, int *
     int first = 0;
     pthread_mutex_lock(&p->mu);
     for (size_t i = 0; i < n; i++) {
-        results[i] = revoked_add_locked(p, seqs[i], now, 0);
+        /* A certificate this process issued has a known notAfter: if it has
+         * passed (the usual revocation, at lease expiry), the certificate is
+         * dead already and the CRL need not name it. */
+        const struct revoked *is = tab_find(&p->issued, seqs[i]);
+        if (is && is->keep_until_ms <= now)
+            results[i] = 0;
+        else
+            results[i] = revoked_add_locked(p, seqs[i], now, is ? is->keep_until_ms : 0);
         if (results[i] < 0 && first == 0)
             first = results[i];
     }
@@ -1038,8 +1081,8 @@ size_t mf_pki_revoked_count(struct mf_engine *e)
     struct mf_pki *p = pki_of(e);
     pthread_mutex_lock(&p->mu);
     /* Without memory to fold duplicates, the count may include some. */
-    (void)revoked_normalize(p, 0);
-    size_t n = p->revoked_len;
+    (void)tab_normalize(&p->revoked, 0);
+    size_t n = p->revoked.len;
     pthread_mutex_unlock(&p->mu);
     return n;
 }
@@ -1051,11 +1094,13 @@ int mf_pki_crl_pem(struct mf_engine *e, uint64_t now_ms, uint64_t crl_number, ch
     *pem = NULL;
     /* Snapshot the set so revocations are not held up while the CRL is signed. */
     pthread_mutex_lock(&p->mu);
-    int rc = revoked_normalize(p, now_ms);
-    size_t n = p->revoked_len;
+    int rc = tab_normalize(&p->revoked, now_ms);
+    if (rc == 0 && now_ms > MF_PKI_ISSUED_GRACE_MS)
+        rc = tab_normalize(&p->issued, now_ms - MF_PKI_ISSUED_GRACE_MS);
+    size_t n = p->revoked.len;
     struct revoked *snap = rc == 0 ? malloc((n ? n : 1) * sizeof(*snap)) : NULL;
-    if (snap)
-        memcpy(snap, p->revoked, n * sizeof(*snap));
+    if (snap && n)
+        memcpy(snap, p->revoked.v, n * sizeof(*snap));
     pthread_mutex_unlock(&p->mu);
     if (!snap)
         return -ENOMEM;
@@ -1118,9 +1163,9 @@ int mf_pki_revoked_export(struct mf_engine *e, char **json)
     if (!arr)
         return -ENOMEM;
     pthread_mutex_lock(&p->mu);
-    int rc = revoked_normalize(p, 0);
-    for (size_t i = 0; rc == 0 && i < p->revoked_len; i++) {
-        const struct revoked *r = &p->revoked[i];
+    int rc = tab_normalize(&p->revoked, 0);
+    for (size_t i = 0; rc == 0 && i < p->revoked.len; i++) {
+        const struct revoked *r = &p->revoked.v[i];
         json_t *o = json_pack("{s:I,s:I,s:I}", "seq", (json_int_t)r->seq, "revoked_at_ms",
                               (json_int_t)r->revoked_at_ms, "keep_until_ms",
                               (json_int_t)r->keep_until_ms);

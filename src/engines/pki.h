@@ -13,7 +13,8 @@
  *       loads one (EC or RSA key; the certificate must be a CA with
  *       keyCertSign, currently valid, and match the key);
  * plus, optionally, "max_ttl_ms" (engine-wide cap on a certificate's lifetime,
- * default 30 days; see "CRL" below) and "crl_ttl_ms" (nextUpdate - thisUpdate
+ * default 72 hours: short-lived certificates, and a bound on CRL retention;
+ * see "CRL" below) and "crl_ttl_ms" (nextUpdate - thisUpdate
  * of built CRLs, default 1 hour). Unknown fields are refused.
  *
  * This CA must never be the cluster's peer CA. Certificates it issues carry
@@ -48,10 +49,15 @@
  * certificate cannot be extended; the client asks for a new one.
  *
  * CRL: revoke(seqs) adds each SEQ to an in-memory revoked set with the time of
- * revocation. An entry is kept until the certificate it names has expired:
- * its notAfter when the server gives it (mf_pki_revoked_add), otherwise
- * revoked_at + max_ttl_ms + MF_PKI_BACKDATE_MS (no certificate of this engine
- * lives longer than max_ttl_ms). The set lives in one process: the server
+ * revocation. An entry is kept until the certificate it names has expired,
+ * then dropped from the set and the CRL. The expiry is known when this process
+ * issued the certificate (it remembers each notAfter, bounded by
+ * MF_PKI_ISSUED_MAX, for MF_PKI_ISSUED_GRACE_MS past it) or when the server
+ * gives it (mf_pki_revoked_add with the lease's expire_at); otherwise the entry
+ * stays until revoked_at + max_ttl_ms + MF_PKI_BACKDATE_MS, since no
+ * certificate of this engine lives longer than max_ttl_ms. A revocation at or
+ * after a known notAfter (the scheduler revoking at lease expiry) adds nothing:
+ * the certificate is dead already. The set lives in one process: the server
  * replicates it (mf_pki_revoked_export/import, or mf_pki_revoked_add from its
  * lease store) so a new leader serves the same CRL.
  *
@@ -77,7 +83,7 @@
 
 #define MF_PKI_BACKDATE_MS 30000                 /* notBefore = now - 30 s */
 #define MF_PKI_CA_TTL_MS_DEFAULT (UINT64_C(3650) * 86400000) /* generated CA: 10 years */
-#define MF_PKI_MAX_TTL_MS_DEFAULT (UINT64_C(30) * 86400000)  /* certificate lifetime cap */
+#define MF_PKI_MAX_TTL_MS_DEFAULT (UINT64_C(72) * 3600000)   /* certificate lifetime cap */
 #define MF_PKI_CRL_TTL_MS_DEFAULT 3600000        /* CRL nextUpdate: 1 hour */
 #define MF_PKI_ROLES_MAX 1024
 #define MF_PKI_ROLE_NAME_MAX 128                 /* bytes with NUL */
@@ -85,6 +91,8 @@
 #define MF_PKI_IPS_MAX 16                        /* IP SANs per role */
 #define MF_PKI_DOMAINS_MAX 64                    /* allowed_domains per role */
 #define MF_PKI_REVOKED_MAX 1000000               /* entries in the revoked set */
+#define MF_PKI_ISSUED_MAX 1000000                /* notAfters remembered by this process */
+#define MF_PKI_ISSUED_GRACE_MS 3600000           /* ... kept this long past notAfter */
 #define MF_PKI_SERIAL_LEN 17                     /* bytes of a certificate serial */
 
 extern const struct mf_engine_ops mf_engine_pki_ops;

@@ -17,6 +17,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -39,7 +40,7 @@ static struct mf_engine *open_generated(void)
     struct mf_engine *e = NULL;
     char err[MF_ENGINE_ERR_LEN] = "";
     int rc = ops->open("{\"generate\":true,\"common_name\":\"mayfly test pki\","
-                       "\"ttl_ms\":864000000}",
+                       "\"ttl_ms\":172800000}",
                        &e, err, sizeof(err));
     if (rc != 0)
         fprintf(stderr, "open: %s\n", err);
@@ -219,7 +220,7 @@ static void test_engines_pki_generate_ca(void **state)
     assert_int_equal(X509_verify(ca, pub), 1);
     uint64_t not_after = time_s(X509_get0_notAfter(ca));
     uint64_t now_s = mf_now_wall_ms() / 1000;
-    assert_true(not_after >= now_s + 864000 - 5 && not_after <= now_s + 864000 + 5);
+    assert_true(not_after >= now_s + 172800 - 5 && not_after <= now_s + 172800 + 5);
 
     char *cfg = NULL;
     assert_int_equal(mf_pki_export(e, &cfg), 0);
@@ -819,6 +820,64 @@ static void test_engines_pki_bad_config(void **state)
     EVP_PKEY_free(other_key);
 }
 
+static uint64_t fake_wall;
+static uint64_t fake_wall_ms(void *ctx) { (void)ctx; return fake_wall; }
+static uint64_t real_mono(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+static int real_rand(void *ctx, void *buf, size_t len)
+{
+    (void)ctx;
+    return RAND_bytes(buf, (int)len) == 1 ? 0 : MF_ECRYPTO;
+}
+
+/* The scheduler revokes a certificate at or after its lease's expiry: the
+ * engine that issued it knows the notAfter has passed and adds nothing to
+ * the CRL; an early revocation is listed until that notAfter; a SEQ it never
+ * issued is listed for max_ttl_ms. */
+static void test_engines_pki_revoke_after_expiry(void **state)
+{
+    (void)state;
+    const struct mf_env_ops fake = {fake_wall_ms, real_mono, real_rand, NULL};
+    fake_wall = mf_now_wall_ms();
+    mf_env_set(&fake);
+    struct mf_engine *e = open_generated();
+    uint64_t t = fake_wall;
+    struct mf_engine_cred a, b;
+    issue_ok(e, "web", 50, t + 60000, &a);
+    issue_ok(e, "web", 51, t + 60000, &b);
+    char err[MF_ENGINE_ERR_LEN];
+    int result = 1;
+    uint64_t seq = 51;
+    fake_wall = t + 10000; /* early: listed until notAfter */
+    assert_int_equal(ops->revoke(e, &seq, 1, &result, err, sizeof(err)), 0);
+    assert_int_equal(mf_pki_revoked_count(e), 1);
+    fake_wall = t + 61000; /* at expiry: nothing to list */
+    seq = 50;
+    assert_int_equal(ops->revoke(e, &seq, 1, &result, err, sizeof(err)), 0);
+    assert_int_equal(result, 0);
+    assert_int_equal(mf_pki_revoked_count(e), 1);
+    seq = 52; /* never issued here: kept for max_ttl_ms */
+    assert_int_equal(ops->revoke(e, &seq, 1, &result, err, sizeof(err)), 0);
+    assert_int_equal(mf_pki_revoked_count(e), 2);
+    char *pem = NULL;
+    assert_int_equal(mf_pki_crl_pem(e, t + 61000, 0, &pem), 0); /* 51 expired at t + 60 s */
+    free(pem);
+    assert_int_equal(mf_pki_revoked_count(e), 1);
+    char *json = NULL;
+    assert_int_equal(mf_pki_revoked_export(e, &json), 0);
+    assert_non_null(strstr(json, "\"seq\":52"));
+    free(json);
+    mf_engine_cred_free(&a);
+    mf_engine_cred_free(&b);
+    ops->close(e);
+    mf_env_set(NULL);
+}
+
 /* A certificate of this engine is refused by a verify store holding another
  * CA (the cluster's peer CA), and the engine tells the two CAs apart. */
 static void test_engines_pki_foreign_ca(void **state)
@@ -862,13 +921,13 @@ static void test_engines_pki_renew_list_limits(void **state)
     assert_non_null(strstr(err, "not in the future"));
     assert_int_equal(ops->issue(e, "web", 1, now + 2 * 86400000ULL, &c, err, sizeof(err)),
                      MF_EINVAL); /* role max 24 h */
-    /* The CA lives 10 days; a role allowing 30 days cannot outlive it. */
+    /* The CA lives 2 days; a role allowing 72 hours cannot outlive it. */
     assert_int_equal(ops->role_put(e, "long",
                                    "{\"allowed_domains\":[\"example.com\"],"
                                    "\"common_name\":\"example.com\"}",
                                    err, sizeof(err)),
                      0);
-    assert_int_equal(ops->issue(e, "long", 1, now + 20 * 86400000ULL, &c, err, sizeof(err)),
+    assert_int_equal(ops->issue(e, "long", 1, now + 60 * HOUR_MS, &c, err, sizeof(err)),
                      MF_EINVAL);
     assert_non_null(strstr(err, "outlives the CA"));
     ops->close(e);
@@ -908,6 +967,7 @@ int main(void)
         cmocka_unit_test(test_engines_pki_crl_prunes_expired),
         cmocka_unit_test(test_engines_pki_loaded_ca),
         cmocka_unit_test(test_engines_pki_bad_config),
+        cmocka_unit_test(test_engines_pki_revoke_after_expiry),
         cmocka_unit_test(test_engines_pki_foreign_ca),
         cmocka_unit_test(test_engines_pki_renew_list_limits),
         cmocka_unit_test(test_engines_pki_issue_rate),
