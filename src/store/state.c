@@ -5,6 +5,7 @@
 #include "store/state.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,52 @@ int mf_state_err(int rc, const char *what)
     }
     MF_ERROR("store", "%s: %s", what, mdb_strerror(rc));
     return MF_ESTORAGE;
+}
+
+/* LMDB forbids opening one environment twice in a process (its locks are
+ * per process): remember which state directories are open here. */
+#define OPEN_MAX 64
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    dev_t dev;
+    ino_t ino;
+    int used;
+} open_dirs[OPEN_MAX];
+
+/* 0 and registered, MF_EEXISTS if already open here, -errno. */
+static int register_dir(const char *path, dev_t *dev, ino_t *ino)
+{
+    struct stat sb;
+    if (stat(path, &sb))
+        return -errno;
+    int rc = -EMFILE;
+    pthread_mutex_lock(&open_lock);
+    for (int i = 0; i < OPEN_MAX; i++)
+        if (open_dirs[i].used && open_dirs[i].dev == sb.st_dev && open_dirs[i].ino == sb.st_ino) {
+            pthread_mutex_unlock(&open_lock);
+            return MF_EEXISTS;
+        }
+    for (int i = 0; i < OPEN_MAX; i++)
+        if (!open_dirs[i].used) {
+            open_dirs[i].used = 1;
+            open_dirs[i].dev = sb.st_dev;
+            open_dirs[i].ino = sb.st_ino;
+            rc = 0;
+            break;
+        }
+    pthread_mutex_unlock(&open_lock);
+    *dev = sb.st_dev;
+    *ino = sb.st_ino;
+    return rc;
+}
+
+static void unregister_dir(dev_t dev, ino_t ino)
+{
+    pthread_mutex_lock(&open_lock);
+    for (int i = 0; i < OPEN_MAX; i++)
+        if (open_dirs[i].used && open_dirs[i].dev == dev && open_dirs[i].ino == ino)
+            open_dirs[i].used = 0;
+    pthread_mutex_unlock(&open_lock);
 }
 
 static int env_open(struct mf_state *st)
@@ -200,12 +247,21 @@ int mf_state_open(const char *dir, const struct mf_state_opts *opts, struct mf_s
         free(st);
         return rc;
     }
+    rc = register_dir(st->dir, &st->dev, &st->ino);
+    if (rc) {
+        if (rc == MF_EEXISTS)
+            MF_ERROR("store", "%s is already open in this process", st->dir);
+        free(st->dir);
+        free(st);
+        return rc;
+    }
     /* A snapshot install that crashed before its rename left this behind. */
     char stale[4096];
     snprintf(stale, sizeof(stale), "%s/data.mdb.new", st->dir);
     unlink(stale);
     rc = env_open(st);
     if (rc) {
+        unregister_dir(st->dev, st->ino);
         free(st->dir);
         free(st);
         return rc;
@@ -220,6 +276,7 @@ void mf_state_close(struct mf_state *st)
         return;
     if (st->env)
         mdb_env_close(st->env);
+    unregister_dir(st->dev, st->ino);
     free(st->dir);
     free(st);
 }

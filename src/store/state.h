@@ -20,6 +20,7 @@
 #include <lmdb.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "command.pb-c.h"
 
@@ -84,11 +85,14 @@ struct mf_state {
     char *dir;      /* DIR/state */
     size_t map_size;
     unsigned readers_max;
+    dev_t dev; /* DIR/state, for the one-open-per-process check */
+    ino_t ino;
 };
 
 /* Open (creating if needed) DIR/state/. `opts` may be NULL. On success *out is
  * a handle the caller frees with mf_state_close. Errors: MF_EINVAL, -errno
- * (cannot create the directory), MF_ESTORAGE, MF_ECORRUPT (not our database). */
+ * (cannot create the directory), MF_ESTORAGE, MF_ECORRUPT (not our database),
+ * MF_EEXISTS (already open in this process: LMDB forbids a second open). */
 int mf_state_open(const char *dir, const struct mf_state_opts *opts, struct mf_state **out);
 /* Close; no transaction may be open. NULL is a no-op. */
 void mf_state_close(struct mf_state *st);

@@ -642,6 +642,10 @@ static void test_store_fsm_restart_resumes(void **s)
     tf_open(&t);
     assert_int_equal(tf_grant(&t, T0, 1, 1000, 0), 0);
     assert_int_equal(tf_grant(&t, T0, 2, 1000, 0), 0);
+    /* LMDB forbids a second open of one environment in a process. */
+    struct mf_fsm *again = NULL;
+    assert_int_equal(mf_fsm_open(t.dir, NULL, &again), MF_EEXISTS);
+    assert_null(again);
     mf_fsm_close(t.fsm);
     assert_int_equal(mf_fsm_open(t.dir, NULL, &t.fsm), 0);
     assert_int_equal(mf_fsm_applied(t.fsm), 2);
