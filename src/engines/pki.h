@@ -15,7 +15,9 @@
  * plus, optionally, "max_ttl_ms" (engine-wide cap on a certificate's lifetime,
  * default 72 hours: short-lived certificates, and a bound on CRL retention;
  * see "CRL" below) and "crl_ttl_ms" (nextUpdate - thisUpdate
- * of built CRLs, default 1 hour). Unknown fields are refused.
+ * of built CRLs, default 1 hour). Unknown fields are refused. open() wipes the
+ * parsed copy of ca_key_pem; config_json itself is the caller's to wipe (and
+ * jansson's parser scratch buffer is freed unwiped: a known limit).
  *
  * This CA must never be the cluster's peer CA. Certificates it issues carry
  * only DNS and IP SANs taken from a role (never a URI SAN, so never the
