@@ -34,7 +34,8 @@ static const struct flag_def flag_defs[] = {
     {"force", false, false},        {"state", true, false},
     {"limit", true, false},         {"after", true, false},
     {"policy", true, false},        {"orphan", false, false},
-    {"accessor", false, false},
+    {"accessor", false, false},     {"type", true, false},
+    {"config", true, false},
 };
 
 static const struct flag_def *find_flag(const char *name, size_t len)

@@ -567,6 +567,82 @@ static int build_token_revoke(const struct mf_cli_args *a, struct mf_cli_arena *
     return 0;
 }
 
+/* A JSON document given as text, @FILE or - (stdin); checked locally so a
+ * typo fails here with the parser's message. */
+static int json_arg(struct mf_cli_arena *ar, FILE *in, const char *what, const char *arg,
+                    char **out, char *err, size_t err_len)
+{
+    size_t len;
+    int rc = 0;
+    if (strcmp(arg, "-") == 0) {
+        rc = slurp(ar, in, "stdin", out, &len, err, err_len);
+    } else if (arg[0] == '@') {
+        FILE *f = fopen(arg + 1, "rb");
+        if (!f)
+            return mf_err_set(err, err_len, MF_EINVAL, "%s: cannot open: %s", arg + 1,
+                              strerror(errno));
+        rc = slurp(ar, f, arg + 1, out, &len, err, err_len);
+        fclose(f);
+    } else {
+        *out = mf_cli_arena_strdup(ar, arg);
+    }
+    if (rc)
+        return rc;
+    json_error_t je;
+    json_t *doc = json_loads(*out, 0, &je);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return mf_err_set(err, err_len, MF_EINVAL, "%s: not a JSON object (line %d: %s)", what,
+                          je.line, doc ? "not an object" : je.text);
+    }
+    json_decref(doc);
+    return 0;
+}
+
+static int build_engine_enable(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                               Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    Mayfly__Api__EngineEnableRequest *e =
+        MSG(ar, Mayfly__Api__EngineEnableRequest, mayfly__api__engine_enable_request__init);
+    if (!mf_cli_flag(a, "type"))
+        return mf_err_set(err, err_len, MF_EINVAL, "engine enable needs -type postgres|pki");
+    e->type = mf_cli_arena_strdup(ar, mf_cli_flag(a, "type"));
+    e->mount = mf_cli_arena_strdup(ar, a->pos[0]);
+    if (mf_cli_flag(a, "config")) {
+        int rc = json_arg(ar, in, "-config", mf_cli_flag(a, "config"), &e->config_json, err,
+                          err_len);
+        if (rc)
+            return rc;
+    }
+    req->op_case = MAYFLY__API__REQUEST__OP_ENGINE_ENABLE;
+    req->engine_enable = e;
+    return 0;
+}
+
+static int build_engine_role_put(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                                 Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    Mayfly__Api__EngineRolePutRequest *e =
+        MSG(ar, Mayfly__Api__EngineRolePutRequest, mayfly__api__engine_role_put_request__init);
+    e->mount = mf_cli_arena_strdup(ar, a->pos[0]);
+    e->role = mf_cli_arena_strdup(ar, a->pos[1]);
+    int rc = json_arg(ar, in, "role", a->pos[2], &e->role_json, err, err_len);
+    if (rc)
+        return rc;
+    req->op_case = MAYFLY__API__REQUEST__OP_ENGINE_ROLE_PUT;
+    req->engine_role_put = e;
+    return 0;
+}
+
+static int build_engine_list(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                             Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)a, (void)in, (void)err, (void)err_len;
+    req->op_case = MAYFLY__API__REQUEST__OP_ENGINE_LIST;
+    req->engine_list = MSG(ar, Mayfly__Api__EngineListRequest, mayfly__api__engine_list_request__init);
+    return 0;
+}
+
 /* ---- renderers ---- */
 
 static json_t *json_status(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
@@ -748,6 +824,22 @@ static json_t *json_token_lookup(const struct mf_cli_args *a, const Mayfly__Api_
                      "read", read_info_json(t->read));
 }
 
+static json_t *json_engine_list(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    json_t *engines = json_array();
+    for (size_t i = 0; i < r->engine_list->n_engines; i++) {
+        const Mayfly__Api__EngineInfo *e = r->engine_list->engines[i];
+        json_t *roles = json_array();
+        for (size_t k = 0; k < e->n_roles; k++)
+            json_array_append_new(roles, json_string(e->roles[k]));
+        json_array_append_new(engines, json_pack("{s:s, s:s, s:o}", "mount", e->mount, "type",
+                                                 e->type, "roles", roles));
+    }
+    return json_pack("{s:o, s:o}", "engines", engines, "read",
+                     read_info_json(r->engine_list->read));
+}
+
 /* ---- the table ---- */
 
 #define R(x) MAYFLY__API__RESPONSE__RESULT_##x
@@ -800,6 +892,13 @@ static const struct mf_cli_command commands[] = {
      build_token_lookup, R(TOKEN_LOOKUP), json_token_lookup},
     {{"token", "revoke"}, "accessor", 1, 1, true, "mayfly token revoke [-accessor] TOKEN",
      build_token_revoke, R(EMPTY), json_empty},
+    {{"engine", "enable"}, "type config", 1, 1, true,
+     "mayfly engine enable -type postgres|pki [-config JSON|@FILE|-] MOUNT", build_engine_enable,
+     R(EMPTY), json_empty},
+    {{"engine", "role", "put"}, "", 3, 3, true, "mayfly engine role put MOUNT ROLE JSON|@FILE|-",
+     build_engine_role_put, R(EMPTY), json_empty},
+    {{"engine", "list"}, "", 0, 0, false, "mayfly engine list", build_engine_list,
+     R(ENGINE_LIST), json_engine_list},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -59,6 +59,9 @@ void mf_metrics_publish(struct mf_server *s)
     s->mstats.failed = s->failed != 0;
     s->mstats.expired = s->sched_expired;
     s->mstats.revoked = s->sched_revoked;
+    s->mstats.retries = s->sched_retries;
+    s->mstats.irrevocable = s->sched_irrevocable;
+    s->mstats.reconciled = s->sched_reconciled;
     struct mf_node_stats ns;
     mf_node_stats(s->node, &ns);
     s->mstats.batches = ns.batches;
@@ -100,6 +103,13 @@ static char *format_metrics(const struct mf_metrics_snapshot *m, uint64_t node_i
     EMIT("# HELP mayfly_leases_revoked_total Leases this node (as leader) marked revoked.\n"
          "# TYPE mayfly_leases_revoked_total counter\nmayfly_leases_revoked_total %" PRIu64 "\n",
          m->revoked);
+    EMIT("# HELP mayfly_revocation_retries_total Engine revocations that failed and will be "
+         "retried.\n# TYPE mayfly_revocation_retries_total counter\n"
+         "mayfly_revocation_retries_total %" PRIu64 "\n", m->retries);
+    EMIT("# TYPE mayfly_leases_irrevocable_total counter\nmayfly_leases_irrevocable_total %"
+         PRIu64 "\n", m->irrevocable);
+    EMIT("# TYPE mayfly_reconciler_revoked_total counter\nmayfly_reconciler_revoked_total %"
+         PRIu64 "\n", m->reconciled);
     EMIT("# HELP mayfly_revocation_lateness_ms Time from expire_at to the revocation "
          "proposed by this leader.\n# TYPE mayfly_revocation_lateness_ms histogram\n");
     uint64_t cum = 0;

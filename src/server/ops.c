@@ -26,6 +26,7 @@
 #include "store/kv.h"
 #include "store/leases.h"
 #include "store/tokens.h"
+#include "engines/pki.h"
 
 #define LOG_MOD "ops"
 #define TOKEN_RANDOM_BYTES 32
@@ -81,6 +82,8 @@ static bool is_write(const Req *q)
     case MAYFLY__API__REQUEST__OP_TOKEN_REVOKE:
     case MAYFLY__API__REQUEST__OP_INIT:
     case MAYFLY__API__REQUEST__OP_CREDS_ISSUE:
+    case MAYFLY__API__REQUEST__OP_ENGINE_ENABLE:
+    case MAYFLY__API__REQUEST__OP_ENGINE_ROLE_PUT:
         return true;
     default:
         return false;
@@ -355,10 +358,15 @@ static int check_path(const char *path)
     return len == 0 || len > MF_KV_PATH_MAX ? MF_EINVAL : 0;
 }
 
+static bool reserved_path(const char *path);
+
 static void op_kv_put(struct req *r)
 {
     struct mf_server *s = r->srv;
     const Mayfly__Api__KvPutRequest *p = r->pb->kv_put;
+    if (reserved_path(p->path))
+        return mf_api_reply_error(r, MF_EPERM, "paths under '%s' are reserved",
+                                  MF_SRV_RESERVED_PREFIX);
     if (check_path(p->path))
         return mf_api_reply_error(r, MF_EINVAL, "a path is 1..%d bytes", MF_KV_PATH_MAX);
     if (p->n_data == 0)
@@ -393,6 +401,9 @@ static void op_kv_put(struct req *r)
 static void op_kv_versions(struct req *r)
 {
     const Mayfly__Api__KvVersionsRequest *q = r->pb->kv_versions;
+    if (reserved_path(q->path))
+        return mf_api_reply_error(r, MF_EPERM, "paths under '%s' are reserved",
+                                  MF_SRV_RESERVED_PREFIX);
     if (check_path(q->path))
         return mf_api_reply_error(r, MF_EINVAL, "a path is 1..%d bytes", MF_KV_PATH_MAX);
     Mayfly__Cmd__KvVersions m = MAYFLY__CMD__KV_VERSIONS__INIT;
@@ -414,6 +425,9 @@ static void op_kv_versions(struct req *r)
 static void op_kv_metadata_put(struct req *r)
 {
     const Mayfly__Api__KvMetadataPutRequest *q = r->pb->kv_metadata_put;
+    if (reserved_path(q->path))
+        return mf_api_reply_error(r, MF_EPERM, "paths under '%s' are reserved",
+                                  MF_SRV_RESERVED_PREFIX);
     if (check_path(q->path))
         return mf_api_reply_error(r, MF_EINVAL, "a path is 1..%d bytes", MF_KV_PATH_MAX);
     Mayfly__Cmd__KvMetadataPut m = MAYFLY__CMD__KV_METADATA_PUT__INIT;
@@ -759,6 +773,349 @@ static void op_seal(struct req *r)
     reply_empty(r);
 }
 
+
+/* ---- engines: enable, roles, list, credentials ---- */
+
+static bool reserved_path(const char *path)
+{
+    return strncmp(path, MF_SRV_RESERVED_PREFIX, strlen(MF_SRV_RESERVED_PREFIX)) == 0;
+}
+
+static bool valid_mount_name(const char *m)
+{
+    size_t len = strlen(m);
+    if (len == 0 || len > MF_LEASE_MOUNT_MAX || m[0] == '/' || m[len - 1] == '/' ||
+        strcmp(m, "lease") == 0 || strncmp(m, "sys", 3) == 0)
+        return false;
+    for (const char *p = m; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' ||
+              *p == '/'))
+            return false;
+    return true;
+}
+
+static bool valid_role_name(const char *r)
+{
+    size_t len = strlen(r);
+    if (len == 0 || len > 64)
+        return false;
+    for (const char *p = r; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+            return false;
+    return true;
+}
+
+/* Proposes an internal KV put of a reserved record (a JSON object, encrypted
+ * like any value); `finish` answers r. */
+static void propose_record(struct req *r, const char *path, json_t *obj, mf_ops_finish_cb finish)
+{
+    struct mf_server *s = r->srv;
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text)
+        return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
+    Mayfly__Cmd__KvPut m = MAYFLY__CMD__KV_PUT__INIT;
+    m.path = (char *)path;
+    m.write_id = mf_node_next_index(s->node);
+    uint8_t *ct = NULL;
+    size_t ct_len = 0;
+    int rc = mf_barrier_encrypt(s->barrier, path, m.write_id, text, strlen(text), &ct, &ct_len);
+    OPENSSL_cleanse(text, strlen(text));
+    free(text);
+    if (rc)
+        return mf_api_reply_error(r, rc, "cannot encrypt: %s", mf_strerror(rc));
+    m.value.data = ct;
+    m.value.len = ct_len;
+    Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_KV_PUT;
+    cmd.kv_put = &m;
+    mf_ops_propose(r, &cmd, finish);
+    free(ct);
+}
+
+static void finish_record(struct req *r, const void *res_ptr, Resp *resp)
+{
+    (void)res_ptr;
+    char path[MF_KV_PATH_MAX];
+    if (r->pb->op_case == MAYFLY__API__REQUEST__OP_ENGINE_ENABLE)
+        snprintf(path, sizeof(path), "sys/engines/%s", r->pb->engine_enable->mount);
+    else
+        snprintf(path, sizeof(path), "sys/engines/%s/roles/%s", r->pb->engine_role_put->mount,
+                 r->pb->engine_role_put->role);
+    mf_mounts_record_changed(r->srv, path); /* an open mount follows the new record */
+    mf_api_reply(r, resp);
+}
+
+static void on_probe(struct mf_server *s, struct mf_mjob *j, void *arg)
+{
+    struct req *r = arg;
+    const Mayfly__Api__EngineEnableRequest *q = r->pb->engine_enable;
+    if (mf_mjob_rc(j))
+        return mf_api_reply_error(r, mf_mjob_rc(j) == MF_ENOTLEADER ? MF_EUNAVAIL : MF_EINVAL,
+                                  "engine %s at '%s': %s", q->type, q->mount, mf_mjob_err(j));
+    char *config = NULL;
+    if (strcmp(q->type, "pki") == 0) {
+        /* Store the CA it made (or loaded), so every leader signs with it. */
+        if (mf_pki_export(mf_mjob_engine(j), &config))
+            return mf_api_reply_error(r, MF_EINTERNAL, "cannot export the pki CA");
+    }
+    json_t *rec = json_pack("{s:s, s:s}", "type", q->type, "config", config ? config : q->config_json);
+    if (config)
+        mf_pki_secret_free(config);
+    char path[MF_KV_PATH_MAX];
+    snprintf(path, sizeof(path), "sys/engines/%s", q->mount);
+    (void)s;
+    propose_record(r, path, rec, finish_record);
+    json_decref(rec);
+}
+
+static void op_engine_enable(struct req *r)
+{
+    const Mayfly__Api__EngineEnableRequest *q = r->pb->engine_enable;
+    if (!valid_mount_name(q->mount))
+        return mf_api_reply_error(r, MF_EINVAL, "a mount is [a-z0-9_-/], not 'lease' or 'sys...'");
+    if (!mf_engine_find(q->type))
+        return mf_api_reply_error(r, MF_EINVAL, "unknown engine type '%s' (postgres, pki)",
+                                  q->type);
+    int rc = mf_mounts_probe(r->srv, q->type, q->config_json[0] ? q->config_json : "{}",
+                             on_probe, r);
+    if (rc)
+        mf_api_reply_error(r, rc, "%s", mf_strerror(rc));
+}
+
+static void on_role_checked(struct mf_server *s, struct mf_mjob *j, void *arg)
+{
+    struct req *r = arg;
+    const Mayfly__Api__EngineRolePutRequest *q = r->pb->engine_role_put;
+    (void)s;
+    if (mf_mjob_rc(j))
+        return mf_api_reply_error(r, mf_mjob_rc(j) == MF_ENOTLEADER ? MF_EUNAVAIL : MF_EINVAL,
+                                  "role '%s' at '%s': %s", q->role, q->mount, mf_mjob_err(j));
+    json_t *rec = json_pack("{s:s}", "role", q->role_json);
+    char path[MF_KV_PATH_MAX];
+    snprintf(path, sizeof(path), "sys/engines/%s/roles/%s", q->mount, q->role);
+    propose_record(r, path, rec, finish_record);
+    json_decref(rec);
+}
+
+static void op_engine_role_put(struct req *r)
+{
+    const Mayfly__Api__EngineRolePutRequest *q = r->pb->engine_role_put;
+    if (!valid_role_name(q->role))
+        return mf_api_reply_error(r, MF_EINVAL, "a role name is 1..64 of [a-z0-9_-]");
+    struct mount *m;
+    int rc = mf_mounts_get(r->srv, q->mount, &m);
+    if (rc)
+        return mf_api_reply_error(r, rc, "no secrets engine is mounted at '%s'", q->mount);
+    rc = mf_mounts_role_put(m, q->role, q->role_json, on_role_checked, r);
+    if (rc)
+        mf_api_reply_error(r, rc, "%s", mf_strerror(rc));
+}
+
+static void read_engine_list(struct req *r)
+{
+    struct mf_server *s = r->srv;
+    MDB_txn *txn;
+    int rc = mf_srv_read_begin(s, &txn);
+    if (rc)
+        return mf_api_reply_error(r, rc, "storage: %s", mf_strerror(rc));
+    char **paths = NULL;
+    size_t n = 0;
+    int more = 0;
+    rc = mf_kv_list(txn, mf_fsm_state(s->fsm), "sys/engines/", NULL, MF_SRV_LIST_LIMIT_MAX,
+                    &paths, &n, &more);
+    mf_srv_read_end(s, txn);
+    if (rc)
+        return mf_api_reply_error(r, rc, "%s", mf_strerror(rc));
+    Mayfly__Api__EngineInfo *infos = calloc(n ? n : 1, sizeof(*infos));
+    Mayfly__Api__EngineInfo **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+    char **types = calloc(n ? n : 1, sizeof(char *));
+    char ***roles = calloc(n ? n : 1, sizeof(char **));
+    size_t k = 0;
+    for (size_t i = 0; i < n && infos && ptrs && types && roles; i++) {
+        const char *rest = paths[i] + strlen("sys/engines/");
+        if (strstr(rest, "/roles/"))
+            continue;
+        mayfly__api__engine_info__init(&infos[k]);
+        infos[k].mount = (char *)rest;
+        json_t *rec = NULL;
+        types[k] = (mf_ops_read_record(s, paths[i], &rec) == 0 &&
+                    json_string_value(json_object_get(rec, "type")))
+                       ? strdup(json_string_value(json_object_get(rec, "type")))
+                       : strdup("?");
+        json_decref(rec);
+        infos[k].type = types[k];
+        roles[k] = calloc(n, sizeof(char *));
+        size_t plen = strlen(paths[i]);
+        for (size_t x = 0; x < n && roles[k]; x++)
+            if (strncmp(paths[x], paths[i], plen) == 0 && strncmp(paths[x] + plen, "/roles/", 7) == 0)
+                roles[k][infos[k].n_roles++] = paths[x] + plen + 7;
+        infos[k].roles = roles[k];
+        ptrs[k] = &infos[k];
+        k++;
+    }
+    Mayfly__Api__EngineListResponse out = MAYFLY__API__ENGINE_LIST_RESPONSE__INIT;
+    Mayfly__Api__ReadInfo ri;
+    out.n_engines = k;
+    out.engines = ptrs;
+    out.read = read_info(s, r->pb, &ri);
+    Resp resp = MAYFLY__API__RESPONSE__INIT;
+    resp.result_case = MAYFLY__API__RESPONSE__RESULT_ENGINE_LIST;
+    resp.engine_list = &out;
+    mf_api_reply(r, &resp);
+    for (size_t i = 0; i < k; i++) {
+        free(types[i]);
+        free(roles[i]);
+    }
+    free(types);
+    free(roles);
+    free(infos);
+    free(ptrs);
+    mf_kv_list_free(paths, n);
+}
+
+static void format_creds_lease_id(const struct req *r, char *id, size_t len)
+{
+    mf_lease_id_format(id, len, r->pb->creds_issue->mount, r->pb->creds_issue->role, r->seq);
+}
+
+static void finish_creds_activate(struct req *r, const void *res_ptr, Resp *resp)
+{
+    (void)res_ptr;
+    char id[MF_LEASE_ID_MAX];
+    format_creds_lease_id(r, id, sizeof(id));
+    json_error_t je;
+    json_t *fields = json_loads(r->secret_plain, 0, &je);
+    size_t n = json_object_size(fields), i = 0;
+    Mayfly__Api__CredsIssueResponse__DataEntry *e = calloc(n ? n : 1, sizeof(*e));
+    Mayfly__Api__CredsIssueResponse__DataEntry **ep = calloc(n ? n : 1, sizeof(*ep));
+    const char *key;
+    json_t *val;
+    json_object_foreach(fields, key, val) {
+        if (!e || !ep)
+            break;
+        mayfly__api__creds_issue_response__data_entry__init(&e[i]);
+        e[i].key = (char *)key;
+        e[i].value = (char *)json_string_value(val);
+        ep[i] = &e[i];
+        i++;
+    }
+    Mayfly__Api__CredsIssueResponse out = MAYFLY__API__CREDS_ISSUE_RESPONSE__INIT;
+    out.lease_id = id;
+    out.expire_at_ms = r->expire_at_ms;
+    out.n_data = i;
+    out.data = ep;
+    resp->result_case = MAYFLY__API__RESPONSE__RESULT_CREDS_ISSUE;
+    resp->creds_issue = &out;
+    mf_api_reply(r, resp);
+    free(e);
+    free(ep);
+    json_decref(fields);
+}
+
+/* After a failed issue: the lease goes to revoking now, so the scheduler
+ * revokes by name whatever the engine may have half-created. */
+static void cleanup_failed_issue(struct mf_server *s, uint64_t seq)
+{
+    struct req *c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    c->srv = s;
+    Mayfly__Cmd__LeaseRevoke m = MAYFLY__CMD__LEASE_REVOKE__INIT;
+    m.seq = seq;
+    Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_REVOKE;
+    cmd.lease_revoke = &m;
+    mf_ops_propose(c, &cmd, NULL);
+}
+
+static void on_issued(struct mf_server *s, struct mf_mjob *j, void *arg)
+{
+    struct req *r = arg;
+    if (mf_mjob_rc(j)) {
+        cleanup_failed_issue(s, r->seq);
+        return mf_api_reply_error(r, mf_mjob_rc(j) == MF_EINVAL ? MF_EINVAL : MF_EUNAVAIL,
+                                  "the engine could not issue: %s", mf_mjob_err(j));
+    }
+    const struct mf_engine_cred *cred = mf_mjob_cred(j);
+    json_t *fields = json_object();
+    for (size_t i = 0; i < cred->fields_len; i++)
+        json_object_set_new(fields, cred->fields[i].key, json_string(cred->fields[i].value));
+    r->secret_plain = json_dumps(fields, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(fields);
+    if (!r->secret_plain) {
+        cleanup_failed_issue(s, r->seq);
+        return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
+    }
+    char id[MF_LEASE_ID_MAX];
+    format_creds_lease_id(r, id, sizeof(id));
+    uint8_t *ct = NULL;
+    size_t ct_len = 0;
+    int rc = mf_barrier_encrypt(s->barrier, id, r->seq, r->secret_plain,
+                                strlen(r->secret_plain), &ct, &ct_len);
+    if (rc) {
+        cleanup_failed_issue(s, r->seq);
+        return mf_api_reply_error(r, rc, "cannot encrypt the credential");
+    }
+    Mayfly__Cmd__LeaseActivate m = MAYFLY__CMD__LEASE_ACTIVATE__INIT;
+    m.seq = r->seq;
+    m.credential.data = ct;
+    m.credential.len = ct_len;
+    Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_ACTIVATE;
+    cmd.lease_activate = &m;
+    r->rid_suffix = 1; /* the second command of this request */
+    mf_ops_propose(r, &cmd, finish_creds_activate);
+    free(ct);
+}
+
+static void finish_creds_grant(struct req *r, const void *res_ptr, Resp *resp)
+{
+    const Result *res = res_ptr;
+    (void)resp;
+    r->seq = res->seq;
+    r->expire_at_ms = res->expire_at_ms;
+    struct mount *m;
+    int rc = mf_mounts_get(r->srv, r->pb->creds_issue->mount, &m);
+    if (!rc)
+        rc = mf_mounts_issue(m, r->pb->creds_issue->role, r->seq, r->expire_at_ms, on_issued, r);
+    if (rc) {
+        cleanup_failed_issue(r->srv, r->seq);
+        mf_api_reply_error(r, MF_EUNAVAIL, "engine unavailable: %s", mf_strerror(rc));
+    }
+}
+
+static void op_creds_issue(struct req *r)
+{
+    struct mf_server *s = r->srv;
+    const Mayfly__Api__CredsIssueRequest *q = r->pb->creds_issue;
+    struct mount *m;
+    int rc = mf_mounts_get(s, q->mount, &m);
+    if (rc)
+        return mf_api_reply_error(r, MF_ENOTFOUND, "no secrets engine is mounted at '%s'",
+                                  q->mount);
+    uint64_t def = 0, max = 0;
+    if (!mf_mounts_role_ttl(m, q->role, &def, &max))
+        return mf_api_reply_error(r, MF_ENOTFOUND, "no role '%s' at '%s'", q->role, q->mount);
+    uint64_t ttl = q->ttl_ms ? q->ttl_ms : def ? def : s->cfg->default_lease_ttl_ms;
+    uint64_t cap = max && max < s->cfg->max_lease_ttl_ms ? max : s->cfg->max_lease_ttl_ms;
+    if (ttl > cap)
+        ttl = cap;
+    Mayfly__Cmd__LeaseGrant lg = MAYFLY__CMD__LEASE_GRANT__INIT;
+    lg.seq = mf_node_next_index(s->node);
+    lg.mount = (char *)q->mount;
+    lg.name = (char *)q->role;
+    lg.ttl_ms = ttl;
+    lg.max_ttl_ms = cap;
+    lg.state = MAYFLY__CMD__LEASE_STATE__LEASE_ISSUING;
+    lg.engine = (char *)q->mount;
+    lg.owner_token_hash.data = r->token_hash;
+    lg.owner_token_hash.len = 32;
+    Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_GRANT;
+    cmd.lease_grant = &lg;
+    mf_ops_propose(r, &cmd, finish_creds_grant);
+}
+
 /* ---- reads ---- */
 
 static void op_status(struct req *r)
@@ -833,6 +1190,9 @@ static void read_kv_get(struct req *r)
 {
     struct mf_server *s = r->srv;
     const Mayfly__Api__KvGetRequest *q = r->pb->kv_get;
+    if (reserved_path(q->path))
+        return mf_api_reply_error(r, MF_EPERM, "paths under '%s' are reserved",
+                                  MF_SRV_RESERVED_PREFIX);
     struct mf_state *st = mf_fsm_state(s->fsm);
     MDB_txn *txn;
     int rc = mf_srv_read_begin(s, &txn);
@@ -905,6 +1265,9 @@ static void read_kv_list(struct req *r)
 {
     struct mf_server *s = r->srv;
     const Mayfly__Api__KvListRequest *q = r->pb->kv_list;
+    if (reserved_path(q->prefix))
+        return mf_api_reply_error(r, MF_EPERM, "paths under '%s' are reserved",
+                                  MF_SRV_RESERVED_PREFIX);
     size_t limit = q->limit ? q->limit : MF_SRV_LIST_LIMIT_DEFAULT;
     if (limit > MF_SRV_LIST_LIMIT_MAX)
         limit = MF_SRV_LIST_LIMIT_MAX;
@@ -920,23 +1283,34 @@ static void read_kv_list(struct req *r)
     mf_srv_read_end(s, txn);
     if (rc)
         return mf_api_reply_error(r, rc, "%s", mf_strerror(rc));
+    /* An empty prefix must not show the reserved records. */
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (reserved_path(paths[i]))
+            free(paths[i]);
+        else
+            paths[kept++] = paths[i];
+    }
     Mayfly__Api__KvListResponse out = MAYFLY__API__KV_LIST_RESPONSE__INIT;
     Mayfly__Api__ReadInfo ri;
-    out.n_keys = n;
+    out.n_keys = kept;
     out.keys = paths;
-    out.next = (char *)(more && n ? paths[n - 1] : "");
+    out.next = (char *)(more && kept ? paths[kept - 1] : "");
     out.read = read_info(s, r->pb, &ri);
     Resp resp = MAYFLY__API__RESPONSE__INIT;
     resp.result_case = MAYFLY__API__RESPONSE__RESULT_KV_LIST;
     resp.kv_list = &out;
     mf_api_reply(r, &resp);
-    mf_kv_list_free(paths, n);
+    mf_kv_list_free(paths, kept);
 }
 
 static void read_kv_metadata(struct req *r)
 {
     struct mf_server *s = r->srv;
     const char *path = r->pb->kv_metadata_get->path;
+    if (reserved_path(path))
+        return mf_api_reply_error(r, MF_EPERM, "paths under '%s' are reserved",
+                                  MF_SRV_RESERVED_PREFIX);
     struct mf_state *st = mf_fsm_state(s->fsm);
     MDB_txn *txn;
     int rc = mf_srv_read_begin(s, &txn);
@@ -998,6 +1372,26 @@ static void read_kv_metadata(struct req *r)
     free(vp);
 }
 
+/* last_error is stored encrypted (error texts may name secrets): shown to
+ * operators decrypted, into buf. */
+static const char *lease_error_text(struct mf_server *s, uint64_t seq,
+                                    const Mayfly__Cmd__LeaseRecord *rec, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (!rec->last_error.len)
+        return buf;
+    uint8_t *plain = NULL;
+    size_t plen = 0;
+    if (mf_barrier_decrypt(s->barrier, MF_SRV_LEASE_ERROR_PATH, seq, rec->last_error.data,
+                           rec->last_error.len, &plain, &plen) == 0) {
+        snprintf(buf, len, "%.*s", (int)plen, (const char *)plain);
+        mf_barrier_wipe_free(plain, plen);
+    } else {
+        snprintf(buf, len, "(cannot decrypt the stored error)");
+    }
+    return buf;
+}
+
 static void lease_info_fill(Mayfly__Api__LeaseInfo *li, const char *id,
                             const Mayfly__Cmd__LeaseRecord *rec)
 {
@@ -1010,7 +1404,6 @@ static void lease_info_fill(Mayfly__Api__LeaseInfo *li, const char *id,
     li->renewable = rec->state == MAYFLY__CMD__LEASE_STATE__LEASE_ACTIVE &&
                     rec->expire_at_ms < rec->max_expire_at_ms;
     li->engine = rec->engine;
-    /* last_error is stored encrypted; shown once engines write it (issue 6). */
 }
 
 static void read_lease_lookup(struct req *r)
@@ -1039,7 +1432,9 @@ static void read_lease_lookup(struct req *r)
         return mf_api_reply_error(r, rc, "no lease '%s'", id);
     }
     Mayfly__Api__LeaseInfo li;
+    char errbuf[512];
     lease_info_fill(&li, canonical, rec);
+    li.last_error = (char *)lease_error_text(s, seq, rec, errbuf, sizeof(errbuf));
     Mayfly__Api__LeaseLookupResponse out = MAYFLY__API__LEASE_LOOKUP_RESPONSE__INIT;
     Mayfly__Api__ReadInfo ri;
     out.lease = &li;
@@ -1079,8 +1474,12 @@ static void read_lease_list(struct req *r)
         mf_lease_list_free(items, n);
         return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
     }
+    char (*errs)[256] = calloc(n ? n : 1, sizeof(*errs));
     for (size_t i = 0; i < n; i++) {
         lease_info_fill(&infos[i], items[i].id, items[i].rec);
+        if (errs)
+            infos[i].last_error =
+                (char *)lease_error_text(s, items[i].seq, items[i].rec, errs[i], sizeof(errs[i]));
         ptrs[i] = &infos[i];
     }
     Mayfly__Api__LeaseListResponse out = MAYFLY__API__LEASE_LIST_RESPONSE__INIT;
@@ -1095,6 +1494,7 @@ static void read_lease_list(struct req *r)
     mf_api_reply(r, &resp);
     free(infos);
     free(ptrs);
+    free(errs);
     mf_lease_list_free(items, n);
 }
 
@@ -1150,6 +1550,7 @@ static void run_read(struct req *r)
     case MAYFLY__API__REQUEST__OP_LEASE_LOOKUP: read_lease_lookup(r); break;
     case MAYFLY__API__REQUEST__OP_LEASE_LIST: read_lease_list(r); break;
     case MAYFLY__API__REQUEST__OP_TOKEN_LOOKUP: read_token_lookup(r); break;
+    case MAYFLY__API__REQUEST__OP_ENGINE_LIST: read_engine_list(r); break;
     default: mf_api_reply_error(r, MF_EINVAL, "not a read"); break;
     }
 }
@@ -1177,10 +1578,9 @@ static void run_write(struct req *r)
     case MAYFLY__API__REQUEST__OP_TOKEN_CREATE: op_token_create(r); break;
     case MAYFLY__API__REQUEST__OP_TOKEN_REVOKE: op_token_revoke(r); break;
     case MAYFLY__API__REQUEST__OP_INIT: op_init(r); break;
-    case MAYFLY__API__REQUEST__OP_CREDS_ISSUE:
-        mf_api_reply_error(r, MF_ENOTFOUND, "no secrets engine is mounted at '%s'",
-                           r->pb->creds_issue->mount);
-        break;
+    case MAYFLY__API__REQUEST__OP_CREDS_ISSUE: op_creds_issue(r); break;
+    case MAYFLY__API__REQUEST__OP_ENGINE_ENABLE: op_engine_enable(r); break;
+    case MAYFLY__API__REQUEST__OP_ENGINE_ROLE_PUT: op_engine_role_put(r); break;
     default: mf_api_reply_error(r, MF_EINVAL, "not a write"); break;
     }
 }

@@ -125,9 +125,136 @@ static void propose_tidy(struct mf_server *s)
     mf_ops_propose(r, &cmd, NULL);
 }
 
-/* Revoking leases that no engine has to act on (bare or KV-bound). */
-static size_t engineless_revoking(struct mf_server *s, MDB_txn *txn, uint64_t now, uint64_t *out,
-                                  size_t max)
+/* ---- engine revocations ---- */
+
+#define REVOKE_BACKOFF_MIN_MS 100
+#define REVOKE_BACKOFF_MAX_MS 30000
+#define RECONCILE_EVERY_MS 30000
+
+struct revoke_batch {
+    char mount[MF_LEASE_MOUNT_MAX + 1];
+    size_t n;
+    uint64_t seqs[EXPIRY_BATCH];
+    uint64_t expire_at[EXPIRY_BATCH];
+};
+
+static void propose_irrevocable(struct mf_server *s, uint64_t seq, const char *error)
+{
+    struct req *r = internal_req(s, on_tidy_done);
+    if (!r)
+        return;
+    uint8_t *ct = NULL;
+    size_t ct_len = 0;
+    if (mf_barrier_encrypt(s->barrier, MF_SRV_LEASE_ERROR_PATH, seq, error, strlen(error), &ct,
+                           &ct_len)) {
+        mf_req_free(r);
+        return;
+    }
+    Mayfly__Cmd__LeaseIrrevocable m = MAYFLY__CMD__LEASE_IRREVOCABLE__INIT;
+    m.seq = seq;
+    m.last_error.data = ct;
+    m.last_error.len = ct_len;
+    Mayfly__Cmd__Command cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_IRREVOCABLE;
+    cmd.lease_irrevocable = &m;
+    s->sched_irrevocable++;
+    mf_ops_propose(r, &cmd, NULL);
+    free(ct);
+}
+
+static void on_engine_revoked(struct mf_server *s, struct mf_mjob *j, void *arg)
+{
+    struct revoke_batch *b = arg;
+    struct mount *m;
+    uint64_t now = mf_srv_leader_now(s);
+    if (mf_mjob_rc(j) == MF_ENOTLEADER || mf_mjob_rc(j) == MF_ECLOSED) {
+        free(b);
+        return;
+    }
+    const int *results = mf_mjob_results(j);
+    uint64_t ok[EXPIRY_BATCH];
+    size_t n_ok = 0, n_failed = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (results && results[i] == 0) {
+            ok[n_ok++] = b->seqs[i];
+            mf_metrics_lateness(s, now > b->expire_at[i] ? now - b->expire_at[i] : 0);
+        } else {
+            n_failed++;
+            s->sched_retries++;
+            if (now > b->expire_at[i] + s->cfg->revoke_deadline_ms)
+                propose_irrevocable(s, b->seqs[i], mf_mjob_err(j)[0] ? mf_mjob_err(j)
+                                                                     : "revocation failed");
+        }
+    }
+    if (n_ok)
+        propose_revoked(s, ok, n_ok);
+    if (mf_mounts_get(s, b->mount, &m) == 0) {
+        *mf_mount_revoke_inflight(m) = false;
+        uint64_t *backoff = mf_mount_revoke_backoff(m);
+        if (n_failed) {
+            /* Exponential backoff with jitter, no attempt limit: the deadline
+             * (revoke_deadline_ms after expire_at) decides when to give up. */
+            *backoff = *backoff ? *backoff * 2 : REVOKE_BACKOFF_MIN_MS;
+            if (*backoff > REVOKE_BACKOFF_MAX_MS)
+                *backoff = REVOKE_BACKOFF_MAX_MS;
+            uint64_t jitter = mf_rand_u64() % (*backoff / 2 + 1);
+            *mf_mount_next_revoke(m) = now + *backoff / 2 + jitter;
+            MF_WARN(LOG_MOD, "engine '%s': %zu revocation(s) failed (%s); retry in %" PRIu64
+                             " ms", b->mount, n_failed, mf_mjob_err(j), *backoff);
+        } else {
+            *backoff = 0;
+        }
+    }
+    free(b);
+    if (s->role == MF_RAFT_LEADER)
+        arm(s, 0);
+}
+
+/* Reconciler: objects in the target whose lease is revoked or unknown are
+ * revoked again (a paused, deposed leader may have created one late). */
+static void on_reconcile_list(struct mf_server *s, struct mf_mjob *j, void *arg)
+{
+    char *mount = arg;
+    size_t n = 0;
+    const uint64_t *seqs = mf_mjob_seqs(j, &n);
+    struct mount *m;
+    if (mf_mjob_rc(j) || mf_mounts_get(s, mount, &m)) {
+        free(mount);
+        return;
+    }
+    uint64_t applied = mf_node_applied(s->node);
+    uint64_t orphans[EXPIRY_BATCH];
+    size_t k = 0;
+    MDB_txn *txn;
+    if (mf_srv_read_begin(s, &txn) == 0) {
+        for (size_t i = 0; i < n && k < EXPIRY_BATCH; i++) {
+            if (seqs[i] > applied)
+                continue; /* its grant may not be applied here yet */
+            Mayfly__Cmd__LeaseRecord *rec = NULL;
+            int rc = mf_lease_get(txn, mf_fsm_state(s->fsm), seqs[i], &rec);
+            bool orphan = rc == MF_ENOTFOUND ||
+                          (rc == 0 && (rec->state == MAYFLY__CMD__LEASE_STATE__LEASE_REVOKED ||
+                                       rec->state == MAYFLY__CMD__LEASE_STATE__LEASE_IRREVOCABLE));
+            if (orphan)
+                orphans[k++] = seqs[i];
+            mf_lease_free(rec);
+        }
+        mf_srv_read_end(s, txn);
+    }
+    if (k) {
+        MF_WARN(LOG_MOD, "reconciler: %zu object(s) at '%s' outlived their lease; revoking",
+                k, mount);
+        s->sched_reconciled += k;
+        mf_mounts_revoke(m, orphans, k, NULL, NULL);
+    }
+    free(mount);
+}
+
+/* Splits the revoking set: engineless leases are finished at once, engine
+ * leases are batched per mount (one revoke call in flight per mount). */
+static size_t revoking_split(struct mf_server *s, MDB_txn *txn, uint64_t now, uint64_t *out,
+                             size_t max, struct revoke_batch **batches, size_t *n_batches,
+                             size_t batches_cap)
 {
     struct mf_state *st = mf_fsm_state(s->fsm);
     uint64_t seqs[EXPIRY_BATCH];
@@ -136,14 +263,70 @@ static size_t engineless_revoking(struct mf_server *s, MDB_txn *txn, uint64_t no
         return 0;
     for (size_t i = 0; i < n; i++) {
         Mayfly__Cmd__LeaseRecord *rec = NULL;
-        if (mf_lease_get(txn, st, seqs[i], &rec) == 0 && rec->engine[0] == '\0') {
+        if (mf_lease_get(txn, st, seqs[i], &rec) != 0)
+            continue;
+        if (rec->engine[0] == '\0') {
             out[kept++] = seqs[i];
             /* Revoked early on request (revoke before expiry) is not late. */
             mf_metrics_lateness(s, now > rec->expire_at_ms ? now - rec->expire_at_ms : 0);
+        } else {
+            struct revoke_batch *b = NULL;
+            for (size_t k = 0; k < *n_batches; k++)
+                if (strcmp(batches[k]->mount, rec->engine) == 0)
+                    b = batches[k];
+            if (!b && *n_batches < batches_cap && (b = calloc(1, sizeof(*b))) != NULL) {
+                snprintf(b->mount, sizeof(b->mount), "%s", rec->engine);
+                batches[(*n_batches)++] = b;
+            }
+            if (b && b->n < EXPIRY_BATCH) {
+                b->seqs[b->n] = seqs[i];
+                b->expire_at[b->n] = rec->expire_at_ms;
+                b->n++;
+            }
         }
         mf_lease_free(rec);
     }
     return kept;
+}
+
+static void start_engine_revocations(struct mf_server *s, uint64_t now,
+                                     struct revoke_batch **batches, size_t n_batches)
+{
+    for (size_t i = 0; i < n_batches; i++) {
+        struct revoke_batch *b = batches[i];
+        struct mount *m;
+        if (mf_mounts_get(s, b->mount, &m) != 0) {
+            /* The mount is gone: nothing can revoke these; after the deadline
+             * they become irrevocable for an operator to force. */
+            for (size_t k = 0; k < b->n; k++)
+                if (now > b->expire_at[k] + s->cfg->revoke_deadline_ms)
+                    propose_irrevocable(s, b->seqs[k], "no engine is mounted there any more");
+            free(b);
+            continue;
+        }
+        if (*mf_mount_revoke_inflight(m) || now < *mf_mount_next_revoke(m)) {
+            free(b);
+            continue;
+        }
+        *mf_mount_revoke_inflight(m) = true;
+        if (mf_mounts_revoke(m, b->seqs, b->n, on_engine_revoked, b)) {
+            *mf_mount_revoke_inflight(m) = false;
+            free(b);
+        }
+    }
+}
+
+static void reconcile(struct mf_server *s, uint64_t now)
+{
+    for (struct mount *m = mf_mounts_first(s); m; m = mf_mounts_next(m)) {
+        uint64_t *next = mf_mount_next_reconcile(m);
+        if (now < *next)
+            continue;
+        *next = now + RECONCILE_EVERY_MS;
+        char *name = strdup(mf_mount_name(m));
+        if (name && mf_mounts_list(m, on_reconcile_list, name))
+            free(name);
+    }
 }
 
 static void sched_run(struct mf_server *s)
@@ -158,11 +341,12 @@ static void sched_run(struct mf_server *s)
         return arm(s, EXPIRY_IDLE_MS);
     struct mf_state *st = mf_fsm_state(s->fsm);
     uint64_t due[EXPIRY_BATCH], done[EXPIRY_BATCH];
-    size_t n_due = 0, n_done = 0;
+    size_t n_due = 0, n_done = 0, n_batches = 0;
+    struct revoke_batch *batches[16];
     if (!s->sched_expire_inflight)
         mf_lease_due(txn, st, now, NULL, due, EXPIRY_BATCH, &n_due, NULL);
     if (!s->sched_revoked_inflight)
-        n_done = engineless_revoking(s, txn, now, done, EXPIRY_BATCH);
+        n_done = revoking_split(s, txn, now, done, EXPIRY_BATCH, batches, &n_batches, 16);
     uint64_t next_at = 0, next_seq = 0;
     int has_next = mf_lease_next_due(txn, st, &next_at, &next_seq) == 0;
     mf_srv_read_end(s, txn);
@@ -171,6 +355,8 @@ static void sched_run(struct mf_server *s)
         propose_expire(s, due, n_due);
     if (n_done)
         propose_revoked(s, done, n_done);
+    start_engine_revocations(s, now, batches, n_batches);
+    reconcile(s, now);
     if (now >= s->sched_next_tidy_ms) {
         s->sched_next_tidy_ms = now + TIDY_EVERY_MS;
         propose_tidy(s);

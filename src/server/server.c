@@ -65,6 +65,8 @@ static void sm_role_changed(void *ctx, enum mf_raft_role role, uint64_t leader)
     mf_metrics_publish(s);
     if (role == MF_RAFT_LEADER && s->dev && !s->dev_init_started)
         mf_ops_dev_init(s);
+    if (role != MF_RAFT_LEADER)
+        mf_mounts_drop_all(s); /* engines run on the leader only */
     mf_sched_role_changed(s);
 }
 
@@ -305,6 +307,7 @@ void mf_server_stop(struct mf_server *s)
     mf_api_fail_forwards(s, MF_EUNAVAIL);
     mf_api_close(s);
     mf_metrics_stop(s);
+    mf_mounts_close_all(s);
     mf_node_stop(s->node);
     s->node = NULL;
     mf_fsm_close(s->fsm);

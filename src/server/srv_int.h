@@ -14,6 +14,7 @@
 #include "net/conn.h"
 #include "server/node.h"
 #include "server/server.h"
+#include "engines/engine.h"
 #include "store/barrier.h"
 #include "store/fsm.h"
 #include "store/seal.h"
@@ -24,6 +25,7 @@
 #define MF_SRV_LIST_LIMIT_MAX 10000
 #define MF_SRV_TOKEN_PREFIX "mf."
 #define MF_SRV_TOKEN_TTL_DEFAULT_MS (UINT64_C(768) * 3600 * 1000)
+#define MF_SRV_LEASE_ERROR_PATH "sys/lease-error" /* AAD path of a lease's last_error */
 #define MF_SRV_REVOKED_RETENTION_MS (UINT64_C(24) * 3600 * 1000)
 
 /* Application tags on the peer transport (node.h: >= 16). */
@@ -40,13 +42,16 @@ struct mf_metrics_snapshot {
     bool sealed;
     bool failed;
     uint64_t term, commit, applied, leader;
-    uint64_t expired, revoked;
+    uint64_t expired, revoked, retries, irrevocable, reconciled;
     uint64_t batches, entries_persisted, entries_applied;
     uint64_t lateness_buckets[MF_METRICS_BUCKETS];
     uint64_t lateness_count, lateness_sum_ms, lateness_max_ms;
 };
 
 struct mf_metrics;
+struct mount;
+struct mf_mjob;
+typedef void (*mf_mjob_done_cb)(struct mf_server *s, struct mf_mjob *j, void *arg);
 
 struct client_conn {
     struct mf_server *srv;
@@ -69,6 +74,7 @@ struct req {
     uint64_t seq;
     uint64_t write_id;
     uint8_t rid_suffix;       /* appended to the request id of a chained command */
+    uint64_t expire_at_ms;    /* creds issue: the lease's expiry */
     char *secret_plain;       /* wiped and freed with the request */
     void *op_state;           /* an operation's own state (init: the shares) */
     void (*op_state_free)(void *op_state);
@@ -112,8 +118,13 @@ struct mf_server {
     uint64_t sched_next_tidy_ms;
     uint64_t sched_expired;       /* leases proposed for expiry */
     uint64_t sched_revoked;       /* leases proposed as revoked */
+    uint64_t sched_retries;       /* failed engine revocations (retried) */
+    uint64_t sched_irrevocable;   /* leases this leader gave up on */
+    uint64_t sched_reconciled;    /* orphan objects the reconciler revoked */
     unsigned handles_open;        /* handles inside this struct still closing */
     struct mf_metrics *metrics;   /* NULL when disabled */
+    struct mount *mounts;         /* engines opened on this leader (mounts.c) */
+    struct mount *dead_mounts;    /* replaced, closing after their queued calls */
     struct mf_metrics_snapshot mstats; /* loop thread's copy */
     bool dev_init_started;
     char *dev_root_token;
@@ -152,6 +163,39 @@ void mf_sched_applied(struct mf_server *s, uint64_t expire_at_ms);
 void mf_sched_close(struct mf_server *s);
 /* Close callback for handles embedded in struct mf_server: frees it after the last. */
 void mf_srv_handle_closed(uv_handle_t *h);
+
+/* mounts.c: engine mounts (configs in the reserved KV "sys/engines/") */
+#define MF_SRV_RESERVED_PREFIX "sys/"
+int mf_mounts_get(struct mf_server *s, const char *name, struct mount **out);
+bool mf_mounts_role_ttl(struct mount *m, const char *role, uint64_t *def_ms, uint64_t *max_ms);
+const char *mf_mount_name(const struct mount *m);
+int mf_mounts_role_put(struct mount *m, const char *role, const char *role_json,
+                       mf_mjob_done_cb done, void *arg);
+int mf_mounts_probe(struct mf_server *s, const char *type, const char *config,
+                    mf_mjob_done_cb done, void *arg);
+struct mf_engine *mf_mjob_engine(const struct mf_mjob *j);
+int mf_mounts_issue(struct mount *m, const char *role, uint64_t seq, uint64_t expire_at_ms,
+                    mf_mjob_done_cb done, void *arg);
+int mf_mounts_revoke(struct mount *m, const uint64_t *seqs, size_t n, mf_mjob_done_cb done,
+                     void *arg);
+int mf_mounts_list(struct mount *m, mf_mjob_done_cb done, void *arg);
+int mf_mjob_rc(const struct mf_mjob *j);
+const char *mf_mjob_err(const struct mf_mjob *j);
+const struct mf_engine_cred *mf_mjob_cred(const struct mf_mjob *j);
+const uint64_t *mf_mjob_seqs(const struct mf_mjob *j, size_t *n);
+const int *mf_mjob_results(const struct mf_mjob *j);
+struct mount *mf_mounts_first(struct mf_server *s);
+struct mount *mf_mounts_next(struct mount *m);
+bool *mf_mount_revoke_inflight(struct mount *m);
+uint64_t *mf_mount_revoke_backoff(struct mount *m);
+uint64_t *mf_mount_next_revoke(struct mount *m);
+uint64_t *mf_mount_next_reconcile(struct mount *m);
+void mf_mounts_record_changed(struct mf_server *s, const char *path);
+void mf_mounts_close_all(struct mf_server *s);
+void mf_mounts_drop_all(struct mf_server *s);
+/* Reads and decrypts a record of the reserved KV (a JSON object, new ref). */
+struct json_t;
+int mf_ops_read_record(struct mf_server *s, const char *path, struct json_t **out);
 
 /* metrics.c */
 int mf_metrics_start(struct mf_server *s);

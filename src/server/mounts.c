@@ -1,0 +1,619 @@
+/* Engine mounts on the leader: configs, roles, and engine calls on worker
+ * threads.
+ *
+ * Where configs live: in the replicated KV under the reserved prefix
+ * "sys/engines/" (clients cannot touch "sys/"), so they are encrypted by the
+ * barrier like any secret (a database admin password, a CA key) and reach
+ * every node through Raft and snapshots:
+ *   sys/engines/<mount>               {"type": T, "config": JSON text}
+ *   sys/engines/<mount>/roles/<role>  {"role": JSON text}
+ * Only the leader opens engines, lazily, from those records.
+ *
+ * Engine calls block (libpq, key generation): each runs on libuv's thread
+ * pool, one at a time per mount (an engine instance is used by one thread at
+ * a time), in submission order. A call is started only while this node leads:
+ * after a leadership loss queued calls fail with MF_ENOTLEADER and nothing new
+ * reaches the target (DESIGN.md: a deposed leader starts no engine call). */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common/env.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "server/srv_int.h"
+#include "store/kv.h"
+#include "store/leases.h"
+
+#define LOG_MOD "engines"
+#define MOUNT_ROLES_MAX 256
+
+struct role_limits {
+    char name[128];
+    uint64_t default_ttl_ms;
+    uint64_t max_ttl_ms;
+};
+
+struct mount {
+    struct mount *next;
+    struct mf_server *srv;
+    char name[MF_LEASE_MOUNT_MAX + 1];
+    const struct mf_engine_ops *ops;
+    struct mf_engine *eng;      /* opened on a worker; NULL until then */
+    int open_rc;                /* last open failure, 0 if fine */
+    struct role_limits roles[MOUNT_ROLES_MAX];
+    size_t roles_len;
+    struct mf_mjob *head, *tail;
+    bool running;
+    bool closing;               /* server stopping: free when the running call ends */
+    bool probe;                 /* a throwaway instance for enable: freed after its job */
+    /* Revocation pacing (scheduler.c). */
+    bool revoke_inflight;
+    uint64_t revoke_backoff_ms;
+    uint64_t next_revoke_ms;
+    uint64_t next_reconcile_ms;
+};
+
+/* ---- config records ---- */
+
+static void config_path(const char *mount, char *buf, size_t len)
+{
+    snprintf(buf, len, "sys/engines/%s", mount);
+}
+
+/* Reads and decrypts a record of the reserved KV (a JSON object). */
+int mf_ops_read_record(struct mf_server *s, const char *path, json_t **out)
+{
+    MDB_txn *txn;
+    int rc = mf_srv_read_begin(s, &txn);
+    if (rc)
+        return rc;
+    Mayfly__Cmd__KvVersion *v = NULL;
+    uint64_t version = 0;
+    rc = mf_kv_get(txn, mf_fsm_state(s->fsm), path, 0, &v, &version);
+    mf_srv_read_end(s, txn);
+    if (!rc && (v->deleted_ms || v->destroyed))
+        rc = MF_ENOTFOUND;
+    if (rc) {
+        mf_kv_version_free(v);
+        return rc;
+    }
+    uint8_t *plain = NULL;
+    size_t len = 0;
+    rc = mf_barrier_decrypt(s->barrier, path, v->write_id, v->value.data, v->value.len, &plain,
+                            &len);
+    mf_kv_version_free(v);
+    if (rc)
+        return rc;
+    json_error_t je;
+    *out = json_loadb((const char *)plain, len, 0, &je);
+    mf_barrier_wipe_free(plain, len);
+    return *out ? 0 : MF_ECORRUPT;
+}
+
+static void parse_role_limits(struct role_limits *rl, const char *role, const char *role_json)
+{
+    memset(rl, 0, sizeof(*rl));
+    snprintf(rl->name, sizeof(rl->name), "%s", role);
+    json_error_t je;
+    json_t *o = json_loads(role_json, 0, &je);
+    json_t *d = json_object_get(o, "default_ttl_ms"), *m = json_object_get(o, "max_ttl_ms");
+    if (json_is_integer(d) && json_integer_value(d) > 0)
+        rl->default_ttl_ms = (uint64_t)json_integer_value(d);
+    if (json_is_integer(m) && json_integer_value(m) > 0)
+        rl->max_ttl_ms = (uint64_t)json_integer_value(m);
+    json_decref(o);
+}
+
+/* ---- jobs ---- */
+
+enum mjob_kind { MJOB_OPEN, MJOB_ROLE_PUT, MJOB_ISSUE, MJOB_REVOKE, MJOB_LIST, MJOB_CLOSE };
+
+struct mf_mjob {
+    struct mf_mjob *next;
+    struct mount *m;
+    enum mjob_kind kind;
+    uv_work_t work;
+    int rc;
+    char err[MF_ENGINE_ERR_LEN];
+    /* arguments */
+    char *config_json;          /* OPEN (wiped after) */
+    char **role_names, **role_jsons;
+    size_t roles_len;           /* OPEN, ROLE_PUT */
+    char role[128];             /* ISSUE */
+    uint64_t seq, expire_at_ms; /* ISSUE */
+    uint64_t *seqs;             /* REVOKE, LIST (out) */
+    int *results;
+    size_t n, cap;
+    struct mf_engine_cred cred; /* ISSUE (out) */
+    struct mf_engine *to_close; /* CLOSE */
+    mf_mjob_done_cb done;
+    void *arg;
+};
+
+static void job_free(struct mf_mjob *j)
+{
+    if (j->config_json) {
+        OPENSSL_cleanse(j->config_json, strlen(j->config_json));
+        free(j->config_json);
+    }
+    for (size_t i = 0; i < j->roles_len; i++) {
+        free(j->role_names[i]);
+        free(j->role_jsons[i]);
+    }
+    free(j->role_names);
+    free(j->role_jsons);
+    free(j->seqs);
+    free(j->results);
+    mf_engine_cred_free(&j->cred);
+    free(j);
+}
+
+static void list_cb(void *arg, uint64_t seq)
+{
+    struct mf_mjob *j = arg;
+    if (j->n == j->cap) {
+        size_t cap = j->cap ? j->cap * 2 : 256;
+        uint64_t *ns = realloc(j->seqs, cap * sizeof(*ns));
+        if (!ns)
+            return;
+        j->seqs = ns;
+        j->cap = cap;
+    }
+    j->seqs[j->n++] = seq;
+}
+
+/* Worker thread: the only place an engine is called. */
+static void job_work(uv_work_t *w)
+{
+    struct mf_mjob *j = w->data;
+    struct mount *m = j->m;
+    char *err = j->err;
+    size_t el = sizeof(j->err);
+    if (j->kind != MJOB_OPEN && j->kind != MJOB_CLOSE && !m->eng) {
+        j->rc = m->open_rc ? m->open_rc : MF_EUNAVAIL;
+        snprintf(err, el, "engine at '%s' is not open", m->name);
+        return;
+    }
+    switch (j->kind) {
+    case MJOB_OPEN:
+        j->rc = m->ops->open(j->config_json, &m->eng, err, el);
+        m->open_rc = j->rc;
+        for (size_t i = 0; !j->rc && i < j->roles_len; i++)
+            j->rc = m->ops->role_put(m->eng, j->role_names[i], j->role_jsons[i], err, el);
+        break;
+    case MJOB_ROLE_PUT:
+        j->rc = m->ops->role_put(m->eng, j->role_names[0], j->role_jsons[0], err, el);
+        break;
+    case MJOB_ISSUE:
+        j->rc = m->ops->issue(m->eng, j->role, j->seq, j->expire_at_ms, &j->cred, err, el);
+        break;
+    case MJOB_REVOKE:
+        j->rc = m->ops->revoke(m->eng, j->seqs, j->n, j->results, err, el);
+        break;
+    case MJOB_LIST:
+        j->rc = m->ops->list(m->eng, list_cb, j, err, el);
+        break;
+    case MJOB_CLOSE:
+        if (j->to_close)
+            m->ops->close(j->to_close);
+        break;
+    }
+}
+
+static void job_start_next(struct mount *m);
+
+static void unlink_dead(struct mf_server *s, struct mount *m)
+{
+    for (struct mount **pp = &s->dead_mounts; *pp; pp = &(*pp)->next)
+        if (*pp == m) {
+            *pp = m->next;
+            return;
+        }
+}
+
+static void job_after(uv_work_t *w, int status)
+{
+    struct mf_mjob *j = w->data;
+    struct mount *m = j->m;
+    (void)status;
+    m->running = false;
+    if (m->closing) { /* the server is gone: close quietly */
+        if (m->eng)
+            m->ops->close(m->eng);
+        job_free(j);
+        free(m);
+        return;
+    }
+    if (j->kind == MJOB_CLOSE) {
+        unlink_dead(m->srv, m);
+        job_free(j);
+        free(m);
+        return;
+    }
+    if (j->kind == MJOB_OPEN && j->rc) {
+        MF_WARN(LOG_MOD, "cannot open engine '%s': %s", m->name, j->err);
+        if (m->eng) {
+            m->ops->close(m->eng); /* opened but a role failed: start clean next time */
+            m->eng = NULL;
+        }
+    }
+    if (j->done)
+        j->done(m->srv, j, j->arg);
+    job_free(j);
+    if (m->probe) {
+        if (m->eng)
+            m->ops->close(m->eng);
+        free(m);
+        return;
+    }
+    job_start_next(m);
+}
+
+static void job_start_next(struct mount *m)
+{
+    while (!m->running && m->head) {
+        struct mf_mjob *j = m->head;
+        m->head = j->next;
+        if (!m->head)
+            m->tail = NULL;
+        if (m->srv->role != MF_RAFT_LEADER && j->kind != MJOB_CLOSE) {
+            /* A deposed leader starts no engine call. */
+            j->rc = MF_ENOTLEADER;
+            snprintf(j->err, sizeof(j->err), "not the leader any more");
+            if (j->done)
+                j->done(m->srv, j, j->arg);
+            job_free(j);
+            continue;
+        }
+        m->running = true;
+        j->work.data = j;
+        uv_queue_work(m->srv->loop, &j->work, job_work, job_after);
+    }
+    if (m->probe && !m->running && !m->head)
+        free(m); /* its only job was refused */
+}
+
+static struct mf_mjob *job_new(struct mount *m, enum mjob_kind kind, mf_mjob_done_cb done,
+                               void *arg)
+{
+    struct mf_mjob *j = calloc(1, sizeof(*j));
+    if (!j)
+        return NULL;
+    j->m = m;
+    j->kind = kind;
+    j->done = done;
+    j->arg = arg;
+    return j;
+}
+
+static void job_submit(struct mf_mjob *j)
+{
+    struct mount *m = j->m;
+    if (m->tail)
+        m->tail->next = j;
+    else
+        m->head = j;
+    m->tail = j;
+    job_start_next(m);
+}
+
+/* ---- mounts ---- */
+
+static struct mount *find_mount(struct mf_server *s, const char *name)
+{
+    for (struct mount *m = s->mounts; m; m = m->next)
+        if (strcmp(m->name, name) == 0)
+            return m;
+    return NULL;
+}
+
+/* Role records of a mount, decrypted (names and JSON texts, malloc'd). */
+static int load_roles(struct mf_server *s, struct mount *m, struct mf_mjob *j)
+{
+    char prefix[MF_KV_PATH_MAX];
+    snprintf(prefix, sizeof(prefix), "sys/engines/%s/roles/", m->name);
+    MDB_txn *txn;
+    int rc = mf_srv_read_begin(s, &txn);
+    if (rc)
+        return rc;
+    char **paths = NULL;
+    size_t n = 0;
+    int more = 0;
+    rc = mf_kv_list(txn, mf_fsm_state(s->fsm), prefix, NULL, MOUNT_ROLES_MAX, &paths, &n, &more);
+    mf_srv_read_end(s, txn);
+    if (rc)
+        return rc;
+    j->role_names = calloc(n ? n : 1, sizeof(char *));
+    j->role_jsons = calloc(n ? n : 1, sizeof(char *));
+    for (size_t i = 0; i < n && j->role_names && j->role_jsons; i++) {
+        json_t *rec = NULL;
+        if (mf_ops_read_record(s, paths[i], &rec))
+            continue;
+        const char *text = json_string_value(json_object_get(rec, "role"));
+        if (text) {
+            const char *name = paths[i] + strlen(prefix);
+            j->role_names[j->roles_len] = strdup(name);
+            j->role_jsons[j->roles_len] = strdup(text);
+            j->roles_len++;
+            if (m->roles_len < MOUNT_ROLES_MAX)
+                parse_role_limits(&m->roles[m->roles_len++], name, text);
+        }
+        json_decref(rec);
+    }
+    mf_kv_list_free(paths, n);
+    return 0;
+}
+
+/* The mount, opened (or being opened) on the leader. NOT_FOUND if no engine
+ * is mounted there. */
+int mf_mounts_get(struct mf_server *s, const char *name, struct mount **out)
+{
+    struct mount *m = find_mount(s, name);
+    if (m) {
+        *out = m;
+        return 0;
+    }
+    char path[MF_KV_PATH_MAX];
+    config_path(name, path, sizeof(path));
+    json_t *rec = NULL;
+    int rc = mf_ops_read_record(s, path, &rec);
+    if (rc)
+        return rc == MF_ENOTFOUND ? MF_ENOTFOUND : rc;
+    const char *type = json_string_value(json_object_get(rec, "type"));
+    const char *config = json_string_value(json_object_get(rec, "config"));
+    const struct mf_engine_ops *ops = type ? mf_engine_find(type) : NULL;
+    if (!ops || !config) {
+        json_decref(rec);
+        return MF_ECORRUPT;
+    }
+    m = calloc(1, sizeof(*m));
+    struct mf_mjob *j = m ? job_new(m, MJOB_OPEN, NULL, NULL) : NULL;
+    if (!m || !j) {
+        free(m);
+        json_decref(rec);
+        return -ENOMEM;
+    }
+    m->srv = s;
+    snprintf(m->name, sizeof(m->name), "%s", name);
+    m->ops = ops;
+    j->config_json = strdup(config);
+    json_decref(rec); /* jansson does not wipe; the record lived only briefly */
+    load_roles(s, m, j);
+    m->next = s->mounts;
+    s->mounts = m;
+    job_submit(j);
+    *out = m;
+    return 0;
+}
+
+/* Forget a mount (its config changed): close its engine after queued calls. */
+static void drop_mount(struct mf_server *s, const char *name)
+{
+    for (struct mount **pp = &s->mounts; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->name, name) != 0)
+            continue;
+        struct mount *m = *pp;
+        *pp = m->next;
+        /* The mount struct is freed once its queue drains: hand it to a close job. */
+        struct mf_mjob *j = job_new(m, MJOB_CLOSE, NULL, NULL);
+        if (j) {
+            j->to_close = m->eng;
+            m->eng = NULL;
+            m->next = s->dead_mounts;
+            s->dead_mounts = m;
+            job_submit(j);
+        }
+        return;
+    }
+}
+
+/* Leadership lost: every mount closes after its queued calls (which are
+ * refused: not the leader), and is reopened lazily if we lead again. */
+void mf_mounts_drop_all(struct mf_server *s)
+{
+    while (s->mounts)
+        drop_mount(s, s->mounts->name);
+}
+
+bool mf_mounts_role_ttl(struct mount *m, const char *role, uint64_t *def_ms, uint64_t *max_ms)
+{
+    for (size_t i = 0; i < m->roles_len; i++) {
+        if (strcmp(m->roles[i].name, role) == 0) {
+            *def_ms = m->roles[i].default_ttl_ms;
+            *max_ms = m->roles[i].max_ttl_ms;
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *mf_mount_name(const struct mount *m)
+{
+    return m->name;
+}
+
+int mf_mounts_role_put(struct mount *m, const char *role, const char *role_json,
+                       mf_mjob_done_cb done, void *arg)
+{
+    struct mf_mjob *j = job_new(m, MJOB_ROLE_PUT, done, arg);
+    if (!j)
+        return -ENOMEM;
+    j->role_names = calloc(1, sizeof(char *));
+    j->role_jsons = calloc(1, sizeof(char *));
+    if (!j->role_names || !j->role_jsons || !(j->role_names[0] = strdup(role)) ||
+        !(j->role_jsons[0] = strdup(role_json))) {
+        j->roles_len = 1;
+        job_free(j);
+        return -ENOMEM;
+    }
+    j->roles_len = 1;
+    job_submit(j);
+    return 0;
+}
+
+/* Opens a throwaway instance of `type` with `config` on a worker (enable:
+ * check the config works, and let pki generate its CA); `done` gets the job,
+ * whose engine it may use on the loop (mf_mjob_engine) before it is closed. */
+int mf_mounts_probe(struct mf_server *s, const char *type, const char *config,
+                    mf_mjob_done_cb done, void *arg)
+{
+    const struct mf_engine_ops *ops = mf_engine_find(type);
+    if (!ops)
+        return MF_EINVAL;
+    struct mount *m = calloc(1, sizeof(*m));
+    struct mf_mjob *j = m ? job_new(m, MJOB_OPEN, done, arg) : NULL;
+    if (!m || !j || !(j->config_json = strdup(config))) {
+        free(m);
+        if (j)
+            job_free(j);
+        return -ENOMEM;
+    }
+    m->srv = s;
+    m->ops = ops;
+    snprintf(m->name, sizeof(m->name), "(probe)");
+    m->probe = true;
+    job_submit(j);
+    return 0;
+}
+
+struct mf_engine *mf_mjob_engine(const struct mf_mjob *j)
+{
+    return j->m->eng;
+}
+
+int mf_mounts_issue(struct mount *m, const char *role, uint64_t seq, uint64_t expire_at_ms,
+                    mf_mjob_done_cb done, void *arg)
+{
+    struct mf_mjob *j = job_new(m, MJOB_ISSUE, done, arg);
+    if (!j)
+        return -ENOMEM;
+    snprintf(j->role, sizeof(j->role), "%s", role);
+    j->seq = seq;
+    j->expire_at_ms = expire_at_ms;
+    job_submit(j);
+    return 0;
+}
+
+int mf_mounts_revoke(struct mount *m, const uint64_t *seqs, size_t n, mf_mjob_done_cb done,
+                     void *arg)
+{
+    struct mf_mjob *j = job_new(m, MJOB_REVOKE, done, arg);
+    if (!j)
+        return -ENOMEM;
+    j->seqs = malloc(n * sizeof(*seqs));
+    j->results = calloc(n, sizeof(int));
+    if (!j->seqs || !j->results) {
+        job_free(j);
+        return -ENOMEM;
+    }
+    memcpy(j->seqs, seqs, n * sizeof(*seqs));
+    j->n = n;
+    job_submit(j);
+    return 0;
+}
+
+int mf_mounts_list(struct mount *m, mf_mjob_done_cb done, void *arg)
+{
+    struct mf_mjob *j = job_new(m, MJOB_LIST, done, arg);
+    if (!j)
+        return -ENOMEM;
+    job_submit(j);
+    return 0;
+}
+
+/* Accessors for job results (the job is freed after `done` returns). */
+int mf_mjob_rc(const struct mf_mjob *j) { return j->rc; }
+const char *mf_mjob_err(const struct mf_mjob *j) { return j->err; }
+const struct mf_engine_cred *mf_mjob_cred(const struct mf_mjob *j) { return &j->cred; }
+const uint64_t *mf_mjob_seqs(const struct mf_mjob *j, size_t *n) { *n = j->n; return j->seqs; }
+const int *mf_mjob_results(const struct mf_mjob *j) { return j->results; }
+
+struct mount *mf_mounts_first(struct mf_server *s) { return s->mounts; }
+struct mount *mf_mounts_next(struct mount *m) { return m->next; }
+bool *mf_mount_revoke_inflight(struct mount *m) { return &m->revoke_inflight; }
+uint64_t *mf_mount_revoke_backoff(struct mount *m) { return &m->revoke_backoff_ms; }
+uint64_t *mf_mount_next_revoke(struct mount *m) { return &m->next_revoke_ms; }
+uint64_t *mf_mount_next_reconcile(struct mount *m) { return &m->next_reconcile_ms; }
+
+/* Applied: a record under sys/engines/ changed; bring the open mount in line. */
+void mf_mounts_record_changed(struct mf_server *s, const char *path)
+{
+    const char *rest = path + strlen("sys/engines/");
+    const char *roles = strstr(rest, "/roles/");
+    char mount[MF_LEASE_MOUNT_MAX + 1];
+    size_t mlen = roles ? (size_t)(roles - rest) : strlen(rest);
+    if (mlen >= sizeof(mount))
+        return;
+    memcpy(mount, rest, mlen);
+    mount[mlen] = '\0';
+    struct mount *m = find_mount(s, mount);
+    if (!m)
+        return;
+    if (!roles) {
+        drop_mount(s, mount); /* new config: reopen on next use */
+        return;
+    }
+    const char *role = roles + strlen("/roles/");
+    json_t *rec = NULL;
+    if (mf_ops_read_record(s, path, &rec))
+        return;
+    const char *text = json_string_value(json_object_get(rec, "role"));
+    struct mf_mjob *j = text ? job_new(m, MJOB_ROLE_PUT, NULL, NULL) : NULL;
+    if (j) {
+        j->role_names = calloc(1, sizeof(char *));
+        j->role_jsons = calloc(1, sizeof(char *));
+        if (j->role_names && j->role_jsons) {
+            j->role_names[0] = strdup(role);
+            j->role_jsons[0] = strdup(text);
+            j->roles_len = 1;
+        }
+        size_t i = 0;
+        while (i < m->roles_len && strcmp(m->roles[i].name, role) != 0)
+            i++;
+        if (i < MOUNT_ROLES_MAX) {
+            parse_role_limits(&m->roles[i], role, text);
+            if (i == m->roles_len)
+                m->roles_len++;
+        }
+        job_submit(j);
+    }
+    json_decref(rec);
+}
+
+static void free_mount_list(struct mount *m)
+{
+    while (m) {
+        struct mount *next = m->next;
+        while (m->head) { /* queued calls never start: tell their owners now */
+            struct mf_mjob *j = m->head;
+            m->head = j->next;
+            j->rc = MF_ECLOSED;
+            snprintf(j->err, sizeof(j->err), "server stopping");
+            if (j->done)
+                j->done(m->srv, j, j->arg);
+            job_free(j);
+        }
+        m->tail = NULL;
+        if (m->running) {
+            m->closing = true; /* job_after frees it */
+        } else {
+            if (m->eng)
+                m->ops->close(m->eng);
+            free(m);
+        }
+        m = next;
+    }
+}
+
+/* At stop: queued calls fail now; a call already running finishes on its
+ * worker and its mount is freed then, without touching the server. */
+void mf_mounts_close_all(struct mf_server *s)
+{
+    struct mount *live = s->mounts, *dead = s->dead_mounts;
+    s->mounts = s->dead_mounts = NULL;
+    free_mount_list(live);
+    free_mount_list(dead);
+}
