@@ -1,0 +1,115 @@
+"""Secrets engines through the server: mounts and roles replicated (encrypted,
+in the reserved KV), credentials issued under an `issuing` lease, revoked by
+the scheduler through the engine at expiry, and a CA that survives a leader
+kill. PostgreSQL runs in test_engine_postgres.py."""
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+from harness import Cluster, wait_for
+
+ROLE = {"common_name": "web.example.com", "alt_names": ["api.example.com"],
+        "allowed_domains": ["example.com"], "allow_subdomains": True,
+        "default_ttl_ms": 3000, "max_ttl_ms": 60000, "server_flag": True}
+
+
+def openssl_verify(ca_pem, cert_pem):
+    with tempfile.TemporaryDirectory() as d:
+        ca, cert = os.path.join(d, "ca.pem"), os.path.join(d, "cert.pem")
+        open(ca, "w").write(ca_pem)
+        open(cert, "w").write(cert_pem)
+        p = subprocess.run(["openssl", "verify", "-CAfile", ca, cert], capture_output=True,
+                           text=True)
+        return p.returncode == 0, p.stdout + p.stderr
+
+
+def openssl_field(cert_pem, flag):
+    p = subprocess.run(["openssl", "x509", "-noout", flag], input=cert_pem, capture_output=True,
+                       text=True)
+    return p.stdout.strip()
+
+
+class PkiEngine(unittest.TestCase):
+    def setUp(self):
+        self.c = Cluster(3).start()
+        self.addCleanup(self.c.cleanup)
+        self.c.init()
+        for n in self.c.nodes:
+            wait_for(lambda: (n.status() or {}).get("sealed") is False, 15, "unsealed")
+        rc, out = self.c.cli("engine", "enable", "-type", "pki", "-config",
+                             json.dumps({"generate": True, "common_name": "mayfly test pki"}),
+                             "pki")
+        self.assertEqual(rc, 0, out)
+        rc, out = self.c.cli("engine", "role", "put", "pki", "web", json.dumps(ROLE))
+        self.assertEqual(rc, 0, out)
+
+    def issue(self, addr=None):
+        rc, out = self.c.cli("creds", "issue", "pki/web", addr=addr, timeout="20s")
+        self.assertEqual(rc, 0, out)
+        return out
+
+    def test_certificate_issued_verified_and_revoked_at_expiry(self):
+        """A certificate for the role's names, valid until the lease ends, signed
+        by the engine's CA; the lease is revoked through the engine at expiry."""
+        rc, out = self.c.cli("engine", "list")
+        self.assertEqual(out["engines"], [{"mount": "pki", "type": "pki", "roles": ["web"]}])
+        cred = self.issue()
+        data = cred["data"]
+        ok, why = openssl_verify(data["issuing_ca"], data["certificate"])
+        self.assertTrue(ok, why)
+        self.assertIn("web.example.com", openssl_field(data["certificate"], "-subject"))
+        not_after = openssl_field(data["certificate"], "-enddate")
+        stamp = time.strptime(not_after.split("=", 1)[1], "%b %d %H:%M:%S %Y %Z")
+        import calendar
+        self.assertLessEqual(calendar.timegm(stamp) * 1000, cred["expire_at_ms"])
+        self.assertGreater(calendar.timegm(stamp) * 1000, cred["expire_at_ms"] - 1000)
+        rc, out = self.c.cli("lease", "lookup", cred["lease_id"])
+        self.assertEqual((out["state"], out["engine"]), ("active", "pki"))
+        wait_for(lambda: self.c.cli("lease", "lookup", cred["lease_id"])[1].get("state") ==
+                 "revoked", 10, "revoked through the engine")
+        leader = self.c.leader()
+        wait_for(lambda: (leader.metric("mayfly_leases_revoked_total") or 0) >= 1, 5, "metrics")
+
+    def test_ca_survives_leader_kill(self):
+        """After the leader dies, the new leader issues with the same CA."""
+        first = self.issue()["data"]["issuing_ca"]
+        old = self.c.leader()
+        old.kill(signal.SIGKILL)
+        survivors = [n for n in self.c.nodes if n is not old]
+        self.c.leader(among=survivors)
+        second = self.issue(addr=self.c.addrs(survivors))["data"]
+        self.assertEqual(second["issuing_ca"], first)
+        ok, why = openssl_verify(first, second["certificate"])
+        self.assertTrue(ok, why)
+
+    def test_reserved_paths_are_refused(self):
+        """Engine records live under sys/, which clients cannot read or write."""
+        rc, out = self.c.cli("kv", "get", "sys/engines/pki")
+        self.assertEqual((rc, out["error"]["code"]), (2, "PERMISSION_DENIED"))
+        rc, out = self.c.cli("kv", "put", "sys/engines/pki", "config=x")
+        self.assertEqual(out["error"]["code"], "PERMISSION_DENIED")
+        rc, out = self.c.cli("kv", "list", "")
+        self.assertEqual(rc, 0, out)
+        self.assertFalse([k for k in out["keys"] if k.startswith("sys/")])
+
+    def test_bad_engine_input(self):
+        """Unknown types, bad mounts, roles outside allowed domains: clear errors."""
+        rc, out = self.c.cli("engine", "enable", "-type", "nosuch", "x")
+        self.assertEqual(out["error"]["code"], "INVALID_ARGUMENT")
+        rc, out = self.c.cli("engine", "enable", "-type", "pki", "-config", "{}", "lease")
+        self.assertEqual(out["error"]["code"], "INVALID_ARGUMENT")
+        bad = dict(ROLE, common_name="evil.org")
+        rc, out = self.c.cli("engine", "role", "put", "pki", "bad", json.dumps(bad))
+        self.assertEqual(out["error"]["code"], "INVALID_ARGUMENT", out)
+        rc, out = self.c.cli("creds", "issue", "pki/nosuchrole")
+        self.assertEqual(out["error"]["code"], "NOT_FOUND")
+        rc, out = self.c.cli("creds", "issue", "nomount/web")
+        self.assertEqual(out["error"]["code"], "NOT_FOUND")
+
+
+if __name__ == "__main__":
+    unittest.main()
