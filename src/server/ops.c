@@ -289,29 +289,49 @@ static void op_lease_renew(struct req *r)
     mf_ops_propose(r, &cmd, finish_lease_renew);
 }
 
+static void propose_revoke_prefix(struct req *r, const char *after);
+
 static void finish_count(struct req *r, const void *res_ptr, Resp *resp)
 {
     const Result *res = res_ptr;
+    r->count_acc += res->count;
+    if (res->more && r->pb->lease_revoke->prefix) {
+        /* A bounded command left leases behind: continue after its cursor,
+         * as a new command (its own request id). */
+        if (r->rid_suffix == UINT8_MAX)
+            return mf_api_reply_error(r, MF_ETOOLARGE, "revoke-prefix matched too many "
+                                                       "leases; run it again");
+        r->rid_suffix++;
+        return propose_revoke_prefix(r, res->cursor);
+    }
     Mayfly__Api__LeaseRevokeResponse out = MAYFLY__API__LEASE_REVOKE_RESPONSE__INIT;
-    out.revoked = res->count;
+    out.revoked = r->count_acc;
     resp->result_case = MAYFLY__API__RESPONSE__RESULT_LEASE_REVOKE;
     resp->lease_revoke = &out;
     mf_api_reply(r, resp);
+}
+
+static void propose_revoke_prefix(struct req *r, const char *after)
+{
+    Mayfly__Cmd__LeaseRevokePrefix pre = MAYFLY__CMD__LEASE_REVOKE_PREFIX__INIT;
+    pre.prefix = r->pb->lease_revoke->lease_id;
+    pre.after = (char *)(after ? after : "");
+    Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_REVOKE_PREFIX;
+    cmd.lease_revoke_prefix = &pre;
+    mf_ops_propose(r, &cmd, finish_count);
 }
 
 static void op_lease_revoke(struct req *r)
 {
     const Mayfly__Api__LeaseRevokeRequest *q = r->pb->lease_revoke;
     Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
-    Mayfly__Cmd__LeaseRevokePrefix pre = MAYFLY__CMD__LEASE_REVOKE_PREFIX__INIT;
     Mayfly__Cmd__LeaseRevoke one = MAYFLY__CMD__LEASE_REVOKE__INIT;
     Mayfly__Cmd__LeaseForceRevoke force = MAYFLY__CMD__LEASE_FORCE_REVOKE__INIT;
     if (q->prefix) {
         if (q->force)
             return mf_api_reply_error(r, MF_EINVAL, "-force takes one lease id, not a prefix");
-        pre.prefix = q->lease_id;
-        cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_REVOKE_PREFIX;
-        cmd.lease_revoke_prefix = &pre;
+        return propose_revoke_prefix(r, NULL);
     } else {
         uint64_t seq;
         if (parse_lease_id(q->lease_id, &seq))

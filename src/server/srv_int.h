@@ -75,6 +75,7 @@ struct req {
     uint64_t write_id;
     uint8_t rid_suffix;       /* appended to the request id of a chained command */
     uint64_t expire_at_ms;    /* creds issue: the lease's expiry */
+    uint64_t count_acc;       /* revoke-prefix: leases moved by earlier commands */
     char *secret_plain;       /* wiped and freed with the request */
     void *op_state;           /* an operation's own state (init: the shares) */
     void (*op_state_free)(void *op_state);
