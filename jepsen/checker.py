@@ -180,7 +180,7 @@ def _pct(xs, p):
 
 
 def check_expiry(history, revoked_seen, final, skew_ms=500, bound_ms=None,
-                 clock_faults=False, revoke_tolerance_ms=0):
+                 clock_faults=False, revoke_tolerance_ms=0, clock_offset=None):
     """history: lease workload ops; revoked_seen: {lease_id: first client time (ms) a
     node answered it revoked} (the watcher's; an upper bound on the revocation time);
     final: {lease_id: {"lookup": lookup answer or None, "get_error": code or None}}.
@@ -254,10 +254,18 @@ def check_expiry(history, revoked_seen, final, skew_ms=500, bound_ms=None,
                 anomalies.append(dict(kind="expired-read", lease_id=lid, expire_at_ms=e,
                                       after_ms=round(r["invoke"] - e, 1), op=r))
             elif r["invoke"] >= e - skew_ms:
+                # The serving node's clock read at least invoke + its offset (0 unless
+                # the nemesis skewed it): it had to refuse if that + skew >= expire_at.
+                node = (r.get("read") or {}).get("node") or r.get("node")
+                off = clock_offset(node, r["invoke"]) if clock_offset else 0
                 stats["margin_reads"] += 1
                 d = dict(kind="read-within-skew-margin", lease_id=lid, expire_at_ms=e,
-                         before_expiry_ms=round(e - r["invoke"], 1), op=r)
-                (warnings if clock_faults else anomalies).append(d)
+                         before_expiry_ms=round(e - r["invoke"], 1), node_clock_offset_ms=off,
+                         op=r)
+                if off is not None and r["invoke"] + off + skew_ms >= e:
+                    anomalies.append(d)
+                else:
+                    warnings.append(d)
             if r["complete"] >= e:
                 stats["reads_late_delivery"] += 1
         # (3) renew honoured

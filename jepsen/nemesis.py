@@ -127,7 +127,8 @@ class Nemesis(threading.Thread):
     def run(self):
         try:
             while not self.stopping.wait(self.rng.uniform(*self.healthy)):
-                kind = self.kind if self.kind != "mixed" else self.rng.choice(self.KINDS)
+                kinds = self.KINDS if self.kind == "mixed" else self.kind.split(",")
+                kind = self.rng.choice(kinds)
                 undo = getattr(self, "do_" + kind)()
                 self.stopping.wait(self.rng.uniform(*self.faulty))
                 if undo:

@@ -287,9 +287,23 @@ class LeaseWorkload:
     def check(self, ctx):
         clock_faults = any(e["what"] == "skew" for e in ctx.nemesis.timeline) if ctx.nemesis else False
         tol = ctx.args.skew_ms if clock_faults else 0
+        timeline = ctx.nemesis.timeline if ctx.nemesis else []
+
+        def clock_offset(node, t):
+            """The offset the nemesis gave node's clock at client time t (ms)."""
+            off = 0
+            for e in timeline:
+                if e["t"] > t:
+                    break
+                if e["what"] == "start" and e.get("node") == node:
+                    off = e.get("clock_offset_ms", 0)
+                elif e["what"] == "skew" and e.get("node") == node:
+                    off = None  # being restarted with a new clock: unknown
+            return off
         r = checker.check_expiry(self.h.ops, self.revoked_seen, self.final_state,
                                  skew_ms=ctx.args.skew_ms, bound_ms=self.bound_ms,
-                                 clock_faults=clock_faults, revoke_tolerance_ms=tol)
+                                 clock_faults=clock_faults, revoke_tolerance_ms=tol,
+                                 clock_offset=clock_offset)
         if self.watch_calls:
             w = sorted(self.watch_calls)
             r["stats"]["watcher_call_ms_p50"] = round(w[len(w) // 2], 1)
@@ -315,7 +329,8 @@ def summarize_ops(ops):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nemesis", default="partition",
-                    choices=("partition", "kill", "pause", "skew", "mixed", "none"))
+                    help="partition|kill|pause|skew|mixed|none, or a comma list of "
+                         "partition,kill,pause,skew to mix only those")
     ap.add_argument("--workload", default="register", choices=("register", "lease"))
     ap.add_argument("--time", type=float, default=60)
     ap.add_argument("--seed", type=int, default=None)
@@ -332,11 +347,14 @@ def main():
     ap.add_argument("--max-states", type=int, default=2_000_000)
     ap.add_argument("--results", default=None, help="results directory")
     args = ap.parse_args()
+    kinds = args.nemesis.split(",")
+    if args.nemesis not in ("mixed", "none") and not all(k in Nemesis.KINDS for k in kinds):
+        ap.error("bad --nemesis %r" % args.nemesis)
     if args.seed is None:
         args.seed = int(time.time()) % 100000
     bound_ms = args.bound_ms if args.bound_ms is not None else 1500 + args.skew_ms
     results = args.results or os.path.join(HERE, "results", "%s-%s-%s-s%d" % (
-        time.strftime("%Y%m%dT%H%M%S"), args.workload, args.nemesis, args.seed))
+        time.strftime("%Y%m%dT%H%M%S"), args.workload, args.nemesis.replace(",", "+"), args.seed))
     os.makedirs(results, exist_ok=True)
 
     rng = random.Random(args.seed)
@@ -357,6 +375,8 @@ def main():
     try:
         cluster = harness.Cluster(args.nodes, extra_config={"max_clock_skew_ms": args.skew_ms})
         net = Net(cluster.nodes)
+        with open(os.path.join(results, "cluster_dir"), "w") as f:
+            f.write(cluster.dir + "\n")
         net.setup()
         for n in cluster.nodes:
             n.write_config()

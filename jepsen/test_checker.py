@@ -156,9 +156,15 @@ class Expiry(unittest.TestCase):
     def test_read_in_skew_margin_flagged_without_clock_faults(self):
         r = checker.check_expiry(self.hist(1700), {"L": 2050}, self.final())
         self.assertEqual([a["kind"] for a in r["anomalies"]], ["read-within-skew-margin"])
-        r = checker.check_expiry(self.hist(1700), {"L": 2050}, self.final(), clock_faults=True)
+        # The node's clock was 400 ms behind: it saw 1300 + 500 < 2000 and rightly served.
+        r = checker.check_expiry(self.hist(1700), {"L": 2050}, self.final(),
+                                 clock_offset=lambda node, t: -400)
         self.assertTrue(r["valid"], r)
         self.assertTrue(r["warnings"])
+        # 100 ms behind is not enough to excuse it.
+        r = checker.check_expiry(self.hist(1700), {"L": 2050}, self.final(),
+                                 clock_offset=lambda node, t: -100)
+        self.assertFalse(r["valid"])
 
     def test_renew_extends(self):
         r = checker.check_expiry(self.hist(3000, renew=(1000, 4000)), {"L": 4010},
