@@ -352,7 +352,8 @@ static inline int mf_pg_harness_exec(const struct mf_pg_harness *h, const char *
         ExecStatusType st = PQresultStatus(r);
         rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
         if (rc)
-            fprintf(stderr, "pg_harness: %s: %s", sql, PQresultErrorMessage(r));
+            fprintf(stderr, "pg_harness: %.120s%s: %s", sql, strlen(sql) > 120 ? "..." : "",
+                    PQresultErrorMessage(r));
         PQclear(r);
     } else {
         fprintf(stderr, "pg_harness: connect: %s", PQerrorMessage(c));
