@@ -197,7 +197,8 @@ def check_expiry(history, revoked_seen, final, skew_ms=500, bound_ms=None,
         later than expire_at + bound; lateness p50/p99/max.
       3 renew-honoured: no lease seen revoked before the expire_at of an ok grant or
         renew answer (minus revoke_tolerance_ms), and no renew succeeded after the
-        lease was seen revoked.
+        lease was seen revoked, and no renew was refused as not active although it
+        completed before the lease's expire_at.
       4 bound secrets destroyed: the KV entry bound to each lease is gone at the end.
     """
     if bound_ms is None:
@@ -208,7 +209,7 @@ def check_expiry(history, revoked_seen, final, skew_ms=500, bound_ms=None,
         if not lid:
             continue
         L = leases.setdefault(lid, dict(ok_expiries=[], renew_infos=[], lookups=[], reads=[],
-                                        renews_ok=[], path=None))
+                                        renews_ok=[], renews_refused=[], path=None))
         if o["f"] == "grant" and o["type"] == "ok":
             L["ok_expiries"].append((o["invoke"], o["expire_at_ms"], o))
         elif o["f"] == "renew":
@@ -217,6 +218,8 @@ def check_expiry(history, revoked_seen, final, skew_ms=500, bound_ms=None,
                 L["renews_ok"].append(o)
             elif o["type"] == "info":
                 L["renew_infos"].append(o)
+            elif o.get("error") in ("LEASE_NOT_ACTIVE", "LEASE_EXPIRED"):
+                L["renews_refused"].append(o)
         elif o["f"] == "put" and o["type"] in ("ok", "info"):
             L["path"] = o["path"]
         elif o["f"] == "lookup" and o["type"] == "ok" and o.get("expire_at_ms"):
@@ -225,7 +228,10 @@ def check_expiry(history, revoked_seen, final, skew_ms=500, bound_ms=None,
             L["reads"].append(o)
 
     anomalies, warnings = [], []
-    stats = dict(leases=len(leases), reads_ok=0, reads_refused=0, reads_late_delivery=0,
+    stats = dict(leases=sum(1 for L in leases.values() if L["ok_expiries"]),
+                 leases_seen_from_indeterminate_grants=sum(1 for L in leases.values()
+                                                           if not L["ok_expiries"]),
+                 reads_ok=0, reads_refused=0, reads_late_delivery=0,
                  margin_reads=0)
     lateness = []
     for lid, L in sorted(leases.items()):
@@ -281,6 +287,11 @@ def check_expiry(history, revoked_seen, final, skew_ms=500, bound_ms=None,
                 if o["invoke"] > seen:
                     anomalies.append(dict(kind="renew-after-revoke", lease_id=lid,
                                           seen_revoked_ms=seen, op=o))
+        for o in L["renews_refused"]:
+            e = expiry_at(o["invoke"])
+            if e and o["complete"] < e - revoke_tolerance_ms:
+                anomalies.append(dict(kind="renew-refused-before-expiry", lease_id=lid,
+                                      expire_at_ms=e, op=o))
         # (2) revoked in time
         if not L["ok_expiries"]:
             continue  # indeterminate grant: nothing promised

@@ -188,6 +188,7 @@ class LeaseWorkload:
             self.h.add(dict(process=p, f="put", lease_id=lid, path=path, value=value, invoke=t0,
                             complete=t1, type=write_type(rc, out), error=err_code(rc, out)))
             renews = 0
+            late_at = expire - rng.uniform(0, 250) if rng.random() < 0.3 else None
             # Read until a little after expiry (refusals expected from expire_at - skew).
             while not stop.is_set() and now_ms() < expire + 400:
                 node = rng.choice(self.c.nodes)
@@ -203,14 +204,20 @@ class LeaseWorkload:
                 else:
                     op.update(type="fail", error=err_code(rc, out))
                 self.h.add(op)
-                if renews < 2 and rng.random() < 0.15 and now_ms() < expire - 300:
+                early = renews < 2 and rng.random() < 0.15 and now_ms() < expire - 300
+                # A late renew races the scheduler's expiry at expire_at (DESIGN: "Expire
+                # vs renew": a renew that committed first wins).
+                late = late_at is not None and now_ms() >= late_at
+                if early or late:
                     renews += 1
+                    if late:
+                        late_at = None
                     inc = rng.choice((1, 2, 3))
                     rc, out, t0, t1 = call(self.c, ["lease", "renew", "-increment", "%ds" % inc,
                                                     lid], nodes)
                     op = dict(process=p, f="renew", lease_id=lid, increment_ms=inc * 1000,
                               invoke=t0, complete=t1, type=write_type(rc, out),
-                              error=err_code(rc, out))
+                              error=err_code(rc, out), late=late)
                     if rc == 0:
                         op["expire_at_ms"] = out["expire_at_ms"]
                         expire = max(expire, out["expire_at_ms"])

@@ -176,6 +176,16 @@ class Expiry(unittest.TestCase):
                                  self.final(4000))
         self.assertIn("revoked-before-expiry", [a["kind"] for a in r["anomalies"]])
 
+    def test_renew_refused_while_active_flagged(self):
+        h = self.hist(1000)
+        h.append(dict(f="renew", invoke=1500, complete=1510, type="fail", lease_id="L",
+                      error="LEASE_NOT_ACTIVE", process=0))
+        r = checker.check_expiry(h, {"L": 2050}, self.final())
+        self.assertEqual([a["kind"] for a in r["anomalies"]], ["renew-refused-before-expiry"])
+        h[-1].update(invoke=1995, complete=2010)  # raced the expiry: fine
+        r = checker.check_expiry(h, {"L": 2050}, self.final())
+        self.assertTrue(r["valid"], r)
+
     def test_late_and_missing_revocation_flagged(self):
         r = checker.check_expiry(self.hist(1000), {"L": 5000}, self.final(), bound_ms=2000)
         self.assertEqual([a["kind"] for a in r["anomalies"]], ["revoked-late"])
