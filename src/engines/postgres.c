@@ -1224,6 +1224,7 @@ static void revoke_chunk(struct revoke_ctx *x, const uint64_t *seqs, size_t n, i
     }
     for (size_t i = 0; i < m; i++)
         items[i].state = ITEM_DONE; /* missing: already revoked, rc 0 */
+    size_t existed = 0;
     for (int i = 0; i < PQntuples(res); i++) {
         struct item key = {0};
         if (mf_engine_name_parse(PQgetvalue(res, i, 0), &key.seq))
@@ -1232,6 +1233,7 @@ static void revoke_chunk(struct revoke_ctx *x, const uint64_t *seqs, size_t n, i
         if (!it)
             continue;
         it->state = ITEM_PENDING;
+        existed++;
         snprintf(it->oid, sizeof(it->oid), "%s", PQgetvalue(res, i, 1));
         const char *c = PQgetisnull(res, i, 2) ? "" : PQgetvalue(res, i, 2);
         if (strncmp(c, PG_COMMENT_PREFIX, strlen(PG_COMMENT_PREFIX)) == 0)
@@ -1280,7 +1282,7 @@ static void revoke_chunk(struct revoke_ctx *x, const uint64_t *seqs, size_t n, i
     MF_DEBUG(LOG_MOD,
              "revoke %zu (%zu existed): nologin %" PRIu64 " ms, terminate %" PRIu64
              " ms, drop %" PRIu64 " ms, sweep %" PRIu64 " ms",
-             m, k, t1 - t0, t2 - t1, t3 - t2, mf_now_mono_ms() - t3);
+             m, existed, t1 - t0, t2 - t1, t3 - t2, mf_now_mono_ms() - t3);
 
 results:
     /* Map back to the caller's order (duplicates share their result). */

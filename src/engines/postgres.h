@@ -33,6 +33,15 @@
 
 #include "engines/engine.h"
 
+/* Errors beyond engine.h's: issue gives MF_EEXISTS when the role for that
+ * SEQ already exists (an earlier attempt for the lease made it: revoke it
+ * first; a second password is never handed out for one lease). revoke
+ * reports every per-SEQ failure as MF_EUNAVAIL (or -ENOMEM): revocation is
+ * retried until the scheduler's deadline whatever the cause; err keeps the
+ * SQLSTATE. Roles whose credential was issued before their mayfly role got
+ * revocation_statements, or whose mayfly role is gone from this engine, are
+ * revoked with the default algorithm. */
+
 /* Generated passwords: this many characters of [A-Za-z0-9] (about 190 bits). */
 #define MF_PG_PASSWORD_LEN 32
 
