@@ -42,6 +42,7 @@ static const struct field fields[] = {
     FU64(leases_max, 0, UINT64_MAX),
     FU64(snapshot_entries, 100, UINT64_MAX),
     FU64(revoke_deadline_ms, 1000, UINT64_C(31536000000)),
+    FU64(reconcile_interval_ms, 1000, UINT64_C(86400000)),
 };
 
 int mf_config_set_str(char **field, const char *value)
@@ -68,6 +69,7 @@ int mf_config_defaults(struct mf_config *cfg)
     cfg->max_lease_ttl_ms = UINT64_C(768) * 3600000;
     cfg->snapshot_entries = 10000;
     cfg->revoke_deadline_ms = UINT64_C(86400000);
+    cfg->reconcile_interval_ms = 30000;
     if (mf_config_set_str(&cfg->listen, "127.0.0.1:8270") ||
         mf_config_set_str(&cfg->peer_listen, "127.0.0.1:8271") ||
         mf_config_set_str(&cfg->metrics_listen, "127.0.0.1:8272") ||

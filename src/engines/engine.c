@@ -10,15 +10,16 @@
 #include "common/err.h"
 #include "store/leases.h"
 
-/* Engines link in when their file exists; weak so one can land before the other. */
-extern const struct mf_engine_ops mf_engine_postgres_ops __attribute__((weak));
-extern const struct mf_engine_ops mf_engine_pki_ops __attribute__((weak));
+#include "engines/pki.h"
+#include "engines/postgres.h"
 
 const struct mf_engine_ops *mf_engine_find(const char *type)
 {
+    /* Strong references: with static libraries a weak one would not pull
+     * an engine's object file into the program. */
     const struct mf_engine_ops *all[] = {&mf_engine_postgres_ops, &mf_engine_pki_ops};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-        if (all[i] && strcmp(all[i]->type, type) == 0)
+        if (strcmp(all[i]->type, type) == 0)
             return all[i];
     return NULL;
 }

@@ -129,7 +129,6 @@ static void propose_tidy(struct mf_server *s)
 
 #define REVOKE_BACKOFF_MIN_MS 100
 #define REVOKE_BACKOFF_MAX_MS 30000
-#define RECONCILE_EVERY_MS 30000
 
 struct revoke_batch {
     char mount[MF_LEASE_MOUNT_MAX + 1];
@@ -322,7 +321,7 @@ static void reconcile(struct mf_server *s, uint64_t now)
         uint64_t *next = mf_mount_next_reconcile(m);
         if (now < *next)
             continue;
-        *next = now + RECONCILE_EVERY_MS;
+        *next = now + s->cfg->reconcile_interval_ms;
         char *name = strdup(mf_mount_name(m));
         if (name && mf_mounts_list(m, on_reconcile_list, name))
             free(name);

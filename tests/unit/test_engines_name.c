@@ -44,10 +44,22 @@ static void test_engines_name_round_trip(void **state)
     assert_string_equal(name, "mf_0000000000004");
 }
 
+/* Every engine type is compiled in and found by name (a weak reference once
+ * left PostgreSQL out of the program). */
+static void test_engines_registry_finds_every_type(void **state)
+{
+    (void)state;
+    assert_non_null(mf_engine_find("postgres"));
+    assert_non_null(mf_engine_find("pki"));
+    assert_string_equal(mf_engine_find("postgres")->type, "postgres");
+    assert_null(mf_engine_find("mysql"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_engines_name_round_trip),
+        cmocka_unit_test(test_engines_registry_finds_every_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

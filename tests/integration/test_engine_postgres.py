@@ -1,0 +1,116 @@
+"""The PostgreSQL engine through a 3-node cluster and a real PostgreSQL with
+password authentication: credentials log in before expiry and not after, the
+role is gone, its sessions are terminated; revocations survive a database
+outage; past the deadline leases become irrevocable and -force clears them."""
+import json
+import threading
+import time
+import unittest
+
+from harness import Cluster, wait_for
+from pg import ROLE, Postgres, bindir
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+@unittest.skipUnless(bindir(), "needs Debian's postgresql package")
+class PostgresEngine(unittest.TestCase):
+    def setUp(self):
+        self.pg = Postgres()
+        self.addCleanup(self.pg.destroy)
+
+    def cluster(self, **extra):
+        c = Cluster(3, extra_config=extra).start()
+        self.addCleanup(c.cleanup)
+        c.init()
+        for n in c.nodes:
+            wait_for(lambda: (n.status() or {}).get("sealed") is False, 15, "unsealed")
+        rc, out = c.cli("engine", "enable", "-type", "postgres", "-config",
+                        json.dumps(self.pg.config()), "db")
+        self.assertEqual(rc, 0, out)
+        rc, out = c.cli("engine", "role", "put", "db", "app", json.dumps(ROLE))
+        self.assertEqual(rc, 0, out)
+        return c
+
+    def issue(self, c, ttl):
+        rc, out = c.cli("creds", "issue", "-ttl", ttl, "db/app", timeout="20s")
+        self.assertEqual(rc, 0, out)
+        return out
+
+    def test_credentials_live_exactly_as_long_as_their_lease(self):
+        """Forty credentials with 2-4 s TTLs: each logs in at once (a wrong
+        password does not); after expiry none logs in, every role is gone from
+        pg_roles, and a session opened before expiry was terminated."""
+        c = self.cluster()
+        creds = []
+        for i in range(40):
+            cred = self.issue(c, "%ds" % (2 + i % 3))
+            user, pw = cred["data"]["username"], cred["data"]["password"]
+            self.assertTrue(user.startswith("mf_"))
+            rc, out = self.pg.psql(user, pw, "select current_user")
+            self.assertEqual((rc, out), (0, user))
+            creds.append(cred)
+        rc, out = self.pg.psql(creds[0]["data"]["username"], "wrong-password", "select 1")
+        self.assertNotEqual(rc, 0, "scram must refuse a wrong password")
+        last = creds[-1]
+        session = self.pg.session(last["data"]["username"], last["data"]["password"])
+        wait_for(lambda: self.pg.admin("select count(*) from pg_stat_activity where usename = '%s'"
+                                       % last["data"]["username"]) == "1", 10, "session open")
+        latest = max(cr["expire_at_ms"] for cr in creds)
+        wait_for(lambda: self.pg.admin("select count(*) from pg_roles where rolname like 'mf\\_%'")
+                 == "0", (latest - now_ms()) / 1000 + 10, "every role dropped")
+        for cr in creds[:5]:
+            rc, out = self.pg.psql(cr["data"]["username"], cr["data"]["password"], "select 1")
+            self.assertNotEqual(rc, 0, "a revoked credential still logs in")
+        session.wait(10)
+        self.assertNotEqual(session.returncode, 0, "the old session survived revocation")
+        for cr in creds[:5]:
+            rc, out = c.cli("lease", "lookup", cr["lease_id"])
+            self.assertEqual(out["state"], "revoked", out)
+
+    def test_outage_then_resume(self):
+        """PostgreSQL down while leases expire: they wait in revoking (nothing
+        dropped silently) and are revoked once it is back."""
+        c = self.cluster()
+        creds = [self.issue(c, "1s") for _ in range(3)]
+        self.pg.stop()
+        wait_for(lambda: all(c.cli("lease", "lookup", cr["lease_id"])[1].get("state") ==
+                             "revoking" for cr in creds), 15, "expired while the database is down")
+        leader = c.leader()
+        wait_for(lambda: (leader.metric("mayfly_revocation_retries_total") or 0) >= 3, 15,
+                 "retries counted")
+        self.pg.start()
+        wait_for(lambda: all(c.cli("lease", "lookup", cr["lease_id"])[1].get("state") ==
+                             "revoked" for cr in creds), 45, "revoked after the outage")
+        self.assertEqual(self.pg.admin("select count(*) from pg_roles where rolname like 'mf\\_%'"),
+                         "0")
+
+    def test_irrevocable_after_deadline_and_force(self):
+        """With a deadline shorter than the outage, leases become irrevocable,
+        are listed as such with their error, and -force clears them; the
+        reconciler then drops the roles they left."""
+        c = self.cluster(revoke_deadline_ms=2000, reconcile_interval_ms=1000)
+        short = [self.issue(c, "1s") for _ in range(3)]
+        self.pg.stop()
+        wait_for(lambda: all(c.cli("lease", "lookup", cr["lease_id"])[1].get("state") ==
+                             "irrevocable" for cr in short), 30, "irrevocable after the deadline")
+        rc, out = c.cli("lease", "list", "-state", "irrevocable")
+        self.assertEqual(len(out["leases"]), 3, out)
+        self.assertTrue(out["leases"][0]["last_error"], out)
+        leader = c.leader()
+        self.assertGreaterEqual(leader.metric("mayfly_revocation_retries_total"), 1)
+        for cr in short:
+            rc, out = c.cli("lease", "revoke", "-force", cr["lease_id"])
+            self.assertEqual(rc, 0, out)
+        rc, out = c.cli("lease", "list", "-state", "irrevocable")
+        self.assertEqual(out["leases"], [])
+        self.pg.start()
+        # The reconciler drops what the forced leases left behind.
+        wait_for(lambda: self.pg.admin("select count(*) from pg_roles where rolname like "
+                                       "'mf\\_%'") == "0", 20, "reconciler cleaned up")
+
+
+if __name__ == "__main__":
+    unittest.main()
