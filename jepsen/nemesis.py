@@ -112,6 +112,7 @@ class Nemesis(threading.Thread):
         self.skewed = {}  # node id -> offset ms
         self.skew_events = 0
         self.error = None
+        self.before_kill = None  # callback(node): e.g. scrape its metrics first
 
     # -- bookkeeping
     def event(self, what, **kw):
@@ -141,16 +142,28 @@ class Nemesis(threading.Thread):
         live = [n for n in self.c.nodes if n.alive() and not getattr(n, "paused", False)]
         if not live:
             return None, False
-        if self.rng.random() < prefer_leader_p:
-            ld = find_leader(self.c)
-            if ld is not None:
-                return ld, True
-        return self.rng.choice(live), False
+        ld = find_leader(self.c)
+        if ld is not None and self.rng.random() < prefer_leader_p:
+            return ld, True
+        n = self.rng.choice(live)
+        return n, n is ld
 
     # -- faults; each returns its undo
     def do_partition(self):
         nodes = list(self.c.nodes)
-        if self.rng.random() < 0.5:
+        mode = self.rng.random()
+        if mode < 0.25:
+            # Bridge: two sides that cannot talk, one node that talks to both (the
+            # classic majority-overlap partition: each side plus the bridge is a majority).
+            self.rng.shuffle(nodes)
+            bridge, rest = nodes[0], nodes[1:]
+            half = len(rest) // 2
+            a, b = rest[:half], rest[half:]
+            self.net.cut(a, b)
+            self.event("partition", mode="bridge", bridge=bridge.id,
+                       sides=[sorted(n.id for n in a), sorted(n.id for n in b)])
+            return self.heal_partition
+        if mode < 0.6:
             ld = find_leader(self.c)
             if ld is not None:
                 rest = [n for n in nodes if n is not ld]
@@ -174,11 +187,15 @@ class Nemesis(threading.Thread):
         n, is_leader = self.pick()
         if n is None:
             return None
+        if self.before_kill:
+            self.before_kill(n)
         n.kill(signal.SIGKILL)
         self.event("kill", node=n.id, leader=is_leader)
         return lambda: self.restart(n)
 
     def restart(self, n, offset_ms=None):
+        if self.before_kill and n.alive() and not getattr(n, "paused", False):
+            self.before_kill(n)
         n.kill(signal.SIGKILL)
         n.start(wrapper=self.net.wrapper(n, offset_ms))
         if offset_ms is None:
@@ -208,8 +225,11 @@ class Nemesis(threading.Thread):
             return None
         self.skew_events += 1
         if self.skew_beyond and self.skew_events % 2 == 0:
-            # Beyond the configured bound: 3x the skew bound, either way.
-            off = self.rng.choice((-1, 1)) * 3 * self.skew_ms
+            # Beyond the configured bound: 3x the skew bound, behind then ahead, and so on
+            # (behind: the node serves reads after the true expiry; ahead: as leader it
+            # revokes early).
+            sign = -1 if self.skew_events % 4 == 2 else 1
+            off = sign * 3 * self.skew_ms
         else:
             off = int(self.rng.uniform(-0.8, 0.8) * self.skew_ms)
         self.event("skew", node=n.id, leader=is_leader, clock_offset_ms=off,

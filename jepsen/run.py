@@ -325,6 +325,57 @@ class Ctx:
     pass
 
 
+class LatenessMetrics:
+    """The leaders' own revocation lateness histograms (mayfly_revocation_lateness_ms),
+    scraped from each node before it is killed and at the end, summed over node
+    incarnations (a restart resets a node's counters)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.latest = {}  # (node id, incarnation) -> (buckets {le: cum}, count, max)
+        self.incarnation = {}
+
+    def scrape(self, node, final=False):
+        try:
+            code, body = node.http_get("/metrics")
+        except Exception:
+            return
+        if code != 200:
+            return
+        buckets, count, mx = {}, 0, 0
+        for line in body.splitlines():
+            if line.startswith("mayfly_revocation_lateness_ms_bucket{le=\""):
+                le = line.split('"')[1]
+                buckets[le] = float(line.split()[-1])
+            elif line.startswith("mayfly_revocation_lateness_ms_count "):
+                count = float(line.split()[1])
+            elif line.startswith("mayfly_revocation_lateness_max_ms "):
+                mx = float(line.split()[1])
+        with self.lock:
+            inc = self.incarnation.get(node.id, 0)
+            self.latest[(node.id, inc)] = (buckets, count, mx)
+            if not final:
+                self.incarnation[node.id] = inc + 1  # about to be killed
+
+    def summary(self):
+        total, cum, mx = 0, {}, 0
+        for buckets, count, m in self.latest.values():
+            total += count
+            mx = max(mx, m)
+            for le, v in buckets.items():
+                cum[le] = cum.get(le, 0) + v
+        if not total:
+            return None
+        order = sorted((float("inf") if le == "+Inf" else float(le), v) for le, v in cum.items())
+
+        def q(p):
+            for le, v in order:
+                if v >= p * total:
+                    return le
+            return None
+        return dict(n=int(total), p50_le=q(0.5), p99_le=q(0.99), max=mx)
+
+
 def summarize_ops(ops):
     s = {}
     for o in ops:
@@ -399,11 +450,13 @@ def main():
         wl = W(cluster, hist, rng, keys=args.keys)
         wl.bound_ms = bound_ms
         nem = None
+        metrics = LatenessMetrics()
         if args.nemesis != "none":
             nem = Nemesis(cluster, net, args.nemesis, random.Random(rng.random()),
                           skew_ms=args.skew_ms, skew_beyond=args.skew_beyond,
                           healthy=args.healthy, faulty=args.faulty, log=log)
             ctx.nemesis = nem
+            nem.before_kill = metrics.scrape
         threads = [threading.Thread(target=wl.worker, args=(p, random.Random(rng.random()), stop),
                                     daemon=True) for p in range(args.concurrency)]
         watch_stop = threading.Event()
@@ -437,6 +490,9 @@ def main():
             watcher.join(10)
         t_end = now_ms()
 
+        for n in cluster.nodes:
+            if n.alive():
+                metrics.scrape(n, final=True)
         log("checking %d ops" % len(hist.ops))
         t0 = time.time()
         res = wl.check(ctx)
@@ -448,6 +504,8 @@ def main():
                       check_seconds=round(check_s, 2), result=res,
                       nemesis_error=nem.error if nem else None,
                       timeline=[dict(e, t_rel_s=round((e["t"] - t_start) / 1000, 2)) for e in timeline])
+        if isinstance(wl, LeaseWorkload):
+            res["stats"]["server_lateness_ms"] = metrics.summary()
         if res.get("valid"):
             code = 0
         elif res.get("anomalies"):
@@ -533,6 +591,12 @@ def print_report(rep, results):
             out.append("    concurrent ops:")
             for o in sorted(win, key=lambda o: o["invoke"])[-25:]:
                 out.append("      " + json.dumps(o, default=str))
+    beyond = [e for e in rep["timeline"] if e.get("beyond_bound")]
+    if beyond:
+        out.append("NOTE: %d clock offsets beyond the skew bound were injected (%s): the "
+                   "guarantees do not hold then; anomalies are expected." % (
+                       len(beyond), ", ".join("node %s %+d ms at %.1fs" % (
+                           e["node"], e["clock_offset_ms"], e["t_rel_s"]) for e in beyond)))
     if rep.get("nemesis_error"):
         out.append("NEMESIS ERROR: %s" % rep["nemesis_error"])
     out.append("results: %s" % results)
