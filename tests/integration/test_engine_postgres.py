@@ -3,6 +3,7 @@ password authentication: credentials log in before expiry and not after, the
 role is gone, its sessions are terminated; revocations survive a database
 outage; past the deadline leases become irrevocable and -force clears them."""
 import json
+import signal
 import threading
 import time
 import unittest
@@ -40,21 +41,34 @@ class PostgresEngine(unittest.TestCase):
         return out
 
     def test_credentials_live_exactly_as_long_as_their_lease(self):
-        """Forty credentials with 2-4 s TTLs: each logs in at once (a wrong
+        """200 credentials with 1-3 s TTLs: each logs in at once (a wrong
         password does not); after expiry none logs in, every role is gone from
         pg_roles, and a session opened before expiry was terminated."""
         c = self.cluster()
-        creds = []
-        for i in range(40):
-            cred = self.issue(c, "%ds" % (2 + i % 3))
-            user, pw = cred["data"]["username"], cred["data"]["password"]
-            self.assertTrue(user.startswith("mf_"))
-            rc, out = self.pg.psql(user, pw, "select current_user")
-            self.assertEqual((rc, out), (0, user))
-            creds.append(cred)
+        creds, failures, lock = [], [], threading.Lock()
+
+        def worker(k):
+            for i in range(50):
+                cred = self.issue(c, "%ds" % (1 + (k + i) % 3))
+                user, pw = cred["data"]["username"], cred["data"]["password"]
+                rc, out = self.pg.psql(user, pw, "select current_user")
+                with lock:
+                    creds.append(cred)
+                    if (rc, out) != (0, user) and now_ms() < cred["expire_at_ms"]:
+                        failures.append((user, rc, out))
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(len(creds), 200)
+        self.assertEqual(failures, [], "credentials that could not log in before expiry")
+        self.assertTrue(all(cr["data"]["username"].startswith("mf_") for cr in creds))
+        cred = self.issue(c, "3s")  # the session below outlives its lease
+        creds.append(cred)
         rc, out = self.pg.psql(creds[0]["data"]["username"], "wrong-password", "select 1")
         self.assertNotEqual(rc, 0, "scram must refuse a wrong password")
-        last = creds[-1]
+        last = cred
         session = self.pg.session(last["data"]["username"], last["data"]["password"])
         wait_for(lambda: self.pg.admin("select count(*) from pg_stat_activity where usename = '%s'"
                                        % last["data"]["username"]) == "1", 10, "session open")
@@ -69,6 +83,52 @@ class PostgresEngine(unittest.TestCase):
         for cr in creds[:5]:
             rc, out = c.cli("lease", "lookup", cr["lease_id"])
             self.assertEqual(out["state"], "revoked", out)
+
+    def test_paused_leader_leaves_no_role_behind(self):
+        """The leader is paused (SIGSTOP) while it issues credentials; a new
+        leader revokes the stuck issuing leases; the old one resumes and may
+        create a role late, which it can never hand out, and the reconciler
+        removes it: no role is left in PostgreSQL."""
+        c = self.cluster(reconcile_interval_ms=1000)
+        slow = dict(ROLE, creation_statements=ROLE["creation_statements"] +
+                    ["SELECT pg_sleep(1)"])
+        rc, out = c.cli("engine", "role", "put", "db", "slow", json.dumps(slow))
+        self.assertEqual(rc, 0, out)
+        leader = c.leader()
+        results = []
+
+        def issuer():
+            results.append(c.cli("creds", "issue", "-ttl", "2s", "db/slow",
+                                 addr=leader.api_addr, timeout="30s"))
+        threads = [threading.Thread(target=issuer) for _ in range(3)]
+        for t in threads:
+            t.start()
+        wait_for(lambda: int(self.pg.admin("select count(*) from pg_stat_activity where "
+                                           "query like '%pg_sleep(1)%' and state = 'active'"
+                                           " and pid <> pg_backend_pid()")) > 0,
+                 20, "an issue in progress in PostgreSQL")
+        leader.kill(signal.SIGSTOP)
+        try:
+            survivors = [n for n in c.nodes if n is not leader]
+            c.leader(among=survivors)
+
+            def settled():
+                rc, out = c.cli("lease", "list", "-consistency", "stale", "db/slow/",
+                                addr=c.addrs(survivors))
+                states = {l["state"] for l in out.get("leases", [])}
+                return rc == 0 and out.get("leases") and states <= {"revoked"}
+            wait_for(settled, 30, "the new leader revoked every stuck lease")
+        finally:
+            leader.kill(signal.SIGCONT)
+        for t in threads:
+            t.join(60)
+        wait_for(lambda: self.pg.admin("select count(*) from pg_roles where rolname like "
+                                       "'mf\\_%'") == "0", 30, "no role left behind")
+        # None of the interrupted issues handed out a credential that outlived its lease.
+        for rc, out in results:
+            if rc == 0:
+                rc2, lk = c.cli("lease", "lookup", out["lease_id"], addr=c.addrs(survivors))
+                self.assertEqual(lk["state"], "revoked", lk)
 
     def test_outage_then_resume(self):
         """PostgreSQL down while leases expire: they wait in revoking (nothing
