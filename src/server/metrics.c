@@ -62,6 +62,7 @@ void mf_metrics_publish(struct mf_server *s)
     s->mstats.retries = s->sched_retries;
     s->mstats.irrevocable = s->sched_irrevocable;
     s->mstats.reconciled = s->sched_reconciled;
+    s->mstats.engine_calls = s->sched_engine_calls;
     struct mf_node_stats ns;
     mf_node_stats(s->node, &ns);
     s->mstats.batches = ns.batches;
@@ -106,6 +107,10 @@ static char *format_metrics(const struct mf_metrics_snapshot *m, uint64_t node_i
     EMIT("# HELP mayfly_revocation_retries_total Engine revocations that failed and will be "
          "retried.\n# TYPE mayfly_revocation_retries_total counter\n"
          "mayfly_revocation_retries_total %" PRIu64 "\n", m->retries);
+    EMIT("# HELP mayfly_engine_revoke_leases_total Leases handed to an engine's revoke, repeats "
+         "included (revoke is idempotent: a lease sent twice, e.g. across a failover, counts "
+         "twice).\n# TYPE mayfly_engine_revoke_leases_total counter\n"
+         "mayfly_engine_revoke_leases_total %" PRIu64 "\n", m->engine_calls);
     EMIT("# TYPE mayfly_leases_irrevocable_total counter\nmayfly_leases_irrevocable_total %"
          PRIu64 "\n", m->irrevocable);
     EMIT("# TYPE mayfly_reconciler_revoked_total counter\nmayfly_reconciler_revoked_total %"

@@ -308,6 +308,7 @@ static void start_engine_revocations(struct mf_server *s, uint64_t now,
             continue;
         }
         *mf_mount_revoke_inflight(m) = true;
+        s->sched_engine_calls += b->n;
         if (mf_mounts_revoke(m, b->seqs, b->n, on_engine_revoked, b)) {
             *mf_mount_revoke_inflight(m) = false;
             free(b);

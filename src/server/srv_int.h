@@ -42,7 +42,7 @@ struct mf_metrics_snapshot {
     bool sealed;
     bool failed;
     uint64_t term, commit, applied, leader;
-    uint64_t expired, revoked, retries, irrevocable, reconciled;
+    uint64_t expired, revoked, retries, irrevocable, reconciled, engine_calls;
     uint64_t batches, entries_persisted, entries_applied;
     uint64_t lateness_buckets[MF_METRICS_BUCKETS];
     uint64_t lateness_count, lateness_sum_ms, lateness_max_ms;
@@ -122,6 +122,7 @@ struct mf_server {
     uint64_t sched_retries;       /* failed engine revocations (retried) */
     uint64_t sched_irrevocable;   /* leases this leader gave up on */
     uint64_t sched_reconciled;    /* orphan objects the reconciler revoked */
+    uint64_t sched_engine_calls;  /* leases sent to an engine's revoke (repeats included) */
     unsigned handles_open;        /* handles inside this struct still closing */
     struct mf_metrics *metrics;   /* NULL when disabled */
     struct mount *mounts;         /* engines opened on this leader (mounts.c) */
