@@ -38,6 +38,9 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
 
 #include "common/assert.h"
 #include "common/env.h"
@@ -190,6 +193,36 @@ int mf_pg_password(char *buf, size_t len)
     return 0;
 }
 
+int mf_pg_scram_verifier(const char *password, char *buf, size_t len)
+{
+    /* RFC 5802 / 7677 as PostgreSQL stores it: SCRAM-SHA-256$<iterations>:
+     * <salt>$<StoredKey>:<ServerKey>, base64. SASLprep is the identity for
+     * our [A-Za-z0-9] passwords. */
+    unsigned char salt[16], salted[32], client_key[32], stored_key[32], server_key[32];
+    unsigned int mlen = 0;
+    int rc = MF_ECRYPTO;
+    if (mf_rand_bytes(salt, sizeof(salt)) != 0 ||
+        PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, sizeof(salt), 4096,
+                          EVP_sha256(), sizeof(salted), salted) != 1 ||
+        !HMAC(EVP_sha256(), salted, sizeof(salted), (const unsigned char *)"Client Key", 10,
+              client_key, &mlen) ||
+        !SHA256(client_key, sizeof(client_key), stored_key) ||
+        !HMAC(EVP_sha256(), salted, sizeof(salted), (const unsigned char *)"Server Key", 10,
+              server_key, &mlen))
+        goto done;
+    char b_salt[32], b_stored[48], b_server[48];
+    EVP_EncodeBlock((unsigned char *)b_salt, salt, sizeof(salt));
+    EVP_EncodeBlock((unsigned char *)b_stored, stored_key, sizeof(stored_key));
+    EVP_EncodeBlock((unsigned char *)b_server, server_key, sizeof(server_key));
+    int n = snprintf(buf, len, "SCRAM-SHA-256$4096:%s$%s:%s", b_salt, b_stored, b_server);
+    rc = n < 0 || (size_t)n >= len ? MF_EINVAL : 0;
+done:
+    OPENSSL_cleanse(salted, sizeof(salted));
+    OPENSSL_cleanse(client_key, sizeof(client_key));
+    OPENSSL_cleanse(server_key, sizeof(server_key));
+    return rc;
+}
+
 int mf_pg_expiration(uint64_t expire_at_ms, char *buf, size_t len)
 {
     time_t s = (time_t)(expire_at_ms / 1000);
@@ -202,11 +235,21 @@ int mf_pg_expiration(uint64_t expire_at_ms, char *buf, size_t len)
     return n < 0 || (size_t)n >= len ? MF_EINVAL : 0;
 }
 
-/* Substitute {{name}} {{password}} {{expiration}} in tmpl, as they are (they
- * come from safe alphabets). A placeholder given as NULL is not allowed in
- * this kind of template. Appends to out; MF_EINVAL names the bad placeholder. */
-static int subst(const char *tmpl, const char *name, const char *password, const char *expiration,
-                 struct sbuf *out, char *bad, size_t bad_len)
+/* The values of a template's placeholders; NULL = not allowed in this kind
+ * of template. */
+struct vars {
+    const char *name;
+    const char *password;
+    const char *password_scram;
+    const char *expiration;
+};
+
+/* Substitute {{name}} {{password}} {{password_scram}} {{expiration}} in
+ * tmpl, as they are (they come from safe alphabets: the SCRAM verifier is
+ * base64 with '$' and ':'). Appends to out; MF_EINVAL names the bad
+ * placeholder. */
+static int subst(const char *tmpl, const struct vars *v, struct sbuf *out, char *bad,
+                 size_t bad_len)
 {
     const char *p = tmpl;
     for (;;) {
@@ -224,11 +267,13 @@ static int subst(const char *tmpl, const char *name, const char *password, const
         size_t klen = (size_t)(close - open - 2);
         const char *val = NULL;
         if (klen == 4 && memcmp(open + 2, "name", 4) == 0)
-            val = name;
+            val = v->name;
         else if (klen == 8 && memcmp(open + 2, "password", 8) == 0)
-            val = password;
+            val = v->password;
+        else if (klen == 14 && memcmp(open + 2, "password_scram", 14) == 0)
+            val = v->password_scram;
         else if (klen == 10 && memcmp(open + 2, "expiration", 10) == 0)
-            val = expiration;
+            val = v->expiration;
         else {
             snprintf(bad, bad_len, "unknown placeholder {{%.*s}}", (int)(klen > 32 ? 32 : klen),
                      open + 2);
@@ -667,8 +712,9 @@ static int role_template(json_t *v, const char *what, bool allow_password, bool 
     }
     struct sbuf probe = {0};
     char bad[96];
-    int rc = subst(b.p, "mf_x", allow_password ? "x" : NULL, allow_expiration ? "x" : NULL, &probe,
-                   bad, sizeof(bad));
+    struct vars probe_vars = {"mf_x", allow_password ? "x" : NULL, allow_password ? "x" : NULL,
+                              allow_expiration ? "x" : NULL};
+    int rc = subst(b.p, &probe_vars, &probe, bad, sizeof(bad));
     sb_free(&probe);
     if (rc == 0 && !strstr(b.p, "{{name}}"))
         rc = mf_err_set(bad, sizeof(bad), MF_EINVAL, "{{name}} is missing");
@@ -806,10 +852,18 @@ static int pg_issue(struct mf_engine *e, const char *role, uint64_t seq, uint64_
         return set_err(e, NULL, err, err_len, MF_EINVAL, "postgres: bad expire_at_ms");
     if (mf_pg_password(pw, MF_PG_PASSWORD_LEN))
         return set_err(e, NULL, err, err_len, MF_ECRYPTO, "postgres: CSPRNG failed");
+    char scram[MF_PG_SCRAM_LEN];
+    scram[0] = 0;
+    if (strstr(r->creation, "{{password_scram}}") &&
+        mf_pg_scram_verifier(pw, scram, sizeof(scram))) {
+        OPENSSL_cleanse(pw, sizeof(pw));
+        return set_err(e, NULL, err, err_len, MF_ECRYPTO, "postgres: cannot hash the password");
+    }
     struct sbuf sql = {0};
     char bad[96];
     sb_add(&sql, "BEGIN;");
-    int rc = subst(r->creation, name, pw, exp, &sql, bad, sizeof(bad));
+    struct vars v = {name, pw, scram, exp};
+    int rc = subst(r->creation, &v, &sql, bad, sizeof(bad));
     MF_ASSERT(rc == 0); /* checked by role_put */
     /* The backstop and the role's name, whatever the templates say. */
     sb_add(&sql, "ALTER ROLE \"");
@@ -852,6 +906,7 @@ static int pg_issue(struct mf_engine *e, const char *role, uint64_t seq, uint64_
     }
 done:
     OPENSSL_cleanse(pw, sizeof(pw));
+    OPENSSL_cleanse(scram, sizeof(scram));
     sb_free(&sql);
     return rc;
 }
@@ -868,7 +923,8 @@ static int pg_renew(struct mf_engine *e, const char *role, uint64_t seq, uint64_
         return set_err(e, NULL, err, err_len, MF_EINVAL, "postgres: bad expire_at_ms");
     struct sbuf sql = {0};
     sb_add(&sql, "BEGIN;");
-    int rc = subst(r->renew ? r->renew : default_renew, name, NULL, exp, &sql, bad, sizeof(bad));
+    struct vars vars = {name, NULL, NULL, exp};
+    int rc = subst(r->renew ? r->renew : default_renew, &vars, &sql, bad, sizeof(bad));
     MF_ASSERT(rc == 0);
     sb_add(&sql, "COMMIT;");
     if (sql.oom) {
@@ -990,8 +1046,8 @@ static int build_custom(struct sbuf *sql, struct item **items, size_t n, void *a
     char bad[96];
     for (size_t i = 0; i < n; i++) {
         MF_ASSERT(items[i]->role && items[i]->role->revocation);
-        int rc = subst(items[i]->role->revocation, items[i]->name, NULL, NULL, sql, bad,
-                       sizeof(bad));
+        struct vars v = {items[i]->name, NULL, NULL, NULL};
+        int rc = subst(items[i]->role->revocation, &v, sql, bad, sizeof(bad));
         MF_ASSERT(rc == 0);
     }
     return 0;

@@ -18,7 +18,10 @@
  * Role JSON (role_put): "creation_statements" (required, array of strings or
  * one string), "revocation_statements", "renew_statements" (optional),
  * "default_ttl_ms", "max_ttl_ms". Templates use {{name}} {{password}}
- * {{expiration}}, substituted as they are (the operator writes the quotes);
+ * {{expiration}}, substituted as they are (the operator writes the quotes),
+ * and {{password_scram}} (the password's SCRAM-SHA-256 verifier, made here:
+ * `PASSWORD '{{password_scram}}'` logs in with the same password and keeps
+ * the clear text off the server and out of its statement log);
  * see README.md, "## PostgreSQL", for the defaults and the revocation
  * algorithm.
  *
@@ -65,6 +68,16 @@ int mf_pg_rotate_root(struct mf_engine *e, char **new_config_json, char *err, si
  * rejection sampling (no modulo bias), NUL-terminated into buf (len + 1
  * bytes). Returns 0 or MF_ECRYPTO. */
 int mf_pg_password(char *buf, size_t len);
+
+/* Bytes for a SCRAM-SHA-256 verifier with NUL (it is 133). */
+#define MF_PG_SCRAM_LEN 160
+
+/* The SCRAM-SHA-256 verifier PostgreSQL stores for password (4096
+ * iterations, a random 16-byte salt): what {{password_scram}} becomes. A
+ * CREATE/ALTER ROLE ... PASSWORD given a verifier stores it as is, so the
+ * clear text never reaches the server (or its statement log). Returns 0, MF_ECRYPTO, or MF_EINVAL (buf too
+ * small). */
+int mf_pg_scram_verifier(const char *password, char *buf, size_t len);
 
 /* Format expire_at_ms as a timestamptz literal in UTC,
  * "YYYY-MM-DD HH:MM:SS.mmm+00". Returns 0 or MF_EINVAL (buffer too small). */
