@@ -1293,8 +1293,11 @@ static void step_leader(struct mf_raft *r, const struct mf_raft_msg *m)
          * release one slot per heartbeat round (etcd does the same). */
         if (pr->state == PR_REPLICATE && pr->infl_count >= r->cfg.max_inflight)
             infl_free_le(pr, pr->infl[pr->infl_start]);
+        /* A lagging follower gets an AppendEntries even if nothing new is
+         * left to send optimistically: if our earlier ones were lost, its
+         * rejection brings the progress back to probing. */
         if (pr->match < last_index(r))
-            send_append(r, pr, false);
+            send_append(r, pr, true);
         read_ack(r, m->from, m->ctx);
         return;
     case MF_RAFT_MSG_APP_RESP:

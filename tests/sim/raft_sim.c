@@ -297,6 +297,11 @@ static void net_send(struct sim *s, const struct mf_raft_msg *m)
     int copies = s->faults && pct(s, s->dup_pct) ? 2 : 1;
     if (copies == 2)
         s->n_dup++;
+    if (s->net_len > 100000) {
+        /* Bounded like everything else: a storm is a bug of its own. */
+        failf(s, "message storm: %zu messages in flight", s->net_len);
+        return;
+    }
     for (int c = 0; c < copies; c++) {
         s->net = grow(s->net, &s->net_cap, s->net_len + 1, sizeof(*s->net), false);
         struct smsg *sm = &s->net[s->net_len++];
@@ -658,7 +663,7 @@ static void check_step(struct sim *s)
         }
         nd->seen_commit = st.commit;
         /* Buggify: a leader dies right after it advanced its commit index. */
-        if (advanced && s->faults && st.role == MF_RAFT_LEADER && pct(s, 3 * s->fault_pm)) {
+        if (advanced && s->faults && st.role == MF_RAFT_LEADER && pct(s, 6 * s->fault_pm)) {
             if (rn(s, 2)) {
                 node_crash(s, nd);
                 continue;
@@ -686,7 +691,7 @@ static void check_step(struct sim *s)
                     s->leader_changes_after_heal++;
                 /* Buggify: cut a new leader off before its first
                  * AppendEntries land, so it keeps a tail of its own. */
-                if (s->faults && pct(s, 4 * s->fault_pm)) {
+                if (s->faults && pct(s, 16 * s->fault_pm)) {
                     memset(s->blocked, 0, sizeof(s->blocked));
                     for (uint32_t b = 1; b <= s->total; b++)
                         s->blocked[nd->id][b] = s->blocked[b][nd->id] = b != nd->id;
