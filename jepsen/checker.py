@@ -200,6 +200,8 @@ def check_expiry(history, revoked_seen, final, skew_ms=500, bound_ms=None,
         lease was seen revoked, and no renew was refused as not active although it
         completed before the lease's expire_at.
       4 bound secrets destroyed: the KV entry bound to each lease is gone at the end.
+      5 a linearizable read invoked after the acknowledged put and completed before the
+        lease could have ended returns the value put (not NOT_FOUND, not another value).
     """
     if bound_ms is None:
         bound_ms = 1500 + skew_ms
@@ -222,6 +224,8 @@ def check_expiry(history, revoked_seen, final, skew_ms=500, bound_ms=None,
                 L["renews_refused"].append(o)
         elif o["f"] == "put" and o["type"] in ("ok", "info"):
             L["path"] = o["path"]
+            if o["type"] == "ok":
+                L["put_ok"] = o
         elif o["f"] == "lookup" and o["type"] == "ok" and o.get("expire_at_ms"):
             L["lookups"].append((o["invoke"], o["expire_at_ms"], o))
         elif o["f"] == "get":
@@ -247,7 +251,18 @@ def check_expiry(history, revoked_seen, final, skew_ms=500, bound_ms=None,
             return e or None
 
         # (1) no expired read
+        put = L.get("put_ok")
         for r in L["reads"]:
+            # (5) a linearizable read after the acknowledged put, finished before the lease
+            # could have ended, must return the secret that was put.
+            if (put and r.get("consistency") == "linearizable" and r["invoke"] > put["complete"]):
+                e = expiry_at(r["invoke"])
+                live = e is not None and r["complete"] < e - revoke_tolerance_ms
+                if live and r["type"] == "fail" and r.get("error") == "NOT_FOUND":
+                    anomalies.append(dict(kind="secret-missing", lease_id=lid, expire_at_ms=e,
+                                          put=put, op=r))
+                if r["type"] == "ok" and r.get("result") != put["value"]:
+                    anomalies.append(dict(kind="wrong-secret", lease_id=lid, put=put, op=r))
             if r["type"] != "ok":
                 if r["type"] == "fail":
                     stats["reads_refused"] += 1

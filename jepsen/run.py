@@ -287,6 +287,9 @@ class LeaseWorkload:
                 code = err_code(rc, out)
                 if code not in ("UNAVAILABLE", "EXIT_1", "EXIT_3", "UNKNOWN_OUTCOME"):
                     res["get_error"] = code
+                    self.h.add(dict(process="final", f="final-get", lease_id=lid, path=path,
+                                    invoke=t0, complete=t1, type="ok" if rc == 0 else "fail",
+                                    error=code))
                     break
                 time.sleep(0.3)
             self.final_state[lid] = res
@@ -481,8 +484,16 @@ def main():
             nem.heal_all()
         else:
             net.heal()
-        ld = cluster.leader(timeout=30)
-        log("healed; leader %d; settling" % ld.id)
+        liveness = []
+        try:
+            ld = cluster.leader(timeout=30)
+            log("healed; leader %d; settling" % ld.id)
+        except AssertionError as e:
+            # Liveness anomaly: every fault healed, yet the nodes do not agree on a
+            # leader within 30 s. Record what each node looks like.
+            liveness.append(dict(kind="no-leader-after-heal", error=str(e),
+                                 nodes=[node_snapshot(n) for n in cluster.nodes]))
+            log("NO LEADER 30 s after healing: %s" % json.dumps(liveness, default=str))
         time.sleep(2)
         wl.final(time.time() + 60)
         watch_stop.set()
@@ -506,6 +517,9 @@ def main():
                       timeline=[dict(e, t_rel_s=round((e["t"] - t_start) / 1000, 2)) for e in timeline])
         if isinstance(wl, LeaseWorkload):
             res["stats"]["server_lateness_ms"] = metrics.summary()
+        if liveness:
+            res["anomalies"] = liveness + res.get("anomalies", [])
+            res["valid"] = False
         if res.get("valid"):
             code = 0
         elif res.get("anomalies"):
@@ -543,10 +557,49 @@ def main():
     return code
 
 
-def copy_logs(results, cluster):
+def node_snapshot(n):
+    """Status, CPU use over 1 s and log size of a node (for liveness reports)."""
+    snap = dict(node=n.id, alive=n.alive())
+    if not n.alive():
+        return snap
+    try:
+        def cpu():
+            with open("/proc/%d/stat" % n.proc.pid) as f:
+                x = f.read().rsplit(")", 1)[1].split()
+            return (int(x[11]) + int(x[12])) / os.sysconf("SC_CLK_TCK")
+        c0, t0 = cpu(), time.time()
+        time.sleep(1)
+        snap["cpu_percent"] = round(100 * (cpu() - c0) / (time.time() - t0))
+    except OSError:
+        pass
+    st = n.status()
+    snap["status"] = {k: st.get(k) for k in ("role", "leader_id", "term", "commit_index",
+                                             "applied_index")} if st else None
+    try:
+        with open(n.log_path) as f:
+            lines = f.readlines()
+        snap["log_lines"] = len(lines)
+        snap["log_tail"] = [l.rstrip()[:200] for l in lines[-3:]]
+    except OSError:
+        pass
+    return snap
+
+
+def copy_logs(results, cluster, cap=8 << 20):
+    """Copies node logs; a log over cap bytes keeps its first and last cap/2 bytes."""
     for n in cluster.nodes:
-        if os.path.exists(n.log_path):
-            shutil.copy(n.log_path, os.path.join(results, os.path.basename(n.log_path)))
+        if not os.path.exists(n.log_path):
+            continue
+        dst = os.path.join(results, os.path.basename(n.log_path))
+        size = os.path.getsize(n.log_path)
+        if size <= cap:
+            shutil.copy(n.log_path, dst)
+            continue
+        with open(n.log_path, "rb") as f, open(dst, "wb") as out:
+            out.write(f.read(cap // 2))
+            out.write(b"\n... [%d bytes cut by the jepsen runner] ...\n" % (size - cap))
+            f.seek(size - cap // 2)
+            out.write(f.read())
 
 
 def write_results(results, hist, report, cluster):

@@ -186,6 +186,20 @@ class Expiry(unittest.TestCase):
         r = checker.check_expiry(h, {"L": 2050}, self.final())
         self.assertTrue(r["valid"], r)
 
+    def test_secret_missing_while_lease_live_flagged(self):
+        h = self.hist(1000)
+        h.append(dict(f="get", invoke=1100, complete=1110, type="fail", error="NOT_FOUND",
+                      consistency="linearizable", lease_id="L", path="p", process=0))
+        h[1]["value"] = "x"
+        h[2].update(result="x", consistency="linearizable")
+        r = checker.check_expiry(h, {"L": 2050}, self.final())
+        self.assertEqual([a["kind"] for a in r["anomalies"]], ["secret-missing"])
+        h[-1]["consistency"] = "stale"  # a lagging node may not have it yet
+        self.assertTrue(checker.check_expiry(h, {"L": 2050}, self.final())["valid"])
+        h[2]["result"] = "y"
+        r = checker.check_expiry(h, {"L": 2050}, self.final())
+        self.assertEqual([a["kind"] for a in r["anomalies"]], ["wrong-secret"])
+
     def test_late_and_missing_revocation_flagged(self):
         r = checker.check_expiry(self.hist(1000), {"L": 5000}, self.final(), bound_ms=2000)
         self.assertEqual([a["kind"] for a in r["anomalies"]], ["revoked-late"])

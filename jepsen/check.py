@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Re-runs the checker on a saved run: python3 jepsen/check.py RESULTS_DIR
+
+Reads history.jsonl and report.json (for the run's options and fault timeline)
+and prints the checker's verdict; exit 0 valid, 1 anomalies, 3 inconclusive."""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checker  # noqa: E402
+
+
+def offsets_from(timeline):
+    def clock_offset(node, t):
+        off = 0
+        for e in timeline:
+            if e["t"] > t:
+                break
+            if e["what"] == "start" and e.get("node") == node:
+                off = e.get("clock_offset_ms", 0)
+            elif e["what"] == "skew" and e.get("node") == node:
+                off = None
+        return off
+    return clock_offset
+
+
+def main(d):
+    ops = [json.loads(l) for l in open(os.path.join(d, "history.jsonl"))]
+    rep = json.load(open(os.path.join(d, "report.json")))
+    args = rep["args"]
+    if args["workload"] == "register":
+        r = checker.check_register(ops, max_states=args.get("max_states", 2_000_000))
+    else:
+        seen, final = {}, {}
+        for o in sorted(ops, key=lambda o: o["complete"]):
+            if o["f"] == "lookup" and o["process"] == "watcher":
+                seen.setdefault(o["lease_id"], o["complete"])
+            elif o["f"] == "lookup" and o["process"] == "final":
+                final.setdefault(o["lease_id"], {})["lookup"] = dict(
+                    state=o["state"], expire_at_ms=o["expire_at_ms"])
+            elif o["f"] == "final-get":
+                final.setdefault(o["lease_id"], {})["get_error"] = o["error"]
+        timeline = rep["timeline"]
+        faults = any(e["what"] == "skew" for e in timeline)
+        r = checker.check_expiry(ops, seen, final, skew_ms=args["skew_ms"],
+                                 bound_ms=rep["bound_ms"], clock_faults=faults,
+                                 revoke_tolerance_ms=args["skew_ms"] if faults else 0,
+                                 clock_offset=offsets_from(timeline))
+    print(json.dumps(dict(valid=r["valid"], stats=r.get("stats"), per_key=r.get("per_key"),
+                          anomalies=r["anomalies"][:20]), indent=1, default=str))
+    return 0 if r["valid"] else (1 if r["anomalies"] else 3)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
