@@ -578,6 +578,22 @@ static void test_engines_postgres_errors(void **state)
     assert_null(strstr(err, "PASSWORD"));
     assert_null(strstr(err, "BOGUS"));
     assert_int_equal(roles_with_prefix(), 0); /* the transaction rolled back */
+    /* A server message that quotes the password (a failing row's DETAIL) is
+     * scrubbed. */
+    assert_int_equal(
+        mf_pg_harness_exec(&pg, NULL, "CREATE TABLE pwcheck(p text CHECK (length(p) < 5))"), 0);
+    assert_int_equal(ops->role_put(e, "leaky",
+                                   "{\"creation_statements\": [\"CREATE ROLE \\\"{{name}}\\\" "
+                                   "LOGIN PASSWORD '{{password}}'\", \"INSERT INTO pwcheck "
+                                   "VALUES ('{{password}}')\"]}",
+                                   err, sizeof(err)),
+                     0);
+    assert_int_equal(ops->issue(e, "leaky", 601, hour_from_now_ms(), &c, err, sizeof(err)),
+                     MF_EINVAL);
+    assert_non_null(strstr(err, "23514"));
+    assert_non_null(strstr(err, "Failing row contains (********************************)"));
+    assert_int_equal(mf_pg_harness_exec(&pg, NULL, "DROP TABLE pwcheck"), 0);
+    assert_int_equal(roles_with_prefix(), 0);
     assert_int_equal(ops->issue(e, "nope", 600, hour_from_now_ms(), &c, err, sizeof(err)),
                      MF_ENOTFOUND);
     ops->close(e);
