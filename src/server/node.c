@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +91,13 @@ struct mf_node {
     uint64_t snap_latest;
     uint64_t snap_compacted;
     bool snap_busy;
-    struct mf_writer_job snap_job;
+    struct mf_writer_job snap_job;   /* compaction (writer thread) */
+    uv_work_t snap_work;             /* snapshot creation (thread pool) */
+    pthread_mutex_t snap_lock;
+    pthread_cond_t snap_cond;
+    bool snap_thread_running;        /* guarded by snap_lock */
+    bool snap_work_pending;          /* its after-callback has not run yet */
+    bool free_when_idle;             /* stopped: that callback frees the node */
     int snap_rc;
     uint64_t snap_index;
     struct mf_raft_snapshot_meta snap_meta;
@@ -252,17 +259,24 @@ static int snapshot_read(void *ctx, uint64_t index, uint64_t offset, uint8_t *bu
     return 0;
 }
 
-static void snap_create_work(struct mf_writer_job *job)
+/* Thread pool, not the writer: copying a large state must not hold up the
+ * writer, whose batches carry this node's votes and acknowledgements (a
+ * follower that answers late makes the leader fail check-quorum). */
+static void snap_create_work(uv_work_t *w)
 {
-    struct mf_node *n = job->data;
+    struct mf_node *n = w->data;
     char tmp[PATH_MAX + 64], path[PATH_MAX + 64];
     snprintf(tmp, sizeof(tmp), "%s/creating.mfs", n->snap_dir);
     n->snap_rc = n->sm.snapshot_create(n->sm.ctx, tmp, &n->snap_index);
-    if (n->snap_rc)
-        return;
-    snap_path(n, n->snap_index, path, sizeof(path));
-    if (rename(tmp, path) != 0)
-        n->snap_rc = -errno;
+    if (!n->snap_rc) {
+        snap_path(n, n->snap_index, path, sizeof(path));
+        if (rename(tmp, path) != 0)
+            n->snap_rc = -errno;
+    }
+    pthread_mutex_lock(&n->snap_lock);
+    n->snap_thread_running = false;
+    pthread_cond_signal(&n->snap_cond);
+    pthread_mutex_unlock(&n->snap_lock);
 }
 
 static void snap_compact_work(struct mf_writer_job *job)
@@ -287,9 +301,15 @@ static void snap_compact_done(struct mf_writer_job *job)
             n->snap_compacted, n->snap_latest);
 }
 
-static void snap_create_done(struct mf_writer_job *job)
+static void snap_create_done(uv_work_t *w, int status)
 {
-    struct mf_node *n = job->data;
+    struct mf_node *n = w->data;
+    (void)status;
+    n->snap_work_pending = false;
+    if (n->free_when_idle) { /* mf_node_stop ran meanwhile */
+        free(n);
+        return;
+    }
     if (n->failed) {
         n->snap_busy = false;
         return;
@@ -325,10 +345,12 @@ static void maybe_snapshot(struct mf_node *n)
     if (n->snap_busy || !n->sm.snapshot_create || n->applied < n->snap_latest + n->snapshot_entries)
         return;
     n->snap_busy = true;
-    n->snap_job = (struct mf_writer_job){
-        .work = snap_create_work, .done = snap_create_done, .data = n};
-    if (mf_writer_submit(&n->writer, &n->snap_job))
-        n->snap_busy = false;
+    n->snap_work.data = n;
+    n->snap_thread_running = true;
+    n->snap_work_pending = true;
+    if (uv_queue_work(n->loop, &n->snap_work, snap_create_work, snap_create_done)) {
+        n->snap_busy = n->snap_thread_running = n->snap_work_pending = false;
+    }
 }
 
 /* Writer thread: store the chunks of a snapshot being received. */
@@ -744,6 +766,8 @@ int mf_node_start(uv_loop_t *loop, const struct mf_node_opts *o, struct mf_node 
         n->peers[i].zone = o->cfg->peers[i].zone ? strdup(o->cfg->peers[i].zone) : NULL;
     }
     n->incoming_fd = -1;
+    pthread_mutex_init(&n->snap_lock, NULL);
+    pthread_cond_init(&n->snap_cond, NULL);
     n->snapshot_entries = o->cfg->snapshot_entries;
     snprintf(n->snap_dir, sizeof(n->snap_dir), "%s/%s", o->cfg->data_dir, MF_NODE_SNAPSHOT_DIR);
     int rc = 0;
@@ -789,7 +813,11 @@ static void fail_all_pending(struct mf_node *n)
 
 static void on_tick_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct mf_node *n = h->data;
+    if (n->snap_work_pending)
+        n->free_when_idle = true; /* snap_create_done frees it */
+    else
+        free(n);
 }
 
 void mf_node_stop(struct mf_node *n)
@@ -797,6 +825,12 @@ void mf_node_stop(struct mf_node *n)
     if (!n)
         return;
     n->failed = true;
+    /* A snapshot being written reads the state database, which the caller
+     * closes next: wait for it (its after-callback runs later, see below). */
+    pthread_mutex_lock(&n->snap_lock);
+    while (n->snap_thread_running)
+        pthread_cond_wait(&n->snap_cond, &n->snap_lock);
+    pthread_mutex_unlock(&n->snap_lock);
     mf_writer_stop(&n->writer); /* runs the last done callbacks, which see failed */
     if (n->incoming_fd >= 0)
         close(n->incoming_fd);
@@ -818,6 +852,8 @@ void mf_node_stop(struct mf_node *n)
     if (n->tick_started) {
         uv_timer_stop(&n->tick);
         uv_close((uv_handle_t *)&n->tick, on_tick_closed);
+    } else if (n->snap_work_pending) {
+        n->free_when_idle = true;
     } else {
         free(n);
     }

@@ -76,9 +76,13 @@ static int sm_snapshot_create(void *ctx, const char *path, uint64_t *index)
     char err[256] = "";
     /* The live state is synced first: the log is later compacted behind a
      * snapshot, never past what the state database holds durably. */
+    /* Runs on the thread pool: hold the state lock as a reader so a snapshot
+     * install (writer thread) cannot swap the file under the copy. */
+    pthread_rwlock_rdlock(&s->state_lock);
     int rc = mf_state_err(mdb_env_sync(mf_fsm_state(s->fsm)->env, 1), "state sync");
     if (!rc)
         rc = mf_snapshot_create(mf_fsm_state(s->fsm), path, index, err, sizeof(err));
+    pthread_rwlock_unlock(&s->state_lock);
     if (rc)
         MF_ERROR(LOG_MOD, "snapshot %s: %s", path, err[0] ? err : mf_strerror(rc));
     return rc;
