@@ -1746,8 +1746,10 @@ int mf_raft_snapshot_taken(struct mf_raft *r, uint64_t index, struct mf_raft_sna
     size_t k = 0;
     while (k < r->hist.len && r->hist.v[k].index <= index)
         k++;
-    memmove(r->hist.v, r->hist.v + k, (r->hist.len - k) * sizeof(*r->hist.v));
-    r->hist.len -= k;
+    if (k) {
+        memmove(r->hist.v, r->hist.v + k, (r->hist.len - k) * sizeof(*r->hist.v));
+        r->hist.len -= k;
+    }
     return 0;
 }
 

@@ -137,7 +137,8 @@ static inline void h_enqueue(struct harness *h, const struct mf_raft_msg *m)
     for (size_t k = 0; k < m->entries_len; k++) {
         hm->ents[k] = m->entries[k];
         assert_true(m->entries[k].len <= 32);
-        memcpy(hm->data[k], m->entries[k].data, m->entries[k].len);
+        if (m->entries[k].len)
+            memcpy(hm->data[k], m->entries[k].data, m->entries[k].len);
         hm->ents[k].data = hm->data[k];
     }
     hm->m.entries = m->entries_len ? hm->ents : NULL;
