@@ -45,19 +45,27 @@ struct pending_table {
     size_t len;
 };
 
-/* One ready batch on its way through the writer. */
+/* One ready batch on its way through the log writer. */
+struct apply_batch;
 struct batch {
     struct mf_raft_ready rd;
     struct mf_writer_job persist_job;
-    struct mf_writer_job apply_job;
     int persist_rc;
-    int apply_rc;
-    /* Committed entries copied out of the core (data in `arena`), so the
-     * writer never reads memory the loop thread's storage reads may recycle. */
+    struct apply_batch *apply; /* submitted after the persist (snapshot batches) */
+};
+
+/* Committed entries on their way through the applier, copied out of the core
+ * so the applier never reads memory the core may recycle after advance. */
+struct apply_batch {
+    struct mf_writer_job job;
+    struct mf_node *n;
     struct mf_raft_entry *committed;
-    size_t committed_len;
     uint8_t *arena;
     void **results;
+    size_t len;
+    int rc;
+    bool install;                       /* install the received snapshot first */
+    struct mf_raft_snapshot_meta meta;
 };
 
 struct mf_node {
@@ -69,7 +77,9 @@ struct mf_node {
     struct mf_raftlog *log;
     struct mf_raft_storage storage;
     struct mf_raft *raft;
-    struct mf_writer writer;
+    struct mf_writer writer;  /* the Raft log's writes (hard state, entries) */
+    struct mf_writer applier; /* the state database's writes (apply, install) */
+    unsigned applies_inflight;
     struct mf_transport *transport;
     uv_timer_t tick;
     uint32_t tick_ms;
@@ -102,7 +112,7 @@ struct mf_node {
     uint64_t snap_index;
     struct mf_raft_snapshot_meta snap_meta;
     int incoming_fd;          /* writer thread: snapshot being received */
-    uint64_t installed_index; /* writer -> loop: snapshot installed by the batch */
+
     struct mf_node_stats stats;
 };
 
@@ -394,14 +404,10 @@ static int install_snapshot(struct mf_node *n, const struct mf_raft_snapshot_met
                  meta->index);
         return MF_ECORRUPT;
     }
-    rc = mf_raftlog_install_snapshot(n->log, meta);
-    if (rc)
-        return rc;
     /* Keep it: this node may have to send it on as leader. */
     snap_path(n, meta->index, path, sizeof(path));
     if (rename(in, path) != 0)
         return -errno;
-    n->installed_index = meta->index;
     return 0;
 }
 
@@ -424,40 +430,36 @@ static void persist_work(struct mf_writer_job *job)
     struct batch *b = &n->batch;
     const struct mf_raft_ready *rd = &b->rd;
     b->persist_rc = 0;
-    n->installed_index = 0;
     if (rd->snapshot_chunks_len && (b->persist_rc = write_chunks(n, rd)) != 0)
         return;
-    if (rd->snapshot && (b->persist_rc = install_snapshot(n, rd->snapshot)) != 0)
+    if (rd->snapshot && (b->persist_rc = mf_raftlog_install_snapshot(n->log, rd->snapshot)) != 0)
         return;
     if (rd->hard_state_changed || rd->entries_len)
         b->persist_rc = mf_raftlog_save(n->log, rd->hard_state_changed ? &rd->hard_state : NULL,
                                         rd->entries, rd->entries_len);
 }
 
+/* Applier thread: the state database's writes (a snapshot install, then the
+ * committed entries), in batch order. */
 static void apply_work(struct mf_writer_job *job)
 {
-    struct mf_node *n = job->data;
-    struct batch *b = &n->batch;
-    b->apply_rc = 0;
-    if (b->persist_rc || b->committed_len == 0)
+    struct apply_batch *ab = job->data;
+    struct mf_node *n = ab->n;
+    ab->rc = 0;
+    if (ab->install && (ab->rc = install_snapshot(n, &ab->meta)) != 0)
         return;
-    b->apply_rc = n->sm.apply(n->sm.ctx, b->committed, b->committed_len, b->results);
+    if (ab->len)
+        ab->rc = n->sm.apply(n->sm.ctx, ab->committed, ab->len, ab->results);
 }
 
 static void pump(struct mf_node *n);
 
-static void persist_done(struct mf_writer_job *job)
+static void apply_batch_free(struct apply_batch *ab)
 {
-    struct mf_node *n = job->data;
-    struct batch *b = &n->batch;
-    if (n->failed)
-        return;
-    if (b->persist_rc) {
-        node_fail(n, b->persist_rc, "persisting the Raft log");
-        return;
-    }
-    /* Durable: votes and acknowledgements may leave now. */
-    send_msgs(n, b->rd.msgs_after, b->rd.msgs_after_len);
+    free(ab->committed);
+    free(ab->arena);
+    free(ab->results);
+    free(ab);
 }
 
 static void serve_reads(struct mf_node *n)
@@ -471,12 +473,12 @@ static void serve_reads(struct mf_node *n)
     }
 }
 
-static void deliver_applied(struct mf_node *n, struct batch *b)
+static void deliver_applied(struct mf_node *n, struct apply_batch *ab)
 {
-    for (size_t i = 0; i < b->committed_len; i++) {
-        const struct mf_raft_entry *e = &b->committed[i];
+    for (size_t i = 0; i < ab->len; i++) {
+        const struct mf_raft_entry *e = &ab->committed[i];
         struct pending *p = pending_find(&n->proposals, e->index);
-        void *result = b->results[i];
+        void *result = ab->results[i];
         if (p) {
             /* Another leader's entry at our index means ours was dropped. */
             finish_proposal(n, p, p->term == e->term ? 0 : MF_EUNAVAIL,
@@ -488,45 +490,73 @@ static void deliver_applied(struct mf_node *n, struct batch *b)
     }
 }
 
-static void batch_release(struct batch *b)
+static void apply_done(struct mf_writer_job *job)
 {
-    free(b->committed);
-    free(b->arena);
-    free(b->results);
-    b->committed = NULL;
-    b->arena = NULL;
-    b->results = NULL;
-    b->committed_len = 0;
+    struct apply_batch *ab = job->data;
+    struct mf_node *n = ab->n;
+    n->applies_inflight--;
+    if (n->failed) {
+        apply_batch_free(ab);
+        return;
+    }
+    if (ab->rc) {
+        node_fail(n, ab->rc, ab->install ? "installing a snapshot" : "applying committed entries");
+        apply_batch_free(ab);
+        return;
+    }
+    if (ab->install) {
+        MF_INFO(LOG_MOD, "installed a snapshot at index %" PRIu64 " from the leader",
+                ab->meta.index);
+        if (ab->meta.index > n->applied)
+            n->applied = ab->meta.index;
+        n->snap_latest = n->snap_compacted = ab->meta.index;
+        snap_prune(n, ab->meta.index);
+    }
+    deliver_applied(n, ab);
+    apply_batch_free(ab);
+    serve_reads(n);
+    maybe_snapshot(n);
+    pump(n); /* it may have waited for the applier to catch up */
 }
 
-static void apply_done(struct mf_writer_job *job)
+static void submit_apply(struct mf_node *n, struct apply_batch *ab)
+{
+    ab->job = (struct mf_writer_job){.work = apply_work, .done = apply_done, .data = ab};
+    n->applies_inflight++;
+    int rc = mf_writer_submit(&n->applier, &ab->job);
+    MF_ASSERT(rc == 0); /* pump keeps applies_inflight under the queue's size */
+}
+
+static void persist_done(struct mf_writer_job *job)
 {
     struct mf_node *n = job->data;
     struct batch *b = &n->batch;
+    struct apply_batch *ab = b->apply;
+    b->apply = NULL;
     if (n->failed) {
-        batch_release(b);
+        if (ab)
+            apply_batch_free(ab);
         return;
     }
-    if (b->apply_rc) {
-        node_fail(n, b->apply_rc, "applying committed entries");
-        batch_release(b);
+    if (b->persist_rc) {
+        node_fail(n, b->persist_rc, "persisting the Raft log");
+        if (ab)
+            apply_batch_free(ab);
         return;
     }
-    if (n->installed_index) {
-        MF_INFO(LOG_MOD, "installed a snapshot at index %" PRIu64 " from the leader",
-                n->installed_index);
-        if (n->installed_index > n->applied)
-            n->applied = n->installed_index;
-        n->snap_latest = n->snap_compacted = n->installed_index;
-        snap_prune(n, n->installed_index);
-    }
-    deliver_applied(n, b);
+    /* Durable: votes and acknowledgements may leave now. */
+    send_msgs(n, b->rd.msgs_after, b->rd.msgs_after_len);
     for (size_t i = 0; i < b->rd.read_states_len; i++) {
         struct pending *p = pending_find(&n->reads, b->rd.read_states[i].ctx);
         if (p)
             p->read_index = b->rd.read_states[i].index ? b->rd.read_states[i].index : 1;
     }
-    batch_release(b);
+    /* A snapshot's bytes are on disk only now: its install (and what the batch
+     * commits after it) go to the applier from here. */
+    if (ab)
+        submit_apply(n, ab);
+    /* The core may go on: the log is durable; the state machine catches up on
+     * its own thread, and reads and answers wait for it (n->applied). */
     int rc = mf_raft_advance(n->raft, &b->rd);
     n->busy = false;
     if (rc) {
@@ -534,44 +564,59 @@ static void apply_done(struct mf_writer_job *job)
         return;
     }
     serve_reads(n);
-    maybe_snapshot(n);
     pump(n);
 }
 
-/* Copies committed entries so the writer owns what it reads. */
-static int copy_committed(struct batch *b)
+/* Copies committed entries so the applier owns what it reads. */
+static int make_apply_batch(struct mf_node *n, const struct mf_raft_ready *rd,
+                            struct apply_batch **out)
 {
-    size_t n = b->rd.committed_len, bytes = 0;
-    if (n == 0)
+    size_t count = rd->committed_len, bytes = 0;
+    *out = NULL;
+    if (count == 0 && !rd->snapshot)
         return 0;
-    for (size_t i = 0; i < n; i++)
-        bytes += b->rd.committed[i].len;
-    b->committed = malloc(n * sizeof(*b->committed));
-    b->arena = malloc(bytes ? bytes : 1);
-    b->results = calloc(n, sizeof(void *));
-    if (!b->committed || !b->arena || !b->results) {
-        batch_release(b);
+    for (size_t i = 0; i < count; i++)
+        bytes += rd->committed[i].len;
+    struct apply_batch *ab = calloc(1, sizeof(*ab));
+    if (!ab)
+        return -ENOMEM;
+    ab->n = n;
+    ab->committed = malloc((count ? count : 1) * sizeof(*ab->committed));
+    ab->arena = malloc(bytes ? bytes : 1);
+    ab->results = calloc(count ? count : 1, sizeof(void *));
+    if (!ab->committed || !ab->arena || !ab->results) {
+        apply_batch_free(ab);
         return -ENOMEM;
     }
     size_t off = 0;
-    for (size_t i = 0; i < n; i++) {
-        b->committed[i] = b->rd.committed[i];
-        memcpy(b->arena + off, b->rd.committed[i].data, b->rd.committed[i].len);
-        b->committed[i].data = b->arena + off;
-        off += b->rd.committed[i].len;
+    for (size_t i = 0; i < count; i++) {
+        ab->committed[i] = rd->committed[i];
+        memcpy(ab->arena + off, rd->committed[i].data, rd->committed[i].len);
+        ab->committed[i].data = ab->arena + off;
+        off += rd->committed[i].len;
     }
-    b->committed_len = n;
+    ab->len = count;
+    if (rd->snapshot) {
+        ab->install = true;
+        ab->meta = *rd->snapshot;
+    }
+    *out = ab;
     return 0;
 }
 
+#define APPLIES_INFLIGHT_MAX (MF_WRITER_JOBS_MAX / 2)
+
 static void pump(struct mf_node *n)
 {
-    if (n->busy || n->failed || !mf_raft_has_ready(n->raft))
+    /* Backpressure: the log does not run ahead of the applier without bound. */
+    if (n->busy || n->failed || n->applies_inflight >= APPLIES_INFLIGHT_MAX ||
+        !mf_raft_has_ready(n->raft))
         return;
     struct batch *b = &n->batch;
+    struct apply_batch *ab = NULL;
     int rc = mf_raft_ready(n->raft, &b->rd);
     if (!rc)
-        rc = copy_committed(b);
+        rc = make_apply_batch(n, &b->rd, &ab);
     if (rc) {
         node_fail(n, rc, "collecting a Raft batch");
         return;
@@ -584,15 +629,19 @@ static void pump(struct mf_node *n)
     }
     n->stats.batches++;
     n->stats.entries_persisted += b->rd.entries_len;
-    n->stats.entries_applied += b->committed_len;
+    n->stats.entries_applied += b->rd.committed_len;
     /* The leader's appends may go while its own write is in flight. */
     send_msgs(n, b->rd.msgs_before, b->rd.msgs_before_len);
     n->busy = true;
+    /* Committed entries are durable here already (the core hands out only
+     * what earlier batches persisted): their apply runs beside the persist,
+     * unless the batch installs a snapshot, whose bytes this persist writes. */
+    if (ab && !ab->install)
+        submit_apply(n, ab);
+    else
+        b->apply = ab;
     b->persist_job = (struct mf_writer_job){.work = persist_work, .done = persist_done, .data = n};
-    b->apply_job = (struct mf_writer_job){.work = apply_work, .done = apply_done, .data = n};
     rc = mf_writer_submit(&n->writer, &b->persist_job);
-    if (!rc)
-        rc = mf_writer_submit(&n->writer, &b->apply_job);
     MF_ASSERT(rc == 0); /* one batch in flight: the queue cannot be full */
 }
 
@@ -786,6 +835,8 @@ int mf_node_start(uv_loop_t *loop, const struct mf_node_opts *o, struct mf_node 
     if (rc)
         goto fail;
     rc = mf_writer_start(&n->writer, loop);
+    if (!rc)
+        rc = mf_writer_start(&n->applier, loop);
     if (rc)
         goto fail;
     rc = start_transport(n, o);
@@ -832,12 +883,14 @@ void mf_node_stop(struct mf_node *n)
         pthread_cond_wait(&n->snap_cond, &n->snap_lock);
     pthread_mutex_unlock(&n->snap_lock);
     mf_writer_stop(&n->writer); /* runs the last done callbacks, which see failed */
+    mf_writer_stop(&n->applier);
     if (n->incoming_fd >= 0)
         close(n->incoming_fd);
-    if (n->busy) {
-        batch_release(&n->batch);
-        n->busy = false;
+    if (n->batch.apply) {
+        apply_batch_free(n->batch.apply);
+        n->batch.apply = NULL;
     }
+    n->busy = false;
     fail_all_pending(n);
     if (n->transport)
         mf_transport_close(n->transport, NULL);
