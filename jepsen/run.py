@@ -138,9 +138,10 @@ class RegisterWorkload:
             self.h.add(op)
 
     def final(self, stop_deadline):
+        nodes = responsive(self.c)
         for key in self.keys:
             while time.time() < stop_deadline:
-                op = self.read("final", None, key, list(self.c.nodes))
+                op = self.read("final", None, key, nodes)
                 if op["type"] == "ok":
                     break
                 time.sleep(0.3)
@@ -270,9 +271,12 @@ class LeaseWorkload:
         wait_until = (max(exp) if exp else 0) / 1000.0 + self.bound_ms / 1000.0 + 1
         while time.time() < min(wait_until, stop_deadline) and not self.all_seen():
             time.sleep(0.2)
-        nodes = list(self.c.nodes)
+        nodes = responsive(self.c)
         for lid, path in sorted(self.leases.items()):
             res = {"lookup": None, "get_error": None}
+            if time.time() > stop_deadline:
+                self.final_state[lid] = res
+                continue
             for _ in range(5):
                 rc, out, t0, t1 = call(self.c, ["lease", "lookup", lid], nodes)
                 if rc == 0:
@@ -282,7 +286,7 @@ class LeaseWorkload:
                                     expire_at_ms=out.get("expire_at_ms")))
                     break
                 time.sleep(0.3)
-            for _ in range(5):
+            for _ in range(5 if res["lookup"] else 0):
                 rc, out, t0, t1 = call(self.c, ["kv", "get", path], nodes)
                 code = err_code(rc, out)
                 if code not in ("UNAVAILABLE", "EXIT_1", "EXIT_3", "UNKNOWN_OUTCOME"):
@@ -555,6 +559,12 @@ def main():
             net.teardown()
     log("results in %s; exit %d" % (results, code))
     return code
+
+
+def responsive(cluster):
+    """The nodes that answer status (a hung node would eat every final call's timeout)."""
+    nodes = [n for n in cluster.nodes if n.alive() and n.status()]
+    return nodes or list(cluster.nodes)
 
 
 def node_snapshot(n):
