@@ -43,7 +43,12 @@ struct slot {
     uint64_t start_ns;  /* when the op (not the step) began */
     int step;           /* grant: 0 = lease grant, 1 = kv put */
     char lease_id[128];
+    uint8_t key[16];    /* idempotency key of the step: kept across retries */
+    bool retry;         /* resend the step with the same key */
+    unsigned retries;
 };
+
+#define RETRIES_MAX 20 /* per step: UNAVAILABLE while a leader is elected */
 
 struct worker {
     const struct opts *o;
@@ -52,7 +57,7 @@ struct worker {
     unsigned n_slots;
     struct slot *slots;
     uint64_t *lat_ns;   /* per completed op */
-    uint64_t done, errors, quota;
+    uint64_t done, errors, quota, retries;
     uint64_t next_id;
     unsigned seed;
     char last_error[256];
@@ -67,14 +72,13 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static int send_req(struct worker *w, struct mf_bclient *c, Mayfly__Api__Request *req, bool write)
+static int send_req(struct worker *w, struct mf_bclient *c, Mayfly__Api__Request *req,
+                    uint8_t *key)
 {
-    uint8_t key[16];
     req->token = (char *)w->o->token;
-    if (write) {
-        mf_rand_bytes(key, sizeof(key));
+    if (key) {
         req->request_key.data = key;
-        req->request_key.len = sizeof(key);
+        req->request_key.len = 16;
     }
     size_t len = mayfly__api__request__get_packed_size(req);
     uint8_t *buf = malloc(len ? len : 1);
@@ -97,6 +101,11 @@ static int start_step(struct worker *w, struct mf_bclient *c, struct slot *s)
     Mayfly__Api__KvGetRequest get = MAYFLY__API__KV_GET_REQUEST__INIT;
     char path[64];
     bool write = true;
+    if (!s->retry) {
+        mf_rand_bytes(s->key, sizeof(s->key)); /* a new step: a new key */
+        s->retries = 0;
+    }
+    s->retry = false;
     s->id = ++w->next_id;
     req.id = s->id;
     unsigned k = w->o->prefill ? (unsigned)(__atomic_fetch_add(&prefill_next, 1, __ATOMIC_RELAXED) % 1000)
@@ -137,7 +146,7 @@ static int start_step(struct worker *w, struct mf_bclient *c, struct slot *s)
         write = false;
         break;
     }
-    return send_req(w, c, &req, write);
+    return send_req(w, c, &req, write ? s->key : NULL);
 }
 
 static struct slot *find_slot(struct worker *w, uint64_t id)
@@ -184,6 +193,20 @@ static void *worker_main(void *arg)
         bool failed = r->error && r->error->code != MAYFLY__API__ERROR_CODE__OK;
         if (failed)
             snprintf(w->last_error, sizeof(w->last_error), "%s", r->error->message);
+        /* Like libmayfly: UNAVAILABLE (no leader yet) is retried with the same
+         * key, so a write that did apply is answered, not applied twice. */
+        if (failed && r->error->code == MAYFLY__API__ERROR_CODE__UNAVAILABLE &&
+            s->retries < RETRIES_MAX) {
+            mayfly__api__response__free_unpacked(r, NULL);
+            s->retries++;
+            w->retries++;
+            s->retry = true;
+            struct timespec gap = {0, 20 * 1000000};
+            nanosleep(&gap, NULL); /* back off: an election takes a few hundred ms */
+            if (start_step(w, &c, s))
+                goto broken;
+            continue;
+        }
         bool more_steps = !failed && (w->o->w == W_GRANT) && s->step == 0;
         if (more_steps) {
             snprintf(s->lease_id, sizeof(s->lease_id), "%s", r->lease_grant->lease_id);
@@ -297,17 +320,22 @@ static int run(const struct opts *o, SSL_CTX *ctx, char **addrs, size_t n_addrs,
     }
     *n_lat = 0;
     *errors = 0;
+    uint64_t retries = 0;
     for (unsigned i = 0; i < o->conns; i++) {
         pthread_join(th[i], NULL);
         memcpy(*lat + *n_lat, ws[i].lat_ns, ws[i].done * sizeof(uint64_t));
         *n_lat += ws[i].done;
         *errors += ws[i].errors;
+        retries += ws[i].retries;
         if (ws[i].last_error[0])
             snprintf(last_error, le_len, "%s", ws[i].last_error);
         free(ws[i].slots);
         free(ws[i].lat_ns);
     }
     *secs = (double)(mono_ns() - t0) / 1e9;
+    if (retries)
+        fprintf(stderr, "mayfly-bench: %" PRIu64 " request(s) retried after UNAVAILABLE\n",
+                retries);
     free(ws);
     free(th);
     return 0;
