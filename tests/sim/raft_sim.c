@@ -1144,7 +1144,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: raft_sim [--seed N | --seeds LO:HI] [--nodes 3|5] [--steps N] [-v]\n"
             "                [--bench] [--bug a|b|c --expect-fail] [--no-durability-check]\n"
-            "  MF_SIM_SEEDS=N overrides the number of seeds of --seeds LO:HI (LO:LO+N).\n");
+            "  MF_SIM_SEEDS=N turns --seeds LO:HI into part LO/(HI-LO) of N seeds each.\n");
 }
 
 int main(int argc, char **argv)
@@ -1159,9 +1159,15 @@ int main(int argc, char **argv)
             char *end;
             o.seed_lo = strtoull(argv[++i], &end, 10);
             o.seed_hi = *end == ':' ? strtoull(end + 1, NULL, 10) : o.seed_lo + 1;
+            /* MF_SIM_SEEDS=N: this range becomes part k of N seeds each,
+             * k = LO / (HI - LO), so ctest's parts never overlap. */
             const char *env = getenv("MF_SIM_SEEDS");
-            if (env && *env)
-                o.seed_hi = o.seed_lo + strtoull(env, NULL, 10);
+            if (env && *env && o.seed_hi > o.seed_lo) {
+                uint64_t n = strtoull(env, NULL, 10);
+                uint64_t part = o.seed_lo / (o.seed_hi - o.seed_lo);
+                o.seed_lo = part * n;
+                o.seed_hi = o.seed_lo + n;
+            }
         } else if (!strcmp(a, "--nodes") && i + 1 < argc) {
             o.nodes = (uint32_t)atoi(argv[++i]);
         } else if (!strcmp(a, "--steps") && i + 1 < argc) {
