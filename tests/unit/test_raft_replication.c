@@ -279,6 +279,63 @@ static void test_raft_snapshot_matching_log_is_kept(void **state)
     h_free(&h);
 }
 
+/* A ready batch stays valid while the driver keeps stepping and proposing before advance. */
+static void test_raft_ready_batch_valid_until_advance(void **state)
+{
+    (void)state;
+    struct harness h;
+    h_init_ex(&h, 3, 3, 0, false, false);
+    h_elect(&h, 1);
+    uint64_t v = 0x1122334455667788ull;
+    uint8_t d[8];
+    memcpy(d, &v, 8);
+    assert_int_equal(mf_raft_propose(h.nodes[1].r, d, 8, NULL), 0);
+    struct mf_raft_ready rd;
+    assert_int_equal(mf_raft_ready(h.nodes[1].r, &rd), 0);
+    assert_false(mf_raft_has_ready(h.nodes[1].r));
+    assert_true(rd.msgs_before_len >= 1);
+    assert_int_equal(rd.msgs_before[0].entries_len, 1);
+    /* Lots of activity in between: proposals, ticks, stale messages. */
+    for (int k = 0; k < 40; k++) {
+        uint64_t w = (uint64_t)k;
+        uint8_t e[8];
+        memcpy(e, &w, 8);
+        assert_int_equal(mf_raft_propose(h.nodes[1].r, e, 8, NULL), 0);
+        assert_int_equal(mf_raft_tick(h.nodes[1].r), 0);
+    }
+    assert_memory_equal(rd.msgs_before[0].entries[0].data, d, 8);
+    assert_memory_equal(rd.entries[0].data, d, 8);
+    assert_int_equal(h.nodes[1].st.save(h.nodes[1].st.ctx, &rd.hard_state, rd.entries,
+                                        rd.entries_len),
+                     0);
+    ready_advance(&h, 1, &rd);
+    assert_true(mf_raft_has_ready(h.nodes[1].r));
+    h.q_len = 0;
+    h_stabilize(&h);
+    h_tick_all(&h, 3);
+    assert_int_equal(h_status(&h, 2).commit, h_status(&h, 1).last_index);
+    h_free(&h);
+}
+
+/* A follower reported unreachable drops from pipelining to probing and recovers on its next response. */
+static void test_raft_report_unreachable_probes(void **state)
+{
+    (void)state;
+    struct harness h;
+    h_init_ex(&h, 3, 3, 0, false, false);
+    h_elect(&h, 1);
+    h.cut[1][2] = true;
+    for (int k = 0; k < 3; k++) {
+        h_propose(&h, 1, 7 + (uint64_t)k);
+        h_stabilize(&h);
+    }
+    mf_raft_report_unreachable(h.nodes[1].r, 2);
+    h.cut[1][2] = false;
+    h_tick_all(&h, 3);
+    assert_int_equal(h_status(&h, 2).last_index, h_status(&h, 1).last_index);
+    h_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -292,6 +349,8 @@ int main(void)
         cmocka_unit_test(test_raft_snapshot_brings_lagging_follower_up),
         cmocka_unit_test(test_raft_old_snapshot_never_moves_commit_back),
         cmocka_unit_test(test_raft_snapshot_matching_log_is_kept),
+        cmocka_unit_test(test_raft_ready_batch_valid_until_advance),
+        cmocka_unit_test(test_raft_report_unreachable_probes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
