@@ -11,20 +11,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import checker  # noqa: E402
 
 
-def offsets_from(timeline):
-    def clock_offset(node, t):
-        off = 0
-        for e in timeline:
-            if e["t"] > t:
-                break
-            if e["what"] == "start" and e.get("node") == node:
-                off = e.get("clock_offset_ms", 0)
-            elif e["what"] == "skew" and e.get("node") == node:
-                off = None
-        return off
-    return clock_offset
-
-
 def main(d):
     ops = [json.loads(l) for l in open(os.path.join(d, "history.jsonl"))]
     rep = json.load(open(os.path.join(d, "report.json")))
@@ -46,7 +32,7 @@ def main(d):
         r = checker.check_expiry(ops, seen, final, skew_ms=args["skew_ms"],
                                  bound_ms=rep["bound_ms"], clock_faults=faults,
                                  revoke_tolerance_ms=args["skew_ms"] if faults else 0,
-                                 clock_offset=offsets_from(timeline))
+                                 clock_offset=checker.clock_offsets(timeline))
     print(json.dumps(dict(valid=r["valid"], stats=r.get("stats"), per_key=r.get("per_key"),
                           anomalies=r["anomalies"][:20]), indent=1, default=str))
     return 0 if r["valid"] else (1 if r["anomalies"] else 3)

@@ -179,6 +179,28 @@ def _pct(xs, p):
     return xs[k]
 
 
+def clock_offsets(timeline):
+    """clock_offset(node, t0, t1): the smallest clock offset (ms) the nemesis gave node
+    at any time in [t0, t1] (a node restarted under a new clock mid-read may answer
+    it), or None if the node was being restarted under a new clock then."""
+    def offset_at(node, t):
+        off = 0
+        for e in timeline:
+            if e["t"] > t:
+                break
+            if e["what"] == "start" and e.get("node") == node:
+                off = e.get("clock_offset_ms", 0)
+            elif e["what"] == "skew" and e.get("node") == node:
+                off = None
+        return off
+
+    def clock_offset(node, t0, t1):
+        offs = [offset_at(node, t0)] + [offset_at(node, e["t"]) for e in timeline
+                                        if t0 < e["t"] <= t1 and e.get("node") == node]
+        return None if None in offs else min(offs)
+    return clock_offset
+
+
 def check_expiry(history, revoked_seen, final, skew_ms=500, bound_ms=None,
                  clock_faults=False, revoke_tolerance_ms=0, clock_offset=None):
     """history: lease workload ops; revoked_seen: {lease_id: first client time (ms) a
@@ -278,7 +300,7 @@ def check_expiry(history, revoked_seen, final, skew_ms=500, bound_ms=None,
                 # The serving node's clock read at least invoke + its offset (0 unless
                 # the nemesis skewed it): it had to refuse if that + skew >= expire_at.
                 node = (r.get("read") or {}).get("node") or r.get("node")
-                off = clock_offset(node, r["invoke"]) if clock_offset else 0
+                off = clock_offset(node, r["invoke"], r["complete"]) if clock_offset else 0
                 stats["margin_reads"] += 1
                 d = dict(kind="read-within-skew-margin", lease_id=lid, expire_at_ms=e,
                          before_expiry_ms=round(e - r["invoke"], 1), node_clock_offset_ms=off,

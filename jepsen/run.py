@@ -302,18 +302,7 @@ class LeaseWorkload:
         clock_faults = any(e["what"] == "skew" for e in ctx.nemesis.timeline) if ctx.nemesis else False
         tol = ctx.args.skew_ms if clock_faults else 0
         timeline = ctx.nemesis.timeline if ctx.nemesis else []
-
-        def clock_offset(node, t):
-            """The offset the nemesis gave node's clock at client time t (ms)."""
-            off = 0
-            for e in timeline:
-                if e["t"] > t:
-                    break
-                if e["what"] == "start" and e.get("node") == node:
-                    off = e.get("clock_offset_ms", 0)
-                elif e["what"] == "skew" and e.get("node") == node:
-                    off = None  # being restarted with a new clock: unknown
-            return off
+        clock_offset = checker.clock_offsets(timeline)
         r = checker.check_expiry(self.h.ops, self.revoked_seen, self.final_state,
                                  skew_ms=ctx.args.skew_ms, bound_ms=self.bound_ms,
                                  clock_faults=clock_faults, revoke_tolerance_ms=tol,

@@ -158,12 +158,12 @@ class Expiry(unittest.TestCase):
         self.assertEqual([a["kind"] for a in r["anomalies"]], ["read-within-skew-margin"])
         # The node's clock was 400 ms behind: it saw 1300 + 500 < 2000 and rightly served.
         r = checker.check_expiry(self.hist(1700), {"L": 2050}, self.final(),
-                                 clock_offset=lambda node, t: -400)
+                                 clock_offset=lambda node, t0, t1: -400)
         self.assertTrue(r["valid"], r)
         self.assertTrue(r["warnings"])
         # 100 ms behind is not enough to excuse it.
         r = checker.check_expiry(self.hist(1700), {"L": 2050}, self.final(),
-                                 clock_offset=lambda node, t: -100)
+                                 clock_offset=lambda node, t0, t1: -100)
         self.assertFalse(r["valid"])
 
     def test_renew_extends(self):
