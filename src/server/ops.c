@@ -23,6 +23,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "server/srv_int.h"
+#include "store/idempotency.h"
 #include "store/kv.h"
 #include "store/leases.h"
 #include "store/tokens.h"
@@ -675,6 +676,8 @@ static void finish_keyring(struct req *r, const void *res_ptr, Resp *resp)
     propose_token_create(r, root_policies, 1, 0, true, finish_root_token);
 }
 
+#define INIT_SHARES_PATH "sys/init-shares" /* AAD of the shares kept for a retried init */
+
 static void propose_keyring(struct req *r, uint8_t *blob, size_t len)
 {
     Mayfly__Cmd__KeyringPut m = MAYFLY__CMD__KEYRING_PUT__INIT;
@@ -683,14 +686,106 @@ static void propose_keyring(struct req *r, uint8_t *blob, size_t len)
     Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
     cmd.op_case = MAYFLY__CMD__COMMAND__OP_KEYRING_PUT;
     cmd.keyring_put = &m;
+    /* The shares are shown once; kept encrypted with the idempotency entry
+     * so an init retried after a lost answer (same request id) can show them. */
+    struct init_state *is = r->op_state;
+    uint8_t *ct = NULL;
+    size_t ct_len = 0;
+    if (is && r->pb && r->pb->request_key.len) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < is->n_shares; i++)
+            json_array_append_new(arr, json_string(is->shares[i]));
+        char *text = json_dumps(arr, JSON_COMPACT);
+        json_decref(arr);
+        if (text && mf_barrier_encrypt(r->srv->barrier, INIT_SHARES_PATH, token_write_id(r), text,
+                                       strlen(text), &ct, &ct_len) == 0) {
+            cmd.result_secret.data = ct;
+            cmd.result_secret.len = ct_len;
+        }
+        if (text) {
+            OPENSSL_cleanse(text, strlen(text));
+            free(text);
+        }
+    }
     mf_ops_propose(r, &cmd, finish_keyring);
+    free(ct);
+}
+
+/* The shares kept with a first init's result (see propose_keyring). */
+static struct init_state *init_state_from_result(struct mf_server *s, struct req *r,
+                                                 const Result *res)
+{
+    if (!res->secret.len)
+        return NULL;
+    uint8_t *plain = NULL;
+    size_t len = 0;
+    if (mf_barrier_decrypt(s->barrier, INIT_SHARES_PATH, token_write_id(r), res->secret.data,
+                           res->secret.len, &plain, &len))
+        return NULL;
+    json_error_t je;
+    json_t *arr = json_loadb((const char *)plain, len, 0, &je);
+    mf_barrier_wipe_free(plain, len);
+    struct init_state *is = calloc(1, sizeof(*is));
+    size_t n = json_array_size(arr);
+    if (is)
+        is->shares = calloc(n ? n : 1, sizeof(char *));
+    for (size_t i = 0; is && is->shares && i < n; i++)
+        is->shares[is->n_shares++] = strdup(json_string_value(json_array_get(arr, i)));
+    json_decref(arr);
+    return is;
+}
+
+/* An init retried with the same request id after its answer was lost: finish
+ * what the first attempt started (the store remembers each step's result). */
+static int resume_init(struct req *r)
+{
+    struct mf_server *s = r->srv;
+    const ProtobufCBinaryData *key = &r->pb->request_key;
+    uint8_t rid[MF_IDEM_RID_MAX];
+    if (key->len == 0 || key->len >= sizeof(rid))
+        return MF_ENOTFOUND;
+    memcpy(rid, key->data, key->len);
+    MDB_txn *txn;
+    int rc = mf_srv_read_begin(s, &txn);
+    if (rc)
+        return rc;
+    Result *first = NULL, *second = NULL;
+    uint64_t now = mf_now_wall_ms();
+    rc = mf_idem_get(txn, mf_fsm_state(s->fsm), rid, key->len, now, &first);
+    if (!rc) {
+        rid[key->len] = 1; /* the root token step's id (rid_suffix 1) */
+        if (mf_idem_get(txn, mf_fsm_state(s->fsm), rid, key->len + 1, now, &second))
+            second = NULL;
+    }
+    mf_srv_read_end(s, txn);
+    if (rc)
+        return rc;
+    struct init_state *is = init_state_from_result(s, r, first);
+    mf_fsm_result_free(first);
+    if (is) {
+        is->threshold = r->pb->init->threshold ? r->pb->init->threshold : 3;
+        r->op_state = is;
+        r->op_state_free = init_state_free;
+    }
+    MF_INFO(LOG_MOD, "init retried with the same request id: resuming");
+    if (second) {
+        Resp resp = MAYFLY__API__RESPONSE__INIT;
+        finish_root_token(r, second, &resp);
+        mf_fsm_result_free(second);
+    } else {
+        finish_keyring(r, NULL, NULL);
+    }
+    return 0;
 }
 
 static void op_init(struct req *r)
 {
     struct mf_server *s = r->srv;
-    if (mf_srv_initialized(s))
+    if (mf_srv_initialized(s)) {
+        if (resume_init(r) == 0)
+            return;
         return mf_api_reply_error(r, MF_EINVAL, "the cluster is already initialised");
+    }
     const Mayfly__Api__InitRequest *q = r->pb->init;
     char err[MF_SEAL_ERR_LEN] = "";
     uint8_t *blob = NULL;

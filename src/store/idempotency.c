@@ -90,6 +90,28 @@ int mf_idem_apply_lookup(struct mf_apply *a, const uint8_t *rid, size_t len,
     return 0;
 }
 
+int mf_idem_get(MDB_txn *txn, struct mf_state *st, const uint8_t *rid, size_t len,
+                uint64_t now_ms, Mayfly__Cmd__Result **out)
+{
+    if (len == 0 || len > MF_IDEM_RID_MAX)
+        return MF_EINVAL;
+    MDB_val k = {len, (void *)rid}, d;
+    int rc = mdb_get(txn, st->dbi[MF_DB_IDEM], &k, &d);
+    if (rc)
+        return mf_state_err(rc, "idem get");
+    Mayfly__Cmd__IdemRecord *rec = mayfly__cmd__idem_record__unpack(NULL, d.mv_size, d.mv_data);
+    if (!rec)
+        return MF_ECORRUPT;
+    if (rec->expire_at_ms <= now_ms || !rec->result) {
+        mayfly__cmd__idem_record__free_unpacked(rec, NULL);
+        return MF_ENOTFOUND;
+    }
+    *out = rec->result;
+    rec->result = NULL;
+    mayfly__cmd__idem_record__free_unpacked(rec, NULL);
+    return 0;
+}
+
 static void exp_key(uint8_t *kb, uint64_t expire_at, const uint8_t *rid, size_t len)
 {
     mf_be64_put(kb, expire_at);

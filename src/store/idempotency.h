@@ -22,6 +22,13 @@
 #define MF_IDEM_PRUNE_PER_CMD 16        /* expired entries dropped per command */
 #define MF_IDEM_RID_MAX 64              /* bytes in a request id */
 
+/* Read side: the result remembered for request id `rid` (not expired by
+ * `now_ms`), for a proposer that must know whether a request already applied
+ * (a retried init). *out is freed with mf_fsm_result_free. MF_ENOTFOUND if
+ * none. */
+int mf_idem_get(MDB_txn *txn, struct mf_state *st, const uint8_t *rid, size_t len,
+                uint64_t now_ms, Mayfly__Cmd__Result **out);
+
 /* Number of request ids currently remembered. */
 int mf_idem_count(MDB_txn *txn, struct mf_state *st, uint64_t *count);
 

@@ -154,6 +154,43 @@ class ThreeNodes(unittest.TestCase):
         self.assertEqual(rc, 0, out)
 
 
+def raw_call(node, certs, body):
+    """One hand-made Request frame over TLS; returns the Response bytes."""
+    ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
+    with socket.create_connection(("127.0.0.1", node.api_port), timeout=15) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(struct.pack(">I", len(body)) + body)
+            (n,) = struct.unpack(">I", s.recv(4))
+            answer = b""
+            while len(answer) < n:
+                answer += s.recv(n - len(answer))
+            return answer
+
+
+class RetriedInit(unittest.TestCase):
+    def test_init_retried_with_same_request_id_gives_the_same_root_token(self):
+        """An init whose answer was lost, retried with the same request id,
+        answers the same root token; a different request is refused."""
+        c = Cluster(3).start()
+        self.addCleanup(c.cleanup)
+        leader = c.leader()
+        key = os.urandom(16)
+        # Request{id=1, request_key=key, init={}}
+        body = b"\x08\x01\x1a\x10" + key + b"\x72\x00"
+        first = raw_call(leader, c.certs, body)
+        second = raw_call(leader, c.certs, body)
+        tok1 = re.search(rb"mf\.[0-9a-f]{64}", first)
+        tok2 = re.search(rb"mf\.[0-9a-f]{64}", second)
+        self.assertIsNotNone(tok1, first)
+        self.assertIsNotNone(tok2, second)
+        self.assertEqual(tok1.group(0), tok2.group(0))
+        other = raw_call(leader, c.certs, b"\x08\x01\x1a\x10" + os.urandom(16) + b"\x72\x00")
+        self.assertIn(b"already initialised", other)
+        c.token = tok1.group(0).decode()
+        rc, out = c.cli("token", "lookup")
+        self.assertEqual(rc, 0, out)
+
+
 class Snapshots(unittest.TestCase):
     def test_lagging_node_catches_up_by_snapshot(self):
         """A node down while the log was compacted past its position comes back
