@@ -9,10 +9,11 @@
  *       struct mf_raft_ready rd;
  *       mf_raft_ready(r, &rd);
  *       send(rd.msgs_before);            // leader AppendEntries etc.: may go now
- *       if (rd.snapshot) install it, storage->install_snapshot(rd.snapshot)
+ *       write rd.snapshot_chunks to the staging area (follower)
+ *       if (rd.snapshot) install the staging, storage->install_snapshot(rd.snapshot)
  *       storage->save(rd.hard_state_changed ? &rd.hard_state : NULL,
  *                     rd.entries, rd.entries_len);   // one fsync
- *       write rd.snapshot_chunks (follower), then send(rd.msgs_after);
+ *       send(rd.msgs_after);             // votes, acks: only after the fsync
  *       apply(rd.committed); serve rd.read_states once applied >= index
  *       mf_raft_advance(r, &rd);         // "all of rd is durable and applied"
  *   }
