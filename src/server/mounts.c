@@ -259,7 +259,7 @@ static void job_start_next(struct mount *m)
         m->head = j->next;
         if (!m->head)
             m->tail = NULL;
-        if (m->srv->role != MF_RAFT_LEADER && j->kind != MJOB_CLOSE) {
+        if (!mf_node_is_leader(m->srv->node) && j->kind != MJOB_CLOSE) {
             /* A deposed leader starts no engine call. */
             j->rc = MF_ENOTLEADER;
             snprintf(j->err, sizeof(j->err), "not the leader any more");

@@ -982,6 +982,13 @@ int mf_node_send(struct mf_node *n, uint64_t to, uint8_t tag, const void *data, 
     return mf_transport_send(n->transport, to, MF_TRANSPORT_CONTROL, tag, data, len);
 }
 
+bool mf_node_is_leader(struct mf_node *n)
+{
+    struct mf_raft_status st;
+    mf_raft_status(n->raft, &st);
+    return !n->failed && st.role == MF_RAFT_LEADER;
+}
+
 void mf_node_status(struct mf_node *n, struct mf_raft_status *st)
 {
     mf_raft_status(n->raft, st);

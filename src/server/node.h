@@ -127,6 +127,9 @@ int mf_node_read_index(struct mf_node *n, mf_node_read_cb cb, void *arg);
 int mf_node_send(struct mf_node *n, uint64_t to, uint8_t tag, const void *data, size_t len);
 
 void mf_node_status(struct mf_node *n, struct mf_raft_status *st);
+/* Whether the core leads right now (the role seen by callbacks is the one of
+ * the last ready batch, which may lag while a batch is in flight). */
+bool mf_node_is_leader(struct mf_node *n);
 
 /* Counters for metrics: ready batches, entries they persisted and applied
  * (entries per batch is the group-commit factor). */

@@ -1705,7 +1705,7 @@ static void run_write(struct req *r)
 static void route_write(struct req *r)
 {
     struct mf_server *s = r->srv;
-    if (s->role == MF_RAFT_LEADER)
+    if (mf_node_is_leader(s->node))
         return run_write(r);
     if (r->peer)
         return mf_api_reply_error(r, MF_EUNAVAIL, "this node is no longer the leader; retry");

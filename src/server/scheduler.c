@@ -29,6 +29,11 @@
 #define EXPIRY_BATCH 1000           /* leases per expire / revoked command */
 #define EXPIRY_IDLE_MS 1000         /* re-check at least this often while leader */
 #define TIDY_EVERY_MS 60000  /* drop revoked leases past retention */
+/* After a failed proposal: never 0 ms. A timer re-armed with 0 runs again in
+ * the same libuv timer pass; if proposals fail synchronously (a deposed leader
+ * before its next ready batch) the loop would never leave that pass. Found by
+ * jepsen (a leader paused with SIGSTOP livelocked after SIGCONT). */
+#define FAILURE_BACKOFF_MS 100
 
 static void sched_run(struct mf_server *s);
 
@@ -50,8 +55,8 @@ static void on_expire_done(struct mf_server *s, int rc)
     s->sched_expire_inflight = false;
     if (rc)
         MF_WARN(LOG_MOD, "expire proposal failed: %s", mf_strerror(rc));
-    if (s->role == MF_RAFT_LEADER)
-        arm(s, 0);
+    if (mf_node_is_leader(s->node))
+        arm(s, rc ? FAILURE_BACKOFF_MS : 0);
 }
 
 static void on_revoked_done(struct mf_server *s, int rc)
@@ -59,8 +64,8 @@ static void on_revoked_done(struct mf_server *s, int rc)
     s->sched_revoked_inflight = false;
     if (rc)
         MF_WARN(LOG_MOD, "revoked proposal failed: %s", mf_strerror(rc));
-    if (s->role == MF_RAFT_LEADER)
-        arm(s, 0);
+    if (mf_node_is_leader(s->node))
+        arm(s, rc ? FAILURE_BACKOFF_MS : 0);
 }
 
 static void on_tidy_done(struct mf_server *s, int rc)
@@ -205,8 +210,8 @@ static void on_engine_revoked(struct mf_server *s, struct mf_mjob *j, void *arg)
         }
     }
     free(b);
-    if (s->role == MF_RAFT_LEADER)
-        arm(s, 0);
+    if (mf_node_is_leader(s->node))
+        arm(s, n_failed ? FAILURE_BACKOFF_MS : 0);
 }
 
 /* Reconciler: objects in the target whose lease is revoked or unknown are
@@ -331,7 +336,8 @@ static void reconcile(struct mf_server *s, uint64_t now)
 
 static void sched_run(struct mf_server *s)
 {
-    if (s->role != MF_RAFT_LEADER || s->failed || mf_barrier_sealed(s->barrier))
+    /* The core's role, not the one cached at the last ready batch. */
+    if (!mf_node_is_leader(s->node) || s->failed || mf_barrier_sealed(s->barrier))
         return;
     uint64_t now = mf_srv_leader_now(s);
     /* Leader time never runs backwards; mf_srv_leader_now already advanced it,
