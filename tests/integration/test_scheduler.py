@@ -87,6 +87,26 @@ class Scheduler(unittest.TestCase):
         print("failover lateness (observed by polling): max %d ms" % max(late))
         self.assertLess(max(late), FAILOVER_BOUND_MS)
 
+    def test_paused_leader_rejoins_after_sigcont(self):
+        """A leader paused (SIGSTOP) while leases fall due comes back (SIGCONT)
+        as a follower that answers, instead of spinning on failed proposals."""
+        leader = self.c.leader()
+        for _ in range(20):
+            self.grant("1s", name="pause", addr=leader.api_addr)
+        leader.kill(signal.SIGSTOP)
+        try:
+            survivors = [n for n in self.c.nodes if n is not leader]
+            new = self.c.leader(among=survivors)
+            wait_for(lambda: now_ms() > 0 and self.revoked_ids(new, "pause"), 10,
+                     "the new leader revokes")
+        finally:
+            leader.kill(signal.SIGCONT)
+        st = wait_for(lambda: (leader.status() or {}).get("leader_id") == new.id and
+                      leader.status(), 15, "the old leader follows the new one")
+        self.assertEqual(st["role"], "follower")
+        rc, out = leader.cli("lease", "list", "-state", "revoked", "lease/pause/")
+        self.assertEqual((rc, len(out.get("leases", []))), (0, 20), out)
+
     def test_renew_keeps_lease_alive(self):
         """A lease renewed before it is due is not expired by the scheduler."""
         l = self.grant("2s", name="renew")
