@@ -28,6 +28,7 @@ enum workload { W_GRANT, W_PUT, W_GET_L, W_GET_S, W_STORM };
 
 struct opts {
     const char *addr, *token, *ca;
+    const char *name;   /* lease name (grant, revoke-storm); optional */
     enum workload w;
     const char *wname;
     unsigned clients, conns;
@@ -120,7 +121,8 @@ static int start_step(struct worker *w, struct mf_bclient *c, struct slot *s)
     case W_STORM:
         if (s->step == 0) {
             g.ttl_ms = w->o->ttl_ms;
-            g.name = w->o->w == W_STORM ? "bench-storm" : "bench";
+            g.name = (char *)(w->o->name ? w->o->name
+                                         : w->o->w == W_STORM ? "bench-storm" : "bench");
             req.op_case = MAYFLY__API__REQUEST__OP_LEASE_GRANT;
             req.lease_grant = &g;
         } else {
@@ -265,6 +267,7 @@ static int parse(int argc, char **argv, struct opts *o)
         else if (!strcmp(f, "token")) o->token = v;
         else if (!strcmp(f, "ca-cert")) o->ca = v;
         else if (!strcmp(f, "workload")) o->wname = v;
+        else if (!strcmp(f, "name")) o->name = v;
         else if (!strcmp(f, "clients")) o->clients = (unsigned)atoi(v);
         else if (!strcmp(f, "conns")) o->conns = (unsigned)atoi(v);
         else if (!strcmp(f, "total")) o->total = strtoull(v, NULL, 10);
@@ -285,7 +288,7 @@ static int parse(int argc, char **argv, struct opts *o)
         o->clients < o->conns || o->value_size == 0 || o->value_size >= sizeof(value_buf)) {
         fprintf(stderr, "usage: mayfly-bench -addr A[,B,...] -workload "
                         "grant|put|get-l|get-s|revoke-storm [-clients 64] [-conns 8] "
-                        "[-total 20000] [-ttl 60s] [-value-size 256]\n"
+                        "[-total 20000] [-ttl 60s] [-value-size 256] [-name LEASE_NAME]\n"
                         "(-token/-ca-cert or MAYFLY_TOKEN/MAYFLY_CACERT are required)\n");
         return -1;
     }
@@ -353,7 +356,9 @@ static int64_t storm_remaining(SSL_CTX *ctx, const struct opts *o, const char *a
     for (;;) {
         Mayfly__Api__Request req = MAYFLY__API__REQUEST__INIT;
         Mayfly__Api__LeaseListRequest l = MAYFLY__API__LEASE_LIST_REQUEST__INIT;
-        l.prefix = "lease/bench-storm/";
+        char prefix[256];
+        snprintf(prefix, sizeof(prefix), "lease/%s/", o->name ? o->name : "bench-storm");
+        l.prefix = prefix;
         l.limit = 10000;
         l.after = after;
         req.id = 1;
