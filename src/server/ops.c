@@ -362,6 +362,30 @@ static char *kv_data_json(const Mayfly__Api__KvPutRequest *p)
     return text;
 }
 
+/* Encrypts `plain` (then wiped and freed) as the value of m->path under a
+ * write id that is the index the entry will get, and proposes the KV put. */
+static void propose_kv_put(struct req *r, Mayfly__Cmd__KvPut *m, char *plain,
+                           mf_ops_finish_cb finish)
+{
+    struct mf_server *s = r->srv;
+    m->write_id = mf_node_next_index(s->node);
+    uint8_t *ct = NULL;
+    size_t ct_len = 0;
+    int rc = mf_barrier_encrypt(s->barrier, m->path, m->write_id, plain, strlen(plain), &ct,
+                                &ct_len);
+    OPENSSL_cleanse(plain, strlen(plain));
+    free(plain);
+    if (rc)
+        return mf_api_reply_error(r, rc, "cannot encrypt the value: %s", mf_strerror(rc));
+    m->value.data = ct;
+    m->value.len = ct_len;
+    Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_KV_PUT;
+    cmd.kv_put = m;
+    mf_ops_propose(r, &cmd, finish);
+    free(ct);
+}
+
 static void finish_kv_put(struct req *r, const void *res_ptr, Resp *resp)
 {
     const Result *res = res_ptr;
@@ -383,7 +407,6 @@ static bool reserved_path(const char *path);
 
 static void op_kv_put(struct req *r)
 {
-    struct mf_server *s = r->srv;
     const Mayfly__Api__KvPutRequest *p = r->pb->kv_put;
     if (reserved_path(p->path))
         return mf_api_reply_error(r, MF_EPERM, "paths under '%s' are reserved",
@@ -398,25 +421,10 @@ static void op_kv_put(struct req *r)
     m.cas = p->cas;
     if (p->lease_id[0] && parse_lease_id(p->lease_id, &m.lease_seq))
         return mf_api_reply_error(r, MF_EINVAL, "'%s' is not a lease id", p->lease_id);
-    m.write_id = mf_node_next_index(s->node);
     char *json = kv_data_json(p);
     if (!json)
         return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
-    uint8_t *ct = NULL;
-    size_t ct_len = 0;
-    int rc = mf_barrier_encrypt(s->barrier, p->path, m.write_id, json, strlen(json), &ct,
-                                &ct_len);
-    OPENSSL_cleanse(json, strlen(json));
-    free(json);
-    if (rc)
-        return mf_api_reply_error(r, rc, "cannot encrypt the value: %s", mf_strerror(rc));
-    m.value.data = ct;
-    m.value.len = ct_len;
-    Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
-    cmd.op_case = MAYFLY__CMD__COMMAND__OP_KV_PUT;
-    cmd.kv_put = &m;
-    mf_ops_propose(r, &cmd, finish_kv_put);
-    free(ct);
+    propose_kv_put(r, &m, json, finish_kv_put);
 }
 
 static void op_kv_versions(struct req *r)
@@ -924,27 +932,12 @@ static bool valid_role_name(const char *r)
  * like any value); `finish` answers r. */
 static void propose_record(struct req *r, const char *path, json_t *obj, mf_ops_finish_cb finish)
 {
-    struct mf_server *s = r->srv;
     char *text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
     if (!text)
         return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
     Mayfly__Cmd__KvPut m = MAYFLY__CMD__KV_PUT__INIT;
     m.path = (char *)path;
-    m.write_id = mf_node_next_index(s->node);
-    uint8_t *ct = NULL;
-    size_t ct_len = 0;
-    int rc = mf_barrier_encrypt(s->barrier, path, m.write_id, text, strlen(text), &ct, &ct_len);
-    OPENSSL_cleanse(text, strlen(text));
-    free(text);
-    if (rc)
-        return mf_api_reply_error(r, rc, "cannot encrypt: %s", mf_strerror(rc));
-    m.value.data = ct;
-    m.value.len = ct_len;
-    Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
-    cmd.op_case = MAYFLY__CMD__COMMAND__OP_KV_PUT;
-    cmd.kv_put = &m;
-    mf_ops_propose(r, &cmd, finish);
-    free(ct);
+    propose_kv_put(r, &m, text, finish);
 }
 
 static void finish_record(struct req *r, const void *res_ptr, Resp *resp)
