@@ -11,6 +11,14 @@ scripts/build.sh build
 echo "== tests"
 (cd build && ctest --output-on-failure -j "$jobs" --timeout 900)
 
+echo "== chaos smoke (jepsen/smoke.sh: checker self-tests, kill + partition on both workloads)"
+if [ "$(id -u)" -eq 0 ]; then
+  MF_JEPSEN_SEED="${MF_JEPSEN_SEED:-1}" jepsen/smoke.sh build
+else
+  echo "chaos smoke needs root (iptables partitions); run: sudo jepsen/smoke.sh build" >&2
+  exit 1
+fi
+
 echo "== build (ASan + UBSan)"
 scripts/build.sh build-asan -DMAYFLY_SANITIZE=ON
 echo "== tests under ASan + UBSan (unit and simulator)"
