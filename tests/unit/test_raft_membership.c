@@ -217,6 +217,67 @@ static void test_raft_read_index_not_served_by_isolated_leader(void **state)
     h_free(&h);
 }
 
+/* A configuration entry takes effect on append and is undone when a conflict truncates it. */
+static void test_raft_truncated_conf_entry_is_undone(void **state)
+{
+    (void)state;
+    struct harness h;
+    h_init_ex(&h, 3, 3, 0, false, false);
+    uint8_t conf[MF_RAFT_CONF_ENTRY_LEN] = {MF_RAFT_CONF_ADD_LEARNER, 0, 0, 0, 0, 0, 0, 0, 4};
+    struct mf_raft_entry e = {.term = 1, .index = 1, .type = MF_RAFT_ENTRY_CONF,
+                              .len = sizeof(conf), .data = conf};
+    struct mf_raft_msg m = {.type = MF_RAFT_MSG_APP, .from = 1, .to = 2, .term = 1, .index = 0,
+                            .log_term = 0, .entries = &e, .entries_len = 1};
+    assert_int_equal(mf_raft_step(h.nodes[2].r, &m), 0);
+    assert_int_equal(h_status(&h, 2).conf.learners_len, 1);
+    uint64_t v = 5;
+    struct mf_raft_entry e2 = {.term = 2, .index = 1, .type = MF_RAFT_ENTRY_NORMAL, .len = 8,
+                               .data = (const uint8_t *)&v};
+    struct mf_raft_msg m2 = {.type = MF_RAFT_MSG_APP, .from = 3, .to = 2, .term = 2, .index = 0,
+                             .log_term = 0, .entries = &e2, .entries_len = 1};
+    assert_int_equal(mf_raft_step(h.nodes[2].r, &m2), 0);
+    assert_int_equal(h_status(&h, 2).conf.learners_len, 0);
+    h_stabilize(&h);
+    /* and after a restart, the log replays to the same configuration */
+    h_crash(&h, 2);
+    h_start(&h, 2);
+    assert_int_equal(h_status(&h, 2).conf.learners_len, 0);
+    assert_int_equal(h_status(&h, 2).conf.voters_len, 3);
+    h_free(&h);
+}
+
+/* A leader that appended its own removal and then lost its quorum may campaign again to finish the change (thesis 4.2.2). */
+static void test_raft_removed_leader_may_finish_its_removal(void **state)
+{
+    (void)state;
+    struct harness h;
+    h_init(&h, 3);
+    h_elect(&h, 1);
+    h_isolate(&h, 2, true);
+    h_isolate(&h, 3, true);
+    uint64_t ci = 0;
+    assert_int_equal(mf_raft_propose_conf_change(h.nodes[1].r, MF_RAFT_CONF_REMOVE, 1, &ci), 0);
+    h_stabilize(&h);
+    h_tick(&h, 1, 25); /* check-quorum: steps down with the removal uncommitted */
+    h_stabilize(&h);
+    assert_int_equal(h_status(&h, 1).role, MF_RAFT_FOLLOWER);
+    assert_int_equal(h_status(&h, 1).conf.voters_len, 2); /* latest conf: {2, 3} */
+    /* 1 holds the only copy of the removal; it can still campaign and win. */
+    h_isolate(&h, 2, false);
+    h_isolate(&h, 3, false);
+    assert_int_equal(mf_raft_campaign(h.nodes[1].r), 0);
+    h_stabilize(&h);
+    h_tick_all(&h, 60);
+    assert_true(h_status(&h, 2).commit >= ci);
+    assert_int_equal(h_status(&h, 2).conf.voters_len, 2); /* the removal survived */
+    assert_int_equal(h_status(&h, 3).conf.voters_len, 2);
+    int leaders = 0;
+    for (uint64_t id = 2; id <= 3; id++)
+        leaders += h_status(&h, id).role == MF_RAFT_LEADER;
+    assert_int_equal(leaders, 1);
+    h_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +290,8 @@ int main(void)
         cmocka_unit_test(test_raft_read_index_waits_for_commit_in_term),
         cmocka_unit_test(test_raft_follower_read_index_forwarded),
         cmocka_unit_test(test_raft_read_index_not_served_by_isolated_leader),
+        cmocka_unit_test(test_raft_truncated_conf_entry_is_undone),
+        cmocka_unit_test(test_raft_removed_leader_may_finish_its_removal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
