@@ -634,6 +634,26 @@ static int build_engine_role_put(const struct mf_cli_args *a, struct mf_cli_aren
     return 0;
 }
 
+static int build_engine_mount_op(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                                 Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in, (void)err, (void)err_len;
+    if (strcmp(a->cmd->words[1], "rotate-root") == 0) {
+        Mayfly__Api__EngineRotateRootRequest *e = MSG(ar, Mayfly__Api__EngineRotateRootRequest,
+                                                      mayfly__api__engine_rotate_root_request__init);
+        e->mount = mf_cli_arena_strdup(ar, a->pos[0]);
+        req->op_case = MAYFLY__API__REQUEST__OP_ENGINE_ROTATE_ROOT;
+        req->engine_rotate_root = e;
+    } else {
+        Mayfly__Api__EngineCrlRequest *e =
+            MSG(ar, Mayfly__Api__EngineCrlRequest, mayfly__api__engine_crl_request__init);
+        e->mount = mf_cli_arena_strdup(ar, a->pos[0]);
+        req->op_case = MAYFLY__API__REQUEST__OP_ENGINE_CRL;
+        req->engine_crl = e;
+    }
+    return 0;
+}
+
 static int build_engine_list(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
                              Mayfly__Api__Request *req, char *err, size_t err_len)
 {
@@ -840,6 +860,12 @@ static json_t *json_engine_list(const struct mf_cli_args *a, const Mayfly__Api__
                      read_info_json(r->engine_list->read));
 }
 
+static json_t *json_engine_crl(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    return json_pack("{s:s}", "crl_pem", r->engine_crl->crl_pem);
+}
+
 /* ---- the table ---- */
 
 #define R(x) MAYFLY__API__RESPONSE__RESULT_##x
@@ -899,6 +925,10 @@ static const struct mf_cli_command commands[] = {
      build_engine_role_put, R(EMPTY), json_empty},
     {{"engine", "list"}, "", 0, 0, false, "mayfly engine list", build_engine_list,
      R(ENGINE_LIST), json_engine_list},
+    {{"engine", "rotate-root"}, "", 1, 1, true, "mayfly engine rotate-root MOUNT",
+     build_engine_mount_op, R(EMPTY), json_empty},
+    {{"engine", "crl"}, "", 1, 1, false, "mayfly engine crl MOUNT", build_engine_mount_op,
+     R(ENGINE_CRL), json_engine_crl},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -26,6 +26,8 @@
 #include "server/srv_int.h"
 #include "store/kv.h"
 #include "store/leases.h"
+#include "engines/pki.h"
+#include "engines/postgres.h"
 
 #define LOG_MOD "engines"
 #define MOUNT_ROLES_MAX 256
@@ -109,7 +111,11 @@ static void parse_role_limits(struct role_limits *rl, const char *role, const ch
 
 /* ---- jobs ---- */
 
-enum mjob_kind { MJOB_OPEN, MJOB_ROLE_PUT, MJOB_ISSUE, MJOB_REVOKE, MJOB_LIST, MJOB_CLOSE };
+enum mjob_kind {
+    MJOB_OPEN, MJOB_ROLE_PUT, MJOB_ISSUE, MJOB_REVOKE, MJOB_LIST, MJOB_CLOSE,
+    MJOB_ROTATE_ROOT, /* postgres: new admin password; text = the new config */
+    MJOB_CRL,         /* pki: text = the signed CRL */
+};
 
 struct mf_mjob {
     struct mf_mjob *next;
@@ -129,6 +135,8 @@ struct mf_mjob {
     size_t n, cap;
     struct mf_engine_cred cred; /* ISSUE (out) */
     struct mf_engine *to_close; /* CLOSE */
+    char *text;                 /* ROTATE_ROOT, CRL (out; wiped) */
+    uint64_t now_ms;            /* CRL */
     mf_mjob_done_cb done;
     void *arg;
 };
@@ -148,6 +156,10 @@ static void job_free(struct mf_mjob *j)
     free(j->seqs);
     free(j->results);
     mf_engine_cred_free(&j->cred);
+    if (j->text) {
+        OPENSSL_cleanse(j->text, strlen(j->text));
+        free(j->text);
+    }
     free(j);
 }
 
@@ -200,10 +212,66 @@ static void job_work(uv_work_t *w)
         if (j->to_close)
             m->ops->close(j->to_close);
         break;
+    case MJOB_ROTATE_ROOT:
+        if (strcmp(m->ops->type, "postgres") != 0) {
+            j->rc = MF_EINVAL;
+            snprintf(err, el, "rotate-root applies to postgres engines");
+            break;
+        }
+        j->rc = mf_pg_rotate_root(m->eng, &j->text, err, el);
+        break;
+    case MJOB_CRL:
+        if (strcmp(m->ops->type, "pki") != 0) {
+            j->rc = MF_EINVAL;
+            snprintf(err, el, "a CRL comes from a pki engine");
+            break;
+        }
+        j->rc = mf_pki_crl_pem(m->eng, j->now_ms, j->now_ms, &j->text);
+        if (j->rc)
+            snprintf(err, el, "cannot sign the CRL: %s", mf_strerror(j->rc));
+        break;
     }
 }
 
 static void job_start_next(struct mount *m);
+
+/* A pki engine keeps its revoked set in memory: rebuild it from the
+ * replicated leases of this mount (revoking or revoked), so a new leader's
+ * CRL lists what earlier leaders revoked. O(leases of the mount), at open. */
+static void import_revoked(struct mount *m)
+{
+    struct mf_server *s = m->srv;
+    char prefix[MF_LEASE_PREFIX_MAX + 2], after[MF_LEASE_ID_MAX] = "";
+    snprintf(prefix, sizeof(prefix), "%s/", m->name);
+    const int states[] = {MAYFLY__CMD__LEASE_STATE__LEASE_REVOKING,
+                          MAYFLY__CMD__LEASE_STATE__LEASE_REVOKED};
+    for (size_t k = 0; k < 2; k++) {
+        after[0] = '\0';
+        for (;;) {
+            MDB_txn *txn;
+            if (mf_srv_read_begin(s, &txn))
+                return;
+            struct mf_lease_item *items = NULL;
+            size_t n = 0;
+            int more = 0;
+            int rc = mf_lease_list(txn, mf_fsm_state(s->fsm), prefix, states[k],
+                                   after[0] ? after : NULL, 10000, &items, &n, &more);
+            mf_srv_read_end(s, txn);
+            if (rc)
+                return;
+            for (size_t i = 0; i < n; i++)
+                mf_pki_revoked_add(m->eng, items[i].seq,
+                                   items[i].rec->revoked_ms ? items[i].rec->revoked_ms
+                                                            : mf_now_wall_ms(),
+                                   items[i].rec->expire_at_ms);
+            if (n)
+                snprintf(after, sizeof(after), "%s", items[n - 1].id);
+            mf_lease_list_free(items, n);
+            if (!more || !n)
+                break;
+        }
+    }
+}
 
 static void unlink_dead(struct mf_server *s, struct mount *m)
 {
@@ -233,6 +301,8 @@ static void job_after(uv_work_t *w, int status)
         free(m);
         return;
     }
+    if (j->kind == MJOB_OPEN && !j->rc && !m->probe && strcmp(m->ops->type, "pki") == 0)
+        import_revoked(m); /* the engine is idle: no call runs until the next is started */
     if (j->kind == MJOB_OPEN && j->rc) {
         MF_WARN(LOG_MOD, "cannot open engine '%s': %s", m->name, j->err);
         if (m->eng) {
@@ -514,6 +584,28 @@ int mf_mounts_revoke(struct mount *m, const uint64_t *seqs, size_t n, mf_mjob_do
     job_submit(j);
     return 0;
 }
+
+int mf_mounts_rotate_root(struct mount *m, mf_mjob_done_cb done, void *arg)
+{
+    struct mf_mjob *j = job_new(m, MJOB_ROTATE_ROOT, done, arg);
+    if (!j)
+        return -ENOMEM;
+    job_submit(j);
+    return 0;
+}
+
+int mf_mounts_crl(struct mount *m, uint64_t now_ms, mf_mjob_done_cb done, void *arg)
+{
+    struct mf_mjob *j = job_new(m, MJOB_CRL, done, arg);
+    if (!j)
+        return -ENOMEM;
+    j->now_ms = now_ms;
+    job_submit(j);
+    return 0;
+}
+
+const char *mf_mjob_text(const struct mf_mjob *j) { return j->text; }
+const char *mf_mount_type(const struct mount *m) { return m->ops->type; }
 
 int mf_mounts_list(struct mount *m, mf_mjob_done_cb done, void *arg)
 {

@@ -85,6 +85,8 @@ static bool is_write(const Req *q)
     case MAYFLY__API__REQUEST__OP_CREDS_ISSUE:
     case MAYFLY__API__REQUEST__OP_ENGINE_ENABLE:
     case MAYFLY__API__REQUEST__OP_ENGINE_ROLE_PUT:
+    case MAYFLY__API__REQUEST__OP_ENGINE_ROTATE_ROOT:
+    case MAYFLY__API__REQUEST__OP_ENGINE_CRL: /* runs on the leader, where engines are */
         return true;
     default:
         return false;
@@ -946,6 +948,8 @@ static void finish_record(struct req *r, const void *res_ptr, Resp *resp)
     char path[MF_KV_PATH_MAX];
     if (r->pb->op_case == MAYFLY__API__REQUEST__OP_ENGINE_ENABLE)
         snprintf(path, sizeof(path), "sys/engines/%s", r->pb->engine_enable->mount);
+    else if (r->pb->op_case == MAYFLY__API__REQUEST__OP_ENGINE_ROTATE_ROOT)
+        snprintf(path, sizeof(path), "sys/engines/%s", r->pb->engine_rotate_root->mount);
     else
         snprintf(path, sizeof(path), "sys/engines/%s/roles/%s", r->pb->engine_role_put->mount,
                  r->pb->engine_role_put->role);
@@ -1015,6 +1019,67 @@ static void op_engine_role_put(struct req *r)
     if (rc)
         return mf_api_reply_error(r, rc, "no secrets engine is mounted at '%s'", q->mount);
     rc = mf_mounts_role_put(m, q->role, q->role_json, on_role_checked, r);
+    if (rc)
+        mf_api_reply_error(r, rc, "%s", mf_strerror(rc));
+}
+
+static void on_rotated(struct mf_server *s, struct mf_mjob *j, void *arg)
+{
+    struct req *r = arg;
+    const char *mount = r->pb->engine_rotate_root->mount;
+    (void)s;
+    if (mf_mjob_rc(j))
+        return mf_api_reply_error(r, mf_mjob_rc(j) == MF_EINVAL ? MF_EINVAL : MF_EUNAVAIL,
+                                  "rotate-root at '%s': %s", mount, mf_mjob_err(j));
+    /* The database already takes only the new password: store it now. */
+    json_t *rec = json_pack("{s:s, s:s}", "type", "postgres", "config", mf_mjob_text(j));
+    char path[MF_KV_PATH_MAX];
+    snprintf(path, sizeof(path), "sys/engines/%s", mount);
+    propose_record(r, path, rec, finish_record);
+    json_decref(rec);
+}
+
+static void op_engine_rotate_root(struct req *r)
+{
+    struct mount *m;
+    int rc = mf_mounts_get(r->srv, r->pb->engine_rotate_root->mount, &m);
+    if (rc)
+        return mf_api_reply_error(r, rc, "no secrets engine is mounted at '%s'",
+                                  r->pb->engine_rotate_root->mount);
+    if (strcmp(mf_mount_type(m), "postgres") != 0)
+        return mf_api_reply_error(r, MF_EINVAL, "rotate-root applies to postgres engines");
+    rc = mf_mounts_rotate_root(m, on_rotated, r);
+    if (rc)
+        mf_api_reply_error(r, rc, "%s", mf_strerror(rc));
+}
+
+static void on_crl(struct mf_server *s, struct mf_mjob *j, void *arg)
+{
+    struct req *r = arg;
+    (void)s;
+    if (mf_mjob_rc(j))
+        return mf_api_reply_error(r, mf_mjob_rc(j) == MF_EINVAL ? MF_EINVAL : MF_EUNAVAIL, "%s",
+                                  mf_mjob_err(j));
+    Mayfly__Api__EngineCrlResponse out = MAYFLY__API__ENGINE_CRL_RESPONSE__INIT;
+    out.crl_pem = (char *)mf_mjob_text(j);
+    Resp resp = MAYFLY__API__RESPONSE__INIT;
+    resp.result_case = MAYFLY__API__RESPONSE__RESULT_ENGINE_CRL;
+    resp.engine_crl = &out;
+    mf_api_reply(r, &resp);
+}
+
+/* The CRL is signed by the leader's pki engine (its revoked set is rebuilt
+ * from the replicated leases when it opens), so any node forwards it there. */
+static void op_engine_crl(struct req *r)
+{
+    struct mount *m;
+    int rc = mf_mounts_get(r->srv, r->pb->engine_crl->mount, &m);
+    if (rc)
+        return mf_api_reply_error(r, rc, "no secrets engine is mounted at '%s'",
+                                  r->pb->engine_crl->mount);
+    if (strcmp(mf_mount_type(m), "pki") != 0)
+        return mf_api_reply_error(r, MF_EINVAL, "a CRL comes from a pki engine");
+    rc = mf_mounts_crl(m, mf_now_wall_ms(), on_crl, r);
     if (rc)
         mf_api_reply_error(r, rc, "%s", mf_strerror(rc));
 }
@@ -1689,6 +1754,8 @@ static void run_write(struct req *r)
     case MAYFLY__API__REQUEST__OP_CREDS_ISSUE: op_creds_issue(r); break;
     case MAYFLY__API__REQUEST__OP_ENGINE_ENABLE: op_engine_enable(r); break;
     case MAYFLY__API__REQUEST__OP_ENGINE_ROLE_PUT: op_engine_role_put(r); break;
+    case MAYFLY__API__REQUEST__OP_ENGINE_ROTATE_ROOT: op_engine_rotate_root(r); break;
+    case MAYFLY__API__REQUEST__OP_ENGINE_CRL: op_engine_crl(r); break;
     default: mf_api_reply_error(r, MF_EINVAL, "not a write"); break;
     }
 }

@@ -181,6 +181,10 @@ int mf_mounts_issue(struct mount *m, const char *role, uint64_t seq, uint64_t ex
 int mf_mounts_revoke(struct mount *m, const uint64_t *seqs, size_t n, mf_mjob_done_cb done,
                      void *arg);
 int mf_mounts_list(struct mount *m, mf_mjob_done_cb done, void *arg);
+int mf_mounts_rotate_root(struct mount *m, mf_mjob_done_cb done, void *arg);
+int mf_mounts_crl(struct mount *m, uint64_t now_ms, mf_mjob_done_cb done, void *arg);
+const char *mf_mjob_text(const struct mf_mjob *j);
+const char *mf_mount_type(const struct mount *m);
 int mf_mjob_rc(const struct mf_mjob *j);
 const char *mf_mjob_err(const struct mf_mjob *j);
 const struct mf_engine_cred *mf_mjob_cred(const struct mf_mjob *j);

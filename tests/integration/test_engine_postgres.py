@@ -3,6 +3,7 @@ password authentication: credentials log in before expiry and not after, the
 role is gone, its sessions are terminated; revocations survive a database
 outage; past the deadline leases become irrevocable and -force clears them."""
 import json
+import os
 import signal
 import threading
 import time
@@ -129,6 +130,26 @@ class PostgresEngine(unittest.TestCase):
             if rc == 0:
                 rc2, lk = c.cli("lease", "lookup", out["lease_id"], addr=c.addrs(survivors))
                 self.assertEqual(lk["state"], "revoked", lk)
+
+    def test_rotate_root(self):
+        """rotate-root gives the admin user a password only mayfly knows: the
+        old one is refused, and credentials still issue."""
+        c = self.cluster()
+        rc, out = self.pg.psql(self.pg.ADMIN, self.pg.password, "select 1")
+        self.assertEqual(rc, 0, out)
+        rc, out = c.cli("engine", "rotate-root", "db", timeout="20s")
+        self.assertEqual(rc, 0, out)
+        rc, out = self.pg.psql(self.pg.ADMIN, self.pg.password, "select 1")
+        self.assertNotEqual(rc, 0, "the old admin password still works")
+        cred = self.issue(c, "5s")
+        rc, out = self.pg.psql(cred["data"]["username"], cred["data"]["password"], "select 1")
+        self.assertEqual(rc, 0, out)
+        # The new password is stored only encrypted: not in any node's files.
+        for n in c.nodes:
+            for root, _, files in os.walk(n.data_dir):
+                for f in files:
+                    with open(os.path.join(root, f), "rb") as fh:
+                        self.assertNotIn(b"connection_url", fh.read())
 
     def test_outage_then_resume(self):
         """PostgreSQL down while leases expire: they wait in revoking (nothing

@@ -74,8 +74,24 @@ class PkiEngine(unittest.TestCase):
         leader = self.c.leader()
         wait_for(lambda: (leader.metric("mayfly_leases_revoked_total") or 0) >= 1, 5, "metrics")
 
+    def crl_serials(self, addr=None):
+        rc, out = self.c.cli("engine", "crl", "pki", addr=addr, timeout="20s")
+        self.assertEqual(rc, 0, out)
+        p = subprocess.run(["openssl", "crl", "-noout", "-text"], input=out["crl_pem"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout.upper().replace(":", "")
+
     def test_ca_survives_leader_kill(self):
-        """After the leader dies, the new leader issues with the same CA."""
+        """After the leader dies, the new leader issues with the same CA, and its
+        CRL still lists a certificate revoked (early) under the old leader."""
+        revoked = self.issue()
+        rc, out = self.c.cli("lease", "revoke", revoked["lease_id"])
+        self.assertEqual(rc, 0, out)
+        wait_for(lambda: self.c.cli("lease", "lookup", revoked["lease_id"])[1].get("state") ==
+                 "revoked", 10, "revoked through the engine")
+        serial = revoked["data"]["serial_number"].upper().replace(":", "")
+        self.assertIn(serial, self.crl_serials())
         first = self.issue()["data"]["issuing_ca"]
         old = self.c.leader()
         old.kill(signal.SIGKILL)
@@ -85,6 +101,9 @@ class PkiEngine(unittest.TestCase):
         self.assertEqual(second["issuing_ca"], first)
         ok, why = openssl_verify(first, second["certificate"])
         self.assertTrue(ok, why)
+        self.assertIn(serial, self.crl_serials(addr=self.c.addrs(survivors)))
+        self.assertNotIn(second["serial_number"].upper().replace(":", ""),
+                         self.crl_serials(addr=self.c.addrs(survivors)))
 
     def test_reserved_paths_are_refused(self):
         """Engine records live under sys/, which clients cannot read or write."""
