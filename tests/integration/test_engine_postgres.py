@@ -144,12 +144,13 @@ class PostgresEngine(unittest.TestCase):
         cred = self.issue(c, "5s")
         rc, out = self.pg.psql(cred["data"]["username"], cred["data"]["password"], "select 1")
         self.assertEqual(rc, 0, out)
-        # The new password is stored only encrypted: not in any node's files.
+        # The engine config (admin user and its new password) is stored only
+        # encrypted: its user name appears in no file of any node.
         for n in c.nodes:
             for root, _, files in os.walk(n.data_dir):
                 for f in files:
                     with open(os.path.join(root, f), "rb") as fh:
-                        self.assertNotIn(b"connection_url", fh.read())
+                        self.assertNotIn(self.pg.ADMIN.encode(), fh.read(), f)
 
     def test_outage_then_resume(self):
         """PostgreSQL down while leases expire: they wait in revoking (nothing
