@@ -574,6 +574,16 @@ def node_snapshot(n):
     st = n.status()
     snap["status"] = {k: st.get(k) for k in ("role", "leader_id", "term", "commit_index",
                                              "applied_index")} if st else None
+    if st is None and shutil.which("gdb"):
+        # A node that does not answer: where are its threads? (gdb attaches and detaches)
+        try:
+            p = subprocess.run(["gdb", "-p", str(n.proc.pid), "-batch", "-nx",
+                                "-ex", "thread apply all bt 12"],
+                               capture_output=True, text=True, timeout=60)
+            frames = [l for l in p.stdout.splitlines() if l.startswith(("#", "Thread"))]
+            snap["backtrace"] = frames[:80]
+        except (OSError, subprocess.TimeoutExpired):
+            pass
     try:
         with open(n.log_path) as f:
             lines = f.readlines()
