@@ -578,10 +578,10 @@ def node_snapshot(n):
         # A node that does not answer: where are its threads? (gdb attaches and detaches)
         try:
             p = subprocess.run(["gdb", "-p", str(n.proc.pid), "-batch", "-nx",
-                                "-ex", "thread apply all bt 12"],
+                                "-ex", "thread apply all bt 30"],
                                capture_output=True, text=True, timeout=60)
             frames = [l for l in p.stdout.splitlines() if l.startswith(("#", "Thread"))]
-            snap["backtrace"] = frames[:80]
+            snap["backtrace"] = frames[:120]
         except (OSError, subprocess.TimeoutExpired):
             pass
     try:
