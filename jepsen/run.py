@@ -503,6 +503,7 @@ def main():
         check_s = time.time() - t0
         timeline = nem.timeline if nem else []
         report = dict(args=vars(args), bound_ms=bound_ms, seed=args.seed,
+                      binaries=os.environ.get("MF_BINARY_DIR"),
                       duration_s=round((t_end - t_start) / 1000, 1),
                       ops=summarize_ops(hist.ops), total_ops=len(hist.ops),
                       check_seconds=round(check_s, 2), result=res,
