@@ -21,8 +21,11 @@ fi
 
 echo "== build (ASan + UBSan)"
 scripts/build.sh build-asan -DMAYFLY_SANITIZE=ON
-echo "== tests under ASan + UBSan (unit and simulator)"
+echo "== tests under ASan + UBSan (unit, simulator, and the cluster integration test)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest --output-on-failure -j "$jobs" --timeout 900 -L 'unit|sim')
+# Real server processes under the sanitizers (the timing-sensitive integration
+# tests stay in the normal build: sanitizers slow everything 3-5x).
+(cd build-asan && ctest --output-on-failure --timeout 900 -R '^it_test_cluster$')
 echo "== all tests passed"

@@ -68,10 +68,12 @@ static void send_packed(struct mf_server *s, struct req *r, const Mayfly__Api__R
 {
     if (!r->cc && !r->peer) { /* the server's own request: nobody to answer */
         if (r->internal_done) {
-            r->internal_done(s, resp->error ? mf_err_from_name(protobuf_c_enum_descriptor_get_value(
-                                                  &mayfly__api__error_code__descriptor,
-                                                  (int)resp->error->code)->name)
-                                            : 0);
+            r->internal_done(s,
+                             resp->error ? mf_err_from_name(protobuf_c_enum_descriptor_get_value(
+                                               &mayfly__api__error_code__descriptor,
+                                               (int)resp->error->code)->name)
+                                         : 0,
+                             r->internal_arg);
             r->internal_done = NULL;
         } else if (resp->error) {
             MF_ERROR(LOG_MOD, "internal request failed: %s", resp->error->message);

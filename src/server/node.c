@@ -591,7 +591,8 @@ static int make_apply_batch(struct mf_node *n, const struct mf_raft_ready *rd,
     size_t off = 0;
     for (size_t i = 0; i < count; i++) {
         ab->committed[i] = rd->committed[i];
-        memcpy(ab->arena + off, rd->committed[i].data, rd->committed[i].len);
+        if (rd->committed[i].len) /* a no-op entry may have no data at all */
+            memcpy(ab->arena + off, rd->committed[i].data, rd->committed[i].len);
         ab->committed[i].data = ab->arena + off;
         off += rd->committed[i].len;
     }

@@ -517,7 +517,8 @@ static int token_secret_open(struct mf_server *s, const Result *res, uint64_t wr
         mf_barrier_wipe_free(plain, len);
         return -ENOMEM;
     }
-    memcpy(text, plain, len);
+    if (len)
+        memcpy(text, plain, len);
     text[len] = '\0';
     mf_barrier_wipe_free(plain, len);
     char *sp = strchr(text, ' ');

@@ -94,8 +94,10 @@ static int conf_from_pb(const Mayfly__Raft__ConfState *pb, struct mf_raft_conf_s
         return MF_ECORRUPT;
     c->voters_len = (uint32_t)pb->n_voters;
     c->learners_len = (uint32_t)pb->n_learners;
-    memcpy(c->voters, pb->voters, pb->n_voters * sizeof(uint64_t));
-    memcpy(c->learners, pb->learners, pb->n_learners * sizeof(uint64_t));
+    if (pb->n_voters) /* empty repeated fields are NULL */
+        memcpy(c->voters, pb->voters, pb->n_voters * sizeof(uint64_t));
+    if (pb->n_learners)
+        memcpy(c->learners, pb->learners, pb->n_learners * sizeof(uint64_t));
     return 0;
 }
 

@@ -50,8 +50,9 @@ static void arm(struct mf_server *s, uint64_t delay_ms)
 }
 
 /* An internal proposal finished (applied or failed): look again. */
-static void on_expire_done(struct mf_server *s, int rc)
+static void on_expire_done(struct mf_server *s, int rc, void *arg)
 {
+    (void)arg;
     s->sched_expire_inflight = false;
     if (rc)
         MF_WARN(LOG_MOD, "expire proposal failed: %s", mf_strerror(rc));
@@ -59,23 +60,39 @@ static void on_expire_done(struct mf_server *s, int rc)
         arm(s, rc ? FAILURE_BACKOFF_MS : 0);
 }
 
-static void on_revoked_done(struct mf_server *s, int rc)
+/* Lateness samples of one LeaseRevoked proposal: counted only if it applied
+ * (a deposed leader's failed proposals and retries must not count). */
+struct revoked_ctx {
+    bool engineless;  /* the scheduler's own batch (one in flight at a time) */
+    size_t n;
+    uint64_t late_ms[];
+};
+
+static void on_revoked_done(struct mf_server *s, int rc, void *arg)
 {
-    s->sched_revoked_inflight = false;
+    struct revoked_ctx *ctx = arg;
+    if (!rc && ctx)
+        for (size_t i = 0; i < ctx->n; i++)
+            mf_metrics_lateness(s, ctx->late_ms[i]);
+    if (ctx && ctx->engineless)
+        s->sched_revoked_inflight = false;
+    free(ctx);
     if (rc)
         MF_WARN(LOG_MOD, "revoked proposal failed: %s", mf_strerror(rc));
     if (mf_node_is_leader(s->node))
         arm(s, rc ? FAILURE_BACKOFF_MS : 0);
 }
 
-static void on_tidy_done(struct mf_server *s, int rc)
+static void on_tidy_done(struct mf_server *s, int rc, void *arg)
 {
+    (void)arg;
     (void)s;
     if (rc)
         MF_WARN(LOG_MOD, "tidy failed: %s", mf_strerror(rc));
 }
 
-static struct req *internal_req(struct mf_server *s, void (*done)(struct mf_server *, int))
+static struct req *internal_req(struct mf_server *s,
+                                void (*done)(struct mf_server *, int, void *))
 {
     struct req *r = calloc(1, sizeof(*r));
     if (!r)
@@ -101,18 +118,27 @@ static void propose_expire(struct mf_server *s, uint64_t *seqs, size_t n)
     mf_ops_propose(r, &cmd, NULL);
 }
 
-static void propose_revoked(struct mf_server *s, uint64_t *seqs, size_t n)
+static void propose_revoked(struct mf_server *s, uint64_t *seqs, size_t n,
+                            const uint64_t *late_ms, bool engineless)
 {
-    struct req *r = internal_req(s, on_revoked_done);
-    if (!r)
+    struct revoked_ctx *ctx = malloc(sizeof(*ctx) + n * sizeof(uint64_t));
+    struct req *r = ctx ? internal_req(s, on_revoked_done) : NULL;
+    if (!r) {
+        free(ctx);
         return;
+    }
+    ctx->engineless = engineless;
+    ctx->n = n;
+    memcpy(ctx->late_ms, late_ms, n * sizeof(uint64_t));
+    r->internal_arg = ctx;
     Mayfly__Cmd__LeaseRevoked m = MAYFLY__CMD__LEASE_REVOKED__INIT;
     m.seqs = seqs;
     m.n_seqs = n;
     Mayfly__Cmd__Command cmd = MAYFLY__CMD__COMMAND__INIT;
     cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_REVOKED;
     cmd.lease_revoked = &m;
-    s->sched_revoked_inflight = true;
+    if (engineless)
+        s->sched_revoked_inflight = true;
     s->sched_revoked += n;
     mf_ops_propose(r, &cmd, NULL);
 }
@@ -176,12 +202,12 @@ static void on_engine_revoked(struct mf_server *s, struct mf_mjob *j, void *arg)
         return;
     }
     const int *results = mf_mjob_results(j);
-    uint64_t ok[EXPIRY_BATCH];
+    uint64_t ok[EXPIRY_BATCH], late[EXPIRY_BATCH];
     size_t n_ok = 0, n_failed = 0;
     for (size_t i = 0; i < b->n; i++) {
         if (results && results[i] == 0) {
+            late[n_ok] = now > b->expire_at[i] ? now - b->expire_at[i] : 0;
             ok[n_ok++] = b->seqs[i];
-            mf_metrics_lateness(s, now > b->expire_at[i] ? now - b->expire_at[i] : 0);
         } else {
             n_failed++;
             s->sched_retries++;
@@ -191,7 +217,7 @@ static void on_engine_revoked(struct mf_server *s, struct mf_mjob *j, void *arg)
         }
     }
     if (n_ok)
-        propose_revoked(s, ok, n_ok);
+        propose_revoked(s, ok, n_ok, late, false);
     if (mf_mounts_get(s, b->mount, &m) == 0) {
         *mf_mount_revoke_inflight(m) = false;
         uint64_t *backoff = mf_mount_revoke_backoff(m);
@@ -257,8 +283,8 @@ static void on_reconcile_list(struct mf_server *s, struct mf_mjob *j, void *arg)
 /* Splits the revoking set: engineless leases are finished at once, engine
  * leases are batched per mount (one revoke call in flight per mount). */
 static size_t revoking_split(struct mf_server *s, MDB_txn *txn, uint64_t now, uint64_t *out,
-                             size_t max, struct revoke_batch **batches, size_t *n_batches,
-                             size_t batches_cap)
+                             uint64_t *late, size_t max, struct revoke_batch **batches,
+                             size_t *n_batches, size_t batches_cap)
 {
     struct mf_state *st = mf_fsm_state(s->fsm);
     uint64_t seqs[EXPIRY_BATCH];
@@ -270,9 +296,9 @@ static size_t revoking_split(struct mf_server *s, MDB_txn *txn, uint64_t now, ui
         if (mf_lease_get(txn, st, seqs[i], &rec) != 0)
             continue;
         if (rec->engine[0] == '\0') {
-            out[kept++] = seqs[i];
             /* Revoked early on request (revoke before expiry) is not late. */
-            mf_metrics_lateness(s, now > rec->expire_at_ms ? now - rec->expire_at_ms : 0);
+            late[kept] = now > rec->expire_at_ms ? now - rec->expire_at_ms : 0;
+            out[kept++] = seqs[i];
         } else {
             struct revoke_batch *b = NULL;
             for (size_t k = 0; k < *n_batches; k++)
@@ -346,13 +372,13 @@ static void sched_run(struct mf_server *s)
     if (mf_srv_read_begin(s, &txn))
         return arm(s, EXPIRY_IDLE_MS);
     struct mf_state *st = mf_fsm_state(s->fsm);
-    uint64_t due[EXPIRY_BATCH], done[EXPIRY_BATCH];
+    uint64_t due[EXPIRY_BATCH], done[EXPIRY_BATCH], late[EXPIRY_BATCH];
     size_t n_due = 0, n_done = 0, n_batches = 0;
     struct revoke_batch *batches[16];
     if (!s->sched_expire_inflight)
         mf_lease_due(txn, st, now, NULL, due, EXPIRY_BATCH, &n_due, NULL);
     if (!s->sched_revoked_inflight)
-        n_done = revoking_split(s, txn, now, done, EXPIRY_BATCH, batches, &n_batches, 16);
+        n_done = revoking_split(s, txn, now, done, late, EXPIRY_BATCH, batches, &n_batches, 16);
     uint64_t next_at = 0, next_seq = 0;
     int has_next = mf_lease_next_due(txn, st, &next_at, &next_seq) == 0;
     mf_srv_read_end(s, txn);
@@ -360,7 +386,7 @@ static void sched_run(struct mf_server *s)
     if (n_due)
         propose_expire(s, due, n_due);
     if (n_done)
-        propose_revoked(s, done, n_done);
+        propose_revoked(s, done, n_done, late, true);
     start_engine_revocations(s, now, batches, n_batches);
     reconcile(s, now);
     if (now >= s->sched_next_tidy_ms) {

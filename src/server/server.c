@@ -161,7 +161,8 @@ int mf_srv_keyring_blob(struct mf_server *s, uint8_t **blob, size_t *len)
     if (!rc) {
         *blob = malloc(dlen ? dlen : 1);
         if (*blob) {
-            memcpy(*blob, data, dlen);
+            if (dlen)
+                memcpy(*blob, data, dlen);
             *len = dlen;
         } else {
             rc = -ENOMEM;

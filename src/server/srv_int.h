@@ -81,7 +81,8 @@ struct req {
     void (*op_state_free)(void *op_state);
     struct req *next_fwd;     /* forwarded-out list (follower side) */
     /* The server's own requests (scheduler): told the outcome, no answer. */
-    void (*internal_done)(struct mf_server *s, int rc);
+    void (*internal_done)(struct mf_server *s, int rc, void *arg);
+    void *internal_arg;
     uint64_t fwd_deadline_ms;
 };
 

@@ -47,8 +47,9 @@ class PkiEngine(unittest.TestCase):
         rc, out = self.c.cli("engine", "role", "put", "pki", "web", json.dumps(ROLE))
         self.assertEqual(rc, 0, out)
 
-    def issue(self, addr=None):
-        rc, out = self.c.cli("creds", "issue", "pki/web", addr=addr, timeout="20s")
+    def issue(self, addr=None, ttl=None):
+        extra = ["-ttl", ttl] if ttl else []
+        rc, out = self.c.cli("creds", "issue", *extra, "pki/web", addr=addr, timeout="20s")
         self.assertEqual(rc, 0, out)
         return out
 
@@ -85,7 +86,7 @@ class PkiEngine(unittest.TestCase):
     def test_ca_survives_leader_kill(self):
         """After the leader dies, the new leader issues with the same CA, and its
         CRL still lists a certificate revoked (early) under the old leader."""
-        revoked = self.issue()
+        revoked = self.issue(ttl="50s")  # still valid when the CRLs are read
         rc, out = self.c.cli("lease", "revoke", revoked["lease_id"])
         self.assertEqual(rc, 0, out)
         wait_for(lambda: self.c.cli("lease", "lookup", revoked["lease_id"])[1].get("state") ==
