@@ -45,6 +45,7 @@ struct slot {
     int step;           /* grant: 0 = lease grant, 1 = kv put */
     char lease_id[128];
     uint8_t key[16];    /* idempotency key of the step: kept across retries */
+    char path[64];      /* the step's KV path: kept across retries too */
     bool retry;         /* resend the step with the same key */
     unsigned retries;
 };
@@ -100,18 +101,19 @@ static int start_step(struct worker *w, struct mf_bclient *c, struct slot *s)
     Mayfly__Api__KvPutRequest__DataEntry e = MAYFLY__API__KV_PUT_REQUEST__DATA_ENTRY__INIT;
     Mayfly__Api__KvPutRequest__DataEntry *ep = &e;
     Mayfly__Api__KvGetRequest get = MAYFLY__API__KV_GET_REQUEST__INIT;
-    char path[64];
+    char *path = s->path;
     bool write = true;
     if (!s->retry) {
-        mf_rand_bytes(s->key, sizeof(s->key)); /* a new step: a new key */
+        mf_rand_bytes(s->key, sizeof(s->key)); /* a new step: a new key and path */
         s->retries = 0;
+        unsigned k = w->o->prefill
+                         ? (unsigned)(__atomic_fetch_add(&prefill_next, 1, __ATOMIC_RELAXED) % 1000)
+                         : (unsigned)(rand_r(&w->seed) % 1000);
+        snprintf(s->path, sizeof(s->path), "bench/k%u", k);
     }
     s->retry = false;
     s->id = ++w->next_id;
     req.id = s->id;
-    unsigned k = w->o->prefill ? (unsigned)(__atomic_fetch_add(&prefill_next, 1, __ATOMIC_RELAXED) % 1000)
-                               : (unsigned)(rand_r(&w->seed) % 1000);
-    snprintf(path, sizeof(path), "bench/k%u", k);
     e.key = "v";
     e.value = value_buf;
     p.n_data = 1;
@@ -126,7 +128,7 @@ static int start_step(struct worker *w, struct mf_bclient *c, struct slot *s)
             req.op_case = MAYFLY__API__REQUEST__OP_LEASE_GRANT;
             req.lease_grant = &g;
         } else {
-            snprintf(path, sizeof(path), "bench/lease/%" PRIu64, s->id);
+            snprintf(s->path, sizeof(s->path), "bench/lease/%s", s->lease_id + strlen(s->lease_id) - 13);
             p.path = path;
             p.lease_id = s->lease_id;
             req.op_case = MAYFLY__API__REQUEST__OP_KV_PUT;

@@ -1242,12 +1242,56 @@ static void on_issued(struct mf_server *s, struct mf_mjob *j, void *arg)
     free(ct);
 }
 
+/* A retried creds issue (same request id: its answer was lost): the first
+ * attempt's lease answers. If it is active, its credential (stored encrypted
+ * with the lease) is the answer; if it is still issuing, the outcome is not
+ * known yet. Never a second engine call for one lease. */
+static void answer_retried_creds(struct req *r)
+{
+    struct mf_server *s = r->srv;
+    MDB_txn *txn;
+    Mayfly__Cmd__LeaseRecord *rec = NULL;
+    int rc = mf_srv_read_begin(s, &txn);
+    if (!rc) {
+        rc = mf_lease_get(txn, mf_fsm_state(s->fsm), r->seq, &rec);
+        mf_srv_read_end(s, txn);
+    }
+    if (rc || rec->state != MAYFLY__CMD__LEASE_STATE__LEASE_ACTIVE || !rec->credential.len) {
+        mf_lease_free(rec);
+        return mf_api_reply_error(r, MF_EUNKNOWN, "an earlier attempt of this request has not "
+                                                  "finished issuing; its lease will expire");
+    }
+    char id[MF_LEASE_ID_MAX];
+    format_creds_lease_id(r, id, sizeof(id));
+    uint8_t *plain = NULL;
+    size_t len = 0;
+    rc = mf_barrier_decrypt(s->barrier, id, r->seq, rec->credential.data, rec->credential.len,
+                            &plain, &len);
+    r->expire_at_ms = rec->expire_at_ms;
+    mf_lease_free(rec);
+    if (rc)
+        return mf_api_reply_error(r, rc, "cannot open the stored credential");
+    r->secret_plain = malloc(len + 1);
+    if (!r->secret_plain) {
+        mf_barrier_wipe_free(plain, len);
+        return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
+    }
+    if (len)
+        memcpy(r->secret_plain, plain, len);
+    r->secret_plain[len] = '\0';
+    mf_barrier_wipe_free(plain, len);
+    Resp resp = MAYFLY__API__RESPONSE__INIT;
+    finish_creds_activate(r, NULL, &resp);
+}
+
 static void finish_creds_grant(struct req *r, const void *res_ptr, Resp *resp)
 {
     const Result *res = res_ptr;
     (void)resp;
     r->seq = res->seq;
     r->expire_at_ms = res->expire_at_ms;
+    if (res->duplicate)
+        return answer_retried_creds(r);
     struct mount *m;
     int rc = mf_mounts_get(r->srv, r->pb->creds_issue->mount, &m);
     if (!rc)

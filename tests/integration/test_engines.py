@@ -106,6 +106,23 @@ class PkiEngine(unittest.TestCase):
         self.assertNotIn(second["serial_number"].upper().replace(":", ""),
                          self.crl_serials(addr=self.c.addrs(survivors)))
 
+    def test_retried_issue_returns_the_first_credential(self):
+        """A creds issue retried with the same request id (its answer was lost)
+        answers the credential of the first attempt: one lease, one engine call."""
+        from test_cluster import raw_call
+        tok = self.c.token.encode()
+        key = os.urandom(16)
+        creds = b"\x0a\x03pki\x12\x03web"
+        body = (b"\x08\x01\x12" + bytes([len(tok)]) + tok + b"\x1a\x10" + key +
+                b"\xca\x01" + bytes([len(creds)]) + creds)
+        leader = self.c.leader()
+        first = raw_call(leader, self.c.certs, body)
+        second = raw_call(leader, self.c.certs, body)
+        self.assertIn(b"BEGIN CERTIFICATE", first)
+        self.assertEqual(first, second)
+        rc, out = self.c.cli("lease", "list", "pki/web/")
+        self.assertEqual(len(out["leases"]), 1, out)
+
     def test_reserved_paths_are_refused(self):
         """Engine records live under sys/, which clients cannot read or write."""
         rc, out = self.c.cli("kv", "get", "sys/engines/pki")

@@ -48,10 +48,12 @@ class Scheduler(unittest.TestCase):
     def test_leases_revoked_on_time_with_bound_kv(self):
         """Fifty 6 s leases with bound secrets are revoked within the bound and
         their secrets are gone from every node."""
-        leases = [self.grant("6s") for _ in range(50)]
-        for i, l in enumerate(leases):
+        leases = []
+        for i in range(50):  # bind each secret right after its grant
+            l = self.grant("6s")
             rc, out = self.c.cli("kv", "put", "-lease", l["lease_id"], "bound/%d" % i, "pw=x")
             self.assertEqual(rc, 0, out)
+            leases.append(l)
         latest = max(l["expire_at_ms"] for l in leases)
         seen = self.wait_all_revoked(self.c.nodes[0], "sched", [l["lease_id"] for l in leases],
                                      latest)
