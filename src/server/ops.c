@@ -70,29 +70,6 @@ static Mayfly__Api__ReadInfo *read_info(struct mf_server *s, const Req *q,
     return ri;
 }
 
-static bool is_write(const Req *q)
-{
-    switch (q->op_case) {
-    case MAYFLY__API__REQUEST__OP_LEASE_GRANT:
-    case MAYFLY__API__REQUEST__OP_LEASE_RENEW:
-    case MAYFLY__API__REQUEST__OP_LEASE_REVOKE:
-    case MAYFLY__API__REQUEST__OP_KV_PUT:
-    case MAYFLY__API__REQUEST__OP_KV_VERSIONS:
-    case MAYFLY__API__REQUEST__OP_KV_METADATA_PUT:
-    case MAYFLY__API__REQUEST__OP_TOKEN_CREATE:
-    case MAYFLY__API__REQUEST__OP_TOKEN_REVOKE:
-    case MAYFLY__API__REQUEST__OP_INIT:
-    case MAYFLY__API__REQUEST__OP_CREDS_ISSUE:
-    case MAYFLY__API__REQUEST__OP_ENGINE_ENABLE:
-    case MAYFLY__API__REQUEST__OP_ENGINE_ROLE_PUT:
-    case MAYFLY__API__REQUEST__OP_ENGINE_ROTATE_ROOT:
-    case MAYFLY__API__REQUEST__OP_ENGINE_CRL: /* runs on the leader, where engines are */
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* ---- proposals ---- */
 
 struct proposal {
@@ -1759,18 +1736,55 @@ static void read_token_lookup(struct req *r)
     mf_token_free(parent);
 }
 
-static void run_read(struct req *r)
+/* Every operation behind the auth check: writes run on the leader (a
+ * follower forwards them), reads on any node after a read barrier. Status,
+ * unseal, init and seal are dispatched before this table. */
+struct op_def {
+    Mayfly__Api__Request__OpCase op_case;
+    void (*run)(struct req *r);
+    bool leader; /* runs on the leader (writes, and engine calls) */
+};
+
+#define OP(name, fn, leader) {MAYFLY__API__REQUEST__OP_##name, fn, leader}
+static const struct op_def op_table[] = {
+    OP(LEASE_GRANT, op_lease_grant, true),
+    OP(LEASE_RENEW, op_lease_renew, true),
+    OP(LEASE_REVOKE, op_lease_revoke, true),
+    OP(KV_PUT, op_kv_put, true),
+    OP(KV_VERSIONS, op_kv_versions, true),
+    OP(KV_METADATA_PUT, op_kv_metadata_put, true),
+    OP(TOKEN_CREATE, op_token_create, true),
+    OP(TOKEN_REVOKE, op_token_revoke, true),
+    OP(INIT, op_init, true),
+    OP(CREDS_ISSUE, op_creds_issue, true),
+    OP(ENGINE_ENABLE, op_engine_enable, true),
+    OP(ENGINE_ROLE_PUT, op_engine_role_put, true),
+    OP(ENGINE_ROTATE_ROOT, op_engine_rotate_root, true),
+    OP(ENGINE_CRL, op_engine_crl, true), /* signed by the leader's engine */
+    OP(KV_GET, read_kv_get, false),
+    OP(KV_LIST, read_kv_list, false),
+    OP(KV_METADATA_GET, read_kv_metadata, false),
+    OP(LEASE_LOOKUP, read_lease_lookup, false),
+    OP(LEASE_LIST, read_lease_list, false),
+    OP(TOKEN_LOOKUP, read_token_lookup, false),
+    OP(ENGINE_LIST, read_engine_list, false),
+};
+#undef OP
+
+static const struct op_def *op_find(Mayfly__Api__Request__OpCase op_case)
 {
-    switch (r->pb->op_case) {
-    case MAYFLY__API__REQUEST__OP_KV_GET: read_kv_get(r); break;
-    case MAYFLY__API__REQUEST__OP_KV_LIST: read_kv_list(r); break;
-    case MAYFLY__API__REQUEST__OP_KV_METADATA_GET: read_kv_metadata(r); break;
-    case MAYFLY__API__REQUEST__OP_LEASE_LOOKUP: read_lease_lookup(r); break;
-    case MAYFLY__API__REQUEST__OP_LEASE_LIST: read_lease_list(r); break;
-    case MAYFLY__API__REQUEST__OP_TOKEN_LOOKUP: read_token_lookup(r); break;
-    case MAYFLY__API__REQUEST__OP_ENGINE_LIST: read_engine_list(r); break;
-    default: mf_api_reply_error(r, MF_EINVAL, "not a read"); break;
-    }
+    for (size_t i = 0; i < sizeof(op_table) / sizeof(op_table[0]); i++)
+        if (op_table[i].op_case == op_case)
+            return &op_table[i];
+    return NULL;
+}
+
+static void run_op(struct req *r)
+{
+    const struct op_def *d = op_find(r->pb->op_case);
+    if (!d)
+        return mf_api_reply_error(r, MF_EINVAL, "unknown operation %d", r->pb->op_case);
+    d->run(r);
 }
 
 static void on_read_index(void *arg, int rc)
@@ -1781,28 +1795,7 @@ static void on_read_index(void *arg, int rc)
                                   "cannot confirm a linearizable read (%s); retry, or ask for "
                                   "-consistency stale",
                                   mf_strerror(rc));
-    run_read(r);
-}
-
-static void run_write(struct req *r)
-{
-    switch (r->pb->op_case) {
-    case MAYFLY__API__REQUEST__OP_LEASE_GRANT: op_lease_grant(r); break;
-    case MAYFLY__API__REQUEST__OP_LEASE_RENEW: op_lease_renew(r); break;
-    case MAYFLY__API__REQUEST__OP_LEASE_REVOKE: op_lease_revoke(r); break;
-    case MAYFLY__API__REQUEST__OP_KV_PUT: op_kv_put(r); break;
-    case MAYFLY__API__REQUEST__OP_KV_VERSIONS: op_kv_versions(r); break;
-    case MAYFLY__API__REQUEST__OP_KV_METADATA_PUT: op_kv_metadata_put(r); break;
-    case MAYFLY__API__REQUEST__OP_TOKEN_CREATE: op_token_create(r); break;
-    case MAYFLY__API__REQUEST__OP_TOKEN_REVOKE: op_token_revoke(r); break;
-    case MAYFLY__API__REQUEST__OP_INIT: op_init(r); break;
-    case MAYFLY__API__REQUEST__OP_CREDS_ISSUE: op_creds_issue(r); break;
-    case MAYFLY__API__REQUEST__OP_ENGINE_ENABLE: op_engine_enable(r); break;
-    case MAYFLY__API__REQUEST__OP_ENGINE_ROLE_PUT: op_engine_role_put(r); break;
-    case MAYFLY__API__REQUEST__OP_ENGINE_ROTATE_ROOT: op_engine_rotate_root(r); break;
-    case MAYFLY__API__REQUEST__OP_ENGINE_CRL: op_engine_crl(r); break;
-    default: mf_api_reply_error(r, MF_EINVAL, "not a write"); break;
-    }
+    run_op(r);
 }
 
 /* Writes run on the leader: forward from a follower (once: a forwarded
@@ -1811,7 +1804,7 @@ static void route_write(struct req *r)
 {
     struct mf_server *s = r->srv;
     if (mf_node_is_leader(s->node))
-        return run_write(r);
+        return run_op(r);
     if (r->peer)
         return mf_api_reply_error(r, MF_EUNAVAIL, "this node is no longer the leader; retry");
     int rc = mf_api_forward(s, r);
@@ -1868,13 +1861,16 @@ void mf_ops_dispatch(struct req *r)
         return mf_api_reply_error(r, MF_EUNAUTH, "missing, unknown or expired token");
     if (q->op_case == MAYFLY__API__REQUEST__OP_SEAL)
         return op_seal(r);
-    if (is_write(q)) {
+    const struct op_def *d = op_find(q->op_case);
+    if (!d)
+        return mf_api_reply_error(r, MF_EINVAL, "unknown operation %d", q->op_case);
+    if (d->leader) {
         if (sealed && s->role == MF_RAFT_LEADER)
             return mf_api_reply_error(r, MF_ESEALED, "the leader is sealed");
         return route_write(r);
     }
     if (q->consistency == MAYFLY__API__CONSISTENCY__STALE)
-        return run_read(r);
+        return run_op(r);
     rc = mf_node_read_index(s->node, on_read_index, r);
     if (rc)
         mf_api_reply_error(r, MF_EUNAVAIL, "cannot start a linearizable read (%s); retry",
