@@ -384,14 +384,26 @@ static int check_path(const char *path)
 
 static bool reserved_path(const char *path);
 
+/* A path a client names: not under the reserved prefix, 1..MF_KV_PATH_MAX
+ * bytes. Answers r and returns true when it is refused. */
+static bool refuse_client_path(struct req *r, const char *path)
+{
+    if (reserved_path(path)) {
+        mf_api_reply_error(r, MF_EPERM, "paths under '%s' are reserved", MF_SRV_RESERVED_PREFIX);
+        return true;
+    }
+    if (check_path(path)) {
+        mf_api_reply_error(r, MF_EINVAL, "a path is 1..%d bytes", MF_KV_PATH_MAX);
+        return true;
+    }
+    return false;
+}
+
 static void op_kv_put(struct req *r)
 {
     const Mayfly__Api__KvPutRequest *p = r->pb->kv_put;
-    if (reserved_path(p->path))
-        return mf_api_reply_error(r, MF_EPERM, "paths under '%s' are reserved",
-                                  MF_SRV_RESERVED_PREFIX);
-    if (check_path(p->path))
-        return mf_api_reply_error(r, MF_EINVAL, "a path is 1..%d bytes", MF_KV_PATH_MAX);
+    if (refuse_client_path(r, p->path))
+        return;
     if (p->n_data == 0)
         return mf_api_reply_error(r, MF_EINVAL, "kv put needs at least one KEY=VALUE");
     Mayfly__Cmd__KvPut m = MAYFLY__CMD__KV_PUT__INIT;
@@ -409,11 +421,8 @@ static void op_kv_put(struct req *r)
 static void op_kv_versions(struct req *r)
 {
     const Mayfly__Api__KvVersionsRequest *q = r->pb->kv_versions;
-    if (reserved_path(q->path))
-        return mf_api_reply_error(r, MF_EPERM, "paths under '%s' are reserved",
-                                  MF_SRV_RESERVED_PREFIX);
-    if (check_path(q->path))
-        return mf_api_reply_error(r, MF_EINVAL, "a path is 1..%d bytes", MF_KV_PATH_MAX);
+    if (refuse_client_path(r, q->path))
+        return;
     Mayfly__Cmd__KvVersions m = MAYFLY__CMD__KV_VERSIONS__INIT;
     m.path = q->path;
     switch (q->op) {
@@ -433,11 +442,8 @@ static void op_kv_versions(struct req *r)
 static void op_kv_metadata_put(struct req *r)
 {
     const Mayfly__Api__KvMetadataPutRequest *q = r->pb->kv_metadata_put;
-    if (reserved_path(q->path))
-        return mf_api_reply_error(r, MF_EPERM, "paths under '%s' are reserved",
-                                  MF_SRV_RESERVED_PREFIX);
-    if (check_path(q->path))
-        return mf_api_reply_error(r, MF_EINVAL, "a path is 1..%d bytes", MF_KV_PATH_MAX);
+    if (refuse_client_path(r, q->path))
+        return;
     Mayfly__Cmd__KvMetadataPut m = MAYFLY__CMD__KV_METADATA_PUT__INIT;
     m.path = q->path;
     m.max_versions = q->max_versions;
@@ -1385,9 +1391,8 @@ static void read_kv_get(struct req *r)
 {
     struct mf_server *s = r->srv;
     const Mayfly__Api__KvGetRequest *q = r->pb->kv_get;
-    if (reserved_path(q->path))
-        return mf_api_reply_error(r, MF_EPERM, "paths under '%s' are reserved",
-                                  MF_SRV_RESERVED_PREFIX);
+    if (refuse_client_path(r, q->path))
+        return;
     struct mf_state *st = mf_fsm_state(s->fsm);
     MDB_txn *txn;
     int rc = mf_srv_read_begin(s, &txn);
@@ -1503,9 +1508,8 @@ static void read_kv_metadata(struct req *r)
 {
     struct mf_server *s = r->srv;
     const char *path = r->pb->kv_metadata_get->path;
-    if (reserved_path(path))
-        return mf_api_reply_error(r, MF_EPERM, "paths under '%s' are reserved",
-                                  MF_SRV_RESERVED_PREFIX);
+    if (refuse_client_path(r, path))
+        return;
     struct mf_state *st = mf_fsm_state(s->fsm);
     MDB_txn *txn;
     int rc = mf_srv_read_begin(s, &txn);
