@@ -9,6 +9,7 @@
  * depends only on the entries applied, never on how they were batched.
  */
 #include "store/fsm.h"
+#include "store/barrier.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -164,7 +165,21 @@ static int keyring_put(struct mf_apply *a, const Mayfly__Cmd__KeyringPut *m)
 {
     if (m->keyring.len == 0 || m->keyring.len > 1024 * 1024)
         return mf_apply_fail(a, MF_EINVAL, "keyring must be 1 byte to 1 MiB");
-    MDB_val k = {7, "keyring"}, d = {m->keyring.len, m->keyring.data};
+    MDB_val k = {7, "keyring"}, d = {m->keyring.len, m->keyring.data}, cur;
+    /* A second init (another seal) or a stale rotation (term not above the
+     * stored one) must not replace the keyring that encrypts live data. The
+     * rule is pure: it reads the blobs' cleartext headers only. */
+    int rc = mdb_get(a->txn, a->st->dbi[MF_DB_META], &k, &cur);
+    if (rc == 0) {
+        int why = mf_barrier_blob_may_replace(cur.mv_data, cur.mv_size, m->keyring.data,
+                                              m->keyring.len);
+        if (why)
+            return mf_apply_fail(a, why, "keyring refused: %s",
+                                 why == MF_EEXISTS ? "the cluster is already initialised"
+                                                   : "not a newer keyring of this seal");
+    } else if (rc != MDB_NOTFOUND) {
+        return mf_state_err(rc, "keyring get");
+    }
     return mf_state_err(mdb_put(a->txn, a->st->dbi[MF_DB_META], &k, &d, 0), "keyring put");
 }
 

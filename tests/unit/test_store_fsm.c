@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "../store/fsm_testlib.h"
+#include "store/barrier.h"
 #include "common/err.h"
 #include "store/idempotency.h"
 #include "store/policies.h"
@@ -580,6 +581,63 @@ static void test_store_fsm_key_use_counted(void **s)
     tf_close(&t);
 }
 
+static int put_keyring(struct tf *t, const uint8_t *blob, size_t len)
+{
+    Mayfly__Cmd__Command c = MAYFLY__CMD__COMMAND__INIT;
+    Mayfly__Cmd__KeyringPut k = MAYFLY__CMD__KEYRING_PUT__INIT;
+    k.keyring.data = (uint8_t *)blob;
+    k.keyring.len = len;
+    c.op_case = MAYFLY__CMD__COMMAND__OP_KEYRING_PUT;
+    c.keyring_put = &k;
+    return tf_cmd(t, &c, T0);
+}
+
+static void new_keyring(struct mf_barrier **b, uint8_t **blob, size_t *len, uint8_t seal_byte)
+{
+    uint8_t root[MF_BARRIER_KEY_BYTES];
+    memset(root, seal_byte, sizeof(root));
+    struct mf_barrier_seal_config cfg = {.type = MF_SEAL_KEYFILE};
+    memset(cfg.seal_id, seal_byte, sizeof(cfg.seal_id));
+    assert_int_equal(mf_barrier_new(b), 0);
+    assert_int_equal(mf_barrier_initialize(*b, root, &cfg, T0), 0);
+    assert_int_equal(mf_barrier_keyring_export(*b, blob, len), 0);
+}
+
+/* A keyring put never replaces the keyring of another seal (a second init) nor
+ * a newer term with an older one (a stale rotation); a rotation of the same
+ * seal is taken, and a refused put leaves the stored keyring as it was. */
+static void test_store_fsm_keyring_replace_rules(void **s)
+{
+    (void)s;
+    struct tf t;
+    tf_open(&t);
+    struct mf_barrier *a, *b;
+    uint8_t *blob_a, *blob_b, *blob_a2;
+    size_t len_a, len_b, len_a2;
+    uint32_t term;
+    new_keyring(&a, &blob_a, &len_a, 0x11);
+    new_keyring(&b, &blob_b, &len_b, 0x22);
+    assert_int_equal(mf_barrier_rotate_export(a, T0 + 1, &blob_a2, &len_a2, &term), 0);
+    assert_int_equal(put_keyring(&t, blob_a, len_a), 0);
+    assert_int_equal(put_keyring(&t, blob_b, len_b), MF_EEXISTS);
+    assert_int_equal(put_keyring(&t, blob_a2, len_a2), 0);
+    assert_int_equal(put_keyring(&t, blob_a, len_a), MF_ECAS);
+    MDB_txn *txn;
+    const uint8_t *body;
+    size_t len;
+    assert_int_equal(mf_state_read_begin(tf_st(&t), &txn), 0);
+    assert_int_equal(mf_state_keyring(txn, tf_st(&t), &body, &len), 0);
+    assert_int_equal(len, len_a2);
+    assert_memory_equal(body, blob_a2, len);
+    mf_state_read_end(txn);
+    free(blob_a);
+    free(blob_b);
+    free(blob_a2);
+    mf_barrier_free(a);
+    mf_barrier_free(b);
+    tf_close(&t);
+}
+
 /* Policies and the keyring blob are stored as given. */
 static void test_store_fsm_policy_and_keyring(void **s)
 {
@@ -746,6 +804,7 @@ int main(void)
         cmocka_unit_test(test_store_fsm_unknown_command_refused),
         cmocka_unit_test(test_store_fsm_key_use_counted),
         cmocka_unit_test(test_store_fsm_policy_and_keyring),
+        cmocka_unit_test(test_store_fsm_keyring_replace_rules),
         cmocka_unit_test(test_store_fsm_time_never_backwards),
         cmocka_unit_test(test_store_fsm_restart_resumes),
         cmocka_unit_test(test_store_fsm_map_full_reported),
