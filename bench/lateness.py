@@ -28,9 +28,9 @@ def now_ms():
     return int(time.time() * 1000)
 
 
-def grant(c, env, total, ttl, name):
+def grant(c, env, total, ttl, name, clients=64, conns=8):
     p = subprocess.run([BENCH, "-workload", "grant", "-total", str(total), "-ttl", ttl,
-                        "-name", name, "-clients", "64", "-conns", "8"], env=env,
+                        "-name", name, "-clients", str(clients), "-conns", str(conns)], env=env,
                        capture_output=True, text=True)
     if p.returncode != 0:
         raise SystemExit("mayfly-bench failed: " + p.stdout + p.stderr)
@@ -55,7 +55,7 @@ def main():
         env = dict(os.environ, MAYFLY_ADDR=c.addrs(), MAYFLY_TOKEN=c.token,
                    MAYFLY_CACERT=os.path.join(c.certs, "ca.pem"))
         t0 = time.time()
-        print("background:", grant(c, env, a.background, "1h", "background"),
+        print("background:", grant(c, env, a.background, "1h", "background", clients=256, conns=16),
               "(%.1f s)" % (time.time() - t0))
         start = now_ms()
         print("due:       ", grant(c, env, a.due, "6s", "due"))
