@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 
+# On a fresh machine this is the only command needed (safe to run twice).
+scripts/setup.sh
+
 echo "== build (RelWithDebInfo)"
 scripts/build.sh build
 echo "== tests"
