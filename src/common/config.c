@@ -67,7 +67,7 @@ int mf_config_defaults(struct mf_config *cfg)
     cfg->max_clock_skew_ms = 500;
     cfg->default_lease_ttl_ms = UINT64_C(3600000);
     cfg->max_lease_ttl_ms = UINT64_C(768) * 3600000;
-    cfg->snapshot_entries = 10000;
+    cfg->snapshot_entries = 100000; /* etcd's default: a snapshot copies the whole state */
     cfg->revoke_deadline_ms = UINT64_C(86400000);
     cfg->reconcile_interval_ms = 30000;
     if (mf_config_set_str(&cfg->listen, "127.0.0.1:8270") ||
