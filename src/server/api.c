@@ -122,13 +122,21 @@ void mf_api_reply_error(struct req *r, int code, const char *fmt, ...)
     mf_api_reply(r, &resp);
 }
 
-static struct req *req_new(struct mf_server *s, Mayfly__Api__Request *pb)
+struct req *mf_req_internal(struct mf_server *s, void (*done)(struct mf_server *, int, void *))
 {
     struct req *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
     r->srv = s;
-    r->pb = pb;
+    r->internal_done = done;
+    return r;
+}
+
+static struct req *req_new(struct mf_server *s, Mayfly__Api__Request *pb)
+{
+    struct req *r = mf_req_internal(s, NULL);
+    if (r)
+        r->pb = pb;
     return r;
 }
 

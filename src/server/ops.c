@@ -817,10 +817,9 @@ void mf_ops_dev_init(struct mf_server *s)
         MF_INFO(LOG_MOD, "dev: already initialised");
         return;
     }
-    struct req *r = calloc(1, sizeof(*r));
+    struct req *r = mf_req_internal(s, NULL);
     if (!r)
         return;
-    r->srv = s;
     char err[MF_SEAL_ERR_LEN] = "";
     uint8_t *blob = NULL;
     size_t blob_len = 0;
@@ -1173,10 +1172,9 @@ static void finish_creds_activate(struct req *r, const void *res_ptr, Resp *resp
  * revokes by name whatever the engine may have half-created. */
 static void cleanup_failed_issue(struct mf_server *s, uint64_t seq)
 {
-    struct req *c = calloc(1, sizeof(*c));
+    struct req *c = mf_req_internal(s, NULL);
     if (!c)
         return;
-    c->srv = s;
     Mayfly__Cmd__LeaseRevoke m = MAYFLY__CMD__LEASE_REVOKE__INIT;
     m.seq = seq;
     Cmd cmd = MAYFLY__CMD__COMMAND__INIT;

@@ -91,20 +91,9 @@ static void on_tidy_done(struct mf_server *s, int rc, void *arg)
         MF_WARN(LOG_MOD, "tidy failed: %s", mf_strerror(rc));
 }
 
-static struct req *internal_req(struct mf_server *s,
-                                void (*done)(struct mf_server *, int, void *))
-{
-    struct req *r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
-    r->srv = s;
-    r->internal_done = done;
-    return r;
-}
-
 static void propose_expire(struct mf_server *s, uint64_t *seqs, size_t n)
 {
-    struct req *r = internal_req(s, on_expire_done);
+    struct req *r = mf_req_internal(s, on_expire_done);
     if (!r)
         return;
     Mayfly__Cmd__LeaseExpire m = MAYFLY__CMD__LEASE_EXPIRE__INIT;
@@ -122,7 +111,7 @@ static void propose_revoked(struct mf_server *s, uint64_t *seqs, size_t n,
                             const uint64_t *late_ms, bool engineless)
 {
     struct revoked_ctx *ctx = malloc(sizeof(*ctx) + n * sizeof(uint64_t));
-    struct req *r = ctx ? internal_req(s, on_revoked_done) : NULL;
+    struct req *r = ctx ? mf_req_internal(s, on_revoked_done) : NULL;
     if (!r) {
         free(ctx);
         return;
@@ -145,7 +134,7 @@ static void propose_revoked(struct mf_server *s, uint64_t *seqs, size_t n,
 
 static void propose_tidy(struct mf_server *s)
 {
-    struct req *r = internal_req(s, on_tidy_done);
+    struct req *r = mf_req_internal(s, on_tidy_done);
     if (!r)
         return;
     Mayfly__Cmd__LeaseTidy m = MAYFLY__CMD__LEASE_TIDY__INIT;
@@ -170,7 +159,7 @@ struct revoke_batch {
 
 static void propose_irrevocable(struct mf_server *s, uint64_t seq, const char *error)
 {
-    struct req *r = internal_req(s, on_tidy_done);
+    struct req *r = mf_req_internal(s, on_tidy_done);
     if (!r)
         return;
     uint8_t *ct = NULL;

@@ -157,6 +157,9 @@ void mf_api_fail_forwards(struct mf_server *s, int code);
 /* Follower: send r to the leader; the answer is relayed when it comes. */
 int mf_api_forward(struct mf_server *s, struct req *r);
 void mf_req_free(struct req *r);
+/* A request of the server's own (scheduler, dev init, cleanups): no client to
+ * answer; `done` (may be NULL) is told the outcome. NULL if out of memory. */
+struct req *mf_req_internal(struct mf_server *s, void (*done)(struct mf_server *, int, void *));
 
 /* scheduler.c */
 void mf_sched_init(struct mf_server *s);
