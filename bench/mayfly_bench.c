@@ -1,7 +1,12 @@
 /* mayfly-bench: the load generator of ../shared/CLI.md.
  *
- *   mayfly-bench -addr A[,B,...] -workload grant|put|get-l|get-s|revoke-storm
+ *   mayfly-bench -addr A[,B,...] -workload grant|put|get-l|get-s|revoke-storm|lease|creds
  *                [-clients 64] [-conns 8] [-total 20000] [-ttl 60s] [-value-size 256]
+ *                [-name LEASE_NAME] [-path MOUNT/ROLE]
+ *
+ * Beyond CLI.md's workloads: `lease` grants bare leases (no bound KV: the
+ * fastest way to fill the expiry index), `creds` issues dynamic credentials
+ * at -path MOUNT/ROLE (a real CREATE ROLE per op for a postgres mount).
  *
  * -conns TLS connections, each driven by one thread that keeps
  * clients/conns requests in flight on it (pipelining: answers are matched by
@@ -24,11 +29,12 @@
 #include "net/bclient.h"
 #include "net/tls.h"
 
-enum workload { W_GRANT, W_PUT, W_GET_L, W_GET_S, W_STORM };
+enum workload { W_GRANT, W_PUT, W_GET_L, W_GET_S, W_STORM, W_LEASE, W_CREDS };
 
 struct opts {
     const char *addr, *token, *ca;
-    const char *name;   /* lease name (grant, revoke-storm); optional */
+    const char *name;   /* lease name (grant, revoke-storm, lease); optional */
+    char mount[128], role[128]; /* creds: from -path MOUNT/ROLE */
     enum workload w;
     const char *wname;
     unsigned clients, conns;
@@ -101,6 +107,7 @@ static int start_step(struct worker *w, struct mf_bclient *c, struct slot *s)
     Mayfly__Api__KvPutRequest__DataEntry e = MAYFLY__API__KV_PUT_REQUEST__DATA_ENTRY__INIT;
     Mayfly__Api__KvPutRequest__DataEntry *ep = &e;
     Mayfly__Api__KvGetRequest get = MAYFLY__API__KV_GET_REQUEST__INIT;
+    Mayfly__Api__CredsIssueRequest ci = MAYFLY__API__CREDS_ISSUE_REQUEST__INIT;
     char *path = s->path;
     bool write = true;
     if (!s->retry) {
@@ -121,6 +128,7 @@ static int start_step(struct worker *w, struct mf_bclient *c, struct slot *s)
     switch (w->o->w) {
     case W_GRANT:
     case W_STORM:
+    case W_LEASE:
         if (s->step == 0) {
             g.ttl_ms = w->o->ttl_ms;
             g.name = (char *)(w->o->name ? w->o->name
@@ -134,6 +142,13 @@ static int start_step(struct worker *w, struct mf_bclient *c, struct slot *s)
             req.op_case = MAYFLY__API__REQUEST__OP_KV_PUT;
             req.kv_put = &p;
         }
+        break;
+    case W_CREDS:
+        ci.mount = (char *)w->o->mount;
+        ci.role = (char *)w->o->role;
+        ci.ttl_ms = w->o->ttl_ms;
+        req.op_case = MAYFLY__API__REQUEST__OP_CREDS_ISSUE;
+        req.creds_issue = &ci;
         break;
     case W_PUT:
         p.path = path;
@@ -270,6 +285,14 @@ static int parse(int argc, char **argv, struct opts *o)
         else if (!strcmp(f, "ca-cert")) o->ca = v;
         else if (!strcmp(f, "workload")) o->wname = v;
         else if (!strcmp(f, "name")) o->name = v;
+        else if (!strcmp(f, "path")) {
+            const char *slash = strchr(v, '/');
+            if (!slash || slash == v || !slash[1] || (size_t)(slash - v) >= sizeof(o->mount) ||
+                strlen(slash + 1) >= sizeof(o->role))
+                return fprintf(stderr, "mayfly-bench: -path wants MOUNT/ROLE\n"), -1;
+            snprintf(o->mount, sizeof(o->mount), "%.*s", (int)(slash - v), v);
+            snprintf(o->role, sizeof(o->role), "%s", slash + 1);
+        }
         else if (!strcmp(f, "clients")) o->clients = (unsigned)atoi(v);
         else if (!strcmp(f, "conns")) o->conns = (unsigned)atoi(v);
         else if (!strcmp(f, "total")) o->total = strtoull(v, NULL, 10);
@@ -281,16 +304,19 @@ static int parse(int argc, char **argv, struct opts *o)
             return fprintf(stderr, "mayfly-bench: unknown flag %s\n", argv[i - 1]), -1;
         }
     }
-    static const char *names[] = {"grant", "put", "get-l", "get-s", "revoke-storm"};
+    static const char *names[] = {"grant", "put", "get-l", "get-s", "revoke-storm", "lease",
+                                  "creds"};
     int found = -1;
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < (int)(sizeof(names) / sizeof(names[0])); k++)
         if (!strcmp(o->wname, names[k]))
             found = k;
     if (found < 0 || !o->addr || !o->ca || !o->token || o->conns == 0 ||
-        o->clients < o->conns || o->value_size == 0 || o->value_size >= sizeof(value_buf)) {
+        o->clients < o->conns || o->value_size == 0 || o->value_size >= sizeof(value_buf) ||
+        (found == W_CREDS && !o->mount[0])) {
         fprintf(stderr, "usage: mayfly-bench -addr A[,B,...] -workload "
-                        "grant|put|get-l|get-s|revoke-storm [-clients 64] [-conns 8] "
-                        "[-total 20000] [-ttl 60s] [-value-size 256] [-name LEASE_NAME]\n"
+                        "grant|put|get-l|get-s|revoke-storm|lease|creds [-clients 64] "
+                        "[-conns 8] [-total 20000] [-ttl 60s] [-value-size 256] "
+                        "[-name LEASE_NAME] [-path MOUNT/ROLE (creds)]\n"
                         "(-token/-ca-cert or MAYFLY_TOKEN/MAYFLY_CACERT are required)\n");
         return -1;
     }
