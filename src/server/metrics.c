@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "net/addr.h"
 #include "server/srv_int.h"
+#include "store/leases.h"
 
 #define LOG_MOD "metrics"
 
@@ -63,6 +64,12 @@ void mf_metrics_publish(struct mf_server *s)
     s->mstats.irrevocable = s->sched_irrevocable;
     s->mstats.reconciled = s->sched_reconciled;
     s->mstats.engine_calls = s->sched_engine_calls;
+    MDB_txn *txn;
+    if (s->fsm && mf_srv_read_begin(s, &txn) == 0) {
+        if (mf_state_lease_counts(txn, mf_fsm_state(s->fsm), s->mstats.leases))
+            memset(s->mstats.leases, 0, sizeof(s->mstats.leases));
+        mf_srv_read_end(s, txn);
+    }
     struct mf_node_stats ns;
     mf_node_stats(s->node, &ns);
     s->mstats.batches = ns.batches;
@@ -104,6 +111,10 @@ static char *format_metrics(const struct mf_metrics_snapshot *m, uint64_t node_i
     EMIT("# HELP mayfly_leases_revoked_total Leases this node (as leader) marked revoked.\n"
          "# TYPE mayfly_leases_revoked_total counter\nmayfly_leases_revoked_total %" PRIu64 "\n",
          m->revoked);
+    EMIT("# HELP mayfly_leases Leases by state in this node's replicated state (revoked ones "
+         "until tidy drops them).\n# TYPE mayfly_leases gauge\n");
+    for (int st = 1; st < MF_LEASE_STATES; st++)
+        EMIT("mayfly_leases{state=\"%s\"} %" PRIu64 "\n", mf_lease_state_name(st), m->leases[st]);
     EMIT("# HELP mayfly_revocation_retries_total Engine revocations that failed and will be "
          "retried.\n# TYPE mayfly_revocation_retries_total counter\n"
          "mayfly_revocation_retries_total %" PRIu64 "\n", m->retries);

@@ -12,9 +12,11 @@
  * One proposal of each kind is in flight at a time; when it is applied, the
  * scheduler looks again. After every applied batch it re-reads the next due
  * time (a grant may have added an earlier one) and re-arms its timer.
- * Engine-issued leases (issuing/revoking with an engine) wait for the engines
- * (issue 6): they stay `revoking` and are listed by `mayfly lease list
- * -state revoking`. */
+ * Engine-issued leases wait for their engine: the revoking set is grouped by
+ * engine mount (store/leases.c), each mount has one revoke call of up to
+ * EXPIRY_BATCH leases in flight and its own backoff, and a batch skips the
+ * leases whose LeaseRevoked is still in flight (no engine call is repeated
+ * while the cluster is busy recording the last one). */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,13 +62,43 @@ static void on_expire_done(struct mf_server *s, int rc, void *arg)
         arm(s, rc ? FAILURE_BACKOFF_MS : 0);
 }
 
-/* Lateness samples of one LeaseRevoked proposal: counted only if it applied
- * (a deposed leader's failed proposals and retries must not count). */
+/* One LeaseRevoked proposal in flight. Its lateness samples count only if
+ * it applied (a deposed leader's failed proposals and retries must not
+ * count). Until it is applied its leases are still in the revoking set: the
+ * server keeps these in a list so the next batch of the same mount skips
+ * them instead of sending them to the engine again. */
 struct revoked_ctx {
-    bool engineless;  /* the scheduler's own batch (one in flight at a time) */
+    struct revoked_ctx *next;
+    char mount[MF_LEASE_MOUNT_MAX + 1]; /* "" for the scheduler's engineless batch */
     size_t n;
-    uint64_t late_ms[];
+    uint64_t *seqs;    /* ascending: the revoking set's order */
+    uint64_t *late_ms;
+    uint64_t data[];   /* seqs, then late_ms */
 };
+
+static void pending_unlink(struct mf_server *s, struct revoked_ctx *ctx)
+{
+    for (struct revoked_ctx **p = &s->sched_revoked_pending; *p; p = &(*p)->next)
+        if (*p == ctx) {
+            *p = ctx->next;
+            return;
+        }
+}
+
+static int cmp_seq(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Is lease `seq` of `mount` in a LeaseRevoked proposal still in flight? */
+static bool revoked_pending(const struct mf_server *s, const char *mount, uint64_t seq)
+{
+    for (const struct revoked_ctx *c = s->sched_revoked_pending; c; c = c->next)
+        if (strcmp(c->mount, mount) == 0 && bsearch(&seq, c->seqs, c->n, sizeof(seq), cmp_seq))
+            return true;
+    return false;
+}
 
 static void on_revoked_done(struct mf_server *s, int rc, void *arg)
 {
@@ -74,8 +106,11 @@ static void on_revoked_done(struct mf_server *s, int rc, void *arg)
     if (!rc && ctx)
         for (size_t i = 0; i < ctx->n; i++)
             mf_metrics_lateness(s, ctx->late_ms[i]);
-    if (ctx && ctx->engineless)
-        s->sched_revoked_inflight = false;
+    if (ctx) {
+        if (!ctx->mount[0])
+            s->sched_revoked_inflight = false;
+        pending_unlink(s, ctx);
+    }
     free(ctx);
     if (rc)
         MF_WARN(LOG_MOD, "revoked proposal failed: %s", mf_strerror(rc));
@@ -107,26 +142,33 @@ static void propose_expire(struct mf_server *s, uint64_t *seqs, size_t n)
     mf_ops_propose(r, &cmd, NULL);
 }
 
-static void propose_revoked(struct mf_server *s, uint64_t *seqs, size_t n,
-                            const uint64_t *late_ms, bool engineless)
+/* seqs ascending; mount "" for the scheduler's own engineless batch (one in
+ * flight at a time). */
+static void propose_revoked(struct mf_server *s, const uint64_t *seqs, size_t n,
+                            const uint64_t *late_ms, const char *mount)
 {
-    struct revoked_ctx *ctx = malloc(sizeof(*ctx) + n * sizeof(uint64_t));
+    struct revoked_ctx *ctx = malloc(sizeof(*ctx) + 2 * n * sizeof(uint64_t));
     struct req *r = ctx ? mf_req_internal(s, on_revoked_done) : NULL;
     if (!r) {
         free(ctx);
         return;
     }
-    ctx->engineless = engineless;
+    snprintf(ctx->mount, sizeof(ctx->mount), "%s", mount);
     ctx->n = n;
+    ctx->seqs = ctx->data;
+    ctx->late_ms = ctx->data + n;
+    memcpy(ctx->seqs, seqs, n * sizeof(uint64_t));
     memcpy(ctx->late_ms, late_ms, n * sizeof(uint64_t));
+    ctx->next = s->sched_revoked_pending;
+    s->sched_revoked_pending = ctx;
     r->internal_arg = ctx;
     Mayfly__Cmd__LeaseRevoked m = MAYFLY__CMD__LEASE_REVOKED__INIT;
-    m.seqs = seqs;
+    m.seqs = ctx->seqs;
     m.n_seqs = n;
     Mayfly__Cmd__Command cmd = MAYFLY__CMD__COMMAND__INIT;
     cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_REVOKED;
     cmd.lease_revoked = &m;
-    if (engineless)
+    if (!mount[0])
         s->sched_revoked_inflight = true;
     s->sched_revoked += n;
     mf_ops_propose(r, &cmd, NULL);
@@ -149,6 +191,11 @@ static void propose_tidy(struct mf_server *s)
 
 #define REVOKE_BACKOFF_MIN_MS 100
 #define REVOKE_BACKOFF_MAX_MS 30000
+/* Engine mounts served per pass (each with its own batch; more mounts wait
+ * for the next pass, which follows at once), and pages of a group read to
+ * step over leases whose LeaseRevoked is still in flight. */
+#define REVOKING_GROUPS_MAX 64
+#define REVOKING_SCAN_PAGES 4
 
 struct revoke_batch {
     char mount[MF_LEASE_MOUNT_MAX + 1];
@@ -206,7 +253,7 @@ static void on_engine_revoked(struct mf_server *s, struct mf_mjob *j, void *arg)
         }
     }
     if (n_ok)
-        propose_revoked(s, ok, n_ok, late, false);
+        propose_revoked(s, ok, n_ok, late, b->mount);
     if (mf_mounts_get(s, b->mount, &m) == 0) {
         *mf_mount_revoke_inflight(m) = false;
         uint64_t *backoff = mf_mount_revoke_backoff(m);
@@ -269,41 +316,75 @@ static void on_reconcile_list(struct mf_server *s, struct mf_mjob *j, void *arg)
     free(mount);
 }
 
-/* Splits the revoking set: engineless leases are finished at once, engine
- * leases are batched per mount (one revoke call in flight per mount). */
-static size_t revoking_split(struct mf_server *s, MDB_txn *txn, uint64_t now, uint64_t *out,
-                             uint64_t *late, size_t max, struct revoke_batch **batches,
-                             size_t *n_batches, size_t batches_cap)
+/* Up to EXPIRY_BATCH leases of `engine`'s revoking group, skipping those a
+ * LeaseRevoked in flight already covers, into seqs[] with their expire_at. */
+static size_t revoking_group_batch(struct mf_server *s, MDB_txn *txn, const char *engine,
+                                   uint64_t *seqs, uint64_t *expire_at)
 {
     struct mf_state *st = mf_fsm_state(s->fsm);
-    uint64_t seqs[EXPIRY_BATCH];
-    size_t n = 0, kept = 0;
-    if (mf_lease_revoking(txn, st, 0, seqs, max < EXPIRY_BATCH ? max : EXPIRY_BATCH, &n))
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        Mayfly__Cmd__LeaseRecord *rec = NULL;
-        if (mf_lease_get(txn, st, seqs[i], &rec) != 0)
-            continue;
-        if (rec->engine[0] == '\0') {
-            /* Revoked early on request (revoke before expiry) is not late. */
-            late[kept] = now > rec->expire_at_ms ? now - rec->expire_at_ms : 0;
-            out[kept++] = seqs[i];
-        } else {
-            struct revoke_batch *b = NULL;
-            for (size_t k = 0; k < *n_batches; k++)
-                if (strcmp(batches[k]->mount, rec->engine) == 0)
-                    b = batches[k];
-            if (!b && *n_batches < batches_cap && (b = calloc(1, sizeof(*b))) != NULL) {
-                snprintf(b->mount, sizeof(b->mount), "%s", rec->engine);
-                batches[(*n_batches)++] = b;
-            }
-            if (b && b->n < EXPIRY_BATCH) {
-                b->seqs[b->n] = seqs[i];
-                b->expire_at[b->n] = rec->expire_at_ms;
-                b->n++;
-            }
+    uint64_t page[EXPIRY_BATCH], after = 0;
+    size_t kept = 0;
+    for (int p = 0; p < REVOKING_SCAN_PAGES && kept < EXPIRY_BATCH; p++) {
+        size_t n = 0;
+        if (mf_lease_revoking(txn, st, engine, after, page, EXPIRY_BATCH, &n) || n == 0)
+            break;
+        after = page[n - 1];
+        for (size_t i = 0; i < n && kept < EXPIRY_BATCH; i++) {
+            Mayfly__Cmd__LeaseRecord *rec = NULL;
+            if (revoked_pending(s, engine, page[i]) ||
+                mf_lease_get(txn, st, page[i], &rec) != 0)
+                continue;
+            seqs[kept] = page[i];
+            expire_at[kept++] = rec->expire_at_ms;
+            mf_lease_free(rec);
         }
-        mf_lease_free(rec);
+        if (n < EXPIRY_BATCH)
+            break;
+    }
+    return kept;
+}
+
+/* Walks the revoking set group by group (one group per engine mount, ""
+ * for leases no engine revokes): the engineless group is finished at once
+ * (into out/late), and every mount that is ready (no call in flight, not
+ * backing off, or gone) gets its own batch. A mount whose database is down
+ * holds back nobody else: its group is skipped without being read. */
+static size_t revoking_split(struct mf_server *s, MDB_txn *txn, uint64_t now, uint64_t *out,
+                             uint64_t *late, struct revoke_batch **batches, size_t *n_batches,
+                             size_t batches_cap)
+{
+    struct mf_state *st = mf_fsm_state(s->fsm);
+    char group[2][MF_LEASE_MOUNT_MAX + 1];
+    size_t kept = 0;
+    const char *after = NULL;
+    for (int g = 0; g < REVOKING_GROUPS_MAX && *n_batches < batches_cap; g++) {
+        char *engine = group[g % 2];
+        if (mf_lease_revoking_next_engine(txn, st, after, engine, sizeof(group[0])) != 0)
+            break;
+        after = engine;
+        if (!engine[0]) {
+            if (s->sched_revoked_inflight)
+                continue;
+            uint64_t expire_at[EXPIRY_BATCH];
+            kept = revoking_group_batch(s, txn, "", out, expire_at);
+            /* Revoked early on request (revoke before expiry) is not late. */
+            for (size_t i = 0; i < kept; i++)
+                late[i] = now > expire_at[i] ? now - expire_at[i] : 0;
+            continue;
+        }
+        struct mount *m;
+        if (mf_mounts_get(s, engine, &m) == 0 &&
+            (*mf_mount_revoke_inflight(m) || now < *mf_mount_next_revoke(m)))
+            continue;
+        struct revoke_batch *b = calloc(1, sizeof(*b));
+        if (!b)
+            break;
+        snprintf(b->mount, sizeof(b->mount), "%s", engine);
+        b->n = revoking_group_batch(s, txn, engine, b->seqs, b->expire_at);
+        if (b->n)
+            batches[(*n_batches)++] = b;
+        else
+            free(b);
     }
     return kept;
 }
@@ -320,10 +401,6 @@ static void start_engine_revocations(struct mf_server *s, uint64_t now,
             for (size_t k = 0; k < b->n; k++)
                 if (now > b->expire_at[k] + s->cfg->revoke_deadline_ms)
                     propose_irrevocable(s, b->seqs[k], "no engine is mounted there any more");
-            free(b);
-            continue;
-        }
-        if (*mf_mount_revoke_inflight(m) || now < *mf_mount_next_revoke(m)) {
             free(b);
             continue;
         }
@@ -363,11 +440,10 @@ static void sched_run(struct mf_server *s)
     struct mf_state *st = mf_fsm_state(s->fsm);
     uint64_t due[EXPIRY_BATCH], done[EXPIRY_BATCH], late[EXPIRY_BATCH];
     size_t n_due = 0, n_done = 0, n_batches = 0;
-    struct revoke_batch *batches[16];
+    struct revoke_batch *batches[REVOKING_GROUPS_MAX];
     if (!s->sched_expire_inflight)
         mf_lease_due(txn, st, now, NULL, due, EXPIRY_BATCH, &n_due, NULL);
-    if (!s->sched_revoked_inflight)
-        n_done = revoking_split(s, txn, now, done, late, EXPIRY_BATCH, batches, &n_batches, 16);
+    n_done = revoking_split(s, txn, now, done, late, batches, &n_batches, REVOKING_GROUPS_MAX);
     uint64_t next_at = 0, next_seq = 0;
     int has_next = mf_lease_next_due(txn, st, &next_at, &next_seq) == 0;
     mf_srv_read_end(s, txn);
@@ -375,7 +451,7 @@ static void sched_run(struct mf_server *s)
     if (n_due)
         propose_expire(s, due, n_due);
     if (n_done)
-        propose_revoked(s, done, n_done, late, true);
+        propose_revoked(s, done, n_done, late, "");
     start_engine_revocations(s, now, batches, n_batches);
     reconcile(s, now);
     if (now >= s->sched_next_tidy_ms) {

@@ -46,6 +46,7 @@ struct mf_metrics_snapshot {
     uint64_t batches, entries_persisted, entries_applied;
     uint64_t lateness_buckets[MF_METRICS_BUCKETS];
     uint64_t lateness_count, lateness_sum_ms, lateness_max_ms;
+    uint64_t leases[MF_LEASE_STATES]; /* replicated state: leases by state */
 };
 
 struct mf_metrics;
@@ -116,6 +117,7 @@ struct mf_server {
     bool sched_started;
     bool sched_expire_inflight;
     bool sched_revoked_inflight;
+    struct revoked_ctx *sched_revoked_pending; /* LeaseRevoked proposals in flight */
     uint64_t sched_armed_at_ms;   /* expire_at the timer aims at (0: idle) */
     uint64_t sched_next_tidy_ms;
     uint64_t sched_expired;       /* leases proposed for expiry */

@@ -27,6 +27,9 @@ struct mf_apply {
     uint64_t live;     /* META "live", cached for the batch */
     int live_loaded;
     int live_dirty;
+    uint64_t by_state[MF_LEASE_STATES]; /* META "leases/<state>", cached for the batch */
+    int states_loaded;
+    int states_dirty;
     char err[256];     /* message of the last rule error */
 };
 
@@ -40,6 +43,9 @@ int mf_apply_fail(struct mf_apply *a, int code, const char *fmt, ...)
 
 /* Live lease counter (cached in the context, flushed by the fsm). */
 int mf_apply_live_add(struct mf_apply *a, int64_t delta);
+/* Leases by state: one lease moves from state `from` to `to` (0: none, for
+ * a grant or a tidy). Cached like live, flushed by the fsm. */
+int mf_apply_lease_moved(struct mf_apply *a, int from, int to);
 
 /* leases.c */
 int mf_lease_apply_grant(struct mf_apply *a, const Mayfly__Cmd__LeaseGrant *m,

@@ -54,6 +54,37 @@ int mf_apply_live_add(struct mf_apply *a, int64_t delta)
     return 0;
 }
 
+int mf_apply_lease_moved(struct mf_apply *a, int from, int to)
+{
+    MF_ASSERT(from >= 0 && from < MF_LEASE_STATES && to >= 0 && to < MF_LEASE_STATES);
+    if (!a->states_loaded) {
+        int rc = mf_state_lease_counts(a->txn, a->st, a->by_state);
+        if (rc)
+            return rc;
+        a->states_loaded = 1;
+    }
+    if (from) {
+        MF_ASSERT(a->by_state[from] > 0);
+        a->by_state[from]--;
+    }
+    if (to)
+        a->by_state[to]++;
+    a->states_dirty = 1;
+    return 0;
+}
+
+static int flush_lease_counts(struct mf_apply *a)
+{
+    for (int s = 1; s < MF_LEASE_STATES; s++) {
+        char key[16];
+        mf_state_lease_count_key(s, key);
+        int rc = mf_state_meta_put_u64(a->txn, a->st, key, a->by_state[s]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 int mf_fsm_reload(struct mf_fsm *fsm)
 {
     MDB_txn *txn;
@@ -338,6 +369,8 @@ int mf_fsm_apply_batch(struct mf_fsm *fsm, const struct mf_fsm_entry *entries, s
         rc = mf_state_meta_put_u64(a.txn, fsm->st, "now", fsm->now_ms);
     if (rc == 0 && a.live_dirty)
         rc = mf_state_meta_put_u64(a.txn, fsm->st, "live", a.live);
+    if (rc == 0 && a.states_dirty)
+        rc = flush_lease_counts(&a);
     if (rc)
         goto fail;
     rc = mf_state_err(mdb_txn_commit(a.txn), "commit");

@@ -6,8 +6,11 @@
  * Indexes move with the state, in the same transaction as the record:
  *  - EXPIRY holds issuing and active leases, keyed expire_at|SEQ, so the next
  *    due lease is the first key (a cursor read, O(log n) at any count);
- *  - REVOKING holds the revoking set (a new leader resumes from it: nothing
- *    needs restoring into memory);
+ *  - REVOKING holds the revoking set keyed ENGINE|NUL|SEQ, grouped by the
+ *    engine mount that must revoke them ("" first: leases no engine has to
+ *    revoke), so the scheduler serves each mount from its own group and a
+ *    mount whose database is down cannot hold back the others; a new leader
+ *    resumes from it: nothing needs restoring into memory;
  *  - REVOKED orders revoked leases by revoked time for tidy;
  *  - PREFIX lists leases by "MOUNT/NAME/" until tidy; OWNER maps a token to
  *    the leases it owns (while they are live).
@@ -79,6 +82,19 @@ const char *mf_lease_state_name(int state)
 /* --- helpers --- */
 
 static void seq_key(uint8_t b[8], uint64_t seq) { mf_be64_put(b, seq); }
+
+#define REVOKING_KEY_MAX (MF_LEASE_MOUNT_MAX + 1 + 8)
+
+/* ENGINE|NUL|SEQ; the length of the key. */
+static size_t revoking_key(uint8_t b[REVOKING_KEY_MAX], const char *engine, uint64_t seq)
+{
+    size_t el = strlen(engine);
+    MF_ASSERT(el <= MF_LEASE_MOUNT_MAX);
+    memcpy(b, engine, el);
+    b[el] = 0;
+    seq_key(b + el + 1, seq);
+    return el + 9;
+}
 
 static void pair_key(uint8_t b[16], uint64_t hi, uint64_t seq)
 {
@@ -318,14 +334,11 @@ static int lease_move(struct mf_apply *a, uint64_t seq, Mayfly__Cmd__LeaseRecord
     MF_ASSERT(from != to);
     if (in_expiry(from) && !in_expiry(to))
         rc = expiry_del(a, rec->expire_at_ms, seq);
-    if (rc == 0 && from == LS(LEASE_REVOKING)) {
-        seq_key(kb, seq);
-        rc = del_key(a, MF_DB_REVOKING, kb, 8, NULL, 0);
-    }
-    if (rc == 0 && to == LS(LEASE_REVOKING)) {
-        seq_key(kb, seq);
-        rc = put_empty(a, MF_DB_REVOKING, kb, 8, 0);
-    }
+    uint8_t rk[REVOKING_KEY_MAX];
+    if (rc == 0 && from == LS(LEASE_REVOKING))
+        rc = del_key(a, MF_DB_REVOKING, rk, revoking_key(rk, rec->engine, seq), NULL, 0);
+    if (rc == 0 && to == LS(LEASE_REVOKING))
+        rc = put_empty(a, MF_DB_REVOKING, rk, revoking_key(rk, rec->engine, seq), 0);
     if (rc == 0 && to == LS(LEASE_REVOKED)) {
         pair_key(kb, a->now_ms, seq);
         rc = put_empty(a, MF_DB_REVOKED, kb, 16, MDB_APPEND);
@@ -349,6 +362,8 @@ static int lease_move(struct mf_apply *a, uint64_t seq, Mayfly__Cmd__LeaseRecord
         rec->revoked_ms = a->now_ms;
         rec->credential.len = 0; /* the credential is gone with the lease */
     }
+    if (rc == 0)
+        rc = mf_apply_lease_moved(a, from, to);
     if (rc)
         return rc;
     rec->state = to;
@@ -462,6 +477,8 @@ int mf_lease_apply_grant(struct mf_apply *a, const Mayfly__Cmd__LeaseGrant *m,
         rc = quota_walk(a, lp, lplen, +1, 0);
     if (rc == 0)
         rc = mf_apply_live_add(a, +1);
+    if (rc == 0)
+        rc = mf_apply_lease_moved(a, 0, rec.state);
     if (rc)
         return rc;
     r->seq = m->seq;
@@ -516,6 +533,8 @@ int mf_lease_apply_activate(struct mf_apply *a, const Mayfly__Cmd__LeaseActivate
             rec->ttl_ms = m->ttl_ms;
         }
         rc = move_expiry(a, m->seq, rec, exp);
+        if (rc == 0)
+            rc = mf_apply_lease_moved(a, LS(LEASE_ISSUING), LS(LEASE_ACTIVE));
         if (rc == 0) {
             /* Borrow the command's bytes: stored before rec is freed. */
             ProtobufCBinaryData saved = rec->credential;
@@ -767,6 +786,8 @@ int mf_lease_apply_tidy(struct mf_apply *a, const Mayfly__Cmd__LeaseTidy *m,
             rc = del_key(a, MF_DB_PREFIX, lp, lplen, sb, 8);
             if (rc == 0)
                 rc = del_key(a, MF_DB_LEASES, sb, 8, NULL, 0);
+            if (rc == 0)
+                rc = mf_apply_lease_moved(a, rec->state, 0);
             mf_lease_free(rec);
             if (rc)
                 break;
@@ -892,25 +913,61 @@ int mf_lease_due(MDB_txn *txn, struct mf_state *st, uint64_t by_ms,
     return rc;
 }
 
-int mf_lease_revoking(MDB_txn *txn, struct mf_state *st, uint64_t after_seq, uint64_t *seqs,
-                      size_t max, size_t *n)
+int mf_lease_revoking(MDB_txn *txn, struct mf_state *st, const char *engine, uint64_t after_seq,
+                      uint64_t *seqs, size_t max, size_t *n)
 {
     MDB_cursor *cur;
     *n = 0;
+    if (strlen(engine) > MF_LEASE_MOUNT_MAX || after_seq == UINT64_MAX)
+        return 0; /* no lease can be in such a group */
     int rc = mf_state_err(mdb_cursor_open(txn, st->dbi[MF_DB_REVOKING], &cur), "revoking");
     if (rc)
         return rc;
-    uint8_t kb[8];
-    seq_key(kb, after_seq + 1);
-    MDB_val k = {8, kb}, d;
-    int x = after_seq == UINT64_MAX ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
-    while (x == 0 && *n < max) {
-        seqs[(*n)++] = mf_be64_get(k.mv_data);
+    uint8_t kb[REVOKING_KEY_MAX];
+    size_t group = strlen(engine) + 1; /* ENGINE|NUL: the group's key prefix */
+    MDB_val k = {revoking_key(kb, engine, after_seq + 1), kb}, d;
+    int x = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+    while (x == 0 && *n < max && k.mv_size == group + 8 && memcmp(k.mv_data, kb, group) == 0) {
+        seqs[(*n)++] = mf_be64_get((const uint8_t *)k.mv_data + group);
         x = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
     }
     mdb_cursor_close(cur);
     if (x && x != MDB_NOTFOUND)
         rc = mf_state_err(x, "revoking");
+    return rc;
+}
+
+int mf_lease_revoking_next_engine(MDB_txn *txn, struct mf_state *st, const char *after,
+                                  char *engine, size_t len)
+{
+    MDB_cursor *cur;
+    if (after && strlen(after) > MF_LEASE_MOUNT_MAX)
+        return MF_EINVAL;
+    int rc = mf_state_err(mdb_cursor_open(txn, st->dbi[MF_DB_REVOKING], &cur), "revoking");
+    if (rc)
+        return rc;
+    /* Past every key of `after`'s group: names hold no NUL, so any later
+     * group's key is >= after|0x01. */
+    uint8_t kb[REVOKING_KEY_MAX];
+    size_t al = after ? strlen(after) : 0;
+    if (after)
+        memcpy(kb, after, al);
+    kb[al] = 1;
+    MDB_val k = {al + 1, kb}, d;
+    int x = after ? mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE)
+                  : mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+    if (x == 0) {
+        size_t el = k.mv_size - 9;
+        if (k.mv_size < 9 || el >= len)
+            rc = MF_ECORRUPT;
+        else {
+            memcpy(engine, k.mv_data, el);
+            engine[el] = '\0';
+        }
+    } else {
+        rc = x == MDB_NOTFOUND ? MF_ENOTFOUND : mf_state_err(x, "revoking");
+    }
+    mdb_cursor_close(cur);
     return rc;
 }
 

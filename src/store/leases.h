@@ -61,10 +61,17 @@ int mf_lease_due(MDB_txn *txn, struct mf_state *st, uint64_t by_ms,
                  const struct mf_lease_due_cursor *after, uint64_t *seqs, size_t max, size_t *n,
                  struct mf_lease_due_cursor *next);
 
-/* Up to `max` leases of the revoking set with SEQ > after_seq, in SEQ order
- * (what a new leader resumes revoking). */
-int mf_lease_revoking(MDB_txn *txn, struct mf_state *st, uint64_t after_seq, uint64_t *seqs,
-                      size_t max, size_t *n);
+/* Up to `max` leases of the revoking set that engine mount `engine` must
+ * revoke ("" for leases no engine has to revoke: bare and KV-bound ones),
+ * with SEQ > after_seq, in SEQ order (what a new leader resumes revoking). */
+int mf_lease_revoking(MDB_txn *txn, struct mf_state *st, const char *engine, uint64_t after_seq,
+                      uint64_t *seqs, size_t max, size_t *n);
+
+/* The first engine mount after `after` (NULL: from the start, where "" the
+ * engineless group comes first) that has leases in the revoking set, into
+ * engine (len >= MF_LEASE_MOUNT_MAX + 1). MF_ENOTFOUND when there is none. */
+int mf_lease_revoking_next_engine(MDB_txn *txn, struct mf_state *st, const char *after,
+                                  char *engine, size_t len);
 
 /* One listed lease: owned by the caller, freed by mf_lease_list_free. */
 struct mf_lease_item {

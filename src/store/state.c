@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -347,6 +348,24 @@ int mf_state_applied(struct mf_state *st, uint64_t *index)
     rc = mf_state_meta_get_u64(txn, st, "applied", index);
     mf_state_read_end(txn);
     return rc;
+}
+
+void mf_state_lease_count_key(int s, char buf[16])
+{
+    snprintf(buf, 16, "leases/%d", s);
+}
+
+int mf_state_lease_counts(MDB_txn *txn, struct mf_state *st, uint64_t counts[MF_LEASE_STATES])
+{
+    counts[0] = 0;
+    for (int s = 1; s < MF_LEASE_STATES; s++) {
+        char key[16];
+        mf_state_lease_count_key(s, key);
+        int rc = mf_state_meta_get_u64(txn, st, key, &counts[s]);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 int mf_state_live_leases(MDB_txn *txn, struct mf_state *st, uint64_t *count)

@@ -112,6 +112,13 @@ void mf_state_read_end(MDB_txn *txn);
 /* Index of the last applied entry (0 for a fresh store). */
 int mf_state_applied(struct mf_state *st, uint64_t *index);
 
+/* Leases in each state, indexed by Mayfly__Cmd__LeaseState (1 issuing ..
+ * 5 irrevocable; [0] unused). Revoked ones count until tidy drops them. */
+#define MF_LEASE_STATES 6
+int mf_state_lease_counts(MDB_txn *txn, struct mf_state *st, uint64_t counts[MF_LEASE_STATES]);
+/* META key of state s's count ("leases/1" .. "leases/5"), into buf[16]. */
+void mf_state_lease_count_key(int s, char buf[16]);
+
 /* Number of live (not revoked) leases. */
 int mf_state_live_leases(MDB_txn *txn, struct mf_state *st, uint64_t *count);
 

@@ -140,6 +140,23 @@ static inline int tf_grant_full(struct tf *t, uint64_t now, uint64_t seq, const 
     return tf_cmd(t, &c, now);
 }
 
+/* An engine-issued lease (state issuing, as the server grants them). */
+static inline int tf_grant_engine(struct tf *t, uint64_t now, uint64_t seq, const char *engine,
+                                  uint64_t ttl)
+{
+    Mayfly__Cmd__Command c = MAYFLY__CMD__COMMAND__INIT;
+    Mayfly__Cmd__LeaseGrant g = MAYFLY__CMD__LEASE_GRANT__INIT;
+    g.seq = seq;
+    g.mount = (char *)engine;
+    g.name = "role";
+    g.ttl_ms = ttl;
+    g.state = MAYFLY__CMD__LEASE_STATE__LEASE_ISSUING;
+    g.engine = (char *)engine;
+    c.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_GRANT;
+    c.lease_grant = &g;
+    return tf_cmd(t, &c, now);
+}
+
 static inline int tf_grant(struct tf *t, uint64_t now, uint64_t seq, uint64_t ttl, uint64_t max_ttl)
 {
     return tf_grant_full(t, now, seq, "lease", "default", ttl, max_ttl,

@@ -164,7 +164,7 @@ static void test_store_fsm_expire_revoked_tidy(void **s)
     uint64_t rs[8];
     size_t n;
     assert_int_equal(mf_state_read_begin(tf_st(&t), &txn), 0);
-    assert_int_equal(mf_lease_revoking(txn, tf_st(&t), 0, rs, 8, &n), 0);
+    assert_int_equal(mf_lease_revoking(txn, tf_st(&t), "", 0, rs, 8, &n), 0);
     mf_state_read_end(txn);
     assert_int_equal(n, 2);
     assert_int_equal(rs[0], 1);
@@ -177,7 +177,7 @@ static void test_store_fsm_expire_revoked_tidy(void **s)
     assert_int_equal(tf_lease_state(&t, 1, NULL), LSTATE(REVOKED));
     assert_int_equal(tf_lease_state(&t, 3, NULL), LSTATE(ACTIVE));
     assert_int_equal(mf_state_read_begin(tf_st(&t), &txn), 0);
-    assert_int_equal(mf_lease_revoking(txn, tf_st(&t), 0, rs, 8, &n), 0);
+    assert_int_equal(mf_lease_revoking(txn, tf_st(&t), "", 0, rs, 8, &n), 0);
     uint64_t live;
     assert_int_equal(mf_state_live_leases(txn, tf_st(&t), &live), 0);
     mf_state_read_end(txn);
@@ -354,6 +354,65 @@ static void test_store_fsm_idempotent_duplicate(void **s)
     assert_int_equal(mf_idem_count(txn, tf_st(&t), &count), 0);
     mf_state_read_end(txn);
     assert_int_equal(count, 1); /* req-2 pruned, req-1 stored again */
+    tf_close(&t);
+}
+
+/* The revoking set is grouped by the engine mount that must revoke each
+ * lease, so the scheduler serves every mount from its own group (a mount
+ * whose database is down cannot hold back another mount or bare leases). */
+static void test_store_fsm_revoking_grouped_by_engine(void **s)
+{
+    (void)s;
+    struct tf t;
+    tf_open(&t);
+    /* Interleaved SEQs: pg, bare, pki, pg, bare, pki, ... */
+    const char *engines[] = {"pg", "", "pki"};
+    for (uint64_t seq = 1; seq <= 9; seq++) {
+        const char *e = engines[(seq - 1) % 3];
+        assert_int_equal(e[0] ? tf_grant_engine(&t, T0, seq, e, 1000) : tf_grant(&t, T0, seq, 1000, 0),
+                         0);
+    }
+    uint64_t all[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    assert_int_equal(tf_expire(&t, T0 + 1000, all, 9), 0);
+    assert_int_equal(t.last->count, 9);
+    MDB_txn *txn;
+    uint64_t rs[8];
+    size_t n;
+    char e[MF_LEASE_MOUNT_MAX + 1];
+    assert_int_equal(mf_state_read_begin(tf_st(&t), &txn), 0);
+    /* Groups in name order, "" first. */
+    assert_int_equal(mf_lease_revoking_next_engine(txn, tf_st(&t), NULL, e, sizeof(e)), 0);
+    assert_string_equal(e, "");
+    assert_int_equal(mf_lease_revoking_next_engine(txn, tf_st(&t), "", e, sizeof(e)), 0);
+    assert_string_equal(e, "pg");
+    assert_int_equal(mf_lease_revoking_next_engine(txn, tf_st(&t), "pg", e, sizeof(e)), 0);
+    assert_string_equal(e, "pki");
+    assert_int_equal(mf_lease_revoking_next_engine(txn, tf_st(&t), "pki", e, sizeof(e)),
+                     MF_ENOTFOUND);
+    /* Each group in SEQ order, paged by after_seq, and nothing of another. */
+    assert_int_equal(mf_lease_revoking(txn, tf_st(&t), "pg", 0, rs, 8, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(rs[0], 1);
+    assert_int_equal(rs[1], 4);
+    assert_int_equal(rs[2], 7);
+    assert_int_equal(mf_lease_revoking(txn, tf_st(&t), "pki", 3, rs, 1, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(rs[0], 6);
+    assert_int_equal(mf_lease_revoking(txn, tf_st(&t), "", 5, rs, 8, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(rs[0], 8);
+    assert_int_equal(mf_lease_revoking(txn, tf_st(&t), "p", 0, rs, 8, &n), 0);
+    assert_int_equal(n, 0); /* a prefix of a name is not that name */
+    mf_state_read_end(txn);
+    /* Revoked leases leave their group; an emptied group is skipped. */
+    uint64_t pg[3] = {1, 4, 7};
+    assert_int_equal(tf_revoked(&t, T0 + 1100, pg, 3), 0);
+    assert_int_equal(mf_state_read_begin(tf_st(&t), &txn), 0);
+    assert_int_equal(mf_lease_revoking_next_engine(txn, tf_st(&t), "", e, sizeof(e)), 0);
+    assert_string_equal(e, "pki");
+    assert_int_equal(mf_lease_revoking(txn, tf_st(&t), "pg", 0, rs, 8, &n), 0);
+    assert_int_equal(n, 0);
+    mf_state_read_end(txn);
     tf_close(&t);
 }
 
@@ -789,6 +848,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_fsm_grant_and_lookup),
         cmocka_unit_test(test_store_fsm_grant_refuses_bad_input),
+        cmocka_unit_test(test_store_fsm_revoking_grouped_by_engine),
         cmocka_unit_test(test_store_fsm_activate_rules),
         cmocka_unit_test(test_store_fsm_renew_capped_by_max_ttl),
         cmocka_unit_test(test_store_fsm_renew_between_look_and_expire_wins),
