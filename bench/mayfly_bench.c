@@ -2,11 +2,14 @@
  *
  *   mayfly-bench -addr A[,B,...] -workload grant|put|get-l|get-s|revoke-storm|lease|creds
  *                [-clients 64] [-conns 8] [-total 20000] [-ttl 60s] [-value-size 256]
- *                [-name LEASE_NAME] [-path MOUNT/ROLE]
+ *                [-name LEASE_NAME] [-path MOUNT/ROLE] [-expire-at UNIX_MS]
  *
  * Beyond CLI.md's workloads: `lease` grants bare leases (no bound KV: the
  * fastest way to fill the expiry index), `creds` issues dynamic credentials
  * at -path MOUNT/ROLE (a real CREATE ROLE per op for a postgres mount).
+ * -expire-at gives every lease (lease, grant, creds) the same expiry instead
+ * of one TTL: its TTL is computed when the op is sent, so a storm of leases
+ * issued over minutes falls due at one instant.
  *
  * -conns TLS connections, each driven by one thread that keeps
  * clients/conns requests in flight on it (pipelining: answers are matched by
@@ -39,6 +42,7 @@ struct opts {
     const char *wname;
     unsigned clients, conns;
     uint64_t total, ttl_ms;
+    uint64_t expire_at_ms; /* -expire-at: every lease expires then (TTL computed per op) */
     size_t value_size;
     bool prefill;       /* put every key bench/k0..k999 once, in order */
 };
@@ -99,6 +103,16 @@ static int send_req(struct worker *w, struct mf_bclient *c, Mayfly__Api__Request
 }
 
 /* Sends the next step of slot s. */
+/* The TTL of an op sent now: -ttl, or what is left until -expire-at (at
+ * least 1 ms: a lease sent late still gets granted, and expires at once). */
+static uint64_t op_ttl_ms(const struct opts *o)
+{
+    if (!o->expire_at_ms)
+        return o->ttl_ms;
+    uint64_t now = mf_now_wall_ms();
+    return o->expire_at_ms > now ? o->expire_at_ms - now : 1;
+}
+
 static int start_step(struct worker *w, struct mf_bclient *c, struct slot *s)
 {
     Mayfly__Api__Request req = MAYFLY__API__REQUEST__INIT;
@@ -130,7 +144,7 @@ static int start_step(struct worker *w, struct mf_bclient *c, struct slot *s)
     case W_STORM:
     case W_LEASE:
         if (s->step == 0) {
-            g.ttl_ms = w->o->ttl_ms;
+            g.ttl_ms = op_ttl_ms(w->o);
             g.name = (char *)(w->o->name ? w->o->name
                                          : w->o->w == W_STORM ? "bench-storm" : "bench");
             req.op_case = MAYFLY__API__REQUEST__OP_LEASE_GRANT;
@@ -146,7 +160,7 @@ static int start_step(struct worker *w, struct mf_bclient *c, struct slot *s)
     case W_CREDS:
         ci.mount = (char *)w->o->mount;
         ci.role = (char *)w->o->role;
-        ci.ttl_ms = w->o->ttl_ms;
+        ci.ttl_ms = op_ttl_ms(w->o);
         req.op_case = MAYFLY__API__REQUEST__OP_CREDS_ISSUE;
         req.creds_issue = &ci;
         break;
@@ -297,6 +311,7 @@ static int parse(int argc, char **argv, struct opts *o)
         else if (!strcmp(f, "conns")) o->conns = (unsigned)atoi(v);
         else if (!strcmp(f, "total")) o->total = strtoull(v, NULL, 10);
         else if (!strcmp(f, "value-size")) o->value_size = (size_t)atoi(v);
+        else if (!strcmp(f, "expire-at")) o->expire_at_ms = strtoull(v, NULL, 10);
         else if (!strcmp(f, "ttl")) {
             if (mf_duration_parse_ms(v, &o->ttl_ms))
                 return fprintf(stderr, "mayfly-bench: bad -ttl %s\n", v), -1;
@@ -316,7 +331,7 @@ static int parse(int argc, char **argv, struct opts *o)
         fprintf(stderr, "usage: mayfly-bench -addr A[,B,...] -workload "
                         "grant|put|get-l|get-s|revoke-storm|lease|creds [-clients 64] "
                         "[-conns 8] [-total 20000] [-ttl 60s] [-value-size 256] "
-                        "[-name LEASE_NAME] [-path MOUNT/ROLE (creds)]\n"
+                        "[-name LEASE_NAME] [-path MOUNT/ROLE (creds)] [-expire-at UNIX_MS]\n"
                         "(-token/-ca-cert or MAYFLY_TOKEN/MAYFLY_CACERT are required)\n");
         return -1;
     }
@@ -426,7 +441,7 @@ static int64_t storm_remaining(SSL_CTX *ctx, const struct opts *o, const char *a
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
-    struct opts o;
+    struct opts o = {0}; /* parse sets only what it is given */
     if (parse(argc, argv, &o))
         return 1;
     for (size_t i = 0; i < o.value_size; i++)

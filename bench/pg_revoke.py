@@ -2,12 +2,15 @@
 """PostgreSQL revocations per second through the cluster (issue 6's target:
 at least 5,000/s sustained), on a real 3-node cluster and a real PostgreSQL.
 
-  python3 bench/pg_revoke.py [--creds 20000] [--clients 64]
+  python3 bench/pg_revoke.py [--creds 20000] [--clients 64] [--expire [--expire-in S]]
 
-Issues --creds credentials of one postgres role (a real CREATE ROLE each,
-1 h leases) with mayfly-bench, checks that PostgreSQL has that many mayfly
-roles, then revokes them all at once with `mayfly lease revoke -prefix`
-(one Raft command moves them to revoking) and times the drain: the leader's
+Issues --creds credentials of one postgres role (a real CREATE ROLE each)
+with mayfly-bench and checks that PostgreSQL has that many mayfly roles.
+Then, by default, revokes them all at once with `mayfly lease revoke -prefix`
+(one Raft command moves them to revoking); with --expire they were all
+issued to expire at the same instant (--expire-in seconds after the start),
+so the scheduler's expiry path (LeaseExpire, 1,000 per command) starts the
+storm. Either way it times the drain: the leader's
 scheduler sends them to the engine in batches (one call of up to 1,000 in
 flight per mount: NOLOGIN, terminate sessions, DROP ROLE) and commits each
 batch revoked. The clock stops when the replicated state has no lease left
@@ -34,10 +37,36 @@ def gauge(node, name):
     return int(v) if v is not None else None
 
 
+def lateness(node):
+    """p50/p99 (upper bucket bounds) and max of the leader's lateness histogram."""
+    _, body = node.http_get("/metrics")
+    buckets, total, mx = [], 0, None
+    for line in body.splitlines():
+        if line.startswith('mayfly_revocation_lateness_ms_bucket{le="'):
+            le = line.split('"')[1]
+            if le == "+Inf":
+                total = float(line.split()[1])
+            else:
+                buckets.append((int(le), float(line.split()[1])))
+        elif line.startswith("mayfly_revocation_lateness_max_ms "):
+            mx = line.split()[1]
+
+    def q(frac):
+        for le, cum in buckets:
+            if total and cum >= frac * total:
+                return "<=%d ms" % le
+        return ">%d ms" % buckets[-1][0]
+    return "p50 %s, p99 %s, max %s ms (%d samples)" % (q(0.5), q(0.99), mx, total)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--creds", type=int, default=20000)
     ap.add_argument("--clients", type=int, default=64)
+    ap.add_argument("--expire", action="store_true",
+                    help="let them all expire at one instant instead of revoke -prefix")
+    ap.add_argument("--expire-in", type=float, default=0,
+                    help="seconds from the start to that instant (default: creds/150 + 20)")
     a = ap.parse_args()
     pg = Postgres()
     c = None
@@ -57,8 +86,10 @@ def main():
         env = dict(os.environ, MAYFLY_ADDR=c.addrs(), MAYFLY_TOKEN=c.token,
                    MAYFLY_CACERT=os.path.join(c.certs, "ca.pem"))
         t0 = time.time()
-        p = subprocess.run([BENCH, "-workload", "creds", "-path", "db/app", "-ttl", "1h",
-                            "-total", str(a.creds), "-clients", str(a.clients), "-conns", "8"],
+        expire_at = int((t0 + (a.expire_in or a.creds / 150 + 20)) * 1000)
+        lifetime = ["-expire-at", str(expire_at)] if a.expire else ["-ttl", "1h"]
+        p = subprocess.run([BENCH, "-workload", "creds", "-path", "db/app", "-total",
+                            str(a.creds), "-clients", str(a.clients), "-conns", "8"] + lifetime,
                            env=env, capture_output=True, text=True)
         print("issue:  %s (%.1f s)" % (p.stdout.strip(), time.time() - t0))
         if p.returncode:
@@ -69,10 +100,16 @@ def main():
             raise SystemExit("expected %d roles" % a.creds)
         leader = c.leader()
         calls0 = gauge(leader, "mayfly_engine_revoke_leases_total") or 0
-        start = time.time()
-        rc, out = c.cli("lease", "revoke", "-prefix", "db/app/", timeout="60s")
-        if rc or out.get("revoked") != a.creds:
-            raise SystemExit("revoke -prefix: %s" % out)
+        if a.expire:
+            if time.time() * 1000 > expire_at - 1000:
+                raise SystemExit("issuing ran past the expiry instant: raise --expire-in")
+            time.sleep(expire_at / 1000 - time.time())  # the instant they all fall due
+            start = expire_at / 1000
+        else:
+            start = time.time()
+            rc, out = c.cli("lease", "revoke", "-prefix", "db/app/", timeout="60s")
+            if rc or out.get("revoked") != a.creds:
+                raise SystemExit("revoke -prefix: %s" % out)
         # Polling the leader's gauge: revocation has no event a client can await.
         # (The gauges are published every 100 ms: the drain is timed to that.)
         wait_for(lambda: gauge(leader, 'mayfly_leases{state="revoked"}') == a.creds and
@@ -80,8 +117,12 @@ def main():
         drained = time.time() - start
         left = int(pg.admin(COUNT_ROLES))
         calls = (gauge(leader, "mayfly_engine_revoke_leases_total") or 0) - calls0
-        print("revoked %d PostgreSQL roles in %.2f s through the cluster: %.0f revocations/s" %
-              (a.creds, drained, a.creds / drained))
+        print("revoked %d PostgreSQL roles in %.2f s through the cluster (%s): "
+              "%.0f revocations/s" % (a.creds, drained, "all expired at one instant" if a.expire
+                                      else "revoke -prefix", a.creds / drained))
+        if a.expire:
+            print("lateness (leader-measured, expire_at to the applied revocation): %s" %
+                  lateness(leader))
         print("roles left in PostgreSQL: %d; leases handed to the engine: %d (%d repeats); "
               "revoked leases in the state: %s" %
               (left, calls, calls - a.creds, gauge(leader, 'mayfly_leases{state="revoked"}')))

@@ -20,10 +20,38 @@ MAYFLYD = os.path.join(BUILD, "mayflyd")
 MAYFLY = os.path.join(BUILD, "mayfly")
 
 
+_handed_out = set()
+
+
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port that is free now and stays so: chosen BELOW the
+    kernel's ephemeral range. A port 0 bind would pick one inside it, where
+    any outgoing connection (a peer, psql, libpq) may take it before the
+    server binds it (seen: 'address already in use' at start)."""
+    lo_eph, _ = _ephemeral_range()
+    lo, hi = 20000, min(lo_eph, 32768) - 1
+    import random
+    for _ in range(1000):
+        port = random.randint(lo, hi)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free loopback port in %d-%d" % (lo, hi))
 
 
 def wait_for(predicate, timeout, what):
@@ -89,16 +117,25 @@ class Node:
             self.proc = subprocess.Popen(list(wrapper) + [MAYFLYD, "--config", self.config_path],
                                          stdout=subprocess.PIPE, stderr=log, text=True,
                                          env=dict(os.environ))
-        threading.Thread(target=self._read_stdout, args=(self.proc,), daemon=True).start()
-        if not self.ready.wait(30):
-            raise AssertionError("node %d did not print 'mayflyd: ready'; log:\n%s"
-                                 % (self.id, self.log_tail()))
+        # Set once ready or once its stdout closed (it exited); this start's
+        # own event, so an earlier process's reader cannot set it.
+        settled = threading.Event()
+        threading.Thread(target=self._read_stdout, args=(self.proc, settled),
+                         daemon=True).start()
+        settled.wait(30)
+        if not self.ready.is_set():
+            if self.proc.poll() is None and settled.is_set():
+                self.proc.wait(10)
+            raise AssertionError("node %d did not print 'mayflyd: ready' (exit status %s); "
+                                 "log:\n%s" % (self.id, self.proc.poll(), self.log_tail()))
 
-    def _read_stdout(self, proc):
+    def _read_stdout(self, proc, settled):
         with proc.stdout:
             for line in proc.stdout:
                 if line.strip() == "mayflyd: ready":
                     self.ready.set()
+                    settled.set()
+        settled.set()
 
     def kill(self, sig=signal.SIGKILL):
         if self.proc and self.proc.poll() is None:
@@ -164,8 +201,12 @@ class Cluster:
     def start(self):
         for n in self.nodes:
             n.write_config()
-        for n in self.nodes:
-            n.start()
+        try:
+            for n in self.nodes:
+                n.start()
+        except BaseException:
+            self.cleanup()  # the caller gets no cluster to clean up
+            raise
         return self
 
     def stop(self):

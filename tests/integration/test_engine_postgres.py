@@ -157,16 +157,27 @@ class PostgresEngine(unittest.TestCase):
                         self.assertNotIn(self.pg.ADMIN.encode(), fh.read(), f)
 
     def test_outage_then_resume(self):
-        """PostgreSQL down while leases expire: they wait in revoking (nothing
-        dropped silently) and are revoked once it is back."""
+        """PostgreSQL down for 60 s while leases expire: they wait in revoking
+        (nothing dropped silently, no attempt limit: the retries go on for the
+        whole outage) and are revoked once it is back."""
         c = self.cluster()
         creds = [self.issue(c, "1s") for _ in range(3)]
         self.pg.stop()
+        down_at = time.time()
         wait_for(lambda: all(c.cli("lease", "lookup", cr["lease_id"])[1].get("state") ==
                              "revoking" for cr in creds), 15, "expired while the database is down")
         leader = c.leader()
         wait_for(lambda: (leader.metric("mayfly_revocation_retries_total") or 0) >= 3, 15,
                  "retries counted")
+        # The outage itself lasts 60 s (the scenario, not a wait for an event).
+        time.sleep(max(0, 60 - (time.time() - down_at)))
+        for cr in creds:
+            self.assertEqual(c.cli("lease", "lookup", cr["lease_id"])[1].get("state"),
+                             "revoking")
+        # Backoff 100 ms doubling to 30 s, with jitter: at least six rounds of
+        # three failures in a minute, so no small attempt limit gave up.
+        if leader.metric("mayfly_raft_is_leader") == 1:
+            self.assertGreaterEqual(leader.metric("mayfly_revocation_retries_total"), 18)
         self.pg.start()
         wait_for(lambda: all(c.cli("lease", "lookup", cr["lease_id"])[1].get("state") ==
                              "revoked" for cr in creds), 45, "revoked after the outage")
