@@ -4,9 +4,11 @@ scripts compare. Figures come from full runs (README), never from this test."""
 import os
 import re
 import subprocess
+import sys
 import unittest
 
 from harness import BUILD, Cluster, wait_for
+from pg import bindir
 
 BENCH = os.path.join(BUILD, "bench", "mayfly-bench")
 LINE = re.compile(r"^mayfly (\S+) clients=(\d+) total=(\d+) errors=(\d+) ops/s=(\d+) "
@@ -25,7 +27,7 @@ class BenchSmoke(unittest.TestCase):
         env = dict(os.environ, MAYFLY_ADDR=c.addrs(), MAYFLY_TOKEN=c.token,
                    MAYFLY_CACERT=os.path.join(c.certs, "ca.pem"))
         for workload, extra in (("put", []), ("get-l", []), ("get-s", []), ("grant", []),
-                                ("revoke-storm", ["-ttl", "1s"])):
+                                ("revoke-storm", ["-ttl", "1s"]), ("lease", [])):
             p = subprocess.run([BENCH, "-workload", workload, "-total", "300", "-clients", "16",
                                 "-conns", "4"] + extra, env=env, capture_output=True, text=True,
                                timeout=120)
@@ -36,6 +38,39 @@ class BenchSmoke(unittest.TestCase):
             self.assertGreater(int(m.group(5)), 0)
             if workload == "revoke-storm":
                 self.assertIn("remaining=0", p.stdout)
+
+
+REPO = os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+def run_script(name, *args):
+    p = subprocess.run([sys.executable, os.path.join(REPO, "bench", name)] + list(args),
+                       capture_output=True, text=True, timeout=600)
+    return p.returncode, p.stdout + p.stderr
+
+
+@unittest.skipUnless(os.path.exists(BENCH), "mayfly-bench not built")
+class BenchScriptsSmoke(unittest.TestCase):
+    """The bench scripts (README's long runs) at a small size: they still run
+    and find nothing left behind. Their figures come from full runs only."""
+
+    def test_lateness_across_a_leader_kill(self):
+        rc, out = run_script("lateness.py", "--background", "500", "--due", "200", "--kill")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("leases due: 200, revoked: 200, left behind: 0", out)
+        self.assertRegex(out, r"kill -> first revocation seen: \d+ ms")
+
+    def test_storm(self):
+        rc, out = run_script("storm.py", "--leases", "2000", "--puts", "500")
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"2000 leases .* all revoked [\d.]+ s later")
+
+    @unittest.skipUnless(bindir(), "needs Debian's postgresql package")
+    def test_pg_revoke_both_ways(self):
+        for extra in ([], ["--expire", "--expire-in", "15"]):
+            rc, out = run_script("pg_revoke.py", "--creds", "150", "--clients", "8", *extra)
+            self.assertEqual(rc, 0, out)
+            self.assertIn("roles left in PostgreSQL: 0", out)
 
 
 if __name__ == "__main__":
