@@ -1,4 +1,5 @@
-/* /metrics (Prometheus text) and /health on a plain HTTP listener
+/* /metrics (Prometheus text), /health and the pki CRLs (/v1/<mount>/crl,
+ * DER, and /v1/<mount>/crl/pem; see crl.c) on a plain HTTP listener
  * (libmicrohttpd), loopback by default (config metrics_listen; port 0 picks a
  * free one).
  *
@@ -24,12 +25,81 @@
 static const uint64_t lateness_bounds_ms[MF_METRICS_BUCKETS] = {10,  25,   50,   100,  250,
                                                                  500, 1000, 2500, 5000, 10000};
 
+/* A CRL served at /v1/<mount>/crl (DER) and /v1/<mount>/crl/pem (crl.c). */
+struct served_crl {
+    char mount[MF_LEASE_MOUNT_MAX + 1];
+    char *pem;
+    unsigned char *der;
+    size_t der_len;
+};
+
 struct mf_metrics {
     struct MHD_Daemon *daemon;
     pthread_mutex_t lock;
     struct mf_metrics_snapshot snap; /* guarded by lock */
+    struct served_crl crls[MF_SRV_CRL_MOUNTS_MAX]; /* guarded by lock */
+    size_t crls_len;
     char addr[MF_NET_HOST_MAX + 8];
 };
+
+void mf_metrics_set_crl(struct mf_server *s, const char *mount, const char *pem,
+                        const unsigned char *der, size_t der_len)
+{
+    struct mf_metrics *mx = s->metrics;
+    char *p = mx ? strdup(pem) : NULL;
+    unsigned char *d = p ? malloc(der_len) : NULL;
+    if (!d) {
+        free(p);
+        return;
+    }
+    memcpy(d, der, der_len);
+    pthread_mutex_lock(&mx->lock);
+    struct served_crl *c = NULL;
+    for (size_t i = 0; i < mx->crls_len && !c; i++)
+        if (strcmp(mx->crls[i].mount, mount) == 0)
+            c = &mx->crls[i];
+    if (!c && mx->crls_len < MF_SRV_CRL_MOUNTS_MAX) {
+        c = &mx->crls[mx->crls_len++];
+        snprintf(c->mount, sizeof(c->mount), "%s", mount);
+        c->pem = NULL;
+        c->der = NULL;
+    }
+    if (c) {
+        free(c->pem);
+        free(c->der);
+        c->pem = p;
+        c->der = d;
+        c->der_len = der_len;
+        p = NULL;
+        d = NULL;
+    }
+    pthread_mutex_unlock(&mx->lock);
+    free(p);
+    free(d);
+}
+
+/* GET /v1/<mount>/crl or /v1/<mount>/crl/pem: a copy of the CRL (mount names
+ * may hold '/'), or NULL if none is published for that mount. */
+static void *crl_copy(struct mf_metrics *mx, const char *url, size_t *len, const char **type)
+{
+    const char *rest = url + strlen("/v1/");
+    size_t rl = strlen(rest);
+    bool pem = rl > 8 && strcmp(rest + rl - 8, "/crl/pem") == 0;
+    size_t mlen = pem ? rl - 8 : rl > 4 && strcmp(rest + rl - 4, "/crl") == 0 ? rl - 4 : 0;
+    void *out = NULL;
+    pthread_mutex_lock(&mx->lock);
+    for (size_t i = 0; mlen && i < mx->crls_len; i++) {
+        const struct served_crl *c = &mx->crls[i];
+        if (strlen(c->mount) != mlen || strncmp(c->mount, rest, mlen) != 0)
+            continue;
+        *len = pem ? strlen(c->pem) : c->der_len;
+        if ((out = malloc(*len ? *len : 1)) != NULL)
+            memcpy(out, pem ? (const void *)c->pem : (const void *)c->der, *len);
+        *type = pem ? "application/x-pem-file" : "application/pkix-crl";
+    }
+    pthread_mutex_unlock(&mx->lock);
+    return out;
+}
 
 void mf_metrics_lateness(struct mf_server *s, uint64_t late_ms)
 {
@@ -161,8 +231,12 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     snap = mx->snap;
     pthread_mutex_unlock(&mx->lock);
     char *body;
+    size_t body_len = 0;
+    const char *type = "text/plain; version=0.0.4";
     unsigned status = MHD_HTTP_OK;
-    if (strcmp(url, "/metrics") == 0) {
+    if (strncmp(url, "/v1/", 4) == 0 && (body = crl_copy(mx, url, &body_len, &type)) != NULL) {
+        /* body_len set: a CRL (DER is binary) */
+    } else if (strcmp(url, "/metrics") == 0) {
         body = format_metrics(&snap, s->cfg->node_id);
     } else if (strcmp(url, "/health") == 0) {
         /* 200 when this node can serve: up and unsealed. */
@@ -170,13 +244,15 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         body = strdup(snap.failed ? "failed\n" : snap.sealed ? "sealed\n" : "ok\n");
     } else {
         status = MHD_HTTP_NOT_FOUND;
-        body = strdup("not found: try /metrics or /health\n");
+        body = strdup("not found: try /metrics, /health or /v1/<pki mount>/crl[/pem]\n");
     }
     if (!body)
         return MHD_NO;
+    if (!body_len)
+        body_len = strlen(body);
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
+        MHD_create_response_from_buffer(body_len, body, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp, "Content-Type", type);
     enum MHD_Result rc = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -230,6 +306,10 @@ void mf_metrics_stop(struct mf_server *s)
         return;
     if (mx->daemon)
         MHD_stop_daemon(mx->daemon);
+    for (size_t i = 0; i < mx->crls_len; i++) {
+        free(mx->crls[i].pem);
+        free(mx->crls[i].der);
+    }
     pthread_mutex_destroy(&mx->lock);
     free(mx);
     s->metrics = NULL;

@@ -55,6 +55,7 @@ struct mount {
     bool revoke_inflight;
     uint64_t revoke_backoff_ms;
     uint64_t next_revoke_ms;
+    struct mf_crl_state crl;
     uint64_t next_reconcile_ms;
 };
 
@@ -629,6 +630,30 @@ bool *mf_mount_revoke_inflight(struct mount *m) { return &m->revoke_inflight; }
 uint64_t *mf_mount_revoke_backoff(struct mount *m) { return &m->revoke_backoff_ms; }
 uint64_t *mf_mount_next_revoke(struct mount *m) { return &m->next_revoke_ms; }
 uint64_t *mf_mount_next_reconcile(struct mount *m) { return &m->next_reconcile_ms; }
+struct mf_crl_state *mf_mount_crl(struct mount *m) { return &m->crl; }
+struct mount *mf_mounts_find(struct mf_server *s, const char *name) { return find_mount(s, name); }
+
+void mf_mounts_open_all(struct mf_server *s)
+{
+    MDB_txn *txn;
+    if (mf_srv_read_begin(s, &txn))
+        return;
+    char **paths = NULL;
+    size_t n = 0;
+    int more = 0;
+    int rc = mf_kv_list(txn, mf_fsm_state(s->fsm), "sys/engines/", NULL, MF_SRV_LIST_LIMIT_MAX,
+                        &paths, &n, &more);
+    mf_srv_read_end(s, txn);
+    if (rc)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const char *rest = paths[i] + strlen("sys/engines/");
+        struct mount *m;
+        if (!strstr(rest, "/roles/") && mf_mounts_get(s, rest, &m) != 0)
+            MF_WARN(LOG_MOD, "cannot open the engine at '%s'", rest);
+    }
+    mf_kv_list_free(paths, n);
+}
 
 /* Applied: a record under sys/engines/ changed; bring the open mount in line. */
 void mf_mounts_record_changed(struct mf_server *s, const char *path)
@@ -642,12 +667,17 @@ void mf_mounts_record_changed(struct mf_server *s, const char *path)
     memcpy(mount, rest, mlen);
     mount[mlen] = '\0';
     struct mount *m = find_mount(s, mount);
-    if (!m)
-        return;
     if (!roles) {
-        drop_mount(s, mount); /* new config: reopen on next use */
+        /* A new or changed config: (re)open now, so the mount's reconciler
+         * and CRL start without waiting for a client. */
+        if (m)
+            drop_mount(s, mount);
+        if (mf_node_is_leader(s->node) && mf_mounts_get(s, mount, &m) != 0)
+            MF_WARN(LOG_MOD, "cannot open the engine at '%s'", mount);
         return;
     }
+    if (!m)
+        return;
     const char *role = roles + strlen("/roles/");
     json_t *rec = NULL;
     if (mf_ops_read_record(s, path, &rec))

@@ -925,6 +925,23 @@ static void propose_record(struct req *r, const char *path, json_t *obj, mf_ops_
     propose_kv_put(r, &m, text, finish);
 }
 
+static void finish_internal_record(struct req *r, const void *res_ptr, Resp *resp)
+{
+    (void)res_ptr;
+    mf_api_reply(r, resp); /* no client: calls the request's internal done */
+}
+
+int mf_ops_propose_record_internal(struct mf_server *s, const char *path, json_t *obj,
+                                   void (*done)(struct mf_server *, int, void *), void *arg)
+{
+    struct req *r = mf_req_internal(s, done);
+    if (!r)
+        return -ENOMEM;
+    r->internal_arg = arg;
+    propose_record(r, path, obj, finish_internal_record);
+    return 0;
+}
+
 static void finish_record(struct req *r, const void *res_ptr, Resp *resp)
 {
     (void)res_ptr;

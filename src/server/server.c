@@ -210,6 +210,7 @@ static void on_housekeeping(uv_timer_t *t)
     struct mf_server *s = t->data;
     mf_api_expire_forwards(s);
     mf_metrics_publish(s);
+    mf_crl_refresh(s);
 }
 
 static int load_tls(struct mf_server *s)

@@ -51,6 +51,20 @@ struct mf_metrics_snapshot {
 
 struct mf_metrics;
 struct mount;
+
+/* The KV version of sys/crl/<mount> last copied to the HTTP table (crl.c). */
+#define MF_SRV_CRL_MOUNTS_MAX 64
+struct mf_crl_seen {
+    char mount[65]; /* MF_LEASE_MOUNT_MAX + 1 */
+    uint64_t version;
+};
+
+/* A pki mount's CRL publishing, on the leader (crl.c). */
+struct mf_crl_state {
+    bool inflight;          /* signing or storing one now */
+    bool dirty;             /* something was revoked meanwhile: publish again */
+    uint64_t refresh_at_ms; /* publish again by then (half the CRL's validity) */
+};
 struct mf_mjob;
 typedef void (*mf_mjob_done_cb)(struct mf_server *s, struct mf_mjob *j, void *arg);
 
@@ -131,6 +145,10 @@ struct mf_server {
     struct mount *mounts;         /* engines opened on this leader (mounts.c) */
     struct mount *dead_mounts;    /* replaced, closing after their queued calls */
     struct mf_metrics_snapshot mstats; /* loop thread's copy */
+    struct mf_crl_seen crl_seen[MF_SRV_CRL_MOUNTS_MAX]; /* crl.c, loop thread */
+    size_t crl_seen_len;
+    uint64_t crl_checked_index;
+    bool mounts_opened;           /* this leader opened every recorded mount */
     bool dev_init_started;
     char *dev_root_token;
     int failed;
@@ -175,6 +193,12 @@ void mf_srv_handle_closed(uv_handle_t *h);
 /* mounts.c: engine mounts (configs in the reserved KV "sys/engines/") */
 #define MF_SRV_RESERVED_PREFIX "sys/"
 int mf_mounts_get(struct mf_server *s, const char *name, struct mount **out);
+/* The open mount `name` or NULL (never opens one). */
+struct mount *mf_mounts_find(struct mf_server *s, const char *name);
+/* Opens every mount recorded under sys/engines/ (a new leader: so each one's
+ * reconciler and CRL publishing run without waiting for a client). */
+void mf_mounts_open_all(struct mf_server *s);
+struct mf_crl_state *mf_mount_crl(struct mount *m);
 bool mf_mounts_role_ttl(struct mount *m, const char *role, uint64_t *def_ms, uint64_t *max_ms);
 const char *mf_mount_name(const struct mount *m);
 int mf_mounts_role_put(struct mount *m, const char *role, const char *role_json,
@@ -209,7 +233,22 @@ void mf_mounts_drop_all(struct mf_server *s);
 struct json_t;
 int mf_ops_read_record(struct mf_server *s, const char *path, struct json_t **out);
 
+/* crl.c: the pki CRL on plain HTTP from every node */
+#define MF_SRV_CRL_PREFIX "sys/crl/"
+/* Leader: sign m's CRL (pki mounts only) and store it at sys/crl/<mount>. */
+void mf_crl_publish(struct mf_server *s, struct mount *m);
+/* Leader, each scheduler pass: publish what is due (open, or half-expired). */
+void mf_crl_tick(struct mf_server *s, uint64_t now_ms);
+/* Every node, loop thread: copy changed sys/crl/ records to the HTTP table. */
+void mf_crl_refresh(struct mf_server *s);
+/* An internal put of reserved record `path` (a JSON object), done(rc) after. */
+int mf_ops_propose_record_internal(struct mf_server *s, const char *path, struct json_t *obj,
+                                   void (*done)(struct mf_server *, int, void *), void *arg);
+
 /* metrics.c */
+/* Loop thread: serve `pem` (and its DER) at /v1/<mount>/crl[/pem]. */
+void mf_metrics_set_crl(struct mf_server *s, const char *mount, const char *pem,
+                        const unsigned char *der, size_t der_len);
 int mf_metrics_start(struct mf_server *s);
 void mf_metrics_stop(struct mf_server *s);
 /* Loop thread: copy the current figures for the HTTP thread. */

@@ -157,16 +157,18 @@ class Node:
         return self.cluster.cli(*args, addr=self.api_addr, token=token, stdin=stdin,
                                 timeout=timeout)
 
-    def http_get(self, path):
-        """(status, body) of GET path on the metrics listener."""
+    def http_get(self, path, raw=False):
+        """(status, body) of GET path on the metrics listener (bytes if raw)."""
         import urllib.error
         import urllib.request
         try:
             with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.metrics_port, path),
                                         timeout=5) as r:
-                return r.status, r.read().decode()
+                body = r.read()
+                return r.status, body if raw else body.decode()
         except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
+            body = e.read()
+            return e.code, body if raw else body.decode()
 
     def metric(self, name):
         """The value of an unlabelled metric line, or None."""

@@ -106,6 +106,79 @@ class PkiEngine(unittest.TestCase):
         self.assertNotIn(second["serial_number"].upper().replace(":", ""),
                          self.crl_serials(addr=self.c.addrs(survivors)))
 
+    def http_crl_serials(self, node):
+        """Serials of the CRL node serves over plain HTTP (DER and PEM agree
+        and its signature verifies with the engine's CA), or None."""
+        status, der = node.http_get("/v1/pki/crl", raw=True)
+        if status != 200:
+            return None
+        status, pem = node.http_get("/v1/pki/crl/pem")
+        self.assertEqual(status, 200)
+        with tempfile.TemporaryDirectory() as d:
+            ca = os.path.join(d, "ca.pem")
+            with open(ca, "w") as f:
+                f.write(self.ca_pem)
+            p = subprocess.run(["openssl", "crl", "-inform", "DER", "-CAfile", ca, "-noout",
+                                "-text"], input=der, capture_output=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn(b"verify OK", p.stdout + p.stderr)
+            q = subprocess.run(["openssl", "crl", "-noout", "-text"], input=pem.encode(),
+                               capture_output=True)
+            self.assertEqual(q.stdout, p.stdout.replace(b"verify OK\n", b""))
+        return p.stdout.decode().upper().replace(":", "")
+
+    def test_crl_over_http_from_every_node(self):
+        """Every node serves the CRL without a token at /v1/<mount>/crl (DER)
+        and /crl/pem, as the cluster committed it: published when the mount
+        opens, again after each revocation, and by a new leader."""
+        first = self.issue(ttl="50s")
+        self.ca_pem = first["data"]["issuing_ca"]
+        # Published at open: every node serves a CRL before any revocation.
+        for n in self.c.nodes:
+            wait_for(lambda: self.http_crl_serials(n) is not None, 15, "a CRL on node %d" % n.id)
+        serial = first["data"]["serial_number"].upper().replace(":", "")
+        self.assertNotIn(serial, self.http_crl_serials(self.c.nodes[0]))
+        rc, out = self.c.cli("lease", "revoke", first["lease_id"])
+        self.assertEqual(rc, 0, out)
+        for n in self.c.nodes:
+            wait_for(lambda: serial in (self.http_crl_serials(n) or ""), 15,
+                     "node %d serves the revocation" % n.id)
+        status, body = self.c.nodes[0].http_get("/v1/nope/crl")
+        self.assertEqual(status, 404)
+        # A new leader publishes too: revoke another one after a leader kill.
+        old = self.c.leader()
+        old.kill(signal.SIGKILL)
+        survivors = [n for n in self.c.nodes if n is not old]
+        self.c.leader(among=survivors)
+        second = self.issue(addr=self.c.addrs(survivors), ttl="50s")
+        rc, out = self.c.cli("lease", "revoke", second["lease_id"], addr=self.c.addrs(survivors))
+        self.assertEqual(rc, 0, out)
+        serial2 = second["data"]["serial_number"].upper().replace(":", "")
+        for n in survivors:
+            wait_for(lambda: serial2 in (self.http_crl_serials(n) or ""), 15,
+                     "node %d serves the new leader's CRL" % n.id)
+            self.assertIn(serial, self.http_crl_serials(n))
+
+    def test_crl_republished_before_it_expires(self):
+        """With no revocation at all, the leader publishes a fresh CRL once half
+        of the last one's validity (crl_ttl_ms) has passed."""
+        rc, out = self.c.cli("engine", "enable", "-type", "pki", "-config",
+                             json.dumps({"generate": True, "common_name": "short crl",
+                                         "crl_ttl_ms": 4000}), "short")
+        self.assertEqual(rc, 0, out)
+        follower = next(n for n in self.c.nodes if n is not self.c.leader())
+        seen = set()
+
+        def last_update():
+            status, pem = follower.http_get("/v1/short/crl/pem")
+            if status == 200:
+                p = subprocess.run(["openssl", "crl", "-noout", "-lastupdate", "-nextupdate"],
+                                   input=pem, capture_output=True, text=True)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                seen.add(p.stdout)
+            return len(seen) >= 2
+        wait_for(last_update, 20, "a second CRL, published before the first expired")
+
     def test_retried_issue_returns_the_first_credential(self):
         """A creds issue retried with the same request id (its answer was lost)
         answers the credential of the first attempt: one lease, one engine call."""

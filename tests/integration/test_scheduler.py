@@ -122,5 +122,39 @@ class Scheduler(unittest.TestCase):
         self.assertEqual(out["state"], "active", out)
 
 
+class SealedRestart(unittest.TestCase):
+    def test_expiry_resumes_once_a_sealed_leader_is_unsealed(self):
+        """The whole cluster restarts sealed (Shamir shares, no key file) after
+        a lease expired while it was down: once the nodes are unsealed, the
+        leader (elected while sealed) revokes it, with no grant or renew to
+        wake its scheduler."""
+        c = Cluster(3, key_file=False).start()
+        self.addCleanup(c.cleanup)
+        leader = c.leader()
+        rc, out = leader.cli("operator", "init", "-shares", "1", "-threshold", "1", token=False)
+        self.assertEqual(rc, 0, out)
+        c.token, share = out["root_token"], out["shares"][0]
+
+        def unseal_all():
+            for n in c.nodes:
+                wait_for(lambda: (n.status() or {}).get("initialized"), 10, "initialized")
+                if (n.status() or {}).get("sealed"):
+                    rc, out = n.cli("operator", "unseal", share, token=False)
+                    self.assertEqual((rc, out.get("sealed")), (0, False), out)
+        unseal_all()
+        rc, lease = c.cli("lease", "grant", "-ttl", "2s", "-name", "sealed")
+        self.assertEqual(rc, 0, lease)
+        c.stop()
+        for n in c.nodes:
+            n.start()
+        c.leader()  # elected while every node is sealed
+        # The lease falls due while the cluster is sealed (time passing is
+        # the scenario here, not a wait for an event).
+        time.sleep(max(0, (lease["expire_at_ms"] - now_ms()) / 1000) + 0.5)
+        unseal_all()
+        wait_for(lambda: c.cli("lease", "lookup", lease["lease_id"])[1].get("state") ==
+                 "revoked", 10, "revoked after the unseal")
+
+
 if __name__ == "__main__":
     unittest.main()
