@@ -27,6 +27,8 @@ static const struct field fields[] = {
     FSTR(listen),
     FSTR(peer_listen),
     FSTR(metrics_listen),
+    FSTR(metrics_tls_cert_file),
+    FSTR(metrics_tls_key_file),
     FSTR(zone),
     FSTR(tls_ca_file),
     FSTR(tls_cert_file),
@@ -224,6 +226,9 @@ int mf_config_validate(const struct mf_config *cfg, char *err, size_t err_len)
         return mf_err_set(err, err_len, MF_ECONFIG,
                           "config: 'election_ticks' (%u) must exceed 'heartbeat_ticks' (%u)",
                           cfg->election_ticks, cfg->heartbeat_ticks);
+    if (!cfg->metrics_tls_cert_file != !cfg->metrics_tls_key_file)
+        return mf_err_set(err, err_len, MF_ECONFIG,
+                          "config: 'metrics_tls_cert_file' and 'metrics_tls_key_file' go together");
     if (cfg->default_lease_ttl_ms > cfg->max_lease_ttl_ms)
         return mf_err_set(err, err_len, MF_ECONFIG,
                           "config: 'default_lease_ttl_ms' exceeds 'max_lease_ttl_ms'");
@@ -237,8 +242,11 @@ int mf_config_validate(const struct mf_config *cfg, char *err, size_t err_len)
 
 void mf_config_free(struct mf_config *cfg)
 {
-    char **strs[] = {&cfg->data_dir, &cfg->listen, &cfg->peer_listen, &cfg->metrics_listen,
-                     &cfg->zone, &cfg->tls_ca_file, &cfg->tls_cert_file, &cfg->tls_key_file,
+    char **strs[] = {&cfg->data_dir,         &cfg->listen,
+                     &cfg->peer_listen,      &cfg->metrics_listen,
+                     &cfg->metrics_tls_cert_file, &cfg->metrics_tls_key_file,
+                     &cfg->zone,             &cfg->tls_ca_file,
+                     &cfg->tls_cert_file,    &cfg->tls_key_file,
                      &cfg->auto_unseal_key_file, &cfg->log_level};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         free(*strs[i]);

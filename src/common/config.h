@@ -33,6 +33,8 @@ struct mf_config {
     char *listen;                   /* client API, default 127.0.0.1:8270 */
     char *peer_listen;              /* peers, default 127.0.0.1:8271 */
     char *metrics_listen;           /* default 127.0.0.1:8272 */
+    char *metrics_tls_cert_file;    /* both set: the metrics listener speaks HTTPS */
+    char *metrics_tls_key_file;
     char *zone;
     char *tls_ca_file;              /* cluster CA (verifies peers and clients) */
     char *tls_cert_file;            /* this node's certificate */

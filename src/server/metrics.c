@@ -9,6 +9,7 @@
  * thread formats that snapshot. Nothing secret is exported. */
 #include <inttypes.h>
 #include <microhttpd.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +40,32 @@ struct mf_metrics {
     struct mf_metrics_snapshot snap; /* guarded by lock */
     struct served_crl crls[MF_SRV_CRL_MOUNTS_MAX]; /* guarded by lock */
     size_t crls_len;
+    char *tls_cert, *tls_key; /* PEM, kept while the daemon runs; the key wiped after */
+    size_t tls_key_len;
     char addr[MF_NET_HOST_MAX + 8];
 };
+
+#define TLS_FILE_MAX (1 << 20)
+
+/* A whole PEM file, NUL-terminated (malloc'd), or NULL. */
+static char *read_pem(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = f ? malloc(TLS_FILE_MAX + 1) : NULL;
+    size_t n = buf ? fread(buf, 1, TLS_FILE_MAX, f) : 0;
+    bool whole = f && !ferror(f) && feof(f);
+    if (f)
+        fclose(f);
+    if (!buf || !whole || n == 0) {
+        if (buf)
+            OPENSSL_cleanse(buf, TLS_FILE_MAX);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
 
 void mf_metrics_set_crl(struct mf_server *s, const char *mount, const char *pem,
                         const unsigned char *der, size_t der_len)
@@ -279,10 +304,34 @@ int mf_metrics_start(struct mf_server *s)
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    mx->daemon = MHD_start_daemon(flags, 0, NULL, NULL, answer, s, MHD_OPTION_SOCK_ADDR,
-                                  (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-                                  (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-                                  MHD_OPTION_END);
+    const char *tls_cert_file = s->cfg->metrics_tls_cert_file;
+    if (tls_cert_file) {
+        size_t cert_len;
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            MF_ERROR(LOG_MOD, "this libmicrohttpd has no TLS: unset metrics_tls_*");
+            mf_metrics_stop(s);
+            return MF_ECONFIG;
+        }
+        mx->tls_cert = read_pem(tls_cert_file, &cert_len);
+        mx->tls_key = read_pem(s->cfg->metrics_tls_key_file, &mx->tls_key_len);
+        if (!mx->tls_cert || !mx->tls_key) {
+            MF_ERROR(LOG_MOD, "cannot read metrics_tls_cert_file or metrics_tls_key_file");
+            mf_metrics_stop(s);
+            return MF_ECONFIG;
+        }
+        flags |= MHD_USE_TLS;
+    }
+    /* The HTTPS options only when TLS is on: MHD refuses them otherwise. */
+    mx->daemon = tls_cert_file
+                     ? MHD_start_daemon(flags, 0, NULL, NULL, answer, s, MHD_OPTION_SOCK_ADDR,
+                                        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+                                        (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT,
+                                        (unsigned)10, MHD_OPTION_HTTPS_MEM_CERT, mx->tls_cert,
+                                        MHD_OPTION_HTTPS_MEM_KEY, mx->tls_key, MHD_OPTION_END)
+                     : MHD_start_daemon(flags, 0, NULL, NULL, answer, s, MHD_OPTION_SOCK_ADDR,
+                                        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+                                        (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT,
+                                        (unsigned)10, MHD_OPTION_END);
     if (!mx->daemon) {
         MF_ERROR(LOG_MOD, "cannot listen on %s for metrics", addr);
         mf_metrics_stop(s);
@@ -310,6 +359,10 @@ void mf_metrics_stop(struct mf_server *s)
         free(mx->crls[i].pem);
         free(mx->crls[i].der);
     }
+    if (mx->tls_key)
+        OPENSSL_cleanse(mx->tls_key, mx->tls_key_len);
+    free(mx->tls_key);
+    free(mx->tls_cert);
     pthread_mutex_destroy(&mx->lock);
     free(mx);
     s->metrics = NULL;

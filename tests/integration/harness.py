@@ -106,6 +106,9 @@ class Node:
         }
         if self.cluster.key_file:
             cfg["auto_unseal_key_file"] = self.cluster.key_file
+        if self.cluster.metrics_tls:
+            cfg["metrics_tls_cert_file"] = cfg["tls_cert_file"]
+            cfg["metrics_tls_key_file"] = cfg["tls_key_file"]
         cfg.update(self.cluster.extra_config)
         cfg.update(extra or {})
         with open(self.config_path, "w") as f:
@@ -157,13 +160,18 @@ class Node:
         return self.cluster.cli(*args, addr=self.api_addr, token=token, stdin=stdin,
                                 timeout=timeout)
 
-    def http_get(self, path, raw=False):
-        """(status, body) of GET path on the metrics listener (bytes if raw)."""
+    def http_get(self, path, raw=False, scheme=None):
+        """(status, body) of GET path on the metrics listener (bytes if raw);
+        HTTPS verified with the cluster's CA when it has metrics_tls."""
+        import ssl
         import urllib.error
         import urllib.request
+        scheme = scheme or ("https" if self.cluster.metrics_tls else "http")
+        ctx = ssl.create_default_context(cafile=os.path.join(self.cluster.certs, "ca.pem")) \
+            if scheme == "https" else None
         try:
-            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.metrics_port, path),
-                                        timeout=5) as r:
+            with urllib.request.urlopen("%s://127.0.0.1:%d%s" % (scheme, self.metrics_port, path),
+                                        timeout=5, context=ctx) as r:
                 body = r.read()
                 return r.status, body if raw else body.decode()
         except urllib.error.HTTPError as e:
@@ -184,7 +192,7 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, size=3, key_file=True, extra_config=None):
+    def __init__(self, size=3, key_file=True, extra_config=None, metrics_tls=False):
         self.dir = tempfile.mkdtemp(prefix="mayfly-it-")
         self.certs = os.path.join(self.dir, "certs")
         subprocess.run([MAYFLYD, "--gen-certs", self.certs, "--nodes", str(size)], check=True,
@@ -196,6 +204,7 @@ class Cluster:
                 f.write(os.urandom(32).hex() + "\n")
             os.chmod(self.key_file, 0o600)
         self.extra_config = extra_config or {}
+        self.metrics_tls = metrics_tls  # HTTPS on the metrics listener, node certificates
         self.nodes = []
         self.nodes = [Node(self, i + 1) for i in range(size)]
         self.token = None

@@ -221,5 +221,23 @@ class PkiEngine(unittest.TestCase):
         self.assertEqual(out["error"]["code"], "NOT_FOUND")
 
 
+class HttpsListener(unittest.TestCase):
+    def test_metrics_and_crl_over_https(self):
+        """With metrics_tls_cert_file/key_file the HTTP listener speaks only
+        HTTPS (verified with the cluster CA): /health, /metrics and the CRL."""
+        c = Cluster(1, metrics_tls=True).start()
+        self.addCleanup(c.cleanup)
+        c.init()
+        node = c.nodes[0]
+        wait_for(lambda: node.http_get("/health") == (200, "ok\n"), 15, "healthy over HTTPS")
+        self.assertIsNotNone(node.metric("mayfly_raft_term"))
+        rc, out = c.cli("engine", "enable", "-type", "pki", "-config",
+                        json.dumps({"generate": True, "common_name": "https test"}), "pki")
+        self.assertEqual(rc, 0, out)
+        wait_for(lambda: node.http_get("/v1/pki/crl/pem")[0] == 200, 15, "CRL over HTTPS")
+        with self.assertRaises(Exception):  # plain HTTP gets no answer
+            node.http_get("/health", scheme="http")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -192,6 +192,13 @@ static void test_config_validate_rules(void **state)
     cfg.heartbeat_ticks = cfg.election_ticks;
     assert_int_equal(mf_config_validate(&cfg, err, sizeof(err)), MF_ECONFIG);
     assert_non_null(strstr(err, "election_ticks"));
+    cfg.heartbeat_ticks = 1;
+    /* HTTPS on the metrics listener needs both the certificate and the key. */
+    assert_int_equal(mf_config_set_str(&cfg.metrics_tls_cert_file, "/c.pem"), 0);
+    assert_int_equal(mf_config_validate(&cfg, err, sizeof(err)), MF_ECONFIG);
+    assert_non_null(strstr(err, "metrics_tls_key_file"));
+    assert_int_equal(mf_config_set_str(&cfg.metrics_tls_key_file, "/k.pem"), 0);
+    assert_int_equal(mf_config_validate(&cfg, err, sizeof(err)), 0);
     mf_config_free(&cfg);
 }
 
