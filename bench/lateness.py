@@ -19,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
-from harness import BUILD, Cluster, wait_for  # noqa: E402
+from harness import BUILD, Cluster  # noqa: E402
 
 BENCH = os.path.join(BUILD, "bench", "mayfly-bench")
 
@@ -50,10 +50,8 @@ def main():
     c = Cluster(3).start()
     try:
         c.init()
-        for n in c.nodes:
-            wait_for(lambda: (n.status() or {}).get("sealed") is False, 15, "unsealed")
-        env = dict(os.environ, MAYFLY_ADDR=c.addrs(), MAYFLY_TOKEN=c.token,
-                   MAYFLY_CACERT=os.path.join(c.certs, "ca.pem"))
+        c.wait_unsealed()
+        env = c.client_env()
         t0 = time.time()
         print("background:", grant(c, env, a.background, "1h", "background", clients=256, conns=16,
                                        workload="lease"),

@@ -73,8 +73,7 @@ def main():
     try:
         c = Cluster(3).start()
         c.init()
-        for n in c.nodes:
-            wait_for(lambda: (n.status() or {}).get("sealed") is False, 15, "unsealed")
+        c.wait_unsealed()
         rc, out = c.cli("engine", "enable", "-type", "postgres", "-config",
                         json.dumps(pg.config()), "db")
         if rc:
@@ -83,8 +82,7 @@ def main():
         rc, out = c.cli("engine", "role", "put", "db", "app", json.dumps(role))
         if rc:
             raise SystemExit("role put: %s" % out)
-        env = dict(os.environ, MAYFLY_ADDR=c.addrs(), MAYFLY_TOKEN=c.token,
-                   MAYFLY_CACERT=os.path.join(c.certs, "ca.pem"))
+        env = c.client_env()
         t0 = time.time()
         expire_at = int((t0 + (a.expire_in or a.creds / 150 + 20)) * 1000)
         lifetime = ["-expire-at", str(expire_at)] if a.expire else ["-ttl", "1h"]

@@ -40,10 +40,8 @@ def main():
     c = Cluster(3).start()
     try:
         c.init()
-        for n in c.nodes:
-            wait_for(lambda: (n.status() or {}).get("sealed") is False, 15, "unsealed")
-        env = dict(os.environ, MAYFLY_ADDR=c.addrs(), MAYFLY_TOKEN=c.token,
-                   MAYFLY_CACERT=os.path.join(c.certs, "ca.pem"))
+        c.wait_unsealed()
+        env = c.client_env()
         put = ["-workload", "put", "-total", str(a.puts), "-clients", "16", "-conns", "4"]
         print("baseline:     ", bench(env, *put))
         # Grants run near 2,000/s with their bound KV put: leave room.

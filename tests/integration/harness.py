@@ -266,6 +266,17 @@ class Cluster:
             return None
         return wait_for(find, timeout, "one leader agreed by %s" % [n.id for n in nodes])
 
+    def wait_unsealed(self, timeout=15):
+        """Key-file clusters unseal themselves once the keyring is replicated."""
+        for n in self.nodes:
+            wait_for(lambda: (n.status() or {}).get("sealed") is False, timeout,
+                     "node %d unsealed" % n.id)
+
+    def client_env(self):
+        """The environment mayfly and mayfly-bench need to reach this cluster."""
+        return dict(os.environ, MAYFLY_ADDR=self.addrs(), MAYFLY_TOKEN=self.token,
+                    MAYFLY_CACERT=os.path.join(self.certs, "ca.pem"))
+
     def init(self):
         """operator init through any node; keeps the root token."""
         leader = self.leader()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import unittest
 
-from harness import BUILD, Cluster, wait_for
+from harness import BUILD, Cluster
 from pg import bindir
 
 BENCH = os.path.join(BUILD, "bench", "mayfly-bench")
@@ -22,10 +22,8 @@ class BenchSmoke(unittest.TestCase):
         c = Cluster(3).start()
         self.addCleanup(c.cleanup)
         c.init()
-        for n in c.nodes:
-            wait_for(lambda: (n.status() or {}).get("sealed") is False, 15, "unsealed")
-        env = dict(os.environ, MAYFLY_ADDR=c.addrs(), MAYFLY_TOKEN=c.token,
-                   MAYFLY_CACERT=os.path.join(c.certs, "ca.pem"))
+        c.wait_unsealed()
+        env = c.client_env()
         for workload, extra in (("put", []), ("get-l", []), ("get-s", []), ("grant", []),
                                 ("revoke-storm", ["-ttl", "1s"]), ("lease", [])):
             p = subprocess.run([BENCH, "-workload", workload, "-total", "300", "-clients", "16",

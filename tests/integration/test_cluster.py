@@ -18,10 +18,7 @@ class ThreeNodes(unittest.TestCase):
         self.c = Cluster(3).start()
         self.addCleanup(self.c.cleanup)
         self.c.init()
-        # Key-file clusters unseal themselves once the keyring is replicated.
-        for n in self.c.nodes:
-            wait_for(lambda: (n.status() or {}).get("sealed") is False, 15,
-                     "node %d unsealed" % n.id)
+        self.c.wait_unsealed()
 
     def put(self, node, path, **data):
         args = ["kv", "put", path] + ["%s=%s" % kv for kv in data.items()]
@@ -198,8 +195,7 @@ class Snapshots(unittest.TestCase):
         c = Cluster(3, extra_config={"snapshot_entries": 100}).start()
         self.addCleanup(c.cleanup)
         c.init()
-        for n in c.nodes:
-            wait_for(lambda: (n.status() or {}).get("sealed") is False, 15, "unsealed")
+        c.wait_unsealed()
         leader = c.leader()
         lagging = next(n for n in c.nodes if n is not leader)
         lagging.kill(signal.SIGKILL)

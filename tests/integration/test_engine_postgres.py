@@ -31,8 +31,7 @@ class PostgresEngine(unittest.TestCase):
         c = Cluster(3, extra_config=extra).start()
         self.addCleanup(c.cleanup)
         c.init()
-        for n in c.nodes:
-            wait_for(lambda: (n.status() or {}).get("sealed") is False, 15, "unsealed")
+        c.wait_unsealed()
         rc, out = c.cli("engine", "enable", "-type", "postgres", "-config",
                         json.dumps(self.pg.config()), "db")
         self.assertEqual(rc, 0, out)
@@ -190,8 +189,7 @@ class PostgresEngine(unittest.TestCase):
         meanwhile are still revoked on time, and once the database is back
         every role is dropped with each lease sent to the engine once."""
         c = self.cluster()
-        env = dict(os.environ, MAYFLY_ADDR=c.addrs(), MAYFLY_TOKEN=c.token,
-                   MAYFLY_CACERT=os.path.join(c.certs, "ca.pem"))
+        env = c.client_env()
         p = subprocess.run([BENCH, "-workload", "creds", "-path", "db/app", "-ttl", "50s",
                             "-total", "1100", "-clients", "16", "-conns", "4"], env=env,
                            capture_output=True, text=True, timeout=300)

@@ -38,8 +38,7 @@ class PkiEngine(unittest.TestCase):
         self.c = Cluster(3).start()
         self.addCleanup(self.c.cleanup)
         self.c.init()
-        for n in self.c.nodes:
-            wait_for(lambda: (n.status() or {}).get("sealed") is False, 15, "unsealed")
+        self.c.wait_unsealed()
         rc, out = self.c.cli("engine", "enable", "-type", "pki", "-config",
                              json.dumps({"generate": True, "common_name": "mayfly test pki"}),
                              "pki")

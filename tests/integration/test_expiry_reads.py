@@ -63,8 +63,7 @@ class ExpiredReads(unittest.TestCase):
             for k in (follower_env or {}):
                 os.environ.pop(k, None)
         c.init()
-        for n in c.nodes:
-            wait_for(lambda: (n.status() or {}).get("sealed") is False, 15, "unsealed")
+        c.wait_unsealed()
         leader = c.leader()
         self.assertIsNot(leader, follower)  # pre-vote: a newcomer does not disrupt
         rc, lease = c.cli("lease", "grant", "-ttl", "2s", addr=leader.api_addr)

@@ -24,8 +24,7 @@ class Scheduler(unittest.TestCase):
         self.c = Cluster(3).start()
         self.addCleanup(self.c.cleanup)
         self.c.init()
-        for n in self.c.nodes:
-            wait_for(lambda: (n.status() or {}).get("sealed") is False, 15, "unsealed")
+        self.c.wait_unsealed()
 
     def grant(self, ttl, name="sched", addr=None):
         rc, out = self.c.cli("lease", "grant", "-ttl", ttl, "-name", name, addr=addr)
