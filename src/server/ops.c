@@ -1009,16 +1009,33 @@ static void on_role_checked(struct mf_server *s, struct mf_mjob *j, void *arg)
     json_decref(rec);
 }
 
+/* The mount `name` (opened if need be), of engine `type` unless NULL; NULL
+ * after answering r when there is none, or of another type (`wrong_type`). */
+static struct mount *mount_for(struct req *r, const char *name, const char *type,
+                               const char *wrong_type)
+{
+    struct mount *m;
+    int rc = mf_mounts_get(r->srv, name, &m);
+    if (rc) {
+        mf_api_reply_error(r, rc, "no secrets engine is mounted at '%s'", name);
+        return NULL;
+    }
+    if (type && strcmp(mf_mount_type(m), type) != 0) {
+        mf_api_reply_error(r, MF_EINVAL, "%s", wrong_type);
+        return NULL;
+    }
+    return m;
+}
+
 static void op_engine_role_put(struct req *r)
 {
     const Mayfly__Api__EngineRolePutRequest *q = r->pb->engine_role_put;
     if (!valid_role_name(q->role))
         return mf_api_reply_error(r, MF_EINVAL, "a role name is 1..64 of [a-z0-9_-]");
-    struct mount *m;
-    int rc = mf_mounts_get(r->srv, q->mount, &m);
-    if (rc)
-        return mf_api_reply_error(r, rc, "no secrets engine is mounted at '%s'", q->mount);
-    rc = mf_mounts_role_put(m, q->role, q->role_json, on_role_checked, r);
+    struct mount *m = mount_for(r, q->mount, NULL, NULL);
+    if (!m)
+        return;
+    int rc = mf_mounts_role_put(m, q->role, q->role_json, on_role_checked, r);
     if (rc)
         mf_api_reply_error(r, rc, "%s", mf_strerror(rc));
 }
@@ -1041,14 +1058,11 @@ static void on_rotated(struct mf_server *s, struct mf_mjob *j, void *arg)
 
 static void op_engine_rotate_root(struct req *r)
 {
-    struct mount *m;
-    int rc = mf_mounts_get(r->srv, r->pb->engine_rotate_root->mount, &m);
-    if (rc)
-        return mf_api_reply_error(r, rc, "no secrets engine is mounted at '%s'",
-                                  r->pb->engine_rotate_root->mount);
-    if (strcmp(mf_mount_type(m), "postgres") != 0)
-        return mf_api_reply_error(r, MF_EINVAL, "rotate-root applies to postgres engines");
-    rc = mf_mounts_rotate_root(m, on_rotated, r);
+    struct mount *m = mount_for(r, r->pb->engine_rotate_root->mount, "postgres",
+                                "rotate-root applies to postgres engines");
+    if (!m)
+        return;
+    int rc = mf_mounts_rotate_root(m, on_rotated, r);
     if (rc)
         mf_api_reply_error(r, rc, "%s", mf_strerror(rc));
 }
@@ -1072,14 +1086,11 @@ static void on_crl(struct mf_server *s, struct mf_mjob *j, void *arg)
  * from the replicated leases when it opens), so any node forwards it there. */
 static void op_engine_crl(struct req *r)
 {
-    struct mount *m;
-    int rc = mf_mounts_get(r->srv, r->pb->engine_crl->mount, &m);
-    if (rc)
-        return mf_api_reply_error(r, rc, "no secrets engine is mounted at '%s'",
-                                  r->pb->engine_crl->mount);
-    if (strcmp(mf_mount_type(m), "pki") != 0)
-        return mf_api_reply_error(r, MF_EINVAL, "a CRL comes from a pki engine");
-    rc = mf_mounts_crl(m, mf_now_wall_ms(), on_crl, r);
+    struct mount *m = mount_for(r, r->pb->engine_crl->mount, "pki",
+                                "a CRL comes from a pki engine");
+    if (!m)
+        return;
+    int rc = mf_mounts_crl(m, mf_now_wall_ms(), on_crl, r);
     if (rc)
         mf_api_reply_error(r, rc, "%s", mf_strerror(rc));
 }
