@@ -8,7 +8,7 @@
 #include <openssl/crypto.h>
 
 #include "common/err.h"
-#include "store/leases.h"
+#include "common/seq.h"
 
 #include "engines/pki.h"
 #include "engines/postgres.h"
@@ -36,26 +36,23 @@ void mf_engine_cred_free(struct mf_engine_cred *c)
     memset(c, 0, sizeof(*c));
 }
 
-/* SEQ is written as in lease ids (store/leases.c: 13 Crockford base32
+/* SEQ is written as in lease ids (common/seq.h: 13 Crockford base32
  * digits), so an operator sees the same SEQ in "lease/x/0000000000004" and in
  * the role "mf_0000000000004". */
 void mf_engine_name(uint64_t seq, char *buf, size_t len)
 {
-    char id[MF_LEASE_ID_MAX];
-    int n = mf_lease_id_format(id, sizeof(id), "x", "x", seq);
-    snprintf(buf, len, "%s%s", MF_ENGINE_NAME_PREFIX, n > 13 ? id + n - 13 : "");
+    char s[MF_SEQ_CHARS + 1];
+    mf_seq_format(seq, s);
+    snprintf(buf, len, "%s%s", MF_ENGINE_NAME_PREFIX, s);
 }
 
 int mf_engine_name_parse(const char *name, uint64_t *seq)
 {
     size_t plen = strlen(MF_ENGINE_NAME_PREFIX);
-    if (strncmp(name, MF_ENGINE_NAME_PREFIX, plen) != 0 || strlen(name) != plen + 13)
+    if (strncmp(name, MF_ENGINE_NAME_PREFIX, plen) != 0 || strlen(name) != plen + MF_SEQ_CHARS)
         return MF_EINVAL;
     for (const char *p = name + plen; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
             return MF_EINVAL; /* names are lowercase: PostgreSQL folds case */
-    char id[32];
-    snprintf(id, sizeof(id), "x/x/%s", name + plen);
-    size_t prefix_len;
-    return mf_lease_id_parse(id, &prefix_len, seq) ? MF_EINVAL : 0;
+    return mf_seq_parse(name + plen, MF_SEQ_CHARS, seq) ? MF_EINVAL : 0;
 }

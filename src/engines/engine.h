@@ -58,8 +58,8 @@ struct mf_engine_cred {
 
 void mf_engine_cred_free(struct mf_engine_cred *c);
 
-/* The object name for lease SEQ: "mf_" + SEQ as 13 lowercase base32
- * characters (RFC 4648 alphabet, lowercase, no padding), e.g.
+/* The object name for lease SEQ: "mf_" + SEQ as in lease ids
+ * (mf_seq_format: 13 characters of Crockford's base32, lower case), e.g.
  * "mf_0000000000004". Pure; buf must hold MF_ENGINE_NAME_MAX bytes. */
 void mf_engine_name(uint64_t seq, char *buf, size_t len);
 /* The inverse: 0 and *seq if name is an engine name, MF_EINVAL otherwise. */

@@ -26,20 +26,15 @@
 
 #include "common/assert.h"
 #include "common/err.h"
+#include "common/seq.h"
 #include "store/apply.h"
 
 #define LS(x) MAYFLY__CMD__LEASE_STATE__##x
 
-static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz";
-
 int mf_lease_id_format(char *buf, size_t len, const char *mount, const char *name, uint64_t seq)
 {
-    char s[14];
-    for (int i = 12; i >= 0; i--) {
-        s[i] = b32[seq & 31];
-        seq >>= 5;
-    }
-    s[13] = 0;
+    char s[MF_SEQ_CHARS + 1];
+    mf_seq_format(seq, s);
     int n = snprintf(buf, len, "%s/%s/%s", mount, name, s);
     if (n < 0 || (size_t)n >= len)
         return MF_ETOOLARGE;
@@ -51,19 +46,12 @@ int mf_lease_id_parse(const char *id, size_t *prefix_len, uint64_t *seq)
     if (!id)
         return MF_EINVAL;
     size_t n = strlen(id);
-    if (n < 13 + 4 || id[n - 14] != '/')
+    /* At least "M/N/" and a SEQ. */
+    if (n < MF_SEQ_CHARS + 4 || id[n - MF_SEQ_CHARS - 1] != '/')
         return MF_EINVAL;
-    uint64_t v = 0;
-    for (size_t i = n - 13; i < n; i++) {
-        const char *p = memchr(b32, id[i] | 0x20, 32);
-        if (!p || !id[i])
-            return MF_EINVAL;
-        if (i == n - 13 && (p - b32) > 15)
-            return MF_EINVAL; /* more than 64 bits */
-        v = (v << 5) | (uint64_t)(p - b32);
-    }
-    *prefix_len = n - 13;
-    *seq = v;
+    if (mf_seq_parse(id + n - MF_SEQ_CHARS, MF_SEQ_CHARS, seq))
+        return MF_EINVAL;
+    *prefix_len = n - MF_SEQ_CHARS;
     return 0;
 }
 

@@ -6,8 +6,9 @@
  * revocation scheduler: every function takes a transaction the caller began
  * (mf_state_read_begin) and ends; nothing here allocates unless it says so.
  *
- * Lease ids are `MOUNT/NAME/SEQ` with SEQ printed as 13 base32 characters
- * (Crockford's alphabet, lower case, so text order is number order).
+ * Lease ids are `MOUNT/NAME/SEQ` with SEQ printed by mf_seq_format
+ * (common/seq.h: 13 characters of Crockford's base32, lower case, so text
+ * order is number order).
  * States: issuing -> active -> revoking -> revoked, or irrevocable
  * (force-revoke moves it to revoked). Renew only while active, capped by
  * max_expire_at. "Live" leases are those not revoked; quotas count them.
@@ -18,12 +19,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/seq.h"
 #include "store/state.h"
 
 #define MF_LEASE_MOUNT_MAX 64      /* bytes in a mount name */
 #define MF_LEASE_NAME_MAX 192      /* bytes in a lease name */
 #define MF_LEASE_PREFIX_MAX (MF_LEASE_MOUNT_MAX + MF_LEASE_NAME_MAX + 2) /* "MOUNT/NAME/" */
-#define MF_LEASE_ID_MAX (MF_LEASE_PREFIX_MAX + 14) /* with SEQ and NUL */
+#define MF_LEASE_ID_MAX (MF_LEASE_PREFIX_MAX + MF_SEQ_CHARS + 1) /* with SEQ and NUL */
 #define MF_LEASE_TIDY_MAX 10000    /* revoked leases dropped by one tidy command */
 #define MF_LEASE_EXPIRE_MAX 10000  /* seqs in one expire / revoked command */
 #define MF_LEASE_REVOKE_PREFIX_MAX 10000 /* leases one revoke-prefix command moves */
@@ -35,7 +37,7 @@
  * MF_ETOOLARGE if it does not fit in len. */
 int mf_lease_id_format(char *buf, size_t len, const char *mount, const char *name, uint64_t seq);
 /* Split a lease id: *prefix_len is the length of "MOUNT/NAME/" at id. Returns
- * 0 or MF_EINVAL. */
+ * 0 or MF_EINVAL (then *prefix_len and *seq are untouched). */
 int mf_lease_id_parse(const char *id, size_t *prefix_len, uint64_t *seq);
 const char *mf_lease_state_name(int state); /* "active", ... */
 
