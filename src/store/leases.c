@@ -28,6 +28,7 @@
 #include "common/err.h"
 #include "common/seq.h"
 #include "store/apply.h"
+#include "store/lease_rules.h"
 
 #define LS(x) MAYFLY__CMD__LEASE_STATE__##x
 
@@ -404,8 +405,8 @@ int mf_lease_apply_grant(struct mf_apply *a, const Mayfly__Cmd__LeaseGrant *m,
         return mf_apply_fail(a, MF_EINVAL,
                              "lease mount and name must be 1-%d and 1-%d bytes without '/'",
                              MF_LEASE_MOUNT_MAX, MF_LEASE_NAME_MAX);
-    if (m->ttl_ms == 0 || m->ttl_ms > UINT64_MAX / 4 || m->max_ttl_ms > UINT64_MAX / 4 ||
-        (m->max_ttl_ms && m->max_ttl_ms < m->ttl_ms) || a->now_ms > UINT64_MAX / 2)
+    uint64_t expire_at, max_expire_at;
+    if (mf_lease_grant_expiry(a->now_ms, m->ttl_ms, m->max_ttl_ms, &expire_at, &max_expire_at))
         return mf_apply_fail(a, MF_EINVAL, "lease ttl must be > 0 and <= max ttl");
     if (m->state != LS(LEASE_ISSUING) && m->state != LS(LEASE_ACTIVE))
         return mf_apply_fail(a, MF_EINVAL, "a lease is granted issuing or active");
@@ -444,8 +445,8 @@ int mf_lease_apply_grant(struct mf_apply *a, const Mayfly__Cmd__LeaseGrant *m,
     rec.name = m->name;
     rec.issued_ms = a->now_ms;
     rec.ttl_ms = m->ttl_ms;
-    rec.expire_at_ms = a->now_ms + m->ttl_ms;
-    rec.max_expire_at_ms = a->now_ms + (m->max_ttl_ms ? m->max_ttl_ms : m->ttl_ms);
+    rec.expire_at_ms = expire_at;
+    rec.max_expire_at_ms = max_expire_at;
     rec.owner_token_hash = m->owner_token_hash;
     rec.owner_accessor = m->owner_accessor;
     rec.engine = m->engine;
@@ -516,8 +517,7 @@ int mf_lease_apply_activate(struct mf_apply *a, const Mayfly__Cmd__LeaseActivate
     if (rc == 0) {
         uint64_t exp = rec->expire_at_ms;
         if (m->ttl_ms) {
-            exp = m->ttl_ms > rec->max_expire_at_ms - a->now_ms ? rec->max_expire_at_ms
-                                                                 : a->now_ms + m->ttl_ms;
+            exp = mf_lease_expire_at(a->now_ms, m->ttl_ms, rec->max_expire_at_ms);
             rec->ttl_ms = m->ttl_ms;
         }
         rc = move_expiry(a, m->seq, rec, exp);
@@ -554,11 +554,8 @@ int mf_lease_apply_renew(struct mf_apply *a, const Mayfly__Cmd__LeaseRenew *m,
     else if (rec->expire_at_ms <= a->now_ms)
         rc = mf_apply_fail(a, MF_ELEASEEXPIRED, "lease expired before the renewal");
     if (rc == 0) {
-        uint64_t inc = m->increment_ms ? m->increment_ms : rec->ttl_ms;
-        uint64_t exp = inc > rec->max_expire_at_ms - a->now_ms ? rec->max_expire_at_ms
-                                                                : a->now_ms + inc;
-        if (exp < rec->expire_at_ms)
-            exp = rec->expire_at_ms; /* a renewal never shortens a lease */
+        uint64_t exp = mf_lease_renew_expire_at(a->now_ms, m->increment_ms, rec->ttl_ms,
+                                                rec->expire_at_ms, rec->max_expire_at_ms);
         rc = move_expiry(a, m->seq, rec, exp);
         if (rc == 0)
             rc = lease_store(a, m->seq, rec, 0);
