@@ -13,6 +13,23 @@
 #include "engines/pki.h"
 #include "engines/postgres.h"
 
+#define ENGINES_EXTRA_MAX 4
+
+/* Types registered at run time (tests' fake engines). Written before any
+ * lookup, at program start, on one thread. */
+static const struct mf_engine_ops *extra[ENGINES_EXTRA_MAX];
+static size_t extra_len;
+
+int mf_engine_register(const struct mf_engine_ops *ops)
+{
+    if (mf_engine_find(ops->type))
+        return MF_EEXISTS;
+    if (extra_len == ENGINES_EXTRA_MAX)
+        return MF_ETOOLARGE;
+    extra[extra_len++] = ops;
+    return 0;
+}
+
 const struct mf_engine_ops *mf_engine_find(const char *type)
 {
     /* Strong references: with static libraries a weak one would not pull
@@ -21,6 +38,9 @@ const struct mf_engine_ops *mf_engine_find(const char *type)
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         if (strcmp(all[i]->type, type) == 0)
             return all[i];
+    for (size_t i = 0; i < extra_len; i++)
+        if (strcmp(extra[i]->type, type) == 0)
+            return extra[i];
     return NULL;
 }
 

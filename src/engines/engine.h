@@ -96,7 +96,12 @@ struct mf_engine_ops {
                 size_t err_len);
 };
 
-/* The engine types compiled in ("postgres", "pki"); NULL if unknown. */
+/* The engine types compiled in ("postgres", "pki") or registered; NULL if
+ * unknown. */
 const struct mf_engine_ops *mf_engine_find(const char *type);
+/* Adds an engine type (the server's unit tests register a fake one). Call
+ * before the server starts, from one thread; `ops` must outlive the process.
+ * @return 0; MF_EEXISTS (the type is taken); MF_ETOOLARGE (table full). */
+int mf_engine_register(const struct mf_engine_ops *ops);
 
 #endif

@@ -2,12 +2,12 @@
  * of writes from followers to the leader over the peer link.
  *
  * A connection may pipeline requests; answers carry the request's id and may
- * come back in any order. At most MF_SRV_CONN_INFLIGHT_MAX requests run per
+ * come back in any order. At most CONN_INFLIGHT_MAX requests run per
  * connection: past that the connection stops reading (backpressure), so a
  * client that sends without reading cannot grow the server's memory. A frame
  * that is not a valid Request gets an INVALID_ARGUMENT answer (id 0) and the
  * connection is closed: after garbage, framing cannot be trusted. */
-#include "server/srv_int.h"
+#include "server/api.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -19,8 +19,34 @@
 #include "common/env.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "net/conn.h"
 
 #define LOG_MOD "api"
+#define FORWARD_TIMEOUT_MS 10000 /* a forwarded request with no answer */
+#define CONN_INFLIGHT_MAX 1024   /* requests in flight per client connection */
+
+/* Application tags on the peer transport (node.h: >= 16). */
+enum {
+    TAG_FWD_REQ = 16,  /* [fwd id: 8 BE][Request] follower -> leader */
+    TAG_FWD_RESP = 17, /* [fwd id: 8 BE][Response] leader -> follower */
+};
+
+struct client_conn {
+    struct mf_server *srv;
+    struct mf_conn *conn;     /* NULL once closed */
+    unsigned refs;            /* the connection itself + requests in flight */
+    unsigned inflight;
+    bool paused;
+};
+
+struct mf_api {
+    struct mf_listener *listener;
+    char client_addr[64];
+    mf_api_request_cb on_request;
+    uint64_t next_fwd_id;
+    struct req *fwd_head;     /* requests forwarded to the leader, oldest first */
+    struct req *fwd_tail;
+};
 
 static Mayfly__Api__ErrorCode wire_code(int code)
 {
@@ -40,13 +66,13 @@ static void cc_unref(struct client_conn *cc)
 
 static void maybe_resume(struct client_conn *cc)
 {
-    if (cc->paused && cc->conn && cc->inflight < MF_SRV_CONN_INFLIGHT_MAX / 2) {
+    if (cc->paused && cc->conn && cc->inflight < CONN_INFLIGHT_MAX / 2) {
         cc->paused = false;
         mf_conn_read_start(cc->conn);
     }
 }
 
-void mf_req_free(struct req *r)
+static void req_free(struct req *r)
 {
     if (r->cc) {
         r->cc->inflight--;
@@ -66,20 +92,6 @@ void mf_req_free(struct req *r)
 
 static void send_packed(struct mf_server *s, struct req *r, const Mayfly__Api__Response *resp)
 {
-    if (!r->cc && !r->peer) { /* the server's own request: nobody to answer */
-        if (r->internal_done) {
-            r->internal_done(s,
-                             resp->error ? mf_err_from_name(protobuf_c_enum_descriptor_get_value(
-                                               &mayfly__api__error_code__descriptor,
-                                               (int)resp->error->code)->name)
-                                         : 0,
-                             r->internal_arg);
-            r->internal_done = NULL;
-        } else if (resp->error) {
-            MF_ERROR(LOG_MOD, "internal request failed: %s", resp->error->message);
-        }
-        return;
-    }
     size_t len = mayfly__api__response__get_packed_size(resp);
     uint8_t *buf = malloc(8 + (len ? len : 1));
     if (!buf)
@@ -95,7 +107,7 @@ static void send_packed(struct mf_server *s, struct req *r, const Mayfly__Api__R
         for (int i = 0; i < 8; i++)
             buf[i] = (uint8_t)(r->fwd_id >> (56 - 8 * i));
         mayfly__api__response__pack(resp, buf + 8);
-        mf_node_send(s->node, r->peer, MF_SRV_TAG_FWD_RESP, buf, len + 8);
+        mf_node_send(s->node, r->peer, TAG_FWD_RESP, buf, len + 8);
     }
     free(buf);
 }
@@ -104,7 +116,7 @@ void mf_api_reply(struct req *r, Mayfly__Api__Response *resp)
 {
     resp->id = r->pb ? r->pb->id : 0;
     send_packed(r->srv, r, resp);
-    mf_req_free(r);
+    req_free(r);
 }
 
 void mf_api_reply_error(struct req *r, int code, const char *fmt, ...)
@@ -122,21 +134,13 @@ void mf_api_reply_error(struct req *r, int code, const char *fmt, ...)
     mf_api_reply(r, &resp);
 }
 
-struct req *mf_req_internal(struct mf_server *s, void (*done)(struct mf_server *, int, void *))
-{
-    struct req *r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
-    r->srv = s;
-    r->internal_done = done;
-    return r;
-}
-
 static struct req *req_new(struct mf_server *s, Mayfly__Api__Request *pb)
 {
-    struct req *r = mf_req_internal(s, NULL);
-    if (r)
+    struct req *r = calloc(1, sizeof(*r));
+    if (r) {
+        r->srv = s;
         r->pb = pb;
+    }
     return r;
 }
 
@@ -155,7 +159,7 @@ static void on_client_frame(struct mf_conn *c, const uint8_t *data, size_t len)
     r->cc = cc;
     cc->refs++;
     cc->inflight++;
-    if (cc->inflight >= MF_SRV_CONN_INFLIGHT_MAX && !cc->paused) {
+    if (cc->inflight >= CONN_INFLIGHT_MAX && !cc->paused) {
         cc->paused = true;
         mf_conn_read_stop(c);
     }
@@ -166,7 +170,7 @@ static void on_client_frame(struct mf_conn *c, const uint8_t *data, size_t len)
         mf_conn_shutdown(c);
         return;
     }
-    mf_ops_dispatch(r);
+    s->api->on_request(r);
 }
 
 static void on_client_close(struct mf_conn *c, int reason)
@@ -197,25 +201,39 @@ static const struct mf_conn_cbs client_cbs = {
     .close = on_client_close,
 };
 
-int mf_api_listen(struct mf_server *s)
+int mf_api_listen(struct mf_server *s, mf_api_request_cb on_request)
 {
+    struct mf_api *a = calloc(1, sizeof(*a));
+    if (!a)
+        return -ENOMEM;
+    a->on_request = on_request;
+    s->api = a;
     struct mf_listener_opts lo = {0};
     int rc = mf_listener_new(s->loop, s->client_ctx, s->cfg->listen, &lo, &client_cbs, s,
-                             on_client_accept, &s->listener);
+                             on_client_accept, &a->listener);
     if (rc) {
         MF_ERROR(LOG_MOD, "cannot listen on %s: %s", s->cfg->listen, mf_strerror(rc));
         return rc;
     }
-    mf_listener_addr(s->listener, s->client_addr, sizeof(s->client_addr), NULL);
+    mf_listener_addr(a->listener, a->client_addr, sizeof(a->client_addr), NULL);
     return 0;
 }
 
 void mf_api_close(struct mf_server *s)
 {
-    if (s->listener) {
-        mf_listener_close(s->listener, NULL);
-        s->listener = NULL;
-    }
+    struct mf_api *a = s->api;
+    if (!a)
+        return;
+    mf_api_fail_forwards(s, MF_EUNAVAIL);
+    if (a->listener)
+        mf_listener_close(a->listener, NULL);
+    free(a);
+    s->api = NULL;
+}
+
+const char *mf_api_client_addr(const struct mf_server *s)
+{
+    return s->api ? s->api->client_addr : "";
 }
 
 /* ---- forwarding ---- */
@@ -230,42 +248,43 @@ static uint64_t be64(const uint8_t *p)
 
 int mf_api_forward(struct mf_server *s, struct req *r)
 {
+    struct mf_api *a = s->api;
     if (!s->leader || s->leader == s->cfg->node_id)
         return MF_EUNAVAIL;
     size_t len = mayfly__api__request__get_packed_size(r->pb);
     uint8_t *buf = malloc(8 + len);
     if (!buf)
         return -ENOMEM;
-    r->fwd_id = ++s->next_fwd_id;
+    r->fwd_id = ++a->next_fwd_id;
     for (int i = 0; i < 8; i++)
         buf[i] = (uint8_t)(r->fwd_id >> (56 - 8 * i));
     mayfly__api__request__pack(r->pb, buf + 8);
-    int rc = mf_node_send(s->node, s->leader, MF_SRV_TAG_FWD_REQ, buf, 8 + len);
+    int rc = mf_node_send(s->node, s->leader, TAG_FWD_REQ, buf, 8 + len);
     free(buf);
     if (rc)
         return rc;
-    r->fwd_deadline_ms = mf_now_mono_ms() + MF_SRV_FORWARD_TIMEOUT_MS;
+    r->fwd_deadline_ms = mf_now_mono_ms() + FORWARD_TIMEOUT_MS;
     r->next_fwd = NULL;
-    if (s->fwd_tail)
-        s->fwd_tail->next_fwd = r;
+    if (a->fwd_tail)
+        a->fwd_tail->next_fwd = r;
     else
-        s->fwd_head = r;
-    s->fwd_tail = r;
+        a->fwd_head = r;
+    a->fwd_tail = r;
     return 0;
 }
 
-static struct req *take_forward(struct mf_server *s, uint64_t fwd_id)
+static struct req *take_forward(struct mf_api *a, uint64_t fwd_id)
 {
     struct req *prev = NULL;
-    for (struct req *r = s->fwd_head; r; prev = r, r = r->next_fwd) {
+    for (struct req *r = a->fwd_head; r; prev = r, r = r->next_fwd) {
         if (r->fwd_id != fwd_id)
             continue;
         if (prev)
             prev->next_fwd = r->next_fwd;
         else
-            s->fwd_head = r->next_fwd;
-        if (s->fwd_tail == r)
-            s->fwd_tail = prev;
+            a->fwd_head = r->next_fwd;
+        if (a->fwd_tail == r)
+            a->fwd_tail = prev;
         return r;
     }
     return NULL;
@@ -273,12 +292,13 @@ static struct req *take_forward(struct mf_server *s, uint64_t fwd_id)
 
 void mf_api_expire_forwards(struct mf_server *s)
 {
+    struct mf_api *a = s->api;
     uint64_t now = mf_now_mono_ms();
-    while (s->fwd_head && s->fwd_head->fwd_deadline_ms <= now) {
-        struct req *r = s->fwd_head;
-        s->fwd_head = r->next_fwd;
-        if (!s->fwd_head)
-            s->fwd_tail = NULL;
+    while (a && a->fwd_head && a->fwd_head->fwd_deadline_ms <= now) {
+        struct req *r = a->fwd_head;
+        a->fwd_head = r->next_fwd;
+        if (!a->fwd_head)
+            a->fwd_tail = NULL;
         mf_api_reply_error(r, MF_EUNKNOWN,
                            "the leader did not answer in time: the write may or may not have "
                            "been applied");
@@ -287,19 +307,22 @@ void mf_api_expire_forwards(struct mf_server *s)
 
 void mf_api_fail_forwards(struct mf_server *s, int code)
 {
-    while (s->fwd_head) {
-        struct req *r = s->fwd_head;
-        s->fwd_head = r->next_fwd;
+    struct mf_api *a = s->api;
+    if (!a)
+        return;
+    while (a->fwd_head) {
+        struct req *r = a->fwd_head;
+        a->fwd_head = r->next_fwd;
         mf_api_reply_error(r, code, "forwarding to the leader failed");
     }
-    s->fwd_tail = NULL;
+    a->fwd_tail = NULL;
 }
 
 static void relay_forward_response(struct mf_server *s, const uint8_t *data, size_t len)
 {
     if (len < 8)
         return;
-    struct req *r = take_forward(s, be64(data));
+    struct req *r = take_forward(s->api, be64(data));
     if (!r)
         return; /* expired already */
     if (r->cc && r->cc->conn) {
@@ -307,7 +330,7 @@ static void relay_forward_response(struct mf_server *s, const uint8_t *data, siz
         if (rc == -ENOBUFS)
             mf_conn_close(r->cc->conn, -ENOBUFS);
     }
-    mf_req_free(r);
+    req_free(r);
 }
 
 static void serve_forwarded(struct mf_server *s, uint64_t from, const uint8_t *data, size_t len)
@@ -326,14 +349,16 @@ static void serve_forwarded(struct mf_server *s, uint64_t from, const uint8_t *d
     }
     r->peer = from;
     r->fwd_id = be64(data);
-    mf_ops_dispatch(r);
+    s->api->on_request(r);
 }
 
 void mf_api_peer_message(struct mf_server *s, uint64_t from, uint8_t tag, const uint8_t *data,
                          size_t len)
 {
-    if (tag == MF_SRV_TAG_FWD_REQ)
+    if (!s->api)
+        return;
+    if (tag == TAG_FWD_REQ)
         serve_forwarded(s, from, data, len);
-    else if (tag == MF_SRV_TAG_FWD_RESP)
+    else if (tag == TAG_FWD_RESP)
         relay_forward_response(s, data, len);
 }

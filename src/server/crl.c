@@ -12,10 +12,13 @@
  * revocations meanwhile mark it dirty and it runs again after.
  *
  * Serving, on every node: the loop copies the sys/crl/ records whose KV
- * version changed into the metrics listener's table (only when the applied
+ * version changed into this file's table (only when the applied
  * index moved); libmicrohttpd's thread answers from that table. A follower
  * thus serves what the cluster committed, never an older leader's memory. */
+#include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -27,21 +30,99 @@
 #include "common/env.h"
 #include "common/err.h"
 #include "common/log.h"
-#include "server/srv_int.h"
+#include "server/crl.h"
+#include "server/records.h"
 #include "store/kv.h"
 #include "store/leases.h"
 
-_Static_assert(sizeof(((struct mf_crl_seen *)0)->mount) == MF_LEASE_MOUNT_MAX + 1,
-               "a seen slot holds a mount name");
-
 #define LOG_MOD "crl"
-#define CRL_RETRY_MS 5000    /* after a failed publish */
+#define CRL_RETRY_MS 5000     /* after a failed publish */
+#define CRL_MOUNTS_MAX 64     /* pki mounts served */
+
+/* A pki mount's publishing, on the leader, for one opening of the mount. */
+struct publishing {
+    struct publishing *next;
+    char mount[MF_LEASE_MOUNT_MAX + 1];
+    uint64_t gen;           /* mf_mount_gen: a reopened mount starts afresh */
+    bool inflight;          /* signing or storing one now */
+    bool dirty;             /* something was revoked meanwhile: publish again */
+    uint64_t refresh_at_ms; /* publish again by then (half the CRL's validity) */
+};
+
+/* A CRL served at /v1/<mount>/crl (DER) and /v1/<mount>/crl/pem. */
+struct served {
+    char mount[MF_LEASE_MOUNT_MAX + 1];
+    uint64_t version; /* the KV version of sys/crl/<mount> copied (loop thread) */
+    char *pem;
+    unsigned char *der;
+    size_t der_len;
+};
+
+struct mf_crl {
+    struct publishing *pubs;  /* loop thread */
+    pthread_mutex_t lock;     /* guards the served table's CRL bytes */
+    struct served served[CRL_MOUNTS_MAX];
+    size_t served_len;
+    uint64_t checked_index;   /* applied index of the last full refresh */
+};
+
+int mf_crl_init(struct mf_server *s)
+{
+    struct mf_crl *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    pthread_mutex_init(&c->lock, NULL);
+    s->crl = c;
+    return 0;
+}
+
+void mf_crl_free(struct mf_server *s)
+{
+    struct mf_crl *c = s->crl;
+    if (!c)
+        return;
+    while (c->pubs) {
+        struct publishing *p = c->pubs;
+        c->pubs = p->next;
+        free(p);
+    }
+    for (size_t i = 0; i < c->served_len; i++) {
+        free(c->served[i].pem);
+        free(c->served[i].der);
+    }
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+    s->crl = NULL;
+}
 
 /* ---- publishing (leader) ---- */
 
 static void crl_path(const char *mount, char *buf, size_t len)
 {
-    snprintf(buf, len, MF_SRV_CRL_PREFIX "%s", mount);
+    snprintf(buf, len, MF_CRL_PREFIX "%s", mount);
+}
+
+/* The publishing state of open mount m (made fresh for a new opening). */
+static struct publishing *publishing_of(struct mf_server *s, const struct mf_mount *m)
+{
+    struct publishing *p;
+    for (p = s->crl->pubs; p; p = p->next)
+        if (strcmp(p->mount, mf_mount_name(m)) == 0)
+            break;
+    if (!p) {
+        if (!(p = calloc(1, sizeof(*p))))
+            return NULL;
+        snprintf(p->mount, sizeof(p->mount), "%s", mf_mount_name(m));
+        p->next = s->crl->pubs;
+        s->crl->pubs = p;
+        p->gen = mf_mount_gen(m);
+    }
+    if (p->gen != mf_mount_gen(m)) {
+        p->gen = mf_mount_gen(m);
+        p->inflight = p->dirty = false;
+        p->refresh_at_ms = 0;
+    }
+    return p;
 }
 
 /* thisUpdate + half the validity: when the next publish is due. 0 if the
@@ -66,52 +147,67 @@ static uint64_t half_life_ms(const char *pem)
 
 static void publish_finished(struct mf_server *s, const char *mount, int rc)
 {
-    struct mount *m = mf_mounts_find(s, mount);
-    if (!m)
+    struct mf_mount *m = mf_mounts_find(s, mount);
+    struct publishing *c = m ? publishing_of(s, m) : NULL;
+    if (!c)
         return; /* dropped meanwhile (new config): it republishes when it reopens */
-    struct mf_crl_state *c = mf_mount_crl(m);
     c->inflight = false;
     if (rc) {
         MF_WARN(LOG_MOD, "cannot publish the CRL of '%s': %s", mount, mf_strerror(rc));
         c->refresh_at_ms = mf_now_wall_ms() + CRL_RETRY_MS;
     }
-    if (c->dirty && mf_node_is_leader(s->node))
+    if (c->dirty && mf_proposer_leading(s->prop))
         mf_crl_publish(s, m);
 }
 
-static void on_stored(struct mf_server *s, int rc, void *arg)
+struct store_ctx {
+    struct mf_server *s;
+    char *mount;
+};
+
+static void on_stored(void *arg, int rc, const Mayfly__Cmd__Result *res)
 {
-    char *mount = arg;
-    publish_finished(s, mount, rc);
-    free(mount);
+    struct store_ctx *sc = arg;
+    (void)res;
+    publish_finished(sc->s, sc->mount, rc);
+    free(sc->mount);
+    free(sc);
 }
 
 static void on_signed(struct mf_server *s, struct mf_mjob *j, void *arg)
 {
     char *mount = arg;
     int rc = mf_mjob_rc(j);
-    struct mount *m = mf_mounts_find(s, mount);
-    if (!rc && m) {
+    struct mf_mount *m = mf_mounts_find(s, mount);
+    struct publishing *c = m ? publishing_of(s, m) : NULL;
+    if (!rc && c) {
         const char *pem = mf_mjob_text(j);
         uint64_t at = half_life_ms(pem);
-        mf_mount_crl(m)->refresh_at_ms = at ? at : mf_now_wall_ms() + CRL_RETRY_MS;
+        c->refresh_at_ms = at ? at : mf_now_wall_ms() + CRL_RETRY_MS;
         json_t *rec = json_pack("{s:s}", "crl_pem", pem);
+        struct store_ctx *sc = calloc(1, sizeof(*sc));
         char path[MF_KV_PATH_MAX];
         crl_path(mount, path, sizeof(path));
-        rc = rec ? mf_ops_propose_record_internal(s, path, rec, on_stored, mount) : -ENOMEM;
+        rc = rec && sc ? mf_records_put(s, path, rec, on_stored, sc) : -ENOMEM;
         json_decref(rec);
-        if (!rc)
+        if (!rc) {
+            sc->s = s;
+            sc->mount = mount;
             return; /* on_stored finishes */
+        }
+        free(sc);
     }
     publish_finished(s, mount, rc ? rc : MF_ENOTFOUND);
     free(mount);
 }
 
-void mf_crl_publish(struct mf_server *s, struct mount *m)
+void mf_crl_publish(struct mf_server *s, struct mf_mount *m)
 {
     if (strcmp(mf_mount_type(m), "pki") != 0)
         return;
-    struct mf_crl_state *c = mf_mount_crl(m);
+    struct publishing *c = publishing_of(s, m);
+    if (!c)
+        return;
     if (c->inflight) {
         c->dirty = true;
         return;
@@ -122,7 +218,7 @@ void mf_crl_publish(struct mf_server *s, struct mount *m)
     c->inflight = true;
     c->dirty = false;
     /* CRL number = leader time in ms: it grows across leaders too. */
-    if (mf_mounts_crl(m, mf_srv_leader_now(s), on_signed, mount)) {
+    if (mf_mounts_crl(m, mf_propose_now(s->prop), on_signed, mount)) {
         c->inflight = false;
         free(mount);
     }
@@ -130,36 +226,59 @@ void mf_crl_publish(struct mf_server *s, struct mount *m)
 
 void mf_crl_tick(struct mf_server *s, uint64_t now_ms)
 {
-    for (struct mount *m = mf_mounts_first(s); m; m = mf_mounts_next(m)) {
-        struct mf_crl_state *c = mf_mount_crl(m);
-        if (!c->inflight && now_ms >= c->refresh_at_ms)
+    for (struct mf_mount *m = mf_mounts_first(s); m; m = mf_mounts_next(m)) {
+        struct publishing *c = publishing_of(s, m);
+        if (c && !c->inflight && now_ms >= c->refresh_at_ms)
             mf_crl_publish(s, m);
     }
 }
 
 /* ---- serving (every node) ---- */
 
-/* The KV version last copied for `mount` (a slot of the server's table). */
-static uint64_t *seen_version(struct mf_server *s, const char *mount)
+/* The served slot of `mount` (made if new), or NULL when the table is full. */
+static struct served *served_slot(struct mf_crl *c, const char *mount)
 {
-    for (size_t i = 0; i < s->crl_seen_len; i++)
-        if (strcmp(s->crl_seen[i].mount, mount) == 0)
-            return &s->crl_seen[i].version;
-    if (s->crl_seen_len == MF_SRV_CRL_MOUNTS_MAX || strlen(mount) > MF_LEASE_MOUNT_MAX)
+    for (size_t i = 0; i < c->served_len; i++)
+        if (strcmp(c->served[i].mount, mount) == 0)
+            return &c->served[i];
+    if (c->served_len == CRL_MOUNTS_MAX || strlen(mount) > MF_LEASE_MOUNT_MAX)
         return NULL;
-    struct mf_crl_seen *e = &s->crl_seen[s->crl_seen_len++];
+    struct served *e = &c->served[c->served_len];
+    memset(e, 0, sizeof(*e));
     snprintf(e->mount, sizeof(e->mount), "%s", mount);
-    e->version = 0;
-    return &e->version;
+    pthread_mutex_lock(&c->lock);
+    c->served_len++; /* the HTTP thread sees a slot only once it is filled */
+    pthread_mutex_unlock(&c->lock);
+    return e;
 }
 
-/* Copies the record at `path` (now at KV version `version`) to the HTTP
- * table. 0, or an error to try again at the next change. */
-static int copy_record(struct mf_server *s, const char *path)
+static void served_set(struct mf_crl *c, struct served *e, const char *pem,
+                       const unsigned char *der, size_t der_len)
 {
-    const char *mount = path + strlen(MF_SRV_CRL_PREFIX);
+    char *p = strdup(pem);
+    unsigned char *d = p ? malloc(der_len) : NULL;
+    if (!d) {
+        free(p);
+        return;
+    }
+    memcpy(d, der, der_len);
+    pthread_mutex_lock(&c->lock);
+    char *old_p = e->pem;
+    unsigned char *old_d = e->der;
+    e->pem = p;
+    e->der = d;
+    e->der_len = der_len;
+    pthread_mutex_unlock(&c->lock);
+    free(old_p);
+    free(old_d);
+}
+
+/* Copies the record at `path` to the table. 0, or an error to try again at
+ * the next change. */
+static int copy_record(struct mf_server *s, struct served *e, const char *path)
+{
     json_t *rec = NULL;
-    int rc = mf_ops_read_record(s, path, &rec);
+    int rc = mf_records_read(s, path, &rec);
     if (rc)
         return rc;
     const char *pem = json_string_value(json_object_get(rec, "crl_pem"));
@@ -168,9 +287,9 @@ static int copy_record(struct mf_server *s, const char *path)
     unsigned char *der = NULL;
     int der_len = crl ? i2d_X509_CRL(crl, &der) : -1;
     if (der_len > 0)
-        mf_metrics_set_crl(s, mount, pem, der, (size_t)der_len);
+        served_set(s->crl, e, pem, der, (size_t)der_len);
     else
-        MF_WARN(LOG_MOD, "the CRL stored for '%s' does not parse", mount);
+        MF_WARN(LOG_MOD, "the CRL stored for '%s' does not parse", e->mount);
     OPENSSL_free(der);
     X509_CRL_free(crl);
     BIO_free(b);
@@ -180,20 +299,21 @@ static int copy_record(struct mf_server *s, const char *path)
 
 void mf_crl_refresh(struct mf_server *s)
 {
+    struct mf_crl *c = s->crl;
     uint64_t applied = mf_node_applied(s->node);
-    if (!s->metrics || applied == s->crl_checked_index || mf_barrier_sealed(s->barrier))
+    if (!c || applied == c->checked_index || mf_barrier_sealed(s->barrier))
         return;
     /* Versions first, in one read transaction; records after it (reading a
      * record opens its own). */
     char **paths = NULL;
     size_t n = 0;
     int more = 0;
-    uint64_t versions[MF_SRV_CRL_MOUNTS_MAX];
+    uint64_t versions[CRL_MOUNTS_MAX];
     MDB_txn *txn;
     if (mf_srv_read_begin(s, &txn))
         return;
-    int rc = mf_kv_list(txn, mf_fsm_state(s->fsm), MF_SRV_CRL_PREFIX, NULL,
-                        MF_SRV_CRL_MOUNTS_MAX, &paths, &n, &more);
+    int rc = mf_kv_list(txn, mf_fsm_state(s->fsm), MF_CRL_PREFIX, NULL, CRL_MOUNTS_MAX, &paths,
+                        &n, &more);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         Mayfly__Cmd__KvVersion *v = NULL;
         versions[i] = 0;
@@ -205,15 +325,38 @@ void mf_crl_refresh(struct mf_server *s)
         return;
     bool all = true;
     for (size_t i = 0; i < n; i++) {
-        uint64_t *have = seen_version(s, paths[i] + strlen(MF_SRV_CRL_PREFIX));
-        if (!have || !versions[i] || *have == versions[i])
+        struct served *e = served_slot(c, paths[i] + strlen(MF_CRL_PREFIX));
+        if (!e || !versions[i] || e->version == versions[i])
             continue;
-        if (copy_record(s, paths[i]) == 0)
-            *have = versions[i];
+        if (copy_record(s, e, paths[i]) == 0)
+            e->version = versions[i];
         else
             all = false;
     }
     mf_kv_list_free(paths, n);
     if (all)
-        s->crl_checked_index = applied;
+        c->checked_index = applied;
+}
+
+void *mf_crl_http_get(struct mf_crl *c, const char *url, size_t *len, const char **type)
+{
+    if (!c || strncmp(url, "/v1/", 4) != 0)
+        return NULL;
+    const char *rest = url + strlen("/v1/");
+    size_t rl = strlen(rest);
+    bool pem = rl > 8 && strcmp(rest + rl - 8, "/crl/pem") == 0;
+    size_t mlen = pem ? rl - 8 : rl > 4 && strcmp(rest + rl - 4, "/crl") == 0 ? rl - 4 : 0;
+    void *out = NULL;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; mlen && i < c->served_len; i++) {
+        const struct served *e = &c->served[i];
+        if (!e->pem || strlen(e->mount) != mlen || strncmp(e->mount, rest, mlen) != 0)
+            continue;
+        *len = pem ? strlen(e->pem) : e->der_len;
+        if ((out = malloc(*len ? *len : 1)) != NULL)
+            memcpy(out, pem ? (const void *)e->pem : (const void *)e->der, *len);
+        *type = pem ? "application/x-pem-file" : "application/pkix-crl";
+    }
+    pthread_mutex_unlock(&c->lock);
+    return out;
 }

@@ -1,5 +1,5 @@
 /* /metrics (Prometheus text), /health and the pki CRLs (/v1/<mount>/crl,
- * DER, and /v1/<mount>/crl/pem; see crl.c) on a plain HTTP listener
+ * DER, and /v1/<mount>/crl/pem, answered by crl.c) on an HTTP listener
  * (libmicrohttpd), loopback by default (config metrics_listen; port 0 picks a
  * free one).
  *
@@ -18,28 +18,29 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "net/addr.h"
-#include "server/srv_int.h"
+#include "server/crl.h"
+#include "server/metrics.h"
+#include "server/scheduler.h"
 #include "store/leases.h"
 
 #define LOG_MOD "metrics"
 
-static const uint64_t lateness_bounds_ms[MF_METRICS_BUCKETS] = {10,  25,   50,   100,  250,
-                                                                 500, 1000, 2500, 5000, 10000};
-
-/* A CRL served at /v1/<mount>/crl (DER) and /v1/<mount>/crl/pem (crl.c). */
-struct served_crl {
-    char mount[MF_LEASE_MOUNT_MAX + 1];
-    char *pem;
-    unsigned char *der;
-    size_t der_len;
+/* Figures for /metrics, copied to the HTTP thread under a lock. */
+struct snapshot {
+    int role;
+    bool sealed;
+    bool failed;
+    uint64_t term, commit, applied, leader;
+    struct mf_sched_stats sched;
+    uint64_t batches, entries_persisted, entries_applied;
+    uint64_t leases[MF_LEASE_STATES]; /* replicated state: leases by state */
 };
 
 struct mf_metrics {
+    struct mf_server *srv;
     struct MHD_Daemon *daemon;
     pthread_mutex_t lock;
-    struct mf_metrics_snapshot snap; /* guarded by lock */
-    struct served_crl crls[MF_SRV_CRL_MOUNTS_MAX]; /* guarded by lock */
-    size_t crls_len;
+    struct snapshot snap; /* guarded by lock */
     char *tls_cert, *tls_key; /* PEM, kept while the daemon runs; the key wiped after */
     size_t tls_key_len;
     char addr[MF_NET_HOST_MAX + 8];
@@ -67,115 +68,39 @@ static char *read_pem(const char *path, size_t *len)
     return buf;
 }
 
-void mf_metrics_set_crl(struct mf_server *s, const char *mount, const char *pem,
-                        const unsigned char *der, size_t der_len)
-{
-    struct mf_metrics *mx = s->metrics;
-    char *p = mx ? strdup(pem) : NULL;
-    unsigned char *d = p ? malloc(der_len) : NULL;
-    if (!d) {
-        free(p);
-        return;
-    }
-    memcpy(d, der, der_len);
-    pthread_mutex_lock(&mx->lock);
-    struct served_crl *c = NULL;
-    for (size_t i = 0; i < mx->crls_len && !c; i++)
-        if (strcmp(mx->crls[i].mount, mount) == 0)
-            c = &mx->crls[i];
-    if (!c && mx->crls_len < MF_SRV_CRL_MOUNTS_MAX) {
-        c = &mx->crls[mx->crls_len++];
-        snprintf(c->mount, sizeof(c->mount), "%s", mount);
-        c->pem = NULL;
-        c->der = NULL;
-    }
-    if (c) {
-        free(c->pem);
-        free(c->der);
-        c->pem = p;
-        c->der = d;
-        c->der_len = der_len;
-        p = NULL;
-        d = NULL;
-    }
-    pthread_mutex_unlock(&mx->lock);
-    free(p);
-    free(d);
-}
-
-/* GET /v1/<mount>/crl or /v1/<mount>/crl/pem: a copy of the CRL (mount names
- * may hold '/'), or NULL if none is published for that mount. */
-static void *crl_copy(struct mf_metrics *mx, const char *url, size_t *len, const char **type)
-{
-    const char *rest = url + strlen("/v1/");
-    size_t rl = strlen(rest);
-    bool pem = rl > 8 && strcmp(rest + rl - 8, "/crl/pem") == 0;
-    size_t mlen = pem ? rl - 8 : rl > 4 && strcmp(rest + rl - 4, "/crl") == 0 ? rl - 4 : 0;
-    void *out = NULL;
-    pthread_mutex_lock(&mx->lock);
-    for (size_t i = 0; mlen && i < mx->crls_len; i++) {
-        const struct served_crl *c = &mx->crls[i];
-        if (strlen(c->mount) != mlen || strncmp(c->mount, rest, mlen) != 0)
-            continue;
-        *len = pem ? strlen(c->pem) : c->der_len;
-        if ((out = malloc(*len ? *len : 1)) != NULL)
-            memcpy(out, pem ? (const void *)c->pem : (const void *)c->der, *len);
-        *type = pem ? "application/x-pem-file" : "application/pkix-crl";
-    }
-    pthread_mutex_unlock(&mx->lock);
-    return out;
-}
-
-void mf_metrics_lateness(struct mf_server *s, uint64_t late_ms)
-{
-    struct mf_metrics_snapshot *m = &s->mstats;
-    size_t i = 0;
-    while (i < MF_METRICS_BUCKETS && late_ms > lateness_bounds_ms[i])
-        i++;
-    if (i < MF_METRICS_BUCKETS)
-        m->lateness_buckets[i]++;
-    m->lateness_count++;
-    m->lateness_sum_ms += late_ms;
-    if (late_ms > m->lateness_max_ms)
-        m->lateness_max_ms = late_ms;
-}
-
 void mf_metrics_publish(struct mf_server *s)
 {
     if (!s->metrics)
         return;
+    struct snapshot m;
+    memset(&m, 0, sizeof(m));
     struct mf_raft_status st;
     mf_node_status(s->node, &st);
-    s->mstats.role = st.role;
-    s->mstats.term = st.term;
-    s->mstats.commit = st.commit;
-    s->mstats.applied = mf_node_applied(s->node);
-    s->mstats.leader = st.lead;
-    s->mstats.sealed = mf_barrier_sealed(s->barrier);
-    s->mstats.failed = s->failed != 0;
-    s->mstats.expired = s->sched_expired;
-    s->mstats.revoked = s->sched_revoked;
-    s->mstats.retries = s->sched_retries;
-    s->mstats.irrevocable = s->sched_irrevocable;
-    s->mstats.reconciled = s->sched_reconciled;
-    s->mstats.engine_calls = s->sched_engine_calls;
+    m.role = st.role;
+    m.term = st.term;
+    m.commit = st.commit;
+    m.applied = mf_node_applied(s->node);
+    m.leader = st.lead;
+    m.sealed = mf_barrier_sealed(s->barrier);
+    m.failed = s->failed != 0;
+    mf_sched_stats(s, &m.sched);
     MDB_txn *txn;
     if (s->fsm && mf_srv_read_begin(s, &txn) == 0) {
-        if (mf_state_lease_counts(txn, mf_fsm_state(s->fsm), s->mstats.leases))
-            memset(s->mstats.leases, 0, sizeof(s->mstats.leases));
+        if (mf_state_lease_counts(txn, mf_fsm_state(s->fsm), m.leases))
+            memset(m.leases, 0, sizeof(m.leases));
         mf_srv_read_end(s, txn);
     }
     struct mf_node_stats ns;
     mf_node_stats(s->node, &ns);
-    s->mstats.batches = ns.batches;
-    s->mstats.entries_persisted = ns.entries_persisted;
-    s->mstats.entries_applied = ns.entries_applied;
+    m.batches = ns.batches;
+    m.entries_persisted = ns.entries_persisted;
+    m.entries_applied = ns.entries_applied;
     pthread_mutex_lock(&s->metrics->lock);
-    s->metrics->snap = s->mstats;
+    s->metrics->snap = m;
     pthread_mutex_unlock(&s->metrics->lock);
 }
 
-static char *format_metrics(const struct mf_metrics_snapshot *m, uint64_t node_id)
+static char *format_metrics(const struct snapshot *m, uint64_t node_id)
 {
     size_t cap = 8192, len = 0;
     char *out = malloc(cap);
@@ -202,38 +127,38 @@ static char *format_metrics(const struct mf_metrics_snapshot *m, uint64_t node_i
          "mayfly_raft_entries_applied_total %" PRIu64 "\n", m->entries_applied);
     EMIT("# HELP mayfly_leases_expired_total Leases this node (as leader) proposed to expire.\n"
          "# TYPE mayfly_leases_expired_total counter\nmayfly_leases_expired_total %" PRIu64 "\n",
-         m->expired);
+         m->sched.expired);
     EMIT("# HELP mayfly_leases_revoked_total Leases this node (as leader) marked revoked.\n"
          "# TYPE mayfly_leases_revoked_total counter\nmayfly_leases_revoked_total %" PRIu64 "\n",
-         m->revoked);
+         m->sched.revoked);
     EMIT("# HELP mayfly_leases Leases by state in this node's replicated state (revoked ones "
          "until tidy drops them).\n# TYPE mayfly_leases gauge\n");
     for (int st = 1; st < MF_LEASE_STATES; st++)
         EMIT("mayfly_leases{state=\"%s\"} %" PRIu64 "\n", mf_lease_state_name(st), m->leases[st]);
     EMIT("# HELP mayfly_revocation_retries_total Engine revocations that failed and will be "
          "retried.\n# TYPE mayfly_revocation_retries_total counter\n"
-         "mayfly_revocation_retries_total %" PRIu64 "\n", m->retries);
+         "mayfly_revocation_retries_total %" PRIu64 "\n", m->sched.retries);
     EMIT("# HELP mayfly_engine_revoke_leases_total Leases handed to an engine's revoke, repeats "
          "included (revoke is idempotent: a lease sent twice, e.g. across a failover, counts "
          "twice).\n# TYPE mayfly_engine_revoke_leases_total counter\n"
-         "mayfly_engine_revoke_leases_total %" PRIu64 "\n", m->engine_calls);
+         "mayfly_engine_revoke_leases_total %" PRIu64 "\n", m->sched.engine_calls);
     EMIT("# TYPE mayfly_leases_irrevocable_total counter\nmayfly_leases_irrevocable_total %"
-         PRIu64 "\n", m->irrevocable);
+         PRIu64 "\n", m->sched.irrevocable);
     EMIT("# TYPE mayfly_reconciler_revoked_total counter\nmayfly_reconciler_revoked_total %"
-         PRIu64 "\n", m->reconciled);
+         PRIu64 "\n", m->sched.reconciled);
     EMIT("# HELP mayfly_revocation_lateness_ms Time from expire_at to the revocation "
          "proposed by this leader.\n# TYPE mayfly_revocation_lateness_ms histogram\n");
     uint64_t cum = 0;
-    for (size_t i = 0; i < MF_METRICS_BUCKETS; i++) {
-        cum += m->lateness_buckets[i];
+    for (size_t i = 0; i < MF_SCHED_LATENESS_BUCKETS; i++) {
+        cum += m->sched.lateness_buckets[i];
         EMIT("mayfly_revocation_lateness_ms_bucket{le=\"%" PRIu64 "\"} %" PRIu64 "\n",
-             lateness_bounds_ms[i], cum);
+             mf_sched_lateness_bounds_ms[i], cum);
     }
-    EMIT("mayfly_revocation_lateness_ms_bucket{le=\"+Inf\"} %" PRIu64 "\n", m->lateness_count);
-    EMIT("mayfly_revocation_lateness_ms_sum %" PRIu64 "\n", m->lateness_sum_ms);
-    EMIT("mayfly_revocation_lateness_ms_count %" PRIu64 "\n", m->lateness_count);
+    EMIT("mayfly_revocation_lateness_ms_bucket{le=\"+Inf\"} %" PRIu64 "\n", m->sched.lateness_count);
+    EMIT("mayfly_revocation_lateness_ms_sum %" PRIu64 "\n", m->sched.lateness_sum_ms);
+    EMIT("mayfly_revocation_lateness_ms_count %" PRIu64 "\n", m->sched.lateness_count);
     EMIT("# TYPE mayfly_revocation_lateness_max_ms gauge\nmayfly_revocation_lateness_max_ms %"
-         PRIu64 "\n", m->lateness_max_ms);
+         PRIu64 "\n", m->sched.lateness_max_ms);
 #undef EMIT
     if (len >= cap) {
         free(out);
@@ -247,11 +172,10 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
                               size_t *upload_len, void **con_cls)
 {
     (void)version, (void)upload, (void)upload_len, (void)con_cls;
-    struct mf_server *s = cls;
-    struct mf_metrics *mx = s->metrics;
+    struct mf_metrics *mx = cls;
     if (strcmp(method, "GET") != 0)
         return MHD_NO;
-    struct mf_metrics_snapshot snap;
+    struct snapshot snap;
     pthread_mutex_lock(&mx->lock);
     snap = mx->snap;
     pthread_mutex_unlock(&mx->lock);
@@ -259,10 +183,10 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     size_t body_len = 0;
     const char *type = "text/plain; version=0.0.4";
     unsigned status = MHD_HTTP_OK;
-    if (strncmp(url, "/v1/", 4) == 0 && (body = crl_copy(mx, url, &body_len, &type)) != NULL) {
+    if ((body = mf_crl_http_get(mx->srv->crl, url, &body_len, &type)) != NULL) {
         /* body_len set: a CRL (DER is binary) */
     } else if (strcmp(url, "/metrics") == 0) {
-        body = format_metrics(&snap, s->cfg->node_id);
+        body = format_metrics(&snap, mx->srv->cfg->node_id);
     } else if (strcmp(url, "/health") == 0) {
         /* 200 when this node can serve: up and unsealed. */
         status = (!snap.failed && !snap.sealed) ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
@@ -300,6 +224,7 @@ int mf_metrics_start(struct mf_server *s)
     if (!mx)
         return MF_EINTERNAL;
     pthread_mutex_init(&mx->lock, NULL);
+    mx->srv = s;
     s->metrics = mx;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
@@ -323,12 +248,12 @@ int mf_metrics_start(struct mf_server *s)
     }
     /* The HTTPS options only when TLS is on: MHD refuses them otherwise. */
     mx->daemon = tls_cert_file
-                     ? MHD_start_daemon(flags, 0, NULL, NULL, answer, s, MHD_OPTION_SOCK_ADDR,
+                     ? MHD_start_daemon(flags, 0, NULL, NULL, answer, mx, MHD_OPTION_SOCK_ADDR,
                                         (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
                                         (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT,
                                         (unsigned)10, MHD_OPTION_HTTPS_MEM_CERT, mx->tls_cert,
                                         MHD_OPTION_HTTPS_MEM_KEY, mx->tls_key, MHD_OPTION_END)
-                     : MHD_start_daemon(flags, 0, NULL, NULL, answer, s, MHD_OPTION_SOCK_ADDR,
+                     : MHD_start_daemon(flags, 0, NULL, NULL, answer, mx, MHD_OPTION_SOCK_ADDR,
                                         (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
                                         (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT,
                                         (unsigned)10, MHD_OPTION_END);
@@ -355,10 +280,6 @@ void mf_metrics_stop(struct mf_server *s)
         return;
     if (mx->daemon)
         MHD_stop_daemon(mx->daemon);
-    for (size_t i = 0; i < mx->crls_len; i++) {
-        free(mx->crls[i].pem);
-        free(mx->crls[i].der);
-    }
     if (mx->tls_key)
         OPENSSL_cleanse(mx->tls_key, mx->tls_key_len);
     free(mx->tls_key);

@@ -1,19 +1,7 @@
-/* Engine mounts on the leader: configs, roles, and engine calls on worker
- * threads.
- *
- * Where configs live: in the replicated KV under the reserved prefix
- * "sys/engines/" (clients cannot touch "sys/"), so they are encrypted by the
- * barrier like any secret (a database admin password, a CA key) and reach
- * every node through Raft and snapshots:
- *   sys/engines/<mount>               {"type": T, "config": JSON text}
- *   sys/engines/<mount>/roles/<role>  {"role": JSON text}
- * Only the leader opens engines, lazily, from those records.
- *
- * Engine calls block (libpq, key generation): each runs on libuv's thread
- * pool, one at a time per mount (an engine instance is used by one thread at
- * a time), in submission order. A call is started only while this node leads:
- * after a leadership loss queued calls fail with MF_ENOTLEADER and nothing new
- * reaches the target (DESIGN.md: a deposed leader starts no engine call). */
+/* Engine mounts on the leader (mounts.h): configs and roles read from the
+ * reserved records, engine calls queued per mount and run one at a time on
+ * libuv's thread pool (an engine instance is used by one thread at a time). */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +11,9 @@
 #include "common/env.h"
 #include "common/err.h"
 #include "common/log.h"
-#include "server/srv_int.h"
+#include "server/mounts.h"
+#include "server/proposer.h"
+#include "server/records.h"
 #include "store/kv.h"
 #include "store/leases.h"
 #include "engines/pki.h"
@@ -38,8 +28,8 @@ struct role_limits {
     uint64_t max_ttl_ms;
 };
 
-struct mount {
-    struct mount *next;
+struct mf_mount {
+    struct mf_mount *next;
     struct mf_server *srv;
     char name[MF_LEASE_MOUNT_MAX + 1];
     const struct mf_engine_ops *ops;
@@ -51,12 +41,13 @@ struct mount {
     bool running;
     bool closing;               /* server stopping: free when the running call ends */
     bool probe;                 /* a throwaway instance for enable: freed after its job */
-    /* Revocation pacing (scheduler.c). */
-    bool revoke_inflight;
-    uint64_t revoke_backoff_ms;
-    uint64_t next_revoke_ms;
-    struct mf_crl_state crl;
-    uint64_t next_reconcile_ms;
+    uint64_t gen;               /* this opening of the mount (mf_mount_gen) */
+};
+
+struct mf_mounts {
+    struct mf_mount *live;         /* engines opened on this leader */
+    struct mf_mount *dead;         /* replaced, closing after their queued calls */
+    uint64_t next_gen;
 };
 
 /* ---- config records ---- */
@@ -64,36 +55,6 @@ struct mount {
 static void config_path(const char *mount, char *buf, size_t len)
 {
     snprintf(buf, len, "sys/engines/%s", mount);
-}
-
-/* Reads and decrypts a record of the reserved KV (a JSON object). */
-int mf_ops_read_record(struct mf_server *s, const char *path, json_t **out)
-{
-    MDB_txn *txn;
-    int rc = mf_srv_read_begin(s, &txn);
-    if (rc)
-        return rc;
-    Mayfly__Cmd__KvVersion *v = NULL;
-    uint64_t version = 0;
-    rc = mf_kv_get(txn, mf_fsm_state(s->fsm), path, 0, &v, &version);
-    mf_srv_read_end(s, txn);
-    if (!rc && (v->deleted_ms || v->destroyed))
-        rc = MF_ENOTFOUND;
-    if (rc) {
-        mf_kv_version_free(v);
-        return rc;
-    }
-    uint8_t *plain = NULL;
-    size_t len = 0;
-    rc = mf_barrier_decrypt(s->barrier, path, v->write_id, v->value.data, v->value.len, &plain,
-                            &len);
-    mf_kv_version_free(v);
-    if (rc)
-        return rc;
-    json_error_t je;
-    *out = json_loadb((const char *)plain, len, 0, &je);
-    mf_barrier_wipe_free(plain, len);
-    return *out ? 0 : MF_ECORRUPT;
 }
 
 static void parse_role_limits(struct role_limits *rl, const char *role, const char *role_json)
@@ -120,7 +81,7 @@ enum mjob_kind {
 
 struct mf_mjob {
     struct mf_mjob *next;
-    struct mount *m;
+    struct mf_mount *m;
     enum mjob_kind kind;
     uv_work_t work;
     int rc;
@@ -182,7 +143,7 @@ static void list_cb(void *arg, uint64_t seq)
 static void job_work(uv_work_t *w)
 {
     struct mf_mjob *j = w->data;
-    struct mount *m = j->m;
+    struct mf_mount *m = j->m;
     char *err = j->err;
     size_t el = sizeof(j->err);
     if (j->kind != MJOB_OPEN && j->kind != MJOB_CLOSE && !m->eng) {
@@ -234,12 +195,12 @@ static void job_work(uv_work_t *w)
     }
 }
 
-static void job_start_next(struct mount *m);
+static void job_start_next(struct mf_mount *m);
 
 /* A pki engine keeps its revoked set in memory: rebuild it from the
  * replicated leases of this mount (revoking or revoked), so a new leader's
  * CRL lists what earlier leaders revoked. O(leases of the mount), at open. */
-static void import_revoked(struct mount *m)
+static void import_revoked(struct mf_mount *m)
 {
     struct mf_server *s = m->srv;
     char prefix[MF_LEASE_PREFIX_MAX + 2], after[MF_LEASE_ID_MAX] = "";
@@ -274,9 +235,9 @@ static void import_revoked(struct mount *m)
     }
 }
 
-static void unlink_dead(struct mf_server *s, struct mount *m)
+static void unlink_dead(struct mf_server *s, struct mf_mount *m)
 {
-    for (struct mount **pp = &s->dead_mounts; *pp; pp = &(*pp)->next)
+    for (struct mf_mount **pp = &s->mounts->dead; *pp; pp = &(*pp)->next)
         if (*pp == m) {
             *pp = m->next;
             return;
@@ -286,7 +247,7 @@ static void unlink_dead(struct mf_server *s, struct mount *m)
 static void job_after(uv_work_t *w, int status)
 {
     struct mf_mjob *j = w->data;
-    struct mount *m = j->m;
+    struct mf_mount *m = j->m;
     (void)status;
     m->running = false;
     if (m->closing) { /* the server is gone: close quietly */
@@ -323,14 +284,14 @@ static void job_after(uv_work_t *w, int status)
     job_start_next(m);
 }
 
-static void job_start_next(struct mount *m)
+static void job_start_next(struct mf_mount *m)
 {
     while (!m->running && m->head) {
         struct mf_mjob *j = m->head;
         m->head = j->next;
         if (!m->head)
             m->tail = NULL;
-        if (!mf_node_is_leader(m->srv->node) && j->kind != MJOB_CLOSE) {
+        if (!mf_proposer_leading(m->srv->prop) && j->kind != MJOB_CLOSE) {
             /* A deposed leader starts no engine call. */
             j->rc = MF_ENOTLEADER;
             snprintf(j->err, sizeof(j->err), "not the leader any more");
@@ -347,7 +308,7 @@ static void job_start_next(struct mount *m)
         free(m); /* its only job was refused */
 }
 
-static struct mf_mjob *job_new(struct mount *m, enum mjob_kind kind, mf_mjob_done_cb done,
+static struct mf_mjob *job_new(struct mf_mount *m, enum mjob_kind kind, mf_mjob_done_cb done,
                                void *arg)
 {
     struct mf_mjob *j = calloc(1, sizeof(*j));
@@ -362,7 +323,7 @@ static struct mf_mjob *job_new(struct mount *m, enum mjob_kind kind, mf_mjob_don
 
 static void job_submit(struct mf_mjob *j)
 {
-    struct mount *m = j->m;
+    struct mf_mount *m = j->m;
     if (m->tail)
         m->tail->next = j;
     else
@@ -373,16 +334,23 @@ static void job_submit(struct mf_mjob *j)
 
 /* ---- mounts ---- */
 
-static struct mount *find_mount(struct mf_server *s, const char *name)
+int mf_mounts_init(struct mf_server *s)
 {
-    for (struct mount *m = s->mounts; m; m = m->next)
-        if (strcmp(m->name, name) == 0)
+    s->mounts = calloc(1, sizeof(*s->mounts));
+    return s->mounts ? 0 : -ENOMEM;
+}
+
+/* The open mount `name` (NULL: the first one), or NULL. */
+struct mf_mount *mf_mounts_find(struct mf_server *s, const char *name)
+{
+    for (struct mf_mount *m = s->mounts ? s->mounts->live : NULL; m; m = m->next)
+        if (!name || strcmp(m->name, name) == 0)
             return m;
     return NULL;
 }
 
 /* Role records of a mount, decrypted (names and JSON texts, malloc'd). */
-static int load_roles(struct mf_server *s, struct mount *m, struct mf_mjob *j)
+static int load_roles(struct mf_server *s, struct mf_mount *m, struct mf_mjob *j)
 {
     char prefix[MF_KV_PATH_MAX];
     snprintf(prefix, sizeof(prefix), "sys/engines/%s/roles/", m->name);
@@ -401,7 +369,7 @@ static int load_roles(struct mf_server *s, struct mount *m, struct mf_mjob *j)
     j->role_jsons = calloc(n ? n : 1, sizeof(char *));
     for (size_t i = 0; i < n && j->role_names && j->role_jsons; i++) {
         json_t *rec = NULL;
-        if (mf_ops_read_record(s, paths[i], &rec))
+        if (mf_records_read(s, paths[i], &rec))
             continue;
         const char *text = json_string_value(json_object_get(rec, "role"));
         if (text) {
@@ -420,9 +388,11 @@ static int load_roles(struct mf_server *s, struct mount *m, struct mf_mjob *j)
 
 /* The mount, opened (or being opened) on the leader. NOT_FOUND if no engine
  * is mounted there. */
-int mf_mounts_get(struct mf_server *s, const char *name, struct mount **out)
+int mf_mounts_get(struct mf_server *s, const char *name, struct mf_mount **out)
 {
-    struct mount *m = find_mount(s, name);
+    if (!s->mounts)
+        return MF_ECLOSED; /* the server is stopping */
+    struct mf_mount *m = mf_mounts_find(s, name);
     if (m) {
         *out = m;
         return 0;
@@ -430,7 +400,7 @@ int mf_mounts_get(struct mf_server *s, const char *name, struct mount **out)
     char path[MF_KV_PATH_MAX];
     config_path(name, path, sizeof(path));
     json_t *rec = NULL;
-    int rc = mf_ops_read_record(s, path, &rec);
+    int rc = mf_records_read(s, path, &rec);
     if (rc)
         return rc == MF_ENOTFOUND ? MF_ENOTFOUND : rc;
     const char *type = json_string_value(json_object_get(rec, "type"));
@@ -453,8 +423,9 @@ int mf_mounts_get(struct mf_server *s, const char *name, struct mount **out)
     j->config_json = strdup(config);
     json_decref(rec); /* jansson does not wipe; the record lived only briefly */
     load_roles(s, m, j);
-    m->next = s->mounts;
-    s->mounts = m;
+    m->gen = ++s->mounts->next_gen;
+    m->next = s->mounts->live;
+    s->mounts->live = m;
     job_submit(j);
     *out = m;
     return 0;
@@ -463,18 +434,18 @@ int mf_mounts_get(struct mf_server *s, const char *name, struct mount **out)
 /* Forget a mount (its config changed): close its engine after queued calls. */
 static void drop_mount(struct mf_server *s, const char *name)
 {
-    for (struct mount **pp = &s->mounts; *pp; pp = &(*pp)->next) {
+    for (struct mf_mount **pp = &s->mounts->live; *pp; pp = &(*pp)->next) {
         if (strcmp((*pp)->name, name) != 0)
             continue;
-        struct mount *m = *pp;
+        struct mf_mount *m = *pp;
         *pp = m->next;
         /* The mount struct is freed once its queue drains: hand it to a close job. */
         struct mf_mjob *j = job_new(m, MJOB_CLOSE, NULL, NULL);
         if (j) {
             j->to_close = m->eng;
             m->eng = NULL;
-            m->next = s->dead_mounts;
-            s->dead_mounts = m;
+            m->next = s->mounts->dead;
+            s->mounts->dead = m;
             job_submit(j);
         }
         return;
@@ -485,11 +456,11 @@ static void drop_mount(struct mf_server *s, const char *name)
  * refused: not the leader), and is reopened lazily if we lead again. */
 void mf_mounts_drop_all(struct mf_server *s)
 {
-    while (s->mounts)
-        drop_mount(s, s->mounts->name);
+    while (s->mounts && s->mounts->live)
+        drop_mount(s, s->mounts->live->name);
 }
 
-bool mf_mounts_role_ttl(struct mount *m, const char *role, uint64_t *def_ms, uint64_t *max_ms)
+bool mf_mounts_role_ttl(struct mf_mount *m, const char *role, uint64_t *def_ms, uint64_t *max_ms)
 {
     for (size_t i = 0; i < m->roles_len; i++) {
         if (strcmp(m->roles[i].name, role) == 0) {
@@ -501,12 +472,12 @@ bool mf_mounts_role_ttl(struct mount *m, const char *role, uint64_t *def_ms, uin
     return false;
 }
 
-const char *mf_mount_name(const struct mount *m)
+const char *mf_mount_name(const struct mf_mount *m)
 {
     return m->name;
 }
 
-int mf_mounts_role_put(struct mount *m, const char *role, const char *role_json,
+int mf_mounts_role_put(struct mf_mount *m, const char *role, const char *role_json,
                        mf_mjob_done_cb done, void *arg)
 {
     struct mf_mjob *j = job_new(m, MJOB_ROLE_PUT, done, arg);
@@ -534,7 +505,7 @@ int mf_mounts_probe(struct mf_server *s, const char *type, const char *config,
     const struct mf_engine_ops *ops = mf_engine_find(type);
     if (!ops)
         return MF_EINVAL;
-    struct mount *m = calloc(1, sizeof(*m));
+    struct mf_mount *m = calloc(1, sizeof(*m));
     struct mf_mjob *j = m ? job_new(m, MJOB_OPEN, done, arg) : NULL;
     if (!m || !j || !(j->config_json = strdup(config))) {
         free(m);
@@ -555,7 +526,7 @@ struct mf_engine *mf_mjob_engine(const struct mf_mjob *j)
     return j->m->eng;
 }
 
-int mf_mounts_issue(struct mount *m, const char *role, uint64_t seq, uint64_t expire_at_ms,
+int mf_mounts_issue(struct mf_mount *m, const char *role, uint64_t seq, uint64_t expire_at_ms,
                     mf_mjob_done_cb done, void *arg)
 {
     struct mf_mjob *j = job_new(m, MJOB_ISSUE, done, arg);
@@ -568,7 +539,7 @@ int mf_mounts_issue(struct mount *m, const char *role, uint64_t seq, uint64_t ex
     return 0;
 }
 
-int mf_mounts_revoke(struct mount *m, const uint64_t *seqs, size_t n, mf_mjob_done_cb done,
+int mf_mounts_revoke(struct mf_mount *m, const uint64_t *seqs, size_t n, mf_mjob_done_cb done,
                      void *arg)
 {
     struct mf_mjob *j = job_new(m, MJOB_REVOKE, done, arg);
@@ -586,7 +557,7 @@ int mf_mounts_revoke(struct mount *m, const uint64_t *seqs, size_t n, mf_mjob_do
     return 0;
 }
 
-int mf_mounts_rotate_root(struct mount *m, mf_mjob_done_cb done, void *arg)
+int mf_mounts_rotate_root(struct mf_mount *m, mf_mjob_done_cb done, void *arg)
 {
     struct mf_mjob *j = job_new(m, MJOB_ROTATE_ROOT, done, arg);
     if (!j)
@@ -595,7 +566,7 @@ int mf_mounts_rotate_root(struct mount *m, mf_mjob_done_cb done, void *arg)
     return 0;
 }
 
-int mf_mounts_crl(struct mount *m, uint64_t now_ms, mf_mjob_done_cb done, void *arg)
+int mf_mounts_crl(struct mf_mount *m, uint64_t now_ms, mf_mjob_done_cb done, void *arg)
 {
     struct mf_mjob *j = job_new(m, MJOB_CRL, done, arg);
     if (!j)
@@ -606,9 +577,9 @@ int mf_mounts_crl(struct mount *m, uint64_t now_ms, mf_mjob_done_cb done, void *
 }
 
 const char *mf_mjob_text(const struct mf_mjob *j) { return j->text; }
-const char *mf_mount_type(const struct mount *m) { return m->ops->type; }
+const char *mf_mount_type(const struct mf_mount *m) { return m->ops->type; }
 
-int mf_mounts_list(struct mount *m, mf_mjob_done_cb done, void *arg)
+int mf_mounts_list(struct mf_mount *m, mf_mjob_done_cb done, void *arg)
 {
     struct mf_mjob *j = job_new(m, MJOB_LIST, done, arg);
     if (!j)
@@ -624,14 +595,9 @@ const struct mf_engine_cred *mf_mjob_cred(const struct mf_mjob *j) { return &j->
 const uint64_t *mf_mjob_seqs(const struct mf_mjob *j, size_t *n) { *n = j->n; return j->seqs; }
 const int *mf_mjob_results(const struct mf_mjob *j) { return j->results; }
 
-struct mount *mf_mounts_first(struct mf_server *s) { return s->mounts; }
-struct mount *mf_mounts_next(struct mount *m) { return m->next; }
-bool *mf_mount_revoke_inflight(struct mount *m) { return &m->revoke_inflight; }
-uint64_t *mf_mount_revoke_backoff(struct mount *m) { return &m->revoke_backoff_ms; }
-uint64_t *mf_mount_next_revoke(struct mount *m) { return &m->next_revoke_ms; }
-uint64_t *mf_mount_next_reconcile(struct mount *m) { return &m->next_reconcile_ms; }
-struct mf_crl_state *mf_mount_crl(struct mount *m) { return &m->crl; }
-struct mount *mf_mounts_find(struct mf_server *s, const char *name) { return find_mount(s, name); }
+struct mf_mount *mf_mounts_first(struct mf_server *s) { return mf_mounts_find(s, NULL); }
+struct mf_mount *mf_mounts_next(struct mf_mount *m) { return m->next; }
+uint64_t mf_mount_gen(const struct mf_mount *m) { return m->gen; }
 
 void mf_mounts_open_all(struct mf_server *s)
 {
@@ -641,14 +607,14 @@ void mf_mounts_open_all(struct mf_server *s)
     char **paths = NULL;
     size_t n = 0;
     int more = 0;
-    int rc = mf_kv_list(txn, mf_fsm_state(s->fsm), "sys/engines/", NULL, MF_SRV_LIST_LIMIT_MAX,
+    int rc = mf_kv_list(txn, mf_fsm_state(s->fsm), MF_MOUNTS_ENGINES_PREFIX, NULL, MF_SRV_LIST_LIMIT_MAX,
                         &paths, &n, &more);
     mf_srv_read_end(s, txn);
     if (rc)
         return;
     for (size_t i = 0; i < n; i++) {
-        const char *rest = paths[i] + strlen("sys/engines/");
-        struct mount *m;
+        const char *rest = paths[i] + strlen(MF_MOUNTS_ENGINES_PREFIX);
+        struct mf_mount *m;
         if (!strstr(rest, "/roles/") && mf_mounts_get(s, rest, &m) != 0)
             MF_WARN(LOG_MOD, "cannot open the engine at '%s'", rest);
     }
@@ -658,7 +624,7 @@ void mf_mounts_open_all(struct mf_server *s)
 /* Applied: a record under sys/engines/ changed; bring the open mount in line. */
 void mf_mounts_record_changed(struct mf_server *s, const char *path)
 {
-    const char *rest = path + strlen("sys/engines/");
+    const char *rest = path + strlen(MF_MOUNTS_ENGINES_PREFIX);
     const char *roles = strstr(rest, "/roles/");
     char mount[MF_LEASE_MOUNT_MAX + 1];
     size_t mlen = roles ? (size_t)(roles - rest) : strlen(rest);
@@ -666,13 +632,13 @@ void mf_mounts_record_changed(struct mf_server *s, const char *path)
         return;
     memcpy(mount, rest, mlen);
     mount[mlen] = '\0';
-    struct mount *m = find_mount(s, mount);
+    struct mf_mount *m = mf_mounts_find(s, mount);
     if (!roles) {
         /* A new or changed config: (re)open now, so the mount's reconciler
          * and CRL start without waiting for a client. */
         if (m)
             drop_mount(s, mount);
-        if (mf_node_is_leader(s->node) && mf_mounts_get(s, mount, &m) != 0)
+        if (mf_proposer_leading(s->prop) && mf_mounts_get(s, mount, &m) != 0)
             MF_WARN(LOG_MOD, "cannot open the engine at '%s'", mount);
         return;
     }
@@ -680,18 +646,10 @@ void mf_mounts_record_changed(struct mf_server *s, const char *path)
         return;
     const char *role = roles + strlen("/roles/");
     json_t *rec = NULL;
-    if (mf_ops_read_record(s, path, &rec))
+    if (mf_records_read(s, path, &rec))
         return;
     const char *text = json_string_value(json_object_get(rec, "role"));
-    struct mf_mjob *j = text ? job_new(m, MJOB_ROLE_PUT, NULL, NULL) : NULL;
-    if (j) {
-        j->role_names = calloc(1, sizeof(char *));
-        j->role_jsons = calloc(1, sizeof(char *));
-        if (j->role_names && j->role_jsons) {
-            j->role_names[0] = strdup(role);
-            j->role_jsons[0] = strdup(text);
-            j->roles_len = 1;
-        }
+    if (text && mf_mounts_role_put(m, role, text, NULL, NULL) == 0) {
         size_t i = 0;
         while (i < m->roles_len && strcmp(m->roles[i].name, role) != 0)
             i++;
@@ -700,15 +658,14 @@ void mf_mounts_record_changed(struct mf_server *s, const char *path)
             if (i == m->roles_len)
                 m->roles_len++;
         }
-        job_submit(j);
     }
     json_decref(rec);
 }
 
-static void free_mount_list(struct mount *m)
+static void free_mount_list(struct mf_mount *m)
 {
     while (m) {
-        struct mount *next = m->next;
+        struct mf_mount *next = m->next;
         while (m->head) { /* queued calls never start: tell their owners now */
             struct mf_mjob *j = m->head;
             m->head = j->next;
@@ -734,8 +691,10 @@ static void free_mount_list(struct mount *m)
  * worker and its mount is freed then, without touching the server. */
 void mf_mounts_close_all(struct mf_server *s)
 {
-    struct mount *live = s->mounts, *dead = s->dead_mounts;
-    s->mounts = s->dead_mounts = NULL;
-    free_mount_list(live);
-    free_mount_list(dead);
+    if (!s->mounts)
+        return;
+    free_mount_list(s->mounts->live);
+    free_mount_list(s->mounts->dead);
+    free(s->mounts);
+    s->mounts = NULL;
 }

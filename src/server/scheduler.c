@@ -17,6 +17,7 @@
  * EXPIRY_BATCH leases in flight and its own backoff, and a batch skips the
  * leases whose LeaseRevoked is still in flight (no engine call is repeated
  * while the cluster is busy recording the last one). */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,10 @@
 #include "common/env.h"
 #include "common/err.h"
 #include "common/log.h"
-#include "server/srv_int.h"
+#include "server/crl.h"
+#include "server/mounts.h"
+#include "server/proposer.h"
+#include "server/scheduler.h"
 #include "store/leases.h"
 
 #define LOG_MOD "scheduler"
@@ -36,6 +40,93 @@
  * before its next ready batch) the loop would never leave that pass. Found by
  * jepsen (a leader paused with SIGSTOP livelocked after SIGCONT). */
 #define FAILURE_BACKOFF_MS 100
+#define REVOKED_RETENTION_MS (UINT64_C(24) * 3600 * 1000) /* revoked leases kept for lookups */
+
+/* An engine mount's revocation pacing, for one opening of the mount. */
+struct pace {
+    struct pace *next;
+    char mount[MF_LEASE_MOUNT_MAX + 1];
+    uint64_t gen;             /* mf_mount_gen: a reopened mount starts afresh */
+    bool revoke_inflight;     /* one revoke call per mount at a time */
+    uint64_t revoke_backoff_ms;
+    uint64_t next_revoke_ms;
+    uint64_t next_reconcile_ms;
+};
+
+struct revoked_ctx;
+
+struct mf_sched {
+    struct mf_server *srv;
+    uv_timer_t timer;
+    bool expire_inflight;
+    bool revoked_inflight;                /* the engineless LeaseRevoked batch */
+    struct revoked_ctx *revoked_pending;  /* LeaseRevoked proposals in flight */
+    struct pace *paces;
+    bool mounts_opened;                   /* this leader opened every recorded mount */
+    uint64_t armed_at_ms;                 /* expire_at the timer aims at (0: idle) */
+    uint64_t next_tidy_ms;
+    struct mf_sched_stats stats;
+};
+
+const uint64_t mf_sched_lateness_bounds_ms[MF_SCHED_LATENESS_BUCKETS] = {
+    10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
+
+static void lateness_add(struct mf_sched_stats *st, uint64_t late_ms)
+{
+    size_t i = 0;
+    while (i < MF_SCHED_LATENESS_BUCKETS && late_ms > mf_sched_lateness_bounds_ms[i])
+        i++;
+    if (i < MF_SCHED_LATENESS_BUCKETS)
+        st->lateness_buckets[i]++;
+    st->lateness_count++;
+    st->lateness_sum_ms += late_ms;
+    if (late_ms > st->lateness_max_ms)
+        st->lateness_max_ms = late_ms;
+}
+
+/* The pacing of open mount m (made fresh for a new opening); NULL if out of
+ * memory (then the mount is served without pacing this pass). */
+static struct pace *pace_of(struct mf_sched *sc, const struct mf_mount *m)
+{
+    struct pace *p;
+    for (p = sc->paces; p; p = p->next)
+        if (strcmp(p->mount, mf_mount_name(m)) == 0)
+            break;
+    if (!p) {
+        if (!(p = calloc(1, sizeof(*p))))
+            return NULL;
+        snprintf(p->mount, sizeof(p->mount), "%s", mf_mount_name(m));
+        p->gen = mf_mount_gen(m);
+        p->next = sc->paces;
+        sc->paces = p;
+    }
+    if (p->gen != mf_mount_gen(m)) {
+        struct pace *next = p->next;
+        memset(p, 0, sizeof(*p));
+        snprintf(p->mount, sizeof(p->mount), "%s", mf_mount_name(m));
+        p->gen = mf_mount_gen(m);
+        p->next = next;
+    }
+    return p;
+}
+
+static void paces_clear(struct mf_sched *sc)
+{
+    while (sc->paces) {
+        struct pace *p = sc->paces;
+        sc->paces = p->next;
+        free(p);
+    }
+}
+
+/* Proposes cmd; a proposal refused at once is reported to cb like one that
+ * failed later, so each caller handles failure in one place. */
+static void submit(struct mf_server *s, Mayfly__Cmd__Command *cmd, mf_propose_cb cb, void *arg)
+{
+    int rc = mf_propose(s->prop, cmd, cb, arg);
+    if (rc)
+        cb(arg, rc, NULL);
+}
 
 static void sched_run(struct mf_server *s);
 
@@ -48,17 +139,18 @@ static void arm(struct mf_server *s, uint64_t delay_ms)
 {
     if (delay_ms > EXPIRY_IDLE_MS)
         delay_ms = EXPIRY_IDLE_MS;
-    uv_timer_start(&s->sched_timer, on_timer, delay_ms, 0);
+    uv_timer_start(&s->sched->timer, on_timer, delay_ms, 0);
 }
 
-/* An internal proposal finished (applied or failed): look again. */
-static void on_expire_done(struct mf_server *s, int rc, void *arg)
+/* An expire proposal finished (applied or failed): look again. */
+static void on_expire_done(void *arg, int rc, const Mayfly__Cmd__Result *res)
 {
-    (void)arg;
-    s->sched_expire_inflight = false;
+    struct mf_server *s = arg;
+    (void)res;
+    s->sched->expire_inflight = false;
     if (rc)
         MF_WARN(LOG_MOD, "expire proposal failed: %s", mf_strerror(rc));
-    if (mf_node_is_leader(s->node))
+    if (mf_proposer_leading(s->prop))
         arm(s, rc ? FAILURE_BACKOFF_MS : 0);
 }
 
@@ -69,6 +161,7 @@ static void on_expire_done(struct mf_server *s, int rc, void *arg)
  * them instead of sending them to the engine again. */
 struct revoked_ctx {
     struct revoked_ctx *next;
+    struct mf_server *srv;
     char mount[MF_LEASE_MOUNT_MAX + 1]; /* "" for the scheduler's engineless batch */
     size_t n;
     uint64_t *seqs;    /* ascending: the revoking set's order */
@@ -78,7 +171,7 @@ struct revoked_ctx {
 
 static void pending_unlink(struct mf_server *s, struct revoked_ctx *ctx)
 {
-    for (struct revoked_ctx **p = &s->sched_revoked_pending; *p; p = &(*p)->next)
+    for (struct revoked_ctx **p = &s->sched->revoked_pending; *p; p = &(*p)->next)
         if (*p == ctx) {
             *p = ctx->next;
             return;
@@ -94,55 +187,52 @@ static int cmp_seq(const void *a, const void *b)
 /* Is lease `seq` of `mount` in a LeaseRevoked proposal still in flight? */
 static bool revoked_pending(const struct mf_server *s, const char *mount, uint64_t seq)
 {
-    for (const struct revoked_ctx *c = s->sched_revoked_pending; c; c = c->next)
+    for (const struct revoked_ctx *c = s->sched->revoked_pending; c; c = c->next)
         if (strcmp(c->mount, mount) == 0 && bsearch(&seq, c->seqs, c->n, sizeof(seq), cmp_seq))
             return true;
     return false;
 }
 
-static void on_revoked_done(struct mf_server *s, int rc, void *arg)
+static void on_revoked_done(void *arg, int rc, const Mayfly__Cmd__Result *res)
 {
     struct revoked_ctx *ctx = arg;
-    if (!rc && ctx)
+    struct mf_server *s = ctx->srv;
+    (void)res;
+    if (!rc)
         for (size_t i = 0; i < ctx->n; i++)
-            mf_metrics_lateness(s, ctx->late_ms[i]);
-    if (ctx) {
-        if (!ctx->mount[0])
-            s->sched_revoked_inflight = false;
-        pending_unlink(s, ctx);
-        struct mount *m = ctx->mount[0] && !rc ? mf_mounts_find(s, ctx->mount) : NULL;
-        if (m)
-            mf_crl_publish(s, m); /* pki: the CRL lists them from now on */
-    }
+            lateness_add(&s->sched->stats, ctx->late_ms[i]);
+    if (!ctx->mount[0])
+        s->sched->revoked_inflight = false;
+    pending_unlink(s, ctx);
+    struct mf_mount *m = ctx->mount[0] && !rc ? mf_mounts_find(s, ctx->mount) : NULL;
+    if (m)
+        mf_crl_publish(s, m); /* pki: the CRL lists them from now on */
     free(ctx);
     if (rc)
         MF_WARN(LOG_MOD, "revoked proposal failed: %s", mf_strerror(rc));
-    if (mf_node_is_leader(s->node))
+    if (mf_proposer_leading(s->prop))
         arm(s, rc ? FAILURE_BACKOFF_MS : 0);
 }
 
-static void on_tidy_done(struct mf_server *s, int rc, void *arg)
+static void on_logged_done(void *arg, int rc, const Mayfly__Cmd__Result *res)
 {
-    (void)arg;
-    (void)s;
+    const char *what = arg;
+    (void)res;
     if (rc)
-        MF_WARN(LOG_MOD, "tidy failed: %s", mf_strerror(rc));
+        MF_WARN(LOG_MOD, "%s failed: %s", what, mf_strerror(rc));
 }
 
 static void propose_expire(struct mf_server *s, uint64_t *seqs, size_t n)
 {
-    struct req *r = mf_req_internal(s, on_expire_done);
-    if (!r)
-        return;
     Mayfly__Cmd__LeaseExpire m = MAYFLY__CMD__LEASE_EXPIRE__INIT;
     m.seqs = seqs;
     m.n_seqs = n;
     Mayfly__Cmd__Command cmd = MAYFLY__CMD__COMMAND__INIT;
     cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_EXPIRE;
     cmd.lease_expire = &m;
-    s->sched_expire_inflight = true;
-    s->sched_expired += n;
-    mf_ops_propose(r, &cmd, NULL);
+    s->sched->expire_inflight = true;
+    s->sched->stats.expired += n;
+    submit(s, &cmd, on_expire_done, s);
 }
 
 /* seqs ascending; mount "" for the scheduler's own engineless batch (one in
@@ -151,20 +241,17 @@ static void propose_revoked(struct mf_server *s, const uint64_t *seqs, size_t n,
                             const uint64_t *late_ms, const char *mount)
 {
     struct revoked_ctx *ctx = malloc(sizeof(*ctx) + 2 * n * sizeof(uint64_t));
-    struct req *r = ctx ? mf_req_internal(s, on_revoked_done) : NULL;
-    if (!r) {
-        free(ctx);
+    if (!ctx)
         return;
-    }
+    ctx->srv = s;
     snprintf(ctx->mount, sizeof(ctx->mount), "%s", mount);
     ctx->n = n;
     ctx->seqs = ctx->data;
     ctx->late_ms = ctx->data + n;
     memcpy(ctx->seqs, seqs, n * sizeof(uint64_t));
     memcpy(ctx->late_ms, late_ms, n * sizeof(uint64_t));
-    ctx->next = s->sched_revoked_pending;
-    s->sched_revoked_pending = ctx;
-    r->internal_arg = ctx;
+    ctx->next = s->sched->revoked_pending;
+    s->sched->revoked_pending = ctx;
     Mayfly__Cmd__LeaseRevoked m = MAYFLY__CMD__LEASE_REVOKED__INIT;
     m.seqs = ctx->seqs;
     m.n_seqs = n;
@@ -172,22 +259,19 @@ static void propose_revoked(struct mf_server *s, const uint64_t *seqs, size_t n,
     cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_REVOKED;
     cmd.lease_revoked = &m;
     if (!mount[0])
-        s->sched_revoked_inflight = true;
-    s->sched_revoked += n;
-    mf_ops_propose(r, &cmd, NULL);
+        s->sched->revoked_inflight = true;
+    s->sched->stats.revoked += n;
+    submit(s, &cmd, on_revoked_done, ctx);
 }
 
 static void propose_tidy(struct mf_server *s)
 {
-    struct req *r = mf_req_internal(s, on_tidy_done);
-    if (!r)
-        return;
     Mayfly__Cmd__LeaseTidy m = MAYFLY__CMD__LEASE_TIDY__INIT;
-    m.retention_ms = MF_SRV_REVOKED_RETENTION_MS;
+    m.retention_ms = REVOKED_RETENTION_MS;
     Mayfly__Cmd__Command cmd = MAYFLY__CMD__COMMAND__INIT;
     cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_TIDY;
     cmd.lease_tidy = &m;
-    mf_ops_propose(r, &cmd, NULL);
+    submit(s, &cmd, on_logged_done, "tidy");
 }
 
 /* ---- engine revocations ---- */
@@ -209,16 +293,11 @@ struct revoke_batch {
 
 static void propose_irrevocable(struct mf_server *s, uint64_t seq, const char *error)
 {
-    struct req *r = mf_req_internal(s, on_tidy_done);
-    if (!r)
-        return;
     uint8_t *ct = NULL;
     size_t ct_len = 0;
     if (mf_barrier_encrypt(s->barrier, MF_SRV_LEASE_ERROR_PATH, seq, error, strlen(error), &ct,
-                           &ct_len)) {
-        mf_req_free(r);
+                           &ct_len))
         return;
-    }
     Mayfly__Cmd__LeaseIrrevocable m = MAYFLY__CMD__LEASE_IRREVOCABLE__INIT;
     m.seq = seq;
     m.last_error.data = ct;
@@ -226,16 +305,16 @@ static void propose_irrevocable(struct mf_server *s, uint64_t seq, const char *e
     Mayfly__Cmd__Command cmd = MAYFLY__CMD__COMMAND__INIT;
     cmd.op_case = MAYFLY__CMD__COMMAND__OP_LEASE_IRREVOCABLE;
     cmd.lease_irrevocable = &m;
-    s->sched_irrevocable++;
-    mf_ops_propose(r, &cmd, NULL);
+    s->sched->stats.irrevocable++;
+    submit(s, &cmd, on_logged_done, "irrevocable");
     free(ct);
 }
 
 static void on_engine_revoked(struct mf_server *s, struct mf_mjob *j, void *arg)
 {
     struct revoke_batch *b = arg;
-    struct mount *m;
-    uint64_t now = mf_srv_leader_now(s);
+    struct mf_mount *m;
+    uint64_t now = mf_propose_now(s->prop);
     if (mf_mjob_rc(j) == MF_ENOTLEADER || mf_mjob_rc(j) == MF_ECLOSED) {
         free(b);
         return;
@@ -249,7 +328,7 @@ static void on_engine_revoked(struct mf_server *s, struct mf_mjob *j, void *arg)
             ok[n_ok++] = b->seqs[i];
         } else {
             n_failed++;
-            s->sched_retries++;
+            s->sched->stats.retries++;
             if (now > b->expire_at[i] + s->cfg->revoke_deadline_ms)
                 propose_irrevocable(s, b->seqs[i], mf_mjob_err(j)[0] ? mf_mjob_err(j)
                                                                      : "revocation failed");
@@ -257,9 +336,10 @@ static void on_engine_revoked(struct mf_server *s, struct mf_mjob *j, void *arg)
     }
     if (n_ok)
         propose_revoked(s, ok, n_ok, late, b->mount);
-    if (mf_mounts_get(s, b->mount, &m) == 0) {
-        *mf_mount_revoke_inflight(m) = false;
-        uint64_t *backoff = mf_mount_revoke_backoff(m);
+    struct pace *p = mf_mounts_get(s, b->mount, &m) == 0 ? pace_of(s->sched, m) : NULL;
+    if (p) {
+        p->revoke_inflight = false;
+        uint64_t *backoff = &p->revoke_backoff_ms;
         if (n_failed) {
             /* Exponential backoff with jitter, no attempt limit: the deadline
              * (revoke_deadline_ms after expire_at) decides when to give up. */
@@ -267,7 +347,7 @@ static void on_engine_revoked(struct mf_server *s, struct mf_mjob *j, void *arg)
             if (*backoff > REVOKE_BACKOFF_MAX_MS)
                 *backoff = REVOKE_BACKOFF_MAX_MS;
             uint64_t jitter = mf_rand_u64() % (*backoff / 2 + 1);
-            *mf_mount_next_revoke(m) = now + *backoff / 2 + jitter;
+            p->next_revoke_ms = now + *backoff / 2 + jitter;
             MF_WARN(LOG_MOD, "engine '%s': %zu revocation(s) failed (%s); retry in %" PRIu64
                              " ms", b->mount, n_failed, mf_mjob_err(j), *backoff);
         } else {
@@ -275,7 +355,7 @@ static void on_engine_revoked(struct mf_server *s, struct mf_mjob *j, void *arg)
         }
     }
     free(b);
-    if (mf_node_is_leader(s->node))
+    if (mf_proposer_leading(s->prop))
         arm(s, n_failed ? FAILURE_BACKOFF_MS : 0);
 }
 
@@ -286,16 +366,18 @@ static void on_reconcile_list(struct mf_server *s, struct mf_mjob *j, void *arg)
     char *mount = arg;
     size_t n = 0;
     const uint64_t *seqs = mf_mjob_seqs(j, &n);
-    struct mount *m;
+    struct mf_mount *m;
     if (mf_mjob_rc(j) || mf_mounts_get(s, mount, &m)) {
         free(mount);
         return;
     }
-    uint64_t applied = mf_node_applied(s->node);
     uint64_t orphans[EXPIRY_BATCH];
     size_t k = 0;
     MDB_txn *txn;
     if (mf_srv_read_begin(s, &txn) == 0) {
+        /* The applied index of the state this transaction reads. */
+        uint64_t applied = 0;
+        mf_state_meta_get_u64(txn, mf_fsm_state(s->fsm), "applied", &applied);
         for (size_t i = 0; i < n && k < EXPIRY_BATCH; i++) {
             if (seqs[i] > applied)
                 continue; /* its grant may not be applied here yet */
@@ -313,7 +395,7 @@ static void on_reconcile_list(struct mf_server *s, struct mf_mjob *j, void *arg)
     if (k) {
         MF_WARN(LOG_MOD, "reconciler: %zu object(s) at '%s' outlived their lease; revoking",
                 k, mount);
-        s->sched_reconciled += k;
+        s->sched->stats.reconciled += k;
         mf_mounts_revoke(m, orphans, k, NULL, NULL);
     }
     free(mount);
@@ -366,7 +448,7 @@ static size_t revoking_split(struct mf_server *s, MDB_txn *txn, uint64_t now, ui
             break;
         after = engine;
         if (!engine[0]) {
-            if (s->sched_revoked_inflight)
+            if (s->sched->revoked_inflight)
                 continue;
             uint64_t expire_at[EXPIRY_BATCH];
             kept = revoking_group_batch(s, txn, "", out, expire_at);
@@ -375,9 +457,9 @@ static size_t revoking_split(struct mf_server *s, MDB_txn *txn, uint64_t now, ui
                 late[i] = now > expire_at[i] ? now - expire_at[i] : 0;
             continue;
         }
-        struct mount *m;
-        if (mf_mounts_get(s, engine, &m) == 0 &&
-            (*mf_mount_revoke_inflight(m) || now < *mf_mount_next_revoke(m)))
+        struct mf_mount *m;
+        struct pace *p = mf_mounts_get(s, engine, &m) == 0 ? pace_of(s->sched, m) : NULL;
+        if (p && (p->revoke_inflight || now < p->next_revoke_ms))
             continue;
         struct revoke_batch *b = calloc(1, sizeof(*b));
         if (!b)
@@ -397,7 +479,7 @@ static void start_engine_revocations(struct mf_server *s, uint64_t now,
 {
     for (size_t i = 0; i < n_batches; i++) {
         struct revoke_batch *b = batches[i];
-        struct mount *m;
+        struct mf_mount *m;
         if (mf_mounts_get(s, b->mount, &m) != 0) {
             /* The mount is gone: nothing can revoke these; after the deadline
              * they become irrevocable for an operator to force. */
@@ -407,10 +489,13 @@ static void start_engine_revocations(struct mf_server *s, uint64_t now,
             free(b);
             continue;
         }
-        *mf_mount_revoke_inflight(m) = true;
-        s->sched_engine_calls += b->n;
+        struct pace *p = pace_of(s->sched, m);
+        if (p)
+            p->revoke_inflight = true;
+        s->sched->stats.engine_calls += b->n;
         if (mf_mounts_revoke(m, b->seqs, b->n, on_engine_revoked, b)) {
-            *mf_mount_revoke_inflight(m) = false;
+            if (p)
+                p->revoke_inflight = false;
             free(b);
         }
     }
@@ -418,11 +503,11 @@ static void start_engine_revocations(struct mf_server *s, uint64_t now,
 
 static void reconcile(struct mf_server *s, uint64_t now)
 {
-    for (struct mount *m = mf_mounts_first(s); m; m = mf_mounts_next(m)) {
-        uint64_t *next = mf_mount_next_reconcile(m);
-        if (now < *next)
+    for (struct mf_mount *m = mf_mounts_first(s); m; m = mf_mounts_next(m)) {
+        struct pace *p = pace_of(s->sched, m);
+        if (!p || now < p->next_reconcile_ms)
             continue;
-        *next = now + s->cfg->reconcile_interval_ms;
+        p->next_reconcile_ms = now + s->cfg->reconcile_interval_ms;
         char *name = strdup(mf_mount_name(m));
         if (name && mf_mounts_list(m, on_reconcile_list, name))
             free(name);
@@ -432,7 +517,7 @@ static void reconcile(struct mf_server *s, uint64_t now)
 static void sched_run(struct mf_server *s)
 {
     /* The core's role, not the one cached at the last ready batch. */
-    if (!mf_node_is_leader(s->node) || s->failed)
+    if (!mf_proposer_leading(s->prop) || s->failed)
         return;
     /* Sealed: nothing can be read or proposed, but keep looking. A leader
      * elected while sealed (a restart with Shamir shares) must start once an
@@ -440,8 +525,8 @@ static void sched_run(struct mf_server *s)
      * until a grant re-armed the timer, nothing expired. */
     if (mf_barrier_sealed(s->barrier))
         return arm(s, EXPIRY_IDLE_MS);
-    uint64_t now = mf_srv_leader_now(s);
-    /* Leader time never runs backwards; mf_srv_leader_now already advanced it,
+    uint64_t now = mf_propose_now(s->prop);
+    /* Leader time never runs backwards; mf_propose_now already advanced it,
      * which is harmless: the next command carries at least this time. */
     MDB_txn *txn;
     if (mf_srv_read_begin(s, &txn))
@@ -450,7 +535,8 @@ static void sched_run(struct mf_server *s)
     uint64_t due[EXPIRY_BATCH], done[EXPIRY_BATCH], late[EXPIRY_BATCH];
     size_t n_due = 0, n_done = 0, n_batches = 0;
     struct revoke_batch *batches[REVOKING_GROUPS_MAX];
-    if (!s->sched_expire_inflight)
+    struct mf_sched *sc = s->sched;
+    if (!sc->expire_inflight)
         mf_lease_due(txn, st, now, NULL, due, EXPIRY_BATCH, &n_due, NULL);
     n_done = revoking_split(s, txn, now, done, late, batches, &n_batches, REVOKING_GROUPS_MAX);
     uint64_t next_at = 0, next_seq = 0;
@@ -462,62 +548,88 @@ static void sched_run(struct mf_server *s)
     if (n_done)
         propose_revoked(s, done, n_done, late, "");
     start_engine_revocations(s, now, batches, n_batches);
-    if (!s->mounts_opened) {
+    if (!sc->mounts_opened) {
         /* A new leader opens every mount: reconcilers and CRLs need no client. */
-        s->mounts_opened = true;
+        sc->mounts_opened = true;
         mf_mounts_open_all(s);
     }
     mf_crl_tick(s, mf_now_wall_ms());
     reconcile(s, now);
-    if (now >= s->sched_next_tidy_ms) {
-        s->sched_next_tidy_ms = now + TIDY_EVERY_MS;
+    if (now >= sc->next_tidy_ms) {
+        sc->next_tidy_ms = now + TIDY_EVERY_MS;
         propose_tidy(s);
     }
-    s->sched_armed_at_ms = has_next ? next_at : 0;
+    sc->armed_at_ms = has_next ? next_at : 0;
     if (!has_next)
         return arm(s, EXPIRY_IDLE_MS);
-    arm(s, next_at > now ? next_at - now : (s->sched_expire_inflight ? EXPIRY_IDLE_MS : 0));
+    arm(s, next_at > now ? next_at - now : (sc->expire_inflight ? EXPIRY_IDLE_MS : 0));
 }
 
-void mf_sched_init(struct mf_server *s)
+int mf_sched_init(struct mf_server *s)
 {
-    uv_timer_init(s->loop, &s->sched_timer);
-    s->sched_timer.data = s;
-    s->sched_started = true;
+    struct mf_sched *sc = calloc(1, sizeof(*sc));
+    if (!sc)
+        return -ENOMEM;
+    sc->srv = s;
+    uv_timer_init(s->loop, &sc->timer);
+    sc->timer.data = s;
+    s->sched = sc;
+    return 0;
 }
 
 void mf_sched_role_changed(struct mf_server *s)
 {
-    if (!s->sched_started)
+    struct mf_sched *sc = s->sched;
+    if (!sc)
         return;
+    sc->mounts_opened = false; /* a new term of leadership opens them again */
+    paces_clear(sc);           /* mounts were dropped: their pacing starts afresh */
     if (s->role == MF_RAFT_LEADER) {
         MF_INFO(LOG_MOD, "leader: resuming expiry from the index");
-        s->mounts_opened = false;
         arm(s, 0);
     } else {
-        uv_timer_stop(&s->sched_timer);
-        s->mounts_opened = false; /* they are dropped: open them again if it leads again */
+        uv_timer_stop(&sc->timer);
     }
 }
 
 void mf_sched_applied(struct mf_server *s, uint64_t expire_at_ms)
 {
-    if (!s->sched_started || s->role != MF_RAFT_LEADER || !expire_at_ms)
+    struct mf_sched *sc = s->sched;
+    if (!sc || s->role != MF_RAFT_LEADER || !expire_at_ms)
         return;
     /* A grant or renew may have put an earlier lease first. */
-    if (s->sched_armed_at_ms == 0 || expire_at_ms < s->sched_armed_at_ms) {
+    if (sc->armed_at_ms == 0 || expire_at_ms < sc->armed_at_ms) {
         uint64_t now = mf_now_wall_ms();
-        s->sched_armed_at_ms = expire_at_ms;
+        sc->armed_at_ms = expire_at_ms;
         arm(s, expire_at_ms > now ? expire_at_ms - now : 0);
     }
 }
 
+void mf_sched_stats(const struct mf_server *s, struct mf_sched_stats *out)
+{
+    if (s->sched)
+        *out = s->sched->stats;
+    else
+        memset(out, 0, sizeof(*out));
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct mf_server *s = h->data;
+    free(s->sched); /* h lives in it */
+    s->sched = NULL;
+    mf_srv_handle_released(s);
+}
+
 void mf_sched_close(struct mf_server *s)
 {
-    if (!s->sched_started)
+    struct mf_sched *sc = s->sched;
+    if (!sc)
         return;
-    uv_timer_stop(&s->sched_timer);
+    uv_timer_stop(&sc->timer);
+    paces_clear(sc);
+    /* In-flight proposals hold their contexts; they are answered (failed)
+     * before the node stops, so nothing here outlives the server. */
     s->handles_open++;
-    uv_close((uv_handle_t *)&s->sched_timer, mf_srv_handle_closed);
-    s->sched_started = false;
+    uv_close((uv_handle_t *)&sc->timer, on_timer_closed);
 }

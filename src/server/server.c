@@ -1,10 +1,12 @@
-/* mayflyd's server: lifecycle, the state machine behind the node, the seal.
+/* mayflyd's server: the top of the server's stack. It starts every concern
+ * in order, connects the node's callbacks (the state machine, role changes,
+ * peer messages) to them, and runs the housekeeping timer.
  *
  * The state machine (src/store/fsm.c) is applied on the node's writer thread;
  * results come back to the loop through node.h's callbacks. The barrier is
  * only touched on the loop thread: commands carry ciphertext made by the
  * leader at proposal, and the fsm stores it as it is. */
-#include "server/srv_int.h"
+#include "server/server.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -15,6 +17,15 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "net/tls.h"
+#include "server/api.h"
+#include "server/crl.h"
+#include "server/dispatch.h"
+#include "server/metrics.h"
+#include "server/mounts.h"
+#include "server/op_sys.h"
+#include "server/proposer.h"
+#include "server/scheduler.h"
+#include "server/srv.h"
 #include "store/snapshot.h"
 
 #define LOG_MOD "server"
@@ -38,7 +49,7 @@ static int sm_apply(void *ctx, const struct mf_raft_entry *ents, size_t n, void 
     int rc = mf_fsm_apply_batch(s->fsm, fe, n, (Mayfly__Cmd__Result **)results);
     free(fe);
     if (!rc)
-        __atomic_store_n(&s->applied_now_ms, mf_fsm_now(s->fsm), __ATOMIC_RELEASE);
+        mf_proposer_applied_now(s->prop, mf_fsm_now(s->fsm));
     return rc;
 }
 
@@ -50,8 +61,10 @@ static void sm_applied(void *ctx, const struct mf_raft_entry *e, void *result)
     if (res && res->code == 0 && res->seq && res->expire_at_ms)
         mf_sched_applied(s, res->expire_at_ms);
     mf_fsm_result_free(result);
-    if (mf_barrier_sealed(s->barrier))
+    if (mf_barrier_sealed(s->barrier)) {
         mf_srv_try_auto_unseal(s);
+        mf_metrics_publish(s);
+    }
 }
 
 static void sm_role_changed(void *ctx, enum mf_raft_role role, uint64_t leader)
@@ -64,7 +77,7 @@ static void sm_role_changed(void *ctx, enum mf_raft_role role, uint64_t leader)
     s->leader = leader;
     mf_metrics_publish(s);
     if (role == MF_RAFT_LEADER && s->dev && !s->dev_init_started)
-        mf_ops_dev_init(s);
+        mf_op_dev_init(s);
     if (role != MF_RAFT_LEADER)
         mf_mounts_drop_all(s); /* engines run on the leader only */
     mf_sched_role_changed(s);
@@ -99,23 +112,8 @@ static int sm_snapshot_install(void *ctx, const char *path, uint64_t *index)
     if (rc)
         MF_ERROR(LOG_MOD, "installing snapshot %s: %s", path, err[0] ? err : mf_strerror(rc));
     else
-        __atomic_store_n(&s->applied_now_ms, mf_fsm_now(s->fsm), __ATOMIC_RELEASE);
+        mf_proposer_applied_now(s->prop, mf_fsm_now(s->fsm));
     return rc;
-}
-
-int mf_srv_read_begin(struct mf_server *s, MDB_txn **txn)
-{
-    pthread_rwlock_rdlock(&s->state_lock);
-    int rc = mf_state_read_begin(mf_fsm_state(s->fsm), txn);
-    if (rc)
-        pthread_rwlock_unlock(&s->state_lock);
-    return rc;
-}
-
-void mf_srv_read_end(struct mf_server *s, MDB_txn *txn)
-{
-    mf_state_read_end(txn);
-    pthread_rwlock_unlock(&s->state_lock);
 }
 
 static void sm_peer_message(void *ctx, uint64_t from, uint8_t tag, const uint8_t *data,
@@ -132,77 +130,6 @@ static void sm_fatal(void *ctx, int code, const char *what)
     mf_api_fail_forwards(s, MF_EUNAVAIL);
 }
 
-/* ---- clock, seal ---- */
-
-uint64_t mf_srv_leader_now(struct mf_server *s)
-{
-    /* Never backwards: not across our own proposals, nor below what the
-     * cluster already applied (a previous leader's clock may run ahead). */
-    uint64_t now = mf_now_wall_ms();
-    uint64_t applied = __atomic_load_n(&s->applied_now_ms, __ATOMIC_ACQUIRE);
-    if (now < applied)
-        now = applied;
-    if (now < s->last_now_ms)
-        now = s->last_now_ms;
-    s->last_now_ms = now;
-    return now;
-}
-
-int mf_srv_keyring_blob(struct mf_server *s, uint8_t **blob, size_t *len)
-{
-    struct mf_state *st = mf_fsm_state(s->fsm);
-    MDB_txn *txn;
-    int rc = mf_srv_read_begin(s, &txn);
-    if (rc)
-        return rc;
-    const uint8_t *data = NULL;
-    size_t dlen = 0;
-    rc = mf_state_keyring(txn, st, &data, &dlen);
-    if (!rc) {
-        *blob = malloc(dlen ? dlen : 1);
-        if (*blob) {
-            if (dlen)
-                memcpy(*blob, data, dlen);
-            *len = dlen;
-        } else {
-            rc = -ENOMEM;
-        }
-    }
-    mf_srv_read_end(s, txn);
-    return rc;
-}
-
-bool mf_srv_initialized(struct mf_server *s)
-{
-    uint8_t *blob = NULL;
-    size_t len = 0;
-    int rc = mf_srv_keyring_blob(s, &blob, &len);
-    free(blob);
-    return rc == 0 && len > 0;
-}
-
-void mf_srv_try_auto_unseal(struct mf_server *s)
-{
-    if (!s->cfg->auto_unseal_key_file || !mf_barrier_sealed(s->barrier))
-        return;
-    uint8_t *blob = NULL;
-    size_t len = 0;
-    if (mf_srv_keyring_blob(s, &blob, &len) || len == 0) {
-        free(blob);
-        return; /* not initialised yet */
-    }
-    char err[MF_SEAL_ERR_LEN] = "";
-    int rc = mf_seal_unseal_keyfile(s->seal, s->cfg->auto_unseal_key_file, blob, len, err,
-                                    sizeof(err));
-    free(blob);
-    if (rc)
-        MF_ERROR(LOG_MOD, "auto-unseal from %s failed: %s", s->cfg->auto_unseal_key_file,
-                 err[0] ? err : mf_strerror(rc));
-    else
-        MF_INFO(LOG_MOD, "unsealed from the key file");
-    mf_metrics_publish(s);
-}
-
 /* ---- lifecycle ---- */
 
 static void on_housekeeping(uv_timer_t *t)
@@ -210,7 +137,8 @@ static void on_housekeeping(uv_timer_t *t)
     struct mf_server *s = t->data;
     mf_api_expire_forwards(s);
     mf_metrics_publish(s);
-    mf_crl_refresh(s);
+    if (s->metrics) /* the CRLs are served on the metrics listener */
+        mf_crl_refresh(s);
 }
 
 static int load_tls(struct mf_server *s)
@@ -259,7 +187,6 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
     }
     if (rc)
         goto fail;
-    s->applied_now_ms = mf_fsm_now(s->fsm);
     mf_srv_try_auto_unseal(s);
     struct mf_node_opts no = {
         .cfg = s->cfg,
@@ -275,15 +202,25 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
                .snapshot_install = sm_snapshot_install,
                .fatal = sm_fatal},
     };
-    rc = mf_node_start(loop, &no, &s->node);
+    /* The proposer exists before the node: the node's first callbacks (a
+     * single node elects itself at once) may reach it. */
+    rc = mf_proposer_node_new(NULL, s->barrier, mf_fsm_now(s->fsm), &s->prop);
+    if (!rc)
+        rc = mf_mounts_init(s);
+    if (!rc)
+        rc = mf_crl_init(s);
+    if (!rc)
+        rc = mf_sched_init(s);
+    if (!rc)
+        rc = mf_node_start(loop, &no, &s->node);
     if (rc)
         goto fail;
-    rc = mf_api_listen(s);
+    mf_proposer_node_attach(s->prop, s->node);
+    rc = mf_api_listen(s, mf_dispatch);
     if (!rc)
         rc = mf_metrics_start(s);
     if (rc)
         goto fail;
-    mf_sched_init(s);
     uv_timer_init(loop, &s->housekeeping);
     s->housekeeping.data = s;
     s->housekeeping_started = true;
@@ -299,23 +236,16 @@ fail:
     return rc;
 }
 
-void mf_srv_handle_closed(uv_handle_t *h)
-{
-    struct mf_server *s = h->data;
-    if (--s->handles_open == 0)
-        free(s);
-}
-
 void mf_server_stop(struct mf_server *s)
 {
     if (!s)
         return;
-    mf_api_fail_forwards(s, MF_EUNAVAIL);
     mf_api_close(s);
     mf_metrics_stop(s);
     mf_mounts_close_all(s);
     mf_node_stop(s->node);
     s->node = NULL;
+    mf_crl_free(s);
     mf_fsm_close(s->fsm);
     mf_seal_free(s->seal);
     mf_barrier_free(s->barrier);
@@ -328,6 +258,8 @@ void mf_server_stop(struct mf_server *s)
     }
     pthread_rwlock_destroy(&s->state_lock);
     mf_sched_close(s);
+    mf_proposer_node_free(s->prop);
+    s->prop = NULL;
     if (s->housekeeping_started) {
         uv_timer_stop(&s->housekeeping);
         s->handles_open++;
@@ -339,7 +271,7 @@ void mf_server_stop(struct mf_server *s)
 
 const char *mf_server_client_addr(const struct mf_server *s)
 {
-    return s->client_addr;
+    return mf_api_client_addr(s);
 }
 
 const char *mf_server_metrics_addr(const struct mf_server *s)

@@ -1,0 +1,74 @@
+/* The client API's transport: TLS connections, request framing, answers,
+ * and forwarding of requests from a follower to the leader over the peer
+ * link.
+ *
+ * A connection may pipeline requests; answers carry the request's id and
+ * may come back in any order. At most 1,024 requests run per connection:
+ * past that the connection stops reading (backpressure). A frame that is not
+ * a valid Request gets an INVALID_ARGUMENT answer (id 0) and the connection
+ * is closed. Every request, from a client or forwarded by a peer, goes to the
+ * on_request callback given to mf_api_listen (the dispatcher), which answers
+ * it exactly once with mf_api_reply or mf_api_reply_error, or forwards it.
+ *
+ * Ownership: a struct req belongs to the server until it is answered; the
+ * answer frees it (with its decoded Request and op_state).
+ * Threads: loop thread. */
+#ifndef MF_SERVER_API_H
+#define MF_SERVER_API_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mayfly.pb-c.h"
+#include "server/srv.h"
+
+struct client_conn;
+
+/* One request being served, from a client connection or forwarded by a peer. */
+struct req {
+    struct mf_server *srv;
+    Mayfly__Api__Request *pb;
+    struct client_conn *cc;   /* client origin */
+    uint64_t peer;            /* peer origin (forwarded): node id, fwd id */
+    uint64_t fwd_id;
+    uint8_t token_hash[32];   /* of the caller's token, once authenticated */
+    bool has_token;
+    /* What an operation's answer needs beyond the fsm's Result. */
+    uint64_t seq;
+    uint64_t write_id;
+    uint8_t rid_suffix;       /* appended to the request id of a chained command */
+    uint64_t expire_at_ms;    /* creds issue: the lease's expiry */
+    uint64_t count_acc;       /* revoke-prefix: leases moved by earlier commands */
+    char *secret_plain;       /* wiped and freed with the request */
+    void *op_state;           /* an operation's own state (init: the shares) */
+    void (*op_state_free)(void *op_state);
+    struct req *next_fwd;     /* forwarded-out list (follower side) */
+    uint64_t fwd_deadline_ms;
+};
+
+typedef void (*mf_api_request_cb)(struct req *r);
+
+/* Starts the client listener (s->cfg->listen). @return 0; listen errors. */
+int mf_api_listen(struct mf_server *s, mf_api_request_cb on_request);
+/* Stops listening; requests forwarded and not answered fail UNAVAILABLE. */
+void mf_api_close(struct mf_server *s);
+/* The bound client address ("ip:port"). */
+const char *mf_api_client_addr(const struct mf_server *s);
+
+/* Answers r and frees it. */
+void mf_api_reply(struct req *r, Mayfly__Api__Response *resp);
+void mf_api_reply_error(struct req *r, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Follower: send r to the leader; the answer is relayed when it comes.
+ * @return 0; MF_EUNAVAIL (no leader known); the node's send errors. */
+int mf_api_forward(struct mf_server *s, struct req *r);
+/* A peer message with an application tag (forwarded request or answer). */
+void mf_api_peer_message(struct mf_server *s, uint64_t from, uint8_t tag, const uint8_t *data,
+                         size_t len);
+/* Housekeeping: forwarded requests past their deadline fail UNKNOWN_OUTCOME. */
+void mf_api_expire_forwards(struct mf_server *s);
+/* All forwarded requests fail with `code` (a fatal error, stop). */
+void mf_api_fail_forwards(struct mf_server *s, int code);
+
+#endif

@@ -1,0 +1,47 @@
+/* What every operation handler shares: proposing a client's command and
+ * answering from its applied result, the read info of a read's answer, and
+ * the checks on what a client names (paths, lease ids).
+ *
+ * Threads: loop thread. */
+#ifndef MF_SERVER_HANDLER_H
+#define MF_SERVER_HANDLER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "server/api.h"
+
+typedef Mayfly__Api__Request Req;
+typedef Mayfly__Api__Response Resp;
+typedef Mayfly__Cmd__Command Cmd;
+typedef Mayfly__Cmd__Result Result;
+
+/* Turns the fsm's Result into the answer (resp holds an empty answer) and
+ * answers r itself, or chains another proposal. */
+typedef void (*mf_handler_finish_cb)(struct req *r, const Result *res, Resp *resp);
+
+/* Proposes `cmd` for r: the command carries r's request id (with
+ * r->rid_suffix appended for a chained second command), so the fsm answers
+ * a retried request with the first result. When applied, `finish` answers
+ * (NULL: an empty answer); a refusal or failure is answered here with its
+ * code (UNKNOWN_OUTCOME when it may or may not have applied). */
+void mf_handler_propose(struct req *r, Cmd *cmd, mf_handler_finish_cb finish);
+
+/* Encrypts `plain` (malloc'd; wiped and freed here) as the value of m->path
+ * (records.h: mf_records_seal_put) and proposes the KV put for r. */
+void mf_handler_propose_put(struct req *r, Mayfly__Cmd__KvPut *m, char *plain,
+                            mf_handler_finish_cb finish);
+
+/* How fresh the answer to a read is (the caller's storage for it). */
+Mayfly__Api__ReadInfo *mf_handler_read_info(struct req *r, Mayfly__Api__ReadInfo *ri);
+
+/* A path a client names: not reserved, 1..MF_KV_PATH_MAX bytes. Answers r
+ * and returns true when it is refused. */
+bool mf_handler_refuse_path(struct req *r, const char *path);
+
+/* Parses "MOUNT/NAME/SEQ". @return 0 or MF_EINVAL. */
+int mf_handler_lease_seq(const char *id, uint64_t *seq);
+
+void mf_handler_reply_empty(struct req *r);
+
+#endif

@@ -1,0 +1,56 @@
+/* Tokens: authenticating a request, and the token operations.
+ *
+ * Threads: loop thread. */
+#ifndef MF_SERVER_OP_TOKENS_H
+#define MF_SERVER_OP_TOKENS_H
+
+#include <stdint.h>
+
+#include "server/handler.h"
+
+/* What a new token gets. parent_hash NULL: an orphan. */
+struct mf_token_spec {
+    char **policies;
+    size_t n_policies;
+    uint64_t ttl_ms;             /* 0: never expires (the root token) */
+    const uint8_t *parent_hash;  /* 32 bytes, borrowed */
+};
+
+/* A new token and its TokenCreate command (cmd points into this struct;
+ * the token's secret travels encrypted in cmd.result_secret). Wipe with
+ * mf_tokens_new_wipe once proposed. */
+struct mf_token_new {
+    char token[68];              /* "mf." + 64 hex digits */
+    char accessor[25];
+    uint8_t hash[32];
+    uint8_t *secret_ct;
+    Mayfly__Cmd__TokenCreate create;
+    Mayfly__Cmd__Command cmd;
+};
+
+/* Looks up r's token (by SHA-256) and refuses an unknown or expired one.
+ * Sets r->token_hash and r->has_token. @return 0; MF_EUNAUTH; storage errors. */
+int mf_tokens_authenticate(struct req *r);
+
+/* Makes a token for `spec`; its kept secret is encrypted under `write_id`.
+ * @return 0; MF_ECRYPTO (no randomness); the barrier's errors (sealed). */
+int mf_tokens_new(struct mf_server *s, const struct mf_token_spec *spec, uint64_t write_id,
+                  struct mf_token_new *tn);
+void mf_tokens_new_wipe(struct mf_token_new *tn);
+/* Makes and proposes a token for r; `finish` answers (it may open the kept
+ * secret with mf_tokens_secret_open and mf_tokens_write_id(r)). */
+void mf_tokens_propose_create(struct req *r, const struct mf_token_spec *spec,
+                              mf_handler_finish_cb finish);
+/* The write id of r's token secret: from r's request id (so a retry opens
+ * the first answer's secret), else the entry's index (r->write_id). */
+uint64_t mf_tokens_write_id(const struct req *r);
+/* Decrypts the "token accessor" secret kept with a TokenCreate's result
+ * (malloc'd strings; wipe the token). @return 0; MF_ECORRUPT; barrier errors. */
+int mf_tokens_secret_open(struct mf_server *s, const Result *res, uint64_t write_id,
+                          char **token, char **accessor);
+
+void mf_op_token_create(struct req *r);
+void mf_op_token_revoke(struct req *r);
+void mf_op_token_lookup(struct req *r);
+
+#endif
