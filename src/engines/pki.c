@@ -570,7 +570,7 @@ static int role_parse(const char *role_json, struct pki_role *r, char *err, size
         goto out;
     }
     r->key_rsa = kt && strcmp(json_string_value(kt), "rsa") == 0;
-    uint64_t bits;
+    uint64_t bits = 0; /* get_u64 sets it; gcc -O3 cannot see that (maybe-uninitialized) */
     if ((rc = get_u64(j, "key_bits", r->key_rsa ? 2048 : 256, &bits, err, err_len)) < 0)
         goto out;
     if (r->key_rsa ? (bits != 2048 && bits != 3072 && bits != 4096)
