@@ -26,6 +26,7 @@
 #include "store/leases.h"
 #include "store/snapshot.h"
 #include "store/state.h"
+#include "tmpdir.h"
 
 #define T0 1700000000000ULL
 
@@ -154,10 +155,8 @@ static void make_owner(struct mf_fsm *fsm, uint64_t *index)
 
 static void rm_rf(const char *dir)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "bench_fsm: could not remove %s\n", dir);
+    if (mf_tmpdir_remove(dir) != 0)
+        fprintf(stderr, "bench_fsm: could not remove %s: %s\n", dir, strerror(errno));
 }
 
 int main(int argc, char **argv)
@@ -175,8 +174,7 @@ int main(int argc, char **argv)
         }
     }
     char dir[512];
-    snprintf(dir, sizeof(dir), "%s/mf-bench-fsm-XXXXXX", base);
-    if (!mkdtemp(dir)) {
+    if (mf_tmpdir_make_in(base, "bench-fsm", dir, sizeof(dir)) != 0) {
         perror("mkdtemp");
         return 1;
     }

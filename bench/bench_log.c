@@ -9,7 +9,7 @@
  *
  *   bench_log [--dir DIR] [--seconds S] [--bytes N]
  *
- * DIR defaults to a new directory under /tmp (removed afterwards), S to 2 per
+ * DIR defaults to a new directory under $TMPDIR or /tmp (removed afterwards), S to 2 per
  * batch size, N (payload bytes per entry) to 128. Figures only, no assertions.
  */
 #include <fcntl.h>
@@ -22,6 +22,7 @@
 
 #include "common/err.h"
 #include "store/log.h"
+#include "tmpdir.h"
 
 static double now_s(void)
 {
@@ -77,8 +78,7 @@ int main(int argc, char **argv)
     }
     int own_dir = dir[0] == '\0';
     if (own_dir) {
-        strcpy(dir, "/tmp/mf-bench-log-XXXXXX");
-        if (!mkdtemp(dir)) {
+        if (mf_tmpdir_make("bench-log", dir, sizeof(dir)) != 0) {
             perror("mkdtemp");
             return 1;
         }
@@ -144,9 +144,7 @@ int main(int argc, char **argv)
     mf_raftlog_close(log);
     free(payload);
     if (own_dir) {
-        char cmd[300];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        if (system(cmd) != 0)
+        if (mf_tmpdir_remove(dir) != 0)
             return 1;
     }
     return 0;

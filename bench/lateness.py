@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Revocation lateness, steady state and across a leader kill (DESIGN.md
 guarantee 3), on a real 3-node cluster on loopback.
 
-  python3 bench/lateness.py [--background N] [--due 1000] [--kill]
+  python3 -m bench.lateness [--background N] [--due 1000] [--kill]
 
 Grants N bare background leases that are not due (1 h TTL: they sit in the
 expiry index, to show that failover time does not grow with the number of
@@ -18,8 +17,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
-from harness import BUILD, Cluster  # noqa: E402
+from tests.harness.cluster import BUILD, Cluster
 
 BENCH = os.path.join(BUILD, "bench", "mayfly-bench")
 

@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """PostgreSQL revocations per second through the cluster (issue 6's target:
 at least 5,000/s sustained), on a real 3-node cluster and a real PostgreSQL.
 
-  python3 bench/pg_revoke.py [--creds 20000] [--clients 64] [--expire [--expire-in S]]
+  python3 -m bench.pg_revoke [--creds 20000] [--clients 64] [--expire [--expire-in S]]
 
 Issues --creds credentials of one postgres role (a real CREATE ROLE each)
 with mayfly-bench and checks that PostgreSQL has that many mayfly roles.
@@ -24,9 +23,8 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
-from harness import BUILD, Cluster, wait_for  # noqa: E402
-from pg import ROLE, Postgres  # noqa: E402
+from tests.harness.cluster import BUILD, Cluster, wait_for
+from tests.harness.pg import ROLE, Postgres
 
 BENCH = os.path.join(BUILD, "bench", "mayfly-bench")
 COUNT_ROLES = r"select count(*) from pg_roles where rolname like 'mf\_%'"

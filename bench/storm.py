@@ -1,10 +1,9 @@
-#!/usr/bin/env python3
 """A revocation storm does not stall the cluster (issue 6): N leases with
 bound KV entries fall due at one instant on a 3-node cluster while clients
 keep writing; prints how long the storm took to drain and the write latency
 before and during it.
 
-  python3 bench/storm.py [--leases 100000] [--puts 20000]
+  python3 -m bench.storm [--leases 100000] [--puts 20000]
 
 The leases are granted with mayfly-bench -expire-at (a TTL computed per
 grant, so all expire together). A put workload runs once before the storm
@@ -19,8 +18,7 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
-from harness import BUILD, Cluster, wait_for  # noqa: E402
+from tests.harness.cluster import BUILD, Cluster, wait_for
 
 BENCH = os.path.join(BUILD, "bench", "mayfly-bench")
 

@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""Re-runs the checker on a saved run: python3 jepsen/check.py RESULTS_DIR
+"""Re-runs the checker on a saved run: python3 -m jepsen.check RESULTS_DIR
 
 Reads history.jsonl and report.json (for the run's options and fault timeline)
 and prints the checker's verdict; exit 0 valid, 1 anomalies, 3 inconclusive."""
@@ -7,8 +6,7 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import checker  # noqa: E402
+from jepsen import checker
 
 
 def main(d):

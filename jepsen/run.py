@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """mayfly chaos runner: a real cluster, concurrent clients, a nemesis, checkers.
 
-  python3 jepsen/run.py --nemesis partition|kill|pause|skew|mixed|none \
+  python3 -m jepsen.run --nemesis partition|kill|pause|skew|mixed|none \
       --workload register|lease --time 60 --seed N --concurrency K [--nodes 3|5]
 
 Exit status: 0 no anomaly, 1 anomalies found, 2 the run itself failed,
@@ -22,17 +21,16 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+# Before the harness import: it reads MF_BINARY_DIR once, at import.
 if "MF_BINARY_DIR" not in os.environ:
     for d in ("build-jepsen", "build"):
         if os.path.exists(os.path.join(ROOT, d, "mayflyd")):
             os.environ["MF_BINARY_DIR"] = os.path.join(ROOT, d)
             break
 
-import harness  # noqa: E402
-import checker  # noqa: E402
-from nemesis import Net, Nemesis, now_ms  # noqa: E402
+from jepsen import checker  # noqa: E402
+from jepsen.nemesis import Net, Nemesis, now_ms  # noqa: E402
+from tests.harness.cluster import Cluster, wait_for  # noqa: E402
 
 WRITE_DEFINITE_FAIL = {"CAS_MISMATCH"}
 TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -427,7 +425,7 @@ def main():
         signal.signal(s, on_signal)
 
     try:
-        cluster = harness.Cluster(args.nodes, extra_config={"max_clock_skew_ms": args.skew_ms})
+        cluster = Cluster(args.nodes, extra_config={"max_clock_skew_ms": args.skew_ms})
         net = Net(cluster.nodes)
         with open(os.path.join(results, "cluster_dir"), "w") as f:
             f.write(cluster.dir + "\n")
@@ -438,7 +436,7 @@ def main():
             n.start(wrapper=net.wrapper(n))
         cluster.init()
         for n in cluster.nodes:
-            harness.wait_for(lambda: (n.status() or {}).get("sealed") is False, 20, "unsealed")
+            wait_for(lambda: (n.status() or {}).get("sealed") is False, 20, "unsealed")
         log("cluster of %d up in %s (binaries %s); seed %d" % (
             args.nodes, cluster.dir, os.environ.get("MF_BINARY_DIR"), args.seed))
 

@@ -46,14 +46,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'status=130; exit 130' INT TERM
 
+# Python runs the jepsen package as modules from the root (how it finds the
+# harness, tests/harness/__init__.py); paths above are absolute already.
+cd "$ROOT" || exit 2
+
 echo "== checker self-tests"
-python3 "$HERE/test_checker.py" 2>&1 | tail -3 || status=1
-python3 "$HERE/test_checker.py" >/dev/null 2>&1 || status=1
+python3 -m jepsen.test_checker 2>&1 | tail -3 || status=1
+python3 -m jepsen.test_checker >/dev/null 2>&1 || status=1
 
 run() {
     local name="$1"; shift
     echo "== $name (seed $SEED)"
-    timeout -s INT 110 python3 "$HERE/run.py" --time "$TIME" --seed "$SEED" --concurrency 4 \
+    timeout -s INT 110 python3 -m jepsen.run --time "$TIME" --seed "$SEED" --concurrency 4 \
         --healthy 1.5 3 --faulty 2 4 --results "$OUT/$name" "$@" &
     local pid=$!
     pids+=("$pid")

@@ -1,14 +1,12 @@
 """Self-tests of the checkers: hand-made histories they must accept or flag.
 
-Run: python3 jepsen/test_checker.py   (or python3 -m unittest -v test_checker in jepsen/)
+Run from the repository root: python3 -m jepsen.test_checker
+(or python3 -m unittest -v jepsen.test_checker)
 """
-import os
 import random
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import checker  # noqa: E402
+from jepsen import checker
 
 
 def op(f, inv, comp, type="ok", key="k", **kw):

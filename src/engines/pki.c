@@ -32,6 +32,7 @@
 #include "common/assert.h"
 #include "common/env.h"
 #include "common/err.h"
+#include "common/x509util.h"
 
 #define DNS_NAME_MAX 254   /* bytes with NUL (RFC 1035: 253 characters) */
 #define IP_TEXT_MAX 46     /* INET6_ADDRSTRLEN */
@@ -105,93 +106,9 @@ static int ossl_fail(char *err, size_t err_len, int code, const char *what)
     return mf_err_set(err, err_len, code, "pki: %s%s%s", what, reason[0] ? ": " : "", reason);
 }
 
-/* Refuses encrypted PEM keys instead of letting OpenSSL prompt on a terminal. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf, (void)size, (void)rwflag, (void)u;
-    return -1;
-}
-
-static uint64_t asn1_time_ms(const ASN1_TIME *t)
-{
-    struct tm tm;
-    if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
-        return 0;
-    time_t s = timegm(&tm);
-    return s < 0 ? 0 : (uint64_t)s * 1000;
-}
-
-static int set_time_ms(ASN1_TIME *t, uint64_t ms)
-{
-    return ASN1_TIME_set(t, (time_t)(ms / 1000)) ? 0 : -1;
-}
-
-/* A malloc'd NUL-terminated copy of a memory BIO's contents. */
-static char *bio_string(BIO *b)
-{
-    char *data = NULL;
-    long n = BIO_get_mem_data(b, &data);
-    if (n < 0)
-        return NULL;
-    char *s = malloc((size_t)n + 1);
-    if (!s)
-        return NULL;
-    memcpy(s, data, (size_t)n);
-    s[n] = '\0';
-    return s;
-}
-
-static char *cert_pem(X509 *x)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    char *s = NULL;
-    if (b && PEM_write_bio_X509(b, x) == 1)
-        s = bio_string(b);
-    BIO_free(b);
-    return s;
-}
-
-/* The private key as PKCS#8 PEM. The BIO is a secure-memory one, so OpenSSL
- * wipes its buffers; the returned copy is the caller's to wipe. */
-static char *key_pem(EVP_PKEY *k)
-{
-    BIO *b = BIO_new(BIO_s_secmem());
-    char *s = NULL;
-    if (b && PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL) == 1)
-        s = bio_string(b);
-    BIO_free(b);
-    return s;
-}
-
 void mf_pki_secret_free(char *s)
 {
-    if (!s)
-        return;
-    OPENSSL_cleanse(s, strlen(s));
-    free(s);
-}
-
-static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-    X509V3_CTX v3;
-    X509V3_set_ctx_nodb(&v3);
-    X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
-    if (!ext)
-        return -1;
-    int ok = X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    return ok ? 0 : -1;
-}
-
-static int set_serial_bytes(ASN1_INTEGER *dst, const unsigned char *raw, size_t len)
-{
-    BIGNUM *bn = BN_bin2bn(raw, (int)len, NULL);
-    if (!bn)
-        return -1;
-    int ok = BN_to_ASN1_INTEGER(bn, dst) != NULL;
-    BN_free(bn);
-    return ok ? 0 : -1;
+    mf_x509_pem_free(s);
 }
 
 /* --- serial numbers ------------------------------------------------------ */
@@ -308,48 +225,19 @@ static int ca_generate(struct mf_pki *p, const char *cn, uint64_t ttl_ms, char *
                        size_t err_len)
 {
     uint64_t now = mf_now_wall_ms();
-    unsigned char raw[16];
-    if (mf_rand_bytes(raw, sizeof(raw)) < 0)
-        return mf_err_set(err, err_len, MF_ECRYPTO, "pki: random generator failed");
-    raw[0] &= 0x7f; /* a random positive 127-bit serial (RFC 5280) */
-    EVP_PKEY *key = EVP_EC_gen("P-256");
-    X509 *x = X509_new();
-    if (!key || !x)
-        goto fail;
-    X509_NAME *name = X509_get_subject_name(x);
-    if (X509_set_version(x, 2) != 1 || set_serial_bytes(X509_get_serialNumber(x), raw, 16) < 0 ||
-        set_time_ms(X509_getm_notBefore(x), now - MF_PKI_BACKDATE_MS) < 0 ||
-        set_time_ms(X509_getm_notAfter(x), now + ttl_ms) < 0 ||
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
-                                   0) != 1 ||
-        X509_set_issuer_name(x, name) != 1 || X509_set_pubkey(x, key) != 1 ||
-        add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") < 0 ||
-        add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") < 0 ||
-        add_ext(x, x, NID_subject_key_identifier, "hash") < 0 ||
-        add_ext(x, x, NID_authority_key_identifier, "keyid:always") < 0 ||
-        X509_sign(x, key, EVP_sha256()) <= 0)
-        goto fail;
-    p->ca_cert = x;
-    p->ca_key = key;
+    if (mf_x509_ca_new(NULL, cn, now - MF_PKI_BACKDATE_MS, now + ttl_ms, &p->ca_cert,
+                       &p->ca_key) < 0)
+        return ossl_fail(err, err_len, MF_ECRYPTO, "CA creation failed");
     return 0;
-
-fail:
-    X509_free(x);
-    EVP_PKEY_free(key);
-    return ossl_fail(err, err_len, MF_ECRYPTO, "CA creation failed");
 }
 
 static int ca_load(struct mf_pki *p, const char *cert_text, const char *key_text, char *err,
                    size_t err_len)
 {
-    BIO *b = BIO_new_mem_buf(cert_text, -1);
-    X509 *x = b ? PEM_read_bio_X509(b, NULL, no_passphrase, NULL) : NULL;
-    BIO_free(b);
+    X509 *x = mf_x509_cert_from_pem(cert_text);
     if (!x)
         return ossl_fail(err, err_len, MF_EINVAL, "ca_cert_pem is not a PEM certificate");
-    b = BIO_new_mem_buf(key_text, -1);
-    EVP_PKEY *key = b ? PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL) : NULL;
-    BIO_free(b);
+    EVP_PKEY *key = mf_x509_key_from_pem(key_text);
     if (!key) {
         X509_free(x);
         /* No OpenSSL reason here: keep the text short and free of key data. */
@@ -370,7 +258,7 @@ static int ca_load(struct mf_pki *p, const char *cert_text, const char *key_text
     else if ((X509_get_key_usage(x) & (KU_KEY_CERT_SIGN | KU_CRL_SIGN)) !=
              (KU_KEY_CERT_SIGN | KU_CRL_SIGN))
         why = "ca_cert_pem: keyUsage must allow keyCertSign and cRLSign";
-    else if (asn1_time_ms(X509_get0_notAfter(x)) <= now)
+    else if (mf_x509_time_ms(X509_get0_notAfter(x)) <= now)
         why = "ca_cert_pem has expired";
     if (why) {
         ERR_clear_error();
@@ -480,7 +368,7 @@ static int pki_open(const char *config_json, struct mf_engine **out, char *err, 
     p->md = EVP_PKEY_get_base_id(p->ca_key) == EVP_PKEY_EC && bits > 256
                 ? (bits > 384 ? EVP_sha512() : EVP_sha384())
                 : EVP_sha256();
-    p->ca_not_after_ms = asn1_time_ms(X509_get0_notAfter(p->ca_cert));
+    p->ca_not_after_ms = mf_x509_time_ms(X509_get0_notAfter(p->ca_cert));
     if (derive_serial_key(p->ca_key, p->serial_key) < 0) {
         rc = ossl_fail(err, err_len, MF_ECRYPTO, "cannot derive the serial number key");
         goto fail;
@@ -682,7 +570,7 @@ static int role_parse(const char *role_json, struct pki_role *r, char *err, size
         goto out;
     }
     r->key_rsa = kt && strcmp(json_string_value(kt), "rsa") == 0;
-    uint64_t bits;
+    uint64_t bits = 0; /* get_u64 sets it; gcc -O3 cannot see that (maybe-uninitialized) */
     if ((rc = get_u64(j, "key_bits", r->key_rsa ? 2048 : 256, &bits, err, err_len)) < 0)
         goto out;
     if (r->key_rsa ? (bits != 2048 && bits != 3072 && bits != 4096)
@@ -874,30 +762,19 @@ static int pki_issue(struct mf_engine *e, const char *role, uint64_t seq, uint64
     unsigned char serial[MF_PKI_SERIAL_LEN];
     mf_pki_serial(e, seq, serial);
     key = leaf_key(r);
-    x = X509_new();
-    if (!key || !x) {
+    if (!key) {
         rc = ossl_fail(err, err_len, MF_ECRYPTO, "key generation failed");
         goto out;
     }
-    X509_NAME *name = X509_get_subject_name(x);
-    char eku[32];
-    snprintf(eku, sizeof(eku), "%s%s%s", r->server ? "serverAuth" : "",
-             r->server && r->client ? "," : "", r->client ? "clientAuth" : "");
-    if (X509_set_version(x, 2) != 1 ||
-        set_serial_bytes(X509_get_serialNumber(x), serial, sizeof(serial)) < 0 ||
-        set_time_ms(X509_getm_notBefore(x), now - MF_PKI_BACKDATE_MS) < 0 ||
-        set_time_ms(X509_getm_notAfter(x), expire_at_ms) < 0 ||
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)r->dns[0],
-                                   -1, -1, 0) != 1 ||
-        X509_set_issuer_name(x, X509_get_subject_name(p->ca_cert)) != 1 ||
-        X509_set_pubkey(x, key) != 1 ||
-        add_ext(x, p->ca_cert, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
-        add_ext(x, p->ca_cert, NID_key_usage,
-                r->key_rsa ? "critical,digitalSignature,keyEncipherment"
-                           : "critical,digitalSignature") < 0 ||
-        add_ext(x, p->ca_cert, NID_ext_key_usage, eku) < 0 || add_sans(x, r) < 0 ||
-        add_ext(x, p->ca_cert, NID_subject_key_identifier, "hash") < 0 ||
-        add_ext(x, p->ca_cert, NID_authority_key_identifier, "keyid,issuer") < 0 ||
+    /* The common name is dns[0], an ASCII host name (dns_name_norm). */
+    x = mf_x509_new(key, serial, sizeof(serial), now - MF_PKI_BACKDATE_MS, expire_at_ms, NULL,
+                    r->dns[0]);
+    if (!x || X509_set_issuer_name(x, X509_get_subject_name(p->ca_cert)) != 1 ||
+        mf_x509_leaf_exts(x, p->ca_cert,
+                          r->key_rsa ? "digitalSignature,keyEncipherment" : "digitalSignature",
+                          r->server, r->client) < 0 ||
+        add_sans(x, r) < 0 ||
+        mf_x509_add_ext(x, p->ca_cert, NID_authority_key_identifier, "keyid,issuer") < 0 ||
         X509_sign(x, p->ca_key, p->md) <= 0) {
         rc = ossl_fail(err, err_len, MF_ECRYPTO, "certificate creation failed");
         goto out;
@@ -906,10 +783,10 @@ static int pki_issue(struct mf_engine *e, const char *role, uint64_t seq, uint64
     serial_hex(serial, sizeof(serial), hex);
     char expiration[24];
     snprintf(expiration, sizeof(expiration), "%llu", (unsigned long long)(expire_at_ms / 1000));
-    if ((rc = cred_add(out, "certificate", cert_pem(x))) < 0 ||
-        (rc = cred_add(out, "private_key", key_pem(key))) < 0 ||
+    if ((rc = cred_add(out, "certificate", mf_x509_cert_pem(x))) < 0 ||
+        (rc = cred_add(out, "private_key", mf_x509_key_pem(key))) < 0 ||
         (rc = cred_add(out, "private_key_type", strdup(r->key_rsa ? "rsa" : "ec"))) < 0 ||
-        (rc = cred_add(out, "issuing_ca", cert_pem(p->ca_cert))) < 0 ||
+        (rc = cred_add(out, "issuing_ca", mf_x509_cert_pem(p->ca_cert))) < 0 ||
         (rc = cred_add(out, "serial_number", strdup(hex))) < 0 ||
         (rc = cred_add(out, "expiration", strdup(expiration))) < 0) {
         mf_engine_cred_free(out);
@@ -1112,17 +989,17 @@ int mf_pki_crl_pem(struct mf_engine *e, uint64_t now_ms, uint64_t crl_number, ch
     BIO *b = BIO_new(BIO_s_mem());
     if (!crl || !t || !num || !b || X509_CRL_set_version(crl, X509_CRL_VERSION_2) != 1 ||
         X509_CRL_set_issuer_name(crl, X509_get_subject_name(p->ca_cert)) != 1 ||
-        set_time_ms(t, now_ms) < 0 || X509_CRL_set1_lastUpdate(crl, t) != 1 ||
-        set_time_ms(t, now_ms + p->crl_ttl_ms) < 0 || X509_CRL_set1_nextUpdate(crl, t) != 1)
+        mf_x509_time_set_ms(t, now_ms) < 0 || X509_CRL_set1_lastUpdate(crl, t) != 1 ||
+        mf_x509_time_set_ms(t, now_ms + p->crl_ttl_ms) < 0 || X509_CRL_set1_nextUpdate(crl, t) != 1)
         goto out;
     for (size_t i = 0; i < n; i++) {
         unsigned char serial[MF_PKI_SERIAL_LEN];
         mf_pki_serial(e, snap[i].seq, serial);
         X509_REVOKED *r = X509_REVOKED_new();
         ASN1_INTEGER *sn = ASN1_INTEGER_new();
-        int ok = r && sn && set_serial_bytes(sn, serial, sizeof(serial)) == 0 &&
+        int ok = r && sn && mf_x509_serial_set(sn, serial, sizeof(serial)) == 0 &&
                  X509_REVOKED_set_serialNumber(r, sn) == 1 &&
-                 set_time_ms(t, snap[i].revoked_at_ms) == 0 &&
+                 mf_x509_time_set_ms(t, snap[i].revoked_at_ms) == 0 &&
                  X509_REVOKED_set_revocationDate(r, t) == 1 && X509_CRL_add0_revoked(crl, r) == 1;
         ASN1_INTEGER_free(sn);
         if (!ok) {
@@ -1141,7 +1018,7 @@ int mf_pki_crl_pem(struct mf_engine *e, uint64_t now_ms, uint64_t crl_number, ch
         X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0) != 1 || X509_CRL_sort(crl) != 1 ||
         X509_CRL_sign(crl, p->ca_key, p->md) <= 0 || PEM_write_bio_X509_CRL(b, crl) != 1)
         goto out;
-    *pem = bio_string(b);
+    *pem = mf_x509_bio_text(b);
     rc = *pem ? 0 : -ENOMEM;
 out:
     if (rc == MF_ECRYPTO)
@@ -1248,8 +1125,8 @@ int mf_pki_export(struct mf_engine *e, char **config_json)
     struct mf_pki *p = pki_of(e);
     MF_ASSERT(config_json);
     *config_json = NULL;
-    char *cert = cert_pem(p->ca_cert);
-    char *key = key_pem(p->ca_key);
+    char *cert = mf_x509_cert_pem(p->ca_cert);
+    char *key = mf_x509_key_pem(p->ca_key);
     int rc = -ENOMEM;
     if (cert && key) {
         /* Built by hand rather than with jansson, whose buffers are freed
@@ -1277,16 +1154,14 @@ int mf_pki_export(struct mf_engine *e, char **config_json)
 int mf_pki_ca_pem(struct mf_engine *e, char **pem)
 {
     MF_ASSERT(pem);
-    *pem = cert_pem(pki_of(e)->ca_cert);
+    *pem = mf_x509_cert_pem(pki_of(e)->ca_cert);
     return *pem ? 0 : -ENOMEM;
 }
 
 int mf_pki_ca_same(struct mf_engine *e, const char *cert_pem_text)
 {
     struct mf_pki *p = pki_of(e);
-    BIO *b = BIO_new_mem_buf(cert_pem_text, -1);
-    X509 *x = b ? PEM_read_bio_X509(b, NULL, no_passphrase, NULL) : NULL;
-    BIO_free(b);
+    X509 *x = mf_x509_cert_from_pem(cert_pem_text);
     if (!x) {
         ERR_clear_error();
         return MF_EINVAL;

@@ -1,28 +1,32 @@
 /* Development CA: ECDSA P-256 keys and X.509 v3 certificates made with
- * OpenSSL's API (see devpki.h). Used by `mayflyd --dev` and the tests. */
+ * OpenSSL's API (see devpki.h), through the building blocks it shares with
+ * the pki engine (common/x509util.h). Used by `mayflyd --dev` and the tests. */
 #include "net/devpki.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/bn.h>
-#include <openssl/ec.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include "common/assert.h"
+#include "common/env.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/x509util.h"
 #include "net/tls.h"
 
 #define MOD "devpki"
 #define CA_DAYS 3650
+#define LEAF_DAYS_DEFAULT 365
+#define DAY_MS UINT64_C(86400000)
+#define BACKDATE_MS UINT64_C(3600000) /* notBefore an hour back: clocks differ */
+#define ORG "mayfly"                  /* O= of every dev certificate's subject */
 
 static int crypto_fail(const char *what)
 {
@@ -31,81 +35,27 @@ static int crypto_fail(const char *what)
     return MF_ECRYPTO;
 }
 
-static EVP_PKEY *new_key(void)
+/* A leaf skeleton: a new random serial, validity from an hour ago for days
+ * days, subject O=mayfly, CN=cn. */
+static X509 *leaf_new(EVP_PKEY *key, const char *cn, int days)
 {
-    return EVP_EC_gen("P-256");
-}
-
-/* A random positive 127-bit serial number, as RFC 5280 recommends. */
-static int set_serial(X509 *x)
-{
-    unsigned char raw[16];
-    if (RAND_bytes(raw, sizeof(raw)) != 1)
-        return -1;
-    raw[0] &= 0x7f;
-    BIGNUM *bn = BN_bin2bn(raw, sizeof(raw), NULL);
-    if (!bn)
-        return -1;
-    int ok = BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
-    BN_free(bn);
-    return ok ? 0 : -1;
-}
-
-static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-    X509V3_CTX v3;
-    X509V3_set_ctx_nodb(&v3);
-    X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
-    if (!ext)
-        return -1;
-    int ok = X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    return ok ? 0 : -1;
-}
-
-/* A certificate skeleton: version 3, serial, validity, subject, key. */
-static X509 *cert_new(EVP_PKEY *key, const char *cn, int days)
-{
-    X509 *x = X509_new();
-    if (!x)
+    unsigned char serial[MF_X509_RANDOM_SERIAL_LEN];
+    if (mf_x509_serial_random(serial) < 0)
         return NULL;
-    X509_NAME *name = X509_get_subject_name(x);
-    if (X509_set_version(x, 2) != 1 || set_serial(x) < 0 ||
-        !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
-        !X509_gmtime_adj(X509_getm_notAfter(x), (long)days * 86400L) ||
-        X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"mayfly", -1,
-                                   -1, 0) != 1 ||
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
-                                   0) != 1 ||
-        X509_set_pubkey(x, key) != 1) {
-        X509_free(x);
-        return NULL;
-    }
-    return x;
+    uint64_t now = mf_now_wall_ms();
+    return mf_x509_new(key, serial, sizeof(serial), now - BACKDATE_MS,
+                       now + (uint64_t)days * DAY_MS, ORG, cn);
 }
 
 int mf_devpki_ca_create(struct mf_devpki_ca *ca, const char *common_name)
 {
     MF_ASSERT(ca && common_name);
     memset(ca, 0, sizeof(*ca));
-    ca->key = new_key();
-    if (!ca->key)
-        return crypto_fail("CA key generation failed");
-    ca->cert = cert_new(ca->key, common_name, CA_DAYS);
-    if (!ca->cert)
-        goto fail;
-    if (X509_set_issuer_name(ca->cert, X509_get_subject_name(ca->cert)) != 1 ||
-        add_ext(ca->cert, ca->cert, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") < 0 ||
-        add_ext(ca->cert, ca->cert, NID_key_usage, "critical,keyCertSign,cRLSign") < 0 ||
-        add_ext(ca->cert, ca->cert, NID_subject_key_identifier, "hash") < 0 ||
-        X509_sign(ca->cert, ca->key, EVP_sha256()) <= 0)
-        goto fail;
+    uint64_t now = mf_now_wall_ms();
+    if (mf_x509_ca_new(ORG, common_name, now - BACKDATE_MS, now + CA_DAYS * DAY_MS, &ca->cert,
+                       &ca->key) < 0)
+        return crypto_fail("CA certificate creation failed");
     return 0;
-
-fail:
-    mf_devpki_ca_close(ca);
-    return crypto_fail("CA certificate creation failed");
 }
 
 void mf_devpki_ca_close(struct mf_devpki_ca *ca)
@@ -122,21 +72,23 @@ int mf_devpki_ca_load(struct mf_devpki_ca *ca, const char *cert_path, const char
 {
     MF_ASSERT(ca && cert_path && key_path);
     memset(ca, 0, sizeof(*ca));
-    FILE *f = fopen(cert_path, "r");
-    if (!f) {
+    BIO *b = BIO_new_file(cert_path, "r");
+    if (!b) {
         MF_ERROR(MOD, "cannot open %s: %s", cert_path, strerror(errno));
+        ERR_clear_error();
         return MF_ECONFIG;
     }
-    ca->cert = PEM_read_X509(f, NULL, NULL, NULL);
-    fclose(f);
-    f = fopen(key_path, "r");
-    if (!f) {
+    ca->cert = mf_x509_cert_read(b);
+    BIO_free(b);
+    b = BIO_new_file(key_path, "r");
+    if (!b) {
         MF_ERROR(MOD, "cannot open %s: %s", key_path, strerror(errno));
+        ERR_clear_error();
         mf_devpki_ca_close(ca);
         return MF_ECONFIG;
     }
-    ca->key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-    fclose(f);
+    ca->key = mf_x509_key_read(b);
+    BIO_free(b);
     if (!ca->cert || !ca->key || X509_check_private_key(ca->cert, ca->key) != 1) {
         mf_devpki_ca_close(ca);
         crypto_fail("cannot load CA");
@@ -167,32 +119,38 @@ static FILE *open_mode(const char *path, mode_t mode)
     return f;
 }
 
+/* Writes PEM text to path with mode. @return 0; -errno. */
+static int write_pem(const char *path, mode_t mode, const char *pem)
+{
+    FILE *f = open_mode(path, mode);
+    int ok = f && fputs(pem, f) >= 0;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    if (ok)
+        return 0;
+    int e = errno ? errno : EIO;
+    MF_ERROR(MOD, "cannot write %s: %s", path, strerror(e));
+    return -e;
+}
+
 static int write_cert(X509 *x, const char *path)
 {
-    FILE *f = open_mode(path, 0644);
-    if (!f) {
-        int e = errno;
-        MF_ERROR(MOD, "cannot write %s: %s", path, strerror(e));
-        return -e;
-    }
-    int ok = PEM_write_X509(f, x) == 1;
-    if (fclose(f) != 0)
-        ok = 0;
-    return ok ? 0 : crypto_fail("cannot write certificate");
+    char *pem = mf_x509_cert_pem(x);
+    if (!pem)
+        return crypto_fail("cannot encode certificate");
+    int rc = write_pem(path, 0644, pem);
+    free(pem);
+    return rc;
 }
 
 static int write_key(EVP_PKEY *key, const char *path)
 {
-    FILE *f = open_mode(path, 0600);
-    if (!f) {
-        int e = errno;
-        MF_ERROR(MOD, "cannot write %s: %s", path, strerror(e));
-        return -e;
-    }
-    int ok = PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) == 1;
-    if (fclose(f) != 0)
-        ok = 0;
-    return ok ? 0 : crypto_fail("cannot write private key");
+    char *pem = mf_x509_key_pem(key);
+    if (!pem)
+        return crypto_fail("cannot encode private key");
+    int rc = write_pem(path, 0600, pem);
+    mf_x509_pem_free(pem);
+    return rc;
 }
 
 int mf_devpki_ca_write(const struct mf_devpki_ca *ca, const char *cert_path,
@@ -240,25 +198,16 @@ int mf_devpki_issue(const struct mf_devpki_ca *ca, const struct mf_devpki_req *r
         if (san_append(sans, sizeof(sans), "URI", uri) < 0)
             return MF_EINVAL;
     }
-    char eku[64] = "";
-    if (req->server)
-        strcat(eku, "serverAuth");
-    if (req->client)
-        strcat(eku, eku[0] ? ",clientAuth" : "clientAuth");
-
     int rc = MF_ECRYPTO;
     X509 *x = NULL;
-    EVP_PKEY *key = new_key();
+    EVP_PKEY *key = EVP_EC_gen("P-256");
     if (!key)
         return crypto_fail("key generation failed");
-    x = cert_new(key, req->common_name, req->days > 0 ? req->days : 365);
+    x = leaf_new(key, req->common_name, req->days > 0 ? req->days : LEAF_DAYS_DEFAULT);
     if (!x || X509_set_issuer_name(x, X509_get_subject_name(ca->cert)) != 1 ||
-        add_ext(x, ca->cert, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
-        add_ext(x, ca->cert, NID_key_usage, "critical,digitalSignature") < 0 ||
-        (eku[0] && add_ext(x, ca->cert, NID_ext_key_usage, eku) < 0) ||
-        (sans[0] && add_ext(x, ca->cert, NID_subject_alt_name, sans) < 0) ||
-        add_ext(x, ca->cert, NID_subject_key_identifier, "hash") < 0 ||
-        add_ext(x, ca->cert, NID_authority_key_identifier, "keyid:always") < 0 ||
+        mf_x509_leaf_exts(x, ca->cert, "digitalSignature", req->server, req->client) < 0 ||
+        (sans[0] && mf_x509_add_ext(x, ca->cert, NID_subject_alt_name, sans) < 0) ||
+        mf_x509_add_ext(x, ca->cert, NID_authority_key_identifier, "keyid:always") < 0 ||
         X509_sign(x, ca->key, EVP_sha256()) <= 0) {
         rc = crypto_fail("certificate creation failed");
         goto out;

@@ -7,7 +7,7 @@
  * meta still points at a complete, older tree, so a crash or power cut at any
  * point leaves either the old or the new transaction, never a mix. That only
  * holds with the default sync flags, which is why this file never sets
- * MDB_NOSYNC or MDB_NOMETASYNC (tests/faults/ checks it under a power-cut
+ * MDB_NOSYNC or MDB_NOMETASYNC (tests/crash/ checks it under a power-cut
  * model, and checks that MDB_NOSYNC is caught losing acknowledged batches).
  *
  * Invariant kept by every write: the live entries are exactly

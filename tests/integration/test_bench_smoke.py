@@ -7,8 +7,8 @@ import subprocess
 import sys
 import unittest
 
-from harness import BUILD, Cluster
-from pg import bindir
+from tests.harness.cluster import BUILD, Cluster
+from tests.harness.pg import bindir
 
 BENCH = os.path.join(BUILD, "bench", "mayfly-bench")
 LINE = re.compile(r"^mayfly (\S+) clients=(\d+) total=(\d+) errors=(\d+) ops/s=(\d+) "
@@ -38,11 +38,12 @@ class BenchSmoke(unittest.TestCase):
                 self.assertIn("remaining=0", p.stdout)
 
 
-REPO = os.path.join(os.path.dirname(__file__), "..", "..")
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def run_script(name, *args):
-    p = subprocess.run([sys.executable, os.path.join(REPO, "bench", name)] + list(args),
+    """Runs bench/<name>.py the documented way: python3 -m bench.<name> from the root."""
+    p = subprocess.run([sys.executable, "-m", "bench." + name] + list(args), cwd=REPO,
                        capture_output=True, text=True, timeout=600)
     return p.returncode, p.stdout + p.stderr
 
@@ -53,20 +54,20 @@ class BenchScriptsSmoke(unittest.TestCase):
     and find nothing left behind. Their figures come from full runs only."""
 
     def test_lateness_across_a_leader_kill(self):
-        rc, out = run_script("lateness.py", "--background", "500", "--due", "200", "--kill")
+        rc, out = run_script("lateness", "--background", "500", "--due", "200", "--kill")
         self.assertEqual(rc, 0, out)
         self.assertIn("leases due: 200, revoked: 200, left behind: 0", out)
         self.assertRegex(out, r"kill -> first revocation seen: \d+ ms")
 
     def test_storm(self):
-        rc, out = run_script("storm.py", "--leases", "2000", "--puts", "500")
+        rc, out = run_script("storm", "--leases", "2000", "--puts", "500")
         self.assertEqual(rc, 0, out)
         self.assertRegex(out, r"2000 leases .* all revoked [\d.]+ s later")
 
     @unittest.skipUnless(bindir(), "needs Debian's postgresql package")
     def test_pg_revoke_both_ways(self):
         for extra in ([], ["--expire", "--expire-in", "15"]):
-            rc, out = run_script("pg_revoke.py", "--creds", "150", "--clients", "8", *extra)
+            rc, out = run_script("pg_revoke", "--creds", "150", "--clients", "8", *extra)
             self.assertEqual(rc, 0, out)
             self.assertIn("roles left in PostgreSQL: 0", out)
 

@@ -10,7 +10,7 @@ import subprocess
 import threading
 import unittest
 
-from harness import MAYFLY, MAYFLYD, Cluster, free_port, wait_for
+from tests.harness.cluster import MAYFLY, MAYFLYD, Cluster, free_port, wait_for
 
 
 class ThreeNodes(unittest.TestCase):

@@ -10,8 +10,8 @@ import threading
 import time
 import unittest
 
-from harness import BUILD, Cluster, wait_for
-from pg import ROLE, Postgres, bindir
+from tests.harness.cluster import BUILD, Cluster, wait_for
+from tests.harness.pg import ROLE, Postgres, bindir
 
 
 BENCH = os.path.join(BUILD, "bench", "mayfly-bench")

@@ -10,7 +10,7 @@ import tempfile
 import time
 import unittest
 
-from harness import Cluster, wait_for
+from tests.harness.cluster import Cluster, wait_for
 
 ROLE = {"common_name": "web.example.com", "alt_names": ["api.example.com"],
         "allowed_domains": ["example.com"], "allow_subdomains": True,

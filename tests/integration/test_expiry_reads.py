@@ -12,7 +12,7 @@ import subprocess
 import time
 import unittest
 
-from harness import Cluster, wait_for
+from tests.harness.cluster import Cluster, wait_for
 
 SKEW_MS = 500
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"

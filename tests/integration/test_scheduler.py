@@ -5,7 +5,7 @@ import signal
 import time
 import unittest
 
-from harness import Cluster, wait_for
+from tests.harness.cluster import Cluster, wait_for
 
 # Correctness bounds, not performance targets (those are measured by
 # bench/lateness.py: p99 < 100 ms steady). Client-observed, so they include the

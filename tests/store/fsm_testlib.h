@@ -19,6 +19,7 @@
 #include "store/leases.h"
 #include "store/state.h"
 #include "store/tokens.h"
+#include "tmpdir.h"
 
 struct tf {
     struct mf_fsm *fsm;
@@ -39,9 +40,8 @@ static inline void tf_open(struct tf *t)
 {
     memset(t, 0, sizeof(*t));
     /* tmpfs when there is one: these tests check rules, not fsync. */
-    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(t->dir, sizeof(t->dir), "%s/mf-fsm-test-XXXXXX", base);
-    MF_ASSERT(mkdtemp(t->dir));
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : NULL;
+    MF_ASSERT(mf_tmpdir_make_in(base, "fsm-test", t->dir, sizeof(t->dir)) == 0);
     struct mf_state_opts o = {.map_size_bytes = (size_t)4 << 30};
     MF_ASSERT(mf_fsm_open(t->dir, &o, &t->fsm) == 0);
     t->index = mf_fsm_applied(t->fsm);
@@ -49,9 +49,7 @@ static inline void tf_open(struct tf *t)
 
 static inline void tf_rm(const char *dir)
 {
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    MF_ASSERT(system(cmd) == 0);
+    MF_ASSERT(mf_tmpdir_remove(dir) == 0);
 }
 
 static inline void tf_close(struct tf *t)

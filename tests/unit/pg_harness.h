@@ -43,6 +43,8 @@
 #include <libpq-fe.h>
 #include <openssl/rand.h>
 
+#include "tmpdir.h"
+
 #define MF_PG_HARNESS_ADMIN "mfadmin" /* bootstrap superuser */
 
 struct mf_pg_harness {
@@ -142,18 +144,6 @@ static inline int mf_pg_harness__free_port(void)
     return port;
 }
 
-static inline void mf_pg_harness__rmrf(const char *dir)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        execlp("rm", "rm", "-rf", "--", dir, (char *)NULL);
-        _exit(127);
-    }
-    if (pid > 0)
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-}
-
 static inline int mf_pg_harness__write_conf(struct mf_pg_harness *h)
 {
     char path[340];
@@ -217,7 +207,7 @@ static inline void mf_pg_harness_destroy(struct mf_pg_harness *h)
         h->watchdog = 0;
     }
     if (h->dir[0]) {
-        mf_pg_harness__rmrf(h->dir);
+        (void)mf_tmpdir_remove(h->dir);
         h->dir[0] = 0;
     }
 }
@@ -234,7 +224,7 @@ static inline void mf_pg_harness__watchdog(struct mf_pg_harness *h, int rfd)
         _exit(0);
     const char *argv[] = {"pg_ctl", "-D", h->datadir, "-m", "immediate", "-w", "stop", NULL};
     mf_pg_harness__run(h, argv);
-    mf_pg_harness__rmrf(h->dir);
+    (void)mf_tmpdir_remove(h->dir);
     _exit(0);
 }
 
@@ -254,8 +244,7 @@ static inline int mf_pg_harness_start(struct mf_pg_harness *h, bool durable)
         return -1;
     for (size_t i = 0; i < sizeof(r); i++)
         snprintf(h->admin_password + 2 * i, 3, "%02x", r[i]);
-    snprintf(h->dir, sizeof(h->dir), "/tmp/mf-pg-XXXXXX");
-    if (!mkdtemp(h->dir)) {
+    if (mf_tmpdir_make("pg", h->dir, sizeof(h->dir)) < 0) {
         h->dir[0] = 0;
         return -1;
     }

@@ -13,22 +13,20 @@
 #include "common/config.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "tmpdir.h"
 
-static char tmpdir[64];
+static char tmpdir[64]; /* a longer $TMPDIR makes setup fail */
 
 static int make_tmpdir(void **state)
 {
     (void)state;
-    strcpy(tmpdir, "/tmp/mf-test-config-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return mf_tmpdir_make("test-config", tmpdir, sizeof(tmpdir));
 }
 
 static int remove_tmpdir(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return mf_tmpdir_remove(tmpdir);
 }
 
 /* Writes text to a file under tmpdir and returns its path (static buffer). */

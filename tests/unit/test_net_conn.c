@@ -17,7 +17,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 
-#include "../net/net_harness.h"
+#include "net_harness.h"
 #include "net/bclient.h"
 #include "net/conn.h"
 

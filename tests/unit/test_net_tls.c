@@ -10,7 +10,7 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
-#include "../net/net_harness.h"
+#include "net_harness.h"
 
 static int setup(void **state)
 {

@@ -13,7 +13,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "../net/net_harness.h"
+#include "net_harness.h"
 #include "net/conn.h"
 #include "net/transport.h"
 

@@ -17,23 +17,21 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "store/log.h"
+#include "tmpdir.h"
 
-static char tmpdir[64];
+static char tmpdir[64]; /* a longer $TMPDIR makes setup fail */
 
 static int make_tmpdir(void **state)
 {
     (void)state;
     mf_log_set_level(MF_LOG_OFF);
-    strcpy(tmpdir, "/tmp/mf-test-log-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return mf_tmpdir_make("test-log", tmpdir, sizeof(tmpdir));
 }
 
 static int remove_tmpdir(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return mf_tmpdir_remove(tmpdir);
 }
 
 /* Entry payloads are derived from (index, term) so any read can be checked. */

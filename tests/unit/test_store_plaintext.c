@@ -30,27 +30,25 @@
 #include "store/log.h"
 #include "store/seal.h"
 #include "store/snapshot.h"
+#include "tmpdir.h"
 
 /* The marker every secret carries. Built at run time so that the test binary
  * itself (which may sit next to a data dir) is not what a scan would find. */
 static char MARKER[64];
 
-static char tmpdir[64];
+static char tmpdir[64]; /* a longer $TMPDIR makes setup fail */
 
 static int make_tmpdir(void **state)
 {
     (void)state;
     snprintf(MARKER, sizeof(MARKER), "MFMARK-%s-%u", "plaintext-9d27c4", 4242u);
-    strcpy(tmpdir, "/tmp/mf-test-plaintext-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return mf_tmpdir_make("test-plaintext", tmpdir, sizeof(tmpdir));
 }
 
 static int remove_tmpdir(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return mf_tmpdir_remove(tmpdir);
 }
 
 /* ------------------------------------------------------------- needles */

@@ -24,22 +24,20 @@
 #include "common/log.h"
 #include "store/barrier.h"
 #include "store/seal.h"
+#include "tmpdir.h"
 
-static char tmpdir[64];
+static char tmpdir[64]; /* a longer $TMPDIR makes setup fail */
 
 static int make_tmpdir(void **state)
 {
     (void)state;
-    strcpy(tmpdir, "/tmp/mf-test-seal-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return mf_tmpdir_make("test-seal", tmpdir, sizeof(tmpdir));
 }
 
 static int remove_tmpdir(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return mf_tmpdir_remove(tmpdir);
 }
 
 /* One initialised node: its barrier, seal driver, shares and keyring blob, and

@@ -46,6 +46,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "store/log.h"
+#include "tmpdir.h"
 
 /* --- the NOSYNC test hook ---
  * This program's own mdb_env_open is the one log.c links against; it adds
@@ -494,10 +495,13 @@ static int verify_round(struct run *run, struct model *m, const struct rec *recs
 /* Starts over in a fresh log (after a NOSYNC round broke the old one). */
 static int reset_dir(struct run *run, struct model *m)
 {
-    char cmd[256];
+    char path[PATH_MAX];
     struct mf_raftlog *log;
-    snprintf(cmd, sizeof(cmd), "rm -rf %s/log %s/log.tmp", run->dir, run->dir);
-    if (system(cmd) != 0)
+    snprintf(path, sizeof(path), "%s/log", run->dir);
+    if (mf_tmpdir_remove(path) != 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/log.tmp", run->dir);
+    if (mf_tmpdir_remove(path) != 0)
         return -1;
     free(m->terms);
     memset(m, 0, sizeof(*m));
@@ -514,10 +518,9 @@ static int parent_main(struct run *run)
     struct model m = {0};
     uint64_t seq = 1;
     int failures = 0, cut_rounds = 0, lost = 0, broken = 0, inflight_done = 0;
-    char self[PATH_MAX], cmd[128];
+    char self[PATH_MAX];
 
-    snprintf(run->dir, sizeof(run->dir), "/tmp/mf-crash-log-XXXXXX");
-    if (!mkdtemp(run->dir)) {
+    if (mf_tmpdir_make("crash-log", run->dir, sizeof(run->dir)) != 0) {
         perror("mkdtemp");
         return 2;
     }
@@ -565,7 +568,6 @@ static int parent_main(struct run *run)
             return 2;
     }
     free(m.terms);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", run->dir);
     if (run->expect_loss) {
         printf("crash_log: MDB_NOSYNC over %d power cuts: %d lost or mangled acknowledged "
                "batches, %d left a log that does not open, %d undetected\n",
@@ -573,7 +575,7 @@ static int parent_main(struct run *run)
         if (lost > 0) {
             printf("crash_log: caught losing acknowledged batches, as it must: the shim "
                    "has teeth\n");
-            return system(cmd) == 0 ? 0 : 2;
+            return mf_tmpdir_remove(run->dir) == 0 ? 0 : 2;
         }
         printf("crash_log: FAIL: MDB_NOSYNC was never caught losing an acknowledged batch "
                "(seed %llu)\n", (unsigned long long)run->seed);
@@ -588,7 +590,7 @@ static int parent_main(struct run *run)
     printf("crash_log %s: %d rounds passed (%d died mid-run; the operation in flight "
            "was found done in %d, not done in the rest), last seq %llu\n",
            run->mode, run->rounds, cut_rounds, inflight_done, (unsigned long long)seq);
-    return system(cmd) == 0 ? 0 : 2;
+    return mf_tmpdir_remove(run->dir) == 0 ? 0 : 2;
 }
 
 static int usage(void)

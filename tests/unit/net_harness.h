@@ -6,6 +6,7 @@
 #ifndef MF_TESTS_NET_HARNESS_H
 #define MF_TESTS_NET_HARNESS_H
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "common/err.h"
 #include "net/devpki.h"
 #include "net/tls.h"
+#include "tmpdir.h"
 
 #define H_DEADLINE_MS 20000 /* safety net only: tests wait for events */
 
@@ -37,8 +39,7 @@ static __attribute__((unused)) const char *h_path(const char *name)
 static __attribute__((unused)) int h_setup_pki(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    strcpy(h_dir, "/tmp/mf-test-net-XXXXXX");
-    if (!mkdtemp(h_dir))
+    if (mf_tmpdir_make("test-net", h_dir, sizeof(h_dir)) < 0)
         return -1;
     if (mf_devpki_make_dir(h_dir, 3) < 0)
         return -1;
@@ -51,10 +52,8 @@ static __attribute__((unused)) int h_setup_pki(void)
 
 static __attribute__((unused)) void h_remove_pki(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h_dir);
-    if (h_dir[0] && system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", h_dir);
+    if (h_dir[0] && mf_tmpdir_remove(h_dir) != 0)
+        fprintf(stderr, "cannot remove %s: %s\n", h_dir, strerror(errno));
 }
 
 /* Server context for node n of the main CA (or the other CA). */

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import tempfile
 
-from harness import free_port
+from tests.harness.cluster import free_port
 
 
 def bindir():

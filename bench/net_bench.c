@@ -2,7 +2,7 @@
  * An echo server runs on its own loop thread; the main thread measures
  *  1. blocking-client round trips (mf_bclient: send one frame, read the echo),
  *  2. pipelined echoes through a libuv client with a window of frames in flight.
- * Usage: net_bench [round_trips] [pipelined_frames] [window] [frame_bytes] */
+ * Usage: build/bench/net_bench [round_trips] [pipelined_frames] [window] [frame_bytes] */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +18,7 @@
 #include "net/conn.h"
 #include "net/devpki.h"
 #include "net/tls.h"
+#include "tmpdir.h"
 
 static uint64_t now_ns(void)
 {
@@ -122,8 +123,8 @@ int main(int argc, char **argv)
     size_t frames = argc > 2 ? strtoul(argv[2], NULL, 10) : 200000;
     size_t window = argc > 3 ? strtoul(argv[3], NULL, 10) : 256;
     size_t fbytes = argc > 4 ? strtoul(argv[4], NULL, 10) : 100;
-    char dir[] = "/tmp/mf-net-bench-XXXXXX";
-    if (!mkdtemp(dir) || mf_devpki_make_dir(dir, 1) < 0)
+    char dir[64];
+    if (mf_tmpdir_make("net-bench", dir, sizeof(dir)) < 0 || mf_devpki_make_dir(dir, 1) < 0)
         return 1;
     char ca[128], cert[128], key[128], err[512];
     snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
@@ -190,7 +191,5 @@ int main(int argc, char **argv)
     mf_tls_ctx_free(cctx);
     free(buf);
     free(lat);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 && p.done ? 0 : 1;
+    return mf_tmpdir_remove(dir) == 0 && p.done ? 0 : 1;
 }

@@ -9,7 +9,7 @@
  *  - it carries on: the rest of the commands (or installs) apply and end in
  *    the reference's final state.
  * SIGKILL keeps the page cache, so that shows atomicity, not fsync. With
- * --shim (tests/faults' powercut LD_PRELOAD shim), each child is instead cut
+ * --shim (the powercut LD_PRELOAD shim, powercut.c), each child is instead cut
  * off at a random write or sync as by a power failure (writes not yet durable
  * kept or dropped per sector); then the store must open, hold every
  * acknowledged step but possibly the last commit (MDB_NOMETASYNC: the Raft log
@@ -302,8 +302,7 @@ static int child_main(const char *what, const char *dir, int fd, const char *sna
 static void round_powercut(int snapshot_mode)
 {
     char dir[128];
-    snprintf(dir, sizeof(dir), "/dev/shm/mf-crash-pc-XXXXXX");
-    CHECK(mkdtemp(dir));
+    CHECK(mf_tmpdir_make_in("/dev/shm", "crash-pc", dir, sizeof(dir)) == 0);
     int p[2];
     CHECK(pipe(p) == 0);
     uint64_t cut = 1 + rng() % (snapshot_mode ? 14 : 600);
