@@ -24,6 +24,9 @@
 #define MS_PER_MINUTE 60000u
 #define MS_PER_DAY 86400000u
 #define EPOCH_WEEKDAY 4u /* 1970-01-01 was a Thursday (0 = Sunday) */
+/* Policies resolved in pass 1 and kept for pass 2 on the stack; a token with
+ * more (rare) has the rest resolved again. */
+#define RESOLVED_KEEP 16
 
 static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -254,8 +257,11 @@ int mf_policy_decide(const struct mf_policy_set *set, const char *const *token_p
     size_t path_len = strlen(req->path);
     const struct mf_policy_rule *best = NULL;
     const struct mf_policy *best_pol = NULL;
+    const struct mf_policy *resolved[RESOLVED_KEEP];
     for (size_t i = 0; i < n; i++) {
         const struct mf_policy *p = mf_policy_set_find(set, token_policies[i]);
+        if (i < RESOLVED_KEEP)
+            resolved[i] = p;
         if (!p)
             continue;
         const struct mf_policy_rule *r = first_match(p, req->path, path_len);
@@ -275,7 +281,8 @@ int mf_policy_decide(const struct mf_policy_set *set, const char *const *token_p
     const struct mf_policy_rule *allow = NULL;
     enum mf_authz_reason fail = MF_AUTHZ_NO_CAPABILITY;
     for (size_t i = 0; i < n; i++) {
-        const struct mf_policy *p = mf_policy_set_find(set, token_policies[i]);
+        const struct mf_policy *p =
+            i < RESOLVED_KEEP ? resolved[i] : mf_policy_set_find(set, token_policies[i]);
         const struct mf_policy_rule *r = p ? find_pattern(p, best) : NULL;
         if (!r)
             continue;

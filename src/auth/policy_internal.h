@@ -61,11 +61,19 @@ struct mf_policy {
     size_t rules_n;
 };
 
-/* Policies sorted by name (strcmp), each holding one reference. */
+struct mf_policy_slot {
+    uint64_t hash;
+    const struct mf_policy *policy; /* NULL: empty slot */
+};
+
+/* Policies sorted by name (strcmp), each holding one reference, and a hash
+ * index of the same pointers (linear probing, at most half full). */
 struct mf_policy_set {
     atomic_size_t refs;
     struct mf_policy **pols;
     size_t n;
+    struct mf_policy_slot *index;
+    size_t index_mask; /* slots - 1, a power of two minus one */
 };
 
 /* >0 if a has the higher priority, <0 if b has; 0 only for the same pattern

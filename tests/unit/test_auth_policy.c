@@ -260,6 +260,9 @@ static const struct tcase cases[] = {
     {"merge: capabilities of one pattern are united (update from merge2)",
      P("merge1", "merge2"), U, "kv/data/m/x", NULL, NOON, {{0}}, true, OK, "merge2",
      "kv/data/m/*", 0, R | U},
+    {"merge: a capability none holds names the first policy in token order",
+     P("merge1", "merge2"), MF_CAP_DELETE, "kv/data/m/x", NULL, NOON, {{0}}, false,
+     MF_AUTHZ_NO_CAPABILITY, "merge1", "kv/data/m/*", 0, R | U},
     {"merge conditions: first policy's cidr holds", P("cm1", "cm2"), R, "kv/data/cm/x",
      "10.2.3.4", NOON, {{0}}, true, OK, "cm1", "kv/data/cm/*", 0, 0},
     {"merge conditions: second policy's cidr holds", P("cm1", "cm2"), R, "kv/data/cm/x",
@@ -597,6 +600,70 @@ static void test_auth_policy_set_builtins_and_list(void **state)
     mf_policy_set_release(s0);
 }
 
+/* A token with more policies than the decision keeps on its stack merges the
+ * same pattern across all of them. */
+static void test_auth_policy_many_token_policies(void **state)
+{
+    (void)state;
+    struct mf_policy_set *set = table_set();
+    const char *pols[24];
+    char names[22][16];
+    for (size_t i = 0; i < 22; i++) {
+        snprintf(names[i], sizeof(names[i]), "absent-%zu", i);
+        pols[i] = names[i];
+    }
+    pols[22] = "merge1";
+    pols[23] = "merge2";
+    struct mf_authz_request req = {.cap = MF_CAP_UPDATE, .path = "kv/data/m/x"};
+    struct mf_authz_ctx ctx = {.now_ms = NOON};
+    struct mf_authz_decision d;
+    assert_int_equal(mf_policy_decide(set, pols, 24, &req, &ctx, &d), 0);
+    assert_string_equal(d.policy, "merge2");
+    assert_int_equal(d.caps, MF_CAP_READ | MF_CAP_UPDATE);
+    req.cap = MF_CAP_DELETE;
+    assert_int_equal(mf_policy_decide(set, pols, 24, &req, &ctx, &d), MF_EPERM);
+    assert_string_equal(d.policy, "merge1");
+    mf_policy_set_release(set);
+}
+
+/* Hundreds of policies are each found by name after puts and deletes (the
+ * hash index probes past collisions and never finds a deleted name). */
+static void test_auth_policy_set_many(void **state)
+{
+    (void)state;
+    const char *json = "{\"path\": {\"kv/*\": {\"capabilities\": [\"read\"]}}}";
+    char err[256], name[32];
+    struct mf_policy_set *set, *next;
+    assert_int_equal(mf_policy_set_new(&set), 0);
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof(name), "p%d", i);
+        assert_int_equal(
+            mf_policy_set_put_json(set, name, json, strlen(json), &next, err, sizeof(err)), 0);
+        mf_policy_set_release(set);
+        set = next;
+    }
+    for (int i = 0; i < 300; i += 2) {
+        snprintf(name, sizeof(name), "p%d", i);
+        assert_int_equal(mf_policy_set_delete(set, name, &next, err, sizeof(err)), 0);
+        mf_policy_set_release(set);
+        set = next;
+    }
+    assert_int_equal(mf_policy_set_count(set), 152);
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof(name), "p%d", i);
+        const struct mf_policy *p = mf_policy_set_find(set, name);
+        if (i % 2) {
+            assert_non_null(p);
+            assert_string_equal(mf_policy_name(p), name);
+        } else {
+            assert_null(p);
+        }
+    }
+    for (size_t i = 1; i < mf_policy_set_count(set); i++)
+        assert_true(strcmp(mf_policy_set_name_at(set, i - 1), mf_policy_set_name_at(set, i)) < 0);
+    mf_policy_set_release(set);
+}
+
 /* Capability names and addresses parse as the CLI passes them. */
 static void test_auth_policy_names_and_addresses(void **state)
 {
@@ -612,6 +679,27 @@ static void test_auth_policy_names_and_addresses(void **state)
     assert_int_equal(a.family, MF_AUTHZ_ADDR_V4);
     assert_memory_equal(a.bytes, "\x01\x02\x03\x04", 4);
     assert_int_equal(mf_authz_addr_parse("1.2.3.4/8", &a), MF_EINVAL);
+
+    /* A caller that fills in a v4-mapped v6 address by hand is judged as v4. */
+    const char *json = "{\"path\": {\"k/*\": {\"capabilities\": [\"read\"],"
+                       "\"conditions\": {\"cidrs\": [\"1.2.3.0/24\"]}}}}";
+    char err[256];
+    struct mf_policy_set *s0, *s1;
+    assert_int_equal(mf_policy_set_new(&s0), 0);
+    assert_int_equal(mf_policy_set_put_json(s0, "v4", json, strlen(json), &s1, err, sizeof(err)),
+                     0);
+    struct mf_authz_ctx ctx = {.client = {.family = MF_AUTHZ_ADDR_V6,
+                                          .bytes = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1,
+                                                    2, 3, 9}}};
+    const char *pols[] = {"v4"};
+    struct mf_authz_request req = {.cap = MF_CAP_READ, .path = "k/x"};
+    struct mf_authz_decision d;
+    assert_int_equal(mf_policy_decide(s1, pols, 1, &req, &ctx, &d), 0);
+    ctx.client.bytes[14] = 4; /* 1.2.4.9 */
+    assert_int_equal(mf_policy_decide(s1, pols, 1, &req, &ctx, &d), MF_EPERM);
+    assert_int_equal(d.reason, MF_AUTHZ_CIDR);
+    mf_policy_set_release(s1);
+    mf_policy_set_release(s0);
 }
 
 int main(void)
@@ -623,6 +711,8 @@ int main(void)
         cmocka_unit_test(test_auth_policy_render_round_trip),
         cmocka_unit_test(test_auth_policy_set_copy_on_write),
         cmocka_unit_test(test_auth_policy_set_builtins_and_list),
+        cmocka_unit_test(test_auth_policy_many_token_policies),
+        cmocka_unit_test(test_auth_policy_set_many),
         cmocka_unit_test(test_auth_policy_names_and_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
