@@ -62,11 +62,14 @@ static int set_index(struct mf_policy_set *s)
     return 0;
 }
 
-/* A set of n empty slots; on success the caller fills pols[] then calls
- * set_index. */
+/* The built-in root policy: every capability but deny on every path. The
+ * decision short-circuits on the name; the rule is what it reports. */
 static const char root_json[] =
     "{\"path\": {\"*\": {\"capabilities\": "
     "[\"create\", \"read\", \"update\", \"delete\", \"list\", \"sudo\"]}}}";
+
+/* A set of n empty slots; on success the caller fills pols[] then calls
+ * set_index. */
 
 static int set_alloc(size_t n, struct mf_policy_set **out)
 {
