@@ -70,7 +70,6 @@ static const char root_json[] =
 
 /* A set of n empty slots; on success the caller fills pols[] then calls
  * set_index. */
-
 static int set_alloc(size_t n, struct mf_policy_set **out)
 {
     struct mf_policy_set *s = calloc(1, sizeof(*s));
