@@ -536,8 +536,8 @@ int mf_certauth_verify_pem(const struct mf_certauth_mount *m, const char *leaf_p
                            enum mf_certauth_reason *reason, char *err, size_t err_len)
 {
     MF_ASSERT(leaf_pem && reason);
-    X509 *leaf[1];
-    X509 *inter[MF_CERTAUTH_CHAIN_MAX];
+    X509 *leaf[1] = {NULL};
+    X509 *inter[MF_CERTAUTH_CHAIN_MAX] = {NULL};
     int nl = read_certs(leaf_pem, leaf, 1);
     int ni = 0;
     if (nl == -ENOMEM)

@@ -62,14 +62,16 @@ static inline EVP_PKEY *tk_ed25519(void)
 /* Unpadded base64url of b (malloc'd). */
 static inline char *tk_b64url(const unsigned char *b, size_t n)
 {
-    char *out = malloc(4 * ((n + 2) / 3) + 4); /* EVP_EncodeBlock adds a NUL */
+    size_t cap = 4 * ((n + 2) / 3);
+    char *out = malloc(cap + 4); /* EVP_EncodeBlock adds a NUL */
     TK_CHECK(out);
     int len = EVP_EncodeBlock((unsigned char *)out, b, (int)n);
-    TK_CHECK(len >= 0);
-    while (len > 0 && out[len - 1] == '=')
-        len--;
-    out[len] = '\0';
-    for (int i = 0; i < len; i++)
+    TK_CHECK(len >= 0 && (size_t)len <= cap);
+    size_t l = (size_t)len;
+    while (l > 0 && out[l - 1] == '=')
+        l--;
+    out[l] = '\0';
+    for (size_t i = 0; i < l; i++)
         out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
     return out;
 }
