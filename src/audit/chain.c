@@ -6,16 +6,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "common/assert.h"
 #include "common/err.h"
@@ -24,40 +21,6 @@
 #define PREFIX_HEAD "{\"chain\":\""           /* 10 bytes, then 64 hex digits */
 #define PREFIX_HEAD_LEN 10u
 #define JSON_INT_MAX ((uint64_t)INT64_MAX)
-
-/* --- HMAC-SHA256 over up to three parts (EVP_MAC; the algorithm is fetched
- * once per process, not per record) --- */
-
-static EVP_MAC *hmac_alg;
-static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
-
-static void hmac_fetch(void)
-{
-    hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
-}
-
-static int mac3(const uint8_t *key, const void *a, size_t a_len, const void *b, size_t b_len,
-                const void *c, size_t c_len, uint8_t out[MF_AUDIT_MAC_BYTES])
-{
-    pthread_once(&hmac_once, hmac_fetch);
-    if (!hmac_alg)
-        return MF_ECRYPTO;
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(hmac_alg);
-    if (!ctx)
-        return MF_ECRYPTO;
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
-        OSSL_PARAM_construct_end(),
-    };
-    size_t n = 0;
-    int ok = EVP_MAC_init(ctx, key, MF_AUDIT_KEY_BYTES, params) &&
-             (a_len == 0 || EVP_MAC_update(ctx, a, a_len)) &&
-             (b_len == 0 || EVP_MAC_update(ctx, b, b_len)) &&
-             (c_len == 0 || EVP_MAC_update(ctx, c, c_len)) &&
-             EVP_MAC_final(ctx, out, &n, MF_AUDIT_MAC_BYTES) && n == MF_AUDIT_MAC_BYTES;
-    EVP_MAC_CTX_free(ctx);
-    return ok ? 0 : MF_ECRYPTO;
-}
 
 static void to_hex(const uint8_t *in, size_t n, char *out)
 {
@@ -107,7 +70,7 @@ int mf_audit_chain_start(struct mf_audit_chain *c, const uint8_t *chain_key,
         return MF_EINVAL;
     memset(c, 0, sizeof(*c));
     memcpy(c->at.file_id, file_id, MF_AUDIT_FILE_ID_LEN + 1);
-    return mac3(chain_key, SEED_LABEL, strlen(SEED_LABEL), file_id, MF_AUDIT_FILE_ID_LEN, NULL,
+    return mf_audit_mac(chain_key, SEED_LABEL, strlen(SEED_LABEL), file_id, MF_AUDIT_FILE_ID_LEN, NULL,
                 0, c->at.chain);
 }
 
@@ -121,7 +84,7 @@ static int link_line(struct mf_audit_chain *c, const uint8_t *chain_key, char *b
     if (MF_AUDIT_CHAIN_PREFIX_LEN - 1 + lenB > MF_AUDIT_LINE_MAX)
         return MF_ETOOLARGE;
     uint8_t mac[MF_AUDIT_MAC_BYTES];
-    int rc = mac3(chain_key, c->at.chain, MF_AUDIT_MAC_BYTES, b, lenB, NULL, 0, mac);
+    int rc = mf_audit_mac(chain_key, c->at.chain, MF_AUDIT_MAC_BYTES, b, lenB, NULL, 0, mac);
     if (rc != 0)
         return rc;
     memcpy(buf, PREFIX_HEAD, PREFIX_HEAD_LEN);
@@ -310,7 +273,7 @@ static int check_link(const uint8_t *chain_key, const uint8_t *prev, const char 
                       size_t len, const struct parsed *p, bool *match)
 {
     uint8_t mac[MF_AUDIT_MAC_BYTES];
-    int rc = mac3(chain_key, prev, MF_AUDIT_MAC_BYTES, "{", 1, line + MF_AUDIT_CHAIN_PREFIX_LEN,
+    int rc = mf_audit_mac(chain_key, prev, MF_AUDIT_MAC_BYTES, "{", 1, line + MF_AUDIT_CHAIN_PREFIX_LEN,
                   len - MF_AUDIT_CHAIN_PREFIX_LEN, mac);
     if (rc != 0)
         return rc;

@@ -3,12 +3,13 @@
 #include "audit/record.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/sha.h>
 
 #include "common/assert.h"
@@ -30,14 +31,41 @@ static void to_hex(const uint8_t *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+static EVP_MAC *hmac_alg;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+
+static void hmac_fetch(void)
+{
+    hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+int mf_audit_mac(const uint8_t *key, const void *a, size_t a_len, const void *b, size_t b_len,
+                 const void *c, size_t c_len, uint8_t out[MF_AUDIT_MAC_BYTES])
+{
+    MF_ASSERT(key && out);
+    pthread_once(&hmac_once, hmac_fetch);
+    if (!hmac_alg)
+        return MF_ECRYPTO;
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(hmac_alg);
+    if (!ctx)
+        return MF_ECRYPTO;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    size_t n = 0;
+    int ok = EVP_MAC_init(ctx, key, MF_AUDIT_KEY_BYTES, params) &&
+             (a_len == 0 || EVP_MAC_update(ctx, a, a_len)) &&
+             (b_len == 0 || EVP_MAC_update(ctx, b, b_len)) &&
+             (c_len == 0 || EVP_MAC_update(ctx, c, c_len)) &&
+             EVP_MAC_final(ctx, out, &n, MF_AUDIT_MAC_BYTES) && n == MF_AUDIT_MAC_BYTES;
+    EVP_MAC_CTX_free(ctx); /* wipes the keyed state */
+    return ok ? 0 : MF_ECRYPTO;
+}
+
 static int hmac_label(const uint8_t *key, const char *label, uint8_t out[MF_AUDIT_MAC_BYTES])
 {
-    unsigned int n = 0;
-    if (!HMAC(EVP_sha256(), key, MF_AUDIT_KEY_BYTES, (const unsigned char *)label, strlen(label),
-              out, &n) ||
-        n != MF_AUDIT_MAC_BYTES)
-        return MF_ECRYPTO;
-    return 0;
+    return mf_audit_mac(key, label, strlen(label), NULL, 0, NULL, 0, out);
 }
 
 int mf_audit_keys_derive(const uint8_t *audit_key, struct mf_audit_keys *out)
@@ -74,11 +102,7 @@ int mf_audit_hash(const struct mf_audit_keys *k, const void *value, size_t len,
 {
     MF_ASSERT(k && (value || len == 0) && out);
     uint8_t mac[MF_AUDIT_MAC_BYTES];
-    unsigned int n = 0;
-    static const uint8_t empty = 0;
-    if (!HMAC(EVP_sha256(), k->field_key, MF_AUDIT_KEY_BYTES, value ? value : &empty, len, mac,
-              &n) ||
-        n != MF_AUDIT_MAC_BYTES)
+    if (mf_audit_mac(k->field_key, value, len, NULL, 0, NULL, 0, mac) != 0)
         return MF_ECRYPTO;
     memcpy(out, "hmac-sha256:", 12);
     memcpy(out + 12, k->key_id, MF_AUDIT_KEY_ID_LEN);

@@ -131,6 +131,14 @@ struct mf_audit_record {
     size_t secrets_n;
 };
 
+/* HMAC-SHA256 under a MF_AUDIT_KEY_BYTES key over the concatenation of up to
+ * three parts (a part of length 0 is skipped; its pointer may be NULL). The
+ * one HMAC of the module: the algorithm is fetched once per process (OpenSSL
+ * 3's one-shot HMAC() fetches it on every call). Thread-safe. Errors:
+ * MF_ECRYPTO. */
+int mf_audit_mac(const uint8_t *key, const void *a, size_t a_len, const void *b, size_t b_len,
+                 const void *c, size_t c_len, uint8_t out[MF_AUDIT_MAC_BYTES]);
+
 /* Derive the subkeys and the key id from the cluster's audit key
  * (MF_AUDIT_KEY_BYTES). The caller wipes its own copy of audit_key.
  * Errors: MF_ECRYPTO if OpenSSL fails (out is wiped then). */
