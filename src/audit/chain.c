@@ -349,7 +349,8 @@ int mf_audit_verifier_init(struct mf_audit_verifier *v, const uint8_t *chain_key
     for (size_t i = 0; i < n; i++)
         if (anchors[i].seq > 0)
             v->anchors[v->anchors_n++] = anchors[i];
-    qsort(v->anchors, v->anchors_n, sizeof(*v->anchors), anchor_cmp);
+    if (v->anchors_n > 1)
+        qsort(v->anchors, v->anchors_n, sizeof(*v->anchors), anchor_cmp);
     memcpy(v->chain_key, chain_key, MF_AUDIT_KEY_BYTES);
     return 0;
 }

@@ -630,6 +630,45 @@ static void test_audit_chain_full_tmpfs(void **state)
     assert_int_equal(res.anchors_checked, 2);
 }
 
+/* Markers written as a secret value, a token, a password, a JWT and a request
+ * id reach no byte of the file, and a share is only "redacted". */
+static void test_audit_chain_file_holds_no_markers(void **state)
+{
+    struct fixture *fx = *state;
+    static const char *markers[] = {"VALUE-MARKER-1", "TOKEN-MARKER-2", "PASSWORD-MARKER-3",
+                                    "eyJhbGciOiJFUzI1NiJ9.JWT-MARKER-4.c2ln", "REQUEST-MARKER-5",
+                                    "SHARE-MARKER-6"};
+    const struct mf_audit_secret secrets[] = {
+        {"value", markers[0], strlen(markers[0]), MF_AUDIT_SECRET_HMAC},
+        {"token", markers[1], strlen(markers[1]), MF_AUDIT_SECRET_HMAC},
+        {"password", markers[2], strlen(markers[2]), MF_AUDIT_SECRET_HMAC},
+        {"jwt", markers[3], strlen(markers[3]), MF_AUDIT_SECRET_HMAC},
+        {"share", markers[5], strlen(markers[5]), MF_AUDIT_SECRET_REDACT},
+    };
+    struct mf_audit_record r = rec(1);
+    r.request_id = markers[4];
+    r.secrets = secrets;
+    r.secrets_n = 5;
+    struct mf_audit_file f;
+    char err[256];
+    assert_int_equal(mf_audit_file_open(&f, fx->path, &fx->keys, NULL, err, sizeof(err)), 0);
+    assert_int_equal(mf_audit_file_append(&f, &r, 1, err, sizeof(err)), 0);
+    mf_audit_file_close(&f);
+    static char data[1 << 16];
+    FILE *fp = fopen(fx->path, "r");
+    assert_non_null(fp);
+    size_t n = fread(data, 1, sizeof(data), fp);
+    fclose(fp);
+    assert_true(n > 0);
+    for (size_t i = 0; i < sizeof(markers) / sizeof(markers[0]); i++)
+        assert_null(memmem(data, n, markers[i], strlen(markers[i])));
+    assert_null(memmem(data, n, "MARKER", 6));
+    assert_non_null(memmem(data, n, "\"share\":\"redacted\"", 18));
+    char h[MF_AUDIT_HASH_STR_BYTES];
+    assert_int_equal(mf_audit_hash(&fx->keys, markers[1], strlen(markers[1]), h), 0);
+    assert_non_null(memmem(data, n, h, strlen(h)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -647,6 +686,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_audit_chain_batch_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_chain_dev_full_enospc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_chain_full_tmpfs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_chain_file_holds_no_markers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
