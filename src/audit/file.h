@@ -113,8 +113,8 @@ size_t mf_audit_file_staged(const struct mf_audit_file *f);
 int mf_audit_file_flush(struct mf_audit_file *f, char *err, size_t err_len);
 
 /* mf_audit_file_stage for each of n records, then mf_audit_file_flush. On a
- * stage error the records staged by this call are flushed neither: the batch is
- * dropped as on a flush error. */
+ * stage error nothing is written and the whole batch is dropped (records
+ * staged before this call too), as on a flush error. */
 int mf_audit_file_append(struct mf_audit_file *f, const struct mf_audit_record *recs, size_t n,
                          char *err, size_t err_len);
 
