@@ -51,3 +51,27 @@ int mf_policy_get(MDB_txn *txn, struct mf_state *st, const char *name, const uin
     *len = d.mv_size;
     return 0;
 }
+
+int mf_policy_each(MDB_txn *txn, struct mf_state *st, mf_policy_each_cb cb, void *arg)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, st->dbi[MF_DB_POLICIES], &c);
+    if (rc)
+        return mf_state_err(rc, "policy cursor");
+    MDB_val k, d;
+    char name[MF_POLICY_NAME_MAX + 1];
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        if (k.mv_size > MF_POLICY_NAME_MAX)
+            continue; /* not written by mf_policy_apply_put */
+        memcpy(name, k.mv_data, k.mv_size);
+        name[k.mv_size] = '\0';
+        int stop = cb(arg, name, d.mv_data, d.mv_size);
+        if (stop) {
+            mdb_cursor_close(c);
+            return stop;
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : mf_state_err(rc, "policy cursor");
+}

@@ -17,4 +17,10 @@
 int mf_policy_get(MDB_txn *txn, struct mf_state *st, const char *name, const uint8_t **body,
                   size_t *len);
 
+/* Calls cb for every stored policy in name order (body valid during the
+ * call only). A nonzero return from cb stops the walk and is returned.
+ * @return 0; cb's value; MF_ESTORAGE. */
+typedef int (*mf_policy_each_cb)(void *arg, const char *name, const uint8_t *body, size_t len);
+int mf_policy_each(MDB_txn *txn, struct mf_state *st, mf_policy_each_cb cb, void *arg);
+
 #endif
