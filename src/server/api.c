@@ -27,7 +27,11 @@
 
 /* Application tags on the peer transport (node.h: >= 16). */
 enum {
-    TAG_FWD_REQ = 16,  /* [fwd id: 8 BE][Request] follower -> leader */
+    /* [fwd id: 8 BE][n: 1][client address: n bytes][Request] follower -> leader.
+     * The envelope only a peer can set: the client's address as the entry
+     * node saw it (policy cidrs conditions); the entry node is the sender,
+     * proven by its certificate. */
+    TAG_FWD_REQ = 16,
     TAG_FWD_RESP = 17, /* [fwd id: 8 BE][Response] leader -> follower */
 };
 
@@ -81,6 +85,8 @@ static void req_free(struct req *r)
     }
     if (r->pb)
         mayfly__api__request__free_unpacked(r->pb, NULL);
+    if (r->token)
+        mayfly__cmd__token_record__free_unpacked(r->token, NULL);
     if (r->op_state)
         r->op_state_free(r->op_state);
     if (r->secret_plain) {
@@ -157,6 +163,7 @@ static void on_client_frame(struct mf_conn *c, const uint8_t *data, size_t len)
         return;
     }
     r->cc = cc;
+    snprintf(r->client_addr, sizeof(r->client_addr), "%s", mf_conn_peer(c));
     cc->refs++;
     cc->inflight++;
     if (cc->inflight >= CONN_INFLIGHT_MAX && !cc->paused) {
@@ -252,14 +259,18 @@ int mf_api_forward(struct mf_server *s, struct req *r)
     if (!s->leader || s->leader == s->cfg->node_id)
         return MF_EUNAVAIL;
     size_t len = mayfly__api__request__get_packed_size(r->pb);
-    uint8_t *buf = malloc(8 + len);
+    size_t addr_len = strnlen(r->client_addr, sizeof(r->client_addr) - 1);
+    size_t head = 8 + 1 + addr_len;
+    uint8_t *buf = malloc(head + len);
     if (!buf)
         return -ENOMEM;
     r->fwd_id = ++a->next_fwd_id;
     for (int i = 0; i < 8; i++)
         buf[i] = (uint8_t)(r->fwd_id >> (56 - 8 * i));
-    mayfly__api__request__pack(r->pb, buf + 8);
-    int rc = mf_node_send(s->node, s->leader, TAG_FWD_REQ, buf, 8 + len);
+    buf[8] = (uint8_t)addr_len;
+    memcpy(buf + 9, r->client_addr, addr_len);
+    mayfly__api__request__pack(r->pb, buf + head);
+    int rc = mf_node_send(s->node, s->leader, TAG_FWD_REQ, buf, head + len);
     free(buf);
     if (rc)
         return rc;
@@ -335,9 +346,10 @@ static void relay_forward_response(struct mf_server *s, const uint8_t *data, siz
 
 static void serve_forwarded(struct mf_server *s, uint64_t from, const uint8_t *data, size_t len)
 {
-    if (len < 8)
+    if (len < 9 || len < 9 + (size_t)data[8] || data[8] >= sizeof(((struct req *)0)->client_addr))
         return;
-    Mayfly__Api__Request *pb = mayfly__api__request__unpack(NULL, len - 8, data + 8);
+    size_t head = 9 + (size_t)data[8];
+    Mayfly__Api__Request *pb = mayfly__api__request__unpack(NULL, len - head, data + head);
     if (!pb) {
         MF_WARN(LOG_MOD, "malformed forwarded request from node %" PRIu64, from);
         return;
@@ -349,6 +361,8 @@ static void serve_forwarded(struct mf_server *s, uint64_t from, const uint8_t *d
     }
     r->peer = from;
     r->fwd_id = be64(data);
+    memcpy(r->client_addr, data + 9, data[8]);
+    r->client_addr[data[8]] = '\0';
     s->api->on_request(r);
 }
 

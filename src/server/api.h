@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "command.pb-c.h"
 #include "mayfly.pb-c.h"
 #include "server/srv.h"
 
@@ -33,6 +34,9 @@ struct req {
     uint64_t fwd_id;
     uint8_t token_hash[32];   /* of the caller's token, once authenticated */
     bool has_token;
+    Mayfly__Cmd__TokenRecord *token; /* the caller's token, once authenticated */
+    char client_addr[64];     /* "ip:port" as the node the client reached saw it */
+    bool create_only;         /* kv put allowed by `create` alone: CAS 0 at apply */
     /* What an operation's answer needs beyond the fsm's Result. */
     uint64_t seq;
     uint64_t write_id;

@@ -3,7 +3,15 @@
  * enters at mf_dispatch. */
 #include "server/dispatch.h"
 
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
 #include "common/err.h"
+#include "common/log.h"
+#include "server/authz.h"
 #include "server/op_engines.h"
 #include "server/op_kv.h"
 #include "server/op_leases.h"
@@ -11,7 +19,51 @@
 #include "server/op_tokens.h"
 
 #define ROW(OP, name, fn, where, token, sealed_ok, cap, path)                                     \
-    {MAYFLY__API__REQUEST__OP_##OP, name, fn, MF_WHERE_##where, token, sealed_ok, cap, path}
+    {MAYFLY__API__REQUEST__OP_##OP, name, fn, MF_WHERE_##where, token, sealed_ok, cap, path, NULL}
+/* A row whose capability or path depends on the request (`describe`). */
+#define ROWD(OP, name, fn, where, cap, path, describe)                                            \
+    {MAYFLY__API__REQUEST__OP_##OP, name, fn, MF_WHERE_##where, true, false, cap, path, describe}
+
+#define LOG_MOD "dispatch"
+
+/* Token operations on the caller's own token use the -self paths (the
+ * default policy grants them); on another token, the caller needs update on
+ * the operation's path (CLI.md "Policy paths"). */
+static bool names_own_token(const struct req *r, const char *token, bool by_accessor)
+{
+    if (!token[0])
+        return true;
+    if (by_accessor)
+        return r->token && strcmp(token, r->token->accessor) == 0;
+    uint8_t hash[32];
+    SHA256((const unsigned char *)token, strlen(token), hash);
+    return CRYPTO_memcmp(hash, r->token_hash, 32) == 0;
+}
+
+static int token_op_authz(struct req *r, const char *token, bool by_accessor, const char *op,
+                          unsigned self_cap, unsigned *cap, char *path, size_t len)
+{
+    if (names_own_token(r, token, by_accessor)) {
+        *cap = self_cap;
+        snprintf(path, len, "auth/token/%s-self", op);
+    } else {
+        *cap = MF_CAP_UPDATE;
+        snprintf(path, len, "auth/token/%s%s", op, by_accessor ? "-accessor" : "");
+    }
+    return 0;
+}
+
+static int token_lookup_authz(struct req *r, unsigned *cap, char *path, size_t len)
+{
+    const Mayfly__Api__TokenLookupRequest *q = r->pb->token_lookup;
+    return token_op_authz(r, q->token, q->by_accessor, "lookup", MF_CAP_READ, cap, path, len);
+}
+
+static int token_revoke_authz(struct req *r, unsigned *cap, char *path, size_t len)
+{
+    const Mayfly__Api__TokenRevokeRequest *q = r->pb->token_revoke;
+    return token_op_authz(r, q->token, q->by_accessor, "revoke", MF_CAP_UPDATE, cap, path, len);
+}
 
 /* Paths follow CLI.md "Policy paths"; "(default)" marks operations on the
  * caller's own token or leases, which the default policy allows; "" marks
@@ -21,21 +73,23 @@ static const struct mf_op_def op_table[] = {
     ROW(INIT, "operator.init", mf_op_init, LEADER, false, true, "", ""),
     ROW(UNSEAL, "operator.unseal", mf_op_unseal, HERE, false, true, "", ""),
     ROW(SEAL, "operator.seal", mf_op_seal, HERE, true, false, "sudo", "sys/seal"),
-    ROW(LEASE_GRANT, "lease.grant", mf_op_lease_grant, LEADER, true, false, "update",
-        "sys/leases/grant/{name}"),
-    ROW(LEASE_RENEW, "lease.renew", mf_op_lease_renew, LEADER, true, false, "update",
-        "sys/leases/renew/{lease_id}"),
-    ROW(LEASE_REVOKE, "lease.revoke", mf_op_lease_revoke, LEADER, true, false, "update",
-        "sys/leases/revoke/{lease_id}"),
-    ROW(LEASE_LOOKUP, "lease.lookup", mf_op_lease_lookup, READ, true, false, "read",
-        "sys/leases/lookup/{lease_id}"),
+    ROWD(LEASE_GRANT, "lease.grant", mf_op_lease_grant, LEADER, "update",
+         "sys/leases/grant/{name}", mf_op_lease_grant_authz),
+    ROWD(LEASE_RENEW, "lease.renew", mf_op_lease_renew, LEADER, "update",
+         "sys/leases/renew/{lease_id}|sys/leases/self/renew/{lease_id}", mf_op_lease_authz),
+    ROWD(LEASE_REVOKE, "lease.revoke", mf_op_lease_revoke, LEADER, "update|sudo",
+         "sys/leases/revoke/{lease_id}|sys/leases/self/revoke/{lease_id}|"
+         "sys/leases/revoke-prefix/{lease_id}|sys/leases/revoke-force/{lease_id}",
+         mf_op_lease_authz),
+    ROWD(LEASE_LOOKUP, "lease.lookup", mf_op_lease_lookup, READ, "read",
+         "sys/leases/lookup/{lease_id}|sys/leases/self/lookup/{lease_id}", mf_op_lease_authz),
     ROW(LEASE_LIST, "lease.list", mf_op_lease_list, READ, true, false, "list",
         "sys/leases/lookup/{prefix}"),
-    ROW(KV_PUT, "kv.put", mf_op_kv_put, LEADER, true, false, "create|update",
-        "kv/data/{path}"),
+    ROWD(KV_PUT, "kv.put", mf_op_kv_put, LEADER, "create|update", "kv/data/{path}",
+         mf_op_kv_put_authz),
     ROW(KV_GET, "kv.get", mf_op_kv_get, READ, true, false, "read", "kv/data/{path}"),
-    ROW(KV_VERSIONS, "kv.versions", mf_op_kv_versions, LEADER, true, false,
-        "delete|update|update", "kv/data/{path}|kv/undelete/{path}|kv/destroy/{path}"),
+    ROWD(KV_VERSIONS, "kv.versions", mf_op_kv_versions, LEADER, "delete|update|update",
+         "kv/data/{path}|kv/undelete/{path}|kv/destroy/{path}", mf_op_kv_versions_authz),
     ROW(KV_LIST, "kv.list", mf_op_kv_list, READ, true, false, "list", "kv/metadata/{prefix}"),
     ROW(KV_METADATA_GET, "kv.metadata.get", mf_op_kv_metadata_get, READ, true, false, "read",
         "kv/metadata/{path}"),
@@ -43,12 +97,15 @@ static const struct mf_op_def op_table[] = {
         "update", "kv/metadata/{path}"),
     ROW(CREDS_ISSUE, "creds.issue", mf_op_creds_issue, LEADER, true, false, "read",
         "{mount}/creds/{role}"),
-    ROW(TOKEN_CREATE, "token.create", mf_op_token_create, LEADER, true, false, "update|sudo",
-        "auth/token/create|auth/token/create-orphan"),
-    ROW(TOKEN_LOOKUP, "token.lookup", mf_op_token_lookup, READ, true, false, "update",
-        "auth/token/lookup|auth/token/lookup-accessor"),
-    ROW(TOKEN_REVOKE, "token.revoke", mf_op_token_revoke, LEADER, true, false, "update",
-        "auth/token/revoke|auth/token/revoke-accessor"),
+    /* -orphan also needs sudo on auth/token/create-orphan (op_tokens.c). */
+    ROW(TOKEN_CREATE, "token.create", mf_op_token_create, LEADER, true, false, "update",
+        "auth/token/create"),
+    ROWD(TOKEN_LOOKUP, "token.lookup", mf_op_token_lookup, READ, "read|update",
+         "auth/token/lookup-self|auth/token/lookup|auth/token/lookup-accessor",
+         token_lookup_authz),
+    ROWD(TOKEN_REVOKE, "token.revoke", mf_op_token_revoke, LEADER, "update",
+         "auth/token/revoke-self|auth/token/revoke|auth/token/revoke-accessor",
+         token_revoke_authz),
     ROW(ENGINE_ENABLE, "engine.enable", mf_op_engine_enable, LEADER, true, false, "sudo",
         "sys/engines/{mount}"),
     ROW(ENGINE_ROLE_PUT, "engine.role.put", mf_op_engine_role_put, LEADER, true, false,
@@ -94,6 +151,85 @@ enum mf_route mf_dispatch_route(const struct mf_op_def *d, bool leading, bool fr
     return MF_ROUTE_NOT_LEADER;
 }
 
+/* The operation's own message (the member of Request's `op` oneof). */
+static const ProtobufCMessage *op_message(const Mayfly__Api__Request *q)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(&mayfly__api__request__descriptor, q->op_case);
+    return f ? *(const ProtobufCMessage *const *)((const char *)q + f->offset) : NULL;
+}
+
+/* Expands "kv/data/{path}" with the string fields of message m. */
+static int expand(const ProtobufCMessage *m, const char *tmpl, char *out, size_t len)
+{
+    size_t n = 0;
+    for (const char *p = tmpl; *p; p++) {
+        const char *piece = p;
+        size_t piece_len = 1;
+        if (*p == '{') {
+            const char *end = strchr(p, '}');
+            char name[64];
+            if (!m || !end || (size_t)(end - p - 1) >= sizeof(name))
+                return MF_EINVAL;
+            memcpy(name, p + 1, (size_t)(end - p - 1));
+            name[end - p - 1] = '\0';
+            const ProtobufCFieldDescriptor *f =
+                protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+            if (!f || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED)
+                return MF_EINVAL;
+            piece = *(const char *const *)((const char *)m + f->offset);
+            piece_len = strlen(piece);
+            p = end;
+        }
+        if (n + piece_len >= len)
+            return MF_ETOOLARGE;
+        memcpy(out + n, piece, piece_len);
+        n += piece_len;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+int mf_dispatch_describe(struct req *r, const struct mf_op_def *d, unsigned *cap, char *path,
+                         size_t len)
+{
+    if (d->describe)
+        return d->describe(r, cap, path, len);
+    if (mf_cap_parse(d->capability, cap))
+        return MF_EINVAL;
+    return expand(op_message(r->pb), d->policy_path, path, len);
+}
+
+/* Authorises r under row d (DESIGN.md "Authorization"): on the node it
+ * entered, again on the leader for a forwarded write, and for a read after
+ * its read index applied. False after answering r when refused. */
+static bool authorize(struct req *r, const struct mf_op_def *d)
+{
+    if (!d->token || !d->capability[0])
+        return true; /* status, init, unseal: no token, no policy */
+    unsigned cap = 0;
+    char path[MF_DISPATCH_PATH_MAX];
+    int rc = mf_dispatch_describe(r, d, &cap, path, sizeof(path));
+    if (rc) {
+        mf_api_reply_error(r, rc == MF_ETOOLARGE ? MF_EINVAL : rc,
+                           rc == MF_ETOOLARGE ? "the request's path is too long" : "%s",
+                           mf_strerror(rc));
+        return false;
+    }
+    struct mf_authz_decision dec;
+    if (mf_authz_decide(r, cap, path, &dec) == 0 && dec.allowed)
+        return true;
+    mf_api_reply_error(r, MF_EPERM, "permission denied: %s needs '%s' on '%s'", d->name,
+                       mf_cap_name(cap), path);
+    return false;
+}
+
+static void run(struct req *r, const struct mf_op_def *d)
+{
+    if (authorize(r, d))
+        d->run(r);
+}
+
 static void on_read_index(void *arg, int rc)
 {
     struct req *r = arg;
@@ -102,7 +238,12 @@ static void on_read_index(void *arg, int rc)
                                   "cannot confirm a linearizable read (%s); retry, or ask for "
                                   "-consistency stale",
                                   mf_strerror(rc));
-    mf_dispatch_find(r->pb->op_case)->run(r);
+    /* Authorised now, on the state this read reads: a token revoked a moment
+     * ago is refused here even by a lagging follower. */
+    const struct mf_op_def *d = mf_dispatch_find(r->pb->op_case);
+    if (d->token && mf_tokens_authenticate(r))
+        return mf_api_reply_error(r, MF_EUNAUTH, "missing, unknown or expired token");
+    run(r, d);
 }
 
 static void route(struct req *r, const struct mf_op_def *d)
@@ -112,7 +253,7 @@ static void route(struct req *r, const struct mf_op_def *d)
     int rc;
     switch (mf_dispatch_route(d, mf_node_is_leader(s->node), r->peer != 0, stale)) {
     case MF_ROUTE_RUN:
-        return d->run(r);
+        return run(r, d);
     case MF_ROUTE_BARRIER:
         rc = mf_node_read_index(s->node, on_read_index, r);
         if (rc)
@@ -120,6 +261,8 @@ static void route(struct req *r, const struct mf_op_def *d)
                                mf_strerror(rc));
         return;
     case MF_ROUTE_FORWARD:
+        if (!authorize(r, d)) /* on entry; the leader decides again */
+            return;
         rc = mf_api_forward(s, r);
         if (rc)
             mf_api_reply_error(r, MF_EUNAVAIL, "no leader to forward to (%s); retry",

@@ -16,6 +16,8 @@
 
 #include "server/api.h"
 
+#define MF_DISPATCH_PATH_MAX 4200 /* a policy path: a KV path (4,096) and its prefix */
+
 enum mf_where {
     MF_WHERE_HERE,   /* on the node the client reached (status, unseal, seal) */
     MF_WHERE_LEADER, /* writes and engine calls: a follower forwards them */
@@ -30,10 +32,22 @@ struct mf_op_def {
     bool token;               /* needs a valid token */
     bool sealed_ok;           /* served while this node is sealed */
     /* What a policy must grant (CLI.md "Policy paths"): the capability, and
-     * the path pattern with {field} for the request's field. */
+     * the path with {field} standing for a string field of the operation's
+     * message. "" for both: no policy applies (no token, shares instead). */
     const char *capability;
     const char *policy_path;
+    /* For operations whose capability or path depends on the request or the
+     * state (create or update, the caller's own lease or token): writes the
+     * capability (one MF_CAP_ bit) and the path; or returns an error, which
+     * the dispatcher answers. NULL: the capability and path above, expanded. */
+    int (*describe)(struct req *r, unsigned *cap, char *path, size_t len);
 };
+
+/* The capability and policy path r needs under row d (the row's describe,
+ * or its template expanded with r's fields). @return 0; MF_EINVAL (a
+ * template names no string field); MF_ETOOLARGE (path too long). */
+int mf_dispatch_describe(struct req *r, const struct mf_op_def *d, unsigned *cap, char *path,
+                         size_t len);
 
 /* What to do with a request for `d` here and now. */
 enum mf_route {

@@ -16,6 +16,8 @@
 #include "common/env.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "auth/policy.h"
+#include "server/authz.h"
 #include "server/handler.h"
 #include "server/op_kv.h"
 #include "store/kv.h"
@@ -47,6 +49,32 @@ static void finish_kv_put(struct req *r, const Result *res_ptr, Resp *resp)
     mf_api_reply(r, resp);
 }
 
+int mf_op_kv_put_authz(struct req *r, unsigned *cap, char *path, size_t len)
+{
+    /* update covers any write; create alone only a new path, enforced at
+     * apply as CAS 0 (a soft-deleted path has a version: it exists). */
+    if ((size_t)snprintf(path, len, "kv/data/%s", r->pb->kv_put->path) >= len)
+        return MF_ETOOLARGE;
+    *cap = MF_CAP_UPDATE;
+    if (!mf_authz_allows(r, MF_CAP_UPDATE, path) && mf_authz_allows(r, MF_CAP_CREATE, path)) {
+        *cap = MF_CAP_CREATE;
+        r->create_only = true;
+    }
+    return 0;
+}
+
+int mf_op_kv_versions_authz(struct req *r, unsigned *cap, char *path, size_t len)
+{
+    const Mayfly__Api__KvVersionsRequest *q = r->pb->kv_versions;
+    const char *area = "data";
+    *cap = MF_CAP_DELETE;
+    if (q->op != MAYFLY__API__KV_VERSION_OP__KV_DELETE) {
+        *cap = MF_CAP_UPDATE;
+        area = q->op == MAYFLY__API__KV_VERSION_OP__KV_UNDELETE ? "undelete" : "destroy";
+    }
+    return (size_t)snprintf(path, len, "kv/%s/%s", area, q->path) < len ? 0 : MF_ETOOLARGE;
+}
+
 void mf_op_kv_put(struct req *r)
 {
     const Mayfly__Api__KvPutRequest *p = r->pb->kv_put;
@@ -56,8 +84,8 @@ void mf_op_kv_put(struct req *r)
         return mf_api_reply_error(r, MF_EINVAL, "kv put needs at least one KEY=VALUE");
     Mayfly__Cmd__KvPut m = MAYFLY__CMD__KV_PUT__INIT;
     m.path = p->path;
-    m.has_cas = p->has_cas;
-    m.cas = p->cas;
+    m.has_cas = p->has_cas || r->create_only;
+    m.cas = r->create_only ? 0 : p->cas;
     if (p->lease_id[0] && mf_handler_lease_seq(p->lease_id, &m.lease_seq))
         return mf_api_reply_error(r, MF_EINVAL, "'%s' is not a lease id", p->lease_id);
     char *json = kv_data_json(p);

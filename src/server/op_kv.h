@@ -6,6 +6,10 @@
 
 #include "server/handler.h"
 
+/* Capability and policy path (dispatch.h `describe`). */
+int mf_op_kv_put_authz(struct req *r, unsigned *cap, char *path, size_t len);
+int mf_op_kv_versions_authz(struct req *r, unsigned *cap, char *path, size_t len);
+
 void mf_op_kv_put(struct req *r);
 void mf_op_kv_versions(struct req *r);
 void mf_op_kv_metadata_put(struct req *r);

@@ -11,6 +11,7 @@
 #include "common/env.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "auth/policy.h"
 #include "server/handler.h"
 #include "server/op_leases.h"
 #include "server/proposer.h"
@@ -36,6 +37,66 @@ static void finish_lease_grant(struct req *r, const Result *res_ptr, Resp *resp)
     resp->result_case = MAYFLY__API__RESPONSE__RESULT_LEASE_GRANT;
     resp->lease_grant = &out;
     mf_api_reply(r, resp);
+}
+
+int mf_op_lease_grant_authz(struct req *r, unsigned *cap, char *path, size_t len)
+{
+    const char *name = r->pb->lease_grant->name;
+    *cap = MF_CAP_UPDATE;
+    return (size_t)snprintf(path, len, "sys/leases/grant/%s", name[0] ? name : "default") < len
+               ? 0
+               : MF_ETOOLARGE;
+}
+
+/* Does r's token own lease `id`? (Unknown or malformed ids: no.) */
+static bool owns_lease(struct req *r, const char *id)
+{
+    uint64_t seq;
+    if (!r->has_token || mf_handler_lease_seq(id, &seq))
+        return false;
+    MDB_txn *txn;
+    if (mf_srv_read_begin(r->srv, &txn))
+        return false;
+    Mayfly__Cmd__LeaseRecord *rec = NULL;
+    bool own = mf_lease_get(txn, mf_fsm_state(r->srv->fsm), seq, &rec) == 0 &&
+               rec->owner_token_hash.len == 32 &&
+               CRYPTO_memcmp(rec->owner_token_hash.data, r->token_hash, 32) == 0;
+    mf_srv_read_end(r->srv, txn);
+    mf_lease_free(rec);
+    return own;
+}
+
+int mf_op_lease_authz(struct req *r, unsigned *cap, char *path, size_t len)
+{
+    const char *id, *op;
+    *cap = MF_CAP_UPDATE;
+    switch (r->pb->op_case) {
+    case MAYFLY__API__REQUEST__OP_LEASE_RENEW:
+        id = r->pb->lease_renew->lease_id;
+        op = "renew";
+        break;
+    case MAYFLY__API__REQUEST__OP_LEASE_LOOKUP:
+        id = r->pb->lease_lookup->lease_id;
+        op = "lookup";
+        *cap = MF_CAP_READ;
+        break;
+    case MAYFLY__API__REQUEST__OP_LEASE_REVOKE:
+        id = r->pb->lease_revoke->lease_id;
+        op = "revoke";
+        if (r->pb->lease_revoke->prefix || r->pb->lease_revoke->force) {
+            *cap = MF_CAP_SUDO;
+            op = r->pb->lease_revoke->prefix ? "revoke-prefix" : "revoke-force";
+            return (size_t)snprintf(path, len, "sys/leases/%s/%s", op, id) < len ? 0
+                                                                                : MF_ETOOLARGE;
+        }
+        break;
+    default:
+        return MF_EINVAL;
+    }
+    /* The caller's own lease: the default policy's sys/leases/self/ paths. */
+    const char *self = owns_lease(r, id) ? "self/" : "";
+    return (size_t)snprintf(path, len, "sys/leases/%s%s/%s", self, op, id) < len ? 0
+                                                                                : MF_ETOOLARGE;
 }
 
 void mf_op_lease_grant(struct req *r)

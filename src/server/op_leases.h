@@ -6,6 +6,10 @@
 
 #include "server/handler.h"
 
+/* Capability and policy path (dispatch.h `describe`). */
+int mf_op_lease_grant_authz(struct req *r, unsigned *cap, char *path, size_t len);
+int mf_op_lease_authz(struct req *r, unsigned *cap, char *path, size_t len);
+
 void mf_op_lease_grant(struct req *r);
 void mf_op_lease_renew(struct req *r);
 void mf_op_lease_revoke(struct req *r);

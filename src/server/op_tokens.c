@@ -65,9 +65,12 @@ int mf_tokens_authenticate(struct req *r)
     if (rc)
         return rc == MF_ENOTFOUND ? MF_EUNAUTH : rc;
     bool expired = t->expire_at_ms && mf_now_wall_ms() >= t->expire_at_ms;
-    mf_token_free(t);
-    if (expired)
+    if (expired) {
+        mf_token_free(t);
         return MF_EUNAUTH;
+    }
+    mf_token_free(r->token);
+    r->token = t; /* its policies decide (authz.c) */
     r->has_token = true;
     return 0;
 }

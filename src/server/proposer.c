@@ -11,7 +11,7 @@
 
 #include "common/env.h"
 #include "common/err.h"
-#include "server/node.h"
+#include "node/node.h"
 #include "store/barrier.h"
 #include "store/fsm.h"
 

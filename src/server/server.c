@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "net/tls.h"
 #include "server/api.h"
+#include "server/authz.h"
 #include "server/crl.h"
 #include "server/dispatch.h"
 #include "server/metrics.h"
@@ -60,6 +61,8 @@ static void sm_applied(void *ctx, const struct mf_raft_entry *e, void *result)
     const Mayfly__Cmd__Result *res = result;
     if (res && res->code == 0 && res->seq && res->expire_at_ms)
         mf_sched_applied(s, res->expire_at_ms);
+    if (res && res->code == 0 && res->policies_changed)
+        mf_authz_reload(s); /* before any read waiting for this index runs */
     mf_fsm_result_free(result);
     if (mf_barrier_sealed(s->barrier)) {
         mf_srv_try_auto_unseal(s);
@@ -113,6 +116,9 @@ static int sm_snapshot_install(void *ctx, const char *path, uint64_t *index)
         MF_ERROR(LOG_MOD, "installing snapshot %s: %s", path, err[0] ? err : mf_strerror(rc));
     else
         mf_proposer_applied_now(s->prop, mf_fsm_now(s->fsm));
+    if (!rc)
+        /* Writer thread: the loop reloads before its next decision. */
+        __atomic_store_n(&s->policies_stale, true, __ATOMIC_RELEASE);
     return rc;
 }
 
@@ -204,7 +210,9 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
     };
     /* The proposer exists before the node: the node's first callbacks (a
      * single node elects itself at once) may reach it. */
-    rc = mf_proposer_node_new(NULL, s->barrier, mf_fsm_now(s->fsm), &s->prop);
+    rc = mf_authz_init(s);
+    if (!rc)
+        rc = mf_proposer_node_new(NULL, s->barrier, mf_fsm_now(s->fsm), &s->prop);
     if (!rc)
         rc = mf_mounts_init(s);
     if (!rc)
@@ -246,6 +254,7 @@ void mf_server_stop(struct mf_server *s)
     mf_node_stop(s->node);
     s->node = NULL;
     mf_crl_free(s);
+    mf_authz_free(s);
     mf_fsm_close(s->fsm);
     mf_seal_free(s->seal);
     mf_barrier_free(s->barrier);

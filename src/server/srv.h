@@ -18,7 +18,7 @@
 #include <uv.h>
 
 #include "common/config.h"
-#include "server/node.h"
+#include "node/node.h"
 #include "store/barrier.h"
 #include "store/fsm.h"
 #include "store/seal.h"
@@ -36,6 +36,7 @@ struct mf_mounts;
 struct mf_sched;
 struct mf_crl;
 struct mf_metrics;
+struct mf_authz;
 
 struct mf_server {
     uv_loop_t *loop;
@@ -58,6 +59,7 @@ struct mf_server {
     unsigned handles_open;       /* uv handles of any concern still closing */
     uv_timer_t housekeeping;     /* server.c: forwards, metrics, CRL copies */
     bool housekeeping_started;
+    bool policies_stale;         /* a snapshot was installed (writer thread, atomic) */
     bool dev_init_started;
     char *dev_root_token;        /* dev mode: wiped at stop */
     /* Each concern's own state (NULL until started, or when disabled). */
@@ -67,6 +69,7 @@ struct mf_server {
     struct mf_sched *sched;
     struct mf_crl *crl;
     struct mf_metrics *metrics;
+    struct mf_authz *authz;
 };
 
 /* Read transactions on the state: every loop-thread read goes through these

@@ -2,6 +2,7 @@
  * apply path: deterministic, no clock, no randomness. */
 #include "store/policies.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "common/err.h"
@@ -16,12 +17,12 @@ static int valid_name(const char *n)
 int mf_policy_apply_put(struct mf_apply *a, const Mayfly__Cmd__PolicyPut *m,
                         Mayfly__Cmd__Result *r)
 {
-    (void)r;
     if (!valid_name(m->name))
         return mf_apply_fail(a, MF_EINVAL, "policy name must be 1-%d bytes", MF_POLICY_NAME_MAX);
     if (m->body.len > MF_POLICY_BODY_MAX)
         return mf_apply_fail(a, MF_ETOOLARGE, "policy larger than %d bytes", MF_POLICY_BODY_MAX);
     MDB_val k = {strlen(m->name), m->name}, d = {m->body.len, m->body.data ? m->body.data : (uint8_t *)""};
+    r->policies_changed = true;
     return mf_state_err(mdb_put(a->txn, a->st->dbi[MF_DB_POLICIES], &k, &d, 0), "policy put");
 }
 
@@ -35,6 +36,7 @@ int mf_policy_apply_delete(struct mf_apply *a, const Mayfly__Cmd__PolicyDelete *
     if (rc == MDB_NOTFOUND)
         return mf_apply_fail(a, MF_ENOTFOUND, "no policy named %s", m->name);
     r->count = rc == 0;
+    r->policies_changed = rc == 0;
     return mf_state_err(rc, "policy delete");
 }
 

@@ -181,7 +181,7 @@ class PkiEngine(unittest.TestCase):
     def test_retried_issue_returns_the_first_credential(self):
         """A creds issue retried with the same request id (its answer was lost)
         answers the credential of the first attempt: one lease, one engine call."""
-        from test_cluster import raw_call
+        from tests.integration.test_cluster import raw_call
         tok = self.c.token.encode()
         key = os.urandom(16)
         creds = b"\x0a\x03pki\x12\x03web"

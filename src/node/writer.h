@@ -11,8 +11,8 @@
  * Ownership: jobs are the caller's memory and must live until `done` runs.
  * Threads: mf_writer_submit only from the loop thread.
  */
-#ifndef MF_SERVER_WRITER_H
-#define MF_SERVER_WRITER_H
+#ifndef MF_NODE_WRITER_H
+#define MF_NODE_WRITER_H
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -1,5 +1,5 @@
 /* Raft messages on the wire (see peer_codec.h). */
-#include "server/peer_codec.h"
+#include "node/peer_codec.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common/err.h"
-#include "server/peer_codec.h"
+#include "node/peer_codec.h"
 
 static struct mf_raft_msg full_msg(uint32_t type)
 {
@@ -68,7 +68,7 @@ static void assert_same(const struct mf_raft_msg *a, const struct mf_raft_msg *b
 
 /* Every message type keeps every field through encode and decode, including
  * the snapshot offset and done flag of a SNAP_RESP (which has no snapshot meta). */
-static void test_server_codec_round_trips_every_type(void **state)
+static void test_node_codec_round_trips_every_type(void **state)
 {
     (void)state;
     for (uint32_t t = MF_RAFT_MSG_APP; t <= MF_RAFT_MSG_READ_INDEX_RESP; t++) {
@@ -87,7 +87,7 @@ static void test_server_codec_round_trips_every_type(void **state)
 }
 
 /* Garbage, an unknown type and a truncated message are refused, never crash. */
-static void test_server_codec_refuses_bad_bytes(void **state)
+static void test_node_codec_refuses_bad_bytes(void **state)
 {
     (void)state;
     struct mf_peer_decoded d;
@@ -122,8 +122,8 @@ static void test_server_codec_refuses_bad_bytes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_server_codec_round_trips_every_type),
-        cmocka_unit_test(test_server_codec_refuses_bad_bytes),
+        cmocka_unit_test(test_node_codec_round_trips_every_type),
+        cmocka_unit_test(test_node_codec_refuses_bad_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /* The node driver: Raft core + LMDB log + writer thread + peer transport on
  * one libuv loop. See node.h for the order of work and why. */
-#include "server/node.h"
+#include "node/node.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -19,8 +19,8 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "net/transport.h"
-#include "server/peer_codec.h"
-#include "server/writer.h"
+#include "node/peer_codec.h"
+#include "node/writer.h"
 #include "store/log.h"
 
 #define LOG_MOD "node"

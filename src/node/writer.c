@@ -1,5 +1,5 @@
 /* The writer thread: runs LMDB write work off the loop, in order. */
-#include "server/writer.h"
+#include "node/writer.h"
 
 #include <errno.h>
 #include <string.h>

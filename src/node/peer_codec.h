@@ -5,8 +5,8 @@
  * point into the unpacked protobuf, which the caller frees with
  * mf_peer_msg_free once mf_raft_step has returned.
  */
-#ifndef MF_SERVER_PEER_CODEC_H
-#define MF_SERVER_PEER_CODEC_H
+#ifndef MF_NODE_PEER_CODEC_H
+#define MF_NODE_PEER_CODEC_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -32,8 +32,8 @@
  * the core, the log, the writer thread and the transport. Threads: every
  * function here is for the loop thread only.
  */
-#ifndef MF_SERVER_NODE_H
-#define MF_SERVER_NODE_H
+#ifndef MF_NODE_NODE_H
+#define MF_NODE_NODE_H
 
 #include <openssl/ssl.h>
 #include <stdbool.h>
