@@ -52,6 +52,5 @@ int mf_tokens_secret_open(struct mf_server *s, const Result *res, uint64_t write
 void mf_op_token_create(struct req *r);
 void mf_op_token_revoke(struct req *r);
 void mf_op_token_lookup(struct req *r);
-void mf_op_token_renew(struct req *r);
 
 #endif
