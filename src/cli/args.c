@@ -35,7 +35,8 @@ static const struct flag_def flag_defs[] = {
     {"limit", true, false},         {"after", true, false},
     {"policy", true, false},        {"orphan", false, false},
     {"accessor", false, false},     {"type", true, false},
-    {"config", true, false},
+    {"config", true, false},       {"no-default-policy", false, false},
+    {"remote-addr", true, false},  {"claims", true, false},
 };
 
 static const struct flag_def *find_flag(const char *name, size_t len)
@@ -97,6 +98,8 @@ static int load_env(struct mf_cli_globals *g, char *err, size_t err_len)
     g->timeout_ms = 10000;
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
         const char *v = getenv(map[i].env);
+        if (v && *v && strcmp(map[i].flag, "token") == 0)
+            g->token_env = v;
         if (v && *v) {
             int rc = set_global(g, map[i].flag, v, err, err_len);
             if (rc)
@@ -160,6 +163,8 @@ static int split_argv(int argc, char **argv, struct mf_cli_args *out, const char
             int rc = set_global(&out->g, fd->name, value, err, err_len);
             if (rc)
                 return rc;
+            if (strcmp(fd->name, "token") == 0)
+                out->g.token_arg = value;
             continue;
         }
         if (out->flags_len == MF_CLI_FLAGS_MAX)

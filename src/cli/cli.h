@@ -38,7 +38,9 @@ enum mf_cli_format { MF_CLI_FORMAT_TABLE, MF_CLI_FORMAT_JSON };
 
 struct mf_cli_globals {
     const char *addr;
-    const char *token;
+    const char *token;        /* the caller's: -token, else MAYFLY_TOKEN */
+    const char *token_arg;    /* -token as given on the command line (NULL: none) */
+    const char *token_env;    /* MAYFLY_TOKEN (NULL: unset) */
     const char *ca_cert;
     const char *client_cert;
     const char *client_key;
@@ -86,6 +88,11 @@ bool mf_cli_flag_set(const struct mf_cli_args *a, const char *name);
  * (from `in`). Returns 0 or MF_EINVAL with a message. */
 int mf_cli_build(const struct mf_cli_args *a, struct mf_cli_arena *arena, FILE *in,
                  Mayfly__Api__Request *req, bool *is_write, char *err, size_t err_len);
+
+/* The token the request is sent with. Usually g.token; `policy check -token T`
+ * names the token to check, and the caller is then MAYFLY_TOKEN (or T itself
+ * when MAYFLY_TOKEN is unset). */
+const char *mf_cli_caller_token(const struct mf_cli_args *a);
 
 /* Render a successful Response as the command's JSON shape (new reference).
  * Returns NULL if the response does not carry the result this command

@@ -18,6 +18,11 @@ struct mf_cli_command {
     json_t *(*json)(const struct mf_cli_args *a, const Mayfly__Api__Response *r);
 };
 
+/* The human output of a command whose answer the generic key/value table
+ * does not fit (it gets the JSON shape); NULL: the generic table. */
+typedef void (*mf_cli_table_fn)(json_t *doc, FILE *out);
+mf_cli_table_fn mf_cli_command_table(const struct mf_cli_command *c);
+
 /* Longest match of the command words at the start of words; *used gets how
  * many words it took. NULL if none matches. */
 const struct mf_cli_command *mf_cli_command_find(const char **words, size_t n, size_t *used);

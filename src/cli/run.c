@@ -123,6 +123,12 @@ void mf_cli_render_table(const struct mf_cli_args *a, const Mayfly__Api__Respons
     json_t *doc = mf_cli_render_json(a, resp);
     if (!doc)
         return;
+    mf_cli_table_fn table = mf_cli_command_table(a->cmd);
+    if (table) {
+        table(doc, out);
+        json_decref(doc);
+        return;
+    }
     const char *field = mf_cli_flag(a, "field");
     json_t *data = json_object_get(doc, "data");
     if (field && json_is_object(data)) { /* -field prints the bare value, like vault */
@@ -234,7 +240,7 @@ int mf_cli_main(int argc, char **argv, FILE *in, FILE *out, FILE *errout)
         .ca_file = args.g.ca_cert,
         .cert_file = args.g.client_cert,
         .key_file = args.g.client_key,
-        .token = args.g.token,
+        .token = mf_cli_caller_token(&args),
         .timeout_ms = args.g.timeout_ms,
     };
     struct mf_client *client = NULL;

@@ -15,6 +15,7 @@
 #include "server/op_engines.h"
 #include "server/op_kv.h"
 #include "server/op_leases.h"
+#include "server/op_policy.h"
 #include "server/op_sys.h"
 #include "server/op_tokens.h"
 
@@ -116,6 +117,16 @@ static const struct mf_op_def op_table[] = {
         "update", "{mount}/rotate-root"),
     /* The CRL is signed by the leader's engine. */
     ROW(ENGINE_CRL, "engine.crl", mf_op_engine_crl, LEADER, true, false, "read", "{mount}/crl"),
+    ROW(POLICY_WRITE, "policy.write", mf_op_policy_write, LEADER, true, false, "update",
+        "sys/policies/acl/{name}"),
+    ROW(POLICY_READ, "policy.read", mf_op_policy_read, READ, true, false, "read",
+        "sys/policies/acl/{name}"),
+    ROW(POLICY_LIST, "policy.list", mf_op_policy_list, READ, true, false, "list",
+        "sys/policies/acl"),
+    ROW(POLICY_DELETE, "policy.delete", mf_op_policy_delete, LEADER, true, false, "delete",
+        "sys/policies/acl/{name}"),
+    ROW(POLICY_CHECK, "policy.check", mf_op_policy_check, READ, true, false, "read",
+        "sys/policies/check"),
 };
 #undef ROW
 

@@ -363,6 +363,199 @@ static void test_cli_main_exit_codes_local(void **state)
     fclose(errf);
 }
 
+/* policy write sends the file's or stdin's text as is (the server's parser judges it). */
+static void test_cli_policy_write_file_or_stdin(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/mf-cli-policy-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *doc = "{\"path\": {\"kv/data/*\": {\"capabilities\": [\"read\"]}}}";
+    assert_int_equal(write(fd, doc, strlen(doc)), (ssize_t)strlen(doc));
+    close(fd);
+    struct mf_cli_args a;
+    char err[MF_CLI_ERR_LEN];
+    struct mf_cli_arena ar = {0};
+    Mayfly__Api__Request req;
+    bool w = false;
+    assert_int_equal(parse(&a, err, 4, "policy", "write", "app-read", path), 0);
+    assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
+    assert_true(w);
+    assert_int_equal(req.op_case, MAYFLY__API__REQUEST__OP_POLICY_WRITE);
+    assert_string_equal(req.policy_write->name, "app-read");
+    assert_string_equal(req.policy_write->body, doc);
+    char dup[] = "{\"path\": {}, \"path\": {}}"; /* not judged here */
+    FILE *in = fmemopen(dup, strlen(dup), "r");
+    assert_int_equal(parse(&a, err, 4, "policy", "write", "x", "-"), 0);
+    assert_int_equal(mf_cli_build(&a, &ar, in, &req, &w, err, sizeof(err)), 0);
+    assert_string_equal(req.policy_write->body, dup);
+    fclose(in);
+    assert_int_equal(parse(&a, err, 4, "policy", "write", "x", "/nonexistent/p.json"), 0);
+    assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
+    assert_non_null(strstr(err, "cannot open"));
+    assert_int_equal(parse(&a, err, 3, "policy", "write", "x"), MF_EINVAL);
+    mf_cli_arena_free(&ar);
+    unlink(path);
+}
+
+/* policy check carries policies, address, claims, OP and PATH, and refuses an unknown OP,
+ * bad claims and -token together with -policy. */
+static void test_cli_policy_check_request(void **state)
+{
+    (void)state;
+    struct mf_cli_args a;
+    char err[MF_CLI_ERR_LEN];
+    struct mf_cli_arena ar = {0};
+    Mayfly__Api__Request req;
+    bool w = true;
+    assert_int_equal(parse(&a, err, 12, "policy", "check", "-policy", "A", "-policy", "B",
+                           "-remote-addr", "10.1.2.3", "-claims", "{\"ns\": \"payments\"}", "read",
+                           "kv/data/app/web/config"),
+                     0);
+    assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
+    assert_false(w);
+    const Mayfly__Api__PolicyCheckRequest *c = req.policy_check;
+    assert_int_equal(c->n_policies, 2);
+    assert_string_equal(c->policies[0], "A");
+    assert_string_equal(c->policies[1], "B");
+    assert_string_equal(c->token, "");
+    assert_string_equal(c->remote_addr, "10.1.2.3");
+    assert_string_equal(c->claims_json, "{\"ns\": \"payments\"}");
+    assert_string_equal(c->capability, "read");
+    assert_string_equal(c->path, "kv/data/app/web/config");
+    assert_int_equal(parse(&a, err, 4, "policy", "check", "fly", "kv/data/x"), 0);
+    assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
+    assert_non_null(strstr(err, "not an operation"));
+    assert_int_equal(parse(&a, err, 8, "policy", "check", "-policy", "A", "-claims", "[1]",
+                           "read", "p"),
+                     0);
+    assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
+    assert_int_equal(parse(&a, err, 8, "policy", "check", "-policy", "A", "-token", "mf.t",
+                           "read", "p"),
+                     0);
+    assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
+    assert_non_null(strstr(err, "not both"));
+    mf_cli_arena_free(&ar);
+}
+
+/* policy check -token T checks T and is sent with MAYFLY_TOKEN when set; without -token and
+ * -policy it checks the caller's own token; other commands always send -token. */
+static void test_cli_policy_check_token_roles(void **state)
+{
+    (void)state;
+    struct mf_cli_args a;
+    char err[MF_CLI_ERR_LEN];
+    struct mf_cli_arena ar = {0};
+    Mayfly__Api__Request req;
+    bool w;
+    setenv("MAYFLY_TOKEN", "mf.caller", 1);
+    assert_int_equal(parse(&a, err, 6, "policy", "check", "-token", "mf.checked", "list", "p"), 0);
+    assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
+    assert_string_equal(req.policy_check->token, "mf.checked");
+    assert_string_equal(mf_cli_caller_token(&a), "mf.caller");
+    assert_int_equal(parse(&a, err, 4, "policy", "check", "read", "p"), 0);
+    assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
+    assert_string_equal(req.policy_check->token, "mf.caller");
+    assert_string_equal(mf_cli_caller_token(&a), "mf.caller");
+    assert_int_equal(parse(&a, err, 4, "-token", "mf.flag", "policy", "list"), 0);
+    assert_string_equal(mf_cli_caller_token(&a), "mf.flag");
+    unsetenv("MAYFLY_TOKEN");
+    assert_int_equal(parse(&a, err, 6, "policy", "check", "-token", "mf.checked", "list", "p"), 0);
+    assert_string_equal(mf_cli_caller_token(&a), "mf.checked");
+    assert_int_equal(parse(&a, err, 4, "policy", "check", "read", "p"), 0);
+    assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
+    mf_cli_arena_free(&ar);
+}
+
+/* token renew takes an optional TOKEN and -increment; token create takes -no-default-policy. */
+static void test_cli_token_renew_and_no_default(void **state)
+{
+    (void)state;
+    struct mf_cli_args a;
+    char err[MF_CLI_ERR_LEN];
+    struct mf_cli_arena ar = {0};
+    Mayfly__Api__Request req;
+    bool w = false;
+    assert_int_equal(parse(&a, err, 4, "token", "renew", "-increment", "1h"), 0);
+    assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
+    assert_true(w);
+    assert_int_equal(req.op_case, MAYFLY__API__REQUEST__OP_TOKEN_RENEW);
+    assert_string_equal(req.token_renew->token, "");
+    assert_int_equal(req.token_renew->increment_ms, 3600000);
+    assert_int_equal(parse(&a, err, 3, "token", "renew", "mf.other"), 0);
+    assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
+    assert_string_equal(req.token_renew->token, "mf.other");
+    assert_int_equal(req.token_renew->increment_ms, 0);
+    assert_int_equal(parse(&a, err, 4, "token", "renew", "-increment", "later"), 0);
+    assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
+    assert_int_equal(parse(&a, err, 3, "token", "create", "-no-default-policy"), 0);
+    assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
+    assert_true(req.token_create->no_default_policy);
+    assert_int_equal(parse(&a, err, 2, "token", "create"), 0);
+    assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
+    assert_false(req.token_create->no_default_policy);
+    mf_cli_arena_free(&ar);
+}
+
+/* policy read, list and check render the contract's shapes (null policy and rule when no
+ * rule matched). */
+static void test_cli_policy_json_shapes(void **state)
+{
+    (void)state;
+    struct mf_cli_args a;
+    char err[MF_CLI_ERR_LEN];
+    Mayfly__Api__Response r = MAYFLY__API__RESPONSE__INIT;
+
+    assert_int_equal(parse(&a, err, 3, "policy", "read", "app"), 0);
+    Mayfly__Api__PolicyReadResponse pr = MAYFLY__API__POLICY_READ_RESPONSE__INIT;
+    pr.name = "app";
+    pr.policy_json = "{\"path\":{\"kv/data/*\":{\"capabilities\":[\"read\"]}}}";
+    r.result_case = MAYFLY__API__RESPONSE__RESULT_POLICY_READ;
+    r.policy_read = &pr;
+    json_t *doc = mf_cli_render_json(&a, &r);
+    assert_non_null(doc);
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(text, "{\"name\":\"app\",\"policy\":{\"path\":{\"kv/data/*\":"
+                              "{\"capabilities\":[\"read\"]}}},\"read\":null}");
+    free(text);
+    json_decref(doc);
+    pr.policy_json = "not json";
+    assert_null(mf_cli_render_json(&a, &r));
+
+    assert_int_equal(parse(&a, err, 2, "policy", "list"), 0);
+    char *names[] = {"app", "default", "root"};
+    Mayfly__Api__PolicyListResponse pl = MAYFLY__API__POLICY_LIST_RESPONSE__INIT;
+    pl.n_names = 3, pl.names = names;
+    r.result_case = MAYFLY__API__RESPONSE__RESULT_POLICY_LIST;
+    r.policy_list = &pl;
+    doc = mf_cli_render_json(&a, &r);
+    assert_int_equal(json_array_size(json_object_get(doc, "policies")), 3);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(doc, "policies"), 2)),
+                        "root");
+    json_decref(doc);
+
+    assert_int_equal(parse(&a, err, 6, "policy", "check", "-policy", "A", "read", "x"), 0);
+    Mayfly__Api__PolicyCheckResponse pc = MAYFLY__API__POLICY_CHECK_RESPONSE__INIT;
+    pc.reason = "no matching rule";
+    r.result_case = MAYFLY__API__RESPONSE__RESULT_POLICY_CHECK;
+    r.policy_check = &pc;
+    doc = mf_cli_render_json(&a, &r);
+    text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(text, "{\"allowed\":false,\"capabilities\":[],\"policy\":null,"
+                              "\"reason\":\"no matching rule\",\"rule\":null}");
+    free(text);
+    json_decref(doc);
+    char *caps[] = {"read", "update"};
+    pc.allowed = true, pc.policy = "B", pc.rule = "kv/data/app/+/config", pc.reason = "allowed";
+    pc.n_capabilities = 2, pc.capabilities = caps;
+    doc = mf_cli_render_json(&a, &r);
+    assert_true(json_is_true(json_object_get(doc, "allowed")));
+    assert_string_equal(json_string_value(json_object_get(doc, "rule")), "kv/data/app/+/config");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(doc, "capabilities"), 1)),
+                        "update");
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +574,11 @@ int main(void)
         cmocka_unit_test(test_cli_lease_json_shapes),
         cmocka_unit_test(test_cli_error_json_shape),
         cmocka_unit_test(test_cli_main_exit_codes_local),
+        cmocka_unit_test(test_cli_policy_write_file_or_stdin),
+        cmocka_unit_test(test_cli_policy_check_request),
+        cmocka_unit_test(test_cli_policy_check_token_roles),
+        cmocka_unit_test(test_cli_token_renew_and_no_default),
+        cmocka_unit_test(test_cli_policy_json_shapes),
     };
     return cmocka_run_group_tests(tests, clear_env, NULL);
 }

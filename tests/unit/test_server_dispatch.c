@@ -106,6 +106,33 @@ static void test_server_dispatch_tokenless_and_sealed_rows(void **state)
     assert_int_equal(mf_dispatch_route(status, false, false, false), MF_ROUTE_RUN);
 }
 
+/* The policy operations: writes on the leader, reads anywhere, with the
+ * capability and path of CLI.md "Policy paths". */
+static void test_server_dispatch_policy_rows(void **state)
+{
+    (void)state;
+    static const struct {
+        Mayfly__Api__Request__OpCase op;
+        enum mf_where where;
+        const char *cap, *path;
+    } want[] = {
+        {MAYFLY__API__REQUEST__OP_POLICY_WRITE, MF_WHERE_LEADER, "update", "sys/policies/acl/{name}"},
+        {MAYFLY__API__REQUEST__OP_POLICY_READ, MF_WHERE_READ, "read", "sys/policies/acl/{name}"},
+        {MAYFLY__API__REQUEST__OP_POLICY_LIST, MF_WHERE_READ, "list", "sys/policies/acl"},
+        {MAYFLY__API__REQUEST__OP_POLICY_DELETE, MF_WHERE_LEADER, "delete", "sys/policies/acl/{name}"},
+        {MAYFLY__API__REQUEST__OP_POLICY_CHECK, MF_WHERE_READ, "read", "sys/policies/check"},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        const struct mf_op_def *d = mf_dispatch_find(want[i].op);
+        assert_non_null(d);
+        assert_int_equal(d->where, want[i].where);
+        assert_true(d->token);
+        assert_false(d->sealed_ok);
+        assert_string_equal(d->capability, want[i].cap);
+        assert_string_equal(d->policy_path, want[i].path);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -113,6 +140,7 @@ int main(void)
         cmocka_unit_test(test_server_dispatch_writes_go_to_the_leader),
         cmocka_unit_test(test_server_dispatch_reads_run_anywhere),
         cmocka_unit_test(test_server_dispatch_tokenless_and_sealed_rows),
+        cmocka_unit_test(test_server_dispatch_policy_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
