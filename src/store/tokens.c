@@ -20,6 +20,7 @@ static int token_load(MDB_txn *txn, struct mf_state *st, const uint8_t *hash,
                       Mayfly__Cmd__TokenRecord **out)
 {
     MDB_val k = {MF_TOKEN_HASH_LEN, (void *)hash}, d;
+    *out = NULL; /* on every path (the Release build's maybe-uninitialized) */
     int rc = mdb_get(txn, st->dbi[MF_DB_TOKENS], &k, &d);
     if (rc)
         return mf_state_err(rc, "token get");
