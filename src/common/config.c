@@ -41,6 +41,7 @@ static const struct field fields[] = {
     FU32(max_clock_skew_ms, 0, 60000),
     FU64(default_lease_ttl_ms, 1000, UINT64_C(315360000000)),
     FU64(max_lease_ttl_ms, 1000, UINT64_C(315360000000)),
+    FU64(max_token_ttl_ms, 1000, UINT64_C(315360000000)),
     FU64(leases_max, 0, UINT64_MAX),
     FU64(snapshot_entries, 100, UINT64_MAX),
     FU64(revoke_deadline_ms, 1000, UINT64_C(31536000000)),
@@ -69,6 +70,7 @@ int mf_config_defaults(struct mf_config *cfg)
     cfg->max_clock_skew_ms = 500;
     cfg->default_lease_ttl_ms = UINT64_C(3600000);
     cfg->max_lease_ttl_ms = UINT64_C(768) * 3600000;
+    cfg->max_token_ttl_ms = UINT64_C(768) * 3600000;
     cfg->snapshot_entries = 100000; /* etcd's default: a snapshot copies the whole state */
     cfg->revoke_deadline_ms = UINT64_C(86400000);
     cfg->reconcile_interval_ms = 30000;

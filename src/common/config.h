@@ -47,6 +47,7 @@ struct mf_config {
     uint32_t max_clock_skew_ms;     /* default 500 */
     uint64_t default_lease_ttl_ms;  /* default 1 h */
     uint64_t max_lease_ttl_ms;      /* default 768 h, like Vault */
+    uint64_t max_token_ttl_ms;      /* no token lives (or renews) longer; 768 h, like Vault */
     uint64_t leases_max;            /* cluster-wide live lease quota, 0 = none */
     uint64_t snapshot_entries;      /* take a snapshot every N applied entries (100,000) */
     uint64_t reconcile_interval_ms; /* engine reconciler period on the leader (30 s) */

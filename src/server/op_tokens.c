@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include <openssl/sha.h>
 
+#include "server/authz.h"
 #include "server/handler.h"
 #include "server/op_tokens.h"
 #include "server/proposer.h"
@@ -26,7 +27,11 @@
 #define TOKEN_RANDOM_BYTES 32
 #define ACCESSOR_RANDOM_BYTES 12
 #define TOKEN_SECRET_PATH "sys/token"
-#define TOKEN_TTL_DEFAULT_MS (UINT64_C(768) * 3600 * 1000)
+#define TOKEN_TTL_DEFAULT_MS (UINT64_C(768) * 3600 * 1000) /* then capped by max_token_ttl_ms */
+#define ROOT_POLICY "root"
+#define DEFAULT_POLICY "default"
+#define ORPHAN_PATH "auth/token/create-orphan"
+#define LOOKUP_ACCESSOR_PATH "auth/token/lookup-accessor"
 
 /* ---- small helpers ---- */
 
@@ -178,6 +183,8 @@ int mf_tokens_new(struct mf_server *s, const struct mf_token_spec *spec, uint64_
     m->policies = spec->policies;
     m->n_policies = spec->n_policies;
     m->ttl_ms = spec->ttl_ms;
+    m->max_ttl_ms = spec->max_ttl_ms;
+    m->no_default_policy = spec->no_default_policy;
     m->orphan = spec->parent_hash == NULL;
     if (spec->parent_hash) {
         m->parent_hash.data = (uint8_t *)spec->parent_hash;
@@ -224,16 +231,106 @@ void mf_tokens_propose_create(struct req *r, const struct mf_token_spec *spec,
     mf_tokens_new_wipe(&tn);
 }
 
+static bool lists(char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* The caller's token record (r authenticated). @return 0; MF_EUNAUTH (gone
+ * meanwhile); storage errors. */
+static int caller_token(struct req *r, Mayfly__Cmd__TokenRecord **out)
+{
+    *out = NULL;
+    if (!r->has_token)
+        return MF_EUNAUTH;
+    MDB_txn *txn;
+    int rc = mf_srv_read_begin(r->srv, &txn);
+    if (rc)
+        return rc;
+    rc = mf_token_get(txn, mf_fsm_state(r->srv->fsm), r->token_hash, out);
+    mf_srv_read_end(r->srv, txn);
+    return rc == MF_ENOTFOUND ? MF_EUNAUTH : rc;
+}
+
+/* Vault's rule: a child's policies are a subset of its parent's, unless the
+ * parent holds `root` or the caller may create orphans; `default` is the
+ * parent's when the parent carries it. The first policy refused, or NULL. */
+static const char *policy_not_held(const Mayfly__Cmd__TokenRecord *parent, char *const *want,
+                                   size_t n)
+{
+    if (lists(parent->policies, parent->n_policies, ROOT_POLICY))
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        bool is_default = strcmp(want[i], DEFAULT_POLICY) == 0;
+        if (!lists(parent->policies, parent->n_policies, want[i]) &&
+            !(is_default && !parent->no_default_policy))
+            return want[i];
+    }
+    return NULL;
+}
+
+/* The TTL a new token gets: asked (0: the default), never more than the
+ * configured maximum nor, for a child, its parent's remaining TTL (a parent
+ * without expiry sets no cap). The store caps a child at its parent's expiry
+ * again at apply time, with the command's clock. 0: the parent has expired. */
+static uint64_t token_ttl(const struct mf_server *s, uint64_t asked_ms,
+                          const Mayfly__Cmd__TokenRecord *parent, uint64_t now_ms)
+{
+    uint64_t ttl = asked_ms ? asked_ms : TOKEN_TTL_DEFAULT_MS;
+    if (ttl > s->cfg->max_token_ttl_ms)
+        ttl = s->cfg->max_token_ttl_ms;
+    if (parent && parent->expire_at_ms) {
+        uint64_t left = parent->expire_at_ms > now_ms ? parent->expire_at_ms - now_ms : 0;
+        if (ttl > left)
+            ttl = left;
+    }
+    return ttl;
+}
+
 void mf_op_token_create(struct req *r)
 {
+    struct mf_server *s = r->srv;
     const Mayfly__Api__TokenCreateRequest *q = r->pb->token_create;
+    Mayfly__Cmd__TokenRecord *caller = NULL;
+    int rc = caller_token(r, &caller);
+    if (rc)
+        return mf_api_reply_error(r, rc, "%s", rc == MF_EUNAUTH ? "the caller's token is gone"
+                                                                 : mf_strerror(rc));
+    bool may_orphan = mf_authz_allows(r, MF_CAP_SUDO, ORPHAN_PATH);
+    if (q->orphan && !may_orphan) {
+        mf_token_free(caller);
+        return mf_api_reply_error(r, MF_EPERM, "permission denied: 'sudo' on '%s' is needed "
+                                               "for an orphan token", ORPHAN_PATH);
+    }
+    /* No policies asked: the parent's, as Vault does. */
+    char **policies = q->n_policies ? q->policies : caller->policies;
+    size_t n_policies = q->n_policies ? q->n_policies : caller->n_policies;
+    const char *refused = may_orphan ? NULL : policy_not_held(caller, policies, n_policies);
+    if (refused) {
+        mf_api_reply_error(r, MF_EPERM, "permission denied: a child token's policies must "
+                                        "be among its parent's; '%.128s' is not", refused);
+        mf_token_free(caller); /* after the answer: `refused` may point into it */
+        return;
+    }
+    /* An orphan is nobody's child: only the configured maximum caps it. */
+    uint64_t ttl = token_ttl(s, q->ttl_ms, q->orphan ? NULL : caller, mf_now_wall_ms());
+    if (ttl == 0) {
+        mf_token_free(caller);
+        return mf_api_reply_error(r, MF_EUNAUTH, "the caller's token has expired");
+    }
     struct mf_token_spec spec = {
-        .policies = q->policies,
-        .n_policies = q->n_policies,
-        .ttl_ms = q->ttl_ms ? q->ttl_ms : TOKEN_TTL_DEFAULT_MS,
-        .parent_hash = q->orphan || !r->has_token ? NULL : r->token_hash,
+        .policies = policies,
+        .n_policies = n_policies,
+        .ttl_ms = ttl,
+        .max_ttl_ms = s->cfg->max_token_ttl_ms,
+        .no_default_policy = q->no_default_policy,
+        .parent_hash = q->orphan ? NULL : r->token_hash,
     };
     mf_tokens_propose_create(r, &spec, finish_token_create);
+    mf_token_free(caller); /* the command was packed: nothing borrows it now */
 }
 
 void mf_op_token_revoke(struct req *r)
@@ -284,7 +381,11 @@ void mf_op_token_lookup(struct req *r)
     out.accessor = t->accessor;
     out.expire_at_ms = t->expire_at_ms;
     out.ttl_ms = t->expire_at_ms > now ? t->expire_at_ms - now : 0;
-    out.parent_accessor = parent ? parent->accessor : "";
+    /* Another token's parent accessor is a handle to revoke the parent with:
+     * only for a caller that may look tokens up by accessor. */
+    bool itself = r->has_token && CRYPTO_memcmp(hash, r->token_hash, 32) == 0;
+    bool show_parent = itself || mf_authz_allows(r, MF_CAP_UPDATE, LOOKUP_ACCESSOR_PATH);
+    out.parent_accessor = parent && show_parent ? parent->accessor : "";
     out.orphan = t->orphan;
     out.n_policies = t->n_policies;
     out.policies = t->policies;
@@ -295,4 +396,34 @@ void mf_op_token_lookup(struct req *r)
     mf_api_reply(r, &resp);
     mf_token_free(t);
     mf_token_free(parent);
+}
+
+static void finish_token_renew(struct req *r, const Result *res, Resp *resp)
+{
+    Mayfly__Api__TokenRenewResponse out = MAYFLY__API__TOKEN_RENEW_RESPONSE__INIT;
+    out.ttl_ms = res->ttl_ms;
+    out.expire_at_ms = res->expire_at_ms;
+    resp->result_case = MAYFLY__API__RESPONSE__RESULT_TOKEN_RENEW;
+    resp->token_renew = &out;
+    mf_api_reply(r, resp);
+}
+
+void mf_op_token_renew(struct req *r)
+{
+    const Mayfly__Api__TokenRenewRequest *q = r->pb->token_renew;
+    uint8_t hash[32];
+    if (q->token && q->token[0])
+        sha256(q->token, strlen(q->token), hash);
+    else if (r->has_token)
+        memcpy(hash, r->token_hash, 32);
+    else
+        return mf_api_reply_error(r, MF_EUNAUTH, "no token to renew");
+    Mayfly__Cmd__TokenRenew m = MAYFLY__CMD__TOKEN_RENEW__INIT;
+    m.hash.data = hash;
+    m.hash.len = 32;
+    m.increment_ms = q->increment_ms;
+    Cmd cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_TOKEN_RENEW;
+    cmd.token_renew = &m;
+    mf_handler_propose(r, &cmd, finish_token_renew);
 }

@@ -4,15 +4,20 @@
 #ifndef MF_SERVER_OP_TOKENS_H
 #define MF_SERVER_OP_TOKENS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "server/handler.h"
 
-/* What a new token gets. parent_hash NULL: an orphan. */
+/* What a new token gets. parent_hash NULL: an orphan. The caller has
+ * applied the rules already (policies a subset of the parent's, TTL capped);
+ * the store caps a child at its parent's expiry and the TTL at max_ttl_ms. */
 struct mf_token_spec {
     char **policies;
     size_t n_policies;
     uint64_t ttl_ms;             /* 0: never expires (the root token) */
+    uint64_t max_ttl_ms;         /* renewals stop at issue + this; 0: no cap */
+    bool no_default_policy;      /* the token does not carry `default` */
     const uint8_t *parent_hash;  /* 32 bytes, borrowed */
 };
 
@@ -49,8 +54,19 @@ uint64_t mf_tokens_write_id(const struct req *r);
 int mf_tokens_secret_open(struct mf_server *s, const Result *res, uint64_t write_id,
                           char **token, char **accessor);
 
+/* token create: a child's policies are a subset of the caller's (unless it
+ * holds `root` or the caller has sudo on auth/token/create-orphan, which
+ * -orphan needs: else PERMISSION_DENIED naming path and capability); no
+ * policies asked: the caller's; TTL capped by max_token_ttl_ms and, for a
+ * child, the caller's remaining TTL. */
 void mf_op_token_create(struct req *r);
 void mf_op_token_revoke(struct req *r);
+/* token lookup: another token's parent accessor only for a caller with
+ * update on auth/token/lookup-accessor. */
 void mf_op_token_lookup(struct req *r);
+/* token renew (TokenRenewRequest; empty token: the caller's own): proposes
+ * TokenRenew and answers TokenRenewResponse. Who may renew another token is
+ * the dispatch row's business. */
+void mf_op_token_renew(struct req *r);
 
 #endif

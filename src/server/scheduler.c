@@ -16,12 +16,19 @@
  * engine mount (store/leases.c), each mount has one revoke call of up to
  * EXPIRY_BATCH leases in flight and its own backoff, and a batch skips the
  * leases whose LeaseRevoked is still in flight (no engine call is repeated
- * while the cluster is busy recording the last one). */
+ * while the cluster is busy recording the last one).
+ *
+ * Tokens expire the same way: each pass reads the tokens due from the token
+ * expiry index and proposes one TokenExpire (up to TOKEN_EXPIRE_BATCH tokens,
+ * one in flight); the store revokes each token still due at the command's
+ * now with its children and moves their leases to revoking, which the next
+ * pass finishes like any other revoking lease. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/assert.h"
 #include "common/env.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -30,10 +37,14 @@
 #include "server/proposer.h"
 #include "server/scheduler.h"
 #include "store/leases.h"
+#include "store/tokens.h"
 
 #define LOG_MOD "scheduler"
 #define EXPIRY_BATCH 1000           /* leases per expire / revoked command */
 #define EXPIRY_IDLE_MS 1000         /* re-check at least this often while leader */
+/* Tokens per TokenExpire: each takes its children and leases along in the
+ * same command, so fewer than the lease batch keeps one command small. */
+#define TOKEN_EXPIRE_BATCH 256
 #define TIDY_EVERY_MS 60000  /* drop revoked leases past retention */
 /* After a failed proposal: never 0 ms. A timer re-armed with 0 runs again in
  * the same libuv timer pass; if proposals fail synchronously (a deposed leader
@@ -59,6 +70,7 @@ struct mf_sched {
     struct mf_server *srv;
     uv_timer_t timer;
     bool expire_inflight;
+    bool token_expire_inflight;           /* one TokenExpire at a time */
     bool revoked_inflight;                /* the engineless LeaseRevoked batch */
     struct revoked_ctx *revoked_pending;  /* LeaseRevoked proposals in flight */
     struct pace *paces;
@@ -262,6 +274,39 @@ static void propose_revoked(struct mf_server *s, const uint64_t *seqs, size_t n,
         s->sched->revoked_inflight = true;
     s->sched->stats.revoked += n;
     submit(s, &cmd, on_revoked_done, ctx);
+}
+
+/* A TokenExpire finished: count the tokens it revoked (children included)
+ * and look again (their leases are revoking now). */
+static void on_token_expire_done(void *arg, int rc, const Mayfly__Cmd__Result *res)
+{
+    struct mf_server *s = arg;
+    s->sched->token_expire_inflight = false;
+    if (rc)
+        MF_WARN(LOG_MOD, "token expire proposal failed: %s", mf_strerror(rc));
+    else if (res)
+        s->sched->stats.tokens_revoked += res->count;
+    if (mf_proposer_leading(s->prop))
+        arm(s, rc ? FAILURE_BACKOFF_MS : 0);
+}
+
+static void propose_token_expire(struct mf_server *s, uint8_t (*hashes)[MF_TOKEN_HASH_LEN],
+                                 size_t n)
+{
+    ProtobufCBinaryData b[TOKEN_EXPIRE_BATCH];
+    MF_ASSERT(n <= TOKEN_EXPIRE_BATCH && n <= MF_TOKEN_EXPIRE_BATCH_MAX);
+    for (size_t i = 0; i < n; i++) {
+        b[i].data = hashes[i];
+        b[i].len = MF_TOKEN_HASH_LEN;
+    }
+    Mayfly__Cmd__TokenExpire m = MAYFLY__CMD__TOKEN_EXPIRE__INIT;
+    m.hashes = b;
+    m.n_hashes = n;
+    Mayfly__Cmd__Command cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_TOKEN_EXPIRE;
+    cmd.token_expire = &m;
+    s->sched->token_expire_inflight = true;
+    submit(s, &cmd, on_token_expire_done, s);
 }
 
 static void propose_tidy(struct mf_server *s)
@@ -538,13 +583,22 @@ static void sched_run(struct mf_server *s)
     struct mf_sched *sc = s->sched;
     if (!sc->expire_inflight)
         mf_lease_due(txn, st, now, NULL, due, EXPIRY_BATCH, &n_due, NULL);
+    uint8_t tokens_due[TOKEN_EXPIRE_BATCH][MF_TOKEN_HASH_LEN];
+    size_t n_tokens = 0;
+    if (!sc->token_expire_inflight &&
+        mf_token_due(txn, st, now, tokens_due, TOKEN_EXPIRE_BATCH, &n_tokens) != 0)
+        n_tokens = 0; /* logged by nobody: the next pass reads again */
     n_done = revoking_split(s, txn, now, done, late, batches, &n_batches, REVOKING_GROUPS_MAX);
-    uint64_t next_at = 0, next_seq = 0;
+    uint64_t next_at = 0, next_seq = 0, token_at = 0;
+    uint8_t token_hash[MF_TOKEN_HASH_LEN];
     int has_next = mf_lease_next_due(txn, st, &next_at, &next_seq) == 0;
+    int has_token = mf_token_next_due(txn, st, &token_at, token_hash) == 0;
     mf_srv_read_end(s, txn);
 
     if (n_due)
         propose_expire(s, due, n_due);
+    if (n_tokens)
+        propose_token_expire(s, tokens_due, n_tokens);
     if (n_done)
         propose_revoked(s, done, n_done, late, "");
     start_engine_revocations(s, now, batches, n_batches);
@@ -559,10 +613,22 @@ static void sched_run(struct mf_server *s)
         sc->next_tidy_ms = now + TIDY_EVERY_MS;
         propose_tidy(s);
     }
-    sc->armed_at_ms = has_next ? next_at : 0;
-    if (!has_next)
-        return arm(s, EXPIRY_IDLE_MS);
-    arm(s, next_at > now ? next_at - now : (sc->expire_inflight ? EXPIRY_IDLE_MS : 0));
+    uint64_t delay = EXPIRY_IDLE_MS;
+    if (has_next)
+        delay = next_at > now ? next_at - now : (sc->expire_inflight ? EXPIRY_IDLE_MS : 0);
+    if (has_token) {
+        /* A due token not in flight now was not proposed (a read or a
+         * proposal failed): look again after the failure backoff, never 0. */
+        uint64_t d = token_at > now ? token_at - now
+                                    : (sc->token_expire_inflight ? EXPIRY_IDLE_MS
+                                                                 : FAILURE_BACKOFF_MS);
+        if (d < delay)
+            delay = d;
+        if (!has_next || token_at < next_at)
+            next_at = token_at;
+    }
+    sc->armed_at_ms = has_next || has_token ? next_at : 0;
+    arm(s, delay);
 }
 
 int mf_sched_init(struct mf_server *s)

@@ -1,5 +1,6 @@
 /* The revocation scheduler: on the leader only, it expires leases on time
- * and has engines revoke what they issued (DESIGN.md guarantee 3).
+ * and has engines revoke what they issued (DESIGN.md guarantee 3), and it
+ * revokes expired tokens with their children and leases.
  *
  * It keeps nothing a new leader would have to rebuild: it wakes at the
  * earliest expire_at in the store's expiry index and proposes through the
@@ -27,6 +28,7 @@ struct mf_sched_stats {
     uint64_t irrevocable;  /* leases this leader gave up on */
     uint64_t reconciled;   /* orphan objects the reconciler revoked */
     uint64_t engine_calls; /* leases sent to an engine's revoke (repeats included) */
+    uint64_t tokens_revoked; /* expired tokens revoked (children included), applied */
     /* Time from expire_at to the applied LeaseRevoked proposed by this leader. */
     uint64_t lateness_buckets[MF_SCHED_LATENESS_BUCKETS];
     uint64_t lateness_count, lateness_sum_ms, lateness_max_ms;

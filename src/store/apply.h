@@ -92,6 +92,10 @@ int mf_token_apply_create(struct mf_apply *a, const Mayfly__Cmd__TokenCreate *m,
                           Mayfly__Cmd__Result *r);
 int mf_token_apply_revoke(struct mf_apply *a, const Mayfly__Cmd__TokenRevoke *m,
                           Mayfly__Cmd__Result *r);
+int mf_token_apply_renew(struct mf_apply *a, const Mayfly__Cmd__TokenRenew *m,
+                         Mayfly__Cmd__Result *r);
+int mf_token_apply_expire(struct mf_apply *a, const Mayfly__Cmd__TokenExpire *m,
+                          Mayfly__Cmd__Result *r);
 /* 1 if a token with this hash exists, 0 if not, or a fatal error. */
 int mf_token_apply_exists(struct mf_apply *a, const uint8_t *hash, size_t len);
 

@@ -242,6 +242,10 @@ static int dispatch(struct mf_apply *a, const Mayfly__Cmd__Command *c, Mayfly__C
         return mf_token_apply_create(a, c->token_create, r);
     case MAYFLY__CMD__COMMAND__OP_TOKEN_REVOKE:
         return mf_token_apply_revoke(a, c->token_revoke, r);
+    case MAYFLY__CMD__COMMAND__OP_TOKEN_RENEW:
+        return mf_token_apply_renew(a, c->token_renew, r);
+    case MAYFLY__CMD__COMMAND__OP_TOKEN_EXPIRE:
+        return mf_token_apply_expire(a, c->token_expire, r);
     case MAYFLY__CMD__COMMAND__OP_POLICY_PUT: return mf_policy_apply_put(a, c->policy_put, r);
     case MAYFLY__CMD__COMMAND__OP_POLICY_DELETE:
         return mf_policy_apply_delete(a, c->policy_delete, r);

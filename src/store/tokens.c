@@ -8,6 +8,7 @@
  */
 #include "store/tokens.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@ static int token_load(MDB_txn *txn, struct mf_state *st, const uint8_t *hash,
                       Mayfly__Cmd__TokenRecord **out)
 {
     MDB_val k = {MF_TOKEN_HASH_LEN, (void *)hash}, d;
+    *out = NULL; /* on every path (the Release build's maybe-uninitialized) */
     int rc = mdb_get(txn, st->dbi[MF_DB_TOKENS], &k, &d);
     if (rc)
         return mf_state_err(rc, "token get");
@@ -92,6 +94,47 @@ int mf_token_next_due(MDB_txn *txn, struct mf_state *st, uint64_t *expire_at_ms,
     return 0;
 }
 
+int mf_token_due(MDB_txn *txn, struct mf_state *st, uint64_t now_ms,
+                 uint8_t (*hashes)[MF_TOKEN_HASH_LEN], size_t cap, size_t *n)
+{
+    *n = 0;
+    MDB_cursor *cur;
+    int rc = mf_state_err(mdb_cursor_open(txn, st->dbi[MF_DB_TOKEN_EXP], &cur), "token_exp");
+    if (rc)
+        return rc;
+    MDB_val k, d;
+    int x = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+    while (x == 0 && *n < cap) {
+        if (k.mv_size != 8 + MF_TOKEN_HASH_LEN) {
+            rc = MF_ECORRUPT;
+            break;
+        }
+        if (mf_be64_get(k.mv_data) > now_ms)
+            break; /* the index is ordered by expiry: nothing later is due */
+        memcpy(hashes[(*n)++], (uint8_t *)k.mv_data + 8, MF_TOKEN_HASH_LEN);
+        x = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 && x && x != MDB_NOTFOUND)
+        rc = mf_state_err(x, "token due");
+    return rc;
+}
+
+uint64_t mf_token_renew_expire_at(uint64_t now_ms, uint64_t increment_ms, uint64_t ttl_ms,
+                                  uint64_t issued_ms, uint64_t max_ttl_ms,
+                                  uint64_t parent_expire_at_ms)
+{
+    uint64_t inc = increment_ms ? increment_ms : ttl_ms;
+    /* No increment and no TTL of its own (a child made without one lives as
+     * long as its parent): only the caps below bound it. */
+    uint64_t exp = inc == 0 || inc > UINT64_MAX - now_ms ? UINT64_MAX : now_ms + inc;
+    if (max_ttl_ms && issued_ms + max_ttl_ms < exp)
+        exp = issued_ms + max_ttl_ms;
+    if (parent_expire_at_ms && parent_expire_at_ms < exp)
+        exp = parent_expire_at_ms;
+    return exp;
+}
+
 static void exp_key(uint8_t *kb, uint64_t expire_at, const uint8_t *hash)
 {
     mf_be64_put(kb, expire_at);
@@ -126,7 +169,8 @@ int mf_token_apply_create(struct mf_apply *a, const Mayfly__Cmd__TokenCreate *m,
                                  MF_TOKEN_POLICY_NAME_MAX);
     if (strlen(m->display_name) > MF_TOKEN_ACCESSOR_MAX)
         return mf_apply_fail(a, MF_EINVAL, "display name too long");
-    if (m->ttl_ms > UINT64_MAX / 4 || a->now_ms > UINT64_MAX / 2)
+    if (m->ttl_ms > UINT64_MAX / 4 || m->max_ttl_ms > UINT64_MAX / 4 ||
+        a->now_ms > UINT64_MAX / 2)
         return mf_apply_fail(a, MF_EINVAL, "token ttl out of range");
     int has_parent = !m->orphan && m->parent_hash.len;
     if (has_parent && m->parent_hash.len != MF_TOKEN_HASH_LEN)
@@ -155,9 +199,13 @@ int mf_token_apply_create(struct mf_apply *a, const Mayfly__Cmd__TokenCreate *m,
     t.accessor = m->accessor;
     t.n_policies = m->n_policies;
     t.policies = m->policies;
-    t.ttl_ms = m->ttl_ms;
+    /* The proposer capped the TTL already; the cap holds here too, so a
+     * command from an older leader cannot outlive the maximum. */
+    t.ttl_ms = m->max_ttl_ms && m->ttl_ms > m->max_ttl_ms ? m->max_ttl_ms : m->ttl_ms;
+    t.max_ttl_ms = m->max_ttl_ms;
+    t.no_default_policy = m->no_default_policy;
     t.issued_ms = a->now_ms;
-    t.expire_at_ms = m->ttl_ms ? a->now_ms + m->ttl_ms : 0;
+    t.expire_at_ms = t.ttl_ms ? a->now_ms + t.ttl_ms : 0;
     /* A child never outlives its parent. */
     if (parent && parent->expire_at_ms &&
         (t.expire_at_ms == 0 || t.expire_at_ms > parent->expire_at_ms))
@@ -263,6 +311,60 @@ static int orphan_children(struct mf_apply *a, const uint8_t *hash)
     return rc;
 }
 
+/* Revokes `root`, every descendant token and every lease they own (to
+ * revoking), depth-first over the tree with a heap stack of hashes (no
+ * recursion depth limit to hit). *tokens and *leases count what it did. */
+static int revoke_tree(struct mf_apply *a, const uint8_t root[MF_TOKEN_HASH_LEN],
+                       uint64_t *tokens, uint64_t *leases)
+{
+    size_t cap = 64, top = 0;
+    uint8_t(*stack)[MF_TOKEN_HASH_LEN] = malloc(cap * MF_TOKEN_HASH_LEN);
+    if (!stack)
+        return -ENOMEM;
+    memcpy(stack[top++], root, MF_TOKEN_HASH_LEN);
+    int first = 1, rc = 0;
+    while (top > 0 && rc == 0) {
+        uint8_t h[MF_TOKEN_HASH_LEN];
+        memcpy(h, stack[--top], MF_TOKEN_HASH_LEN);
+        MDB_cursor *cur;
+        rc = mf_state_err(mdb_cursor_open(a->txn, a->st->dbi[MF_DB_TOKEN_CHILD], &cur), "child");
+        if (rc)
+            break;
+        MDB_val k = {MF_TOKEN_HASH_LEN, h}, d;
+        int x = mdb_cursor_get(cur, &k, &d, MDB_SET_KEY);
+        while (x == 0) {
+            if (top == cap) {
+                void *n = realloc(stack, cap * 2 * MF_TOKEN_HASH_LEN);
+                if (!n) {
+                    rc = -ENOMEM;
+                    break;
+                }
+                stack = n;
+                cap *= 2;
+            }
+            memcpy(stack[top++], d.mv_data, MF_TOKEN_HASH_LEN);
+            x = mdb_cursor_get(cur, &k, &d, MDB_NEXT_DUP);
+        }
+        mdb_cursor_close(cur);
+        if (rc == 0 && x && x != MDB_NOTFOUND)
+            rc = mf_state_err(x, "children");
+        if (rc == 0) {
+            MDB_val dk = {MF_TOKEN_HASH_LEN, h};
+            x = mdb_del(a->txn, a->st->dbi[MF_DB_TOKEN_CHILD], &dk, NULL);
+            rc = x == MDB_NOTFOUND ? 0 : mf_state_err(x, "children del");
+        }
+        if (rc == 0)
+            rc = mf_lease_apply_revoke_owned(a, h, leases);
+        if (rc == 0)
+            rc = token_remove(a, h, first);
+        if (rc == 0)
+            (*tokens)++;
+        first = 0;
+    }
+    free(stack);
+    return rc;
+}
+
 int mf_token_apply_revoke(struct mf_apply *a, const Mayfly__Cmd__TokenRevoke *m,
                           Mayfly__Cmd__Result *r)
 {
@@ -296,54 +398,95 @@ int mf_token_apply_revoke(struct mf_apply *a, const Mayfly__Cmd__TokenRevoke *m,
         r->leases = leases;
         return rc;
     }
-
-    /* Depth-first over the tree with a heap stack of hashes. */
-    size_t cap = 64, top = 0;
-    uint8_t(*stack)[MF_TOKEN_HASH_LEN] = malloc(cap * MF_TOKEN_HASH_LEN);
-    if (!stack)
-        return -ENOMEM;
-    memcpy(stack[top++], root, MF_TOKEN_HASH_LEN);
-    int first = 1;
-    rc = 0;
-    while (top > 0 && rc == 0) {
-        uint8_t h[MF_TOKEN_HASH_LEN];
-        memcpy(h, stack[--top], MF_TOKEN_HASH_LEN);
-        MDB_cursor *cur;
-        rc = mf_state_err(mdb_cursor_open(a->txn, a->st->dbi[MF_DB_TOKEN_CHILD], &cur), "child");
-        if (rc)
-            break;
-        MDB_val k = {MF_TOKEN_HASH_LEN, h}, d;
-        int x = mdb_cursor_get(cur, &k, &d, MDB_SET_KEY);
-        while (x == 0) {
-            if (top == cap) {
-                void *n = realloc(stack, cap * 2 * MF_TOKEN_HASH_LEN);
-                if (!n) {
-                    rc = -ENOMEM;
-                    break;
-                }
-                stack = n;
-                cap *= 2;
-            }
-            memcpy(stack[top++], d.mv_data, MF_TOKEN_HASH_LEN);
-            x = mdb_cursor_get(cur, &k, &d, MDB_NEXT_DUP);
-        }
-        mdb_cursor_close(cur);
-        if (rc == 0 && x && x != MDB_NOTFOUND)
-            rc = mf_state_err(x, "children");
-        if (rc == 0) {
-            MDB_val dk = {MF_TOKEN_HASH_LEN, h};
-            x = mdb_del(a->txn, a->st->dbi[MF_DB_TOKEN_CHILD], &dk, NULL);
-            rc = x == MDB_NOTFOUND ? 0 : mf_state_err(x, "children del");
-        }
-        if (rc == 0)
-            rc = mf_lease_apply_revoke_owned(a, h, &leases);
-        if (rc == 0)
-            rc = token_remove(a, h, first);
-        if (rc == 0)
-            r->count++;
-        first = 0;
-    }
-    free(stack);
+    rc = revoke_tree(a, root, &r->count, &leases);
     r->leases = leases; /* leases moved to revoking */
+    return rc;
+}
+
+int mf_token_apply_expire(struct mf_apply *a, const Mayfly__Cmd__TokenExpire *m,
+                          Mayfly__Cmd__Result *r)
+{
+    if (m->n_hashes > MF_TOKEN_EXPIRE_BATCH_MAX)
+        return mf_apply_fail(a, MF_EINVAL, "at most %d tokens per expire",
+                             MF_TOKEN_EXPIRE_BATCH_MAX);
+    for (size_t i = 0; i < m->n_hashes; i++)
+        if (m->hashes[i].len != MF_TOKEN_HASH_LEN)
+            return mf_apply_fail(a, MF_EINVAL, "token hash must be 32 bytes");
+    uint64_t leases = 0;
+    for (size_t i = 0; i < m->n_hashes; i++) {
+        Mayfly__Cmd__TokenRecord *t;
+        int rc = token_load(a->txn, a->st, m->hashes[i].data, &t);
+        if (rc == MF_ENOTFOUND)
+            continue; /* revoked meanwhile, or with a parent earlier in this batch */
+        if (rc)
+            return rc;
+        /* Judged at the command's now: a renew committed in between wins. */
+        bool due = t->expire_at_ms && t->expire_at_ms <= a->now_ms;
+        mf_token_free(t);
+        if (!due)
+            continue;
+        rc = revoke_tree(a, m->hashes[i].data, &r->count, &leases);
+        if (rc)
+            return rc;
+    }
+    r->leases = leases;
+    return 0;
+}
+
+int mf_token_apply_renew(struct mf_apply *a, const Mayfly__Cmd__TokenRenew *m,
+                         Mayfly__Cmd__Result *r)
+{
+    if (m->hash.len != MF_TOKEN_HASH_LEN)
+        return mf_apply_fail(a, MF_EINVAL, "token hash must be 32 bytes");
+    if (m->increment_ms > UINT64_MAX / 4)
+        return mf_apply_fail(a, MF_EINVAL, "increment out of range");
+    Mayfly__Cmd__TokenRecord *t, *parent = NULL;
+    int rc = token_load(a->txn, a->st, m->hash.data, &t);
+    if (rc == MF_ENOTFOUND)
+        return mf_apply_fail(a, MF_ENOTFOUND, "no such token");
+    if (rc)
+        return rc;
+    if (t->expire_at_ms && t->parent_hash.len == MF_TOKEN_HASH_LEN) {
+        rc = token_load(a->txn, a->st, t->parent_hash.data, &parent);
+        if (rc == MF_ENOTFOUND)
+            rc = 0; /* gone with a revoke in this batch: the child goes too */
+        if (rc) {
+            mf_token_free(t);
+            return rc;
+        }
+    }
+    uint64_t exp = mf_token_renew_expire_at(a->now_ms, m->increment_ms, t->ttl_ms,
+                                            t->issued_ms, t->max_ttl_ms,
+                                            parent ? parent->expire_at_ms : 0);
+    mf_token_free(parent);
+    if (exp == UINT64_MAX)
+        exp = t->expire_at_ms; /* nothing bounds it: it keeps its expiry */
+    if (t->expire_at_ms && t->expire_at_ms <= a->now_ms)
+        rc = mf_apply_fail(a, MF_EUNAUTH, "the token has expired: it cannot renew");
+    else if (t->expire_at_ms && exp <= a->now_ms)
+        rc = mf_apply_fail(a, MF_EUNAUTH, "the parent token has expired: it cannot renew");
+    if (rc == 0 && t->expire_at_ms && exp != t->expire_at_ms) {
+        uint8_t kb[8 + MF_TOKEN_HASH_LEN];
+        exp_key(kb, t->expire_at_ms, m->hash.data);
+        MDB_val ek = {sizeof(kb), kb}, ev = {0, ""};
+        int x = mdb_del(a->txn, a->st->dbi[MF_DB_TOKEN_EXP], &ek, NULL);
+        rc = x == MDB_NOTFOUND ? 0 : mf_state_err(x, "token_exp del");
+        if (rc == 0) {
+            exp_key(kb, exp, m->hash.data);
+            rc = mf_state_err(mdb_put(a->txn, a->st->dbi[MF_DB_TOKEN_EXP], &ek, &ev, 0),
+                              "token_exp put");
+        }
+        t->expire_at_ms = exp;
+        if (rc == 0) {
+            MDB_val k = {MF_TOKEN_HASH_LEN, m->hash.data};
+            rc = mf_state_put_msg(a->txn, a->st->dbi[MF_DB_TOKENS], &k, &t->base, 0);
+        }
+    }
+    if (rc == 0) {
+        r->issued_ms = t->issued_ms;
+        r->expire_at_ms = t->expire_at_ms;
+        r->ttl_ms = t->expire_at_ms ? t->expire_at_ms - a->now_ms : 0;
+    }
+    mf_token_free(t);
     return rc;
 }

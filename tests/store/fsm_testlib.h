@@ -353,6 +353,81 @@ static inline int tf_token(struct tf *t, uint64_t now, int who, const char *acce
     return tf_cmd(t, &c, now);
 }
 
+/* A token with a renewal cap and without `default` when no_default is set. */
+static inline int tf_token_max(struct tf *t, uint64_t now, int who, const char *accessor,
+                               int parent, uint64_t ttl, uint64_t max_ttl, int no_default)
+{
+    Mayfly__Cmd__Command c = MAYFLY__CMD__COMMAND__INIT;
+    Mayfly__Cmd__TokenCreate m = MAYFLY__CMD__TOKEN_CREATE__INIT;
+    uint8_t h[32], p[32];
+    char *pol[] = {"app"};
+    tf_hash(h, who);
+    m.hash.data = h;
+    m.hash.len = 32;
+    m.accessor = (char *)accessor;
+    m.policies = pol;
+    m.n_policies = 1;
+    m.ttl_ms = ttl;
+    m.max_ttl_ms = max_ttl;
+    m.no_default_policy = no_default;
+    if (parent) {
+        tf_hash(p, parent);
+        m.parent_hash.data = p;
+        m.parent_hash.len = 32;
+    }
+    c.op_case = MAYFLY__CMD__COMMAND__OP_TOKEN_CREATE;
+    c.token_create = &m;
+    return tf_cmd(t, &c, now);
+}
+
+static inline int tf_token_renew(struct tf *t, uint64_t now, int who, uint64_t inc)
+{
+    Mayfly__Cmd__Command c = MAYFLY__CMD__COMMAND__INIT;
+    Mayfly__Cmd__TokenRenew m = MAYFLY__CMD__TOKEN_RENEW__INIT;
+    uint8_t h[32];
+    tf_hash(h, who);
+    m.hash.data = h;
+    m.hash.len = 32;
+    m.increment_ms = inc;
+    c.op_case = MAYFLY__CMD__COMMAND__OP_TOKEN_RENEW;
+    c.token_renew = &m;
+    return tf_cmd(t, &c, now);
+}
+
+/* The scheduler's TokenExpire for tokens who[0..n). */
+static inline int tf_token_expire(struct tf *t, uint64_t now, const int *who, size_t n)
+{
+    Mayfly__Cmd__Command c = MAYFLY__CMD__COMMAND__INIT;
+    Mayfly__Cmd__TokenExpire m = MAYFLY__CMD__TOKEN_EXPIRE__INIT;
+    uint8_t h[16][32];
+    ProtobufCBinaryData b[16];
+    MF_ASSERT(n <= 16);
+    for (size_t i = 0; i < n; i++) {
+        tf_hash(h[i], who[i]);
+        b[i].data = h[i];
+        b[i].len = 32;
+    }
+    m.hashes = b;
+    m.n_hashes = n;
+    c.op_case = MAYFLY__CMD__COMMAND__OP_TOKEN_EXPIRE;
+    c.token_expire = &m;
+    return tf_cmd(t, &c, now);
+}
+
+/* Token `who`'s record (NULL if none); the caller frees it (mf_token_free). */
+static inline Mayfly__Cmd__TokenRecord *tf_token_get(struct tf *t, int who)
+{
+    MDB_txn *txn;
+    uint8_t h[32];
+    Mayfly__Cmd__TokenRecord *rec = NULL;
+    tf_hash(h, who);
+    MF_ASSERT(mf_state_read_begin(tf_st(t), &txn) == 0);
+    if (mf_token_get(txn, tf_st(t), h, &rec) != 0)
+        rec = NULL;
+    mf_state_read_end(txn);
+    return rec;
+}
+
 static inline int tf_token_revoke(struct tf *t, uint64_t now, int who, int orphan_children)
 {
     Mayfly__Cmd__Command c = MAYFLY__CMD__COMMAND__INIT;

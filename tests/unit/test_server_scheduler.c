@@ -344,6 +344,53 @@ static void test_server_scheduler_engine_backoff(void **state)
     rig_close(&g);
 }
 
+static bool token_exists(struct rig *g, int who)
+{
+    Mayfly__Cmd__TokenRecord *r = tf_token_get(&g->t, who);
+    mf_token_free(r);
+    return r != NULL;
+}
+
+/* A token granted with a short TTL, owning two leases and a child token, is
+ * revoked with its child once the clock passes its expiry, and its leases are
+ * revoked with it; before that the scheduler leaves them alone. */
+static void test_server_scheduler_revokes_expired_token_tree(void **state)
+{
+    (void)state;
+    struct rig g;
+    rig_open(&g);
+    assert_int_equal(tf_token(&g.t, T0, 1, "parent", 0, 1000), 0);
+    assert_int_equal(tf_token(&g.t, T0, 2, "child", 1, 60000), 0);
+    assert_int_equal(tf_token(&g.t, T0, 3, "bystander", 0, 60000), 0);
+    for (uint64_t seq = 10; seq < 12; seq++)
+        assert_int_equal(tf_grant_full(&g.t, T0, seq, "lease", "owned", 60000, 0,
+                                       MAYFLY__CMD__LEASE_STATE__LEASE_ACTIVE, 1),
+                         0);
+    assert_int_equal(tf_grant_full(&g.t, T0, 12, "lease", "other", 60000, 0,
+                                   MAYFLY__CMD__LEASE_STATE__LEASE_ACTIVE, 3),
+                     0);
+    set_now(&g.fp, T0 + 500);
+    lead(&g);
+    for (int i = 0; i < 5; i++)
+        uv_run(&g.loop, UV_RUN_NOWAIT);
+    assert_true(token_exists(&g, 1));
+    assert_true(token_exists(&g, 2));
+    set_now(&g.fp, T0 + 1001);
+    mf_sched_role_changed(g.s); /* look now rather than at the next idle tick */
+    assert_true(run_until_revoked(&g, 2));
+    assert_false(token_exists(&g, 1));
+    assert_false(token_exists(&g, 2));
+    assert_true(token_exists(&g, 3));
+    assert_int_equal(tf_lease_state(&g.t, 10, NULL), MAYFLY__CMD__LEASE_STATE__LEASE_REVOKED);
+    assert_int_equal(tf_lease_state(&g.t, 11, NULL), MAYFLY__CMD__LEASE_STATE__LEASE_REVOKED);
+    assert_int_equal(tf_lease_state(&g.t, 12, NULL), MAYFLY__CMD__LEASE_STATE__LEASE_ACTIVE);
+    struct mf_sched_stats st;
+    mf_sched_stats(g.s, &st);
+    assert_int_equal(st.tokens_revoked, 2);
+    assert_int_equal(st.expired, 0); /* the leases went with the token, not by expiry */
+    rig_close(&g);
+}
+
 int main(void)
 {
     assert_int_equal(mf_engine_register(&fake_engine), 0);
@@ -351,6 +398,7 @@ int main(void)
         cmocka_unit_test(test_server_scheduler_expires_in_batches),
         cmocka_unit_test(test_server_scheduler_waits_for_due_and_for_leadership),
         cmocka_unit_test(test_server_scheduler_engine_backoff),
+        cmocka_unit_test(test_server_scheduler_revokes_expired_token_tree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
