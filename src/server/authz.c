@@ -13,7 +13,7 @@
 #include "store/policies.h"
 
 #define LOG_MOD "authz"
-#define TOKEN_POLICIES_MAX 64 /* policies a decision considers for one token */
+#define TOKEN_POLICIES_MAX 256 /* policies one decision considers (policy check allows as many) */
 
 struct mf_authz {
     struct mf_policy_set *set;
@@ -107,9 +107,11 @@ const struct mf_policy_set *mf_authz_set(struct mf_server *s)
     return s->authz->set;
 }
 
-int mf_authz_decide_with(struct mf_server *s, const char *const *policies, size_t n,
-                         const struct mf_authz_request *req, const struct mf_authz_ctx *ctx,
-                         struct mf_authz_decision *out)
+/* With with_default, `default` joins the policies (every token carries it
+ * unless it was made with -no-default-policy). */
+static int decide(struct mf_server *s, const char *const *policies, size_t n, bool with_default,
+                  const struct mf_authz_request *req, const struct mf_authz_ctx *ctx,
+                  struct mf_authz_decision *out)
 {
     refresh(s);
     const char *names[TOKEN_POLICIES_MAX + 1];
@@ -119,10 +121,19 @@ int mf_authz_decide_with(struct mf_server *s, const char *const *policies, size_
         names[k++] = policies[i];
         has_default |= strcmp(policies[i], "default") == 0;
     }
-    if (!has_default)
+    if (n > TOKEN_POLICIES_MAX) /* more than any token gets: refuse, never drop one */
+        return MF_ETOOLARGE;
+    if (with_default && !has_default)
         names[k++] = "default";
     int rc = mf_policy_decide(s->authz->set, names, k, req, ctx, out);
     return rc == MF_EPERM ? 0 : rc;
+}
+
+int mf_authz_decide_with(struct mf_server *s, const char *const *policies, size_t n,
+                         const struct mf_authz_request *req, const struct mf_authz_ctx *ctx,
+                         struct mf_authz_decision *out)
+{
+    return decide(s, policies, n, true, req, ctx, out);
 }
 
 /* The client's address as the node it reached saw it. */
@@ -148,8 +159,8 @@ int mf_authz_decide(struct req *r, unsigned cap, const char *path,
     struct mf_authz_request q = {.cap = cap, .path = path};
     struct mf_authz_ctx ctx = {.now_ms = mf_now_wall_ms()};
     client_addr(r, &ctx.client);
-    return mf_authz_decide_with(r->srv, (const char *const *)r->token->policies,
-                                r->token->n_policies, &q, &ctx, out);
+    return decide(r->srv, (const char *const *)r->token->policies, r->token->n_policies,
+                  !r->token->no_default_policy, &q, &ctx, out);
 }
 
 bool mf_authz_allows(struct req *r, unsigned cap, const char *path)

@@ -60,6 +60,12 @@ static int token_lookup_authz(struct req *r, unsigned *cap, char *path, size_t l
     return token_op_authz(r, q->token, q->by_accessor, "lookup", MF_CAP_READ, cap, path, len);
 }
 
+static int token_renew_authz(struct req *r, unsigned *cap, char *path, size_t len)
+{
+    const Mayfly__Api__TokenRenewRequest *q = r->pb->token_renew;
+    return token_op_authz(r, q->token, false, "renew", MF_CAP_UPDATE, cap, path, len);
+}
+
 static int token_revoke_authz(struct req *r, unsigned *cap, char *path, size_t len)
 {
     const Mayfly__Api__TokenRevokeRequest *q = r->pb->token_revoke;
@@ -104,6 +110,8 @@ static const struct mf_op_def op_table[] = {
     ROWD(TOKEN_LOOKUP, "token.lookup", mf_op_token_lookup, READ, "read|update",
          "auth/token/lookup-self|auth/token/lookup|auth/token/lookup-accessor",
          token_lookup_authz),
+    ROWD(TOKEN_RENEW, "token.renew", mf_op_token_renew, LEADER, "update",
+         "auth/token/renew-self|auth/token/renew", token_renew_authz),
     ROWD(TOKEN_REVOKE, "token.revoke", mf_op_token_revoke, LEADER, "update",
          "auth/token/revoke-self|auth/token/revoke|auth/token/revoke-accessor",
          token_revoke_authz),

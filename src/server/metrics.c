@@ -146,6 +146,9 @@ static char *format_metrics(const struct snapshot *m, uint64_t node_id)
          PRIu64 "\n", m->sched.irrevocable);
     EMIT("# TYPE mayfly_reconciler_revoked_total counter\nmayfly_reconciler_revoked_total %"
          PRIu64 "\n", m->sched.reconciled);
+    EMIT("# HELP mayfly_tokens_expired_total Expired tokens this node (as leader) revoked, "
+         "children included.\n# TYPE mayfly_tokens_expired_total counter\n"
+         "mayfly_tokens_expired_total %" PRIu64 "\n", m->sched.tokens_revoked);
     EMIT("# HELP mayfly_revocation_lateness_ms Time from expire_at to the revocation "
          "proposed by this leader.\n# TYPE mayfly_revocation_lateness_ms histogram\n");
     uint64_t cum = 0;
