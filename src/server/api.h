@@ -37,6 +37,7 @@ struct req {
     Mayfly__Cmd__TokenRecord *token; /* the caller's token, once authenticated */
     char client_addr[64];     /* "ip:port" as the node the client reached saw it */
     bool create_only;         /* kv put allowed by `create` alone: CAS 0 at apply */
+    uint64_t policy_max_ttl_ms; /* the deciding rule's max_ttl (0: none) */
     /* What an operation's answer needs beyond the fsm's Result. */
     uint64_t seq;
     uint64_t write_id;

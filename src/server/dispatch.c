@@ -229,6 +229,11 @@ static bool authorize(struct req *r, const struct mf_op_def *d)
     unsigned cap = 0;
     char path[MF_DISPATCH_PATH_MAX];
     int rc = mf_dispatch_describe(r, d, &cap, path, sizeof(path));
+    if (rc == MF_EPERM) {
+        mf_api_reply_error(r, MF_EPERM, "permission denied: %s names a lease of another token",
+                           d->name);
+        return false;
+    }
     if (rc) {
         mf_api_reply_error(r, rc == MF_ETOOLARGE ? MF_EINVAL : rc,
                            rc == MF_ETOOLARGE ? "the request's path is too long" : "%s",
@@ -236,8 +241,10 @@ static bool authorize(struct req *r, const struct mf_op_def *d)
         return false;
     }
     struct mf_authz_decision dec;
-    if (mf_authz_decide(r, cap, path, &dec) == 0 && dec.allowed)
+    if (mf_authz_decide(r, cap, path, &dec) == 0 && dec.allowed) {
+        r->policy_max_ttl_ms = dec.max_ttl_ms; /* caps what this request issues */
         return true;
+    }
     mf_api_reply_error(r, MF_EPERM, "permission denied: %s needs '%s' on '%s'", d->name,
                        mf_cap_name(cap), path);
     return false;

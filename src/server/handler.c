@@ -113,6 +113,24 @@ int mf_handler_lease_seq(const char *id, uint64_t *seq)
     return mf_lease_id_parse(id, &prefix_len, seq);
 }
 
+/* Does r's token own lease `id`? (Unknown or malformed ids: no.) */
+bool mf_handler_owns_lease(struct req *r, const char *id)
+{
+    uint64_t seq;
+    if (!r->has_token || mf_handler_lease_seq(id, &seq))
+        return false;
+    MDB_txn *txn;
+    if (mf_srv_read_begin(r->srv, &txn))
+        return false;
+    Mayfly__Cmd__LeaseRecord *rec = NULL;
+    bool own = mf_lease_get(txn, mf_fsm_state(r->srv->fsm), seq, &rec) == 0 &&
+               rec->owner_token_hash.len == 32 &&
+               CRYPTO_memcmp(rec->owner_token_hash.data, r->token_hash, 32) == 0;
+    mf_srv_read_end(r->srv, txn);
+    mf_lease_free(rec);
+    return own;
+}
+
 void mf_handler_reply_empty(struct req *r)
 {
     Mayfly__Api__Empty empty = MAYFLY__API__EMPTY__INIT;

@@ -42,6 +42,10 @@ bool mf_handler_refuse_path(struct req *r, const char *path);
 /* Parses "MOUNT/NAME/SEQ". @return 0 or MF_EINVAL. */
 int mf_handler_lease_seq(const char *id, uint64_t *seq);
 
+/* Does r's token own lease `id` (as recorded at its grant)? Unknown or
+ * malformed ids: no. */
+bool mf_handler_owns_lease(struct req *r, const char *id);
+
 void mf_handler_reply_empty(struct req *r);
 
 #endif

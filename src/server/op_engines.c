@@ -454,6 +454,7 @@ void mf_op_creds_issue(struct req *r)
         .requested_ttl_ms = q->ttl_ms,
         .role_default_ttl_ms = def,
         .role_max_ttl_ms = max,
+        .policy_max_ttl_ms = r->policy_max_ttl_ms,
         .cluster_default_ttl_ms = s->cfg->default_lease_ttl_ms,
         .cluster_max_ttl_ms = s->cfg->max_lease_ttl_ms,
     };

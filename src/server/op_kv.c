@@ -53,7 +53,20 @@ int mf_op_kv_put_authz(struct req *r, unsigned *cap, char *path, size_t len)
 {
     /* update covers any write; create alone only a new path, enforced at
      * apply as CAS 0 (a soft-deleted path has a version: it exists). */
-    if ((size_t)snprintf(path, len, "kv/data/%s", r->pb->kv_put->path) >= len)
+    const Mayfly__Api__KvPutRequest *q = r->pb->kv_put;
+    if (q->lease_id[0]) {
+        /* The lease's end destroys every version of the path: binding needs
+         * the lease to be the caller's and the right to destroy the path. */
+        if (!mf_handler_owns_lease(r, q->lease_id))
+            return MF_EPERM;
+        if ((size_t)snprintf(path, len, "kv/destroy/%s", q->path) >= len)
+            return MF_ETOOLARGE;
+        if (!mf_authz_allows(r, MF_CAP_UPDATE, path)) {
+            *cap = MF_CAP_UPDATE;
+            return 0; /* denied, naming kv/destroy/PATH */
+        }
+    }
+    if ((size_t)snprintf(path, len, "kv/data/%s", q->path) >= len)
         return MF_ETOOLARGE;
     *cap = MF_CAP_UPDATE;
     if (!mf_authz_allows(r, MF_CAP_UPDATE, path) && mf_authz_allows(r, MF_CAP_CREATE, path)) {

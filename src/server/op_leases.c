@@ -48,24 +48,6 @@ int mf_op_lease_grant_authz(struct req *r, unsigned *cap, char *path, size_t len
                : MF_ETOOLARGE;
 }
 
-/* Does r's token own lease `id`? (Unknown or malformed ids: no.) */
-static bool owns_lease(struct req *r, const char *id)
-{
-    uint64_t seq;
-    if (!r->has_token || mf_handler_lease_seq(id, &seq))
-        return false;
-    MDB_txn *txn;
-    if (mf_srv_read_begin(r->srv, &txn))
-        return false;
-    Mayfly__Cmd__LeaseRecord *rec = NULL;
-    bool own = mf_lease_get(txn, mf_fsm_state(r->srv->fsm), seq, &rec) == 0 &&
-               rec->owner_token_hash.len == 32 &&
-               CRYPTO_memcmp(rec->owner_token_hash.data, r->token_hash, 32) == 0;
-    mf_srv_read_end(r->srv, txn);
-    mf_lease_free(rec);
-    return own;
-}
-
 int mf_op_lease_authz(struct req *r, unsigned *cap, char *path, size_t len)
 {
     const char *id, *op;
@@ -94,7 +76,7 @@ int mf_op_lease_authz(struct req *r, unsigned *cap, char *path, size_t len)
         return MF_EINVAL;
     }
     /* The caller's own lease: the default policy's sys/leases/self/ paths. */
-    const char *self = owns_lease(r, id) ? "self/" : "";
+    const char *self = mf_handler_owns_lease(r, id) ? "self/" : "";
     return (size_t)snprintf(path, len, "sys/leases/%s%s/%s", self, op, id) < len ? 0
                                                                                 : MF_ETOOLARGE;
 }
@@ -106,6 +88,7 @@ void mf_op_lease_grant(struct req *r)
     struct mf_lease_ttl_inputs in = {
         .requested_ttl_ms = g->ttl_ms,
         .requested_max_ttl_ms = g->max_ttl_ms,
+        .policy_max_ttl_ms = r->policy_max_ttl_ms,
         .cluster_default_ttl_ms = s->cfg->default_lease_ttl_ms,
         .cluster_max_ttl_ms = s->cfg->max_lease_ttl_ms,
     };

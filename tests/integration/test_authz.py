@@ -119,6 +119,44 @@ class Attacker(unittest.TestCase):
         self.assertEqual(out["error"]["code"], "CAS_MISMATCH", out)
         self.assertEqual(self.root("kv", "get", "team-a/x")["data"], {"v": "1"})
 
+    def test_policy_max_ttl_caps_issue_and_renew(self):
+        """A rule's max_ttl caps the lease it grants, and the cap recorded on
+        the lease holds on renew (under the default policy)."""
+        p = self.write_policy("short-leases", {"path": {
+            "sys/leases/grant/*": {"capabilities": ["update"], "max_ttl": "30s"}}})
+        tok = self.child(p)
+        rc, out = self.c.cli("lease", "grant", "-ttl", "1h", token=tok)
+        self.assertEqual(rc, 0, out)
+        self.assertLessEqual(out["ttl_ms"], 30000)
+        self.assertLessEqual(out["max_ttl_ms"], 30000)
+        rc, ren = self.c.cli("lease", "renew", "-increment", "1h", out["lease_id"], token=tok)
+        self.assertEqual(rc, 0, ren)
+        self.assertLessEqual(ren["expire_at_ms"], out["issued_ms"] + 30000)
+
+    def test_binding_a_path_needs_the_lease_and_destroy(self):
+        """kv put -lease binds a path to a lease only for the lease's owner
+        holding update on kv/destroy/PATH (the lease's end destroys every
+        version)."""
+        p = self.write_policy("binder", {"path": {
+            "kv/data/bind/*": {"capabilities": ["create", "update", "read"]},
+            "sys/leases/grant/*": {"capabilities": ["update"]}}})
+        tok = self.child(p)
+        self.root("kv", "put", "bind/a", "v=1")
+        others = self.root("lease", "grant", "-ttl", "5m")["lease_id"]
+        rc, mine = self.c.cli("lease", "grant", "-ttl", "5m", token=tok)
+        self.assertEqual(rc, 0, mine)
+        denied(self, self.c.cli("kv", "put", "-lease", others, "bind/a", "v=2", token=tok),
+               "bind another token's lease")
+        denied(self, self.c.cli("kv", "put", "-lease", mine["lease_id"], "bind/a", "v=2",
+                                token=tok), "bind without destroy rights")
+        self.assertEqual(self.root("kv", "get", "bind/a")["data"], {"v": "1"})
+        self.write_policy("binder", {"path": {
+            "kv/data/bind/*": {"capabilities": ["create", "update", "read"]},
+            "kv/destroy/bind/*": {"capabilities": ["update"]},
+            "sys/leases/grant/*": {"capabilities": ["update"]}}})
+        rc, out = self.c.cli("kv", "put", "-lease", mine["lease_id"], "bind/a", "v=2", token=tok)
+        self.assertEqual(rc, 0, out)
+
     def test_revoked_token_is_refused_by_every_node_at_once(self):
         """A token revoked through the leader is refused by the very next read
         on each follower: the read is authorised after its read index applied."""
