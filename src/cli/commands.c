@@ -679,6 +679,98 @@ static int build_token_renew(const struct mf_cli_args *a, struct mf_cli_arena *a
     return 0;
 }
 
+/* ---- auth methods ---- */
+
+static int build_auth_enable(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                             Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    Mayfly__Api__AuthEnableRequest *e =
+        MSG(ar, Mayfly__Api__AuthEnableRequest, mayfly__api__auth_enable_request__init);
+    if (!mf_cli_flag(a, "type"))
+        return mf_err_set(err, err_len, MF_EINVAL, "auth enable needs -type jwt|cert");
+    e->type = mf_cli_arena_strdup(ar, mf_cli_flag(a, "type"));
+    e->mount = mf_cli_arena_strdup(ar, a->pos[0]);
+    if (mf_cli_flag(a, "config")) {
+        int rc = json_arg(ar, in, "-config", mf_cli_flag(a, "config"), &e->config_json, err,
+                          err_len);
+        if (rc)
+            return rc;
+    }
+    req->op_case = MAYFLY__API__REQUEST__OP_AUTH_ENABLE;
+    req->auth_enable = e;
+    return 0;
+}
+
+static int build_auth_role_put(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                               Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    Mayfly__Api__AuthRolePutRequest *e =
+        MSG(ar, Mayfly__Api__AuthRolePutRequest, mayfly__api__auth_role_put_request__init);
+    e->mount = mf_cli_arena_strdup(ar, a->pos[0]);
+    e->role = mf_cli_arena_strdup(ar, a->pos[1]);
+    int rc = json_arg(ar, in, "role", a->pos[2], &e->role_json, err, err_len);
+    if (rc)
+        return rc;
+    req->op_case = MAYFLY__API__REQUEST__OP_AUTH_ROLE_PUT;
+    req->auth_role_put = e;
+    return 0;
+}
+
+static int build_auth_list(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                           Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)a, (void)in, (void)err, (void)err_len;
+    req->op_case = MAYFLY__API__REQUEST__OP_AUTH_LIST;
+    req->auth_list = MSG(ar, Mayfly__Api__AuthListRequest, mayfly__api__auth_list_request__init);
+    return 0;
+}
+
+/* login -method jwt|cert [-mount M] -role R [-jwt @FILE|-]. The JWT is read
+ * from a file or stdin only: on the command line it would show in ps. */
+static int build_login(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                       Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    Mayfly__Api__LoginRequest *l =
+        MSG(ar, Mayfly__Api__LoginRequest, mayfly__api__login_request__init);
+    const char *method = mf_cli_flag(a, "method");
+    const char *role = mf_cli_flag(a, "role");
+    if (!method || (strcmp(method, "jwt") != 0 && strcmp(method, "cert") != 0))
+        return mf_err_set(err, err_len, MF_EINVAL, "login needs -method jwt|cert");
+    if (!role)
+        return mf_err_set(err, err_len, MF_EINVAL, "login needs -role R");
+    l->method = mf_cli_arena_strdup(ar, method);
+    l->role = mf_cli_arena_strdup(ar, role);
+    if (mf_cli_flag(a, "mount"))
+        l->mount = mf_cli_arena_strdup(ar, mf_cli_flag(a, "mount"));
+    const char *jwt = mf_cli_flag(a, "jwt");
+    if (strcmp(method, "jwt") == 0) {
+        if (!jwt || (strcmp(jwt, "-") != 0 && jwt[0] != '@'))
+            return mf_err_set(err, err_len, MF_EINVAL, "login -method jwt needs -jwt @FILE or -jwt -");
+        size_t len = 0;
+        int rc;
+        if (strcmp(jwt, "-") == 0) {
+            rc = slurp(ar, in, "stdin", &l->jwt, &len, err, err_len);
+        } else {
+            FILE *f = fopen(jwt + 1, "rb");
+            if (!f)
+                return mf_err_set(err, err_len, MF_EINVAL, "%s: cannot open: %s", jwt + 1,
+                                  strerror(errno));
+            rc = slurp(ar, f, jwt + 1, &l->jwt, &len, err, err_len);
+            fclose(f);
+        }
+        if (rc)
+            return rc;
+        while (len && (l->jwt[len - 1] == '\n' || l->jwt[len - 1] == '\r' ||
+                       l->jwt[len - 1] == ' ' || l->jwt[len - 1] == '\t'))
+            l->jwt[--len] = '\0';
+    } else if (jwt) {
+        return mf_err_set(err, err_len, MF_EINVAL, "-jwt is for -method jwt");
+    }
+    req->op_case = MAYFLY__API__REQUEST__OP_LOGIN;
+    req->login = l;
+    return 0;
+}
+
 /* ---- policies ---- */
 
 /* The values of every -NAME flag, in order, from the arena. */
@@ -1019,6 +1111,36 @@ static json_t *json_token_renew(const struct mf_cli_args *a, const Mayfly__Api__
                      (json_int_t)r->token_renew->expire_at_ms);
 }
 
+static json_t *json_auth_list(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    json_t *auth = json_array();
+    for (size_t i = 0; i < r->auth_list->n_auth; i++) {
+        const Mayfly__Api__AuthMountInfo *e = r->auth_list->auth[i];
+        json_t *roles = json_array();
+        for (size_t k = 0; k < e->n_roles; k++)
+            json_array_append_new(roles, json_string(e->roles[k]));
+        json_array_append_new(auth, json_pack("{s:s, s:s, s:o}", "mount", e->mount, "type",
+                                              e->type, "roles", roles));
+    }
+    return json_pack("{s:o, s:o}", "auth", auth, "read", read_info_json(r->auth_list->read));
+}
+
+static json_t *json_login(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    const Mayfly__Api__LoginResponse *l = r->login;
+    json_t *policies = json_array();
+    for (size_t i = 0; i < l->n_policies; i++)
+        json_array_append_new(policies, json_string(l->policies[i]));
+    json_t *meta = json_object();
+    for (size_t i = 0; i < l->n_metadata; i++)
+        json_object_set_new(meta, l->metadata[i]->key, json_string(l->metadata[i]->value));
+    return json_pack("{s:s, s:s, s:o, s:I, s:I, s:o}", "token", l->token, "accessor",
+                     l->accessor, "policies", policies, "ttl_ms", (json_int_t)l->ttl_ms,
+                     "expire_at_ms", (json_int_t)l->expire_at_ms, "metadata", meta);
+}
+
 static json_t *json_policy_read(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
 {
     (void)a;
@@ -1117,6 +1239,16 @@ static const struct mf_cli_command commands[] = {
      build_token_revoke, R(EMPTY), json_empty},
     {{"token", "renew"}, "increment", 0, 1, true, "mayfly token renew [-increment D] [TOKEN]",
      build_token_renew, R(TOKEN_RENEW), json_token_renew},
+    {{"auth", "enable"}, "type config", 1, 1, true,
+     "mayfly auth enable -type jwt|cert [-config JSON|@FILE|-] MOUNT", build_auth_enable,
+     R(EMPTY), json_empty},
+    {{"auth", "role", "put"}, "", 3, 3, true, "mayfly auth role put MOUNT ROLE JSON|@FILE|-",
+     build_auth_role_put, R(EMPTY), json_empty},
+    {{"auth", "list"}, "", 0, 0, false, "mayfly auth list", build_auth_list, R(AUTH_LIST),
+     json_auth_list},
+    {{"login"}, "method mount role jwt", 0, 0, true,
+     "mayfly login -method jwt|cert [-mount M] -role R [-jwt @FILE|-]", build_login, R(LOGIN),
+     json_login},
     {{"policy", "write"}, "", 2, 2, true, "mayfly policy write NAME FILE|-", build_policy_write,
      R(EMPTY), json_empty},
     {{"policy", "read"}, "", 1, 1, false, "mayfly policy read NAME", build_policy_read,

@@ -80,6 +80,14 @@ static int load_ca(SSL_CTX *ctx, const char *ca_path, char *err, size_t err_len)
     return 0;
 }
 
+/* MF_TLS_CLIENT_AUTH_ANY: the handshake never fails on the client's
+ * certificate; the auth method that uses it verifies it. */
+static int accept_any(int preverify_ok, X509_STORE_CTX *x)
+{
+    (void)preverify_ok, (void)x;
+    return 1;
+}
+
 int mf_tls_server_ctx_new(const char *ca_path, const char *cert_path, const char *key_path,
                           enum mf_tls_client_auth auth, SSL_CTX **out, char *err,
                           size_t err_len)
@@ -98,13 +106,14 @@ int mf_tls_server_ctx_new(const char *ca_path, const char *cert_path, const char
             goto fail_ctx;
         /* Tell clients which CA we accept, so a client with several
          * identities can choose. */
-        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca_path);
+        STACK_OF(X509_NAME) *names =
+            auth == MF_TLS_CLIENT_AUTH_ANY ? NULL : SSL_load_client_CA_file(ca_path);
         if (names)
             SSL_CTX_set_client_CA_list(ctx, names);
         int mode = SSL_VERIFY_PEER;
         if (auth == MF_TLS_CLIENT_AUTH_REQUIRE)
             mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-        SSL_CTX_set_verify(ctx, mode, NULL);
+        SSL_CTX_set_verify(ctx, mode, auth == MF_TLS_CLIENT_AUTH_ANY ? accept_any : NULL);
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }

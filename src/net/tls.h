@@ -29,6 +29,12 @@ enum mf_tls_client_auth {
     MF_TLS_CLIENT_AUTH_NONE = 0,     /* do not ask for a client certificate */
     MF_TLS_CLIENT_AUTH_OPTIONAL = 1, /* ask; verify it if one is sent */
     MF_TLS_CLIENT_AUTH_REQUIRE = 2,  /* mutual TLS: no certificate, no handshake */
+    /* Ask for a certificate and accept any (or none) at the TLS layer: the
+     * client listener, whose certificates an auth method verifies against its
+     * own CA (src/auth/certauth.h). SSL_get_verify_result still reports the
+     * chain's check against ca_path, so mf_tls_peer_node_id never accepts
+     * an unverified certificate. */
+    MF_TLS_CLIENT_AUTH_ANY = 3,
 };
 
 /* Creates a server context from PEM files: `cert_path` (leaf, optionally

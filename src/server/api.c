@@ -376,3 +376,15 @@ void mf_api_peer_message(struct mf_server *s, uint64_t from, uint8_t tag, const 
     else if (tag == TAG_FWD_RESP)
         relay_forward_response(s, data, len);
 }
+
+X509 *mf_api_client_cert(const struct req *r, STACK_OF(X509) **chain)
+{
+    *chain = NULL;
+    if (r->peer || !r->cc || !r->cc->conn)
+        return NULL;
+    SSL *ssl = mf_conn_ssl(r->cc->conn);
+    X509 *leaf = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+    if (leaf) /* on a server, the chain without the leaf */
+        *chain = SSL_get_peer_cert_chain(ssl);
+    return leaf;
+}

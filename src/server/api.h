@@ -19,6 +19,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <openssl/x509.h>
+
 #include "command.pb-c.h"
 #include "mayfly.pb-c.h"
 #include "server/srv.h"
@@ -59,6 +61,12 @@ int mf_api_listen(struct mf_server *s, mf_api_request_cb on_request);
 void mf_api_close(struct mf_server *s);
 /* The bound client address ("ip:port"). */
 const char *mf_api_client_addr(const struct mf_server *s);
+
+/* The certificate the client presented on r's connection and its
+ * intermediates (*chain may be NULL), both borrowed while r is being served;
+ * NULL for a forwarded request or a client that presented none. The TLS
+ * layer accepted it without verifying it: the cert auth method does. */
+X509 *mf_api_client_cert(const struct req *r, STACK_OF(X509) **chain);
 
 /* Answers r and frees it. */
 void mf_api_reply(struct req *r, Mayfly__Api__Response *resp);

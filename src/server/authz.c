@@ -14,6 +14,7 @@
 
 #define LOG_MOD "authz"
 #define TOKEN_POLICIES_MAX 256 /* policies one decision considers (policy check allows as many) */
+#define TOKEN_CLAIMS_MAX 32    /* metadata pairs a token carries (store/tokens.c) */
 
 struct mf_authz {
     struct mf_policy_set *set;
@@ -159,6 +160,17 @@ int mf_authz_decide(struct req *r, unsigned cap, const char *path,
     struct mf_authz_request q = {.cap = cap, .path = path};
     struct mf_authz_ctx ctx = {.now_ms = mf_now_wall_ms()};
     client_addr(r, &ctx.client);
+    /* auth-methods: the token's identity metadata (a login role's mapped
+     * claims) are the claims its policies' conditions test. */
+    struct mf_authz_claim claims[TOKEN_CLAIMS_MAX];
+    size_t n_claims = r->token->n_meta_keys < r->token->n_meta_values ? r->token->n_meta_keys
+                                                                       : r->token->n_meta_values;
+    if (n_claims > TOKEN_CLAIMS_MAX) /* the store refuses more: never drop one silently */
+        return MF_ETOOLARGE;
+    for (size_t i = 0; i < n_claims; i++)
+        claims[i] = (struct mf_authz_claim){r->token->meta_keys[i], r->token->meta_values[i]};
+    ctx.claims = claims;
+    ctx.claims_n = n_claims;
     return decide(r->srv, (const char *const *)r->token->policies, r->token->n_policies,
                   !r->token->no_default_policy, &q, &ctx, out);
 }

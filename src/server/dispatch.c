@@ -12,6 +12,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "server/authz.h"
+#include "server/op_auth.h"
 #include "server/op_engines.h"
 #include "server/op_kv.h"
 #include "server/op_leases.h"
@@ -135,6 +136,13 @@ static const struct mf_op_def op_table[] = {
         "sys/policies/acl/{name}"),
     ROW(POLICY_CHECK, "policy.check", mf_op_policy_check, READ, true, false, "read",
         "sys/policies/check"),
+    ROW(AUTH_ENABLE, "auth.enable", mf_op_auth_enable, LEADER, true, false, "sudo",
+        "sys/auth/{mount}"),
+    ROW(AUTH_ROLE_PUT, "auth.role.put", mf_op_auth_role_put, LEADER, true, false, "update",
+        "auth/{mount}/role/{role}"),
+    ROW(AUTH_LIST, "auth.list", mf_op_auth_list, READ, true, false, "read", "sys/auth"),
+    /* No token: the credential is the login's; the leader creates the token. */
+    ROW(LOGIN, "login", mf_op_login, LEADER, false, false, "", ""),
 };
 #undef ROW
 

@@ -164,7 +164,7 @@ static int load_tls(struct mf_server *s)
                                    &s->peer_client_ctx, err, sizeof(err));
     if (!rc)
         rc = mf_tls_server_ctx_new(c->tls_ca_file, c->tls_cert_file, c->tls_key_file,
-                                   MF_TLS_CLIENT_AUTH_OPTIONAL, &s->client_ctx, err, sizeof(err));
+                                   MF_TLS_CLIENT_AUTH_ANY, &s->client_ctx, err, sizeof(err));
     if (rc)
         MF_ERROR(LOG_MOD, "TLS: %s", err[0] ? err : mf_strerror(rc));
     return rc;

@@ -16,6 +16,11 @@
 #include "common/err.h"
 #include "store/apply.h"
 
+/* Identity metadata on a token (auth methods: src/auth/ident.h's limits). */
+#define TOKEN_META_MAX 32
+#define TOKEN_META_KEY_MAX 128    /* bytes */
+#define TOKEN_META_VALUE_MAX 1024 /* bytes */
+
 static int token_load(MDB_txn *txn, struct mf_state *st, const uint8_t *hash,
                       Mayfly__Cmd__TokenRecord **out)
 {
@@ -169,6 +174,14 @@ int mf_token_apply_create(struct mf_apply *a, const Mayfly__Cmd__TokenCreate *m,
                                  MF_TOKEN_POLICY_NAME_MAX);
     if (strlen(m->display_name) > MF_TOKEN_ACCESSOR_MAX)
         return mf_apply_fail(a, MF_EINVAL, "display name too long");
+    /* Identity metadata from an auth method (claims for policy conditions). */
+    if (m->n_meta_keys != m->n_meta_values || m->n_meta_keys > TOKEN_META_MAX)
+        return mf_apply_fail(a, MF_EINVAL, "token metadata: at most %d key/value pairs",
+                             TOKEN_META_MAX);
+    for (size_t i = 0; i < m->n_meta_keys; i++)
+        if (strlen(m->meta_keys[i]) > TOKEN_META_KEY_MAX ||
+            strlen(m->meta_values[i]) > TOKEN_META_VALUE_MAX)
+            return mf_apply_fail(a, MF_EINVAL, "token metadata: a key or value too long");
     if (m->ttl_ms > UINT64_MAX / 4 || m->max_ttl_ms > UINT64_MAX / 4 ||
         a->now_ms > UINT64_MAX / 2)
         return mf_apply_fail(a, MF_EINVAL, "token ttl out of range");
@@ -214,6 +227,10 @@ int mf_token_apply_create(struct mf_apply *a, const Mayfly__Cmd__TokenCreate *m,
         t.parent_hash = m->parent_hash;
     t.orphan = !has_parent;
     t.display_name = m->display_name;
+    t.n_meta_keys = m->n_meta_keys;
+    t.meta_keys = m->meta_keys;
+    t.n_meta_values = m->n_meta_values;
+    t.meta_values = m->meta_values;
     mf_token_free(parent);
     MDB_val k = {MF_TOKEN_HASH_LEN, m->hash.data};
     rc = mf_state_put_msg(a->txn, a->st->dbi[MF_DB_TOKENS], &k, &t.base, 0);

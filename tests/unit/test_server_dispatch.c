@@ -97,17 +97,44 @@ static void test_server_dispatch_tokenless_and_sealed_rows(void **state)
         bool special = rows[i].op_case == MAYFLY__API__REQUEST__OP_STATUS ||
                        rows[i].op_case == MAYFLY__API__REQUEST__OP_INIT ||
                        rows[i].op_case == MAYFLY__API__REQUEST__OP_UNSEAL;
-        assert_int_equal(!rows[i].token, special);
+        /* login needs no token (its credential is the login's) but an unsealed node. */
+        bool login = rows[i].op_case == MAYFLY__API__REQUEST__OP_LOGIN;
+        assert_int_equal(!rows[i].token, special || login);
         assert_int_equal(rows[i].sealed_ok, special);
         tokenless += !rows[i].token;
     }
-    assert_int_equal(tokenless, 3);
+    assert_int_equal(tokenless, 4);
     const struct mf_op_def *status = mf_dispatch_find(MAYFLY__API__REQUEST__OP_STATUS);
     assert_int_equal(mf_dispatch_route(status, false, false, false), MF_ROUTE_RUN);
 }
 
 /* The policy operations: writes on the leader, reads anywhere, with the
  * capability and path of CLI.md "Policy paths". */
+/* The auth method operations: admin with CLI.md "Policy paths", login on the
+ * leader (it creates a token) with no token and no policy. */
+static void test_server_dispatch_auth_rows(void **state)
+{
+    (void)state;
+    static const struct {
+        Mayfly__Api__Request__OpCase op;
+        enum mf_where where;
+        const char *cap, *path;
+    } want[] = {
+        {MAYFLY__API__REQUEST__OP_AUTH_ENABLE, MF_WHERE_LEADER, "sudo", "sys/auth/{mount}"},
+        {MAYFLY__API__REQUEST__OP_AUTH_ROLE_PUT, MF_WHERE_LEADER, "update", "auth/{mount}/role/{role}"},
+        {MAYFLY__API__REQUEST__OP_AUTH_LIST, MF_WHERE_READ, "read", "sys/auth"},
+        {MAYFLY__API__REQUEST__OP_LOGIN, MF_WHERE_LEADER, "", ""},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        const struct mf_op_def *d = mf_dispatch_find(want[i].op);
+        assert_non_null(d);
+        assert_int_equal(d->where, want[i].where);
+        assert_string_equal(d->capability, want[i].cap);
+        assert_string_equal(d->policy_path, want[i].path);
+    }
+    assert_false(mf_dispatch_find(MAYFLY__API__REQUEST__OP_LOGIN)->token);
+}
+
 static void test_server_dispatch_policy_rows(void **state)
 {
     (void)state;
@@ -141,6 +168,7 @@ int main(void)
         cmocka_unit_test(test_server_dispatch_reads_run_anywhere),
         cmocka_unit_test(test_server_dispatch_tokenless_and_sealed_rows),
         cmocka_unit_test(test_server_dispatch_policy_rows),
+        cmocka_unit_test(test_server_dispatch_auth_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
