@@ -11,6 +11,8 @@
 #include "common/env.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "auth/policy.h"
+#include "server/authz.h"
 #include "server/handler.h"
 #include "server/metrics.h"
 #include "server/op_sys.h"
@@ -336,9 +338,19 @@ void mf_op_seal(struct req *r)
 
 /* ---- reads ---- */
 
+/* Without a token allowed to read sys/status, status says only whether the
+ * node is initialised, sealed and has a leader (and which): enough for
+ * clients and probes to find the leader, nothing about the cluster. */
+static bool status_in_full(struct req *r)
+{
+    return r->pb->token[0] && mf_tokens_authenticate(r) == 0 &&
+           mf_authz_allows(r, MF_CAP_READ, "sys/status");
+}
+
 void mf_op_status(struct req *r)
 {
     struct mf_server *s = r->srv;
+    bool full = status_in_full(r);
     struct mf_raft_status st;
     mf_node_status(s->node, &st);
     Mayfly__Api__StatusResponse out = MAYFLY__API__STATUS_RESPONSE__INIT;
@@ -380,6 +392,11 @@ void mf_op_status(struct req *r)
     }
     out.n_members = n;
     out.members = ptrs;
+    if (!full) {
+        out.term = out.commit_index = out.applied_index = 0;
+        out.n_members = 0;
+        out.read = NULL;
+    }
     Resp resp = MAYFLY__API__RESPONSE__INIT;
     resp.result_case = MAYFLY__API__RESPONSE__RESULT_STATUS;
     resp.status = &out;

@@ -157,6 +157,21 @@ class Attacker(unittest.TestCase):
         rc, out = self.c.cli("kv", "put", "-lease", mine["lease_id"], "bind/a", "v=2", token=tok)
         self.assertEqual(rc, 0, out)
 
+    def test_status_without_rights_says_little(self):
+        """Without a token (or without read on sys/status) status answers
+        whether the node is initialised, sealed and who leads; nothing else."""
+        for tok in (False, self.child("nothing")):
+            rc, out = self.c.nodes[1].cli("status", token=tok)
+            self.assertEqual(rc, 0, out)
+            self.assertTrue(out["initialized"])
+            self.assertFalse(out["sealed"])
+            self.assertTrue(out["leader_id"])
+            self.assertFalse(out.get("members"), out)
+            self.assertFalse(out.get("term"), out)
+        rc, out = self.c.nodes[1].cli("status")
+        self.assertEqual(len(out["members"]), 3, out)
+        self.assertTrue(out["term"])
+
     def test_revoked_token_is_refused_by_every_node_at_once(self):
         """A token revoked through the leader is refused by the very next read
         on each follower: the read is authorised after its read index applied."""
