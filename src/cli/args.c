@@ -37,6 +37,9 @@ static const struct flag_def flag_defs[] = {
     {"accessor", false, false},     {"type", true, false},
     {"config", true, false},       {"no-default-policy", false, false},
     {"remote-addr", true, false},  {"claims", true, false},
+    {"init", false, false},        {"nonce", true, false},
+    {"decode", true, false},       {"otp", true, false},
+    {"cancel", false, false},
 };
 
 static const struct flag_def *find_flag(const char *name, size_t len)

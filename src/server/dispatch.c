@@ -16,6 +16,7 @@
 #include "server/op_kv.h"
 #include "server/op_leases.h"
 #include "server/op_policy.h"
+#include "server/op_root.h"
 #include "server/op_sys.h"
 #include "server/op_tokens.h"
 
@@ -135,6 +136,9 @@ static const struct mf_op_def op_table[] = {
         "sys/policies/acl/{name}"),
     ROW(POLICY_CHECK, "policy.check", mf_op_policy_check, READ, true, false, "read",
         "sys/policies/check"),
+    /* Shares instead of a token; the attempt lives in the leader's memory. */
+    ROW(GENERATE_ROOT, "operator.generate-root", mf_op_generate_root, LEADER, false, false, "",
+        ""),
 };
 #undef ROW
 
