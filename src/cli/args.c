@@ -39,6 +39,9 @@ static const struct flag_def flag_defs[] = {
     {"remote-addr", true, false},  {"claims", true, false},
     {"method", true, false},       {"mount", true, false},
     {"role", true, false},         {"jwt", true, false},
+    {"init", false, false},        {"nonce", true, false},
+    {"decode", true, false},       {"otp", true, false},
+    {"cancel", false, false},
 };
 
 static const struct flag_def *find_flag(const char *name, size_t len)

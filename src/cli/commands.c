@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include "common/config.h"
 #include "common/err.h"
 
@@ -266,6 +269,98 @@ static int build_seal(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE
     req->op_case = MAYFLY__API__REQUEST__OP_SEAL;
     req->seal = MSG(ar, Mayfly__Api__SealRequest, mayfly__api__seal_request__init);
     return 0;
+}
+
+/* operator generate-root: exactly one of -init, -nonce N SHARE, -cancel
+ * (-decode is local: generate_root_decode). */
+static int build_generate_root(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                               Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    bool init = mf_cli_flag_set(a, "init"), cancel = mf_cli_flag_set(a, "cancel");
+    const char *nonce = mf_cli_flag(a, "nonce");
+    if (init + cancel + (nonce != NULL) != 1 || (nonce != NULL) != (a->pos_len == 1))
+        return mf_err_set(err, err_len, MF_EINVAL,
+                          "give one of -init, -nonce N SHARE, -cancel, -decode ENCODED -otp OTP");
+    req->op_case = MAYFLY__API__REQUEST__OP_GENERATE_ROOT;
+    req->generate_root =
+        MSG(ar, Mayfly__Api__GenerateRootRequest, mayfly__api__generate_root_request__init);
+    req->generate_root->mode = init     ? MAYFLY__API__GENERATE_ROOT_MODE__GENERATE_ROOT_INIT
+                               : cancel ? MAYFLY__API__GENERATE_ROOT_MODE__GENERATE_ROOT_CANCEL
+                                        : MAYFLY__API__GENERATE_ROOT_MODE__GENERATE_ROOT_UPDATE;
+    if (nonce) {
+        req->generate_root->nonce = mf_cli_arena_strdup(ar, nonce);
+        req->generate_root->share = mf_cli_arena_strdup(ar, a->pos[0]);
+    }
+    return 0;
+}
+
+/* Standard base64 (OpenSSL), padding honoured. @return malloc'd bytes or NULL. */
+static uint8_t *b64_decode(const char *in, size_t *len)
+{
+    size_t n = strlen(in);
+    if (n == 0 || n % 4)
+        return NULL;
+    uint8_t *out = malloc(n / 4 * 3 + 1);
+    if (!out)
+        return NULL;
+    int m = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
+    if (m < 0) {
+        free(out);
+        return NULL;
+    }
+    m -= (in[n - 1] == '=') + (in[n - 2] == '=');
+    *len = (size_t)m;
+    return out;
+}
+
+/* -decode ENCODED -otp OTP: the root token is ENCODED XOR OTP, here, with no
+ * server call (the OTP never leaves this machine again). */
+static int generate_root_decode(const struct mf_cli_args *a, FILE *out, FILE *errout)
+{
+    const char *enc = mf_cli_flag(a, "decode"), *otp_text = mf_cli_flag(a, "otp");
+    if (!enc)
+        return -1;
+    size_t n = 0, m = 0;
+    uint8_t *x = b64_decode(enc, &n), *otp = otp_text ? b64_decode(otp_text, &m) : NULL;
+    int code = MF_CLI_EXIT_LOCAL;
+    if (!x || !otp || n != m || n == 0) {
+        mf_cli_print_error(a->g.format, "INVALID_ARGUMENT",
+                           "-decode ENCODED -otp OTP: both base64, of the same length", out,
+                           errout);
+        goto done;
+    }
+    char *token = malloc(n + 1);
+    if (!token)
+        goto done;
+    for (size_t i = 0; i < n; i++)
+        token[i] = (char)(x[i] ^ otp[i]);
+    token[n] = '\0';
+    if (strncmp(token, "mf.", 3) != 0 || strlen(token) != n) {
+        mf_cli_print_error(a->g.format, "INVALID_ARGUMENT",
+                           "this OTP does not decode this token (another attempt's?)", out,
+                           errout);
+    } else {
+        json_t *doc = json_pack("{s:s}", "root_token", token);
+        char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (a->g.format == MF_CLI_FORMAT_JSON)
+            fprintf(out, "%s\n", text);
+        else
+            fprintf(out, "root_token  %s\n", token);
+        free(text);
+        json_decref(doc);
+        code = MF_CLI_EXIT_OK;
+    }
+    OPENSSL_cleanse(token, n);
+    free(token);
+done:
+    if (x)
+        OPENSSL_cleanse(x, n);
+    if (otp)
+        OPENSSL_cleanse(otp, m);
+    free(x);
+    free(otp);
+    return code;
 }
 
 static int build_kv_put(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
@@ -933,6 +1028,21 @@ static json_t *json_init(const struct mf_cli_args *a, const Mayfly__Api__Respons
                      "root_token", r->init->root_token);
 }
 
+static json_t *json_generate_root(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    const Mayfly__Api__GenerateRootResponse *g = r->generate_root;
+    if (mf_cli_flag_set(a, "cancel"))
+        return json_object();
+    if (mf_cli_flag_set(a, "init"))
+        return json_pack("{s:s, s:s, s:i, s:I}", "nonce", g->nonce, "otp", g->otp, "threshold",
+                         (int)g->threshold, "expire_at_ms", (json_int_t)g->expire_at_ms);
+    json_t *doc = json_pack("{s:i, s:i}", "progress", (int)g->progress, "threshold",
+                            (int)g->threshold);
+    if (g->encoded_root_token[0])
+        json_object_set_new(doc, "encoded_root_token", json_string(g->encoded_root_token));
+    return doc;
+}
+
 static json_t *json_unseal(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
 {
     (void)a;
@@ -1197,6 +1307,9 @@ static const struct mf_cli_command commands[] = {
      R(UNSEAL), json_unseal},
     {{"operator", "seal"}, "", 0, 0, false, "mayfly operator seal", build_seal, R(EMPTY),
      json_empty},
+    {{"operator", "generate-root"}, "init nonce cancel decode otp", 0, 1, false,
+     "mayfly operator generate-root -init | -nonce N SHARE | -cancel | -decode ENCODED -otp OTP",
+     build_generate_root, R(GENERATE_ROOT), json_generate_root},
     {{"kv", "put"}, "cas lease", 2, -1, true,
      "mayfly kv put [-cas N] [-lease ID] PATH KEY=VALUE [KEY=@FILE] [KEY=-] ...", build_kv_put,
      R(KV_PUT), json_kv_put},
@@ -1278,6 +1391,11 @@ static const struct mf_cli_command commands[] = {
 mf_cli_table_fn mf_cli_command_table(const struct mf_cli_command *c)
 {
     return c->build == build_policy_read ? table_policy_read : NULL;
+}
+
+mf_cli_local_fn mf_cli_command_local(const struct mf_cli_command *c)
+{
+    return c->build == build_generate_root ? generate_root_decode : NULL;
 }
 
 const struct mf_cli_command *mf_cli_command_at(size_t i)

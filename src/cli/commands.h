@@ -23,6 +23,11 @@ struct mf_cli_command {
 typedef void (*mf_cli_table_fn)(json_t *doc, FILE *out);
 mf_cli_table_fn mf_cli_command_table(const struct mf_cli_command *c);
 
+/* A command that may answer without a server (generate-root -decode): it
+ * returns an exit code, or -1 to call the server. NULL: always the server. */
+typedef int (*mf_cli_local_fn)(const struct mf_cli_args *a, FILE *out, FILE *errout);
+mf_cli_local_fn mf_cli_command_local(const struct mf_cli_command *c);
+
 /* Longest match of the command words at the start of words; *used gets how
  * many words it took. NULL if none matches. */
 const struct mf_cli_command *mf_cli_command_find(const char **words, size_t n, size_t *used);

@@ -219,6 +219,11 @@ int mf_cli_main(int argc, char **argv, FILE *in, FILE *out, FILE *errout)
             mf_cli_usage(out);
         return MF_CLI_EXIT_OK;
     }
+    if (args.cmd && mf_cli_command_local(args.cmd)) {
+        int local = mf_cli_command_local(args.cmd)(&args, out, errout);
+        if (local >= 0)
+            return local;
+    }
     if (!args.g.addr || !args.g.ca_cert) {
         mf_cli_print_error(args.g.format, "INVALID_ARGUMENT",
                            "set -addr and -ca-cert (or MAYFLY_ADDR and MAYFLY_CACERT)", out,

@@ -17,6 +17,7 @@
 #include "server/op_kv.h"
 #include "server/op_leases.h"
 #include "server/op_policy.h"
+#include "server/op_root.h"
 #include "server/op_sys.h"
 #include "server/op_tokens.h"
 
@@ -143,6 +144,9 @@ static const struct mf_op_def op_table[] = {
     ROW(AUTH_LIST, "auth.list", mf_op_auth_list, READ, true, false, "read", "sys/auth"),
     /* No token: the credential is the login's; the leader creates the token. */
     ROW(LOGIN, "login", mf_op_login, LEADER, false, false, "", ""),
+    /* Shares instead of a token; the attempt lives in the leader's memory. */
+    ROW(GENERATE_ROOT, "operator.generate-root", mf_op_generate_root, LEADER, false, false, "",
+        ""),
 };
 #undef ROW
 

@@ -2,15 +2,19 @@
 #include "server/handler.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include "common/env.h"
 #include "common/err.h"
 #include "server/proposer.h"
 #include "server/records.h"
+#include "store/idempotency.h"
 #include "store/kv.h"
 #include "store/leases.h"
 
@@ -44,30 +48,100 @@ static void on_applied(void *arg, int rc, const Result *res)
         mf_api_reply(r, &resp);
 }
 
+/* The caller's identity: its token's accessor, or without a token the
+ * client's IP address (the port changes with each connection). */
+static void caller_identity(const struct req *r, char *out, size_t len)
+{
+    if (r->token && r->token->accessor && r->token->accessor[0]) {
+        snprintf(out, len, "token:%s", r->token->accessor);
+        return;
+    }
+    char host[sizeof(r->client_addr)];
+    snprintf(host, sizeof(host), "%s", r->client_addr);
+    char *colon = strrchr(host, ':');
+    if (colon && (host[0] != '[' || colon[-1] == ']'))
+        *colon = '\0';
+    snprintf(out, len, "addr:%s", host);
+}
+
+/* The operation's own message (the member of Request's `op` oneof). */
+static const ProtobufCMessage *op_message(const Req *q)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(&mayfly__api__request__descriptor, q->op_case);
+    return f ? *(const ProtobufCMessage *const *)((const char *)q + f->offset) : NULL;
+}
+
+int mf_handler_idem(const struct req *r, uint8_t suffix, struct mf_handler_idem *out)
+{
+    if (!r->pb || !r->pb->request_key.len)
+        return MF_ENOTFOUND;
+    if (r->pb->request_key.len > MF_IDEM_RID_MAX)
+        return MF_EINVAL;
+    char who[128];
+    caller_identity(r, who, sizeof(who));
+    uint32_t who_len = (uint32_t)strlen(who);
+    uint8_t be[4] = {who_len >> 24, who_len >> 16, who_len >> 8, who_len};
+    SHA256((const uint8_t *)who, who_len, out->caller);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md)
+        return -ENOMEM;
+    int ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(md, "mayfly-idem-1", 13) && EVP_DigestUpdate(md, be, 4) &&
+             EVP_DigestUpdate(md, who, who_len) &&
+             EVP_DigestUpdate(md, r->pb->request_key.data, r->pb->request_key.len) &&
+             EVP_DigestUpdate(md, &suffix, 1) && EVP_DigestFinal_ex(md, out->rid, NULL);
+    /* The body: the operation and its message, packed again as decoded. */
+    const ProtobufCMessage *m = op_message(r->pb);
+    size_t n = m ? protobuf_c_message_get_packed_size(m) : 0;
+    uint8_t *buf = malloc(n ? n : 1);
+    uint32_t op = (uint32_t)r->pb->op_case;
+    uint8_t opb[4] = {op >> 24, op >> 16, op >> 8, op};
+    if (buf && m)
+        protobuf_c_message_pack(m, buf);
+    ok = ok && buf && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+         EVP_DigestUpdate(md, opb, 4) && EVP_DigestUpdate(md, buf, n) &&
+         EVP_DigestFinal_ex(md, out->fingerprint, NULL);
+    if (buf) {
+        OPENSSL_cleanse(buf, n); /* a KV value, a policy */
+        free(buf);
+    }
+    EVP_MD_CTX_free(md);
+    return ok ? 0 : -ENOMEM;
+}
+
 void mf_handler_propose(struct req *r, Cmd *cmd, mf_handler_finish_cb finish)
 {
-    uint8_t rid[64];
-    if (r->pb && r->pb->request_key.len && r->pb->request_key.len < sizeof(rid)) {
-        /* A chained second command of one request (init: keyring, then the
-         * root token) gets its own id, or the fsm would call it a duplicate. */
-        memcpy(rid, r->pb->request_key.data, r->pb->request_key.len);
-        cmd->request_id.data = rid;
-        cmd->request_id.len = r->pb->request_key.len;
-        if (r->rid_suffix)
-            rid[cmd->request_id.len++] = r->rid_suffix;
+    struct mf_handler_idem id;
+    int rc = mf_handler_idem(r, r->rid_suffix, &id);
+    if (rc == 0) {
+        cmd->request_id.data = id.rid;
+        cmd->request_id.len = sizeof(id.rid);
+        cmd->request_fingerprint.data = id.fingerprint;
+        cmd->request_fingerprint.len = sizeof(id.fingerprint);
+    } else if (rc != MF_ENOTFOUND) {
+        return mf_api_reply_error(r, MF_EINVAL, "the request key is over %d bytes",
+                                  MF_IDEM_RID_MAX);
     } else if (cmd->result_secret.len) {
         /* The fsm hands a kept secret back only with an idempotency entry. */
-        if (mf_rand_bytes(rid, 16))
+        if (mf_rand_bytes(id.rid, 16))
             return mf_api_reply_error(r, MF_EINTERNAL, "random source failed");
-        cmd->request_id.data = rid;
+        cmd->request_id.data = id.rid;
         cmd->request_id.len = 16;
+    }
+    if (cmd->request_id.len) {
+        char who[128];
+        caller_identity(r, who, sizeof(who));
+        SHA256((const uint8_t *)who, strlen(who), id.caller);
+        cmd->idem_caller.data = id.caller;
+        cmd->idem_caller.len = sizeof(id.caller);
     }
     struct proposal *p = malloc(sizeof(*p));
     if (!p)
         return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
     p->r = r;
     p->finish = finish;
-    int rc = mf_propose(r->srv->prop, cmd, on_applied, p);
+    rc = mf_propose(r->srv->prop, cmd, on_applied, p);
     if (!rc)
         return;
     free(p);

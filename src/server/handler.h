@@ -20,9 +20,26 @@ typedef Mayfly__Cmd__Result Result;
  * answers r itself, or chains another proposal. */
 typedef void (*mf_handler_finish_cb)(struct req *r, const Result *res, Resp *resp);
 
-/* Proposes `cmd` for r: the command carries r's request id (with
- * r->rid_suffix appended for a chained second command), so the fsm answers
- * a retried request with the first result. When applied, `finish` answers
+/* What the fsm keys a client's request on (store/idempotency.h): an
+ * idempotency key belongs to its caller, so the id is SHA-256 over the
+ * caller's identity (its token's accessor; without a token, the client's IP
+ * address), the client's request_key and a suffix (a chained second command
+ * of one request); the caller is SHA-256 of the identity alone; the
+ * fingerprint is SHA-256 of the operation and its message as decoded. A
+ * retry from another token or address is a new request, never a replay of
+ * someone else's answer. Request ids and keys are never logged. */
+struct mf_handler_idem {
+    uint8_t rid[32];
+    uint8_t caller[32];
+    uint8_t fingerprint[32];
+};
+/* @return 0; MF_ENOTFOUND (r carries no request_key); MF_EINVAL (over
+ * MF_IDEM_RID_MAX bytes); -ENOMEM. */
+int mf_handler_idem(const struct req *r, uint8_t suffix, struct mf_handler_idem *out);
+
+/* Proposes `cmd` for r: the command carries r's request id (mf_handler_idem,
+ * with r->rid_suffix for a chained second command), so the fsm answers a
+ * retried request from the same caller with the first result. When applied, `finish` answers
  * (NULL: an empty answer); a refusal or failure is answered here with its
  * code (UNKNOWN_OUTCOME when it may or may not have applied). */
 void mf_handler_propose(struct req *r, Cmd *cmd, mf_handler_finish_cb finish);

@@ -139,27 +139,31 @@ static struct init_state *init_state_from_result(struct mf_server *s, struct req
 }
 
 /* An init retried with the same request id after its answer was lost: finish
- * what the first attempt started (the store remembers each step's result). */
+ * what the first attempt started (the store remembers each step's result).
+ * The shares are shown once: the entry is keyed by the client's address
+ * (mf_handler_idem), so only the same client, presenting the same request id
+ * within MF_IDEM_TTL_MS, sees them again; a retry from anywhere else, or a
+ * lost answer not retried in time, is refused as "already initialised". */
 static int resume_init(struct req *r)
 {
     struct mf_server *s = r->srv;
-    const ProtobufCBinaryData *key = &r->pb->request_key;
-    uint8_t rid[MF_IDEM_RID_MAX];
-    if (key->len == 0 || key->len >= sizeof(rid))
-        return MF_ENOTFOUND;
-    memcpy(rid, key->data, key->len);
+    struct mf_handler_idem first_id, second_id;
+    int rc = mf_handler_idem(r, 0, &first_id);
+    if (!rc)
+        rc = mf_handler_idem(r, 1, &second_id); /* the root token step (rid_suffix 1) */
+    if (rc)
+        return rc;
     MDB_txn *txn;
-    int rc = mf_srv_read_begin(s, &txn);
+    rc = mf_srv_read_begin(s, &txn);
     if (rc)
         return rc;
     Result *first = NULL, *second = NULL;
     uint64_t now = mf_now_wall_ms();
-    rc = mf_idem_get(txn, mf_fsm_state(s->fsm), rid, key->len, now, &first);
-    if (!rc) {
-        rid[key->len] = 1; /* the root token step's id (rid_suffix 1) */
-        if (mf_idem_get(txn, mf_fsm_state(s->fsm), rid, key->len + 1, now, &second))
-            second = NULL;
-    }
+    rc = mf_idem_get(txn, mf_fsm_state(s->fsm), first_id.rid, sizeof(first_id.rid),
+                     first_id.fingerprint, sizeof(first_id.fingerprint), now, &first);
+    if (!rc && mf_idem_get(txn, mf_fsm_state(s->fsm), second_id.rid, sizeof(second_id.rid),
+                           second_id.fingerprint, sizeof(second_id.fingerprint), now, &second))
+        second = NULL;
     mf_srv_read_end(s, txn);
     if (rc)
         return rc;
@@ -185,8 +189,11 @@ void mf_op_init(struct req *r)
 {
     struct mf_server *s = r->srv;
     if (mf_srv_initialized(s)) {
-        if (resume_init(r) == 0)
+        int rc = resume_init(r);
+        if (rc == 0)
             return;
+        if (rc == MF_EINVAL)
+            return mf_api_reply_error(r, MF_EINVAL, "request id reused with a different request");
         return mf_api_reply_error(r, MF_EINVAL, "the cluster is already initialised");
     }
     const Mayfly__Api__InitRequest *q = r->pb->init;

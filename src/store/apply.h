@@ -109,10 +109,15 @@ int mf_policy_apply_delete(struct mf_apply *a, const Mayfly__Cmd__PolicyDelete *
 /* Drop expired entries (by a->now_ms) and the oldest beyond the bound. */
 int mf_idem_apply_prune(struct mf_apply *a);
 /* A kept result for this request id, if still fresh: 0 and *out (free with
- * mayfly__cmd__result__free_unpacked(*out, NULL)); MF_ENOTFOUND if none. */
+ * mayfly__cmd__result__free_unpacked(*out, NULL)); MF_ENOTFOUND if none;
+ * MF_EINVAL if the entry was made by a request with another fingerprint
+ * (both non-empty and different). */
 int mf_idem_apply_lookup(struct mf_apply *a, const uint8_t *rid, size_t len,
-                         Mayfly__Cmd__Result **out);
+                         ProtobufCBinaryData fingerprint, Mayfly__Cmd__Result **out);
+/* Remembers r for this request id, counted for `caller` (32 bytes, or empty)
+ * whose oldest entry goes when it holds more than MF_IDEM_PER_CALLER_MAX. */
 int mf_idem_apply_store(struct mf_apply *a, const uint8_t *rid, size_t len,
+                        ProtobufCBinaryData caller, ProtobufCBinaryData fingerprint,
                         const Mayfly__Cmd__Result *r);
 
 #endif

@@ -282,6 +282,11 @@ static int apply_one(struct mf_apply *a, struct mf_fsm *fsm, const uint8_t *data
                              MF_IDEM_RID_MAX);
         goto finish;
     }
+    if ((c->idem_caller.len && c->idem_caller.len != MF_IDEM_CALLER_LEN) ||
+        c->request_fingerprint.len > MF_IDEM_RID_MAX) {
+        code = mf_apply_fail(a, MF_EINVAL, "command with a malformed caller or fingerprint");
+        goto finish;
+    }
     /* State time never goes backwards, whoever the leader. */
     a->now_ms = c->now_ms > fsm->now_ms ? c->now_ms : fsm->now_ms;
     fsm->now_ms = a->now_ms;
@@ -297,7 +302,15 @@ static int apply_one(struct mf_apply *a, struct mf_fsm *fsm, const uint8_t *data
     if (rc)
         goto out;
     if (c->request_id.len) {
-        rc = mf_idem_apply_lookup(a, c->request_id.data, c->request_id.len, &dup);
+        rc = mf_idem_apply_lookup(a, c->request_id.data, c->request_id.len,
+                                  c->request_fingerprint, &dup);
+        if (rc == MF_EINVAL) {
+            /* Refused, and the first request's entry stays as it was. */
+            keep = 0;
+            rc = 0;
+            code = mf_apply_fail(a, MF_EINVAL, "request id reused with a different request");
+            goto finish;
+        }
         if (rc == 0) {
             dup->duplicate = 1;
             if (out)
@@ -325,7 +338,8 @@ finish:
     }
     if (keep) {
         r.secret = c->result_secret;
-        rc = mf_idem_apply_store(a, c->request_id.data, c->request_id.len, &r);
+        rc = mf_idem_apply_store(a, c->request_id.data, c->request_id.len, c->idem_caller,
+                                 c->request_fingerprint, &r);
         if (rc)
             goto out;
     }

@@ -531,6 +531,44 @@ int mf_seal_unseal_keyfile(struct mf_seal *s, const char *path, const uint8_t *b
     return rc;
 }
 
+int mf_seal_unseal_key_text(struct mf_seal *s, const char *text, const uint8_t *blob,
+                            size_t blob_len, char *err, size_t err_len)
+{
+    MF_ASSERT(s != NULL && text != NULL);
+    struct mf_barrier_seal_config cfg;
+    int rc = blob_config(blob, blob_len, &cfg, err, err_len);
+    if (rc != 0)
+        return rc;
+    if (cfg.type != MF_SEAL_KEYFILE)
+        return mf_err_set(err, err_len, MF_EINVAL,
+                          "this cluster is sealed with Shamir shares, not a key file");
+    if (!mf_barrier_sealed(s->barrier))
+        return mf_err_set(err, err_len, MF_EEXISTS, "already unsealed");
+    while (*text == ' ' || *text == '\t' || *text == '\n' || *text == '\r')
+        text++;
+    size_t len = strlen(text);
+    while (len > 0 && (text[len - 1] == ' ' || text[len - 1] == '\t' || text[len - 1] == '\n' ||
+                       text[len - 1] == '\r'))
+        len--;
+    uint8_t *root = mf_barrier_secure_alloc(KEY);
+    if (root == NULL)
+        return mf_err_set(err, err_len, -ENOMEM, "out of memory");
+    if (len != 2 * KEY || !hex_decode(text, KEY, root)) {
+        rc = mf_err_set(err, err_len, MF_EINVAL, "a key-file share is the key file's 64 hex "
+                                                 "digits");
+    } else {
+        rc = mf_barrier_unseal(s->barrier, root, blob, blob_len);
+        if (rc == MF_ECORRUPT)
+            rc = mf_err_set(err, err_len, MF_EINVAL,
+                            "this key does not open the stored keyring (a key of another "
+                            "cluster?)");
+        else if (rc != 0)
+            mf_err_set(err, err_len, rc, "unseal failed: %s", mf_strerror(rc));
+    }
+    mf_barrier_secure_free(root, KEY);
+    return rc;
+}
+
 /* ------------------------------------------------------------ key files */
 
 int mf_seal_keyfile_read(const char *path, uint8_t *key, char *err, size_t err_len)

@@ -104,6 +104,14 @@ int mf_seal_unseal(struct mf_seal *s, const char *share, const uint8_t *blob, si
 int mf_seal_unseal_keyfile(struct mf_seal *s, const char *path, const uint8_t *blob,
                            size_t blob_len, char *err, size_t err_len);
 
+/* As mf_seal_unseal_keyfile, with the key file's contents given as text (64
+ * hex digits, surrounding white space ignored): generate-root's one share for
+ * a key-file seal, checked on a barrier of its own. The caller wipes `text`.
+ * Errors: MF_EINVAL (not 64 hex digits; a Shamir seal; the key does not open
+ * the keyring); MF_ENOTINIT; MF_ECORRUPT; MF_EEXISTS; -ENOMEM. */
+int mf_seal_unseal_key_text(struct mf_seal *s, const char *text, const uint8_t *blob,
+                            size_t blob_len, char *err, size_t err_len);
+
 /* Forget the shares given so far. */
 void mf_seal_reset(struct mf_seal *s);
 

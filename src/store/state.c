@@ -42,6 +42,7 @@ static const struct {
     [MF_DB_IDEM_EXP] = {"idem_exp", 0},
     [MF_DB_KEYUSE] = {"keyuse", 0},
     [MF_DB_TOKEN_EXP] = {"token_exp", 0},
+    [MF_DB_IDEM_CALLER] = {"idem_caller", 0},
 };
 
 const char *mf_state_db_name(enum mf_state_db db)

@@ -43,6 +43,7 @@
  *  POLICIES    name -> body
  *  IDEM        request id -> IdemRecord
  *  IDEM_EXP    expire_at_ms(8) | request id -> ""
+ *  IDEM_CALLER caller(32) -> u64 entries; caller(32) | expire_at_ms(8) | request id -> ""
  *  KEYUSE      key term(4) -> u64 encryptions
  *  TOKEN_EXP   expire_at_ms(8) | token hash(32) -> "" (tokens with a TTL)
  */
@@ -66,6 +67,7 @@ enum mf_state_db {
     MF_DB_IDEM_EXP,
     MF_DB_KEYUSE,
     MF_DB_TOKEN_EXP,
+    MF_DB_IDEM_CALLER,
     MF_DB_COUNT
 };
 

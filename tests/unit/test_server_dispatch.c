@@ -86,7 +86,8 @@ static void test_server_dispatch_reads_run_anywhere(void **state)
     }
 }
 
-/* Only status, init and unseal need no token, and only they run sealed. */
+/* Only status, init and unseal run sealed; they and generate-root (shares
+ * instead of a token, on an unsealed leader) need no token. */
 static void test_server_dispatch_tokenless_and_sealed_rows(void **state)
 {
     (void)state;
@@ -97,13 +98,18 @@ static void test_server_dispatch_tokenless_and_sealed_rows(void **state)
         bool special = rows[i].op_case == MAYFLY__API__REQUEST__OP_STATUS ||
                        rows[i].op_case == MAYFLY__API__REQUEST__OP_INIT ||
                        rows[i].op_case == MAYFLY__API__REQUEST__OP_UNSEAL;
-        /* login needs no token (its credential is the login's) but an unsealed node. */
+        /* login and generate-root need no token (a credential or shares
+         * instead) but an unsealed node. */
         bool login = rows[i].op_case == MAYFLY__API__REQUEST__OP_LOGIN;
-        assert_int_equal(!rows[i].token, special || login);
+        bool root = rows[i].op_case == MAYFLY__API__REQUEST__OP_GENERATE_ROOT;
+        assert_int_equal(!rows[i].token, special || login || root);
         assert_int_equal(rows[i].sealed_ok, special);
         tokenless += !rows[i].token;
     }
-    assert_int_equal(tokenless, 4);
+    assert_int_equal(tokenless, 5);
+    const struct mf_op_def *gr = mf_dispatch_find(MAYFLY__API__REQUEST__OP_GENERATE_ROOT);
+    assert_int_equal(gr->where, MF_WHERE_LEADER);
+    assert_string_equal(gr->capability, "");
     const struct mf_op_def *status = mf_dispatch_find(MAYFLY__API__REQUEST__OP_STATUS);
     assert_int_equal(mf_dispatch_route(status, false, false, false), MF_ROUTE_RUN);
 }

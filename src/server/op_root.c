@@ -1,0 +1,237 @@
+/* operator generate-root (op_root.h): the attempt, its shares and the new
+ * root token encoded with the one-time pad. */
+#include "server/op_root.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "common/env.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "server/op_tokens.h"
+#include "store/seal.h"
+
+#define LOG_MOD "root"
+
+struct attempt {
+    struct mf_server *srv;    /* the server and the term it started in */
+    uint64_t term;
+    char nonce[33];           /* 16 random bytes, hex */
+    uint8_t otp[MF_ROOT_OTP_BYTES];
+    uint64_t expire_at_ms;
+    unsigned threshold;
+    struct mf_barrier *barrier; /* checks the shares; never serves anything */
+    struct mf_seal *seal;
+};
+
+static struct attempt *current; /* one per process: see op_root.h */
+
+static void attempt_end(void)
+{
+    if (!current)
+        return;
+    mf_seal_free(current->seal);
+    mf_barrier_free(current->barrier); /* wipes a reconstructed key */
+    OPENSSL_cleanse(current, sizeof(*current));
+    free(current);
+    current = NULL;
+}
+
+static uint64_t term_now(struct mf_server *s)
+{
+    struct mf_raft_status st;
+    mf_node_status(s->node, &st);
+    return st.term;
+}
+
+/* The attempt r may address, or NULL (ended when stale). */
+static struct attempt *attempt_live(struct req *r)
+{
+    struct mf_server *s = r->srv;
+    if (current && (current->srv != s || current->term != term_now(s) ||
+                    !mf_node_is_leader(s->node) || mf_now_wall_ms() >= current->expire_at_ms))
+        attempt_end();
+    return current;
+}
+
+static char *b64(const uint8_t *in, size_t len)
+{
+    char *out = malloc(4 * ((len + 2) / 3) + 1);
+    if (out)
+        EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+    return out;
+}
+
+static void reply(struct req *r, Mayfly__Api__GenerateRootResponse *out)
+{
+    Resp resp = MAYFLY__API__RESPONSE__INIT;
+    resp.result_case = MAYFLY__API__RESPONSE__RESULT_GENERATE_ROOT;
+    resp.generate_root = out;
+    mf_api_reply(r, &resp);
+}
+
+static void do_init(struct req *r, const uint8_t *blob, size_t blob_len)
+{
+    struct mf_server *s = r->srv;
+    if (attempt_live(r))
+        return mf_api_reply_error(r, MF_EINVAL, "a generate-root attempt is already in "
+                                                "progress: finish it, or cancel it with -cancel");
+    struct mf_barrier_seal_config cfg;
+    if (mf_barrier_blob_seal_config(blob, blob_len, &cfg))
+        return mf_api_reply_error(r, MF_ECORRUPT, "the stored keyring's header is damaged");
+    struct attempt *a = calloc(1, sizeof(*a));
+    if (!a)
+        return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
+    uint8_t raw[16];
+    int rc = mf_rand_bytes(raw, sizeof(raw)) || mf_rand_bytes(a->otp, sizeof(a->otp));
+    if (!rc)
+        rc = mf_barrier_new(&a->barrier);
+    if (!rc)
+        rc = mf_seal_new(a->barrier, &a->seal);
+    if (rc) {
+        current = a;
+        attempt_end();
+        return mf_api_reply_error(r, MF_EINTERNAL, "cannot start an attempt: %s",
+                                  mf_strerror(rc));
+    }
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(a->nonce + 2 * i, 3, "%02x", raw[i]);
+    a->srv = s;
+    a->term = term_now(s);
+    a->expire_at_ms = mf_now_wall_ms() + MF_ROOT_ATTEMPT_MS;
+    a->threshold = cfg.type == MF_SEAL_SHAMIR ? cfg.threshold : 1;
+    current = a;
+    char *otp = b64(a->otp, sizeof(a->otp));
+    if (!otp) {
+        attempt_end();
+        return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
+    }
+    MF_INFO(LOG_MOD, "generate-root attempt started (threshold %u)", a->threshold);
+    Mayfly__Api__GenerateRootResponse out = MAYFLY__API__GENERATE_ROOT_RESPONSE__INIT;
+    out.nonce = a->nonce;
+    out.otp = otp;
+    out.threshold = a->threshold;
+    out.expire_at_ms = a->expire_at_ms;
+    reply(r, &out);
+    OPENSSL_cleanse(otp, strlen(otp));
+    free(otp);
+}
+
+static char *root_policies[] = {"root"};
+static const struct mf_token_spec root_spec = {.policies = root_policies, .n_policies = 1};
+
+/* The root token was created: answer it XOR the pad (kept in r->op_state). */
+static void finish_token(struct req *r, const Result *res, Resp *resp)
+{
+    (void)resp;
+    uint8_t *otp = r->op_state;
+    char *token = NULL, *accessor = NULL;
+    int rc = mf_tokens_secret_open(r->srv, res, mf_tokens_write_id(r), &token, &accessor);
+    free(accessor);
+    if (rc || strlen(token) != MF_ROOT_OTP_BYTES) {
+        if (token) {
+            OPENSSL_cleanse(token, strlen(token));
+            free(token);
+        }
+        return mf_api_reply_error(r, MF_EINTERNAL, "cannot open the new root token");
+    }
+    uint8_t x[MF_ROOT_OTP_BYTES];
+    for (size_t i = 0; i < sizeof(x); i++)
+        x[i] = (uint8_t)token[i] ^ otp[i];
+    OPENSSL_cleanse(token, strlen(token));
+    free(token);
+    char *enc = b64(x, sizeof(x));
+    OPENSSL_cleanse(x, sizeof(x));
+    if (!enc)
+        return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
+    MF_INFO(LOG_MOD, "generate-root completed: a new root token was created");
+    Mayfly__Api__GenerateRootResponse out = MAYFLY__API__GENERATE_ROOT_RESPONSE__INIT;
+    out.encoded_root_token = enc;
+    out.progress = out.threshold = (uint32_t)r->seq; /* set by do_update */
+    reply(r, &out);
+    free(enc);
+}
+
+static void free_otp(void *p)
+{
+    OPENSSL_cleanse(p, MF_ROOT_OTP_BYTES);
+    free(p);
+}
+
+static void do_update(struct req *r, const uint8_t *blob, size_t blob_len)
+{
+    const Mayfly__Api__GenerateRootRequest *q = r->pb->generate_root;
+    struct attempt *a = attempt_live(r);
+    if (!a)
+        return mf_api_reply_error(r, MF_EINVAL, "no generate-root attempt in progress (the "
+                                                "leader changed?): start again with -init");
+    if (strlen(q->nonce) != strlen(a->nonce) ||
+        CRYPTO_memcmp(q->nonce, a->nonce, strlen(a->nonce)) != 0)
+        return mf_api_reply_error(r, MF_EINVAL, "the nonce is not the current attempt's");
+    char err[MF_SEAL_ERR_LEN] = "";
+    struct mf_seal_status st = {0};
+    int rc;
+    struct mf_barrier_seal_config cfg;
+    if (mf_barrier_blob_seal_config(blob, blob_len, &cfg))
+        return mf_api_reply_error(r, MF_ECORRUPT, "the stored keyring's header is damaged");
+    if (cfg.type == MF_SEAL_KEYFILE) {
+        rc = mf_seal_unseal_key_text(a->seal, q->share, blob, blob_len, err, sizeof(err));
+        st.progress = rc ? 0 : 1;
+    } else {
+        rc = mf_seal_unseal(a->seal, q->share, blob, blob_len, &st, err, sizeof(err));
+    }
+    if (rc)
+        return mf_api_reply_error(r, rc, "generate-root: %s",
+                                  err[0] ? err : mf_strerror(rc));
+    if (mf_barrier_sealed(a->barrier)) {
+        Mayfly__Api__GenerateRootResponse out = MAYFLY__API__GENERATE_ROOT_RESPONSE__INIT;
+        out.nonce = a->nonce;
+        out.progress = st.progress;
+        out.threshold = a->threshold;
+        out.expire_at_ms = a->expire_at_ms;
+        return reply(r, &out);
+    }
+    /* Verified: the attempt ends now, so no second token comes of it. */
+    uint8_t *otp = malloc(MF_ROOT_OTP_BYTES);
+    if (!otp)
+        return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
+    memcpy(otp, a->otp, MF_ROOT_OTP_BYTES);
+    r->seq = a->threshold; /* the answer's progress and threshold */
+    attempt_end();
+    r->op_state = otp;
+    r->op_state_free = free_otp;
+    r->has_token = false; /* the root token has no parent */
+    mf_tokens_propose_create(r, &root_spec, finish_token);
+}
+
+void mf_op_generate_root(struct req *r)
+{
+    const Mayfly__Api__GenerateRootRequest *q = r->pb->generate_root;
+    if (q->mode == MAYFLY__API__GENERATE_ROOT_MODE__GENERATE_ROOT_CANCEL) {
+        if (attempt_live(r))
+            MF_INFO(LOG_MOD, "generate-root attempt cancelled");
+        attempt_end();
+        Mayfly__Api__GenerateRootResponse out = MAYFLY__API__GENERATE_ROOT_RESPONSE__INIT;
+        return reply(r, &out);
+    }
+    if (q->mode != MAYFLY__API__GENERATE_ROOT_MODE__GENERATE_ROOT_INIT &&
+        q->mode != MAYFLY__API__GENERATE_ROOT_MODE__GENERATE_ROOT_UPDATE)
+        return mf_api_reply_error(r, MF_EINVAL, "generate-root: mode is init, update or cancel");
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    int rc = mf_srv_keyring_blob(r->srv, &blob, &len);
+    if (rc == MF_ENOTFOUND || (!rc && len == 0)) {
+        free(blob);
+        return mf_api_reply_error(r, MF_ENOTINIT, "the cluster is not initialised");
+    }
+    if (rc)
+        return mf_api_reply_error(r, rc, "cannot read the keyring: %s", mf_strerror(rc));
+    if (q->mode == MAYFLY__API__GENERATE_ROOT_MODE__GENERATE_ROOT_INIT)
+        do_init(r, blob, len);
+    else
+        do_update(r, blob, len);
+    free(blob);
+}
