@@ -877,9 +877,9 @@ done:
 
 int mf_barrier_rotate(struct mf_barrier *b, uint64_t now_ms, uint32_t *new_term)
 {
-    uint8_t *blob;
-    size_t blob_len;
-    uint32_t term;
+    uint8_t *blob = NULL;
+    size_t blob_len = 0;
+    uint32_t term = 0; /* set on success; gcc -O3 cannot see that */
     int rc = mf_barrier_rotate_export(b, now_ms, &blob, &blob_len, &term);
     if (rc != 0)
         return rc;

@@ -102,7 +102,7 @@ static int load(struct mf_apply *a, const uint8_t *rid, size_t len, Mayfly__Cmd_
 
 static int unlink_caller_of(struct mf_apply *a, const uint8_t *rid, size_t len)
 {
-    Mayfly__Cmd__IdemRecord *rec;
+    Mayfly__Cmd__IdemRecord *rec = NULL;
     int rc = load(a, rid, len, &rec);
     if (rc == MF_ENOTFOUND)
         return 0;
@@ -169,7 +169,7 @@ int mf_idem_apply_lookup(struct mf_apply *a, const uint8_t *rid, size_t len,
                          ProtobufCBinaryData fingerprint, Mayfly__Cmd__Result **out)
 {
     MF_ASSERT(len > 0 && len <= MF_IDEM_RID_MAX);
-    Mayfly__Cmd__IdemRecord *rec;
+    Mayfly__Cmd__IdemRecord *rec = NULL;
     int rc = load(a, rid, len, &rec);
     if (rc)
         return rc;
@@ -222,7 +222,7 @@ static void exp_key(uint8_t *kb, uint64_t expire_at, const uint8_t *rid, size_t 
 /* Drops the entry of rid (both indexes, its caller's count). */
 static int drop_entry(struct mf_apply *a, const uint8_t *rid, size_t len)
 {
-    Mayfly__Cmd__IdemRecord *rec;
+    Mayfly__Cmd__IdemRecord *rec = NULL;
     int rc = load(a, rid, len, &rec);
     if (rc)
         return rc == MF_ENOTFOUND ? 0 : rc;

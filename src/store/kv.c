@@ -212,7 +212,7 @@ int mf_kv_apply_versions(struct mf_apply *a, const Mayfly__Cmd__KvVersions *c,
                              MF_KV_VERSION_OPS_MAX);
     struct kvkey kk;
     kvkey_make(&kk, c->path, plen);
-    Mayfly__Cmd__KvMeta *m;
+    Mayfly__Cmd__KvMeta *m = NULL;
     int rc = meta_load(a->txn, a->st, kk.b, kk.len, &m);
     if (rc == MF_ENOTFOUND)
         return mf_apply_fail(a, MF_ENOTFOUND, "no kv entry at this path");
@@ -223,7 +223,7 @@ int mf_kv_apply_versions(struct mf_apply *a, const Mayfly__Cmd__KvVersions *c,
         uint64_t ver = c->n_versions ? c->versions[i] : m->current_version;
         if (ver < m->oldest_version || ver > m->current_version || ver == 0)
             continue;
-        Mayfly__Cmd__KvVersion *v;
+        Mayfly__Cmd__KvVersion *v = NULL;
         rc = ver_load(a->txn, a->st, &kk, ver, &v);
         if (rc == MF_ENOTFOUND) {
             rc = 0;
@@ -302,7 +302,7 @@ int mf_kv_apply_metadata_put(struct mf_apply *a, const Mayfly__Cmd__KvMetadataPu
 /* Remove every trace of the entry at key `kk` (metadata, versions, binding). */
 static int destroy_key(struct mf_apply *a, struct kvkey *kk, int unbind, uint64_t *destroyed)
 {
-    Mayfly__Cmd__KvMeta *m;
+    Mayfly__Cmd__KvMeta *m = NULL;
     int rc = meta_load(a->txn, a->st, kk->b, kk->len, &m);
     if (rc == MF_ENOTFOUND)
         return 0;
@@ -390,7 +390,7 @@ int mf_kv_get(MDB_txn *txn, struct mf_state *st, const char *path, uint64_t vers
     struct kvkey kk;
     kvkey_make(&kk, path, plen);
     if (version == 0) {
-        Mayfly__Cmd__KvMeta *m;
+        Mayfly__Cmd__KvMeta *m = NULL;
         int rc = meta_load(txn, st, kk.b, kk.len, &m);
         if (rc)
             return rc;

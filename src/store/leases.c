@@ -284,7 +284,7 @@ int mf_lease_apply_quota_set(struct mf_apply *a, const Mayfly__Cmd__QuotaSet *m,
             MDB_val pk = {plen, (void *)m->prefix}, pd;
             int x = mdb_cursor_get(cur, &pk, &pd, MDB_SET_RANGE);
             while (x == 0 && pk.mv_size >= plen && memcmp(pk.mv_data, m->prefix, plen) == 0) {
-                Mayfly__Cmd__LeaseRecord *rec;
+                Mayfly__Cmd__LeaseRecord *rec = NULL;
                 rc = lease_load(a->txn, a->st, mf_be64_get(pd.mv_data), &rec);
                 if (rc && rc != MF_ENOTFOUND)
                     break;
@@ -505,7 +505,7 @@ int mf_lease_apply_activate(struct mf_apply *a, const Mayfly__Cmd__LeaseActivate
     if (m->credential.len > MF_LEASE_BLOB_MAX)
         return mf_apply_fail(a, MF_ETOOLARGE, "credential larger than %d bytes",
                              MF_LEASE_BLOB_MAX);
-    Mayfly__Cmd__LeaseRecord *rec;
+    Mayfly__Cmd__LeaseRecord *rec = NULL;
     int rc = load_for(a, m->seq, &rec);
     if (rc)
         return rc;
@@ -544,7 +544,7 @@ int mf_lease_apply_activate(struct mf_apply *a, const Mayfly__Cmd__LeaseActivate
 int mf_lease_apply_renew(struct mf_apply *a, const Mayfly__Cmd__LeaseRenew *m,
                          Mayfly__Cmd__Result *r)
 {
-    Mayfly__Cmd__LeaseRecord *rec;
+    Mayfly__Cmd__LeaseRecord *rec = NULL;
     int rc = load_for(a, m->seq, &rec);
     if (rc)
         return rc;
@@ -584,7 +584,7 @@ static int to_revoking(struct mf_apply *a, uint64_t seq, Mayfly__Cmd__LeaseRecor
 int mf_lease_apply_revoke(struct mf_apply *a, const Mayfly__Cmd__LeaseRevoke *m,
                           Mayfly__Cmd__Result *r)
 {
-    Mayfly__Cmd__LeaseRecord *rec;
+    Mayfly__Cmd__LeaseRecord *rec = NULL;
     int rc = load_for(a, m->seq, &rec);
     if (rc)
         return rc;
@@ -627,7 +627,7 @@ int mf_lease_apply_revoke_prefix(struct mf_apply *a, const Mayfly__Cmd__LeaseRev
             break;
         }
         scanned++;
-        Mayfly__Cmd__LeaseRecord *rec;
+        Mayfly__Cmd__LeaseRecord *rec = NULL;
         uint64_t seq = mf_be64_get(d.mv_data);
         rc = lease_load(a->txn, a->st, seq, &rec);
         if (rc == MF_ENOTFOUND)
@@ -659,7 +659,7 @@ int mf_lease_apply_expire(struct mf_apply *a, const Mayfly__Cmd__LeaseExpire *m,
         return mf_apply_fail(a, MF_ETOOLARGE, "at most %d leases per expire",
                              MF_LEASE_EXPIRE_MAX);
     for (size_t i = 0; i < m->n_seqs; i++) {
-        Mayfly__Cmd__LeaseRecord *rec;
+        Mayfly__Cmd__LeaseRecord *rec = NULL;
         int rc = lease_load(a->txn, a->st, m->seqs[i], &rec);
         if (rc == MF_ENOTFOUND)
             continue;
@@ -682,7 +682,7 @@ int mf_lease_apply_revoked(struct mf_apply *a, const Mayfly__Cmd__LeaseRevoked *
         return mf_apply_fail(a, MF_ETOOLARGE, "at most %d leases per revoked",
                              MF_LEASE_EXPIRE_MAX);
     for (size_t i = 0; i < m->n_seqs; i++) {
-        Mayfly__Cmd__LeaseRecord *rec;
+        Mayfly__Cmd__LeaseRecord *rec = NULL;
         int rc = lease_load(a->txn, a->st, m->seqs[i], &rec);
         if (rc == MF_ENOTFOUND)
             continue;
@@ -705,7 +705,7 @@ int mf_lease_apply_irrevocable(struct mf_apply *a, const Mayfly__Cmd__LeaseIrrev
     if (m->last_error.len > MF_LEASE_BLOB_MAX)
         return mf_apply_fail(a, MF_ETOOLARGE, "last error larger than %d bytes",
                              MF_LEASE_BLOB_MAX);
-    Mayfly__Cmd__LeaseRecord *rec;
+    Mayfly__Cmd__LeaseRecord *rec = NULL;
     int rc = load_for(a, m->seq, &rec);
     if (rc)
         return rc;
@@ -726,7 +726,7 @@ int mf_lease_apply_irrevocable(struct mf_apply *a, const Mayfly__Cmd__LeaseIrrev
 int mf_lease_apply_force_revoke(struct mf_apply *a, const Mayfly__Cmd__LeaseForceRevoke *m,
                                 Mayfly__Cmd__Result *r)
 {
-    Mayfly__Cmd__LeaseRecord *rec;
+    Mayfly__Cmd__LeaseRecord *rec = NULL;
     int rc = load_for(a, m->seq, &rec);
     if (rc)
         return rc;
@@ -759,7 +759,7 @@ int mf_lease_apply_tidy(struct mf_apply *a, const Mayfly__Cmd__LeaseTidy *m,
         if (mf_be64_get(k.mv_data) > cutoff)
             break;
         uint64_t seq = mf_be64_get((uint8_t *)k.mv_data + 8);
-        Mayfly__Cmd__LeaseRecord *rec;
+        Mayfly__Cmd__LeaseRecord *rec = NULL;
         rc = lease_load(a->txn, a->st, seq, &rec);
         if (rc && rc != MF_ENOTFOUND)
             break;
@@ -800,7 +800,7 @@ int mf_lease_apply_revoke_owned(struct mf_apply *a, const uint8_t hash[32], uint
     int x = mdb_cursor_get(cur, &k, &d, MDB_SET_KEY);
     while (x == 0) {
         uint64_t seq = mf_be64_get(d.mv_data);
-        Mayfly__Cmd__LeaseRecord *rec;
+        Mayfly__Cmd__LeaseRecord *rec = NULL;
         rc = lease_load(a->txn, a->st, seq, &rec);
         if (rc == MF_ENOTFOUND)
             rc = 0;
@@ -822,7 +822,7 @@ int mf_lease_apply_revoke_owned(struct mf_apply *a, const uint8_t hash[32], uint
 
 int mf_lease_check_bindable(struct mf_apply *a, uint64_t seq)
 {
-    Mayfly__Cmd__LeaseRecord *rec;
+    Mayfly__Cmd__LeaseRecord *rec = NULL;
     int rc = load_for(a, seq, &rec);
     if (rc)
         return rc;
@@ -1001,7 +1001,7 @@ int mf_lease_list(MDB_txn *txn, struct mf_state *st, const char *prefix, int sta
         if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
             break;
         uint64_t seq = mf_be64_get(d.mv_data);
-        Mayfly__Cmd__LeaseRecord *rec;
+        Mayfly__Cmd__LeaseRecord *rec = NULL;
         rc = lease_load(txn, st, seq, &rec);
         if (rc && rc != MF_ENOTFOUND)
             goto fail;

@@ -297,7 +297,7 @@ static int bounds(struct mf_raftlog *log, MDB_txn *txn, struct mf_raft_snapshot_
                   uint64_t *first, uint64_t *last)
 {
     uint64_t key = 0;
-    int found;
+    int found = 0;
     int rc = load_snap(log, txn, snap);
     if (rc != 0)
         return rc;
@@ -647,8 +647,8 @@ static int finish_compaction(struct mf_raftlog *log)
     for (;;) {
         struct mf_raft_snapshot_meta snap;
         MDB_txn *txn;
-        uint64_t first_key;
-        int found, more = 0;
+        uint64_t first_key = 0;
+        int found = 0, more = 0;
         int rc = write_begin(log, &txn);
         if (rc != 0)
             return rc;

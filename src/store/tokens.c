@@ -262,7 +262,7 @@ int mf_token_apply_create(struct mf_apply *a, const Mayfly__Cmd__TokenCreate *m,
  * parent if `unlink_parent`). */
 static int token_remove(struct mf_apply *a, const uint8_t *hash, int unlink_parent)
 {
-    Mayfly__Cmd__TokenRecord *t;
+    Mayfly__Cmd__TokenRecord *t = NULL;
     int rc = token_load(a->txn, a->st, hash, &t);
     if (rc == MF_ENOTFOUND)
         return 0;
@@ -301,7 +301,7 @@ static int orphan_children(struct mf_apply *a, const uint8_t *hash)
     MDB_val k = {MF_TOKEN_HASH_LEN, (void *)hash}, d;
     int x = mdb_cursor_get(cur, &k, &d, MDB_SET_KEY);
     while (x == 0 && rc == 0) {
-        Mayfly__Cmd__TokenRecord *t;
+        Mayfly__Cmd__TokenRecord *t = NULL;
         rc = token_load(a->txn, a->st, d.mv_data, &t);
         if (rc == 0) {
             t->orphan = 1;
@@ -431,7 +431,7 @@ int mf_token_apply_expire(struct mf_apply *a, const Mayfly__Cmd__TokenExpire *m,
             return mf_apply_fail(a, MF_EINVAL, "token hash must be 32 bytes");
     uint64_t leases = 0;
     for (size_t i = 0; i < m->n_hashes; i++) {
-        Mayfly__Cmd__TokenRecord *t;
+        Mayfly__Cmd__TokenRecord *t = NULL;
         int rc = token_load(a->txn, a->st, m->hashes[i].data, &t);
         if (rc == MF_ENOTFOUND)
             continue; /* revoked meanwhile, or with a parent earlier in this batch */

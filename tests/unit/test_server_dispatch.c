@@ -114,8 +114,6 @@ static void test_server_dispatch_tokenless_and_sealed_rows(void **state)
     assert_int_equal(mf_dispatch_route(status, false, false, false), MF_ROUTE_RUN);
 }
 
-/* The policy operations: writes on the leader, reads anywhere, with the
- * capability and path of CLI.md "Policy paths". */
 /* The auth method operations: admin with CLI.md "Policy paths", login on the
  * leader (it creates a token) with no token and no policy. */
 static void test_server_dispatch_auth_rows(void **state)
@@ -141,6 +139,8 @@ static void test_server_dispatch_auth_rows(void **state)
     assert_false(mf_dispatch_find(MAYFLY__API__REQUEST__OP_LOGIN)->token);
 }
 
+/* The policy operations: writes on the leader, reads anywhere, with the
+ * capability and path of CLI.md "Policy paths". */
 static void test_server_dispatch_policy_rows(void **state)
 {
     (void)state;
