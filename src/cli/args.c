@@ -37,6 +37,7 @@ static const struct flag_def flag_defs[] = {
     {"accessor", false, false},     {"type", true, false},
     {"config", true, false},       {"no-default-policy", false, false},
     {"remote-addr", true, false},  {"claims", true, false},
+    {"path", true, false},
 };
 
 static const struct flag_def *find_flag(const char *name, size_t len)

@@ -20,6 +20,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "net/conn.h"
+#include "server/auditlog.h"
 
 #define LOG_MOD "api"
 #define FORWARD_TIMEOUT_MS 10000 /* a forwarded request with no answer */
@@ -89,6 +90,7 @@ static void req_free(struct req *r)
         mayfly__cmd__token_record__free_unpacked(r->token, NULL);
     if (r->op_state)
         r->op_state_free(r->op_state);
+    free(r->audit_path);
     if (r->secret_plain) {
         OPENSSL_cleanse(r->secret_plain, strlen(r->secret_plain));
         free(r->secret_plain);
@@ -118,9 +120,21 @@ static void send_packed(struct mf_server *s, struct req *r, const Mayfly__Api__R
     free(buf);
 }
 
+/* An answer's code as an MF_E* code (0: OK), for its audit record. */
+static int response_code(const Mayfly__Api__Response *resp)
+{
+    if (!resp->error)
+        return 0;
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+        &mayfly__api__error_code__descriptor, resp->error->code);
+    int code = v ? mf_err_from_name(v->name) : 0;
+    return code ? code : MF_EINTERNAL;
+}
+
 void mf_api_reply(struct req *r, Mayfly__Api__Response *resp)
 {
     resp->id = r->pb ? r->pb->id : 0;
+    mf_auditlog_response(r, response_code(resp), resp);
     send_packed(r->srv, r, resp);
     req_free(r);
 }
@@ -329,6 +343,17 @@ void mf_api_fail_forwards(struct mf_server *s, int code)
     a->fwd_tail = NULL;
 }
 
+/* The entry node's record of the leader's answer it relays. */
+static void audit_relayed(struct req *r, const uint8_t *data, size_t len)
+{
+    if (!mf_auditlog_active(r->srv))
+        return;
+    Mayfly__Api__Response *resp = mayfly__api__response__unpack(NULL, len, data);
+    mf_auditlog_response(r, resp ? response_code(resp) : MF_EINTERNAL, resp);
+    if (resp)
+        mayfly__api__response__free_unpacked(resp, NULL);
+}
+
 static void relay_forward_response(struct mf_server *s, const uint8_t *data, size_t len)
 {
     if (len < 8)
@@ -336,6 +361,7 @@ static void relay_forward_response(struct mf_server *s, const uint8_t *data, siz
     struct req *r = take_forward(s->api, be64(data));
     if (!r)
         return; /* expired already */
+    audit_relayed(r, data + 8, len - 8);
     if (r->cc && r->cc->conn) {
         int rc = mf_conn_send(r->cc->conn, data + 8, len - 8);
         if (rc == -ENOBUFS)

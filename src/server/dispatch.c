@@ -11,7 +11,9 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "server/auditlog.h"
 #include "server/authz.h"
+#include "server/op_audit.h"
 #include "server/op_engines.h"
 #include "server/op_kv.h"
 #include "server/op_leases.h"
@@ -135,6 +137,14 @@ static const struct mf_op_def op_table[] = {
         "sys/policies/acl/{name}"),
     ROW(POLICY_CHECK, "policy.check", mf_op_policy_check, READ, true, false, "read",
         "sys/policies/check"),
+    ROW(AUDIT_ENABLE, "audit.enable", mf_op_audit_enable, LEADER, true, false, "sudo",
+        "sys/audit/{name}"),
+    ROW(AUDIT_DISABLE, "audit.disable", mf_op_audit_disable, LEADER, true, false, "sudo",
+        "sys/audit/{name}"),
+    ROW(AUDIT_LIST, "audit.list", mf_op_audit_list, READ, true, false, "read", "sys/audit"),
+    ROW(AUDIT_HASH, "audit.hash", mf_op_audit_hash, READ, true, false, "sudo", "sys/audit-hash"),
+    ROW(AUDIT_VERIFY_KEY, "audit.verify-key", mf_op_audit_verify_key, READ, true, false, "sudo",
+        "sys/audit"),
 };
 #undef ROW
 
@@ -222,10 +232,24 @@ int mf_dispatch_describe(struct req *r, const struct mf_op_def *d, unsigned *cap
 /* Authorises r under row d (DESIGN.md "Authorization"): on the node it
  * entered, again on the leader for a forwarded write, and for a read after
  * its read index applied. False after answering r when refused. */
+/* Records the request (auditlog.h) before its handler may run; false after
+ * answering r when an audit device cannot write (fail closed). Disabling a
+ * device is let through, or a broken device could never be removed. */
+static bool audited(struct req *r, const struct mf_op_def *d, const char *path,
+                    const struct mf_authz_decision *dec)
+{
+    char err[128] = "";
+    if (!mf_auditlog_request(r, d->name, path, dec, err, sizeof(err)) ||
+        d->op_case == MAYFLY__API__REQUEST__OP_AUDIT_DISABLE)
+        return true;
+    mf_api_reply_error(r, MF_EUNAVAIL, "%s", err);
+    return false;
+}
+
 static bool authorize(struct req *r, const struct mf_op_def *d)
 {
     if (!d->token || !d->capability[0])
-        return true; /* status, init, unseal: no token, no policy */
+        return audited(r, d, NULL, NULL); /* status, init, unseal: no token, no policy */
     unsigned cap = 0;
     char path[MF_DISPATCH_PATH_MAX];
     int rc = mf_dispatch_describe(r, d, &cap, path, sizeof(path));
@@ -236,7 +260,11 @@ static bool authorize(struct req *r, const struct mf_op_def *d)
         return false;
     }
     struct mf_authz_decision dec;
-    if (mf_authz_decide(r, cap, path, &dec) == 0 && dec.allowed)
+    if (mf_authz_decide(r, cap, path, &dec))
+        dec = (struct mf_authz_decision){.allowed = false};
+    if (!audited(r, d, path, &dec))
+        return false;
+    if (dec.allowed)
         return true;
     mf_api_reply_error(r, MF_EPERM, "permission denied: %s needs '%s' on '%s'", d->name,
                        mf_cap_name(cap), path);
