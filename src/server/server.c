@@ -296,6 +296,11 @@ const char *mf_server_peer_addr(const struct mf_server *s)
     return mf_node_peer_addr(s->node);
 }
 
+void mf_server_reopen_logs(struct mf_server *s)
+{
+    mf_auditlog_reopen(s);
+}
+
 int mf_server_failed(const struct mf_server *s)
 {
     return s->failed;

@@ -4,6 +4,7 @@ requests recorded, secrets never in clear, `audit verify` on an intact and a
 tampered file, and fail closed on a full file system (a 64 KiB tmpfs)."""
 import json
 import os
+import signal
 import subprocess
 import unittest
 
@@ -119,6 +120,33 @@ class AuditDevices(unittest.TestCase):
         self.assertEqual(rc, 2, out)
         self.assertEqual(self.root("audit", "disable", "main"), {})
         self.assertEqual(self.root("audit", "list")["devices"], [])
+
+    def test_sighup_reopens_files(self):
+        """logrotate's `create` mode: after a rename and SIGHUP a new file
+        starts whose first record links to where the old one ended; both
+        verify."""
+        c = self.c
+        tmpl = os.path.join(c.dir, "rot-{node}.log")
+        self.root("audit", "enable", "-type", "file", "-path", tmpl, "rot")
+        n = c.leader()
+        cur = os.path.join(c.dir, "rot-%d.log" % n.id)
+        wait_for(lambda: os.path.exists(cur), 10, "the audit file")
+        self.root("kv", "put", "rot/a", "v=1", node=n)
+        old = cur + ".1"
+        os.rename(cur, old)
+        n.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: os.path.exists(cur), 10, "the reopened file")
+        self.root("kv", "put", "rot/b", "v=1", node=n)
+        wait_for(lambda: any(l.get("operation") == "kv.put" for l in lines_of(cur)), 5,
+                 "a record in the new file")
+        self.root("audit", "disable", "rot")
+        first = lines_of(cur)[0]
+        self.assertEqual(first["seq"], 1)
+        self.assertEqual(first["start"]["prev_file"], lines_of(old)[0]["file"])
+        for p in (old, cur):
+            out = self.root("audit", "verify", p)
+            self.assertTrue(out["ok"], (p, out))
+        self.assertTrue(n.alive())
 
 
 class FailClosed(unittest.TestCase):
