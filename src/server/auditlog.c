@@ -32,6 +32,12 @@ struct dev {
     char err[ERR_LEN]; /* why it cannot write (logged once per change) */
 };
 
+/* A request or an answer waiting for its batch to be durable. */
+struct pending {
+    struct req *r;
+    mf_auditlog_then then;
+};
+
 struct mf_auditlog {
     bool have_key;
     struct mf_audit_keys keys;
@@ -39,13 +45,46 @@ struct mf_auditlog {
     size_t n;
     uint64_t next_rid;
     unsigned ticks;
+    /* The batch of this loop turn: flushed in the check phase (after the
+     * poll), with the idle handle keeping the poll from blocking meanwhile. */
+    struct pending *q;
+    size_t q_n, q_cap;
+    bool batch_failed;      /* a device failed a flush of this batch */
+    char batch_err[ERR_LEN];
+    uv_idle_t *idle;
+    uv_check_t *check;
+    bool flushing;
 };
+
+static void on_check(uv_check_t *h);
+
+static void noop_idle(uv_idle_t *h)
+{
+    (void)h;
+}
 
 static struct mf_auditlog *state(struct mf_server *s)
 {
-    if (!s->auditlog)
-        s->auditlog = calloc(1, sizeof(struct mf_auditlog));
-    return s->auditlog;
+    if (s->auditlog)
+        return s->auditlog;
+    struct mf_auditlog *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->idle = malloc(sizeof(*a->idle));
+    a->check = malloc(sizeof(*a->check));
+    if (!a->idle || !a->check) {
+        free(a->idle);
+        free(a->check);
+        free(a);
+        return NULL;
+    }
+    uv_idle_init(s->loop, a->idle);
+    uv_check_init(s->loop, a->check);
+    a->idle->data = s;
+    a->check->data = s;
+    uv_check_start(a->check, on_check);
+    s->auditlog = a;
+    return a;
 }
 
 /* ---- the key ---- */
@@ -260,12 +299,28 @@ void mf_auditlog_reopen(struct mf_server *s)
     }
 }
 
+static void handle_freed(uv_handle_t *h)
+{
+    struct mf_server *s = h->data;
+    free(h);
+    mf_srv_handle_released(s);
+}
+
+static void flush_batch(struct mf_server *s);
+
 void mf_auditlog_free(struct mf_server *s)
 {
     struct mf_auditlog *a = s->auditlog;
     if (!a)
         return;
+    flush_batch(s); /* what waits is answered while the node still runs */
     close_all(a);
+    free(a->q);
+    uv_idle_stop(a->idle);
+    uv_check_stop(a->check);
+    s->handles_open += 2;
+    uv_close((uv_handle_t *)a->idle, handle_freed);
+    uv_close((uv_handle_t *)a->check, handle_freed);
     free(a);
     s->auditlog = NULL;
 }
@@ -398,24 +453,30 @@ static void fill_base(struct mf_auditlog *a, struct req *r, struct base *b,
     }
 }
 
-/* Stages and flushes rec on every device. @return 0, or MF_EUNAVAIL with err
- * naming the first device that failed (every device is tried). */
-static int write_all(struct mf_auditlog *a, const struct mf_audit_record *rec, char *err,
+/* Stages rec on every device. A full batch is flushed at once (its failure
+ * fails the whole batch). @return 0, or MF_EUNAVAIL with err naming the
+ * first device that cannot take it now (not open, or a staging error). */
+static int stage_all(struct mf_auditlog *a, const struct mf_audit_record *rec, char *err,
                      size_t err_len)
 {
     int out = 0;
     for (size_t i = 0; i < a->n; i++) {
         struct dev *d = &a->devs[i];
-        char why[ERR_LEN] = "";
         int rc = d->open ? mf_audit_file_stage(&d->f, rec) : MF_EUNAVAIL;
-        if (!rc)
-            rc = mf_audit_file_flush(&d->f, why, sizeof(why));
+        if (rc == MF_ETOOLARGE && mf_audit_file_staged(&d->f)) {
+            char why[ERR_LEN] = "";
+            if (mf_audit_file_flush(&d->f, why, sizeof(why))) {
+                a->batch_failed = true;
+                snprintf(a->batch_err, sizeof(a->batch_err), "audit device %s cannot write",
+                         d->name);
+                MF_ERROR(LOG_MOD, "device %s cannot write: %s", d->name, why);
+            }
+            rc = mf_audit_file_stage(&d->f, rec);
+        }
         if (!rc)
             continue;
-        if (d->open && strcmp(why, d->err) != 0) {
-            snprintf(d->err, sizeof(d->err), "%s", why[0] ? why : mf_strerror(rc));
-            MF_ERROR(LOG_MOD, "device %s cannot write: %s", d->name, d->err);
-        }
+        if (d->open)
+            MF_ERROR(LOG_MOD, "device %s cannot take a record: %s", d->name, mf_strerror(rc));
         if (!out)
             snprintf(err, err_len, "audit device %s cannot write", d->name);
         out = MF_EUNAVAIL;
@@ -423,8 +484,82 @@ static int write_all(struct mf_auditlog *a, const struct mf_audit_record *rec, c
     return out;
 }
 
+/* Flushes what every device staged (one write and one fdatasync each).
+ * @return true when all of it is durable, else false with a->batch_err. */
+static bool flush_devices(struct mf_auditlog *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        struct dev *d = &a->devs[i];
+        if (!d->open || !mf_audit_file_staged(&d->f))
+            continue;
+        char why[ERR_LEN] = "";
+        if (!mf_audit_file_flush(&d->f, why, sizeof(why)))
+            continue;
+        if (strcmp(why, d->err) != 0) {
+            snprintf(d->err, sizeof(d->err), "%s", why);
+            MF_ERROR(LOG_MOD, "device %s cannot write: %s", d->name, why);
+        }
+        if (!a->batch_failed)
+            snprintf(a->batch_err, sizeof(a->batch_err), "audit device %s cannot write",
+                     d->name);
+        a->batch_failed = true;
+    }
+    bool ok = !a->batch_failed;
+    a->batch_failed = false;
+    return ok;
+}
+
+/* Makes the batch durable, then lets what waited on it go on; whatever that
+ * stages (a handler's answer) forms the next batch, flushed in turn. */
+static void flush_batch(struct mf_server *s)
+{
+    struct mf_auditlog *a = s->auditlog;
+    if (!a || a->flushing)
+        return;
+    a->flushing = true;
+    do {
+        struct pending *q = a->q;
+        size_t n = a->q_n;
+        a->q = NULL;
+        a->q_n = a->q_cap = 0;
+        char err[ERR_LEN];
+        bool ok = flush_devices(a);
+        snprintf(err, sizeof(err), "%s", a->batch_err);
+        for (size_t i = 0; i < n; i++)
+            q[i].then(q[i].r, ok, err);
+        free(q);
+    } while (a->q_n);
+    a->flushing = false;
+    uv_idle_stop(a->idle);
+}
+
+static void on_check(uv_check_t *h)
+{
+    flush_batch(h->data);
+}
+
+/* Queues r to go on after the batch's flush. @return 1; -ENOMEM. */
+static int wait_batch(struct mf_server *s, struct mf_auditlog *a, struct req *r,
+                      mf_auditlog_then then)
+{
+    if (a->q_n == a->q_cap) {
+        size_t cap = a->q_cap ? 2 * a->q_cap : 64;
+        struct pending *q = realloc(a->q, cap * sizeof(*q));
+        if (!q)
+            return -ENOMEM;
+        a->q = q;
+        a->q_cap = cap;
+    }
+    a->q[a->q_n++] = (struct pending){r, then};
+    if (!a->flushing)
+        uv_idle_start(a->idle, noop_idle); /* the poll must not block: flush first */
+    (void)s;
+    return 1;
+}
+
 int mf_auditlog_request(struct req *r, const char *op, const char *path,
-                        const struct mf_authz_decision *dec, char *err, size_t err_len)
+                        const struct mf_authz_decision *dec, mf_auditlog_then then, char *err,
+                        size_t err_len)
 {
     struct mf_auditlog *a = r->srv->auditlog;
     r->audit_op = op;
@@ -446,16 +581,24 @@ int mf_auditlog_request(struct req *r, const char *op, const char *path,
                          : NULL;
     rec.secrets = sec.v;
     rec.secrets_n = sec.n;
-    int rc = write_all(a, &rec, err, err_len);
+    int rc = stage_all(a, &rec, err, err_len);
     free(packed);
-    return rc;
+    if (rc)
+        return rc;
+    if (!then)
+        return 1;
+    if (wait_batch(r->srv, a, r, then) < 0) {
+        snprintf(err, err_len, "out of memory");
+        return MF_EUNAVAIL;
+    }
+    return 1;
 }
 
-void mf_auditlog_response(struct req *r, int code, const void *resp_v)
+int mf_auditlog_response(struct req *r, int code, const void *resp_v, mf_auditlog_then then)
 {
     struct mf_auditlog *a = r->srv->auditlog;
     if (!a || a->n == 0)
-        return;
+        return 0;
     const Mayfly__Api__Response *resp = resp_v;
     struct base b;
     struct mf_audit_record rec = {0};
@@ -469,9 +612,11 @@ void mf_auditlog_response(struct req *r, int code, const void *resp_v)
     if (resp)
         rec.lease_id = string_field(oneof_message(&resp->base, resp->result_case), "lease_id");
     char err[ERR_LEN] = "";
-    if (write_all(a, &rec, err, sizeof(err)))
-        MF_ERROR(LOG_MOD, "record %s (%s, %s) of an answer that leaves now is NOT on disk: %s",
-                 b.rid, rec.operation, rec.result, err);
+    if (stage_all(a, &rec, err, sizeof(err)) == 0 && wait_batch(r->srv, a, r, then) == 1)
+        return 1;
+    MF_ERROR(LOG_MOD, "record %s (%s, %s) of an answer that leaves now is NOT on disk: %s",
+             b.rid, rec.operation, rec.result, err[0] ? err : "out of memory");
+    return 0;
 }
 
 int mf_auditlog_hash(struct mf_server *s, const char *value, size_t len,

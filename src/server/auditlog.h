@@ -19,8 +19,11 @@
  * policy path, decision (allowed, policy, rule), result code, lease id.
  * Secrets (the caller's token, a KV put's values, a new token) appear only as
  * HMACs under the field key; unseal shares and init's shares are "redacted".
- * Each record is made durable (one fdatasync per device) before the call
- * returns: simple and correct; batching per loop turn is left for later.
+ * Group commit: the records of one loop turn are staged, and in the loop's
+ * check phase (after the poll) each device writes them with one write() and
+ * one fdatasync(); only then do the handlers of those requests run and their
+ * answers leave (mf_auditlog_then). An idle handle keeps the poll from
+ * blocking while a batch waits.
  *
  * Fail closed: when an enabled device cannot write (cannot be opened, full
  * disk), mf_auditlog_request returns MF_EUNAVAIL with the device named and
@@ -60,15 +63,24 @@ void mf_auditlog_free(struct mf_server *s);
 /* Is any device open or configured here (records are due)? */
 bool mf_auditlog_active(struct mf_server *s);
 
-/* Records request r (operation `op`, policy path `path` or NULL, decision or
- * NULL when no policy applies) on every device, durably.
- * @return 0; MF_EUNAVAIL with `err` naming the device that cannot write. */
-int mf_auditlog_request(struct req *r, const char *op, const char *path,
-                        const struct mf_authz_decision *dec, char *err, size_t err_len);
+/* What goes on once a batch is durable (`durable` false: a device failed,
+ * err names it). Runs from the loop's check phase. */
+typedef void (*mf_auditlog_then)(struct req *r, bool durable, const char *err);
 
-/* Records the answer to r (its error code, 0 for OK; resp may be NULL for a
- * relayed answer). A failure is logged loudly: the request has run. */
-void mf_auditlog_response(struct req *r, int code, const void *resp);
+/* Stages the record of request r (operation `op`, policy path `path` or
+ * NULL, decision or NULL when no policy applies) on every device.
+ * @return 0: nothing to record, go on now; 1: staged, and `then` (unless
+ *   NULL) runs once the batch is durable; MF_EUNAVAIL with `err` naming a
+ *   device that cannot write (refuse the request). */
+int mf_auditlog_request(struct req *r, const char *op, const char *path,
+                        const struct mf_authz_decision *dec, mf_auditlog_then then, char *err,
+                        size_t err_len);
+
+/* Stages the record of the answer to r (its error code, 0 for OK; resp may
+ * be NULL). @return 1: `then` sends it once durable (with durable false the
+ * failure was logged loudly: the request has run, the answer leaves anyway);
+ * 0: send it now (nothing to record, or it could not be staged: logged). */
+int mf_auditlog_response(struct req *r, int code, const void *resp, mf_auditlog_then then);
 
 /* The field-key HMAC of value (`audit hash`), or the chain key in hex
  * (`audit verify`). @return 0; MF_ENOTFOUND (no audit key yet: no device was
