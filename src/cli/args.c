@@ -42,6 +42,7 @@ static const struct flag_def flag_defs[] = {
     {"init", false, false},        {"nonce", true, false},
     {"decode", true, false},       {"otp", true, false},
     {"cancel", false, false},
+    {"path", true, false},
 };
 
 static const struct flag_def *find_flag(const char *name, size_t len)

@@ -7,6 +7,11 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "audit/file.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -988,6 +993,73 @@ static int build_policy_check(const struct mf_cli_args *a, struct mf_cli_arena *
     return 0;
 }
 
+/* ---- audit ---- */
+
+static int build_audit_enable(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                              Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    const char *type = mf_cli_flag(a, "type");
+    const char *path = mf_cli_flag(a, "path");
+    if (!type || !path)
+        return mf_err_set(err, err_len, MF_EINVAL, "audit enable needs -type file -path P");
+    Mayfly__Api__AuditEnableRequest *e =
+        MSG(ar, Mayfly__Api__AuditEnableRequest, mayfly__api__audit_enable_request__init);
+    e->name = mf_cli_arena_strdup(ar, a->pos[0]);
+    e->type = mf_cli_arena_strdup(ar, type);
+    e->path = mf_cli_arena_strdup(ar, path);
+    req->op_case = MAYFLY__API__REQUEST__OP_AUDIT_ENABLE;
+    req->audit_enable = e;
+    return 0;
+}
+
+static int build_audit_disable(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                               Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in, (void)err, (void)err_len;
+    Mayfly__Api__AuditDisableRequest *d =
+        MSG(ar, Mayfly__Api__AuditDisableRequest, mayfly__api__audit_disable_request__init);
+    d->name = mf_cli_arena_strdup(ar, a->pos[0]);
+    req->op_case = MAYFLY__API__REQUEST__OP_AUDIT_DISABLE;
+    req->audit_disable = d;
+    return 0;
+}
+
+static int build_audit_list(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                            Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)a, (void)in, (void)err, (void)err_len;
+    req->op_case = MAYFLY__API__REQUEST__OP_AUDIT_LIST;
+    req->audit_list = MSG(ar, Mayfly__Api__AuditListRequest, mayfly__api__audit_list_request__init);
+    return 0;
+}
+
+static int build_audit_hash(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                            Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in, (void)err, (void)err_len;
+    Mayfly__Api__AuditHashRequest *h =
+        MSG(ar, Mayfly__Api__AuditHashRequest, mayfly__api__audit_hash_request__init);
+    h->value = mf_cli_arena_strdup(ar, a->pos[0]);
+    req->op_case = MAYFLY__API__REQUEST__OP_AUDIT_HASH;
+    req->audit_hash = h;
+    return 0;
+}
+
+/* audit verify FILE: asks the chain key, then verifies locally (the renderer). */
+static int build_audit_verify(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                              Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    if (access(a->pos[0], R_OK) != 0)
+        return mf_err_set(err, err_len, MF_EINVAL, "%s: cannot read: %s", a->pos[0],
+                          strerror(errno));
+    req->op_case = MAYFLY__API__REQUEST__OP_AUDIT_VERIFY_KEY;
+    req->audit_verify_key =
+        MSG(ar, Mayfly__Api__AuditVerifyKeyRequest, mayfly__api__audit_verify_key_request__init);
+    return 0;
+}
+
 const char *mf_cli_caller_token(const struct mf_cli_args *a)
 {
     bool check = a->cmd && a->cmd->build == build_policy_check;
@@ -1295,6 +1367,49 @@ static json_t *json_policy_check(const struct mf_cli_args *a, const Mayfly__Api_
                      "reason", c->reason);
 }
 
+static json_t *json_audit_list(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    json_t *devs = json_array();
+    for (size_t i = 0; i < r->audit_list->n_devices; i++) {
+        const Mayfly__Api__AuditDevice *d = r->audit_list->devices[i];
+        json_array_append_new(devs, json_pack("{s:s, s:s, s:s}", "name", d->name, "type",
+                                              d->type, "path", d->path));
+    }
+    return json_pack("{s:o, s:o}", "devices", devs, "read", read_info_json(r->audit_list->read));
+}
+
+static json_t *json_audit_hash(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    return json_pack("{s:s}", "hash", r->audit_hash->hash);
+}
+
+/* The local half of `audit verify`: the file against the chain key. */
+static json_t *json_audit_verify(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    const char *hex = r->audit_verify_key->chain_key_hex;
+    uint8_t key[32];
+    if (strlen(hex) != 64)
+        return NULL;
+    for (size_t i = 0; i < 32; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return NULL;
+        key[i] = (uint8_t)v;
+    }
+    struct mf_audit_verify_result res;
+    int rc = mf_audit_verify_file(a->pos[0], key, NULL, 0, &res);
+    OPENSSL_cleanse(key, sizeof(key));
+    if (rc)
+        return json_pack("{s:b, s:I, s:s}", "ok", 0, "line", (json_int_t)0, "reason",
+                         mf_strerror(rc));
+    if (res.ok)
+        return json_pack("{s:b, s:I}", "ok", 1, "records", (json_int_t)res.records);
+    return json_pack("{s:b, s:I, s:s}", "ok", 0, "line", (json_int_t)res.line, "reason",
+                     res.reason);
+}
+
 /* ---- the table ---- */
 
 #define R(x) MAYFLY__API__RESPONSE__RESULT_##x
@@ -1373,6 +1488,16 @@ static const struct mf_cli_command commands[] = {
     {{"policy", "check"}, "policy remote-addr claims", 2, 2, false,
      "mayfly policy check [-token T | -policy P ...] [-remote-addr IP] [-claims JSON] OP PATH",
      build_policy_check, R(POLICY_CHECK), json_policy_check},
+    {{"audit", "enable"}, "type path", 1, 1, true, "mayfly audit enable -type file -path P NAME",
+     build_audit_enable, R(EMPTY), json_empty},
+    {{"audit", "disable"}, "", 1, 1, true, "mayfly audit disable NAME", build_audit_disable,
+     R(EMPTY), json_empty},
+    {{"audit", "list"}, "", 0, 0, false, "mayfly audit list", build_audit_list, R(AUDIT_LIST),
+     json_audit_list},
+    {{"audit", "hash"}, "", 1, 1, false, "mayfly audit hash VALUE", build_audit_hash,
+     R(AUDIT_HASH), json_audit_hash},
+    {{"audit", "verify"}, "", 1, 1, false, "mayfly audit verify FILE", build_audit_verify,
+     R(AUDIT_VERIFY_KEY), json_audit_verify},
     {{"engine", "enable"}, "type config", 1, 1, true,
      "mayfly engine enable -type postgres|pki [-config JSON|@FILE|-] MOUNT", build_engine_enable,
      R(EMPTY), json_empty},

@@ -199,8 +199,11 @@ static int render(const struct mf_cli_args *a, const Mayfly__Api__Response *resp
     } else {
         mf_cli_render_table(a, resp, out);
     }
+    /* audit verify: a file that does not verify exits 2, as a refusal. */
+    bool failed = resp->result_case == MAYFLY__API__RESPONSE__RESULT_AUDIT_VERIFY_KEY &&
+                  json_is_false(json_object_get(doc, "ok"));
     json_decref(doc);
-    return MF_CLI_EXIT_OK;
+    return failed ? MF_CLI_EXIT_REFUSED : MF_CLI_EXIT_OK;
 }
 
 int mf_cli_main(int argc, char **argv, FILE *in, FILE *out, FILE *errout)

@@ -20,6 +20,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "net/conn.h"
+#include "server/auditlog.h"
 
 #define LOG_MOD "api"
 #define FORWARD_TIMEOUT_MS 10000 /* a forwarded request with no answer */
@@ -89,6 +90,8 @@ static void req_free(struct req *r)
         mayfly__cmd__token_record__free_unpacked(r->token, NULL);
     if (r->op_state)
         r->op_state_free(r->op_state);
+    free(r->audit_path);
+    free(r->answer);
     if (r->secret_plain) {
         OPENSSL_cleanse(r->secret_plain, strlen(r->secret_plain));
         free(r->secret_plain);
@@ -96,32 +99,76 @@ static void req_free(struct req *r)
     free(r);
 }
 
-static void send_packed(struct mf_server *s, struct req *r, const Mayfly__Api__Response *resp)
+/* The answer as it goes on the wire (with the forwarding header for a peer). */
+static uint8_t *pack_answer(struct req *r, const Mayfly__Api__Response *resp, size_t *len)
 {
-    size_t len = mayfly__api__response__get_packed_size(resp);
-    uint8_t *buf = malloc(8 + (len ? len : 1));
+    size_t n = mayfly__api__response__get_packed_size(resp);
+    size_t head = r->cc ? 0 : 8;
+    uint8_t *buf = malloc(head + (n ? n : 1));
     if (!buf)
-        return;
+        return NULL;
+    for (size_t i = 0; i < head; i++)
+        buf[i] = (uint8_t)(r->fwd_id >> (56 - 8 * i));
+    mayfly__api__response__pack(resp, buf + head);
+    *len = head + n;
+    return buf;
+}
+
+static void send_answer(struct req *r, const uint8_t *buf, size_t len)
+{
     if (r->cc) {
-        mayfly__api__response__pack(resp, buf);
         if (r->cc->conn) {
             int rc = mf_conn_send(r->cc->conn, buf, len);
             if (rc == -ENOBUFS) /* the client does not read its answers */
                 mf_conn_close(r->cc->conn, -ENOBUFS);
         }
-    } else {
-        for (int i = 0; i < 8; i++)
-            buf[i] = (uint8_t)(r->fwd_id >> (56 - 8 * i));
-        mayfly__api__response__pack(resp, buf + 8);
-        mf_node_send(s->node, r->peer, TAG_FWD_RESP, buf, len + 8);
+    } else if (r->srv->node) {
+        mf_node_send(r->srv->node, r->peer, TAG_FWD_RESP, buf, len);
     }
-    free(buf);
+}
+
+/* An answer whose audit record is durable (or failed: logged) leaves. */
+static void answer_audited(struct req *r, bool durable, const char *err)
+{
+    if (!durable && r->audit_withhold) {
+        /* A read's request record failed with its answer: fail closed. */
+        Mayfly__Api__Error e = MAYFLY__API__ERROR__INIT;
+        e.code = wire_code(MF_EUNAVAIL);
+        e.message = (char *)err;
+        Mayfly__Api__Response resp = MAYFLY__API__RESPONSE__INIT;
+        resp.id = r->pb ? r->pb->id : 0;
+        resp.error = &e;
+        free(r->answer);
+        r->answer = pack_answer(r, &resp, &r->answer_len);
+    }
+    if (r->answer)
+        send_answer(r, r->answer, r->answer_len);
+    free(r->answer);
+    r->answer = NULL;
+    req_free(r);
+}
+
+/* An answer's code as an MF_E* code (0: OK), for its audit record. */
+static int response_code(const Mayfly__Api__Response *resp)
+{
+    if (!resp->error)
+        return 0;
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+        &mayfly__api__error_code__descriptor, resp->error->code);
+    int code = v ? mf_err_from_name(v->name) : 0;
+    return code ? code : MF_EINTERNAL;
 }
 
 void mf_api_reply(struct req *r, Mayfly__Api__Response *resp)
 {
     resp->id = r->pb ? r->pb->id : 0;
-    send_packed(r->srv, r, resp);
+    r->answer = pack_answer(r, resp, &r->answer_len);
+    if (r->answer && mf_auditlog_response(r, response_code(resp), resp, answer_audited) == 1)
+        return; /* leaves once its record is durable */
+    if (r->answer)
+        send_answer(r, r->answer, r->answer_len);
+    free(r->answer);
+    r->answer = NULL;
     req_free(r);
 }
 
@@ -329,6 +376,32 @@ void mf_api_fail_forwards(struct mf_server *s, int code)
     a->fwd_tail = NULL;
 }
 
+/* The entry node records the leader's answer it relays before it leaves.
+ * @return true when it waits for its record (answer_audited sends it). */
+static bool audit_relayed(struct req *r, const uint8_t *data, size_t len)
+{
+    if (!mf_auditlog_active(r->srv))
+        return false;
+    Mayfly__Api__Response *resp = mayfly__api__response__unpack(NULL, len, data);
+    r->answer = malloc(len ? len : 1);
+    if (!r->answer) {
+        if (resp)
+            mayfly__api__response__free_unpacked(resp, NULL);
+        return false;
+    }
+    memcpy(r->answer, data, len);
+    r->answer_len = len;
+    int rc = mf_auditlog_response(r, resp ? response_code(resp) : MF_EINTERNAL, resp,
+                                  answer_audited);
+    if (resp)
+        mayfly__api__response__free_unpacked(resp, NULL);
+    if (rc == 1)
+        return true;
+    free(r->answer);
+    r->answer = NULL;
+    return false;
+}
+
 static void relay_forward_response(struct mf_server *s, const uint8_t *data, size_t len)
 {
     if (len < 8)
@@ -336,6 +409,8 @@ static void relay_forward_response(struct mf_server *s, const uint8_t *data, siz
     struct req *r = take_forward(s->api, be64(data));
     if (!r)
         return; /* expired already */
+    if (audit_relayed(r, data + 8, len - 8))
+        return;
     if (r->cc && r->cc->conn) {
         int rc = mf_conn_send(r->cc->conn, data + 8, len - 8);
         if (rc == -ENOBUFS)

@@ -49,6 +49,13 @@ struct req {
     char *secret_plain;       /* wiped and freed with the request */
     void *op_state;           /* an operation's own state (init: the shares) */
     void (*op_state_free)(void *op_state);
+    const char *audit_op;     /* audit: the operation's name, once decided */
+    char *audit_path;         /* audit: its policy path (malloc'd; freed with r) */
+    uint64_t audit_rid;       /* audit: this node's record id, 0 before the first */
+    uint8_t *answer;          /* audit: the packed answer waiting for its record */
+    size_t answer_len;
+    bool audit_withhold;      /* audit: a read ran before its record was durable:
+                               * if that batch fails its answer is withheld */
     struct req *next_fwd;     /* forwarded-out list (follower side) */
     uint64_t fwd_deadline_ms;
 };

@@ -11,8 +11,10 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "server/auditlog.h"
 #include "server/authz.h"
 #include "server/op_auth.h"
+#include "server/op_audit.h"
 #include "server/op_engines.h"
 #include "server/op_kv.h"
 #include "server/op_leases.h"
@@ -147,6 +149,14 @@ static const struct mf_op_def op_table[] = {
     /* Shares instead of a token; the attempt lives in the leader's memory. */
     ROW(GENERATE_ROOT, "operator.generate-root", mf_op_generate_root, LEADER, false, false, "",
         ""),
+    ROW(AUDIT_ENABLE, "audit.enable", mf_op_audit_enable, LEADER, true, false, "sudo",
+        "sys/audit/{name}"),
+    ROW(AUDIT_DISABLE, "audit.disable", mf_op_audit_disable, LEADER, true, false, "sudo",
+        "sys/audit/{name}"),
+    ROW(AUDIT_LIST, "audit.list", mf_op_audit_list, READ, true, false, "read", "sys/audit"),
+    ROW(AUDIT_HASH, "audit.hash", mf_op_audit_hash, READ, true, false, "sudo", "sys/audit-hash"),
+    ROW(AUDIT_VERIFY_KEY, "audit.verify-key", mf_op_audit_verify_key, READ, true, false, "sudo",
+        "sys/audit"),
 };
 #undef ROW
 
@@ -231,13 +241,57 @@ int mf_dispatch_describe(struct req *r, const struct mf_op_def *d, unsigned *cap
     return expand(op_message(r->pb), d->policy_path, path, len);
 }
 
+/* The request's record is durable (or a device failed): the handler runs,
+ * or the request goes to the leader. Disabling a device is let through, or a
+ * broken device could never be removed. */
+static bool audit_refused(struct req *r, bool durable, const char *err)
+{
+    if (durable || r->pb->op_case == MAYFLY__API__REQUEST__OP_AUDIT_DISABLE)
+        return false;
+    mf_api_reply_error(r, MF_EUNAVAIL, "%s", err);
+    return true;
+}
+
+static void audited_run(struct req *r, bool durable, const char *err)
+{
+    if (!audit_refused(r, durable, err))
+        mf_dispatch_find(r->pb->op_case)->run(r);
+}
+
+static void forward(struct req *r);
+
+static void audited_forward(struct req *r, bool durable, const char *err)
+{
+    if (!audit_refused(r, durable, err))
+        forward(r);
+}
+
+/* Records an allowed request (auditlog.h) before it may go on: true to go on
+ * now; false when it waits for its record (`then` goes on) or was refused.
+ * then NULL: go on at once, the answer waiting for the record's batch. */
+static bool audited(struct req *r, const struct mf_op_def *d, const char *path,
+                    const struct mf_authz_decision *dec, mf_auditlog_then then)
+{
+    char err[128] = "";
+    int rc = mf_auditlog_request(r, d->name, path, dec, then, err, sizeof(err));
+    if (rc == 0)
+        return true;
+    if (rc == 1 && !then)
+        r->audit_withhold = true; /* a read: its answer waits for the batch */
+    if (rc == 1)
+        return !then;
+    return !audit_refused(r, false, err);
+}
+
 /* Authorises r under row d (DESIGN.md "Authorization"): on the node it
  * entered, again on the leader for a forwarded write, and for a read after
- * its read index applied. False after answering r when refused. */
-static bool authorize(struct req *r, const struct mf_op_def *d)
+ * its read index applied. True to go on now; false once r is answered, or
+ * while its audit record is made durable (`then` goes on after; NULL: go on
+ * now, the answer is withheld if the record fails). */
+static bool authorize(struct req *r, const struct mf_op_def *d, mf_auditlog_then then)
 {
     if (!d->token || !d->capability[0])
-        return true; /* status, init, unseal: no token, no policy */
+        return audited(r, d, NULL, NULL, then); /* status, init, unseal: no policy */
     unsigned cap = 0;
     char path[MF_DISPATCH_PATH_MAX];
     int rc = mf_dispatch_describe(r, d, &cap, path, sizeof(path));
@@ -257,14 +311,24 @@ static bool authorize(struct req *r, const struct mf_op_def *d)
         r->policy_max_ttl_ms = dec.max_ttl_ms; /* caps what this request issues */
         return true;
     }
+    if (mf_authz_decide(r, cap, path, &dec))
+        dec = (struct mf_authz_decision){.allowed = false};
+    if (dec.allowed)
+        return audited(r, d, path, &dec, then);
+    /* Denied: the answer waits for the batch that holds this record. */
+    char err[128];
+    mf_auditlog_request(r, d->name, path, &dec, NULL, err, sizeof(err));
     mf_api_reply_error(r, MF_EPERM, "permission denied: %s needs '%s' on '%s'", d->name,
                        mf_cap_name(cap), path);
     return false;
 }
 
+/* A read's only effect is its answer, which waits for the batch holding the
+ * request's record too: the handler runs at once (one fdatasync per batch,
+ * not two). Everything else runs once its record is durable. */
 static void run(struct req *r, const struct mf_op_def *d)
 {
-    if (authorize(r, d))
+    if (authorize(r, d, d->where == MF_WHERE_READ ? NULL : audited_run))
         d->run(r);
 }
 
@@ -284,6 +348,14 @@ static void on_read_index(void *arg, int rc)
     run(r, d);
 }
 
+static void forward(struct req *r)
+{
+    int rc = mf_api_forward(r->srv, r);
+    if (rc)
+        mf_api_reply_error(r, MF_EUNAVAIL, "no leader to forward to (%s); retry",
+                           mf_strerror(rc));
+}
+
 static void route(struct req *r, const struct mf_op_def *d)
 {
     struct mf_server *s = r->srv;
@@ -299,12 +371,8 @@ static void route(struct req *r, const struct mf_op_def *d)
                                mf_strerror(rc));
         return;
     case MF_ROUTE_FORWARD:
-        if (!authorize(r, d)) /* on entry; the leader decides again */
-            return;
-        rc = mf_api_forward(s, r);
-        if (rc)
-            mf_api_reply_error(r, MF_EUNAVAIL, "no leader to forward to (%s); retry",
-                               mf_strerror(rc));
+        if (authorize(r, d, audited_forward)) /* on entry; the leader decides again */
+            forward(r);
         return;
     case MF_ROUTE_NOT_LEADER:
         return mf_api_reply_error(r, MF_EUNAVAIL, "this node is no longer the leader; retry");

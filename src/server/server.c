@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "net/tls.h"
 #include "server/api.h"
+#include "server/auditlog.h"
 #include "server/authz.h"
 #include "server/crl.h"
 #include "server/dispatch.h"
@@ -57,12 +58,12 @@ static int sm_apply(void *ctx, const struct mf_raft_entry *ents, size_t n, void 
 static void sm_applied(void *ctx, const struct mf_raft_entry *e, void *result)
 {
     struct mf_server *s = ctx;
-    (void)e;
     const Mayfly__Cmd__Result *res = result;
     if (res && res->code == 0 && res->seq && res->expire_at_ms)
         mf_sched_applied(s, res->expire_at_ms);
     if (res && res->code == 0 && res->policies_changed)
         mf_authz_reload(s); /* before any read waiting for this index runs */
+    mf_auditlog_applied(s, e); /* an audit device enabled or disabled */
     mf_fsm_result_free(result);
     if (mf_barrier_sealed(s->barrier)) {
         mf_srv_try_auto_unseal(s);
@@ -142,6 +143,7 @@ static void on_housekeeping(uv_timer_t *t)
 {
     struct mf_server *s = t->data;
     mf_api_expire_forwards(s);
+    mf_auditlog_tick(s);
     mf_metrics_publish(s);
     if (s->metrics) /* the CRLs are served on the metrics listener */
         mf_crl_refresh(s);
@@ -255,6 +257,7 @@ void mf_server_stop(struct mf_server *s)
     s->node = NULL;
     mf_crl_free(s);
     mf_authz_free(s);
+    mf_auditlog_free(s);
     mf_fsm_close(s->fsm);
     mf_seal_free(s->seal);
     mf_barrier_free(s->barrier);
@@ -291,6 +294,11 @@ const char *mf_server_metrics_addr(const struct mf_server *s)
 const char *mf_server_peer_addr(const struct mf_server *s)
 {
     return mf_node_peer_addr(s->node);
+}
+
+void mf_server_reopen_logs(struct mf_server *s)
+{
+    mf_auditlog_reopen(s);
 }
 
 int mf_server_failed(const struct mf_server *s)

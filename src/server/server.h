@@ -46,6 +46,9 @@ const char *mf_server_peer_addr(const struct mf_server *s);
 /* The bound /metrics and /health address ("" when disabled). */
 const char *mf_server_metrics_addr(const struct mf_server *s);
 
+/* SIGHUP: reopen the audit files (logrotate's `create` mode; auditlog.h). */
+void mf_server_reopen_logs(struct mf_server *s);
+
 /* Nonzero once a fatal error stopped the node. */
 int mf_server_failed(const struct mf_server *s);
 

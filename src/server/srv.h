@@ -37,6 +37,7 @@ struct mf_sched;
 struct mf_crl;
 struct mf_metrics;
 struct mf_authz;
+struct mf_auditlog;
 
 struct mf_server {
     uv_loop_t *loop;
@@ -70,6 +71,7 @@ struct mf_server {
     struct mf_crl *crl;
     struct mf_metrics *metrics;
     struct mf_authz *authz;
+    struct mf_auditlog *auditlog;
 };
 
 /* Read transactions on the state: every loop-thread read goes through these

@@ -41,7 +41,7 @@ struct flags {
 
 static char dev_dir[64];
 static struct mf_server *server;
-static uv_signal_t sigint_h, sigterm_h;
+static uv_signal_t sigint_h, sigterm_h, sighup_h;
 
 static void usage(FILE *out)
 {
@@ -181,6 +181,14 @@ static void on_ready(struct mf_server *s, const char *root_token)
     fflush(stdout);
 }
 
+/* SIGHUP: reopen the audit files (logrotate's `create` mode). */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    (void)h, (void)signum;
+    if (server)
+        mf_server_reopen_logs(server);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     fprintf(stderr, "mayflyd: signal %d, stopping\n", signum);
@@ -188,6 +196,8 @@ static void on_signal(uv_signal_t *h, int signum)
     server = NULL;
     uv_signal_stop(&sigint_h);
     uv_signal_stop(&sigterm_h);
+    uv_signal_stop(&sighup_h);
+    uv_close((uv_handle_t *)&sighup_h, NULL);
     uv_close((uv_handle_t *)&sigint_h, NULL);
     uv_close((uv_handle_t *)&sigterm_h, NULL);
     (void)h;
@@ -262,6 +272,8 @@ int main(int argc, char **argv)
     uv_signal_init(loop, &sigterm_h);
     uv_signal_start(&sigint_h, on_signal, SIGINT);
     uv_signal_start(&sigterm_h, on_signal, SIGTERM);
+    uv_signal_init(loop, &sighup_h);
+    uv_signal_start(&sighup_h, on_sighup, SIGHUP);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
 out:

@@ -1,0 +1,648 @@
+/* The server's audit (auditlog.h): the key, the device table, the records. */
+#include "server/auditlog.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "audit/file.h"
+#include "auth/policy.h"
+#include "common/env.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "server/api.h"
+#include "server/records.h"
+#include "store/kv.h"
+
+#define LOG_MOD "audit"
+#define SYNC_EVERY_TICKS 10 /* housekeeping runs every 100 ms: once a second */
+#define ERR_LEN 256
+
+struct dev {
+    char name[MF_AUDITLOG_NAME_MAX + 1];
+    char *path;
+    bool open;
+    bool seen;
+    struct mf_audit_file f;
+    char err[ERR_LEN]; /* why it cannot write (logged once per change) */
+};
+
+/* A request or an answer waiting for its batch to be durable. */
+struct pending {
+    struct req *r;
+    mf_auditlog_then then;
+};
+
+struct mf_auditlog {
+    bool have_key;
+    struct mf_audit_keys keys;
+    struct dev devs[MF_AUDITLOG_DEVICES_MAX];
+    size_t n;
+    uint64_t next_rid;
+    unsigned ticks;
+    /* The batch of this loop turn: flushed in the check phase (after the
+     * poll), with the idle handle keeping the poll from blocking meanwhile. */
+    struct pending *q;
+    size_t q_n, q_cap;
+    bool batch_failed;      /* a device failed a flush of this batch */
+    char batch_err[ERR_LEN];
+    uv_idle_t *idle;
+    uv_check_t *check;
+    bool flushing;
+};
+
+static void on_check(uv_check_t *h);
+
+static void noop_idle(uv_idle_t *h)
+{
+    (void)h;
+}
+
+static struct mf_auditlog *state(struct mf_server *s)
+{
+    if (s->auditlog)
+        return s->auditlog;
+    struct mf_auditlog *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->idle = malloc(sizeof(*a->idle));
+    a->check = malloc(sizeof(*a->check));
+    if (!a->idle || !a->check) {
+        free(a->idle);
+        free(a->check);
+        free(a);
+        return NULL;
+    }
+    uv_idle_init(s->loop, a->idle);
+    uv_check_init(s->loop, a->check);
+    a->idle->data = s;
+    a->check->data = s;
+    uv_check_start(a->check, on_check);
+    s->auditlog = a;
+    return a;
+}
+
+/* ---- the key ---- */
+
+static int hex_decode(const char *hex, uint8_t *out, size_t n)
+{
+    if (!hex || strlen(hex) != 2 * n)
+        return MF_ECORRUPT;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return MF_ECORRUPT;
+        out[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+static void hex_encode(const uint8_t *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", in[i]);
+}
+
+static int load_key(struct mf_server *s, struct mf_auditlog *a)
+{
+    if (a->have_key)
+        return 0;
+    json_t *obj = NULL;
+    int rc = mf_records_read(s, MF_AUDITLOG_KEY_PATH, &obj);
+    if (rc)
+        return rc;
+    uint8_t key[MF_AUDIT_KEY_BYTES];
+    rc = hex_decode(json_string_value(json_object_get(obj, "key")), key, sizeof(key));
+    if (!rc)
+        rc = mf_audit_keys_derive(key, &a->keys);
+    OPENSSL_cleanse(key, sizeof(key));
+    /* The record's text held the key: jansson frees it without wiping, the
+     * same as every record this server reads. */
+    json_decref(obj);
+    a->have_key = rc == 0;
+    return rc;
+}
+
+/* ---- devices ---- */
+
+static void dev_close(struct dev *d)
+{
+    if (d->open) {
+        char err[ERR_LEN] = "";
+        if (mf_audit_file_flush(&d->f, err, sizeof(err)))
+            MF_ERROR(LOG_MOD, "device %s: %s", d->name, err);
+        mf_audit_file_close(&d->f);
+    }
+    d->open = false;
+    free(d->path);
+    d->path = NULL;
+}
+
+static void dev_try_open(struct mf_server *s, struct mf_auditlog *a, struct dev *d)
+{
+    char err[ERR_LEN] = "";
+    int rc = load_key(s, a);
+    if (rc)
+        snprintf(err, sizeof(err), "no audit key (%s)", mf_strerror(rc));
+    else if ((rc = mf_audit_file_open(&d->f, d->path, &a->keys, NULL, err, sizeof(err))) &&
+             !err[0])
+        snprintf(err, sizeof(err), "%s: %s", d->path, mf_strerror(rc));
+    if (!rc) {
+        d->open = true;
+        d->err[0] = '\0';
+        MF_INFO(LOG_MOD, "device %s: writing to %s", d->name, d->path);
+    } else if (strcmp(err, d->err) != 0) {
+        snprintf(d->err, sizeof(d->err), "%s", err);
+        MF_ERROR(LOG_MOD, "device %s cannot write: %s; requests are refused", d->name, err);
+    }
+}
+
+static void close_all(struct mf_auditlog *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        dev_close(&a->devs[i]);
+    a->n = 0;
+    if (a->have_key)
+        mf_audit_keys_wipe(&a->keys);
+    a->have_key = false;
+}
+
+static struct dev *dev_find(struct mf_auditlog *a, const char *name)
+{
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->devs[i].name, name) == 0)
+            return &a->devs[i];
+    return NULL;
+}
+
+/* The device's path on this node: "{node}" stands for the node id, so nodes
+ * that share a file system (tests, one host) write separate files. */
+static char *node_path(const struct mf_server *s, const char *tmpl)
+{
+    static const char mark[] = "{node}";
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRIu64, s->cfg->node_id);
+    size_t n = strlen(tmpl) + 1;
+    for (const char *p = strstr(tmpl, mark); p; p = strstr(p + 1, mark))
+        n += strlen(id);
+    char *out = malloc(n), *o = out;
+    if (!out)
+        return NULL;
+    while (*tmpl) {
+        if (strncmp(tmpl, mark, sizeof(mark) - 1) == 0) {
+            o += sprintf(o, "%s", id);
+            tmpl += sizeof(mark) - 1;
+        } else {
+            *o++ = *tmpl++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* One device record: add it, or reopen it if its path changed. */
+static void sync_one(struct mf_auditlog *a, const char *name, const char *path)
+{
+    struct dev *d = dev_find(a, name);
+    if (d && strcmp(d->path, path) != 0) {
+        dev_close(d);
+        d->path = strdup(path);
+    } else if (!d) {
+        if (a->n == MF_AUDITLOG_DEVICES_MAX || strlen(name) > MF_AUDITLOG_NAME_MAX) {
+            MF_ERROR(LOG_MOD, "device %s ignored: too many devices or too long a name", name);
+            return;
+        }
+        d = &a->devs[a->n++];
+        memset(d, 0, sizeof(*d));
+        snprintf(d->name, sizeof(d->name), "%s", name);
+        d->path = strdup(path);
+    }
+    if (d->path)
+        d->seen = true;
+}
+
+/* Matches the device table to the records of the state. */
+static void sync_devices(struct mf_server *s)
+{
+    struct mf_auditlog *a = state(s);
+    if (!a)
+        return;
+    if (mf_barrier_sealed(s->barrier))
+        return close_all(a); /* no key while sealed */
+    MDB_txn *txn;
+    char **paths = NULL;
+    size_t n = 0;
+    int more = 0;
+    if (mf_srv_read_begin(s, &txn))
+        return;
+    int rc = mf_kv_list(txn, mf_fsm_state(s->fsm), MF_AUDITLOG_DEVICES_PREFIX, NULL,
+                        MF_AUDITLOG_DEVICES_MAX, &paths, &n, &more);
+    mf_srv_read_end(s, txn);
+    if (rc) {
+        MF_ERROR(LOG_MOD, "cannot list audit devices: %s", mf_strerror(rc));
+        return;
+    }
+    for (size_t i = 0; i < a->n; i++)
+        a->devs[i].seen = false;
+    for (size_t i = 0; i < n; i++) {
+        json_t *obj = NULL;
+        if (mf_records_read(s, paths[i], &obj))
+            continue; /* deleted */
+        const char *path = json_string_value(json_object_get(obj, "path"));
+        char *mine = path ? node_path(s, path) : NULL;
+        if (mine)
+            sync_one(a, paths[i] + strlen(MF_AUDITLOG_DEVICES_PREFIX), mine);
+        free(mine);
+        json_decref(obj);
+    }
+    mf_kv_list_free(paths, n);
+    for (size_t i = 0; i < a->n;) {
+        if (a->devs[i].seen) {
+            if (!a->devs[i].open)
+                dev_try_open(s, a, &a->devs[i]);
+            i++;
+            continue;
+        }
+        MF_INFO(LOG_MOD, "device %s: disabled", a->devs[i].name);
+        dev_close(&a->devs[i]);
+        a->devs[i] = a->devs[--a->n];
+    }
+}
+
+void mf_auditlog_applied(struct mf_server *s, const struct mf_raft_entry *e)
+{
+    /* Paths travel in clear in a KV command: a cheap filter before a look. */
+    static const char prefix[] = "sys/audit/";
+    if (e && e->len && e->data && memmem(e->data, e->len, prefix, sizeof(prefix) - 1))
+        sync_devices(s);
+}
+
+void mf_auditlog_tick(struct mf_server *s)
+{
+    struct mf_auditlog *a = state(s);
+    if (a && ++a->ticks % SYNC_EVERY_TICKS == 0)
+        sync_devices(s);
+}
+
+void mf_auditlog_reopen(struct mf_server *s)
+{
+    struct mf_auditlog *a = s->auditlog;
+    for (size_t i = 0; a && i < a->n; i++) {
+        char err[ERR_LEN] = "";
+        if (a->devs[i].open && mf_audit_file_reopen(&a->devs[i].f, NULL, err, sizeof(err)))
+            MF_ERROR(LOG_MOD, "device %s: reopen: %s", a->devs[i].name, err);
+    }
+}
+
+static void handle_freed(uv_handle_t *h)
+{
+    struct mf_server *s = h->data;
+    free(h);
+    mf_srv_handle_released(s);
+}
+
+static void flush_batch(struct mf_server *s);
+
+void mf_auditlog_free(struct mf_server *s)
+{
+    struct mf_auditlog *a = s->auditlog;
+    if (!a)
+        return;
+    flush_batch(s); /* what waits is answered while the node still runs */
+    close_all(a);
+    free(a->q);
+    uv_idle_stop(a->idle);
+    uv_check_stop(a->check);
+    s->handles_open += 2;
+    uv_close((uv_handle_t *)a->idle, handle_freed);
+    uv_close((uv_handle_t *)a->check, handle_freed);
+    free(a);
+    s->auditlog = NULL;
+}
+
+bool mf_auditlog_active(struct mf_server *s)
+{
+    return s->auditlog && ((struct mf_auditlog *)s->auditlog)->n > 0;
+}
+
+/* ---- records ---- */
+
+/* The message of a oneof member (`op` of a Request, `result` of a Response). */
+static const ProtobufCMessage *oneof_message(const ProtobufCMessage *m, unsigned which)
+{
+    const ProtobufCFieldDescriptor *f =
+        which ? protobuf_c_message_descriptor_get_field(m->descriptor, which) : NULL;
+    if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE)
+        return NULL;
+    return *(const ProtobufCMessage *const *)((const char *)m + f->offset);
+}
+
+/* A singular string field of m by name, or NULL when absent or empty. */
+static const char *string_field(const ProtobufCMessage *m, const char *name)
+{
+    const ProtobufCFieldDescriptor *f =
+        m ? protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name) : NULL;
+    if (!f || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED)
+        return NULL;
+    const char *v = *(const char *const *)((const char *)m + f->offset);
+    return v && v[0] ? v : NULL;
+}
+
+struct secrets {
+    struct mf_audit_secret v[8];
+    size_t n;
+};
+
+static void secret_add(struct secrets *s, const char *name, const void *value, size_t len,
+                       enum mf_audit_secret_kind kind)
+{
+    if (s->n < sizeof(s->v) / sizeof(s->v[0]) && (value || kind == MF_AUDIT_SECRET_REDACT))
+        s->v[s->n++] = (struct mf_audit_secret){name, value, len, kind};
+}
+
+/* The secrets of a request: the caller's token, a token it names, a KV put's
+ * values (all of them, as one HMAC of the message), unseal shares. Nothing
+ * else of the body is recorded. `packed` receives a buffer to free. */
+static void request_secrets(const Mayfly__Api__Request *q, struct secrets *s, uint8_t **packed)
+{
+    *packed = NULL;
+    if (!q)
+        return;
+    if (q->token && q->token[0])
+        secret_add(s, "token", q->token, strlen(q->token), MF_AUDIT_SECRET_HMAC);
+    const ProtobufCMessage *op = oneof_message(&q->base, q->op_case);
+    const char *t = string_field(op, "token");
+    if (t)
+        secret_add(s, "target_token", t, strlen(t), MF_AUDIT_SECRET_HMAC);
+    if (q->op_case == MAYFLY__API__REQUEST__OP_KV_PUT) {
+        size_t len = mayfly__api__kv_put_request__get_packed_size(q->kv_put);
+        *packed = malloc(len ? len : 1);
+        if (*packed) {
+            mayfly__api__kv_put_request__pack(q->kv_put, *packed);
+            secret_add(s, "kv_put", *packed, len, MF_AUDIT_SECRET_HMAC);
+        }
+    }
+    if (q->op_case == MAYFLY__API__REQUEST__OP_AUDIT_HASH && q->audit_hash->value)
+        secret_add(s, "value", q->audit_hash->value, strlen(q->audit_hash->value),
+                   MF_AUDIT_SECRET_HMAC);
+    if (q->op_case == MAYFLY__API__REQUEST__OP_UNSEAL)
+        secret_add(s, "share", NULL, 0, MF_AUDIT_SECRET_REDACT);
+}
+
+static void response_secrets(const Mayfly__Api__Response *resp, struct secrets *s)
+{
+    if (!resp)
+        return;
+    const ProtobufCMessage *m = oneof_message(&resp->base, resp->result_case);
+    const char *t = string_field(m, "token");
+    if (t)
+        secret_add(s, "token", t, strlen(t), MF_AUDIT_SECRET_HMAC);
+    if ((t = string_field(m, "root_token")))
+        secret_add(s, "root_token", t, strlen(t), MF_AUDIT_SECRET_HMAC);
+    if (resp->result_case == MAYFLY__API__RESPONSE__RESULT_INIT)
+        secret_add(s, "shares", NULL, 0, MF_AUDIT_SECRET_REDACT);
+}
+
+/* What both records of a request share. Strings point into r or into b. */
+struct base {
+    char node[24];
+    char rid[48];
+    char request_id[2 * 64 + 1];
+    char policies[1024];
+    struct mf_audit_claim claim;
+};
+
+static void fill_base(struct mf_auditlog *a, struct req *r, struct base *b,
+                      struct mf_audit_record *rec)
+{
+    struct mf_server *s = r->srv;
+    if (!r->audit_rid)
+        r->audit_rid = ++a->next_rid;
+    snprintf(b->node, sizeof(b->node), "%" PRIu64, s->cfg->node_id);
+    snprintf(b->rid, sizeof(b->rid), "%" PRIu64 "-%" PRIu64, s->cfg->node_id, r->audit_rid);
+    rec->time_ms = mf_now_wall_ms();
+    rec->node_id = b->node;
+    rec->record_id = b->rid;
+    rec->client_addr = r->client_addr[0] ? r->client_addr : NULL;
+    rec->operation = r->audit_op ? r->audit_op : "unknown";
+    rec->path = r->audit_path;
+    if (r->pb && r->pb->request_key.len && r->pb->request_key.len <= 64) {
+        hex_encode(r->pb->request_key.data, r->pb->request_key.len, b->request_id);
+        rec->request_id = b->request_id;
+    }
+    if (r->token) {
+        rec->identity.auth_method = "token";
+        rec->identity.accessor = r->token->accessor;
+        size_t n = 0;
+        b->policies[0] = '\0';
+        for (size_t i = 0; i < r->token->n_policies; i++) {
+            int w = snprintf(b->policies + n, sizeof(b->policies) - n, "%s%s", i ? "," : "",
+                             r->token->policies[i]);
+            if (w < 0 || (size_t)w >= sizeof(b->policies) - n)
+                break;
+            n += (size_t)w;
+        }
+        b->claim = (struct mf_audit_claim){"policies", b->policies};
+        rec->identity.claims = &b->claim;
+        rec->identity.claims_n = 1;
+    }
+}
+
+/* Stages rec on every device. A full batch is flushed at once (its failure
+ * fails the whole batch). @return 0, or MF_EUNAVAIL with err naming the
+ * first device that cannot take it now (not open, or a staging error). */
+static int stage_all(struct mf_auditlog *a, const struct mf_audit_record *rec, char *err,
+                     size_t err_len)
+{
+    int out = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        struct dev *d = &a->devs[i];
+        int rc = d->open ? mf_audit_file_stage(&d->f, rec) : MF_EUNAVAIL;
+        if (rc == MF_ETOOLARGE && mf_audit_file_staged(&d->f)) {
+            char why[ERR_LEN] = "";
+            if (mf_audit_file_flush(&d->f, why, sizeof(why))) {
+                a->batch_failed = true;
+                snprintf(a->batch_err, sizeof(a->batch_err), "audit device %s cannot write",
+                         d->name);
+                MF_ERROR(LOG_MOD, "device %s cannot write: %s", d->name, why);
+            }
+            rc = mf_audit_file_stage(&d->f, rec);
+        }
+        if (!rc)
+            continue;
+        if (d->open)
+            MF_ERROR(LOG_MOD, "device %s cannot take a record: %s", d->name, mf_strerror(rc));
+        if (!out)
+            snprintf(err, err_len, "audit device %s cannot write", d->name);
+        out = MF_EUNAVAIL;
+    }
+    return out;
+}
+
+/* Flushes what every device staged (one write and one fdatasync each).
+ * @return true when all of it is durable, else false with a->batch_err. */
+static bool flush_devices(struct mf_auditlog *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        struct dev *d = &a->devs[i];
+        if (!d->open || !mf_audit_file_staged(&d->f))
+            continue;
+        char why[ERR_LEN] = "";
+        if (!mf_audit_file_flush(&d->f, why, sizeof(why)))
+            continue;
+        if (strcmp(why, d->err) != 0) {
+            snprintf(d->err, sizeof(d->err), "%s", why);
+            MF_ERROR(LOG_MOD, "device %s cannot write: %s", d->name, why);
+        }
+        if (!a->batch_failed)
+            snprintf(a->batch_err, sizeof(a->batch_err), "audit device %s cannot write",
+                     d->name);
+        a->batch_failed = true;
+    }
+    bool ok = !a->batch_failed;
+    a->batch_failed = false;
+    return ok;
+}
+
+/* Makes the batch durable, then lets what waited on it go on; whatever that
+ * stages (a handler's answer) forms the next batch, flushed in turn. */
+static void flush_batch(struct mf_server *s)
+{
+    struct mf_auditlog *a = s->auditlog;
+    if (!a || a->flushing)
+        return;
+    a->flushing = true;
+    do {
+        struct pending *q = a->q;
+        size_t n = a->q_n;
+        a->q = NULL;
+        a->q_n = a->q_cap = 0;
+        char err[ERR_LEN];
+        bool ok = flush_devices(a);
+        snprintf(err, sizeof(err), "%s", a->batch_err);
+        for (size_t i = 0; i < n; i++)
+            q[i].then(q[i].r, ok, err);
+        free(q);
+    } while (a->q_n);
+    a->flushing = false;
+    uv_idle_stop(a->idle);
+}
+
+static void on_check(uv_check_t *h)
+{
+    flush_batch(h->data);
+}
+
+/* Queues r to go on after the batch's flush. @return 1; -ENOMEM. */
+static int wait_batch(struct mf_server *s, struct mf_auditlog *a, struct req *r,
+                      mf_auditlog_then then)
+{
+    if (a->q_n == a->q_cap) {
+        size_t cap = a->q_cap ? 2 * a->q_cap : 64;
+        struct pending *q = realloc(a->q, cap * sizeof(*q));
+        if (!q)
+            return -ENOMEM;
+        a->q = q;
+        a->q_cap = cap;
+    }
+    a->q[a->q_n++] = (struct pending){r, then};
+    if (!a->flushing)
+        uv_idle_start(a->idle, noop_idle); /* the poll must not block: flush first */
+    (void)s;
+    return 1;
+}
+
+int mf_auditlog_request(struct req *r, const char *op, const char *path,
+                        const struct mf_authz_decision *dec, mf_auditlog_then then, char *err,
+                        size_t err_len)
+{
+    struct mf_auditlog *a = r->srv->auditlog;
+    r->audit_op = op;
+    if (path && !r->audit_path)
+        r->audit_path = strdup(path);
+    if (!a || a->n == 0)
+        return 0;
+    struct base b;
+    struct mf_audit_record rec = {0};
+    fill_base(a, r, &b, &rec);
+    rec.decision.allowed = dec ? dec->allowed : true;
+    rec.decision.policy = dec ? dec->policy : NULL;
+    rec.decision.rule = dec ? dec->pattern : NULL;
+    rec.result = rec.decision.allowed ? "ALLOWED" : "PERMISSION_DENIED";
+    struct secrets sec = {.n = 0};
+    uint8_t *packed = NULL;
+    request_secrets(r->pb, &sec, &packed);
+    rec.lease_id = r->pb ? string_field(oneof_message(&r->pb->base, r->pb->op_case), "lease_id")
+                         : NULL;
+    rec.secrets = sec.v;
+    rec.secrets_n = sec.n;
+    int rc = stage_all(a, &rec, err, err_len);
+    free(packed);
+    if (rc)
+        return rc;
+    if (!then)
+        return 1;
+    if (wait_batch(r->srv, a, r, then) < 0) {
+        snprintf(err, err_len, "out of memory");
+        return MF_EUNAVAIL;
+    }
+    return 1;
+}
+
+int mf_auditlog_response(struct req *r, int code, const void *resp_v, mf_auditlog_then then)
+{
+    struct mf_auditlog *a = r->srv->auditlog;
+    if (!a || a->n == 0)
+        return 0;
+    const Mayfly__Api__Response *resp = resp_v;
+    struct base b;
+    struct mf_audit_record rec = {0};
+    fill_base(a, r, &b, &rec);
+    rec.decision.allowed = code != MF_EPERM;
+    rec.result = code ? mf_err_name(code) : "OK";
+    struct secrets sec = {.n = 0};
+    response_secrets(resp, &sec);
+    rec.secrets = sec.v;
+    rec.secrets_n = sec.n;
+    if (resp)
+        rec.lease_id = string_field(oneof_message(&resp->base, resp->result_case), "lease_id");
+    char err[ERR_LEN] = "";
+    if (stage_all(a, &rec, err, sizeof(err)) == 0 && wait_batch(r->srv, a, r, then) == 1)
+        return 1;
+    MF_ERROR(LOG_MOD, "record %s (%s, %s) of an answer that leaves now is NOT on disk: %s",
+             b.rid, rec.operation, rec.result, err[0] ? err : "out of memory");
+    return 0;
+}
+
+int mf_auditlog_hash(struct mf_server *s, const char *value, size_t len,
+                     char out[MF_AUDIT_HASH_STR_BYTES])
+{
+    struct mf_auditlog *a = state(s);
+    if (!a)
+        return -ENOMEM;
+    if (mf_barrier_sealed(s->barrier))
+        return MF_ESEALED;
+    int rc = load_key(s, a);
+    return rc ? rc : mf_audit_hash(&a->keys, value, len, out);
+}
+
+int mf_auditlog_chain_key_hex(struct mf_server *s, char out[2 * MF_AUDIT_KEY_BYTES + 1],
+                              char key_id[MF_AUDIT_KEY_ID_LEN + 1])
+{
+    struct mf_auditlog *a = state(s);
+    if (!a)
+        return -ENOMEM;
+    if (mf_barrier_sealed(s->barrier))
+        return MF_ESEALED;
+    int rc = load_key(s, a);
+    if (rc)
+        return rc;
+    hex_encode(a->keys.chain_key, MF_AUDIT_KEY_BYTES, out);
+    memcpy(key_id, a->keys.key_id, MF_AUDIT_KEY_ID_LEN + 1);
+    return 0;
+}

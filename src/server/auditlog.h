@@ -1,0 +1,93 @@
+/* The server's audit (../shared/CLI.md "mayfly audit"): the cluster's audit
+ * key, this node's open audit devices, and one record per request and per
+ * response (src/audit/ formats, chains and writes them).
+ *
+ * Replicated configuration, local files. The audit key (32 random bytes,
+ * made by the leader at the first `audit enable`) is the reserved record
+ * sys/audit/key; each device is the reserved record sys/audit/devices/NAME
+ * ({"type": "file", "path": P}; "{node}" in P stands for the node id, so
+ * nodes sharing one file system write separate files). Both are encrypted by the barrier and reach
+ * every node through Raft; every node opens its own file at P when the record
+ * applies (mf_auditlog_applied) and closes it when it is deleted. A sealed
+ * node has no audit key: it closes its devices and audits nothing until it
+ * is unsealed (it serves only status, unseal and forwarding then).
+ *
+ * Records. mf_auditlog_request writes the request's record (after the
+ * decision, before the handler runs) and mf_auditlog_response the answer's
+ * (before it leaves): time, node, record id (node-counter), the HMAC of the
+ * request id, client address, identity (token accessor, policies), operation,
+ * policy path, decision (allowed, policy, rule), result code, lease id.
+ * Secrets (the caller's token, a KV put's values, a new token) appear only as
+ * HMACs under the field key; unseal shares and init's shares are "redacted".
+ * Group commit: the records of one loop turn are staged, and in the loop's
+ * check phase (after the poll) each device writes them with one write() and
+ * one fdatasync(); only then do the handlers of those requests run and their
+ * answers leave (mf_auditlog_then). An idle handle keeps the poll from
+ * blocking while a batch waits.
+ *
+ * Fail closed: when an enabled device cannot write (cannot be opened, full
+ * disk), mf_auditlog_request returns MF_EUNAVAIL with the device named and
+ * the caller refuses the request: nothing is applied. The scheduler's own
+ * revocations do not pass through here and never wait for audit.
+ *
+ * Threads: loop thread. Blocking: the fdatasync runs on the loop thread. */
+#ifndef MF_SERVER_AUDITLOG_H
+#define MF_SERVER_AUDITLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "audit/record.h"
+#include "node/node.h"
+#include "server/srv.h"
+
+struct req;
+struct mf_authz_decision;
+
+#define MF_AUDITLOG_KEY_PATH "sys/audit/key"
+#define MF_AUDITLOG_DEVICES_PREFIX "sys/audit/devices/"
+#define MF_AUDITLOG_DEVICES_MAX 16
+#define MF_AUDITLOG_NAME_MAX 64
+
+/* A Raft entry applied: if it touched sys/audit/, open and close devices to
+ * match the records. */
+void mf_auditlog_applied(struct mf_server *s, const struct mf_raft_entry *e);
+/* Housekeeping: after an unseal, a seal or a snapshot, and to retry a device
+ * that could not open, match the devices to the records (every second). */
+void mf_auditlog_tick(struct mf_server *s);
+/* SIGHUP: reopen every file (logrotate's `create` mode). */
+void mf_auditlog_reopen(struct mf_server *s);
+/* Closes every device, wipes the key and frees the state (server stop). */
+void mf_auditlog_free(struct mf_server *s);
+
+/* Is any device open or configured here (records are due)? */
+bool mf_auditlog_active(struct mf_server *s);
+
+/* What goes on once a batch is durable (`durable` false: a device failed,
+ * err names it). Runs from the loop's check phase. */
+typedef void (*mf_auditlog_then)(struct req *r, bool durable, const char *err);
+
+/* Stages the record of request r (operation `op`, policy path `path` or
+ * NULL, decision or NULL when no policy applies) on every device.
+ * @return 0: nothing to record, go on now; 1: staged, and `then` (unless
+ *   NULL) runs once the batch is durable; MF_EUNAVAIL with `err` naming a
+ *   device that cannot write (refuse the request). */
+int mf_auditlog_request(struct req *r, const char *op, const char *path,
+                        const struct mf_authz_decision *dec, mf_auditlog_then then, char *err,
+                        size_t err_len);
+
+/* Stages the record of the answer to r (its error code, 0 for OK; resp may
+ * be NULL). @return 1: `then` sends it once durable (with durable false the
+ * failure was logged loudly: the request has run, the answer leaves anyway);
+ * 0: send it now (nothing to record, or it could not be staged: logged). */
+int mf_auditlog_response(struct req *r, int code, const void *resp, mf_auditlog_then then);
+
+/* The field-key HMAC of value (`audit hash`), or the chain key in hex
+ * (`audit verify`). @return 0; MF_ENOTFOUND (no audit key yet: no device was
+ * ever enabled); MF_ESEALED. */
+int mf_auditlog_hash(struct mf_server *s, const char *value, size_t len,
+                     char out[MF_AUDIT_HASH_STR_BYTES]);
+int mf_auditlog_chain_key_hex(struct mf_server *s, char out[2 * MF_AUDIT_KEY_BYTES + 1],
+                              char key_id[MF_AUDIT_KEY_ID_LEN + 1]);
+
+#endif
