@@ -307,14 +307,12 @@ static bool authorize(struct req *r, const struct mf_op_def *d, mf_auditlog_then
         return false;
     }
     struct mf_authz_decision dec;
-    if (mf_authz_decide(r, cap, path, &dec) == 0 && dec.allowed) {
-        r->policy_max_ttl_ms = dec.max_ttl_ms; /* caps what this request issues */
-        return true;
-    }
     if (mf_authz_decide(r, cap, path, &dec))
         dec = (struct mf_authz_decision){.allowed = false};
-    if (dec.allowed)
+    if (dec.allowed) {
+        r->policy_max_ttl_ms = dec.max_ttl_ms; /* caps what this request issues */
         return audited(r, d, path, &dec, then);
+    }
     /* Denied: the answer waits for the batch that holds this record. */
     char err[128];
     mf_auditlog_request(r, d->name, path, &dec, NULL, err, sizeof(err));

@@ -188,21 +188,42 @@ int mf_handler_lease_seq(const char *id, uint64_t *seq)
 }
 
 /* Does r's token own lease `id`? (Unknown or malformed ids: no.) */
-bool mf_handler_owns_lease(struct req *r, const char *id)
+enum mf_lease_owner mf_handler_lease_owner(struct req *r, const char *id)
 {
     uint64_t seq;
     if (!r->has_token || mf_handler_lease_seq(id, &seq))
-        return false;
+        return MF_LEASE_OTHER;
     MDB_txn *txn;
     if (mf_srv_read_begin(r->srv, &txn))
-        return false;
+        return MF_LEASE_OTHER;
     Mayfly__Cmd__LeaseRecord *rec = NULL;
-    bool own = mf_lease_get(txn, mf_fsm_state(r->srv->fsm), seq, &rec) == 0 &&
-               rec->owner_token_hash.len == 32 &&
-               CRYPTO_memcmp(rec->owner_token_hash.data, r->token_hash, 32) == 0;
+    int rc = mf_lease_get(txn, mf_fsm_state(r->srv->fsm), seq, &rec);
+    enum mf_lease_owner who = MF_LEASE_OTHER;
+    if (rc == MF_ENOTFOUND)
+        who = MF_LEASE_UNKNOWN;
+    else if (rc == 0 && rec->owner_token_hash.len == 32 &&
+             CRYPTO_memcmp(rec->owner_token_hash.data, r->token_hash, 32) == 0)
+        who = MF_LEASE_OWN;
     mf_srv_read_end(r->srv, txn);
     mf_lease_free(rec);
-    return own;
+    return who;
+}
+
+bool mf_handler_owns_lease(struct req *r, const char *id)
+{
+    switch (mf_handler_lease_owner(r, id)) {
+    case MF_LEASE_OWN:
+        return true;
+    case MF_LEASE_UNKNOWN:
+        /* Not applied here yet: a write entering a follower is decided again
+         * by the leader, which has it; the leader itself (and a read, after
+         * its read index) judges a lease it does not have as not owned. */
+        return r->pb->op_case != MAYFLY__API__REQUEST__OP_LEASE_LOOKUP &&
+               !mf_proposer_leading(r->srv->prop);
+    case MF_LEASE_OTHER:
+        break;
+    }
+    return false;
 }
 
 void mf_handler_reply_empty(struct req *r)

@@ -59,8 +59,16 @@ bool mf_handler_refuse_path(struct req *r, const char *path);
 /* Parses "MOUNT/NAME/SEQ". @return 0 or MF_EINVAL. */
 int mf_handler_lease_seq(const char *id, uint64_t *seq);
 
-/* Does r's token own lease `id` (as recorded at its grant)? Unknown or
- * malformed ids: no. */
+enum mf_lease_owner {
+    MF_LEASE_OWN,     /* granted to r's token */
+    MF_LEASE_OTHER,   /* another token's, or a malformed id */
+    MF_LEASE_UNKNOWN, /* not in this node's state (not applied yet, or none) */
+};
+enum mf_lease_owner mf_handler_lease_owner(struct req *r, const char *id);
+/* For authorization: does r's token own lease `id`? A lease this follower
+ * has not applied yet counts as owned for a write entering here: the leader
+ * decides again with its state (reads are decided after their read index,
+ * the leader with what it has: there unknown is not owned). */
 bool mf_handler_owns_lease(struct req *r, const char *id);
 
 void mf_handler_reply_empty(struct req *r);
