@@ -43,7 +43,31 @@ static const struct flag_def flag_defs[] = {
     {"decode", true, false},       {"otp", true, false},
     {"cancel", false, false},
     {"path", true, false},
+    {"cancel", false, false},      {"max-leases", true, false},
+    {"rate", true, false},
 };
+
+/* `-prefix` is a switch for `lease revoke` and takes a value for `quota`
+ * (-prefix P, the quota's scope). The command is the first word that is not
+ * a flag or a flag's value; -prefix counts as a switch while it is looked
+ * for, so `quota set -prefix P NAME` works and so does -prefix=P anywhere. */
+static bool quota_command(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (arg[0] != '-' || arg[1] == '\0')
+            return strcmp(arg, "quota") == 0;
+        const char *name = arg + 1 + (arg[1] == '-');
+        const char *eq = strchr(name, '=');
+        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+        for (size_t k = 0; k < sizeof(flag_defs) / sizeof(flag_defs[0]); k++)
+            if (strlen(flag_defs[k].name) == name_len &&
+                strncmp(flag_defs[k].name, name, name_len) == 0 && flag_defs[k].takes_value &&
+                !eq)
+                i++;
+    }
+    return false;
+}
 
 static const struct flag_def *find_flag(const char *name, size_t len)
 {
@@ -136,6 +160,7 @@ bool mf_cli_flag_set(const struct mf_cli_args *a, const char *name)
 static int split_argv(int argc, char **argv, struct mf_cli_args *out, const char **words,
                       size_t *words_len, char *err, size_t err_len)
 {
+    bool quota = quota_command(argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (arg[0] != '-' || arg[1] == '\0') { /* "-" alone is a value (stdin) */
@@ -151,7 +176,8 @@ static int split_argv(int argc, char **argv, struct mf_cli_args *out, const char
         if (!fd)
             return mf_err_set(err, err_len, MF_EINVAL, "unknown flag '%s'", arg);
         const char *value = NULL;
-        if (fd->takes_value) {
+        bool takes_value = fd->takes_value || (quota && strcmp(fd->name, "prefix") == 0);
+        if (takes_value) {
             if (eq)
                 value = eq + 1;
             else if (i + 1 < argc)

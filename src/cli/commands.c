@@ -953,6 +953,58 @@ static int build_policy_delete(const struct mf_cli_args *a, struct mf_cli_arena 
     return 0;
 }
 
+/* quota set [-mount M] [-role R] [-prefix P] [-max-leases N] [-rate R] NAME */
+static int build_quota_set(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                           Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    Mayfly__Api__QuotaSetRequest *q =
+        MSG(ar, Mayfly__Api__QuotaSetRequest, mayfly__api__quota_set_request__init);
+    q->name = mf_cli_arena_strdup(ar, a->pos[0]);
+    const char *mount = mf_cli_flag(a, "mount"), *role = mf_cli_flag(a, "role");
+    const char *prefix = mf_cli_flag(a, "prefix");
+    if (mount)
+        q->mount = mf_cli_arena_strdup(ar, mount);
+    if (role)
+        q->role = mf_cli_arena_strdup(ar, role);
+    if (prefix)
+        q->prefix = mf_cli_arena_strdup(ar, prefix);
+    uint64_t rate = 0;
+    int rc = flag_u64(a, "max-leases", &q->max_leases, err, err_len);
+    if (!rc)
+        rc = flag_u64(a, "rate", &rate, err, err_len);
+    if (rc)
+        return rc;
+    if (rate > UINT32_MAX)
+        return mf_err_set(err, err_len, MF_EINVAL, "-rate is too large");
+    q->rate = (uint32_t)rate;
+    req->op_case = MAYFLY__API__REQUEST__OP_QUOTA_SET;
+    req->quota_set = q;
+    return 0;
+}
+
+static int build_quota_list(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                            Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)a, (void)in, (void)err, (void)err_len;
+    req->op_case = MAYFLY__API__REQUEST__OP_QUOTA_LIST;
+    req->quota_list =
+        MSG(ar, Mayfly__Api__QuotaListRequest, mayfly__api__quota_list_request__init);
+    return 0;
+}
+
+static int build_quota_delete(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                              Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in, (void)err, (void)err_len;
+    Mayfly__Api__QuotaDeleteRequest *q =
+        MSG(ar, Mayfly__Api__QuotaDeleteRequest, mayfly__api__quota_delete_request__init);
+    q->name = mf_cli_arena_strdup(ar, a->pos[0]);
+    req->op_case = MAYFLY__API__REQUEST__OP_QUOTA_DELETE;
+    req->quota_delete = q;
+    return 0;
+}
+
 /* policy check [-token T | -policy P ...] [-remote-addr IP] [-claims JSON] OP PATH.
  * Without -token and -policy it checks the caller's own token. */
 static int build_policy_check(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
@@ -1355,6 +1407,21 @@ static json_t *json_policy_list(const struct mf_cli_args *a, const Mayfly__Api__
                      read_info_json(r->policy_list->read));
 }
 
+static json_t *json_quota_list(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    json_t *quotas = json_array();
+    for (size_t i = 0; i < r->quota_list->n_quotas; i++) {
+        const Mayfly__Api__QuotaInfo *q = r->quota_list->quotas[i];
+        json_array_append_new(quotas, json_pack("{s:s, s:s, s:I, s:I}", "name", q->name,
+                                                "prefix", q->prefix, "max_leases",
+                                                (json_int_t)q->max_leases, "live_leases",
+                                                (json_int_t)q->live_leases));
+    }
+    return json_pack("{s:o, s:o}", "quotas", quotas, "read",
+                     read_info_json(r->quota_list->read));
+}
+
 static json_t *json_policy_check(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
 {
     (void)a;
@@ -1498,6 +1565,13 @@ static const struct mf_cli_command commands[] = {
      R(AUDIT_HASH), json_audit_hash},
     {{"audit", "verify"}, "", 1, 1, false, "mayfly audit verify FILE", build_audit_verify,
      R(AUDIT_VERIFY_KEY), json_audit_verify},
+    {{"quota", "set"}, "mount role prefix max-leases rate", 1, 1, true,
+     "mayfly quota set [-mount M] [-role R] [-prefix P] [-max-leases N] [-rate R] NAME",
+     build_quota_set, R(EMPTY), json_empty},
+    {{"quota", "list"}, "", 0, 0, false, "mayfly quota list", build_quota_list, R(QUOTA_LIST),
+     json_quota_list},
+    {{"quota", "delete"}, "", 1, 1, true, "mayfly quota delete NAME", build_quota_delete,
+     R(EMPTY), json_empty},
     {{"engine", "enable"}, "type config", 1, 1, true,
      "mayfly engine enable -type postgres|pki [-config JSON|@FILE|-] MOUNT", build_engine_enable,
      R(EMPTY), json_empty},

@@ -48,7 +48,8 @@ struct mf_config {
     uint64_t default_lease_ttl_ms;  /* default 1 h */
     uint64_t max_lease_ttl_ms;      /* default 768 h, like Vault */
     uint64_t max_token_ttl_ms;      /* no token lives (or renews) longer; 768 h, like Vault */
-    uint64_t leases_max;            /* cluster-wide live lease quota, 0 = none */
+    uint32_t rate_limit_per_token;  /* requests a second per token and node, 0 = off (default) */
+    uint32_t rate_limit_burst;      /* bucket size, 0 = rate_limit_per_token */
     uint64_t snapshot_entries;      /* take a snapshot every N applied entries (100,000) */
     uint64_t reconcile_interval_ms; /* engine reconciler period on the leader (30 s) */
     uint64_t revoke_deadline_ms;    /* keep retrying an engine revocation this long

@@ -19,9 +19,11 @@
 #include "server/op_kv.h"
 #include "server/op_leases.h"
 #include "server/op_policy.h"
+#include "server/op_quota.h"
 #include "server/op_root.h"
 #include "server/op_sys.h"
 #include "server/op_tokens.h"
+#include "server/ratelimit.h"
 
 #define ROW(OP, name, fn, where, token, sealed_ok, cap, path)                                     \
     {MAYFLY__API__REQUEST__OP_##OP, name, fn, MF_WHERE_##where, token, sealed_ok, cap, path, NULL}
@@ -157,6 +159,10 @@ static const struct mf_op_def op_table[] = {
     ROW(AUDIT_HASH, "audit.hash", mf_op_audit_hash, READ, true, false, "sudo", "sys/audit-hash"),
     ROW(AUDIT_VERIFY_KEY, "audit.verify-key", mf_op_audit_verify_key, READ, true, false, "sudo",
         "sys/audit"),
+    ROW(QUOTA_SET, "quota.set", mf_op_quota_set, LEADER, true, false, "sudo", "sys/quotas/{name}"),
+    ROW(QUOTA_LIST, "quota.list", mf_op_quota_list, READ, true, false, "read", "sys/quotas"),
+    ROW(QUOTA_DELETE, "quota.delete", mf_op_quota_delete, LEADER, true, false, "sudo",
+        "sys/quotas/{name}"),
 };
 #undef ROW
 
@@ -415,6 +421,11 @@ void mf_dispatch(struct req *r)
     }
     if (d->token && mf_tokens_authenticate(r))
         return mf_api_reply_error(r, MF_EUNAUTH, "missing, unknown or expired token");
+    uint64_t retry_ms;
+    if (d->token && !mf_ratelimit_take(s, r, &retry_ms))
+        return mf_api_reply_error(r, MF_ERATELIMIT,
+                                  "too many requests from this token; retry after %llu ms",
+                                  (unsigned long long)retry_ms);
     /* A sealed leader cannot encrypt or decrypt: refuse rather than forward
      * (a request forwarded here from a follower, too). */
     if (sealed && !d->sealed_ok && d->where == MF_WHERE_LEADER && s->role == MF_RAFT_LEADER)

@@ -20,6 +20,7 @@
 #include "server/api.h"
 #include "server/auditlog.h"
 #include "server/authz.h"
+#include "server/ratelimit.h"
 #include "server/crl.h"
 #include "server/dispatch.h"
 #include "server/metrics.h"
@@ -214,6 +215,9 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
      * single node elects itself at once) may reach it. */
     rc = mf_authz_init(s);
     if (!rc)
+        rc = mf_ratelimit_new(s->cfg->rate_limit_per_token, s->cfg->rate_limit_burst,
+                              &s->ratelimit);
+    if (!rc)
         rc = mf_proposer_node_new(NULL, s->barrier, mf_fsm_now(s->fsm), &s->prop);
     if (!rc)
         rc = mf_mounts_init(s);
@@ -258,6 +262,8 @@ void mf_server_stop(struct mf_server *s)
     mf_crl_free(s);
     mf_authz_free(s);
     mf_auditlog_free(s);
+    mf_ratelimit_free(s->ratelimit);
+    s->ratelimit = NULL;
     mf_fsm_close(s->fsm);
     mf_seal_free(s->seal);
     mf_barrier_free(s->barrier);

@@ -72,6 +72,7 @@ struct mf_server {
     struct mf_metrics *metrics;
     struct mf_authz *authz;
     struct mf_auditlog *auditlog;
+    struct mf_ratelimit *ratelimit; /* NULL: no request-rate limit */
 };
 
 /* Read transactions on the state: every loop-thread read goes through these
