@@ -18,11 +18,9 @@
  * leases whose LeaseRevoked is still in flight (no engine call is repeated
  * while the cluster is busy recording the last one).
  *
- * Tokens expire the same way: each pass reads the tokens due from the token
- * expiry index and proposes one TokenExpire (up to TOKEN_EXPIRE_BATCH tokens,
- * one in flight); the store revokes each token still due at the command's
- * now with its children and moves their leases to revoking, which the next
- * pass finishes like any other revoking lease. */
+ * Tokens expire the same way: one TokenExpire in flight for the tokens due
+ * in the token expiry index; the store revokes each one still due at the
+ * command's now, with its children, and their leases become revoking. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
