@@ -67,6 +67,23 @@ class Attacker(unittest.TestCase):
                    "look up the root token")
             denied(self, node.cli("operator", "seal", token=me), "seal")
             denied(self, node.cli("lease", "grant", "-ttl", "1m", token=me), "grant")
+        # The administrative surfaces added with authorization, too.
+        pol = os.path.join(tempfile.mkdtemp(), "p.json")
+        with open(pol, "w") as f:
+            json.dump({"path": {"*": {"capabilities": ["sudo", "read", "update"]}}}, f)
+        denied(self, c.cli("policy", "write", "mine", pol, token=me), "policy write")
+        denied(self, c.cli("policy", "read", "default", token=me), "policy read")
+        denied(self, c.cli("policy", "list", token=me), "policy list")
+        denied(self, c.cli("audit", "enable", "-type", "file", "-path", "/tmp/x", "a",
+                           token=me), "audit enable")
+        denied(self, c.cli("audit", "list", token=me), "audit list")
+        denied(self, c.cli("audit", "hash", "x", token=me), "audit hash")
+        denied(self, c.cli("quota", "set", "-max-leases", "1", "q", token=me), "quota set")
+        denied(self, c.cli("auth", "enable", "-type", "jwt", "j", token=me), "auth enable")
+        denied(self, c.cli("auth", "list", token=me), "auth list")
+        denied(self, c.cli("token", "create", "-policy", "root", "-ttl", "8760h", "-orphan",
+                           token=me), "orphan root token")
+        denied(self, c.cli("token", "create", "-policy", "root", token=me), "child with root")
         # Nothing of it happened.
         self.assertEqual(self.root("kv", "get", "app/db")["data"], {"password": "hunter2"})
         self.assertEqual(self.root("lease", "lookup", lease)["state"], "active")
