@@ -62,6 +62,36 @@ bool mf_audit_file_id_valid(const char *s)
     return true;
 }
 
+json_t *mf_audit_anchor_to_json(const struct mf_audit_anchor *a)
+{
+    char hex[2 * MF_AUDIT_MAC_BYTES + 1];
+    to_hex(a->chain, MF_AUDIT_MAC_BYTES, hex);
+    hex[sizeof(hex) - 1] = '\0';
+    return json_pack("{s:s, s:s, s:I}", "chain", hex, "file", a->file_id, "seq",
+                     (json_int_t)a->seq);
+}
+
+int mf_audit_anchor_from_json(const json_t *obj, struct mf_audit_anchor *out)
+{
+    const char *file = json_string_value(json_object_get(obj, "file"));
+    const char *hex = json_string_value(json_object_get(obj, "chain"));
+    const json_t *seq = json_object_get(obj, "seq");
+    struct mf_audit_anchor a;
+    if (!mf_audit_file_id_valid(file) || !hex || strlen(hex) != 2 * MF_AUDIT_MAC_BYTES ||
+        !from_hex(hex, MF_AUDIT_MAC_BYTES, a.chain) || !json_is_integer(seq) ||
+        json_integer_value(seq) <= 0)
+        return MF_EINVAL;
+    memcpy(a.file_id, file, MF_AUDIT_FILE_ID_LEN + 1);
+    a.seq = (uint64_t)json_integer_value(seq);
+    *out = a;
+    return 0;
+}
+
+bool mf_audit_anchor_ahead(const struct mf_audit_anchor *a, const struct mf_audit_anchor *b)
+{
+    return strcmp(a->file_id, b->file_id) != 0 || a->seq > b->seq;
+}
+
 int mf_audit_chain_start(struct mf_audit_chain *c, const uint8_t *chain_key,
                          const char *file_id)
 {

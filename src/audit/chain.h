@@ -62,6 +62,17 @@ struct mf_audit_chain {
     struct mf_audit_anchor at;
 };
 
+/* An anchor as the JSON object the cluster commits,
+ * {"chain": 64 hex, "file": ID, "seq": N}. _to_json: a new object, or NULL
+ * (-ENOMEM). _from_json: 0, or MF_EINVAL (a member missing or malformed, or
+ * seq 0); other members are ignored. */
+struct json_t;
+struct json_t *mf_audit_anchor_to_json(const struct mf_audit_anchor *a);
+int mf_audit_anchor_from_json(const struct json_t *obj, struct mf_audit_anchor *out);
+
+/* Is `a` news against the committed `b`: another file, or a later seq? */
+bool mf_audit_anchor_ahead(const struct mf_audit_anchor *a, const struct mf_audit_anchor *b);
+
 /* True if s is a file id: exactly MF_AUDIT_FILE_ID_LEN lowercase hex digits. */
 bool mf_audit_file_id_valid(const char *s);
 

@@ -1098,7 +1098,30 @@ static int build_audit_hash(const struct mf_cli_args *a, struct mf_cli_arena *ar
     return 0;
 }
 
-/* audit verify FILE: asks the chain key, then verifies locally (the renderer). */
+/* The "file" member of the first line of audit file `path` (the id whose
+ * anchors the server answers), into id; "" when it cannot be read: the file
+ * is then verified without anchors, and fails at line 1 anyway. */
+static void audit_file_id(const char *path, char id[MF_AUDIT_FILE_ID_LEN + 1])
+{
+    id[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len = getline(&line, &cap, f);
+    fclose(f);
+    json_error_t je;
+    json_t *obj = len > 0 ? json_loadb(line, (size_t)len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    const char *v = json_string_value(json_object_get(obj, "file"));
+    if (mf_audit_file_id_valid(v))
+        memcpy(id, v, MF_AUDIT_FILE_ID_LEN + 1);
+    json_decref(obj);
+    free(line);
+}
+
+/* audit verify FILE: asks the chain key and the file's anchors, then
+ * verifies locally (the renderer). */
 static int build_audit_verify(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
                               Mayfly__Api__Request *req, char *err, size_t err_len)
 {
@@ -1106,9 +1129,12 @@ static int build_audit_verify(const struct mf_cli_args *a, struct mf_cli_arena *
     if (access(a->pos[0], R_OK) != 0)
         return mf_err_set(err, err_len, MF_EINVAL, "%s: cannot read: %s", a->pos[0],
                           strerror(errno));
+    char id[MF_AUDIT_FILE_ID_LEN + 1];
+    audit_file_id(a->pos[0], id);
     req->op_case = MAYFLY__API__REQUEST__OP_AUDIT_VERIFY_KEY;
     req->audit_verify_key =
         MSG(ar, Mayfly__Api__AuditVerifyKeyRequest, mayfly__api__audit_verify_key_request__init);
+    req->audit_verify_key->file_id = mf_cli_arena_strdup(ar, id);
     return 0;
 }
 
@@ -1465,16 +1491,35 @@ static json_t *json_audit_verify(const struct mf_cli_args *a, const Mayfly__Api_
             return NULL;
         key[i] = (uint8_t)v;
     }
+    /* The anchors the cluster committed for this file (malformed ones are
+     * skipped: the verifier needs none to check the chain itself). */
+    const Mayfly__Api__AuditVerifyKeyResponse *k = r->audit_verify_key;
+    struct mf_audit_anchor *an = calloc(k->n_anchors ? k->n_anchors : 1, sizeof(*an));
+    size_t n = 0;
+    uint64_t anchored = 0;
+    for (size_t i = 0; an && i < k->n_anchors; i++) {
+        const Mayfly__Api__AuditVerifyKeyAnchor *x = k->anchors[i];
+        json_t *o = json_pack("{s:s, s:s, s:I}", "chain", x->chain_hex ? x->chain_hex : "",
+                              "file", x->file_id ? x->file_id : "", "seq", (json_int_t)x->seq);
+        if (o && mf_audit_anchor_from_json(o, &an[n]) == 0) {
+            anchored = an[n].seq > anchored ? an[n].seq : anchored;
+            n++;
+        }
+        json_decref(o);
+    }
     struct mf_audit_verify_result res;
-    int rc = mf_audit_verify_file(a->pos[0], key, NULL, 0, &res);
+    int rc = an ? mf_audit_verify_file(a->pos[0], key, an, n, &res) : -ENOMEM;
     OPENSSL_cleanse(key, sizeof(key));
+    free(an);
     if (rc)
         return json_pack("{s:b, s:I, s:s}", "ok", 0, "line", (json_int_t)0, "reason",
                          mf_strerror(rc));
     if (res.ok)
-        return json_pack("{s:b, s:I}", "ok", 1, "records", (json_int_t)res.records);
-    return json_pack("{s:b, s:I, s:s}", "ok", 0, "line", (json_int_t)res.line, "reason",
-                     res.reason);
+        return json_pack("{s:b, s:I, s:I, s:I}", "ok", 1, "records", (json_int_t)res.records,
+                         "anchors_checked", (json_int_t)res.anchors_checked, "anchored_seq",
+                         (json_int_t)anchored);
+    return json_pack("{s:b, s:I, s:s, s:I}", "ok", 0, "line", (json_int_t)res.line, "reason",
+                     res.reason, "anchors_checked", (json_int_t)res.anchors_checked);
 }
 
 /* ---- the table ---- */

@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "audit/chain.h"
 #include "audit/record.h"
 #include "common/env.h"
 #include "common/err.h"
@@ -186,6 +187,9 @@ static int key_error(struct req *r, int rc)
 {
     if (rc == MF_ENOTFOUND)
         mf_api_reply_error(r, MF_ENOTFOUND, "no audit key yet: enable an audit device first");
+    else if (rc == MF_ERATELIMIT)
+        mf_api_reply_error(r, rc, "audit hash: at most %d a second on a node; retry",
+                           MF_AUDITLOG_HASH_RATE);
     else
         mf_api_reply_error(r, rc == MF_ESEALED ? rc : MF_EINTERNAL, "audit key: %s",
                            mf_strerror(rc));
@@ -218,12 +222,47 @@ void mf_op_audit_verify_key(struct req *r)
         key_error(r, rc);
         return;
     }
-    Mayfly__Api__AuditVerifyKeyResponse k = MAYFLY__API__AUDIT_VERIFY_KEY_RESPONSE__INIT;
-    k.chain_key_hex = hex;
-    k.key_id = key_id;
-    Resp resp = MAYFLY__API__RESPONSE__INIT;
-    resp.result_case = MAYFLY__API__RESPONSE__RESULT_AUDIT_VERIFY_KEY;
-    resp.audit_verify_key = &k;
-    mf_api_reply(r, &resp);
+    /* The anchors committed for the file (auditlog.h "Anchors"): against
+     * them the verifier catches a truncated tail. */
+    const char *file_id = r->pb->audit_verify_key->file_id;
+    struct mf_auditlog_anchor *an = NULL;
+    size_t n = 0;
+    if (file_id && file_id[0] && mf_audit_file_id_valid(file_id) &&
+        (rc = mf_auditlog_anchors(r->srv, file_id, &an, &n))) {
+        OPENSSL_cleanse(hex, sizeof(hex));
+        return mf_api_reply_error(r, rc == MF_ESEALED ? rc : MF_EINTERNAL,
+                                  "cannot read the audit anchors: %s", mf_strerror(rc));
+    }
+    Mayfly__Api__AuditVerifyKeyAnchor *pa = calloc(n ? n : 1, sizeof(*pa));
+    Mayfly__Api__AuditVerifyKeyAnchor **pp = calloc(n ? n : 1, sizeof(*pp));
+    char(*chains)[2 * MF_AUDIT_MAC_BYTES + 1] = calloc(n ? n : 1, sizeof(*chains));
+    if (!pa || !pp || !chains) {
+        mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            mayfly__api__audit_verify_key_anchor__init(&pa[i]);
+            for (size_t j = 0; j < MF_AUDIT_MAC_BYTES; j++)
+                snprintf(chains[i] + 2 * j, 3, "%02x", an[i].at.chain[j]);
+            pa[i].file_id = an[i].at.file_id;
+            pa[i].seq = an[i].at.seq;
+            pa[i].chain_hex = chains[i];
+            pa[i].node = an[i].node;
+            pa[i].device = an[i].device;
+            pp[i] = &pa[i];
+        }
+        Mayfly__Api__AuditVerifyKeyResponse k = MAYFLY__API__AUDIT_VERIFY_KEY_RESPONSE__INIT;
+        k.chain_key_hex = hex;
+        k.key_id = key_id;
+        k.n_anchors = n;
+        k.anchors = pp;
+        Resp resp = MAYFLY__API__RESPONSE__INIT;
+        resp.result_case = MAYFLY__API__RESPONSE__RESULT_AUDIT_VERIFY_KEY;
+        resp.audit_verify_key = &k;
+        mf_api_reply(r, &resp);
+    }
     OPENSSL_cleanse(hex, sizeof(hex));
+    free(chains);
+    free(pp);
+    free(pa);
+    free(an);
 }

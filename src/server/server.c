@@ -127,6 +127,8 @@ static int sm_snapshot_install(void *ctx, const char *path, uint64_t *index)
 static void sm_peer_message(void *ctx, uint64_t from, uint8_t tag, const uint8_t *data,
                             size_t len)
 {
+    if (tag == MF_AUDITLOG_PEER_TAG)
+        return mf_auditlog_peer_message(ctx, from, data, len); /* an audit anchor */
     mf_api_peer_message(ctx, from, tag, data, len);
 }
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import unittest
+from concurrent.futures import ThreadPoolExecutor
 
 from tests.harness.cluster import Cluster, wait_for
 
@@ -120,6 +121,63 @@ class AuditDevices(unittest.TestCase):
         self.assertEqual(rc, 2, out)
         self.assertEqual(self.root("audit", "disable", "main"), {})
         self.assertEqual(self.root("audit", "list")["devices"], [])
+
+    def test_anchors_catch_a_truncated_tail(self):
+        """Every node's file is anchored through Raft (a follower's too): a
+        copy cut short by 3 lines after an anchor fails at the first missing
+        line, the intact copy verifies against the anchor."""
+        c = self.c
+        tmpl = os.path.join(c.dir, "anc-{node}.log")
+        self.root("audit", "enable", "-type", "file", "-path", tmpl, "anc")
+        leader = c.leader()
+        follower = next(n for n in c.nodes if n is not leader)
+        other = next(n for n in c.nodes if n is not leader and n is not follower)
+        p = os.path.join(c.dir, "anc-%d.log" % follower.id)
+        wait_for(lambda: os.path.exists(p), 10, "the follower's audit file")
+        for i in range(4):
+            self.root("kv", "put", "anc/%d" % i, "v=1", node=follower)
+        copy = os.path.join(c.dir, "anc-copy.log")
+        # `audit verify` is served on `other` (a read), so the follower's
+        # file stops growing; wait until its last line is anchored.
+        def anchored():
+            with open(p, "rb") as f:
+                data = f.read()
+            with open(copy, "wb") as f:
+                f.write(data)
+            out = self.root("audit", "verify", copy, node=other)
+            return out["ok"] and out["anchored_seq"] == data.count(b"\n") and out
+        wait_for(anchored, 15, "the follower's last line anchored")
+        with open(copy, "rb") as f:
+            lines = f.read().split(b"\n")[:-1]
+        out = self.root("audit", "verify", copy, node=other)
+        self.assertTrue(out["ok"], out)
+        self.assertGreaterEqual(out["anchors_checked"], 1, out)
+        with open(copy, "wb") as f:
+            f.write(b"\n".join(lines[:-3]) + b"\n")
+        rc, out = other.cli("audit", "verify", copy)
+        self.assertEqual(rc, 2, out)
+        self.assertEqual((out["ok"], out["line"]), (False, len(lines) - 2), out)
+        self.root("audit", "disable", "anc")
+
+    def test_hash_is_rate_limited_and_audited(self):
+        c = self.c
+        tmpl = os.path.join(c.dir, "hash-{node}.log")
+        self.root("audit", "enable", "-type", "file", "-path", tmpl, "hash")
+        n = c.leader()
+        p = os.path.join(c.dir, "hash-%d.log" % n.id)
+        wait_for(lambda: os.path.exists(p), 10, "the audit file")
+        def one(i):
+            rc, out = n.cli("audit", "hash", "v%d" % i)
+            return out.get("error", {}).get("code") if rc else "OK"
+        with ThreadPoolExecutor(8) as pool:  # a burst: a bucket of 10 at 10 a second
+            codes = list(pool.map(one, range(40)))
+        self.assertIn("RATE_LIMITED", codes)
+        self.assertGreaterEqual(codes.count("OK"), 10, codes)
+        self.assertEqual(set(codes), {"OK", "RATE_LIMITED"}, codes)
+        recs = [l for l in lines_of(p) if l.get("operation") == "audit.hash"]
+        self.assertIn("RATE_LIMITED", [l.get("result") for l in recs])
+        self.assertNotIn("v0", text_of(p))
+        self.root("audit", "disable", "hash")
 
     def test_sighup_reopens_files(self):
         """logrotate's `create` mode: after a rename and SIGHUP a new file
