@@ -31,24 +31,7 @@
  * revocations do not pass through here and never wait for audit (recording
  * them once a device writes again is not done yet: see src/audit/README.md).
  *
- * Anchors (chain.h). Every node anchors each of its own open files: every
- * MF_AUDITLOG_ANCHOR_EVERY_MS, when a device's durable anchor {file id, seq,
- * chain} is ahead of the reserved record sys/audit/anchors/NODE/DEVICE in
- * this node's state, the node sends it to the leader in a peer message (tag
- * MF_AUDITLOG_PEER_TAG, on the mutual-TLS peer link; the leader sends its
- * own to itself), and the leader proposes the record (overwritten each time;
- * the KV's versions keep the older anchors). Why this shape: a follower
- * cannot propose; forwarding a client request would need a token and a
- * client operation (and would be audited, which moves the anchor again); the
- * peer link already authenticates the node, so the leader takes NODE from
- * the link, never from the message: a node anchors only its own files. The
- * design needs no acknowledgement: the node compares its anchor with the
- * replicated record and sends again until the record catches up (a lost
- * message, a leader change). The leader drops a message for a device that
- * is not configured or an anchor not ahead of the record, so a node cannot
- * grow the store beyond one record per device. Anchor puts go through the
- * proposer, not the dispatcher: they are not audited (which would advance
- * the chain again and again).
+ * Anchors of the files, committed through Raft: audit_anchor.h.
  *
  * `audit hash` is limited to MF_AUDITLOG_HASH_RATE a second per node (a
  * bucket of as many): an oracle of HMACs under the audit key must not be
@@ -112,24 +95,14 @@ int mf_auditlog_request(struct req *r, const char *op, const char *path,
  * 0: send it now (nothing to record, or it could not be staged: logged). */
 int mf_auditlog_response(struct req *r, int code, const void *resp, mf_auditlog_then then);
 
-/* A peer message with tag MF_AUDITLOG_PEER_TAG from node `from` (an
- * anchor of one of its devices): the leader proposes it, others drop it. */
-void mf_auditlog_peer_message(struct mf_server *s, uint64_t from, const uint8_t *data,
-                              size_t len);
-
-/* An anchor as committed: whose device it is and where its file stood. */
-struct mf_auditlog_anchor {
-    uint64_t node;
+/* Where an open device's file stands, durably. */
+struct mf_auditlog_position {
     char device[MF_AUDITLOG_NAME_MAX + 1];
     struct mf_audit_anchor at;
 };
-
-/* The committed anchors of file `file_id` (every kept version of every
- * anchor record; "" or NULL: the current anchor of every device), at most
- * MF_AUDITLOG_ANCHORS_MAX, into *out (the caller frees it).
- * @return 0; MF_ESEALED; storage errors; -ENOMEM. */
-int mf_auditlog_anchors(struct mf_server *s, const char *file_id,
-                        struct mf_auditlog_anchor **out, size_t *n);
+/* The positions of this node's open devices with at least one durable
+ * record (at most cap). */
+size_t mf_auditlog_positions(struct mf_server *s, struct mf_auditlog_position *out, size_t cap);
 
 /* The field-key HMAC of value (`audit hash`), or the chain key in hex
  * (`audit verify`). @return 0; MF_ENOTFOUND (no audit key yet: no device was

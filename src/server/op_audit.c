@@ -13,6 +13,7 @@
 #include "audit/record.h"
 #include "common/env.h"
 #include "common/err.h"
+#include "server/audit_anchor.h"
 #include "server/auditlog.h"
 #include "server/records.h"
 #include "store/kv.h"
@@ -225,10 +226,10 @@ void mf_op_audit_verify_key(struct req *r)
     /* The anchors committed for the file (auditlog.h "Anchors"): against
      * them the verifier catches a truncated tail. */
     const char *file_id = r->pb->audit_verify_key->file_id;
-    struct mf_auditlog_anchor *an = NULL;
+    struct mf_audit_anchor_at *an = NULL;
     size_t n = 0;
     if (file_id && file_id[0] && mf_audit_file_id_valid(file_id) &&
-        (rc = mf_auditlog_anchors(r->srv, file_id, &an, &n))) {
+        (rc = mf_audit_anchor_list(r->srv, file_id, &an, &n))) {
         OPENSSL_cleanse(hex, sizeof(hex));
         return mf_api_reply_error(r, rc == MF_ESEALED ? rc : MF_EINTERNAL,
                                   "cannot read the audit anchors: %s", mf_strerror(rc));

@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "net/tls.h"
 #include "server/api.h"
+#include "server/audit_anchor.h"
 #include "server/auditlog.h"
 #include "server/authz.h"
 #include "server/ratelimit.h"
@@ -128,7 +129,7 @@ static void sm_peer_message(void *ctx, uint64_t from, uint8_t tag, const uint8_t
                             size_t len)
 {
     if (tag == MF_AUDITLOG_PEER_TAG)
-        return mf_auditlog_peer_message(ctx, from, data, len); /* an audit anchor */
+        return mf_audit_anchor_peer_message(ctx, from, data, len); /* an audit anchor */
     mf_api_peer_message(ctx, from, tag, data, len);
 }
 
@@ -147,6 +148,8 @@ static void on_housekeeping(uv_timer_t *t)
     struct mf_server *s = t->data;
     mf_api_expire_forwards(s);
     mf_auditlog_tick(s);
+    if (++s->housekeeping_ticks % (MF_AUDITLOG_ANCHOR_EVERY_MS / HOUSEKEEPING_MS) == 0)
+        mf_audit_anchor_round(s);
     mf_metrics_publish(s);
     if (s->metrics) /* the CRLs are served on the metrics listener */
         mf_crl_refresh(s);

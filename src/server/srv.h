@@ -60,6 +60,7 @@ struct mf_server {
     unsigned handles_open;       /* uv handles of any concern still closing */
     uv_timer_t housekeeping;     /* server.c: forwards, metrics, CRL copies */
     bool housekeeping_started;
+    unsigned housekeeping_ticks;
     bool policies_stale;         /* a snapshot was installed (writer thread, atomic) */
     bool dev_init_started;
     char *dev_root_token;        /* dev mode: wiped at stop */
