@@ -16,13 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "common/env.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "forward.pb-c.h"
 #include "net/conn.h"
-
-#include <openssl/evp.h>
 #include "server/auditlog.h"
 
 #define LOG_MOD "api"
