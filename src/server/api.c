@@ -16,22 +16,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "common/env.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "forward.pb-c.h"
 #include "net/conn.h"
 #include "server/auditlog.h"
 
 #define LOG_MOD "api"
 #define FORWARD_TIMEOUT_MS 10000 /* a forwarded request with no answer */
 #define CONN_INFLIGHT_MAX 1024   /* requests in flight per client connection */
+#define FWD_CERT_BYTES_MAX 65536 /* one forwarded client certificate, DER */
+#define FWD_CHAIN_MAX 8          /* forwarded intermediates (certauth.h's chain limit) */
 
 /* Application tags on the peer transport (node.h: >= 16). */
 enum {
-    /* [fwd id: 8 BE][n: 1][client address: n bytes][Request] follower -> leader.
-     * The envelope only a peer can set: the client's address as the entry
-     * node saw it (policy cidrs conditions); the entry node is the sender,
-     * proven by its certificate. */
+    /* [fwd id: 8 BE][mayfly.peer.ForwardEnvelope] follower -> leader: the
+     * envelope only a peer can set (proto/forward.proto), holding the
+     * Request, the client's address as the entry node saw it (policy cidrs
+     * conditions), the entry node's id (the sender, proven by its
+     * certificate) and, for a cert login, the client's certificate. */
     TAG_FWD_REQ = 16,
     TAG_FWD_RESP = 17, /* [fwd id: 8 BE][Response] leader -> follower */
 };
@@ -88,6 +94,8 @@ static void req_free(struct req *r)
         mayfly__api__request__free_unpacked(r->pb, NULL);
     if (r->token)
         mayfly__cmd__token_record__free_unpacked(r->token, NULL);
+    X509_free(r->fwd_cert);
+    sk_X509_pop_free(r->fwd_chain, X509_free);
     if (r->op_state)
         r->op_state_free(r->op_state);
     free(r->audit_path);
@@ -185,6 +193,18 @@ void mf_api_reply_error(struct req *r, int code, const char *fmt, ...)
     Mayfly__Api__Response resp = MAYFLY__API__RESPONSE__INIT;
     resp.error = &e;
     mf_api_reply(r, &resp);
+}
+
+int mf_api_set_credential(struct req *r, const char *kind, const void *cred, size_t len)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(md, "mayfly-cred-1", 13) &&
+             EVP_DigestUpdate(md, kind, strlen(kind) + 1) && EVP_DigestUpdate(md, cred, len) &&
+             EVP_DigestFinal_ex(md, r->cred_hash, NULL);
+    EVP_MD_CTX_free(md);
+    r->has_cred_hash = ok;
+    return ok ? 0 : -ENOMEM;
 }
 
 static struct req *req_new(struct mf_server *s, Mayfly__Api__Request *pb)
@@ -300,24 +320,84 @@ static uint64_t be64(const uint8_t *p)
     return v;
 }
 
+/* DER of one certificate into b (malloc'd). @return 0; -ENOMEM; MF_ETOOLARGE. */
+static int cert_der(X509 *x, ProtobufCBinaryData *b)
+{
+    unsigned char *der = NULL;
+    int n = i2d_X509(x, &der);
+    if (n <= 0)
+        return -ENOMEM;
+    if (n > FWD_CERT_BYTES_MAX) {
+        OPENSSL_free(der);
+        return MF_ETOOLARGE;
+    }
+    b->data = der;
+    b->len = (size_t)n;
+    return 0;
+}
+
+/* A cert login's credential is the client's TLS certificate, which exists
+ * only on the entry node's connection: it rides in the envelope. Any other
+ * request carries no certificate to the leader. */
+static bool is_cert_login(const struct req *r)
+{
+    return r->pb->op_case == MAYFLY__API__REQUEST__OP_LOGIN &&
+           strcmp(r->pb->login->method, "cert") == 0;
+}
+
+static void envelope_free_certs(Mayfly__Peer__ForwardEnvelope *e)
+{
+    OPENSSL_free(e->client_cert.data);
+    for (size_t i = 0; i < e->n_client_chain; i++)
+        OPENSSL_free(e->client_chain[i].data);
+}
+
+/* The envelope's certificates from r's connection (none presented: none). */
+static int envelope_certs(const struct req *r, Mayfly__Peer__ForwardEnvelope *e,
+                          ProtobufCBinaryData *chain)
+{
+    STACK_OF(X509) *sk = NULL;
+    X509 *leaf = mf_api_client_cert(r, &sk);
+    e->client_chain = chain;
+    if (!leaf || !is_cert_login(r))
+        return 0;
+    int rc = cert_der(leaf, &e->client_cert);
+    int n = sk ? sk_X509_num(sk) : 0;
+    for (int i = 0; !rc && i < n; i++) {
+        if (e->n_client_chain == FWD_CHAIN_MAX)
+            return MF_ETOOLARGE;
+        if (X509_cmp(sk_X509_value(sk, i), leaf) == 0)
+            continue; /* some stacks hold the leaf too */
+        rc = cert_der(sk_X509_value(sk, i), &chain[e->n_client_chain]);
+        if (!rc)
+            e->n_client_chain++;
+    }
+    return rc;
+}
+
 int mf_api_forward(struct mf_server *s, struct req *r)
 {
     struct mf_api *a = s->api;
     if (!s->leader || s->leader == s->cfg->node_id)
         return MF_EUNAVAIL;
-    size_t len = mayfly__api__request__get_packed_size(r->pb);
-    size_t addr_len = strnlen(r->client_addr, sizeof(r->client_addr) - 1);
-    size_t head = 8 + 1 + addr_len;
-    uint8_t *buf = malloc(head + len);
-    if (!buf)
-        return -ENOMEM;
-    r->fwd_id = ++a->next_fwd_id;
-    for (int i = 0; i < 8; i++)
-        buf[i] = (uint8_t)(r->fwd_id >> (56 - 8 * i));
-    buf[8] = (uint8_t)addr_len;
-    memcpy(buf + 9, r->client_addr, addr_len);
-    mayfly__api__request__pack(r->pb, buf + head);
-    int rc = mf_node_send(s->node, s->leader, TAG_FWD_REQ, buf, head + len);
+    Mayfly__Peer__ForwardEnvelope e = MAYFLY__PEER__FORWARD_ENVELOPE__INIT;
+    ProtobufCBinaryData chain[FWD_CHAIN_MAX];
+    e.request = r->pb;
+    e.client_addr = r->client_addr;
+    e.entry_node = s->cfg->node_id;
+    int rc = envelope_certs(r, &e, chain);
+    size_t len = mayfly__peer__forward_envelope__get_packed_size(&e);
+    uint8_t *buf = rc ? NULL : malloc(8 + len);
+    if (!rc && !buf)
+        rc = -ENOMEM;
+    if (!rc) {
+        r->fwd_id = ++a->next_fwd_id;
+        for (int i = 0; i < 8; i++)
+            buf[i] = (uint8_t)(r->fwd_id >> (56 - 8 * i));
+        mayfly__peer__forward_envelope__pack(&e, buf + 8);
+        rc = mf_node_send(s->node, s->leader, TAG_FWD_REQ, buf, 8 + len);
+    }
+    envelope_free_certs(&e);
     free(buf);
     if (rc)
         return rc;
@@ -419,25 +499,73 @@ static void relay_forward_response(struct mf_server *s, const uint8_t *data, siz
     req_free(r);
 }
 
+static X509 *cert_from_der(const ProtobufCBinaryData *b)
+{
+    const unsigned char *p = b->data;
+    if (b->len == 0 || b->len > FWD_CERT_BYTES_MAX)
+        return NULL;
+    X509 *x = d2i_X509(NULL, &p, (long)b->len);
+    if (x && p != b->data + b->len) { /* trailing bytes: not one certificate */
+        X509_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+/* The forwarded certificates into r (a cert login's only). @return 0 or -1. */
+static int take_certs(struct req *r, const Mayfly__Peer__ForwardEnvelope *e)
+{
+    if (!e->client_cert.len && !e->n_client_chain)
+        return 0;
+    if (!is_cert_login(r) || !e->client_cert.len || e->n_client_chain > FWD_CHAIN_MAX)
+        return -1;
+    if (!(r->fwd_cert = cert_from_der(&e->client_cert)))
+        return -1;
+    if (!e->n_client_chain)
+        return 0;
+    if (!(r->fwd_chain = sk_X509_new_null()))
+        return -1;
+    for (size_t i = 0; i < e->n_client_chain; i++) {
+        X509 *x = cert_from_der(&e->client_chain[i]);
+        if (!x || !sk_X509_push(r->fwd_chain, x)) {
+            X509_free(x);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void serve_forwarded(struct mf_server *s, uint64_t from, const uint8_t *data, size_t len)
 {
-    if (len < 9 || len < 9 + (size_t)data[8] || data[8] >= sizeof(((struct req *)0)->client_addr))
+    if (len < 8)
         return;
-    size_t head = 9 + (size_t)data[8];
-    Mayfly__Api__Request *pb = mayfly__api__request__unpack(NULL, len - head, data + head);
-    if (!pb) {
+    Mayfly__Peer__ForwardEnvelope *e =
+        mayfly__peer__forward_envelope__unpack(NULL, len - 8, data + 8);
+    /* The entry node is the sender the peer link authenticated; an envelope
+     * naming another is not believed. */
+    if (!e || !e->request || e->entry_node != from ||
+        strlen(e->client_addr) >= sizeof(((struct req *)0)->client_addr)) {
         MF_WARN(LOG_MOD, "malformed forwarded request from node %" PRIu64, from);
+        if (e)
+            mayfly__peer__forward_envelope__free_unpacked(e, NULL);
         return;
     }
-    struct req *r = req_new(s, pb);
+    struct req *r = req_new(s, e->request);
     if (!r) {
-        mayfly__api__request__free_unpacked(pb, NULL);
+        mayfly__peer__forward_envelope__free_unpacked(e, NULL);
         return;
     }
+    e->request = NULL; /* r owns the Request now */
     r->peer = from;
     r->fwd_id = be64(data);
-    memcpy(r->client_addr, data + 9, data[8]);
-    r->client_addr[data[8]] = '\0';
+    snprintf(r->client_addr, sizeof(r->client_addr), "%s", e->client_addr);
+    int bad = take_certs(r, e);
+    mayfly__peer__forward_envelope__free_unpacked(e, NULL);
+    if (bad) {
+        MF_WARN(LOG_MOD, "a forwarded request from node %" PRIu64 " carries a certificate "
+                         "that does not parse or belongs to no cert login", from);
+        return mf_api_reply_error(r, MF_EINVAL, "the forwarded client certificate is invalid");
+    }
     s->api->on_request(r);
 }
 
@@ -455,7 +583,11 @@ void mf_api_peer_message(struct mf_server *s, uint64_t from, uint8_t tag, const 
 X509 *mf_api_client_cert(const struct req *r, STACK_OF(X509) **chain)
 {
     *chain = NULL;
-    if (r->peer || !r->cc || !r->cc->conn)
+    if (r->peer) {
+        *chain = r->fwd_chain;
+        return r->fwd_cert;
+    }
+    if (!r->cc || !r->cc->conn)
         return NULL;
     SSL *ssl = mf_conn_ssl(r->cc->conn);
     X509 *leaf = ssl ? SSL_get0_peer_certificate(ssl) : NULL;

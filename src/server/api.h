@@ -38,6 +38,10 @@ struct req {
     bool has_token;
     Mayfly__Cmd__TokenRecord *token; /* the caller's token, once authenticated */
     char client_addr[64];     /* "ip:port" as the node the client reached saw it */
+    X509 *fwd_cert;           /* forwarded cert login: the client's certificate */
+    STACK_OF(X509) *fwd_chain; /* and its intermediates (may be NULL) */
+    uint8_t cred_hash[32];    /* token-less ops: the credential presented, hashed */
+    bool has_cred_hash;       /* (idempotency caller; handler.h) */
     bool create_only;         /* kv put allowed by `create` alone: CAS 0 at apply */
     uint64_t policy_max_ttl_ms; /* the deciding rule's max_ttl (0: none) */
     /* What an operation's answer needs beyond the fsm's Result. */
@@ -71,9 +75,18 @@ const char *mf_api_client_addr(const struct mf_server *s);
 
 /* The certificate the client presented on r's connection and its
  * intermediates (*chain may be NULL), both borrowed while r is being served;
- * NULL for a forwarded request or a client that presented none. The TLS
- * layer accepted it without verifying it: the cert auth method does. */
+ * NULL for a client that presented none. For a forwarded cert login, the
+ * certificate the client presented to the entry node, carried in the
+ * peer-only envelope (NULL for any other forwarded request). The TLS layer
+ * accepted it without verifying it: the cert auth method does. */
 X509 *mf_api_client_cert(const struct req *r, STACK_OF(X509) **chain);
+
+/* Records the credential a token-less request presents (kind: "jwt",
+ * "cert", "share"; cred: the JWT, the certificate's DER, the share) as
+ * r->cred_hash = SHA-256("mayfly-cred-1" kind NUL cred), so its idempotency
+ * entry belongs to whoever holds that credential (handler.h), not to a
+ * client address. @return 0; -ENOMEM. */
+int mf_api_set_credential(struct req *r, const char *kind, const void *cred, size_t len);
 
 /* Answers r and frees it. */
 void mf_api_reply(struct req *r, Mayfly__Api__Response *resp);
@@ -81,7 +94,10 @@ void mf_api_reply_error(struct req *r, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Follower: send r to the leader; the answer is relayed when it comes.
- * @return 0; MF_EUNAVAIL (no leader known); the node's send errors. */
+ * The request travels in a ForwardEnvelope (proto/forward.proto) that only a
+ * peer can set: the client's address, this node's id and, for a cert login,
+ * the client's certificate and intermediates (DER).
+ * @return 0; MF_EUNAVAIL (no leader known); -ENOMEM; the node's send errors. */
 int mf_api_forward(struct mf_server *s, struct req *r);
 /* A peer message with an application tag (forwarded request or answer). */
 void mf_api_peer_message(struct mf_server *s, uint64_t from, uint8_t tag, const uint8_t *data,

@@ -48,12 +48,19 @@ static void on_applied(void *arg, int rc, const Result *res)
         mf_api_reply(r, &resp);
 }
 
-/* The caller's identity: its token's accessor, or without a token the
- * client's IP address (the port changes with each connection). */
+/* The caller's identity: its token's accessor; without a token, the hash
+ * of the credential it presented (login, generate-root); else the client's
+ * IP address (the port changes with each connection). */
 static void caller_identity(const struct req *r, char *out, size_t len)
 {
     if (r->token && r->token->accessor && r->token->accessor[0]) {
         snprintf(out, len, "token:%s", r->token->accessor);
+        return;
+    }
+    if (r->has_cred_hash) {
+        int n = snprintf(out, len, "cred:");
+        for (size_t i = 0; i < sizeof(r->cred_hash) && n > 0 && (size_t)n + 2 < len; i++)
+            n += snprintf(out + n, len - (size_t)n, "%02x", r->cred_hash[i]);
         return;
     }
     char host[sizeof(r->client_addr)];

@@ -22,12 +22,14 @@ typedef void (*mf_handler_finish_cb)(struct req *r, const Result *res, Resp *res
 
 /* What the fsm keys a client's request on (store/idempotency.h): an
  * idempotency key belongs to its caller, so the id is SHA-256 over the
- * caller's identity (its token's accessor; without a token, the client's IP
- * address), the client's request_key and a suffix (a chained second command
+ * caller's identity (its token's accessor; without a token, the hash of
+ * the credential presented, r->cred_hash, for login and generate-root
+ * (api.h: mf_api_set_credential); else the client's IP address, for
+ * init), the client's request_key and a suffix (a chained second command
  * of one request); the caller is SHA-256 of the identity alone; the
  * fingerprint is SHA-256 of the operation and its message as decoded. A
- * retry from another token or address is a new request, never a replay of
- * someone else's answer. Request ids and keys are never logged. */
+ * retry from another token, credential or address is a new request, never a
+ * replay of someone else's answer. Request ids and keys are never logged. */
 struct mf_handler_idem {
     uint8_t rid[32];
     uint8_t caller[32];

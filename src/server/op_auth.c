@@ -445,6 +445,8 @@ static void login_jwt(struct req *r, const char *mount, const char *config, cons
                            sizeof(err));
     if (!rc)
         rc = mf_jwt_role_match(ro, &t, &l->id, &why, err, sizeof(err));
+    if (!rc && mf_api_set_credential(r, "jwt", q->jwt, strlen(q->jwt)))
+        rc = MF_EINTERNAL; /* a retry is keyed by the JWT, not the address */
     mf_jwt_token_clear(&t);
     if (rc) {
         refuse(r, rc, mount, q->role, err);
@@ -456,16 +458,22 @@ static void login_jwt(struct req *r, const char *mount, const char *config, cons
     mf_jwt_mount_free(m);
 }
 
+/* A retried cert login is keyed by the certificate's DER, not the address. */
+static int set_cert_credential(struct req *r, X509 *leaf)
+{
+    unsigned char *der = NULL;
+    int n = i2d_X509(leaf, &der);
+    int rc = n > 0 ? mf_api_set_credential(r, "cert", der, (size_t)n) : -ENOMEM;
+    OPENSSL_free(der);
+    return rc ? MF_EINTERNAL : 0;
+}
+
 static void login_cert(struct req *r, const char *mount, const char *config,
                        const char *role_json)
 {
     const Mayfly__Api__LoginRequest *q = r->pb->login;
     STACK_OF(X509) *chain = NULL;
-    X509 *leaf = mf_api_client_cert(r, &chain);
-    if (r->peer)
-        return mf_api_reply_error(r, MF_EUNAVAIL,
-                                  "a cert login needs the client's TLS connection: log in "
-                                  "through the leader");
+    X509 *leaf = mf_api_client_cert(r, &chain); /* forwarded: from the envelope */
     if (!leaf)
         return mf_api_reply_error(r, MF_EPERM, "login refused: no client certificate was "
                                                "presented (-client-cert, -client-key)");
@@ -492,6 +500,8 @@ static void login_cert(struct req *r, const char *mount, const char *config,
         rc = mf_certauth_verify(m, leaf, chain, now, &c, &why, err, sizeof(err));
     if (!rc)
         rc = mf_certauth_role_match(ro, &c, &l->id, &why, err, sizeof(err));
+    if (!rc)
+        rc = set_cert_credential(r, leaf);
     /* A token never outlives the certificate it was issued for. */
     uint64_t limit = !rc && c.not_after_ms > now ? (uint64_t)(c.not_after_ms - now) : 1;
     mf_certauth_cert_clear(&c);

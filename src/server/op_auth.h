@@ -21,10 +21,17 @@
  * the serial): policy conditions test them as claims (authz.c).
  *   - jwt: the JWT travels in the request (forwarded to the leader over the
  *     peer link like any write); it is never logged, stored or echoed.
- *   - cert: the client certificate is the one the TLS layer accepted on this
- *     connection (the client listener asks for one and leaves its verification
- *     here). A forwarded request carries no certificate, so a cert login that
- *     reaches a follower is answered UNAVAILABLE "log in through the leader".
+ *   - cert: the client certificate is the one the TLS layer accepted on the
+ *     client's connection (the client listener asks for one and leaves its
+ *     verification here). A cert login entering a follower carries that
+ *     certificate and its intermediates to the leader in the peer-only
+ *     forward envelope (api.h, proto/forward.proto; a client cannot set it),
+ *     and the leader verifies them against the mount's CA and CRL and matches
+ *     the role in its own state, exactly as for a client connected to it.
+ * The token-creating command's idempotency entry belongs to the credential
+ * (the JWT; the certificate's DER), not the client address: a retry with the
+ * same request id and credential gets the same token, another credential
+ * with that id never does (handler.h).
  * A refused login is PERMISSION_DENIED (INVALID_ARGUMENT for a credential
  * that does not parse) with the method's reason name ("expired", "audience",
  * "signature", "unknown key", "untrusted", ...). An unknown mount or role is

@@ -194,10 +194,13 @@ static void do_update(struct req *r, const uint8_t *blob, size_t blob_len)
         out.expire_at_ms = a->expire_at_ms;
         return reply(r, &out);
     }
-    /* Verified: the attempt ends now, so no second token comes of it. */
+    /* Verified: the attempt ends now, so no second token comes of it. Its
+     * idempotency entry belongs to the last share, not the client address. */
     uint8_t *otp = malloc(MF_ROOT_OTP_BYTES);
-    if (!otp)
+    if (!otp || mf_api_set_credential(r, "share", q->share, strlen(q->share))) {
+        free(otp);
         return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
+    }
     memcpy(otp, a->otp, MF_ROOT_OTP_BYTES);
     r->seq = a->threshold; /* the answer's progress and threshold */
     attempt_end();

@@ -2,7 +2,9 @@
 end on a real node with hand-made Request frames: the same request id from
 two tokens gives two results, a replayed `token create` never hands another
 caller's token out, the same id with another body is refused, and a retried
-init answers its shares only to the client address that sent it."""
+init answers its shares only to the client address that sent it, and a login's
+request id belongs to the credential presented (the JWT, the certificate)."""
+import json
 import os
 import re
 import socket
@@ -11,6 +13,8 @@ import struct
 import unittest
 
 from tests.harness.cluster import Cluster
+from tests.integration.test_login import (APP_READ, JWT_ROLE, Keys, claims, make_ca,
+                                          make_leaf)
 
 TOKEN_RE = re.compile(rb"mf\.[0-9a-f]{64}")
 
@@ -41,11 +45,21 @@ def request(key, op_field, op_body=b"", token=None):
 
 INIT = 14
 TOKEN_CREATE = 26
+LOGIN = 48
 
 
-def raw_call(node, certs, body, source="127.0.0.1"):
-    """One hand-made Request frame over TLS from `source`; the Response bytes."""
+def login_body(method, role, jwt=None):
+    """LoginRequest{method=1, role=3, jwt=4}."""
+    body = field(1, method.encode()) + field(3, role.encode())
+    return body + (field(4, jwt.encode()) if jwt else b"")
+
+
+def raw_call(node, certs, body, source="127.0.0.1", client_cert=None):
+    """One hand-made Request frame over TLS from `source` (presenting
+    client_cert, a (certificate, key) pair, when given); the Response bytes."""
     ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
+    if client_cert:
+        ctx.load_cert_chain(*client_cert)
     with socket.create_connection(("127.0.0.1", node.api_port), timeout=15,
                                   source_address=(source, 0)) as raw:
         with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
@@ -149,6 +163,74 @@ class PerCaller(unittest.TestCase):
         self.assertIn(b"request id reused with a different request", other)
         again = token_of(raw_call(self.n, self.c.certs, request(key, TOKEN_CREATE, token=a)))
         self.assertEqual(first, again)
+
+
+class LoginPerCredential(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.c = Cluster(1).start()
+        try:
+            cls.c.init()
+            cls.c.wait_unsealed()
+        except BaseException:
+            cls.c.cleanup()
+            raise
+        cls.n = cls.c.nodes[0]
+        cls.keys = Keys(cls.c.dir)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.cleanup()
+
+    def ok(self, *args, stdin=None):
+        rc, out = self.n.cli(*args, stdin=stdin)
+        self.assertEqual(rc, 0, out)
+        return out
+
+    def test_jwt_login_replay_belongs_to_the_jwt(self):
+        """A retried JWT login (same request id, same JWT) gets the same token; another
+        JWT with that request id from the same address gets a token of its own."""
+        self.ok("policy", "write", "app-read", "-", stdin=json.dumps(APP_READ))
+        config = {"jwks": {"keys": [self.keys.jwk("k1")]}, "bound_issuer": "https://issuer.test"}
+        self.ok("auth", "enable", "-type", "jwt", "-config", "-", "jwt", stdin=json.dumps(config))
+        self.ok("auth", "role", "put", "jwt", "app", json.dumps(JWT_ROLE))
+        key = os.urandom(16)
+        a = self.keys.jwt("k1", claims())
+        b = self.keys.jwt("k1", claims(sub="system:serviceaccount:payments:other"))
+        first = token_of(raw_call(self.n, self.c.certs, request(key, LOGIN,
+                                                                login_body("jwt", "app", a))))
+        self.assertIsNotNone(first)
+        again = token_of(raw_call(self.n, self.c.certs, request(key, LOGIN,
+                                                                login_body("jwt", "app", a))))
+        self.assertEqual(first, again)
+        other = raw_call(self.n, self.c.certs, request(key, LOGIN, login_body("jwt", "app", b)))
+        self.assertNotIn(first.encode(), other)
+        self.assertIsNotNone(token_of(other), other)
+
+    def test_cert_login_replay_belongs_to_the_certificate(self):
+        """A retried cert login (same request id, same certificate) gets the same token;
+        another certificate matching the same role, with that request id from the same
+        address and the same request body, never gets the first one's token."""
+        ca = make_ca(self.c.dir, "idem-ca")
+        with open(ca[1]) as f:
+            self.ok("auth", "enable", "-type", "cert", "-config", "-", "cert",
+                    stdin=json.dumps({"ca_pem": f.read()}))
+        self.ok("auth", "role", "put", "cert", "svc", json.dumps(
+            {"allowed_uri_sans": ["spiffe://prod/ns/payments/*"],
+             "token_policies": ["default"], "token_ttl_ms": 600000}))
+        one = make_leaf(self.c.dir, ca, "one", "spiffe://prod/ns/payments/sa/one")
+        two = make_leaf(self.c.dir, ca, "two", "spiffe://prod/ns/payments/sa/two")
+        key = os.urandom(16)
+        body = request(key, LOGIN, login_body("cert", "svc"))
+        first = token_of(raw_call(self.n, self.c.certs, body, client_cert=one))
+        self.assertIsNotNone(first)
+        self.assertEqual(token_of(raw_call(self.n, self.c.certs, body, client_cert=one)), first)
+        other = raw_call(self.n, self.c.certs, body, client_cert=two)
+        self.assertNotIn(first.encode(), other)
+        self.assertIsNotNone(token_of(other), other)
+        none = raw_call(self.n, self.c.certs, body)
+        self.assertNotIn(first.encode(), none)
+        self.assertIsNone(token_of(none), none)
 
 
 if __name__ == "__main__":

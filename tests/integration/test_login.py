@@ -69,6 +69,42 @@ JWT_ROLE = {"bound_audiences": ["mayfly"], "bound_claims": {"namespace": "paymen
             "token_max_ttl_ms": 3600000}
 
 
+def make_ca(d, name):
+    """A CA key and self-signed certificate in d: (key path, certificate path)."""
+    key, crt = (os.path.join(d, name + s) for s in (".key", ".crt"))
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
+            "-days", "2", "-subj", "/CN=" + name,
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    return key, crt
+
+
+def make_leaf(d, ca, name, san):
+    """A client certificate with URI SAN `san` issued by ca: (certificate, key)."""
+    ca_key, ca_crt = ca
+    key, csr, crt, ext = (os.path.join(d, name + s) for s in (".key", ".csr", ".crt", ".ext"))
+    with open(ext, "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                "extendedKeyUsage=clientAuth\nsubjectAltName=URI:%s\n"
+                "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n" % san)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+            "-subj", "/CN=" + name)
+    openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key,
+            "-CAcreateserial", "-out", crt, "-days", "1", "-extfile", ext)
+    return crt, key
+
+
+def login_cert(node, certs, crt, key, role="svc"):
+    """`mayfly login -method cert` to `node` presenting crt: (rc, json)."""
+    env = dict(os.environ, MAYFLY_ADDR=node.api_addr, MAYFLY_FORMAT="json",
+               MAYFLY_CACERT=os.path.join(certs, "ca.pem"),
+               MAYFLY_CLIENT_CERT=crt, MAYFLY_CLIENT_KEY=key)
+    env.pop("MAYFLY_TOKEN", None)
+    p = subprocess.run([MAYFLY, "-timeout", "5s", "login", "-method", "cert", "-role", role],
+                       env=env, capture_output=True, text=True, timeout=60)
+    return p.returncode, json.loads(p.stdout) if p.stdout.strip() else {}
+
+
 class Login(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -207,35 +243,13 @@ class Login(unittest.TestCase):
     # ---- cert ----
 
     def make_ca(self, name):
-        key, crt = (os.path.join(self.c.dir, name + s) for s in (".key", ".crt"))
-        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
-                "-days", "2", "-subj", "/CN=" + name,
-                "-addext", "basicConstraints=critical,CA:TRUE",
-                "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-        return key, crt
+        return make_ca(self.c.dir, name)
 
     def make_leaf(self, ca, name, san):
-        ca_key, ca_crt = ca
-        key, csr, crt, ext = (os.path.join(self.c.dir, name + s)
-                              for s in (".key", ".csr", ".crt", ".ext"))
-        with open(ext, "w") as f:
-            f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-                    "extendedKeyUsage=clientAuth\nsubjectAltName=URI:%s\n"
-                    "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n" % san)
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
-                "-subj", "/CN=" + name)
-        openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key,
-                "-CAcreateserial", "-out", crt, "-days", "1", "-extfile", ext)
-        return crt, key
+        return make_leaf(self.c.dir, ca, name, san)
 
     def login_cert(self, crt, key, role="svc"):
-        env = dict(os.environ, MAYFLY_ADDR=self.n.api_addr, MAYFLY_FORMAT="json",
-                   MAYFLY_CACERT=os.path.join(self.c.certs, "ca.pem"),
-                   MAYFLY_CLIENT_CERT=crt, MAYFLY_CLIENT_KEY=key)
-        env.pop("MAYFLY_TOKEN", None)
-        p = subprocess.run([MAYFLY, "-timeout", "5s", "login", "-method", "cert", "-role", role],
-                           env=env, capture_output=True, text=True, timeout=60)
-        return p.returncode, json.loads(p.stdout) if p.stdout.strip() else {}
+        return login_cert(self.n, self.c.certs, crt, key, role)
 
     def test_cert_login_spiffe(self):
         """A SPIFFE certificate from the mount's CA logs in with its role's policies and its
@@ -270,6 +284,55 @@ class Login(unittest.TestCase):
         self.assertIn("no match", out["error"]["message"])
 
         rc, out = self.n.cli("login", "-method", "cert", "-role", "svc", token=False)
+        self.assertEqual(out["error"]["code"], "PERMISSION_DENIED", out)
+
+
+class CertThroughFollower(unittest.TestCase):
+    def test_cert_login_through_a_follower(self):
+        """A cert login entering a follower reaches the leader with the client's
+        certificate in the peer-only envelope: a SPIFFE certificate from the mount's CA
+        logs in with its role, one from another CA is refused as untrusted, and one
+        whose SAN the role does not allow is refused as no match."""
+        c = Cluster(3).start()
+        self.addCleanup(c.cleanup)
+        c.init()
+        c.wait_unsealed()
+        leader = c.leader()
+        follower = next(n for n in c.nodes if n.id != leader.id)
+        ca = make_ca(c.dir, "workload-ca")
+        with open(ca[1]) as f:
+            rc, out = leader.cli("auth", "enable", "-type", "cert", "-config", "-", "cert",
+                                 stdin=json.dumps({"ca_pem": f.read()}))
+        self.assertEqual(rc, 0, out)
+        rc, out = leader.cli("policy", "write", "app-read", "-", stdin=json.dumps(APP_READ))
+        self.assertEqual(rc, 0, out)
+        rc, out = leader.cli("auth", "role", "put", "cert", "svc", json.dumps(
+            {"allowed_uri_sans": ["spiffe://prod/ns/payments/*"],
+             "token_policies": ["app-read"], "token_ttl_ms": 600000}))
+        self.assertEqual(rc, 0, out)
+
+        good = make_leaf(c.dir, ca, "api", "spiffe://prod/ns/payments/sa/api")
+        rc, out = login_cert(follower, c.certs, *good)
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(out["policies"], ["app-read"])
+        self.assertEqual(out["metadata"]["uri_san"], "spiffe://prod/ns/payments/sa/api")
+        rc, looked = leader.cli("token", "lookup", token=out["token"])
+        self.assertEqual(rc, 0, looked)
+
+        other = make_leaf(c.dir, make_ca(c.dir, "other-ca"), "evil",
+                          "spiffe://prod/ns/payments/sa/api")
+        rc, out = login_cert(follower, c.certs, *other)
+        self.assertEqual(rc, 2, out)
+        self.assertEqual(out["error"]["code"], "PERMISSION_DENIED", out)
+        self.assertIn("untrusted", out["error"]["message"])
+
+        wrong = make_leaf(c.dir, ca, "billing", "spiffe://prod/ns/billing/sa/api")
+        rc, out = login_cert(follower, c.certs, *wrong)
+        self.assertEqual(rc, 2, out)
+        self.assertEqual(out["error"]["code"], "PERMISSION_DENIED", out)
+        self.assertIn("no match", out["error"]["message"])
+
+        rc, out = follower.cli("login", "-method", "cert", "-role", "svc", token=False)
         self.assertEqual(out["error"]["code"], "PERMISSION_DENIED", out)
 
 
