@@ -355,6 +355,9 @@ static void on_read_index(void *arg, int rc)
 static void forward(struct req *r)
 {
     int rc = mf_api_forward(r->srv, r);
+    if (rc == MF_ETOOLARGE) /* the client's certificate chain: not worth a retry */
+        return mf_api_reply_error(r, MF_EINVAL, "the client certificate chain is too long "
+                                                "to forward (at most 8 intermediates)");
     if (rc)
         mf_api_reply_error(r, MF_EUNAVAIL, "no leader to forward to (%s); retry",
                            mf_strerror(rc));
