@@ -722,6 +722,33 @@ static void on_peer_link(struct mf_transport *t, uint64_t peer, enum mf_transpor
 
 /* ---- public API ---- */
 
+int mf_node_initial_members(const struct mf_config *cfg, struct mf_raft_config *rc)
+{
+    /* The node's own entry in `peers` says what it is: a node configured as a
+     * learner must not believe it votes (two such nodes could count each
+     * other into a quorum with one real voter). Absent from `peers` (a
+     * single-node or dev cluster): a voter. */
+    bool listed = false;
+    rc->voters_len = rc->learners_len = 0;
+    for (size_t i = 0; i < cfg->peers_len; i++) {
+        if (cfg->peers[i].id == cfg->node_id) {
+            if (listed)
+                continue; /* listed twice: the first entry counts */
+            listed = true;
+        }
+        if (cfg->peers[i].learner)
+            rc->learners[rc->learners_len++] = cfg->peers[i].id;
+        else
+            rc->voters[rc->voters_len++] = cfg->peers[i].id;
+    }
+    if (!listed) {
+        if (rc->voters_len + rc->learners_len == MF_RAFT_NODES_MAX)
+            return MF_ECONFIG;
+        rc->voters[rc->voters_len++] = cfg->node_id;
+    }
+    return 0;
+}
+
 static int start_core(struct mf_node *n, const struct mf_node_opts *o)
 {
     const struct mf_config *cfg = o->cfg;
@@ -739,14 +766,11 @@ static int start_core(struct mf_node *n, const struct mf_node_opts *o)
         .snapshot_read = snapshot_read,
         .snapshot_ctx = n,
     };
-    rc.voters[rc.voters_len++] = cfg->node_id;
-    for (size_t i = 0; i < cfg->peers_len; i++) {
-        if (cfg->peers[i].id == cfg->node_id)
-            continue;
-        if (cfg->peers[i].learner)
-            rc.learners[rc.learners_len++] = cfg->peers[i].id;
-        else
-            rc.voters[rc.voters_len++] = cfg->peers[i].id;
+    int err = mf_node_initial_members(cfg, &rc);
+    if (err) {
+        MF_ERROR(LOG_MOD, "config: %zu peers and this node make more than %d members",
+                 cfg->peers_len, MF_RAFT_NODES_MAX);
+        return err;
     }
     return mf_raft_init(&rc, &n->raft);
 }

@@ -106,6 +106,12 @@ typedef void (*mf_node_read_cb)(void *arg, int rc);
  * @return 0; MF_ECONFIG; storage and transport errors. */
 int mf_node_start(uv_loop_t *loop, const struct mf_node_opts *opts, struct mf_node **out);
 
+/* The first configuration from the config file (a log or snapshot that holds
+ * one overrides it): every peer as a voter or a learner as configured, this
+ * node included as its own entry says (a voter when it has none). Pure.
+ * @return 0; MF_ECONFIG (more than MF_RAFT_NODES_MAX members). */
+int mf_node_initial_members(const struct mf_config *cfg, struct mf_raft_config *rc);
+
 /* Stops everything and frees the node; the loop must run afterwards to close
  * handles. Pending callbacks get MF_ECLOSED. */
 void mf_node_stop(struct mf_node *n);
