@@ -13,6 +13,20 @@ import unittest
 from tests.harness.cluster import MAYFLY, MAYFLYD, Cluster, free_port, wait_for
 
 
+class ProcessHardening(unittest.TestCase):
+    def test_no_core_dumps(self):
+        """mayflyd holds keys and tokens in memory: its core file limits, soft
+        and hard, are 0 (whatever it inherited: here the hard limit is
+        unlimited), so no core file can hold them. (It also marks itself
+        undumpable, which shows only to a non-root observer.)"""
+        c = Cluster(1).start()
+        self.addCleanup(c.cleanup)
+        pid = c.nodes[0].proc.pid
+        with open("/proc/%d/limits" % pid) as f:
+            core = [line for line in f if line.startswith("Max core file size")][0].split()
+        self.assertEqual(core[4:6], ["0", "0"], core)
+
+
 class ThreeNodes(unittest.TestCase):
     def setUp(self):
         self.c = Cluster(3).start()

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -226,8 +228,22 @@ static int gen_certs(const struct flags *f)
     return 0;
 }
 
+/* Secrets live in this process's memory (the root key, the keyring, tokens
+ * and values in flight): no core file may hold them, and no other user may
+ * read them through /proc or ptrace. Before anything secret is loaded. */
+static void no_core_dumps(void)
+{
+    struct rlimit none = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &none) != 0)
+        fprintf(stderr, "mayflyd: warning: cannot disable core dumps: %s\n", strerror(errno));
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        fprintf(stderr, "mayflyd: warning: cannot mark the process undumpable: %s\n",
+                strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
+    no_core_dumps();
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
     struct flags f;
