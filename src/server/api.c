@@ -244,6 +244,13 @@ static void on_client_frame(struct mf_conn *c, const uint8_t *data, size_t len)
         mf_conn_shutdown(c);
         return;
     }
+    /* protobuf-c hands strings out NUL-terminated: one with a NUL inside
+     * would be cut silently ("app/db\0junk" would read app/db). A request
+     * that does not pack back to the bytes' length holds such a string (or
+     * an encoding we do not produce): refused, not guessed at. */
+    if (mayfly__api__request__get_packed_size(pb) != len)
+        return mf_api_reply_error(r, MF_EINVAL, "malformed request: a string holds a NUL byte, "
+                                                "or the encoding is not canonical");
     s->api->on_request(r);
 }
 

@@ -27,6 +27,30 @@ class ProcessHardening(unittest.TestCase):
         self.assertEqual(core[4:6], ["0", "0"], core)
 
 
+class NulInPath(unittest.TestCase):
+    def test_a_path_with_nul_is_refused_not_cut(self):
+        """kv get of "app/db\\0junk" must not read app/db: INVALID_ARGUMENT."""
+        c = Cluster(1).start()
+        self.addCleanup(c.cleanup)
+        c.init()
+        c.wait_unsealed()
+        rc, out = c.cli("kv", "put", "app/db", "password=secret")
+        self.assertEqual(rc, 0, out)
+        tok = c.token.encode()
+        path = b"app/db\x00junk"
+        get = b"\x0a" + bytes([len(path)]) + path            # KvGetRequest{path}
+        body = (b"\x08\x01" + b"\x12" + bytes([len(tok)]) + tok +
+                b"\x6a" + bytes([len(get)]) + get)          # Request{id, token, kv_get=13}
+        answer = raw_call(c.nodes[0], c.certs, body)
+        self.assertNotIn(b"secret", answer)
+        self.assertIn(b"NUL", answer)
+        clean = b"app/db"
+        get = b"\x0a" + bytes([len(clean)]) + clean
+        body = (b"\x08\x01" + b"\x12" + bytes([len(tok)]) + tok +
+                b"\x6a" + bytes([len(get)]) + get)
+        self.assertIn(b"secret", raw_call(c.nodes[0], c.certs, body))
+
+
 class ThreeNodes(unittest.TestCase):
     def setUp(self):
         self.c = Cluster(3).start()
