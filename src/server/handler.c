@@ -153,8 +153,9 @@ void mf_handler_propose(struct req *r, Cmd *cmd, mf_handler_finish_cb finish)
         return;
     free(p);
     if (rc == MF_ETOOLARGE)
-        return mf_api_reply_error(r, MF_ETOOLARGE, "the command is over %d bytes",
-                                  MF_FSM_COMMAND_MAX);
+        return mf_api_reply_error(r, MF_ETOOLARGE, "the request is too large for one "
+                                                   "replicated command (values: at most %d "
+                                                   "bytes)", MF_KV_VALUE_MAX);
     mf_api_reply_error(r, rc == MF_ERATELIMIT ? MF_ERATELIMIT : rc == -ENOMEM ? MF_EINTERNAL
                                                                               : MF_EUNAVAIL,
                        "cannot propose: %s", mf_strerror(rc));

@@ -78,7 +78,9 @@ static int node_propose(void *ctx, Mayfly__Cmd__Command *cmd, mf_propose_cb cb, 
     free(buf);
     if (rc) {
         free(p);
-        return rc == -ENOBUFS ? MF_ERATELIMIT : MF_EUNAVAIL;
+        /* Too large for one Raft entry is the request's fault: say so (a
+         * client retries UNAVAILABLE). */
+        return rc == -ENOBUFS ? MF_ERATELIMIT : rc == MF_ETOOLARGE ? MF_ETOOLARGE : MF_EUNAVAIL;
     }
     return 0;
 }

@@ -48,7 +48,8 @@ struct mf_proposer {
 
 /* Proposes `cmd` (borrowed until return; now_ms stamped if 0).
  * @return 0 and cb later; or, without calling cb: MF_ETOOLARGE (the packed
- *   command is over MF_FSM_COMMAND_MAX), MF_ERATELIMIT (the node's proposal
+ *   command is over MF_FSM_COMMAND_MAX, or over what one Raft entry may
+ *   hold), MF_ERATELIMIT (the node's proposal
  *   queue is full), MF_EUNAVAIL (not the leader), -ENOMEM. */
 static inline int mf_propose(struct mf_proposer *p, Mayfly__Cmd__Command *cmd, mf_propose_cb cb,
                              void *arg)

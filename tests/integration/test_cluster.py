@@ -51,6 +51,24 @@ class NulInPath(unittest.TestCase):
         self.assertIn(b"secret", raw_call(c.nodes[0], c.certs, body))
 
 
+class TooLarge(unittest.TestCase):
+    def test_a_value_over_the_limit_is_too_large_not_unavailable(self):
+        """A 1.5 MiB value is refused with TOO_LARGE (clients do not retry
+        it), not UNAVAILABLE, and nothing is written."""
+        c = Cluster(1).start()
+        self.addCleanup(c.cleanup)
+        c.init()
+        c.wait_unsealed()
+        big = os.path.join(c.dir, "big.txt")
+        with open(big, "w") as f:
+            f.write("x" * (1536 * 1024))
+        rc, out = c.cli("kv", "put", "big/x", "v=@" + big, timeout="10s")
+        self.assertEqual(rc, 2, out)
+        self.assertEqual(out["error"]["code"], "TOO_LARGE", out)
+        rc, out = c.cli("kv", "get", "big/x")
+        self.assertEqual(out.get("error", {}).get("code"), "NOT_FOUND", out)
+
+
 class ThreeNodes(unittest.TestCase):
     def setUp(self):
         self.c = Cluster(3).start()
