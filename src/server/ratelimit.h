@@ -1,8 +1,9 @@
 /* Request-rate limits per identity: a token bucket per key in a table of
- * fixed size. The key (mf_ratelimit_key) is the token's auth role when login
- * made it ("role:MOUNT/ROLE" from the token metadata auth_mount and
- * auth_role): every token of one role shares one bucket, so logging in again
- * buys no fresh bucket; any other token is charged by its accessor.
+ * fixed size. The key (mf_ratelimit_key) is the token's auth role when its
+ * metadata names one ("role:MOUNT/ROLE" from the keys auth_mount and
+ * auth_role, which login is to write and a role's claim mappings must not):
+ * every token of one role shares one bucket, so logging in again buys no
+ * fresh bucket; any other token is charged by its accessor.
  *
  * A bucket holds up to `burst` requests and refills at `per_second`; a
  * request takes one or is refused with the time until one is back. The table
