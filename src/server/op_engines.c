@@ -17,6 +17,7 @@
 #include "server/handler.h"
 #include "server/mounts.h"
 #include "server/op_engines.h"
+#include "server/op_quota.h"
 #include "server/proposer.h"
 #include "server/records.h"
 #include "store/kv.h"
@@ -450,6 +451,8 @@ void mf_op_creds_issue(struct req *r)
     uint64_t def = 0, max = 0;
     if (!mf_mounts_role_ttl(m, q->role, &def, &max))
         return mf_api_reply_error(r, MF_ENOTFOUND, "no role '%s' at '%s'", q->role, q->mount);
+    if (!mf_quota_rate_take(r, q->mount, q->role))
+        return;
     struct mf_lease_ttl_inputs in = {
         .requested_ttl_ms = q->ttl_ms,
         .role_default_ttl_ms = def,

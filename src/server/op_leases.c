@@ -14,6 +14,7 @@
 #include "auth/policy.h"
 #include "server/handler.h"
 #include "server/op_leases.h"
+#include "server/op_quota.h"
 #include "server/proposer.h"
 #include "store/lease_rules.h"
 #include "store/leases.h"
@@ -97,6 +98,8 @@ void mf_op_lease_grant(struct req *r)
     if (strlen(g->name) > MF_LEASE_NAME_MAX || strchr(g->name, '/'))
         return mf_api_reply_error(r, MF_EINVAL, "lease name must be at most %d bytes, no '/'",
                                   MF_LEASE_NAME_MAX);
+    if (!mf_quota_rate_take(r, "lease", g->name[0] ? g->name : "default"))
+        return;
     Mayfly__Cmd__LeaseGrant lg = MAYFLY__CMD__LEASE_GRANT__INIT;
     lg.seq = mf_propose_next_index(s->prop);
     lg.mount = "lease";

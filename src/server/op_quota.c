@@ -8,12 +8,17 @@
 
 #include <jansson.h>
 
+#include "common/env.h"
 #include "common/err.h"
+#include "common/log.h"
+#include "raft/storage.h"
+#include "server/ratelimit.h"
 #include "server/records.h"
 #include "store/kv.h"
 #include "store/leases.h"
 
 #define QUOTAS_MAX (MF_LEASE_QUOTAS_MAX + 1) /* records listed, with room to spot excess */
+#define LOG_MOD "quota"
 
 /* A quota name: 1..64 of [a-z0-9_-] (one record, no '/'). */
 static bool valid_name(const char *n)
@@ -77,7 +82,8 @@ static void record_path(char *out, size_t len, const char *name)
 
 /* A quota record's prefix (malloc'd) and max. @return 0; MF_ENOTFOUND;
  * MF_ECORRUPT; read errors. */
-static int read_quota(struct mf_server *s, const char *name, char **prefix, uint64_t *max)
+static int read_quota(struct mf_server *s, const char *name, char **prefix, uint64_t *max,
+                      uint32_t *rate)
 {
     char path[MF_KV_PATH_MAX];
     record_path(path, sizeof(path), name);
@@ -87,9 +93,15 @@ static int read_quota(struct mf_server *s, const char *name, char **prefix, uint
         return rc;
     const char *p = json_string_value(json_object_get(rec, "prefix"));
     json_t *m = json_object_get(rec, "max_leases");
-    rc = p && json_is_integer(m) && json_integer_value(m) >= 0 ? 0 : MF_ECORRUPT;
+    json_t *rt = json_object_get(rec, "rate"); /* absent in records older than -rate */
+    rc = p && json_is_integer(m) && json_integer_value(m) >= 0 &&
+                 (!rt || (json_is_integer(rt) && json_integer_value(rt) >= 0 &&
+                          json_integer_value(rt) <= UINT32_MAX))
+             ? 0
+             : MF_ECORRUPT;
     if (!rc) {
         *max = (uint64_t)json_integer_value(m);
+        *rate = rt ? (uint32_t)json_integer_value(rt) : 0;
         *prefix = strdup(p);
         rc = *prefix ? 0 : -ENOMEM;
     }
@@ -129,8 +141,8 @@ static void finish_set_quota(struct req *r, const Result *res, Resp *resp)
     char prefix[MF_LEASE_PREFIX_MAX + 1];
     char err[256];
     scope_of(q, prefix, sizeof(prefix), err, sizeof(err)); /* checked before the first command */
-    json_t *rec = json_pack("{s:s, s:I}", "prefix", prefix, "max_leases",
-                            (json_int_t)q->max_leases);
+    json_t *rec = json_pack("{s:s, s:I, s:I}", "prefix", prefix, "max_leases",
+                            (json_int_t)q->max_leases, "rate", (json_int_t)q->rate);
     char *text = rec ? json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(rec);
     if (!text)
@@ -159,7 +171,8 @@ static bool refuse_conflict(struct req *r, const char *name, const char *prefix)
         const char *other = paths[i] + strlen(MF_OP_QUOTA_PREFIX);
         char *p = NULL;
         uint64_t max = 0;
-        if (read_quota(r->srv, other, &p, &max))
+        uint32_t rate = 0;
+        if (read_quota(r->srv, other, &p, &max, &rate))
             continue;
         bool same = strcmp(other, name) == 0;
         if (same && strcmp(p, prefix) != 0) {
@@ -184,12 +197,9 @@ void mf_op_quota_set(struct req *r)
     if (!valid_name(q->name))
         return mf_api_reply_error(r, MF_EINVAL, "a quota name is 1..%d of [a-z0-9_-]",
                                   MF_OP_QUOTA_NAME_MAX);
-    if (q->rate)
+    if (q->max_leases == 0 && q->rate == 0)
         return mf_api_reply_error(r, MF_EINVAL,
-                                  "-rate is not implemented: per-token request limits are the "
-                                  "node's rate_limit_per_token");
-    if (q->max_leases == 0)
-        return mf_api_reply_error(r, MF_EINVAL, "a quota needs -max-leases N (N >= 1)");
+                                  "a quota needs -max-leases N or -rate R (N, R >= 1)");
     if (q->max_leases > INT64_MAX)
         return mf_api_reply_error(r, MF_EINVAL, "-max-leases is too large");
     char prefix[MF_LEASE_PREFIX_MAX + 1];
@@ -232,7 +242,8 @@ void mf_op_quota_delete(struct req *r)
                                   MF_OP_QUOTA_NAME_MAX);
     char *prefix = NULL;
     uint64_t max = 0;
-    int rc = read_quota(r->srv, name, &prefix, &max);
+    uint32_t rate = 0;
+    int rc = read_quota(r->srv, name, &prefix, &max, &rate);
     if (rc == MF_ENOTFOUND)
         return mf_api_reply_error(r, MF_ENOTFOUND, "no quota named '%s'", name);
     if (rc)
@@ -266,7 +277,8 @@ void mf_op_quota_list(struct req *r)
     for (size_t i = 0; i < n && !rc; i++) {
         const char *name = paths[i] + strlen(MF_OP_QUOTA_PREFIX);
         uint64_t max = 0;
-        if (read_quota(s, name, &prefixes[k], &max))
+        uint32_t rate = 0;
+        if (read_quota(s, name, &prefixes[k], &max, &rate))
             continue; /* not readable: not a quota to show */
         mayfly__api__quota_info__init(&infos[k]);
         infos[k].name = (char *)name;
@@ -306,4 +318,114 @@ void mf_op_quota_list(struct req *r)
     free(infos);
     free(ptrs);
     mf_kv_list_free(paths, n);
+}
+
+/* ---- grant rates ---- */
+
+/* The rates of the quota records, in memory (one server per process: the
+ * table notes which one it belongs to). Rebuilt from the records at the
+ * next grant once `dirty`: at start, after an applied entry that names
+ * sys/quotas/, and after a gap in applied indices (a snapshot installed). A
+ * rebuild keeps the bucket of a quota whose prefix and rate are unchanged. */
+struct rate_quota {
+    char prefix[MF_LEASE_PREFIX_MAX + 1];
+    struct mf_rate_bucket b;
+};
+
+static struct {
+    const struct mf_server *owner;
+    bool dirty;
+    uint64_t last_index;
+    size_t n;
+    struct rate_quota q[MF_LEASE_QUOTAS_MAX];
+} rates = {.dirty = true};
+
+static struct rate_quota *rate_find(struct rate_quota *q, size_t n, const char *prefix)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(q[i].prefix, prefix) == 0)
+            return &q[i];
+    return NULL;
+}
+
+static int rates_rebuild(struct mf_server *s)
+{
+    char **paths = NULL;
+    size_t n = 0;
+    int rc = list_names(s, &paths, &n);
+    if (rc)
+        return rc;
+    static struct rate_quota next[MF_LEASE_QUOTAS_MAX];
+    size_t k = 0;
+    uint64_t now = mf_now_mono_ms();
+    for (size_t i = 0; i < n && k < MF_LEASE_QUOTAS_MAX; i++) {
+        char *p = NULL;
+        uint64_t max = 0;
+        uint32_t rate = 0;
+        if (read_quota(s, paths[i] + strlen(MF_OP_QUOTA_PREFIX), &p, &max, &rate))
+            continue; /* not readable: not a quota (as list shows them) */
+        if (rate && strlen(p) <= MF_LEASE_PREFIX_MAX) {
+            struct rate_quota *old = rate_find(rates.q, rates.n, p);
+            snprintf(next[k].prefix, sizeof(next[k].prefix), "%s", p);
+            if (old && old->b.per_second == rate)
+                next[k].b = old->b;
+            else
+                mf_rate_bucket_init(&next[k].b, rate, 0, now);
+            k++;
+        }
+        free(p);
+    }
+    mf_kv_list_free(paths, n);
+    memcpy(rates.q, next, k * sizeof(next[0]));
+    rates.n = k;
+    return 0;
+}
+
+void mf_quota_applied(struct mf_server *s, const struct mf_raft_entry *e)
+{
+    static const char pre[] = MF_OP_QUOTA_PREFIX;
+    if (rates.owner != s || !e)
+        rates.dirty = true; /* another server's table: its own at the next grant */
+    else if ((rates.last_index && e->index != rates.last_index + 1) ||
+             (e->len && e->data && memmem(e->data, e->len, pre, sizeof(pre) - 1)))
+        rates.dirty = true; /* paths travel in clear in a KV command */
+    if (e)
+        rates.last_index = e->index;
+}
+
+bool mf_quota_rate_take(struct req *r, const char *mount, const char *name)
+{
+    struct mf_server *s = r->srv;
+    if (rates.owner != s) {
+        rates.owner = s;
+        rates.n = 0;
+        rates.dirty = true;
+    }
+    if (rates.dirty) {
+        int rc = rates_rebuild(s);
+        if (rc) {
+            mf_api_reply_error(r, MF_EUNAVAIL, "cannot read the quotas' rates (%s); retry",
+                               mf_strerror(rc));
+            return false;
+        }
+        rates.dirty = false;
+    }
+    char id[MF_LEASE_PREFIX_MAX + 2];
+    snprintf(id, sizeof(id), "%s/%s/", mount, name);
+    uint64_t now = mf_now_mono_ms(), retry = 0;
+    /* Every quota over this lease must have room before any is charged. */
+    for (size_t i = 0; i < rates.n; i++) {
+        struct rate_quota *q = &rates.q[i];
+        if (strncmp(id, q->prefix, strlen(q->prefix)) == 0 &&
+            !mf_rate_bucket_ready(&q->b, now, &retry)) {
+            mf_api_reply_error(r, MF_ERATELIMIT,
+                               "too many grants under '%s' (its quota's -rate); retry after "
+                               "%llu ms", q->prefix, (unsigned long long)retry);
+            return false;
+        }
+    }
+    for (size_t i = 0; i < rates.n; i++)
+        if (strncmp(id, rates.q[i].prefix, strlen(rates.q[i].prefix)) == 0)
+            mf_rate_bucket_take(&rates.q[i].b);
+    return true;
 }

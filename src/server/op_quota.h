@@ -16,15 +16,24 @@
  * A failure between the two leaves the store's quota in force with or without
  * its record; repeating the same set or delete completes it.
  *
- * `-rate R` (per-identity grants a second under the prefix) is not
- * implemented: a non-zero rate is refused with INVALID_ARGUMENT. The node's
- * per-token request limit (ratelimit.h) applies to every request.
+ * `-rate R`: at most R lease grants a second under the prefix (lease grant
+ * and creds issue), all callers together, with bursts of R: one token
+ * bucket per quota, kept in memory on the node that grants (the leader), so
+ * a new leader starts with full buckets. A grant is charged to every quota
+ * whose prefix its "MOUNT/NAME/" starts with, and refused with RATE_LIMITED
+ * and a retry-after hint if any of them is empty. A quota needs -max-leases,
+ * -rate, or both; the rate is kept in the record (as "rate"). The node's
+ * per-identity request limit (ratelimit.h) applies to every request too.
  *
  * Threads: loop thread. */
 #ifndef MF_SERVER_OP_QUOTA_H
 #define MF_SERVER_OP_QUOTA_H
 
+#include <stdbool.h>
+
 #include "server/handler.h"
+
+struct mf_raft_entry;
 
 #define MF_OP_QUOTA_PREFIX "sys/quotas/"
 #define MF_OP_QUOTA_NAME_MAX 64
@@ -32,5 +41,16 @@
 void mf_op_quota_set(struct req *r);    /* leader */
 void mf_op_quota_delete(struct req *r); /* leader: NOT_FOUND for an unknown name */
 void mf_op_quota_list(struct req *r);   /* read */
+
+/* Every applied Raft entry (server.c): one that names sys/quotas/, or that
+ * follows a gap (a snapshot was installed), makes the rates be read again
+ * from the records at the next grant. */
+void mf_quota_applied(struct mf_server *s, const struct mf_raft_entry *e);
+
+/* A lease grant's check on the leader, for a lease "MOUNT/NAME/SEQ": takes
+ * one from each quota rate over it. @return true to go on; false once r is
+ * answered (RATE_LIMITED with a retry-after hint; UNAVAILABLE if the quota
+ * records cannot be read). */
+bool mf_quota_rate_take(struct req *r, const char *mount, const char *name);
 
 #endif

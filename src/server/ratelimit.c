@@ -46,7 +46,8 @@ void mf_ratelimit_free(struct mf_ratelimit *rl)
     free(rl);
 }
 
-/* FNV-1a: keys are server-made accessors, not chosen by a client. */
+/* FNV-1a: keys are server-made accessors and role names, not chosen by a
+ * client. */
 static size_t set_of(const char *key)
 {
     uint64_t h = UINT64_C(1469598103934665603);
@@ -75,6 +76,42 @@ static struct bucket *find(struct mf_ratelimit *rl, const char *key, uint64_t no
     return victim;
 }
 
+void mf_rate_bucket_init(struct mf_rate_bucket *b, uint32_t per_second, uint32_t burst,
+                         uint64_t now_ms)
+{
+    b->per_second = per_second;
+    b->cap_units = (uint64_t)(burst ? burst : per_second) * UNIT;
+    b->units = b->cap_units;
+    b->last_ms = now_ms;
+}
+
+bool mf_rate_bucket_ready(struct mf_rate_bucket *b, uint64_t now_ms, uint64_t *retry_after_ms)
+{
+    *retry_after_ms = 0;
+    if (!b->per_second)
+        return true;
+    if (now_ms > b->last_ms) {
+        uint64_t elapsed = now_ms - b->last_ms;
+        /* elapsed * per_second could overflow only after ages: cap first. */
+        uint64_t room = b->cap_units - b->units;
+        b->units = elapsed >= (room + b->per_second - 1) / b->per_second
+                       ? b->cap_units
+                       : b->units + elapsed * b->per_second;
+        b->last_ms = now_ms;
+    }
+    if (b->units >= UNIT)
+        return true;
+    uint64_t missing = UNIT - b->units;
+    *retry_after_ms = (missing + b->per_second - 1) / b->per_second;
+    return false;
+}
+
+void mf_rate_bucket_take(struct mf_rate_bucket *b)
+{
+    if (b->per_second && b->units >= UNIT)
+        b->units -= UNIT;
+}
+
 bool mf_ratelimit_take_at(struct mf_ratelimit *rl, const char *key, uint64_t now_ms,
                           uint64_t *retry_after_ms)
 {
@@ -85,22 +122,32 @@ bool mf_ratelimit_take_at(struct mf_ratelimit *rl, const char *key, uint64_t now
     snprintf(k, sizeof(k), "%.*s", MF_RATELIMIT_KEY_MAX, key);
     struct bucket *b = find(rl, k, now_ms);
     b->used = ++rl->clock;
-    if (now_ms > b->last_ms) {
-        uint64_t elapsed = now_ms - b->last_ms;
-        /* elapsed * per_second could overflow only after ages: cap first. */
-        uint64_t room = rl->cap_units - b->units;
-        b->units = elapsed >= (room + rl->per_second - 1) / rl->per_second
-                       ? rl->cap_units
-                       : b->units + elapsed * rl->per_second;
-        b->last_ms = now_ms;
-    }
-    if (b->units >= UNIT) {
-        b->units -= UNIT;
-        return true;
-    }
-    uint64_t missing = UNIT - b->units;
-    *retry_after_ms = (missing + rl->per_second - 1) / rl->per_second;
-    return false;
+    struct mf_rate_bucket rb = {rl->per_second, rl->cap_units, b->units, b->last_ms};
+    bool ok = mf_rate_bucket_ready(&rb, now_ms, retry_after_ms);
+    if (ok)
+        mf_rate_bucket_take(&rb);
+    b->units = rb.units;
+    b->last_ms = rb.last_ms;
+    return ok;
+}
+
+static const char *meta_get(char *const *keys, char *const *values, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (keys[i] && values[i] && values[i][0] && strcmp(keys[i], key) == 0)
+            return values[i];
+    return NULL;
+}
+
+void mf_ratelimit_key(const char *accessor, char *const *meta_keys, char *const *meta_values,
+                      size_t n, char *out, size_t len)
+{
+    const char *mount = meta_get(meta_keys, meta_values, n, "auth_mount");
+    const char *role = meta_get(meta_keys, meta_values, n, "auth_role");
+    if (mount && role)
+        snprintf(out, len, "role:%s/%s", mount, role);
+    else
+        snprintf(out, len, "%s", accessor ? accessor : "");
 }
 
 bool mf_ratelimit_take(struct mf_server *s, const struct req *r, uint64_t *retry_after_ms)
@@ -108,6 +155,9 @@ bool mf_ratelimit_take(struct mf_server *s, const struct req *r, uint64_t *retry
     *retry_after_ms = 0;
     if (!s->ratelimit || r->peer || !r->token || !r->token->accessor)
         return true;
-    return mf_ratelimit_take_at(s->ratelimit, r->token->accessor, mf_now_mono_ms(),
-                                retry_after_ms);
+    const Mayfly__Cmd__TokenRecord *t = r->token;
+    size_t n = t->n_meta_keys < t->n_meta_values ? t->n_meta_keys : t->n_meta_values;
+    char key[MF_RATELIMIT_KEY_MAX + 1];
+    mf_ratelimit_key(t->accessor, t->meta_keys, t->meta_values, n, key, sizeof(key));
+    return mf_ratelimit_take_at(s->ratelimit, key, mf_now_mono_ms(), retry_after_ms);
 }

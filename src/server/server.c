@@ -26,6 +26,7 @@
 #include "server/dispatch.h"
 #include "server/metrics.h"
 #include "server/mounts.h"
+#include "server/op_quota.h"
 #include "server/op_sys.h"
 #include "server/proposer.h"
 #include "server/scheduler.h"
@@ -66,6 +67,7 @@ static void sm_applied(void *ctx, const struct mf_raft_entry *e, void *result)
     if (res && res->code == 0 && res->policies_changed)
         mf_authz_reload(s); /* before any read waiting for this index runs */
     mf_auditlog_applied(s, e); /* an audit device enabled or disabled */
+    mf_quota_applied(s, e);    /* a quota's rate set or deleted */
     mf_fsm_result_free(result);
     if (mf_barrier_sealed(s->barrier)) {
         mf_srv_try_auto_unseal(s);

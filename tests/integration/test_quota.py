@@ -1,4 +1,4 @@
-"""Lease quotas and per-token request rates through the real CLI
+"""Lease quotas, quota grant rates and per-token request rates through the real CLI
 (../shared/CLI.md `quota set|list|delete`, error codes QUOTA_EXCEEDED and
 RATE_LIMITED; src/server/op_quota.h, src/server/ratelimit.h)."""
 import time
@@ -98,9 +98,41 @@ class Quotas(unittest.TestCase):
         self.assertEqual(self.quotas()["m1"]["prefix"], "lease/")
         self.ok("quota", "delete", "m1")
         self.refused("INVALID_ARGUMENT", "quota", "set", "-role", "x", "-max-leases", "1", "bad")
-        self.refused("INVALID_ARGUMENT", "quota", "set", "-prefix", "p/", "-max-leases", "1",
-                     "-rate", "5", "rated")
         self.refused("INVALID_ARGUMENT", "quota", "set", "-prefix", "p/", "nomax")
+
+    def test_rate_limits_grants_under_its_prefix_only(self):
+        """-rate 2 on lease/rated/: after a burst of 2 grants there the next are RATE_LIMITED
+        with a retry-after hint, while grants under another prefix still pass; after the hint
+        it grants again, and once the quota is deleted a burst passes."""
+        self.assertEqual(self.ok("quota", "set", "-prefix", "lease/rated/", "-rate", "2",
+                                 "rated"), {})
+        self.assertIn("rated", self.quotas())
+
+        def rated():
+            return self.n.cli("lease", "grant", "-ttl", "1h", "-name", "rated")
+
+        for _ in range(2):  # the bucket starts full: a burst of 2
+            rc, out = rated()
+            self.assertEqual(rc, 0, out)
+            self.assertTrue(out["lease_id"].startswith("lease/rated/"), out)
+        limited = None
+        for _ in range(20):  # 2 a second: far fewer than 20 pass
+            rc, out = rated()
+            if rc != 0:
+                limited = out
+                break
+        self.assertIsNotNone(limited, "20 grants at once were never rate-limited")
+        self.assertEqual(limited["error"]["code"], "RATE_LIMITED", limited)
+        self.assertRegex(limited["error"]["message"], r"retry after \d+ ms")
+        self.assertIn("lease/rated/", limited["error"]["message"])
+        for _ in range(5):  # another prefix has no bucket to empty
+            rc, out = self.n.cli("lease", "grant", "-ttl", "1h", "-name", "unrated")
+            self.assertEqual(rc, 0, out)
+        wait_for(lambda: rated()[0] == 0, 10, "a rated grant after the retry-after hint")
+        self.assertEqual(self.ok("quota", "delete", "rated"), {})
+        for _ in range(6):  # no rate any more: the deleted quota's bucket is gone
+            rc, out = rated()
+            self.assertEqual(rc, 0, out)
 
     def test_quota_needs_sudo(self):
         """A token without rights cannot set, delete or list quotas."""

@@ -1,6 +1,7 @@
 /* The per-token bucket arithmetic (server/ratelimit.h) with an injected
- * clock: burst, refill, retry-after hints, independence of keys, and the
- * fixed-size table's eviction. */
+ * clock: burst, refill, retry-after hints, independence of keys, the
+ * fixed-size table's eviction, the single bucket quota rates use, and the
+ * role-or-accessor key. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -82,12 +83,65 @@ static void test_table_is_bounded_busy_key_kept(void **st)
     mf_ratelimit_free(rl);
 }
 
+static void test_single_bucket(void **st)
+{
+    (void)st;
+    struct mf_rate_bucket b;
+    uint64_t retry = 0;
+    mf_rate_bucket_init(&b, 2, 0, 1000); /* 2/s, burst 2 */
+    for (int i = 0; i < 2; i++) {
+        assert_true(mf_rate_bucket_ready(&b, 1000, &retry));
+        mf_rate_bucket_take(&b);
+    }
+    /* Ready takes nothing: asking twice still refuses with the same hint. */
+    assert_false(mf_rate_bucket_ready(&b, 1000, &retry));
+    assert_int_equal(retry, 500);
+    assert_false(mf_rate_bucket_ready(&b, 1250, &retry));
+    assert_int_equal(retry, 250);
+    assert_true(mf_rate_bucket_ready(&b, 1500, &retry));
+    assert_true(mf_rate_bucket_ready(&b, 1500, &retry));
+    mf_rate_bucket_take(&b);
+    assert_false(mf_rate_bucket_ready(&b, 1500, &retry));
+    /* Rate 0: never limited. */
+    mf_rate_bucket_init(&b, 0, 0, 0);
+    for (int i = 0; i < 10; i++) {
+        assert_true(mf_rate_bucket_ready(&b, 0, &retry));
+        mf_rate_bucket_take(&b);
+    }
+}
+
+static void test_key_role_or_accessor(void **st)
+{
+    (void)st;
+    char out[MF_RATELIMIT_KEY_MAX + 1];
+    char *k[] = {"sub", "auth_role", "auth_mount"};
+    char *v[] = {"repo:acme/x", "api", "jwt-prod"};
+    mf_ratelimit_key("acc1", k, v, 3, out, sizeof(out));
+    assert_string_equal(out, "role:jwt-prod/api");
+    /* Two tokens of one role share the key, whatever their accessors. */
+    char other[MF_RATELIMIT_KEY_MAX + 1];
+    mf_ratelimit_key("acc2", k, v, 3, other, sizeof(other));
+    assert_string_equal(out, other);
+    /* No role (a token from token create), or half of it: the accessor. */
+    mf_ratelimit_key("acc1", NULL, NULL, 0, out, sizeof(out));
+    assert_string_equal(out, "acc1");
+    mf_ratelimit_key("acc1", k, v, 2, out, sizeof(out)); /* auth_mount missing */
+    assert_string_equal(out, "acc1");
+    char *e[] = {"", "api", ""};
+    mf_ratelimit_key("acc1", k, e, 3, out, sizeof(out)); /* empty values */
+    assert_string_equal(out, "acc1");
+    mf_ratelimit_key(NULL, NULL, NULL, 0, out, sizeof(out));
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_burst_then_refill),
         cmocka_unit_test(test_keys_are_independent),
         cmocka_unit_test(test_table_is_bounded_busy_key_kept),
+        cmocka_unit_test(test_single_bucket),
+        cmocka_unit_test(test_key_role_or_accessor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
