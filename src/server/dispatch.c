@@ -427,7 +427,8 @@ void mf_dispatch(struct req *r)
     uint64_t retry_ms;
     if (d->token && !mf_ratelimit_take(s, r, &retry_ms))
         return mf_api_reply_error(r, MF_ERATELIMIT,
-                                  "too many requests from this token; retry after %llu ms",
+                                  "too many requests from this identity (token, or auth role); "
+                                  "retry after %llu ms",
                                   (unsigned long long)retry_ms);
     /* A sealed leader cannot encrypt or decrypt: refuse rather than forward
      * (a request forwarded here from a follower, too). */

@@ -377,11 +377,33 @@ static void login_ttls(const struct mf_server *s, const struct mf_ident_token *t
     *max_ttl_ms = max;
 }
 
-/* Creates the token for a verified identity (l: taken over by r). */
+/* Sets metadata `key` the server owns (a claim mapping to the same name is
+ * overwritten, so no claim picks it). 0 or MF_ETOOLARGE. */
+static int own_meta(struct mf_ident *id, const char *key, const char *value)
+{
+    for (size_t i = 0; i < id->meta_len; i++)
+        if (strcmp(id->meta[i].key, key) == 0) {
+            char *v = strdup(value);
+            if (!v)
+                return -ENOMEM;
+            free(id->meta[i].value);
+            id->meta[i].value = v;
+            return 0;
+        }
+    return mf_ident_meta_add(id, key, value);
+}
+
+/* Creates the token for a verified identity (l: taken over by r). The
+ * token's metadata names its auth mount and role: request-rate limits key
+ * on them (ratelimit.h), so every token of one role shares a bucket. */
 static void issue(struct req *r, struct login *l, const struct mf_ident_token *t,
-                  uint64_t limit_ms)
+                  uint64_t limit_ms, const char *mount, const char *role)
 {
     struct mf_server *s = r->srv;
+    if (own_meta(&l->id, "auth_mount", mount) || own_meta(&l->id, "auth_role", role)) {
+        login_free(l);
+        return mf_api_reply_error(r, MF_EINTERNAL, "too much metadata for one token");
+    }
     l->policies = calloc(t->policies_len ? t->policies_len : 1, sizeof(char *));
     for (size_t i = 0; l->policies && i < t->policies_len; i++) {
         if (!(l->policies[i] = strdup(t->policies[i])))
@@ -452,7 +474,7 @@ static void login_jwt(struct req *r, const char *mount, const char *config, cons
         refuse(r, rc, mount, q->role, err);
         login_free(l);
     } else {
-        issue(r, l, mf_jwt_role_token(ro), 0);
+        issue(r, l, mf_jwt_role_token(ro), 0, mount, q->role);
     }
     mf_jwt_role_free(ro);
     mf_jwt_mount_free(m);
@@ -509,7 +531,7 @@ static void login_cert(struct req *r, const char *mount, const char *config,
         refuse(r, rc, mount, q->role, err);
         login_free(l);
     } else {
-        issue(r, l, mf_certauth_role_token(ro), limit);
+        issue(r, l, mf_certauth_role_token(ro), limit, mount, q->role);
     }
     mf_certauth_role_free(ro);
     mf_certauth_mount_free(m);

@@ -171,7 +171,9 @@ class Login(unittest.TestCase):
         rc, out = self.login_jwt(self.keys.jwt("k1", claims()))
         self.assertEqual(rc, 0, out)
         self.assertEqual(sorted(out["policies"]), ["app-read", "ns-read"])
-        self.assertEqual(out["metadata"], {"namespace": "payments"})
+        # The mapped claims, and the mount and role the server names itself.
+        self.assertEqual(out["metadata"], {"namespace": "payments", "auth_mount": "jwt",
+                                           "auth_role": "app"})
         self.assertTrue(out["token"].startswith("mf."))
         self.assertGreater(out["ttl_ms"], 0)
         self.assertLessEqual(out["ttl_ms"], 600000)
