@@ -392,6 +392,7 @@ int mf_api_forward(struct mf_server *s, struct req *r)
     e.request = r->pb;
     e.client_addr = r->client_addr;
     e.entry_node = s->cfg->node_id;
+    e.audit_record = r->audit_rid;
     int rc = envelope_certs(r, &e, chain);
     size_t len = mayfly__peer__forward_envelope__get_packed_size(&e);
     uint8_t *buf = rc ? NULL : malloc(8 + len);
@@ -566,6 +567,10 @@ static void serve_forwarded(struct mf_server *s, uint64_t from, const uint8_t *d
     r->peer = from;
     r->fwd_id = be64(data);
     snprintf(r->client_addr, sizeof(r->client_addr), "%s", e->client_addr);
+    if (e->audit_record) { /* one record id on the entry node and here */
+        r->audit_rid = e->audit_record;
+        r->audit_rid_node = from;
+    }
     int bad = take_certs(r, e);
     mayfly__peer__forward_envelope__free_unpacked(e, NULL);
     if (bad) {

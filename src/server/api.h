@@ -55,7 +55,8 @@ struct req {
     void (*op_state_free)(void *op_state);
     const char *audit_op;     /* audit: the operation's name, once decided */
     char *audit_path;         /* audit: its policy path (malloc'd; freed with r) */
-    uint64_t audit_rid;       /* audit: this node's record id, 0 before the first */
+    uint64_t audit_rid;       /* audit: the record number, 0 before the first */
+    uint64_t audit_rid_node;  /* the node that numbered it (the entry node); 0: this one */
     uint8_t *answer;          /* audit: the packed answer waiting for its record */
     size_t answer_len;
     bool audit_withhold;      /* audit: a read ran before its record was durable:

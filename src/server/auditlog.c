@@ -450,7 +450,8 @@ static void fill_base(struct mf_auditlog *a, struct req *r, struct base *b,
     if (!r->audit_rid)
         r->audit_rid = ++a->next_rid;
     snprintf(b->node, sizeof(b->node), "%" PRIu64, s->cfg->node_id);
-    snprintf(b->rid, sizeof(b->rid), "%" PRIu64 "-%" PRIu64, s->cfg->node_id, r->audit_rid);
+    snprintf(b->rid, sizeof(b->rid), "%" PRIu64 "-%" PRIu64,
+             r->audit_rid_node ? r->audit_rid_node : s->cfg->node_id, r->audit_rid);
     rec->time_ms = mf_now_wall_ms();
     rec->node_id = b->node;
     rec->record_id = b->rid;

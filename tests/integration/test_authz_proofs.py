@@ -144,6 +144,9 @@ class ForwardedCidr(unittest.TestCase):
         at_leader = wait_for(lambda: put_records(leader), 5, "the leader's record")[0]
         self.assertTrue(entry["client_addr"].startswith("127.0.0.1:"), entry)
         self.assertEqual(at_leader["client_addr"], entry["client_addr"], (entry, at_leader))
+        # One record id on both nodes: the entry node numbered it.
+        self.assertEqual(at_leader["record_id"], entry["record_id"], (entry, at_leader))
+        self.assertTrue(entry["record_id"].startswith("%d-" % follower.id), entry)
 
 
 # ---- 3. a full audit file system while leases fall due ----
