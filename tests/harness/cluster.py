@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import unittest
 
 BUILD = os.environ.get("MF_BINARY_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 MAYFLYD = os.path.join(BUILD, "mayflyd")
@@ -286,3 +287,37 @@ class Cluster:
         assert rc == 0, out
         self.token = out["root_token"]
         return out
+
+
+class ClusterCase(unittest.TestCase):
+    """A cluster started, initialised and unsealed once for a test class
+    (`size` nodes, `extra_config` in every node's config), cleaned up after;
+    `n` is its first node, `ok` and `refused` run the CLI on it."""
+    size = 1
+    extra_config = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = Cluster(cls.size, extra_config=cls.extra_config).start()
+        try:
+            cls.c.init()
+            cls.c.wait_unsealed()
+        except BaseException:
+            cls.c.cleanup()
+            raise
+        cls.n = cls.c.nodes[0]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.cleanup()
+
+    def ok(self, *args, stdin=None, token=True):
+        rc, out = self.n.cli(*args, stdin=stdin, token=token)
+        self.assertEqual(rc, 0, out)
+        return out
+
+    def refused(self, code, *args, stdin=None, token=True):
+        rc, out = self.n.cli(*args, stdin=stdin, token=token)
+        self.assertEqual(rc, 2, out)
+        self.assertEqual(out["error"]["code"], code, out)
+        return out["error"]["message"]

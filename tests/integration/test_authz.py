@@ -8,7 +8,7 @@ import os
 import tempfile
 import unittest
 
-from tests.harness.cluster import Cluster
+from tests.harness.cluster import ClusterCase
 
 
 def denied(test, rc_out, what):
@@ -17,20 +17,8 @@ def denied(test, rc_out, what):
     test.assertEqual(out.get("error", {}).get("code"), "PERMISSION_DENIED", "%s: %s" % (what, out))
 
 
-class Attacker(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.c = Cluster(3).start()
-        try:
-            cls.c.init()
-            cls.c.wait_unsealed()
-        except BaseException:
-            cls.c.cleanup()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.c.cleanup()
+class Attacker(ClusterCase):
+    size = 3
 
     def root(self, *args, node=None):
         rc, out = (node or self.c).cli(*args)

@@ -12,7 +12,7 @@ import ssl
 import struct
 import unittest
 
-from tests.harness.cluster import Cluster
+from tests.harness.cluster import Cluster, ClusterCase
 from tests.integration.test_login import (APP_READ, JWT_ROLE, Keys, claims, make_ca,
                                           make_leaf)
 
@@ -103,22 +103,7 @@ class InitReplay(unittest.TestCase):
         self.assertNotIn(key, log)
 
 
-class PerCaller(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.c = Cluster(1).start()
-        try:
-            cls.c.init()
-            cls.c.wait_unsealed()
-        except BaseException:
-            cls.c.cleanup()
-            raise
-        cls.n = cls.c.nodes[0]
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.c.cleanup()
-
+class PerCaller(ClusterCase):
     def new_token(self):
         rc, out = self.n.cli("token", "create")
         self.assertEqual(rc, 0, out)
@@ -165,27 +150,11 @@ class PerCaller(unittest.TestCase):
         self.assertEqual(first, again)
 
 
-class LoginPerCredential(unittest.TestCase):
+class LoginPerCredential(ClusterCase):
     @classmethod
     def setUpClass(cls):
-        cls.c = Cluster(1).start()
-        try:
-            cls.c.init()
-            cls.c.wait_unsealed()
-        except BaseException:
-            cls.c.cleanup()
-            raise
-        cls.n = cls.c.nodes[0]
+        super().setUpClass()
         cls.keys = Keys(cls.c.dir)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.c.cleanup()
-
-    def ok(self, *args, stdin=None):
-        rc, out = self.n.cli(*args, stdin=stdin)
-        self.assertEqual(rc, 0, out)
-        return out
 
     def test_jwt_login_replay_belongs_to_the_jwt(self):
         """A retried JWT login (same request id, same JWT) gets the same token; another

@@ -5,7 +5,7 @@ import json
 import os
 import unittest
 
-from tests.harness.cluster import Cluster
+from tests.harness.cluster import ClusterCase
 
 # CLI.md "Worked examples", token policies A and B.
 POLICY_A = {"path": {"kv/data/app/*": {"capabilities": ["read", "list"]},
@@ -14,33 +14,7 @@ POLICY_B = {"path": {"kv/data/app/+/config": {"capabilities": ["read", "update"]
                                               "conditions": {"cidrs": ["10.1.0.0/16"]}}}}
 
 
-class Policies(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.c = Cluster(1).start()
-        try:
-            cls.c.init()
-            cls.c.wait_unsealed()
-        except BaseException:
-            cls.c.cleanup()
-            raise
-        cls.n = cls.c.nodes[0]
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.c.cleanup()
-
-    def ok(self, *args, stdin=None):
-        rc, out = self.n.cli(*args, stdin=stdin)
-        self.assertEqual(rc, 0, out)
-        return out
-
-    def refused(self, code, *args, stdin=None):
-        rc, out = self.n.cli(*args, stdin=stdin)
-        self.assertEqual(rc, 2, out)
-        self.assertEqual(out["error"]["code"], code, out)
-        return out["error"]["message"]
-
+class Policies(ClusterCase):
     def write(self, name, doc):
         self.assertEqual(self.ok("policy", "write", name, "-", stdin=json.dumps(doc)), {})
 

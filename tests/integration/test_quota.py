@@ -1,49 +1,12 @@
 """Lease quotas, quota grant rates and per-token request rates through the real CLI
 (../shared/CLI.md `quota set|list|delete`, error codes QUOTA_EXCEEDED and
 RATE_LIMITED; src/server/op_quota.h, src/server/ratelimit.h)."""
-import time
 import unittest
 
-from tests.harness.cluster import Cluster
+from tests.harness.cluster import ClusterCase, wait_for
 
 
-def wait_for(fn, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
-
-
-class Quotas(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.c = Cluster(1).start()
-        try:
-            cls.c.init()
-            cls.c.wait_unsealed()
-        except BaseException:
-            cls.c.cleanup()
-            raise
-        cls.n = cls.c.nodes[0]
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.c.cleanup()
-
-    def ok(self, *args, token=True):
-        rc, out = self.n.cli(*args, token=token)
-        self.assertEqual(rc, 0, out)
-        return out
-
-    def refused(self, code, *args, token=True):
-        rc, out = self.n.cli(*args, token=token)
-        self.assertEqual(rc, 2, out)
-        self.assertEqual(out["error"]["code"], code, out)
-        return out["error"]["message"]
-
+class Quotas(ClusterCase):
     def grant(self):
         return self.n.cli("lease", "grant", "-ttl", "1h", "-name", "capped")
 
@@ -147,22 +110,8 @@ class Quotas(unittest.TestCase):
         self.ok("quota", "delete", "guarded")
 
 
-class RateLimits(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.c = Cluster(1, extra_config={"rate_limit_per_token": 2,
-                                         "rate_limit_burst": 3}).start()
-        try:
-            cls.c.init()
-            cls.c.wait_unsealed()
-        except BaseException:
-            cls.c.cleanup()
-            raise
-        cls.n = cls.c.nodes[0]
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.c.cleanup()
+class RateLimits(ClusterCase):
+    extra_config = {"rate_limit_per_token": 2, "rate_limit_burst": 3}
 
     def test_burst_from_one_token_is_limited_others_are_not(self):
         """Past its burst a token gets RATE_LIMITED with a retry-after hint; another token
