@@ -322,9 +322,9 @@ void mf_op_quota_list(struct req *r)
 
 /* ---- grant rates ---- */
 
-/* The rates of the quota records, in memory (one server per process: the
- * table notes which one it belongs to). Rebuilt from the records at the
- * next grant once `dirty`: at start, after an applied entry that names
+/* The rates of the quota records, in memory (the server's quota_rates,
+ * made at the first grant or applied entry). Rebuilt from the records at
+ * the next grant once `dirty`: at start, after an applied entry that names
  * sys/quotas/, and after a gap in applied indices (a snapshot installed). A
  * rebuild keeps the bucket of a quota whose prefix and rate are unchanged. */
 struct rate_quota {
@@ -332,13 +332,29 @@ struct rate_quota {
     struct mf_rate_bucket b;
 };
 
-static struct {
-    const struct mf_server *owner;
+struct mf_quota_rates {
     bool dirty;
     uint64_t last_index;
     size_t n;
     struct rate_quota q[MF_LEASE_QUOTAS_MAX];
-} rates = {.dirty = true};
+    struct rate_quota next[MF_LEASE_QUOTAS_MAX]; /* a rebuild's scratch */
+};
+
+static struct mf_quota_rates *rates_of(struct mf_server *s)
+{
+    if (!s->quota_rates) {
+        s->quota_rates = calloc(1, sizeof(*s->quota_rates));
+        if (s->quota_rates)
+            s->quota_rates->dirty = true;
+    }
+    return s->quota_rates;
+}
+
+void mf_quota_rates_free(struct mf_server *s)
+{
+    free(s->quota_rates);
+    s->quota_rates = NULL;
+}
 
 static struct rate_quota *rate_find(struct rate_quota *q, size_t n, const char *prefix)
 {
@@ -348,14 +364,14 @@ static struct rate_quota *rate_find(struct rate_quota *q, size_t n, const char *
     return NULL;
 }
 
-static int rates_rebuild(struct mf_server *s)
+static int rates_rebuild(struct mf_server *s, struct mf_quota_rates *rates)
 {
     char **paths = NULL;
     size_t n = 0;
     int rc = list_names(s, &paths, &n);
     if (rc)
         return rc;
-    static struct rate_quota next[MF_LEASE_QUOTAS_MAX];
+    struct rate_quota *next = rates->next;
     size_t k = 0;
     uint64_t now = mf_now_mono_ms();
     for (size_t i = 0; i < n && k < MF_LEASE_QUOTAS_MAX; i++) {
@@ -365,7 +381,7 @@ static int rates_rebuild(struct mf_server *s)
         if (read_quota(s, paths[i] + strlen(MF_OP_QUOTA_PREFIX), &p, &max, &rate))
             continue; /* not readable: not a quota (as list shows them) */
         if (rate && strlen(p) <= MF_LEASE_PREFIX_MAX) {
-            struct rate_quota *old = rate_find(rates.q, rates.n, p);
+            struct rate_quota *old = rate_find(rates->q, rates->n, p);
             snprintf(next[k].prefix, sizeof(next[k].prefix), "%s", p);
             if (old && old->b.per_second == rate)
                 next[k].b = old->b;
@@ -376,46 +392,49 @@ static int rates_rebuild(struct mf_server *s)
         free(p);
     }
     mf_kv_list_free(paths, n);
-    memcpy(rates.q, next, k * sizeof(next[0]));
-    rates.n = k;
+    memcpy(rates->q, next, k * sizeof(next[0]));
+    rates->n = k;
     return 0;
 }
 
 void mf_quota_applied(struct mf_server *s, const struct mf_raft_entry *e)
 {
     static const char pre[] = MF_OP_QUOTA_PREFIX;
-    if (rates.owner != s || !e)
-        rates.dirty = true; /* another server's table: its own at the next grant */
-    else if ((rates.last_index && e->index != rates.last_index + 1) ||
+    struct mf_quota_rates *rates = rates_of(s);
+    if (!rates)
+        return; /* out of memory: the next grant answers it */
+    if (!e)
+        rates->dirty = true;
+    else if ((rates->last_index && e->index != rates->last_index + 1) ||
              (e->len && e->data && memmem(e->data, e->len, pre, sizeof(pre) - 1)))
-        rates.dirty = true; /* paths travel in clear in a KV command */
+        rates->dirty = true; /* paths travel in clear in a KV command */
     if (e)
-        rates.last_index = e->index;
+        rates->last_index = e->index;
 }
 
 bool mf_quota_rate_take(struct req *r, const char *mount, const char *name)
 {
     struct mf_server *s = r->srv;
-    if (rates.owner != s) {
-        rates.owner = s;
-        rates.n = 0;
-        rates.dirty = true;
+    struct mf_quota_rates *rates = rates_of(s);
+    if (!rates) {
+        mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
+        return false;
     }
-    if (rates.dirty) {
-        int rc = rates_rebuild(s);
+    if (rates->dirty) {
+        int rc = rates_rebuild(s, rates);
         if (rc) {
             mf_api_reply_error(r, MF_EUNAVAIL, "cannot read the quotas' rates (%s); retry",
                                mf_strerror(rc));
             return false;
         }
-        rates.dirty = false;
+        rates->dirty = false;
     }
     char id[MF_LEASE_PREFIX_MAX + 2];
     snprintf(id, sizeof(id), "%s/%s/", mount, name);
     uint64_t now = mf_now_mono_ms(), retry = 0;
     /* Every quota over this lease must have room before any is charged. */
-    for (size_t i = 0; i < rates.n; i++) {
-        struct rate_quota *q = &rates.q[i];
+    for (size_t i = 0; i < rates->n; i++) {
+        struct rate_quota *q = &rates->q[i];
         if (strncmp(id, q->prefix, strlen(q->prefix)) == 0 &&
             !mf_rate_bucket_ready(&q->b, now, &retry)) {
             mf_api_reply_error(r, MF_ERATELIMIT,
@@ -424,8 +443,8 @@ bool mf_quota_rate_take(struct req *r, const char *mount, const char *name)
             return false;
         }
     }
-    for (size_t i = 0; i < rates.n; i++)
-        if (strncmp(id, rates.q[i].prefix, strlen(rates.q[i].prefix)) == 0)
-            mf_rate_bucket_take(&rates.q[i].b);
+    for (size_t i = 0; i < rates->n; i++)
+        if (strncmp(id, rates->q[i].prefix, strlen(rates->q[i].prefix)) == 0)
+            mf_rate_bucket_take(&rates->q[i].b);
     return true;
 }

@@ -53,4 +53,7 @@ void mf_quota_applied(struct mf_server *s, const struct mf_raft_entry *e);
  * records cannot be read). */
 bool mf_quota_rate_take(struct req *r, const char *mount, const char *name);
 
+/* At server stop: frees the server's rate table (s->quota_rates). */
+void mf_quota_rates_free(struct mf_server *s);
+
 #endif

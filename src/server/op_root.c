@@ -16,9 +16,8 @@
 
 #define LOG_MOD "root"
 
-struct attempt {
-    struct mf_server *srv;    /* the server and the term it started in */
-    uint64_t term;
+struct mf_root_attempt {
+    uint64_t term;            /* the term it started in */
     char nonce[33];           /* 16 random bytes, hex */
     uint8_t otp[MF_ROOT_OTP_BYTES];
     uint64_t expire_at_ms;
@@ -27,17 +26,21 @@ struct attempt {
     struct mf_seal *seal;
 };
 
-static struct attempt *current; /* one per process: see op_root.h */
-
-static void attempt_end(void)
+static void attempt_end(struct mf_server *s)
 {
-    if (!current)
+    struct mf_root_attempt *a = s->root_attempt;
+    if (!a)
         return;
-    mf_seal_free(current->seal);
-    mf_barrier_free(current->barrier); /* wipes a reconstructed key */
-    OPENSSL_cleanse(current, sizeof(*current));
-    free(current);
-    current = NULL;
+    mf_seal_free(a->seal);
+    mf_barrier_free(a->barrier); /* wipes a reconstructed key */
+    OPENSSL_cleanse(a, sizeof(*a));
+    free(a);
+    s->root_attempt = NULL;
+}
+
+void mf_op_root_free(struct mf_server *s)
+{
+    attempt_end(s);
 }
 
 static uint64_t term_now(struct mf_server *s)
@@ -48,13 +51,14 @@ static uint64_t term_now(struct mf_server *s)
 }
 
 /* The attempt r may address, or NULL (ended when stale). */
-static struct attempt *attempt_live(struct req *r)
+static struct mf_root_attempt *attempt_live(struct req *r)
 {
     struct mf_server *s = r->srv;
-    if (current && (current->srv != s || current->term != term_now(s) ||
-                    !mf_node_is_leader(s->node) || mf_now_wall_ms() >= current->expire_at_ms))
-        attempt_end();
-    return current;
+    struct mf_root_attempt *a = s->root_attempt;
+    if (a && (a->term != term_now(s) || !mf_node_is_leader(s->node) ||
+              mf_now_wall_ms() >= a->expire_at_ms))
+        attempt_end(s);
+    return s->root_attempt;
 }
 
 static char *b64(const uint8_t *in, size_t len)
@@ -82,7 +86,7 @@ static void do_init(struct req *r, const uint8_t *blob, size_t blob_len)
     struct mf_barrier_seal_config cfg;
     if (mf_barrier_blob_seal_config(blob, blob_len, &cfg))
         return mf_api_reply_error(r, MF_ECORRUPT, "the stored keyring's header is damaged");
-    struct attempt *a = calloc(1, sizeof(*a));
+    struct mf_root_attempt *a = calloc(1, sizeof(*a));
     if (!a)
         return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
     uint8_t raw[16];
@@ -92,21 +96,20 @@ static void do_init(struct req *r, const uint8_t *blob, size_t blob_len)
     if (!rc)
         rc = mf_seal_new(a->barrier, &a->seal);
     if (rc) {
-        current = a;
-        attempt_end();
+        s->root_attempt = a;
+        attempt_end(s);
         return mf_api_reply_error(r, MF_EINTERNAL, "cannot start an attempt: %s",
                                   mf_strerror(rc));
     }
     for (size_t i = 0; i < sizeof(raw); i++)
         snprintf(a->nonce + 2 * i, 3, "%02x", raw[i]);
-    a->srv = s;
     a->term = term_now(s);
     a->expire_at_ms = mf_now_wall_ms() + MF_ROOT_ATTEMPT_MS;
     a->threshold = cfg.type == MF_SEAL_SHAMIR ? cfg.threshold : 1;
-    current = a;
+    s->root_attempt = a;
     char *otp = b64(a->otp, sizeof(a->otp));
     if (!otp) {
-        attempt_end();
+        attempt_end(r->srv);
         return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
     }
     MF_INFO(LOG_MOD, "generate-root attempt started (threshold %u)", a->threshold);
@@ -164,7 +167,7 @@ static void free_otp(void *p)
 static void do_update(struct req *r, const uint8_t *blob, size_t blob_len)
 {
     const Mayfly__Api__GenerateRootRequest *q = r->pb->generate_root;
-    struct attempt *a = attempt_live(r);
+    struct mf_root_attempt *a = attempt_live(r);
     if (!a)
         return mf_api_reply_error(r, MF_EINVAL, "no generate-root attempt in progress (the "
                                                 "leader changed?): start again with -init");
@@ -203,7 +206,7 @@ static void do_update(struct req *r, const uint8_t *blob, size_t blob_len)
     }
     memcpy(otp, a->otp, MF_ROOT_OTP_BYTES);
     r->seq = a->threshold; /* the answer's progress and threshold */
-    attempt_end();
+    attempt_end(r->srv);
     r->op_state = otp;
     r->op_state_free = free_otp;
     r->has_token = false; /* the root token has no parent */
@@ -216,7 +219,7 @@ void mf_op_generate_root(struct req *r)
     if (q->mode == MAYFLY__API__GENERATE_ROOT_MODE__GENERATE_ROOT_CANCEL) {
         if (attempt_live(r))
             MF_INFO(LOG_MOD, "generate-root attempt cancelled");
-        attempt_end();
+        attempt_end(r->srv);
         Mayfly__Api__GenerateRootResponse out = MAYFLY__API__GENERATE_ROOT_RESPONSE__INIT;
         return reply(r, &out);
     }

@@ -12,9 +12,8 @@
  * completes, or when this node stops leading (a call after a leader change
  * answers that no attempt is in progress). Shares are never logged.
  *
- * The attempt is this process's one (a process runs one server): it records
- * the server and the Raft term it started in, and a call from another server
- * or term finds none.
+ * The attempt is the server's (s->root_attempt): it records the Raft term
+ * it started in, and a call in another term finds none.
  *
  * Threads: loop thread. */
 #ifndef MF_SERVER_OP_ROOT_H
@@ -26,5 +25,8 @@
 #define MF_ROOT_OTP_BYTES 67                /* the length of a token: "mf." + 64 hex */
 
 void mf_op_generate_root(struct req *r);
+
+/* At server stop: ends an attempt in progress (its keys wiped). */
+void mf_op_root_free(struct mf_server *s);
 
 #endif

@@ -27,6 +27,7 @@
 #include "server/metrics.h"
 #include "server/mounts.h"
 #include "server/op_quota.h"
+#include "server/op_root.h"
 #include "server/op_sys.h"
 #include "server/proposer.h"
 #include "server/scheduler.h"
@@ -270,6 +271,8 @@ void mf_server_stop(struct mf_server *s)
     mf_authz_free(s);
     mf_auditlog_free(s);
     mf_ratelimit_free(s->ratelimit);
+    mf_op_root_free(s);
+    mf_quota_rates_free(s);
     s->ratelimit = NULL;
     mf_fsm_close(s->fsm);
     mf_seal_free(s->seal);
