@@ -85,7 +85,15 @@ static bool pem_at_end(void)
 
 /* Reads every certificate of pem into xs (at most max). @return the count,
  * or -1 (malformed or too many), -ENOMEM. */
-static int read_certs(const char *pem, X509 **xs, size_t max)
+/* One PEM reader for certificates and CRLs: every object of the kind in
+ * `pem`, at most `max` (more, or trailing garbage, is -1, with nothing
+ * kept); the number read on success. */
+struct pem_kind {
+    void *(*read)(BIO *b);
+    void (*release)(void *obj);
+};
+
+static int read_pem_objects(const char *pem, const struct pem_kind *kind, void **out, size_t max)
 {
     size_t len = strlen(pem);
     if (len > MF_CERTAUTH_PEM_BYTES_MAX)
@@ -96,57 +104,56 @@ static int read_certs(const char *pem, X509 **xs, size_t max)
     size_t n = 0;
     int rc = 0;
     for (;;) {
-        X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
-        if (!x) {
+        void *obj = kind->read(b);
+        if (!obj) {
             rc = pem_at_end() ? 0 : -1;
             break;
         }
         if (n == max) {
-            X509_free(x);
+            kind->release(obj);
             rc = -1;
             break;
         }
-        xs[n++] = x;
+        out[n++] = obj;
     }
     BIO_free(b);
     if (rc) {
         while (n)
-            X509_free(xs[--n]);
+            kind->release(out[--n]);
         return rc;
     }
     return (int)n;
 }
 
+static void *pem_cert(BIO *b) { return PEM_read_bio_X509(b, NULL, NULL, NULL); }
+static void free_cert(void *x) { X509_free(x); }
+static void *pem_crl(BIO *b) { return PEM_read_bio_X509_CRL(b, NULL, NULL, NULL); }
+static void free_crl(void *c) { X509_CRL_free(c); }
+
+#define PEM_OBJECTS_MAX 64
+_Static_assert(MF_CERTAUTH_CAS_MAX <= PEM_OBJECTS_MAX && MF_CERTAUTH_CRLS_MAX <= PEM_OBJECTS_MAX &&
+                   MF_CERTAUTH_PEERS_MAX <= PEM_OBJECTS_MAX &&
+                   MF_CERTAUTH_CHAIN_MAX + 1 <= PEM_OBJECTS_MAX,
+               "a PEM list fits the reader's array");
+
+static int read_certs(const char *pem, X509 **xs, size_t max)
+{
+    static const struct pem_kind kind = {pem_cert, free_cert};
+    void *objs[PEM_OBJECTS_MAX];
+    int n = read_pem_objects(pem, &kind, objs, max < PEM_OBJECTS_MAX ? max : PEM_OBJECTS_MAX);
+    for (int i = 0; i < n; i++)
+        xs[i] = objs[i];
+    return n;
+}
+
 static int read_crls(const char *pem, X509_CRL **cs, size_t max)
 {
-    size_t len = strlen(pem);
-    if (len > MF_CERTAUTH_PEM_BYTES_MAX)
-        return -1;
-    BIO *b = BIO_new_mem_buf(pem, (int)len);
-    if (!b)
-        return -ENOMEM;
-    size_t n = 0;
-    int rc = 0;
-    for (;;) {
-        X509_CRL *c = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL);
-        if (!c) {
-            rc = pem_at_end() ? 0 : -1;
-            break;
-        }
-        if (n == max) {
-            X509_CRL_free(c);
-            rc = -1;
-            break;
-        }
-        cs[n++] = c;
-    }
-    BIO_free(b);
-    if (rc) {
-        while (n)
-            X509_CRL_free(cs[--n]);
-        return rc;
-    }
-    return (int)n;
+    static const struct pem_kind kind = {pem_crl, free_crl};
+    void *objs[PEM_OBJECTS_MAX];
+    int n = read_pem_objects(pem, &kind, objs, max < PEM_OBJECTS_MAX ? max : PEM_OBJECTS_MAX);
+    for (int i = 0; i < n; i++)
+        cs[i] = objs[i];
+    return n;
 }
 
 /* --- mount config ----------------------------------------------------------------- */
