@@ -86,6 +86,11 @@ class Node:
     def api_addr(self):
         return "127.0.0.1:%d" % self.api_port
 
+    def api_addr_on(self, host):
+        """The client listener's address reached through host (a node listening
+        on `Cluster(listen_host=...)` other than 127.0.0.1)."""
+        return ("[%s]:%d" if ":" in host else "%s:%d") % (host, self.api_port)
+
     @property
     def peer_addr(self):
         return "127.0.0.1:%d" % self.peer_port
@@ -95,7 +100,8 @@ class Node:
         cfg = {
             "node_id": self.id,
             "data_dir": self.data_dir,
-            "listen": self.api_addr,
+            "listen": (self.api_addr_on(self.cluster.listen_host)
+                       if self.cluster.listen_host else self.api_addr),
             "peer_listen": self.peer_addr,
             "metrics_listen": "127.0.0.1:%d" % self.metrics_port,
             "tls_ca_file": os.path.join(self.cluster.certs, "ca.pem"),
@@ -118,7 +124,8 @@ class Node:
     def start(self, wrapper=()):
         self.ready.clear()
         with open(self.log_path, "a") as log:
-            self.proc = subprocess.Popen(list(wrapper) + [MAYFLYD, "--config", self.config_path],
+            argv = self.cluster.wrap + list(wrapper) + [MAYFLYD, "--config", self.config_path]
+            self.proc = subprocess.Popen(argv,
                                          stdout=subprocess.PIPE, stderr=log, text=True,
                                          env=dict(os.environ))
         # Set once ready or once its stdout closed (it exited); this start's
@@ -195,11 +202,25 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, size=3, key_file=True, extra_config=None, metrics_tls=False):
+    def __init__(self, size=3, key_file=True, extra_config=None, metrics_tls=False,
+                 netns=None, listen_host=None, ip_sans=()):
+        """netns: a network namespace every mayflyd and every cli() runs in
+        (tests/harness/netns.py); listen_host: the client listener's host
+        (e.g. "::" inside such a namespace) where peers and cli() still reach
+        it as 127.0.0.1; ip_sans: more IP SANs in each node certificate, so a
+        client can verify a node reached at another address. With netns,
+        http_get() and client_env() (Python and mayfly-bench in the root
+        namespace) do not reach the nodes; cli() and status() do."""
         self.dir = tempfile.mkdtemp(prefix="mayfly-it-")
         self.certs = os.path.join(self.dir, "certs")
         subprocess.run([MAYFLYD, "--gen-certs", self.certs, "--nodes", str(size)], check=True,
                        stdout=subprocess.DEVNULL)
+        self.netns = netns
+        self.wrap = ["ip", "netns", "exec", netns] if netns else []
+        self.listen_host = listen_host
+        if ip_sans:
+            for i in range(1, size + 1):
+                self._reissue_node_cert(i, ip_sans)
         self.key_file = None
         if key_file:
             self.key_file = os.path.join(self.dir, "unseal.key")
@@ -211,6 +232,30 @@ class Cluster:
         self.nodes = []
         self.nodes = [Node(self, i + 1) for i in range(size)]
         self.token = None
+
+    def _reissue_node_cert(self, node_id, ip_sans):
+        """node-N.pem as devpki makes it (mayfly://node/N, IP 127.0.0.1, DNS
+        localhost, serverAuth and clientAuth, P-256) plus ip_sans, signed by
+        the generated CA with openssl."""
+        crt = os.path.join(self.certs, "node-%d.pem" % node_id)
+        key = os.path.join(self.certs, "node-%d-key.pem" % node_id)
+        ext, csr = crt + ".ext", crt + ".csr"
+        sans = ["DNS:localhost", "IP:127.0.0.1"] + ["IP:" + ip for ip in ip_sans] + \
+               ["URI:mayfly://node/%d" % node_id]
+        with open(ext, "w") as f:
+            f.write("basicConstraints=critical,CA:FALSE\n"
+                    "keyUsage=critical,digitalSignature\n"
+                    "extendedKeyUsage=serverAuth,clientAuth\n"
+                    "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\n"
+                    "subjectAltName=%s\n" % ",".join(sans))
+        run = lambda *a: subprocess.run(["openssl"] + list(a), check=True, capture_output=True)
+        run("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-subj", "/CN=node-%d" % node_id, "-out", csr)
+        os.chmod(key, 0o600)
+        run("x509", "-req", "-in", csr, "-CA", os.path.join(self.certs, "ca.pem"),
+            "-CAkey", os.path.join(self.certs, "ca-key.pem"), "-set_serial",
+            str(int.from_bytes(os.urandom(8), "big")), "-days", "30", "-sha256",
+            "-extfile", ext, "-out", crt)
 
     def start(self):
         for n in self.nodes:
@@ -237,15 +282,17 @@ class Cluster:
     def addrs(self, nodes=None):
         return ",".join(n.api_addr for n in (nodes or self.nodes))
 
-    def cli(self, *args, addr=None, token=True, stdin=None, timeout="5s"):
+    def cli(self, *args, addr=None, token=True, stdin=None, timeout="5s", netns=None):
+        """netns: run this one in that namespace rather than the cluster's."""
         env = dict(os.environ)
         env.update({"MAYFLY_ADDR": addr or self.addrs(), "MAYFLY_CACERT":
                     os.path.join(self.certs, "ca.pem"), "MAYFLY_FORMAT": "json"})
         env.pop("MAYFLY_TOKEN", None)
         if token and self.token:
             env["MAYFLY_TOKEN"] = token if isinstance(token, str) else self.token
-        p = subprocess.run([MAYFLY, "-timeout", timeout] + list(args), env=env, input=stdin,
-                           capture_output=True, text=True, timeout=60)
+        wrap = ["ip", "netns", "exec", netns] if netns else self.wrap
+        p = subprocess.run(wrap + [MAYFLY, "-timeout", timeout] + list(args), env=env,
+                           input=stdin, capture_output=True, text=True, timeout=60)
         try:
             out = json.loads(p.stdout) if p.stdout.strip() else {}
         except ValueError:
