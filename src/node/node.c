@@ -769,13 +769,15 @@ static void on_clock_message(struct mf_node *n, uint64_t from, const uint8_t *da
     }
     if (c.kind == MF_PEER_CLOCK_PROBE) {
         struct mf_peer_clock a = {.kind = MF_PEER_CLOCK_ANSWER, .seq = c.seq,
-                                  .wall_ms = mf_now_wall_ms()};
+                                  .wall_ms = mf_now_wall_ms(),
+                                  .flags = n->clock_allowed ? MF_PEER_CLOCK_AGREES : 0};
         clock_send(n, from, &a);
         return;
     }
     /* Read both clocks at once, as near to the arrival as we can. */
     uint64_t m2 = mf_now_mono_ms(), w2 = mf_now_wall_ms();
-    int rc = mf_clock_answer(&n->clock, from, c.seq, c.wall_ms, m2, w2);
+    int rc = mf_clock_answer(&n->clock, from, c.seq, c.wall_ms, m2, w2,
+                             c.flags & MF_PEER_CLOCK_AGREES);
     if (rc) {
         MF_DEBUG(LOG_MOD, "dropping a clock answer from node %" PRIu64 " (seq %" PRIu64 "): %s",
                  from, c.seq, mf_strerror(rc));

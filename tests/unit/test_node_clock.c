@@ -25,7 +25,7 @@ static int measure(struct mf_clock *c, uint64_t peer, uint64_t m0, uint64_t rtt,
 {
     uint64_t seq = mf_clock_probe(c, peer, m0);
     assert_true(seq != 0);
-    return mf_clock_answer(c, peer, seq, t1, m0 + rtt, w2);
+    return mf_clock_answer(c, peer, seq, t1, m0 + rtt, w2, true);
 }
 
 /* A peer whose clock is `off` ms ahead of ours, measured over `rtt`, with the
@@ -216,16 +216,17 @@ static void test_node_clock_untrusted_answers_dropped(void **state)
     (void)state;
     struct mf_clock c;
     mf_clock_init(&c, 1, SKEW);
-    assert_int_equal(mf_clock_answer(&c, 2, 1, W, 100, W), MF_EINVAL); /* nothing sent */
+    assert_int_equal(mf_clock_answer(&c, 2, 1, W, 100, W, true), MF_EINVAL); /* nothing sent */
     measure_off(&c, 2, 1000, 10, 7);
     uint64_t seq = mf_clock_probe(&c, 2, 2000);
-    assert_int_equal(mf_clock_answer(&c, 2, seq + 1, W, 2010, W), MF_EINVAL); /* unknown seq */
-    assert_int_equal(mf_clock_answer(&c, 3, seq, W, 2010, W), MF_EINVAL);     /* other peer */
-    assert_int_equal(mf_clock_answer(&c, 2, seq, W, 1999, W), MF_EINVAL);     /* before m0 */
-    assert_int_equal(mf_clock_answer(&c, 2, seq, W + 99999, 2001 + MF_CLOCK_RTT_MAX_MS, W),
+    assert_int_equal(mf_clock_answer(&c, 2, seq + 1, W, 2010, W, true), MF_EINVAL); /* unknown seq */
+    assert_int_equal(mf_clock_answer(&c, 3, seq, W, 2010, W, true), MF_EINVAL);     /* other peer */
+    assert_int_equal(mf_clock_answer(&c, 2, seq, W, 1999, W, true), MF_EINVAL);     /* before m0 */
+    assert_int_equal(mf_clock_answer(&c, 2, seq, W + 99999, 2001 + MF_CLOCK_RTT_MAX_MS, W,
+                                     true),
                      MF_ETIMEOUT);                                            /* too old */
-    assert_int_equal(mf_clock_answer(&c, 2, seq, W, 2010, W), MF_EINVAL);     /* used up */
-    assert_int_equal(mf_clock_answer(&c, 2, 0, W, 2010, W), MF_EINVAL);
+    assert_int_equal(mf_clock_answer(&c, 2, seq, W, 2010, W, true), MF_EINVAL);     /* used up */
+    assert_int_equal(mf_clock_answer(&c, 2, 0, W, 2010, W, true), MF_EINVAL);
     assert_int_equal(mf_clock_peer(&c, 2)->offset_ms, 7);
     assert_int_equal(mf_clock_peer(&c, 2)->at_mono_ms, 1010);
     /* Several probes in flight: an answer to an older one still counts; one
@@ -233,12 +234,12 @@ static void test_node_clock_untrusted_answers_dropped(void **state)
     uint64_t first = mf_clock_probe(&c, 2, 3000);
     for (int k = 1; k < MF_CLOCK_INFLIGHT; k++)
         mf_clock_probe(&c, 2, 3000 + (uint64_t)k);
-    assert_int_equal(mf_clock_answer(&c, 2, first, W + 3010, 3020, W + 3020), 0);
+    assert_int_equal(mf_clock_answer(&c, 2, first, W + 3010, 3020, W + 3020, true), 0);
     assert_int_equal(mf_clock_peer(&c, 2)->rtt_ms, 20);
     uint64_t old = mf_clock_probe(&c, 2, 4000);
     for (int k = 0; k < MF_CLOCK_INFLIGHT; k++)
         mf_clock_probe(&c, 2, 4001 + (uint64_t)k);
-    assert_int_equal(mf_clock_answer(&c, 2, old, W, 4010, W), MF_EINVAL);
+    assert_int_equal(mf_clock_answer(&c, 2, old, W, 4010, W, true), MF_EINVAL);
     /* Ourselves and id 0 are never probed. */
     assert_int_equal(mf_clock_probe(&c, 1, 5000), 0);
     assert_int_equal(mf_clock_probe(&c, 0, 5000), 0);
@@ -256,6 +257,11 @@ static void test_node_clock_transfer_target(void **state)
     measure_off(&c, 3, 1000, 2, -10000); /* the median */
     measure_off(&c, 4, 1000, 2, -10020);
     assert_int_equal(mf_clock_transfer_target(&c, voters, 4, 1002), 3);
+    /* A node that says its own clock disagrees may not campaign: not a target. */
+    uint64_t seq = mf_clock_probe(&c, 3, 1100);
+    uint64_t w2 = W + 1102;
+    assert_int_equal(mf_clock_answer(&c, 3, seq, w2 - 1 - 10000, 1102, w2, false), 0);
+    assert_int_equal(mf_clock_transfer_target(&c, voters, 4, 1102), 4);
     /* Once stale, nobody. */
     assert_int_equal(mf_clock_transfer_target(&c, voters, 4, 1003 + MF_CLOCK_FRESH_MS), 0);
 }
@@ -272,19 +278,24 @@ static void test_node_clock_codec(void **state)
     assert_int_equal(mf_peer_clock_decode(buf, len, &out), 0);
     assert_int_equal(out.kind, MF_PEER_CLOCK_PROBE);
     assert_true(out.seq == probe.seq);
-    struct mf_peer_clock ans = {.kind = MF_PEER_CLOCK_ANSWER, .seq = 5, .wall_ms = W};
+    struct mf_peer_clock ans = {.kind = MF_PEER_CLOCK_ANSWER, .seq = 5, .wall_ms = W,
+                                .flags = MF_PEER_CLOCK_AGREES};
     len = mf_peer_clock_encode(&ans, buf);
-    assert_int_equal(len, 17);
+    assert_int_equal(len, 18);
     assert_int_equal(mf_peer_clock_decode(buf, len, &out), 0);
     assert_true(out.kind == MF_PEER_CLOCK_ANSWER && out.seq == 5 && out.wall_ms == W);
-    assert_int_equal(mf_peer_clock_decode(buf, 16, &out), MF_ECORRUPT); /* short */
+    assert_int_equal(out.flags, MF_PEER_CLOCK_AGREES);
+    assert_int_equal(mf_peer_clock_decode(buf, 17, &out), MF_ECORRUPT); /* short */
+    buf[17] = 0x82;
+    assert_int_equal(mf_peer_clock_decode(buf, 18, &out), MF_ECORRUPT); /* unknown flag */
     assert_int_equal(mf_peer_clock_decode(buf, 9, &out), MF_ECORRUPT);  /* answer w/o time */
     buf[0] = 7;
-    assert_int_equal(mf_peer_clock_decode(buf, 17, &out), MF_ECORRUPT); /* kind */
+    assert_int_equal(mf_peer_clock_decode(buf, 18, &out), MF_ECORRUPT); /* kind */
     memset(buf, 0, sizeof(buf));
     buf[0] = MF_PEER_CLOCK_PROBE;
     assert_int_equal(mf_peer_clock_decode(buf, 9, &out), MF_ECORRUPT);  /* seq 0 */
     ans.wall_ms = UINT64_MAX;
+    ans.flags = 0;
     len = mf_peer_clock_encode(&ans, buf);
     assert_int_equal(mf_peer_clock_decode(buf, len, &out), MF_ECORRUPT); /* past INT64_MAX */
     assert_int_equal(mf_peer_clock_decode(buf, 0, &out), MF_ECORRUPT);
