@@ -25,6 +25,9 @@
 #include "store/log.h"
 
 #define LOG_MOD "node"
+/* Every member's clock is tracked. */
+_Static_assert(MF_CLOCK_PEERS_MAX >= MF_RAFT_NODES_MAX && MF_CLOCK_PEERS_MAX >= MF_CONFIG_PEERS_MAX,
+               "every member's clock is tracked");
 #define BUCKETS 4096 /* pending-table buckets (power of two) */
 
 /* A proposal or a read waiting for the state machine. */
@@ -710,6 +713,9 @@ static void clock_update(struct mf_node *n)
             MF_WARN(LOG_MOD, "clock disagrees: %u of %u voters within %" PRIu64
                              " ms (our offset %" PRId64 " ms): not campaigning",
                     v.agreeing, v.voters, n->clock.max_skew_ms, v.offset_ms);
+        else
+            MF_INFO(LOG_MOD, "clock not measured against a quorum of voters (%u of %u fresh):"
+                             " not campaigning", v.fresh, v.voters);
     }
     if (st.role != MF_RAFT_LEADER || v.agrees || !v.measured)
         return;

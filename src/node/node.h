@@ -144,7 +144,7 @@ struct mf_node_stats {
     uint64_t batches;
     uint64_t entries_persisted;
     uint64_t entries_applied;
-    uint64_t clock_transfers; /* leadership handed off for a bad clock */
+    uint64_t clock_transfers; /* leadership handed off for a bad clock (hand-offs started) */
 };
 void mf_node_stats(struct mf_node *n, struct mf_node_stats *out);
 uint64_t mf_node_applied(struct mf_node *n);
