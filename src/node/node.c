@@ -1228,5 +1228,6 @@ void mf_node_clock(struct mf_node *n, struct mf_node_clock *out)
         .voters = v.voters,
         .agreeing = v.agreeing,
         .max_skew_ms = n->clock.max_skew_ms,
+        .fresh = v.fresh,
     };
 }

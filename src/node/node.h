@@ -185,6 +185,7 @@ struct mf_node_clock {
     uint32_t voters;      /* voters in the configuration */
     uint32_t agreeing;    /* of them agreeing with us, ourselves included */
     uint64_t max_skew_ms; /* the bound used (cfg->max_clock_skew_ms) */
+    uint32_t fresh;       /* voters with a fresh measurement, ourselves included (0: none heard) */
 };
 void mf_node_clock(struct mf_node *n, struct mf_node_clock *out);
 
