@@ -60,13 +60,14 @@ int mf_clock_answer(struct mf_clock *c, uint64_t peer, uint64_t seq, uint64_t t1
     for (size_t i = 0; i < MF_CLOCK_INFLIGHT; i++)
         if (p->inflight[i].seq == seq)
             pr = &p->inflight[i];
-    if (!pr || m2_ms < pr->m0_ms)
+    if (!pr || m2_ms < pr->m0_ms || t1_ms > MF_CLOCK_WALL_MAX_MS || w2_ms > MF_CLOCK_WALL_MAX_MS)
         return MF_EINVAL;
     uint64_t rtt = m2_ms - pr->m0_ms;
     pr->seq = 0; /* one answer per probe: a replay is unknown */
     if (rtt > MF_CLOCK_RTT_MAX_MS)
         return MF_ETIMEOUT;
-    /* Wall times are Unix milliseconds (< 2^63); the difference fits. */
+    /* Both wall times are <= 2^62 and rtt <= MF_CLOCK_RTT_MAX_MS: no overflow,
+     * and |offset| < 2^62 + rtt, so differences of offsets fit too. */
     int64_t mid = (int64_t)w2_ms - (int64_t)(rtt / 2);
     p->offset_ms = (int64_t)t1_ms - mid;
     p->rtt_ms = rtt;

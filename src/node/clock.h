@@ -43,6 +43,9 @@
 #define MF_CLOCK_RTT_MAX_MS 1000    /* an answer later than this is dropped */
 #define MF_CLOCK_PROBE_MS 250       /* probe period once measured */
 #define MF_CLOCK_PROBE_FAST_MS 50   /* probe period until a quorum is measured */
+/* Wall times above this are refused: offsets and their differences then fit
+ * in int64_t whatever a broken peer says (2^62 ms is 146 million years). */
+#define MF_CLOCK_WALL_MAX_MS (UINT64_C(1) << 62)
 
 struct mf_clock_probe {
     uint64_t seq;     /* 0: free slot */
@@ -86,7 +89,8 @@ uint64_t mf_clock_probe(struct mf_clock *c, uint64_t peer, uint64_t m0_ms);
 /* An answer from `peer` echoing `seq` with its wall time t1, received at our
  * monotonic m2 and wall w2, saying whether the peer's clock agrees with a
  * quorum as it sees them (`says_agrees`). Records the measurement.
- * @return 0; MF_EINVAL: unknown peer or seq, or m2 before m0 (dropped);
+ * @return 0; MF_EINVAL: unknown peer or seq, m2 before m0, or a wall time
+ *         above MF_CLOCK_WALL_MAX_MS (dropped);
  *         MF_ETIMEOUT: rtt > MF_CLOCK_RTT_MAX_MS (dropped). */
 int mf_clock_answer(struct mf_clock *c, uint64_t peer, uint64_t seq, uint64_t t1_ms,
                     uint64_t m2_ms, uint64_t w2_ms, bool says_agrees);

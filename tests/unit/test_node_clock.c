@@ -227,6 +227,12 @@ static void test_node_clock_untrusted_answers_dropped(void **state)
                      MF_ETIMEOUT);                                            /* too old */
     assert_int_equal(mf_clock_answer(&c, 2, seq, W, 2010, W, true), MF_EINVAL);     /* used up */
     assert_int_equal(mf_clock_answer(&c, 2, 0, W, 2010, W, true), MF_EINVAL);
+    seq = mf_clock_probe(&c, 2, 2100);
+    assert_int_equal(mf_clock_answer(&c, 2, seq, MF_CLOCK_WALL_MAX_MS + 1, 2110, W, true),
+                     MF_EINVAL); /* a wall time no clock can have */
+    seq = mf_clock_probe(&c, 2, 2200);
+    assert_int_equal(mf_clock_answer(&c, 2, seq, W, 2210, MF_CLOCK_WALL_MAX_MS + 1, true),
+                     MF_EINVAL);
     assert_int_equal(mf_clock_peer(&c, 2)->offset_ms, 7);
     assert_int_equal(mf_clock_peer(&c, 2)->at_mono_ms, 1010);
     /* Several probes in flight: an answer to an older one still counts; one
