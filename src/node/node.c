@@ -25,7 +25,6 @@
 #include "store/log.h"
 
 #define LOG_MOD "node"
-/* Every member's clock is tracked. */
 _Static_assert(MF_CLOCK_PEERS_MAX >= MF_RAFT_NODES_MAX && MF_CLOCK_PEERS_MAX >= MF_CONFIG_PEERS_MAX,
                "every member's clock is tracked");
 #define BUCKETS 4096 /* pending-table buckets (power of two) */
