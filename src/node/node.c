@@ -19,6 +19,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "net/transport.h"
+#include "node/clock.h"
 #include "node/peer_codec.h"
 #include "node/writer.h"
 #include "store/log.h"
@@ -83,6 +84,14 @@ struct mf_node {
     struct mf_transport *transport;
     uv_timer_t tick;
     uint32_t tick_ms;
+    uint32_t election_ticks;
+    /* Clock agreement (issue 16): probes on their own timer. */
+    struct mf_clock clock;
+    uv_timer_t probe;
+    bool probe_started;
+    bool clock_allowed;       /* the gate as last set in the core */
+    uint64_t clock_transfer_at_ms; /* monotonic time of the last clock hand-off */
+    unsigned handles_open;    /* tick and probe timers not yet closed */
     struct batch batch;
     bool busy;                /* a batch is with the writer */
     bool failed;              /* a fatal error stopped the node */
@@ -671,6 +680,110 @@ static void on_tick(uv_timer_t *t)
     pump(n);
 }
 
+/* ---- clock agreement (issue 16) ---- */
+
+static void clock_view(struct mf_node *n, uint64_t now_mono, struct mf_clock_view *v,
+                       struct mf_raft_status *st)
+{
+    mf_raft_status(n->raft, st);
+    mf_clock_view(&n->clock, st->conf.voters, st->conf.voters_len, now_mono, v);
+}
+
+/* Sets the campaign gate from the clock view and, on a leader whose fresh
+ * measurements say its clock is off, hands leadership to a fresh voter (at
+ * most once per transfer timeout, so a refused transfer is retried). */
+static void clock_update(struct mf_node *n)
+{
+    if (n->failed)
+        return;
+    uint64_t now = mf_now_mono_ms();
+    struct mf_clock_view v;
+    struct mf_raft_status st;
+    clock_view(n, now, &v, &st);
+    if (v.agrees != n->clock_allowed) {
+        n->clock_allowed = v.agrees;
+        mf_raft_set_campaign_allowed(n->raft, v.agrees);
+        if (v.agrees)
+            MF_INFO(LOG_MOD, "clock agrees with %u of %u voters (offset %" PRId64
+                             " ms): may campaign", v.agreeing, v.voters, v.offset_ms);
+        else if (v.measured)
+            MF_WARN(LOG_MOD, "clock disagrees: %u of %u voters within %" PRIu64
+                             " ms (our offset %" PRId64 " ms): not campaigning",
+                    v.agreeing, v.voters, n->clock.max_skew_ms, v.offset_ms);
+    }
+    if (st.role != MF_RAFT_LEADER || v.agrees || !v.measured)
+        return;
+    uint64_t timeout_ms = (uint64_t)n->election_ticks * n->tick_ms;
+    if (n->clock_transfer_at_ms && now - n->clock_transfer_at_ms < timeout_ms)
+        return;
+    uint64_t to = mf_clock_transfer_target(&n->clock, st.conf.voters, st.conf.voters_len, now);
+    if (!to)
+        return;
+    MF_WARN(LOG_MOD, "clock off by %" PRId64 " ms from the voters (bound %" PRIu64
+                     " ms): handing leadership to node %" PRIu64, v.offset_ms,
+            n->clock.max_skew_ms, to);
+    n->clock_transfer_at_ms = now;
+    if (mf_raft_transfer_leader(n->raft, to) == 0)
+        n->stats.clock_transfers++;
+    pump(n);
+}
+
+static void clock_send(struct mf_node *n, uint64_t to, const struct mf_peer_clock *c)
+{
+    uint8_t buf[MF_PEER_CLOCK_MAX_BYTES];
+    size_t len = mf_peer_clock_encode(c, buf);
+    /* A probe lost with its link is simply not answered: the next one goes
+     * out in MF_CLOCK_PROBE_MS and the measurement ages meanwhile. */
+    (void)mf_transport_send(n->transport, to, MF_TRANSPORT_CONTROL, MF_NODE_TAG_CLOCK, buf, len);
+}
+
+static void on_probe(uv_timer_t *t)
+{
+    struct mf_node *n = t->data;
+    if (n->failed)
+        return;
+    for (size_t i = 0; i < n->peers_len; i++) {
+        uint64_t to = n->peers[i].id;
+        if (to == n->id)
+            continue;
+        uint64_t seq = mf_clock_probe(&n->clock, to, mf_now_mono_ms());
+        if (!seq)
+            continue;
+        struct mf_peer_clock c = {.kind = MF_PEER_CLOCK_PROBE, .seq = seq};
+        clock_send(n, to, &c);
+    }
+    clock_update(n);
+    struct mf_clock_view v;
+    struct mf_raft_status st;
+    clock_view(n, mf_now_mono_ms(), &v, &st);
+    uv_timer_start(&n->probe, on_probe, v.measured ? MF_CLOCK_PROBE_MS : MF_CLOCK_PROBE_FAST_MS,
+                   0);
+}
+
+static void on_clock_message(struct mf_node *n, uint64_t from, const uint8_t *data, size_t len)
+{
+    struct mf_peer_clock c;
+    if (mf_peer_clock_decode(data, len, &c)) {
+        MF_WARN(LOG_MOD, "dropping a malformed clock message from node %" PRIu64, from);
+        return;
+    }
+    if (c.kind == MF_PEER_CLOCK_PROBE) {
+        struct mf_peer_clock a = {.kind = MF_PEER_CLOCK_ANSWER, .seq = c.seq,
+                                  .wall_ms = mf_now_wall_ms()};
+        clock_send(n, from, &a);
+        return;
+    }
+    /* Read both clocks at once, as near to the arrival as we can. */
+    uint64_t m2 = mf_now_mono_ms(), w2 = mf_now_wall_ms();
+    int rc = mf_clock_answer(&n->clock, from, c.seq, c.wall_ms, m2, w2);
+    if (rc) {
+        MF_DEBUG(LOG_MOD, "dropping a clock answer from node %" PRIu64 " (seq %" PRIu64 "): %s",
+                 from, c.seq, mf_strerror(rc));
+        return;
+    }
+    clock_update(n);
+}
+
 /* ---- transport ---- */
 
 static void on_peer_recv(struct mf_transport *t, uint64_t from, uint8_t tag, const uint8_t *data,
@@ -682,6 +795,10 @@ static void on_peer_recv(struct mf_transport *t, uint64_t from, uint8_t tag, con
     if (tag >= MF_NODE_TAG_APP_MIN) {
         if (n->sm.peer_message)
             n->sm.peer_message(n->sm.ctx, from, tag, data, len);
+        return;
+    }
+    if (tag == MF_NODE_TAG_CLOCK) {
+        on_clock_message(n, from, data, len);
         return;
     }
     if (tag != MF_NODE_TAG_RAFT && tag != MF_NODE_TAG_RAFT_SNAP)
@@ -831,6 +948,9 @@ int mf_node_start(uv_loop_t *loop, const struct mf_node_opts *o, struct mf_node 
     n->sm = o->sm;
     n->applied = o->applied_index;
     n->tick_ms = o->cfg->tick_ms;
+    n->election_ticks = o->cfg->election_ticks;
+    mf_clock_init(&n->clock, n->id, o->cfg->max_clock_skew_ms);
+    n->clock_allowed = true;
     n->peers_len = o->cfg->peers_len;
     for (size_t i = 0; i < n->peers_len; i++) {
         n->peers[i].id = o->cfg->peers[i].id;
@@ -871,6 +991,11 @@ int mf_node_start(uv_loop_t *loop, const struct mf_node_opts *o, struct mf_node 
     n->tick.data = n;
     n->tick_started = true;
     uv_timer_start(&n->tick, on_tick, n->tick_ms, n->tick_ms);
+    uv_timer_init(loop, &n->probe);
+    n->probe.data = n;
+    n->probe_started = true;
+    clock_update(n); /* blocks the first campaign until measured (unless alone) */
+    uv_timer_start(&n->probe, on_probe, 0, 0);
     *out = n;
     return 0;
 fail:
@@ -890,6 +1015,8 @@ static void fail_all_pending(struct mf_node *n)
 static void on_tick_closed(uv_handle_t *h)
 {
     struct mf_node *n = h->data;
+    if (--n->handles_open > 0)
+        return;
     if (n->snap_work_pending)
         n->free_when_idle = true; /* snap_create_done frees it */
     else
@@ -926,10 +1053,17 @@ void mf_node_stop(struct mf_node *n)
         free(n->peers[i].api_addr);
         free(n->peers[i].zone);
     }
-    /* The tick handle lives inside n: free n once libuv has closed it. */
-    if (n->tick_started) {
-        uv_timer_stop(&n->tick);
-        uv_close((uv_handle_t *)&n->tick, on_tick_closed);
+    /* The timer handles live inside n: free n once libuv has closed them. */
+    if (n->tick_started || n->probe_started) {
+        n->handles_open = (unsigned)n->tick_started + (unsigned)n->probe_started;
+        if (n->tick_started) {
+            uv_timer_stop(&n->tick);
+            uv_close((uv_handle_t *)&n->tick, on_tick_closed);
+        }
+        if (n->probe_started) {
+            uv_timer_stop(&n->probe);
+            uv_close((uv_handle_t *)&n->probe, on_tick_closed);
+        }
     } else if (n->snap_work_pending) {
         n->free_when_idle = true;
     } else {
@@ -1072,4 +1206,19 @@ int mf_node_transfer(struct mf_node *n, uint64_t to)
     int rc = mf_raft_transfer_leader(n->raft, to);
     pump(n);
     return rc;
+}
+
+void mf_node_clock(struct mf_node *n, struct mf_node_clock *out)
+{
+    struct mf_clock_view v;
+    struct mf_raft_status st;
+    clock_view(n, mf_now_mono_ms(), &v, &st);
+    *out = (struct mf_node_clock){
+        .agrees = v.agrees,
+        .measured = v.measured,
+        .offset_ms = v.offset_ms,
+        .voters = v.voters,
+        .agreeing = v.agreeing,
+        .max_skew_ms = n->clock.max_skew_ms,
+    };
 }

@@ -53,6 +53,7 @@
 enum mf_node_tag {
     MF_NODE_TAG_RAFT = 1,      /* raft.proto Message, control link */
     MF_NODE_TAG_RAFT_SNAP = 2, /* raft.proto Message with a snapshot chunk, bulk link */
+    MF_NODE_TAG_CLOCK = 3,     /* clock probe or answer (peer_codec.h), control link */
     MF_NODE_TAG_APP_MIN = 16,  /* 16..255: the server's own (forwarding) */
 };
 
@@ -143,6 +144,7 @@ struct mf_node_stats {
     uint64_t batches;
     uint64_t entries_persisted;
     uint64_t entries_applied;
+    uint64_t clock_transfers; /* leadership handed off for a bad clock */
 };
 void mf_node_stats(struct mf_node *n, struct mf_node_stats *out);
 uint64_t mf_node_applied(struct mf_node *n);
@@ -158,5 +160,32 @@ const char *mf_node_member_zone(struct mf_node *n, uint64_t id);
 const char *mf_node_member_api_addr(struct mf_node *n, uint64_t id);
 /* Ask for leadership to move to `to`. */
 int mf_node_transfer(struct mf_node *n, uint64_t to);
+
+/* This node's clock as measured against its peers (issue 16).
+ *
+ * Every MF_CLOCK_PROBE_MS (node/clock.h; faster until a quorum is measured)
+ * the node probes each configured peer on the control link and measures the
+ * offset of the peer's wall clock to its own, NTP-style, corrected by the
+ * round trip timed on the monotonic clock. A peer agrees when its last
+ * measurement is at most MF_CLOCK_FRESH_MS old and |offset| + rtt/2 <=
+ * cfg->max_clock_skew_ms. The fields below are computed at the call from the
+ * current configuration's voters (learners never count):
+ *
+ * While `agrees` is false the node does not campaign (mf_raft_set_campaign_
+ * allowed), and a leader that has fresh measurements showing disagreement
+ * (`measured` && !`agrees`) hands leadership to a fresh voter
+ * (stats.clock_transfers). At start-up, before the first answers, `agrees`
+ * and `measured` are false unless this node is the only voter: the first
+ * election waits for the first probe round (a few ms on a LAN; probes go
+ * every MF_CLOCK_PROBE_FAST_MS until then). */
+struct mf_node_clock {
+    bool agrees;          /* within max_clock_skew_ms of a quorum of voters (itself included), on fresh measurements; always true for a single voter */
+    bool measured;        /* a quorum of voters (itself included) has fresh measurements */
+    int64_t offset_ms;    /* estimate: our wall clock minus the voters' median (0 when none) */
+    uint32_t voters;      /* voters in the configuration */
+    uint32_t agreeing;    /* of them agreeing with us, ourselves included */
+    uint64_t max_skew_ms; /* the bound used (cfg->max_clock_skew_ms) */
+};
+void mf_node_clock(struct mf_node *n, struct mf_node_clock *out);
 
 #endif

@@ -2,6 +2,7 @@
 #include "node/peer_codec.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,4 +166,48 @@ void mf_peer_msg_free(struct mf_peer_decoded *d)
     if (d->pb)
         mayfly__raft__message__free_unpacked(d->pb, NULL);
     memset(d, 0, sizeof(*d));
+}
+
+/* ---- clock probes ---- */
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+size_t mf_peer_clock_encode(const struct mf_peer_clock *c, uint8_t *buf)
+{
+    buf[0] = c->kind;
+    put_u64(buf + 1, c->seq);
+    if (c->kind != MF_PEER_CLOCK_ANSWER)
+        return 9;
+    put_u64(buf + 9, c->wall_ms);
+    return 17;
+}
+
+int mf_peer_clock_decode(const uint8_t *data, size_t len, struct mf_peer_clock *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (len < 9)
+        return MF_ECORRUPT;
+    out->kind = data[0];
+    out->seq = get_u64(data + 1);
+    if (out->seq == 0)
+        return MF_ECORRUPT;
+    if (out->kind == MF_PEER_CLOCK_PROBE && len == 9)
+        return 0;
+    if (out->kind == MF_PEER_CLOCK_ANSWER && len == 17) {
+        out->wall_ms = get_u64(data + 9);
+        return out->wall_ms <= INT64_MAX ? 0 : MF_ECORRUPT;
+    }
+    return MF_ECORRUPT;
 }

@@ -8,6 +8,7 @@
 #ifndef MF_NODE_PEER_CODEC_H
 #define MF_NODE_PEER_CODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,5 +32,24 @@ struct mf_peer_decoded {
  * Returns 0, or MF_ECORRUPT for a malformed message (never crashes). */
 int mf_peer_msg_decode(const uint8_t *data, size_t len, struct mf_peer_decoded *out);
 void mf_peer_msg_free(struct mf_peer_decoded *d);
+
+/* Clock probes (MF_NODE_TAG_CLOCK), fixed layout, big-endian:
+ *   probe:  1 byte kind = 1, 8 bytes seq                       (9 bytes)
+ *   answer: 1 byte kind = 2, 8 bytes seq, 8 bytes wall_ms      (17 bytes)
+ * The answer echoes the probe's seq and carries the answerer's wall clock
+ * (Unix ms) read when the probe arrived. */
+#define MF_PEER_CLOCK_PROBE 1
+#define MF_PEER_CLOCK_ANSWER 2
+#define MF_PEER_CLOCK_MAX_BYTES 17
+struct mf_peer_clock {
+    uint8_t kind;     /* MF_PEER_CLOCK_PROBE or MF_PEER_CLOCK_ANSWER */
+    uint64_t seq;     /* != 0 */
+    uint64_t wall_ms; /* answers only */
+};
+/* Writes into buf (>= MF_PEER_CLOCK_MAX_BYTES); returns the length. */
+size_t mf_peer_clock_encode(const struct mf_peer_clock *c, uint8_t *buf);
+/* Returns 0, or MF_ECORRUPT (wrong length or kind, seq 0, a wall time past
+ * INT64_MAX). */
+int mf_peer_clock_decode(const uint8_t *data, size_t len, struct mf_peer_clock *out);
 
 #endif

@@ -112,6 +112,7 @@ struct mf_raft {
     uint32_t heartbeat_elapsed;
     uint32_t rand_timeout;
     uint64_t rng;
+    bool campaign_blocked;      /* mf_raft_set_campaign_allowed(false): never start a campaign */
 
     /* unstable log */
     struct uentry *u;
@@ -884,7 +885,9 @@ static void conf_at(struct mf_raft *r, uint64_t index, struct mf_raft_conf_state
 
 static bool promotable(struct mf_raft *r)
 {
-    if (r->u_snap_pending)
+    /* The shell blocks campaigning while this node's clock disagrees with a
+     * quorum (issue 16); the node still votes for others. */
+    if (r->u_snap_pending || r->campaign_blocked)
         return false;
     if (is_voter(&r->conf, r->id))
         return true;
@@ -1692,10 +1695,17 @@ int mf_raft_read_index(struct mf_raft *r, uint64_t ctx)
     return r->fatal;
 }
 
+void mf_raft_set_campaign_allowed(struct mf_raft *r, bool allowed)
+{
+    r->campaign_blocked = !allowed;
+}
+
 int mf_raft_campaign(struct mf_raft *r)
 {
     if (r->fatal)
         return r->fatal;
+    if (r->campaign_blocked)
+        return MF_EUNAVAIL;
     if (!promotable(r))
         return MF_EINVAL;
     if (r->role == MF_RAFT_LEADER)

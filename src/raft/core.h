@@ -244,8 +244,15 @@ int mf_raft_transfer_leader(struct mf_raft *r, uint64_t to);
  * are batched; they are dropped (the caller times out and retries) if
  * leadership changes. MF_EUNAVAIL if no leader is known, -ENOBUFS if full. */
 int mf_raft_read_index(struct mf_raft *r, uint64_t ctx);
-/* Start an election now (tests, operators). MF_EINVAL if not a voter. */
+/* Start an election now (tests, operators). MF_EINVAL if not a voter,
+ * MF_EUNAVAIL while campaigning is blocked. */
 int mf_raft_campaign(struct mf_raft *r);
+/* Allow (the default) or block campaigning. While blocked the node starts no
+ * pre-campaign or campaign: not on election timeout, not on TimeoutNow, not
+ * through mf_raft_campaign; it still votes, follows and, if it leads, keeps
+ * leading (the shell hands leadership off itself). The node driver blocks it
+ * while this node's wall clock does not agree with a quorum of voters. */
+void mf_raft_set_campaign_allowed(struct mf_raft *r, bool allowed);
 
 bool mf_raft_has_ready(const struct mf_raft *r);
 /* Fill rd with the next batch (only when has_ready). */
