@@ -4,7 +4,10 @@
  *
  * A read of a value bound to a lease checks the lease with the local clock
  * and the skew bound (DESIGN.md guarantee 4): refused once
- * local_now + max_clock_skew >= expire_at. */
+ * local_now + max_clock_skew >= expire_at. That rule holds only while this
+ * node's clock is within the bound: a node whose clock view does not agree
+ * with a majority of voters (or has no fresh measurement) refuses such reads
+ * with the skew instead (README.md "Time model"). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -20,6 +23,7 @@
 #include "server/authz.h"
 #include "server/handler.h"
 #include "server/op_kv.h"
+#include "server/proposer.h"
 #include "store/kv.h"
 #include "store/lease_rules.h"
 #include "store/leases.h"
@@ -161,6 +165,14 @@ static int lease_servable(struct mf_server *s, MDB_txn *txn, uint64_t seq, char 
     return servable ? 0 : MF_ELEASEEXPIRED;
 }
 
+/* Is this node's clock measured ahead of the voters' by more than the bound? */
+static bool clock_ahead(struct mf_server *s)
+{
+    struct mf_node_clock nc;
+    mf_node_clock(s->node, &nc);
+    return nc.voters > 1 && nc.measured && nc.offset_ms > (int64_t)nc.max_skew_ms;
+}
+
 void mf_op_kv_get(struct req *r)
 {
     struct mf_server *s = r->srv;
@@ -178,11 +190,22 @@ void mf_op_kv_get(struct req *r)
     rc = mf_kv_get(txn, st, q->path, q->version, &v, &version);
     if (!rc && (v->deleted_ms || v->destroyed))
         rc = MF_ENOTFOUND;
-    if (!rc && v->lease_seq)
+    char why[256] = "";
+    if (!rc && v->lease_seq) {
         rc = lease_servable(s, txn, v->lease_seq, lease_id, sizeof(lease_id));
+        /* Serving needs a trusted clock; so does calling a lease expired
+         * when this clock is known to run ahead (it would end it early). An
+         * unmeasured clock's "expired" is still a safe refusal. */
+        if ((!rc || (rc == MF_ELEASEEXPIRED && clock_ahead(s))) &&
+            mf_proposer_clock_check(s->prop, why, sizeof(why)))
+            rc = MF_EUNAVAIL;
+    }
     mf_srv_read_end(s, txn);
     if (rc) {
         mf_kv_version_free(v);
+        if (why[0])
+            return mf_api_reply_error(r, rc, "'%s' is bound to a lease and this node cannot "
+                                      "tell when it ends: %s", q->path, why);
         if (rc == MF_ENOTFOUND)
             return mf_api_reply_error(r, rc, "no value at '%s'", q->path);
         if (rc == MF_ELEASEEXPIRED)

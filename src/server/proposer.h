@@ -10,14 +10,19 @@
  *
  * The leader's clock: `now` in commands never runs backwards, neither across
  * this leader's proposals nor below what the cluster already applied (a
- * previous leader's clock may have run ahead). The clock-safety issue
- * changes how it advances: here, and nowhere else.
+ * previous leader's clock may have run ahead). It takes the wall clock only
+ * while the node's clock view agrees with a majority of voters and the wall
+ * clock has not jumped; otherwise it advances by the monotonic clock
+ * (leader_clock.h). While the view does not agree, commands that set a time
+ * from now (lease grant, renew and activation with a TTL, token create with
+ * a TTL, token renew) are refused: README.md "Time model".
  *
  * Threads: loop thread only, except mf_proposer_applied_now (writer thread). */
 #ifndef MF_SERVER_PROPOSER_H
 #define MF_SERVER_PROPOSER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "command.pb-c.h"
@@ -29,6 +34,10 @@ struct mf_barrier;
  *   rc 0, res: applied (res->code == 0);
  *   rc = res->code (< 0), res: applied as a deterministic refusal (res->error
  *       says why: CAS mismatch, quota, not found ...);
+ *   rc MF_EUNAVAIL, res with res->error naming the clock skew: a time-bearing
+ *       command refused before proposing, because this leader's clock does
+ *       not agree with a majority of voters (called before mf_propose
+ *       returns 0);
  *   rc MF_EUNKNOWN, res NULL: not known whether it applied (it may still);
  *   rc other, res NULL: not applied (leadership changed: retry).
  * `res` belongs to the proposer; valid during the call only. */
@@ -39,6 +48,9 @@ struct mf_proposer_ops {
     uint64_t (*now_ms)(void *ctx);     /* the leader's clock (advances it) */
     uint64_t (*next_index)(void *ctx); /* the index the next proposal gets */
     bool (*leading)(void *ctx);        /* may this node propose now? */
+    /* Optional (NULL: always trusted, no refusals counted). */
+    int (*clock_check)(void *ctx, char *why, size_t why_len);
+    uint64_t (*clock_refusals)(void *ctx);
 };
 
 struct mf_proposer {
@@ -62,6 +74,20 @@ static inline uint64_t mf_propose_next_index(struct mf_proposer *p)
     return p->ops->next_index(p->ctx);
 }
 static inline bool mf_proposer_leading(struct mf_proposer *p) { return p->ops->leading(p->ctx); }
+
+/* May this node rely on its clock (for a lease-bound read, a time-bearing
+ * command)? @return 0 (its view agrees with a majority of voters, or it is
+ * the only voter); MF_EUNAVAIL with `why` naming the skew, counted as one
+ * refusal. */
+static inline int mf_proposer_clock_check(struct mf_proposer *p, char *why, size_t why_len)
+{
+    return p->ops->clock_check ? p->ops->clock_check(p->ctx, why, why_len) : 0;
+}
+/* Clock refusals on this node so far (writes and reads). */
+static inline uint64_t mf_proposer_clock_refusals(struct mf_proposer *p)
+{
+    return p->ops->clock_refusals ? p->ops->clock_refusals(p->ctx) : 0;
+}
 
 /* The real proposer over a Raft node. `applied_now_ms`: the fsm's now at
  * start. Made before the node starts (its writer thread reports applied
