@@ -98,3 +98,21 @@ void mf_leader_clock_reason(char *buf, size_t len, bool measured, int64_t offset
                  " ms; %" PRIu32 " of %" PRIu32 " voters agree)",
                  offset_ms, max_skew_ms, agreeing, voters);
 }
+
+bool mf_leader_clock_jumped(const struct mf_leader_clock *c, uint64_t wall_ms, uint64_t mono_ms,
+                            uint64_t allowance_ms, int64_t *jump_ms)
+{
+    uint64_t cand = mf_leader_clock_candidate(c, mono_ms);
+    uint64_t diff = wall_ms > cand ? wall_ms - cand : cand - wall_ms;
+    *jump_ms = wall_ms > cand ? (int64_t)diff : -(int64_t)diff;
+    return !c->cold && diff > allowance_ms;
+}
+
+void mf_leader_clock_jump_reason(char *buf, size_t len, int64_t jump_ms, uint64_t allowance_ms)
+{
+    snprintf(buf, len,
+             "clock skew: this node's wall clock jumped %" PRId64
+             " ms against its monotonic clock since the last applied time (allowed %" PRIu64
+             " ms)",
+             jump_ms, allowance_ms);
+}

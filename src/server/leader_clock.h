@@ -67,6 +67,14 @@ uint64_t mf_leader_clock_stamp(struct mf_leader_clock *c, uint64_t wall_ms, uint
  * token creation)? Not when a multi-voter view disagrees. */
 bool mf_leader_clock_trusted(const struct mf_leader_clock_view *v);
 
+/* Has the wall clock jumped against the anchor (advanced by monotonic time)
+ * by more than `allowance_ms`, either way? `*jump_ms` = wall - candidate.
+ * Never for a cold anchor (the time since it is unknown). Any node may ask:
+ * on a follower the anchor is the applied now, stamped by a leader. */
+bool mf_leader_clock_jumped(const struct mf_leader_clock *c, uint64_t wall_ms, uint64_t mono_ms,
+                            uint64_t allowance_ms, int64_t *jump_ms);
+void mf_leader_clock_jump_reason(char *buf, size_t len, int64_t jump_ms, uint64_t allowance_ms);
+
 /* Writes the user's reason a clock refused something into buf:
  * "clock skew: this node's clock is N ms off the voters' (bound B ms; A of V
  * voters agree)" or, without fresh measurements, "clock skew: this node's

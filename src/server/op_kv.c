@@ -165,14 +165,6 @@ static int lease_servable(struct mf_server *s, MDB_txn *txn, uint64_t seq, char 
     return servable ? 0 : MF_ELEASEEXPIRED;
 }
 
-/* Is this node's clock measured ahead of the voters' by more than the bound? */
-static bool clock_ahead(struct mf_server *s)
-{
-    struct mf_node_clock nc;
-    mf_node_clock(s->node, &nc);
-    return nc.voters > 1 && nc.measured && nc.offset_ms > (int64_t)nc.max_skew_ms;
-}
-
 void mf_op_kv_get(struct req *r)
 {
     struct mf_server *s = r->srv;
@@ -194,10 +186,9 @@ void mf_op_kv_get(struct req *r)
     if (!rc && v->lease_seq) {
         rc = lease_servable(s, txn, v->lease_seq, lease_id, sizeof(lease_id));
         /* Serving needs a trusted clock; so does calling a lease expired
-         * when this clock is known to run ahead (it would end it early). An
-         * unmeasured clock's "expired" is still a safe refusal. */
-        if ((!rc || (rc == MF_ELEASEEXPIRED && clock_ahead(s))) &&
-            mf_proposer_clock_check(s->prop, why, sizeof(why)))
+         * (proposer.h mf_proposer_clock_check). */
+        if ((!rc || rc == MF_ELEASEEXPIRED) &&
+            mf_proposer_clock_check(s->prop, rc == MF_ELEASEEXPIRED, why, sizeof(why)))
             rc = MF_EUNAVAIL;
     }
     mf_srv_read_end(s, txn);

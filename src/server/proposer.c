@@ -46,24 +46,54 @@ static void clock_view(struct node_proposer *np, struct mf_node_clock *nc,
     v->max_skew_ms = nc->max_skew_ms;
 }
 
-static uint64_t leader_now(void *ctx)
+/* The applied now, learnt when the writer reported it: the candidate is
+ * then no later than the applied now plus the real time since. */
+static uint64_t observe_applied(struct node_proposer *np)
 {
-    struct node_proposer *np = ctx;
     pthread_mutex_lock(&np->lock);
     uint64_t applied = np->applied_now_ms, applied_mono = np->applied_mono_ms;
     pthread_mutex_unlock(&np->lock);
-    /* Learnt when the writer reported it, not now: the candidate is then
-     * no later than the applied now plus the real time since. */
     mf_leader_clock_observe(&np->clock, applied, applied_mono);
+    return applied;
+}
+
+static uint64_t leader_now(void *ctx)
+{
+    struct node_proposer *np = ctx;
+    uint64_t applied = observe_applied(np);
     struct mf_node_clock nc;
     struct mf_leader_clock_view v;
     clock_view(np, &nc, &v);
     return mf_leader_clock_stamp(&np->clock, mf_now_wall_ms(), mf_now_mono_ms(), applied, &v);
 }
 
-static int clock_check(void *ctx, char *why, size_t why_len)
+static int clock_check(void *ctx, bool expired, char *why, size_t why_len)
 {
     struct node_proposer *np = ctx;
+    struct mf_node_clock nc;
+    struct mf_leader_clock_view v;
+    clock_view(np, &nc, &v);
+    observe_applied(np);
+    int64_t jump = 0;
+    bool jumped = v.voters > 1 &&
+                  mf_leader_clock_jumped(&np->clock, mf_now_wall_ms(), mf_now_mono_ms(),
+                                         2 * nc.max_skew_ms, &jump);
+    bool refuse = jumped || (!mf_leader_clock_trusted(&v) &&
+                             (!expired || (nc.measured && nc.offset_ms > (int64_t)nc.max_skew_ms)));
+    if (!refuse)
+        return 0;
+    __atomic_add_fetch(&np->clock_refusals, 1, __ATOMIC_RELAXED);
+    if (jumped)
+        mf_leader_clock_jump_reason(why, why_len, jump, 2 * nc.max_skew_ms);
+    else
+        mf_leader_clock_reason(why, why_len, nc.measured, nc.offset_ms, nc.agreeing, nc.voters,
+                               nc.max_skew_ms);
+    return MF_EUNAVAIL;
+}
+
+/* May this leader stamp a time-bearing command? */
+static int write_clock_check(struct node_proposer *np, char *why, size_t why_len)
+{
     struct mf_node_clock nc;
     struct mf_leader_clock_view v;
     clock_view(np, &nc, &v);
@@ -105,7 +135,7 @@ static bool refuse_for_clock(struct node_proposer *np, const Mayfly__Cmd__Comman
                              mf_propose_cb cb, void *arg)
 {
     char why[256];
-    if (!time_bearing(cmd) || clock_check(np, why, sizeof(why)) == 0)
+    if (!time_bearing(cmd) || write_clock_check(np, why, sizeof(why)) == 0)
         return false;
     Mayfly__Cmd__Result res = MAYFLY__CMD__RESULT__INIT;
     res.code = MF_EUNAVAIL;

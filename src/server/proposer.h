@@ -49,7 +49,7 @@ struct mf_proposer_ops {
     uint64_t (*next_index)(void *ctx); /* the index the next proposal gets */
     bool (*leading)(void *ctx);        /* may this node propose now? */
     /* Optional (NULL: always trusted, no refusals counted). */
-    int (*clock_check)(void *ctx, char *why, size_t why_len);
+    int (*clock_check)(void *ctx, bool expired, char *why, size_t why_len);
     uint64_t (*clock_refusals)(void *ctx);
 };
 
@@ -75,13 +75,19 @@ static inline uint64_t mf_propose_next_index(struct mf_proposer *p)
 }
 static inline bool mf_proposer_leading(struct mf_proposer *p) { return p->ops->leading(p->ctx); }
 
-/* May this node rely on its clock (for a lease-bound read, a time-bearing
- * command)? @return 0 (its view agrees with a majority of voters, or it is
- * the only voter); MF_EUNAVAIL with `why` naming the skew, counted as one
+/* May this node rely on its clock to serve a lease-bound secret (`expired`
+ * false), or to call one expired (`expired` true)? Refused when its wall
+ * clock jumped against its monotonic clock since the last applied now (by
+ * more than twice the bound: nodes may differ by that much), and when its
+ * clock view does not agree with a majority of voters (to call a lease
+ * expired: only when measured ahead by more than the bound; an unmeasured
+ * clock's "expired" is still a safe refusal). A single voter is trusted.
+ * @return 0; MF_EUNAVAIL with `why` naming the skew, counted as one
  * refusal. */
-static inline int mf_proposer_clock_check(struct mf_proposer *p, char *why, size_t why_len)
+static inline int mf_proposer_clock_check(struct mf_proposer *p, bool expired, char *why,
+                                          size_t why_len)
 {
-    return p->ops->clock_check ? p->ops->clock_check(p->ctx, why, why_len) : 0;
+    return p->ops->clock_check ? p->ops->clock_check(p->ctx, expired, why, why_len) : 0;
 }
 /* Clock refusals on this node so far (writes and reads). */
 static inline uint64_t mf_proposer_clock_refusals(struct mf_proposer *p)

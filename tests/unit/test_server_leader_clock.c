@@ -207,6 +207,27 @@ static void test_server_leader_clock_reason(void **state)
     assert_non_null(strstr(buf, "not measured"));
 }
 
+static void test_server_leader_clock_jumped(void **state)
+{
+    (void)state;
+    struct mf_leader_clock c;
+    int64_t jump = 0;
+    /* Cold: nothing known about the time since the anchor. */
+    mf_leader_clock_init(&c, T0 - HOUR_MS, 0);
+    assert_false(mf_leader_clock_jumped(&c, T0 + 10000, 10, 1000, &jump));
+    /* A follower that applied T0 at true time 0: its own +10 s jump shows,
+     * hours later as well; a drift within the allowance does not. */
+    warm(&c);
+    assert_true(mf_leader_clock_jumped(&c, T0 + 5000 + 10000, 5000, 1000, &jump));
+    assert_int_equal(jump, 10000);
+    assert_true(mf_leader_clock_jumped(&c, T0 + 5 * HOUR_MS - 2000, 5 * HOUR_MS, 1000, &jump));
+    assert_int_equal(jump, -2000);
+    assert_false(mf_leader_clock_jumped(&c, T0 + 5 * HOUR_MS + 900, 5 * HOUR_MS, 1000, &jump));
+    char buf[200];
+    mf_leader_clock_jump_reason(buf, sizeof(buf), 10000, 1000);
+    assert_non_null(strstr(buf, "jumped 10000 ms"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -221,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_server_leader_clock_never_backwards),
         cmocka_unit_test(test_server_leader_clock_single_voter),
         cmocka_unit_test(test_server_leader_clock_reason),
+        cmocka_unit_test(test_server_leader_clock_jumped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
