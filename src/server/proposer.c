@@ -205,8 +205,11 @@ static const struct mf_proposer_ops node_ops = {
     .now_ms = leader_now,
     .next_index = node_next_index,
     .leading = node_leading,
-    .clock_check = clock_check,
-    .clock_refusals = clock_refusals,
+};
+
+static const struct mf_proposer_clock_ops node_clock_ops = {
+    .check = clock_check,
+    .refusals = clock_refusals,
 };
 
 int mf_proposer_node_new(struct mf_node *node, struct mf_barrier *barrier,
@@ -216,6 +219,7 @@ int mf_proposer_node_new(struct mf_node *node, struct mf_barrier *barrier,
     if (!np)
         return -ENOMEM;
     np->base.ops = &node_ops;
+    np->base.clock = &node_clock_ops;
     np->base.ctx = np;
     np->node = node;
     np->barrier = barrier;

@@ -48,14 +48,18 @@ struct mf_proposer_ops {
     uint64_t (*now_ms)(void *ctx);     /* the leader's clock (advances it) */
     uint64_t (*next_index)(void *ctx); /* the index the next proposal gets */
     bool (*leading)(void *ctx);        /* may this node propose now? */
-    /* Optional (NULL: always trusted, no refusals counted). */
-    int (*clock_check)(void *ctx, bool expired, char *why, size_t why_len);
-    uint64_t (*clock_refusals)(void *ctx);
+};
+
+/* The node's clock, for reads and figures (the real proposer's). */
+struct mf_proposer_clock_ops {
+    int (*check)(void *ctx, bool expired, char *why, size_t why_len);
+    uint64_t (*refusals)(void *ctx);
 };
 
 struct mf_proposer {
     const struct mf_proposer_ops *ops;
     void *ctx;
+    const struct mf_proposer_clock_ops *clock; /* NULL (a fake): trusted, no refusals */
 };
 
 /* Proposes `cmd` (borrowed until return; now_ms stamped if 0).
@@ -87,12 +91,12 @@ static inline bool mf_proposer_leading(struct mf_proposer *p) { return p->ops->l
 static inline int mf_proposer_clock_check(struct mf_proposer *p, bool expired, char *why,
                                           size_t why_len)
 {
-    return p->ops->clock_check ? p->ops->clock_check(p->ctx, expired, why, why_len) : 0;
+    return p->clock ? p->clock->check(p->ctx, expired, why, why_len) : 0;
 }
 /* Clock refusals on this node so far (writes and reads). */
 static inline uint64_t mf_proposer_clock_refusals(struct mf_proposer *p)
 {
-    return p->ops->clock_refusals ? p->ops->clock_refusals(p->ctx) : 0;
+    return p->clock ? p->clock->refusals(p->ctx) : 0;
 }
 
 /* The real proposer over a Raft node. `applied_now_ms`: the fsm's now at
