@@ -111,8 +111,8 @@ bool mf_leader_clock_jumped(const struct mf_leader_clock *c, uint64_t wall_ms, u
 void mf_leader_clock_jump_reason(char *buf, size_t len, int64_t jump_ms, uint64_t allowance_ms)
 {
     snprintf(buf, len,
-             "clock skew: this node's wall clock jumped %" PRId64
-             " ms against its monotonic clock since the last applied time (allowed %" PRIu64
-             " ms)",
+             "clock skew: this node's wall clock is %" PRId64
+             " ms off the cluster's time (the last applied time advanced by its monotonic "
+             "clock; allowed %" PRIu64 " ms)",
              jump_ms, allowance_ms);
 }

@@ -83,7 +83,9 @@ static int clock_check(void *ctx, bool expired, char *why, size_t why_len)
     if (!refuse)
         return 0;
     __atomic_add_fetch(&np->clock_refusals, 1, __ATOMIC_RELAXED);
-    if (jumped)
+    /* The voters' view names the skew best; the local check covers the
+     * time until the probes notice a jump. */
+    if (mf_leader_clock_trusted(&v))
         mf_leader_clock_jump_reason(why, why_len, jump, 2 * nc.max_skew_ms);
     else
         mf_leader_clock_reason(why, why_len, nc.measured, nc.offset_ms, nc.agreeing, nc.voters,
