@@ -51,7 +51,7 @@ uint64_t mf_clock_probe(struct mf_clock *c, uint64_t peer, uint64_t m0_ms)
 }
 
 int mf_clock_answer(struct mf_clock *c, uint64_t peer, uint64_t seq, uint64_t t1_ms,
-                    uint64_t m2_ms, uint64_t w2_ms)
+                    uint64_t m2_ms, uint64_t w2_ms, bool says_agrees)
 {
     struct mf_clock_peer *p = find(c, peer);
     if (!p || seq == 0)
@@ -60,18 +60,20 @@ int mf_clock_answer(struct mf_clock *c, uint64_t peer, uint64_t seq, uint64_t t1
     for (size_t i = 0; i < MF_CLOCK_INFLIGHT; i++)
         if (p->inflight[i].seq == seq)
             pr = &p->inflight[i];
-    if (!pr || m2_ms < pr->m0_ms)
+    if (!pr || m2_ms < pr->m0_ms || t1_ms > MF_CLOCK_WALL_MAX_MS || w2_ms > MF_CLOCK_WALL_MAX_MS)
         return MF_EINVAL;
     uint64_t rtt = m2_ms - pr->m0_ms;
     pr->seq = 0; /* one answer per probe: a replay is unknown */
     if (rtt > MF_CLOCK_RTT_MAX_MS)
         return MF_ETIMEOUT;
-    /* Wall times are Unix milliseconds (< 2^63); the difference fits. */
+    /* Both wall times are <= 2^62 and rtt <= MF_CLOCK_RTT_MAX_MS: no overflow,
+     * and |offset| < 2^62 + rtt, so differences of offsets fit too. */
     int64_t mid = (int64_t)w2_ms - (int64_t)(rtt / 2);
     p->offset_ms = (int64_t)t1_ms - mid;
     p->rtt_ms = rtt;
     p->at_mono_ms = m2_ms;
     p->measured = true;
+    p->says_agrees = says_agrees;
     return 0;
 }
 
@@ -164,7 +166,8 @@ uint64_t mf_clock_transfer_target(const struct mf_clock *c, const uint64_t *vote
     int64_t mid = median(offs, n);
     uint64_t best = 0, best_d = UINT64_MAX;
     for (size_t i = 0; i < voters_len; i++) {
-        if (voters[i] == c->self_id || !mf_clock_fresh(c, voters[i], now_mono_ms))
+        if (voters[i] == c->self_id || !mf_clock_fresh(c, voters[i], now_mono_ms) ||
+            !mf_clock_peer(c, voters[i])->says_agrees)
             continue;
         uint64_t d = abs64(mf_clock_peer(c, voters[i])->offset_ms - mid);
         if (d < best_d) {

@@ -43,6 +43,9 @@
 #define MF_CLOCK_RTT_MAX_MS 1000    /* an answer later than this is dropped */
 #define MF_CLOCK_PROBE_MS 250       /* probe period once measured */
 #define MF_CLOCK_PROBE_FAST_MS 50   /* probe period until a quorum is measured */
+/* Wall times above this are refused: offsets and their differences then fit
+ * in int64_t whatever a broken peer says (2^62 ms is 146 million years). */
+#define MF_CLOCK_WALL_MAX_MS (UINT64_C(1) << 62)
 
 struct mf_clock_probe {
     uint64_t seq;     /* 0: free slot */
@@ -57,6 +60,7 @@ struct mf_clock_peer {
     int64_t offset_ms;                 /* the peer's wall clock minus ours */
     uint64_t rtt_ms;
     uint64_t at_mono_ms;               /* m2 of the last measurement */
+    bool says_agrees;                  /* its last answer: its clock agrees with its quorum */
 };
 
 struct mf_clock {
@@ -83,11 +87,13 @@ void mf_clock_init(struct mf_clock *c, uint64_t self_id, uint64_t max_skew_ms);
 uint64_t mf_clock_probe(struct mf_clock *c, uint64_t peer, uint64_t m0_ms);
 
 /* An answer from `peer` echoing `seq` with its wall time t1, received at our
- * monotonic m2 and wall w2. Records the measurement.
- * @return 0; MF_EINVAL: unknown peer or seq, or m2 before m0 (dropped);
+ * monotonic m2 and wall w2, saying whether the peer's clock agrees with a
+ * quorum as it sees them (`says_agrees`). Records the measurement.
+ * @return 0; MF_EINVAL: unknown peer or seq, m2 before m0, or a wall time
+ *         above MF_CLOCK_WALL_MAX_MS (dropped);
  *         MF_ETIMEOUT: rtt > MF_CLOCK_RTT_MAX_MS (dropped). */
 int mf_clock_answer(struct mf_clock *c, uint64_t peer, uint64_t seq, uint64_t t1_ms,
-                    uint64_t m2_ms, uint64_t w2_ms);
+                    uint64_t m2_ms, uint64_t w2_ms, bool says_agrees);
 
 /* The last measurement of `peer` (NULL if none). */
 const struct mf_clock_peer *mf_clock_peer(const struct mf_clock *c, uint64_t peer);
@@ -102,8 +108,11 @@ void mf_clock_view(const struct mf_clock *c, const uint64_t *voters, size_t vote
                    uint64_t now_mono_ms, struct mf_clock_view *out);
 
 /* Where to hand leadership when our clock is off: a voter other than us with
- * a fresh measurement, preferring the one whose offset is nearest the median
- * of the others (it agrees with most of them). 0 if none. */
+ * a fresh measurement whose last answer said its own clock agrees (so it may
+ * campaign: a TimeoutNow to a blocked node is lost, and proposals wait for the
+ * transfer meanwhile), preferring the one whose offset is nearest the median
+ * of the others. 0 if none: then we keep leading, and the server refuses
+ * what needs the clock. */
 uint64_t mf_clock_transfer_target(const struct mf_clock *c, const uint64_t *voters,
                                   size_t voters_len, uint64_t now_mono_ms);
 

@@ -25,6 +25,8 @@
 #include "store/log.h"
 
 #define LOG_MOD "node"
+_Static_assert(MF_CLOCK_PEERS_MAX >= MF_RAFT_NODES_MAX && MF_CLOCK_PEERS_MAX >= MF_CONFIG_PEERS_MAX,
+               "every member's clock is tracked");
 #define BUCKETS 4096 /* pending-table buckets (power of two) */
 
 /* A proposal or a read waiting for the state machine. */
@@ -710,6 +712,9 @@ static void clock_update(struct mf_node *n)
             MF_WARN(LOG_MOD, "clock disagrees: %u of %u voters within %" PRIu64
                              " ms (our offset %" PRId64 " ms): not campaigning",
                     v.agreeing, v.voters, n->clock.max_skew_ms, v.offset_ms);
+        else
+            MF_INFO(LOG_MOD, "clock not measured against a quorum of voters (%u of %u fresh):"
+                             " not campaigning", v.fresh, v.voters);
     }
     if (st.role != MF_RAFT_LEADER || v.agrees || !v.measured)
         return;
@@ -769,13 +774,15 @@ static void on_clock_message(struct mf_node *n, uint64_t from, const uint8_t *da
     }
     if (c.kind == MF_PEER_CLOCK_PROBE) {
         struct mf_peer_clock a = {.kind = MF_PEER_CLOCK_ANSWER, .seq = c.seq,
-                                  .wall_ms = mf_now_wall_ms()};
+                                  .wall_ms = mf_now_wall_ms(),
+                                  .flags = n->clock_allowed ? MF_PEER_CLOCK_AGREES : 0};
         clock_send(n, from, &a);
         return;
     }
     /* Read both clocks at once, as near to the arrival as we can. */
     uint64_t m2 = mf_now_mono_ms(), w2 = mf_now_wall_ms();
-    int rc = mf_clock_answer(&n->clock, from, c.seq, c.wall_ms, m2, w2);
+    int rc = mf_clock_answer(&n->clock, from, c.seq, c.wall_ms, m2, w2,
+                             c.flags & MF_PEER_CLOCK_AGREES);
     if (rc) {
         MF_DEBUG(LOG_MOD, "dropping a clock answer from node %" PRIu64 " (seq %" PRIu64 "): %s",
                  from, c.seq, mf_strerror(rc));
@@ -1220,5 +1227,6 @@ void mf_node_clock(struct mf_node *n, struct mf_node_clock *out)
         .voters = v.voters,
         .agreeing = v.agreeing,
         .max_skew_ms = n->clock.max_skew_ms,
+        .fresh = v.fresh,
     };
 }

@@ -144,7 +144,7 @@ struct mf_node_stats {
     uint64_t batches;
     uint64_t entries_persisted;
     uint64_t entries_applied;
-    uint64_t clock_transfers; /* leadership handed off for a bad clock */
+    uint64_t clock_transfers; /* leadership handed off for a bad clock (hand-offs started) */
 };
 void mf_node_stats(struct mf_node *n, struct mf_node_stats *out);
 uint64_t mf_node_applied(struct mf_node *n);
@@ -173,8 +173,11 @@ int mf_node_transfer(struct mf_node *n, uint64_t to);
  *
  * While `agrees` is false the node does not campaign (mf_raft_set_campaign_
  * allowed), and a leader that has fresh measurements showing disagreement
- * (`measured` && !`agrees`) hands leadership to a fresh voter
- * (stats.clock_transfers). At start-up, before the first answers, `agrees`
+ * (`measured` && !`agrees`) hands leadership to a fresh voter whose own
+ * clock agrees (stats.clock_transfers); with no such voter (no majority
+ * agrees) it keeps leading and the server must refuse what needs the clock.
+ * `offset_ms` is an estimate for operators (with two voters it is half the
+ * difference: which clock is wrong cannot be told). At start-up, before the first answers, `agrees`
  * and `measured` are false unless this node is the only voter: the first
  * election waits for the first probe round (a few ms on a LAN; probes go
  * every MF_CLOCK_PROBE_FAST_MS until then). */
@@ -185,6 +188,7 @@ struct mf_node_clock {
     uint32_t voters;      /* voters in the configuration */
     uint32_t agreeing;    /* of them agreeing with us, ourselves included */
     uint64_t max_skew_ms; /* the bound used (cfg->max_clock_skew_ms) */
+    uint32_t fresh;       /* voters with a fresh measurement, ourselves included (0: none heard) */
 };
 void mf_node_clock(struct mf_node *n, struct mf_node_clock *out);
 

@@ -191,7 +191,8 @@ size_t mf_peer_clock_encode(const struct mf_peer_clock *c, uint8_t *buf)
     if (c->kind != MF_PEER_CLOCK_ANSWER)
         return 9;
     put_u64(buf + 9, c->wall_ms);
-    return 17;
+    buf[17] = c->flags;
+    return 18;
 }
 
 int mf_peer_clock_decode(const uint8_t *data, size_t len, struct mf_peer_clock *out)
@@ -205,9 +206,11 @@ int mf_peer_clock_decode(const uint8_t *data, size_t len, struct mf_peer_clock *
         return MF_ECORRUPT;
     if (out->kind == MF_PEER_CLOCK_PROBE && len == 9)
         return 0;
-    if (out->kind == MF_PEER_CLOCK_ANSWER && len == 17) {
+    if (out->kind == MF_PEER_CLOCK_ANSWER && len == 18) {
         out->wall_ms = get_u64(data + 9);
-        return out->wall_ms <= INT64_MAX ? 0 : MF_ECORRUPT;
+        out->flags = data[17];
+        return out->wall_ms <= INT64_MAX && !(out->flags & ~MF_PEER_CLOCK_AGREES) ? 0
+                                                                                 : MF_ECORRUPT;
     }
     return MF_ECORRUPT;
 }

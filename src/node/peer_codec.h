@@ -34,22 +34,26 @@ int mf_peer_msg_decode(const uint8_t *data, size_t len, struct mf_peer_decoded *
 void mf_peer_msg_free(struct mf_peer_decoded *d);
 
 /* Clock probes (MF_NODE_TAG_CLOCK), fixed layout, big-endian:
- *   probe:  1 byte kind = 1, 8 bytes seq                       (9 bytes)
- *   answer: 1 byte kind = 2, 8 bytes seq, 8 bytes wall_ms      (17 bytes)
+ *   probe:  1 byte kind = 1, 8 bytes seq                               (9 bytes)
+ *   answer: 1 byte kind = 2, 8 bytes seq, 8 bytes wall_ms, 1 byte flags (18 bytes)
  * The answer echoes the probe's seq and carries the answerer's wall clock
- * (Unix ms) read when the probe arrived. */
+ * (Unix ms) read when the probe arrived, and whether the answerer's clock
+ * agrees with a quorum of voters as it sees them (flags bit 0): a leader
+ * hands off only to a node that may campaign. */
 #define MF_PEER_CLOCK_PROBE 1
 #define MF_PEER_CLOCK_ANSWER 2
-#define MF_PEER_CLOCK_MAX_BYTES 17
+#define MF_PEER_CLOCK_AGREES 0x01
+#define MF_PEER_CLOCK_MAX_BYTES 18
 struct mf_peer_clock {
     uint8_t kind;     /* MF_PEER_CLOCK_PROBE or MF_PEER_CLOCK_ANSWER */
     uint64_t seq;     /* != 0 */
     uint64_t wall_ms; /* answers only */
+    uint8_t flags;    /* answers only: MF_PEER_CLOCK_AGREES */
 };
 /* Writes into buf (>= MF_PEER_CLOCK_MAX_BYTES); returns the length. */
 size_t mf_peer_clock_encode(const struct mf_peer_clock *c, uint8_t *buf);
 /* Returns 0, or MF_ECORRUPT (wrong length or kind, seq 0, a wall time past
- * INT64_MAX). */
+ * INT64_MAX, unknown flags). */
 int mf_peer_clock_decode(const uint8_t *data, size_t len, struct mf_peer_clock *out);
 
 #endif
