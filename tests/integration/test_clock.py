@@ -12,6 +12,8 @@ clock by rewriting that file. Real time is the test's own monotonic clock.
   leases are granted and their secrets read through every node: no secret is
   served later than TTL + bound after its grant answered, and none is found
   gone earlier than TTL - 2 x bound after its grant was asked;
+- tokens: a 2 s token is honoured until expire_at - bound and refused from
+  then on, like a lease;
 - cut off: a follower 2 s behind and partitioned from everyone (iptables)
   refuses the lease-bound read, naming the skew, instead of serving a secret
   whose lease has ended; /health, /metrics and status say so.
@@ -229,6 +231,27 @@ class ClockSafety(unittest.TestCase):
         self.assertGreaterEqual(len(jumped_leaders), 3)
         self.assertFalse(stayed, "leadership stayed on a jumped clock: %s" % stayed)
         self.assertTrue(moved_off)
+
+    # ---- tokens: the same skew allowance as leases ----
+    def test_4_token_refused_from_expire_at_minus_skew(self):
+        c = self.c
+        g0 = mono_ms()
+        rc, tok = c.cli("token", "create", "-ttl", "2s")
+        g1 = mono_ms()
+        self.assertEqual(rc, 0, tok)
+        results = []  # (start, end, rc)
+        while mono_ms() < g1 + TTL_MS + 300:
+            s0 = mono_ms()
+            rc, out = c.cli("token", "lookup", token=tok["token"], timeout="1s")
+            results.append((s0, mono_ms(), rc))
+        served_early = [r for r in results if r[1] < g0 + TTL_MS - SKEW_MS - 200]
+        refused_window = [r for r in results if r[0] > g1 + TTL_MS - SKEW_MS]
+        self.assertTrue(served_early and refused_window)
+        for r in served_early:
+            self.assertEqual(r[2], 0, "token refused %.0f ms after it was made" % (r[1] - g0))
+        for r in refused_window:
+            self.assertNotEqual(r[2], 0, "token honoured %.0f ms after it was made, TTL %d, "
+                                "bound %d" % (r[0] - g1, TTL_MS, SKEW_MS))
 
     # ---- (b) a follower 2 s behind and cut off refuses, naming the skew ----
     @unittest.skipUnless(iptables_usable(), "needs root and iptables to partition loopback ports")
