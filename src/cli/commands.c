@@ -1159,13 +1159,23 @@ static json_t *json_status(const struct mf_cli_args *a, const Mayfly__Api__Respo
                               json_pack("{s:I, s:s, s:b, s:o}", "id", (json_int_t)m->id, "addr",
                                         m->addr, "voter", m->voter, "zone", str_or_null(m->zone)));
     }
-    return json_pack("{s:I, s:s, s:I, s:o, s:I, s:I, s:I, s:b, s:b, s:o, s:o}", "node_id",
+    json_t *out = json_pack("{s:I, s:s, s:I, s:o, s:I, s:I, s:I, s:b, s:b, s:o, s:o}", "node_id",
                      (json_int_t)s->node_id, "role", s->role, "leader_id",
                      (json_int_t)s->leader_id, "leader_addr", str_or_null(s->leader_addr), "term",
                      (json_int_t)s->term, "commit_index", (json_int_t)s->commit_index,
                      "applied_index", (json_int_t)s->applied_index, "sealed", s->sealed,
                      "initialized", s->initialized, "members", members, "read",
                      read_info_json(s->read));
+    const Mayfly__Api__ClockStatus *c = s->clock;
+    if (out && c)
+        json_object_set_new(out, "clock",
+                            json_pack("{s:b, s:b, s:I, s:i, s:i, s:I, s:I}", "agrees", c->agrees,
+                                      "measured", c->measured, "offset_ms",
+                                      (json_int_t)c->offset_ms, "agreeing", (int)c->agreeing,
+                                      "voters", (int)c->voters, "max_skew_ms",
+                                      (json_int_t)c->max_skew_ms, "refusals",
+                                      (json_int_t)c->refusals));
+    return out;
 }
 
 static json_t *json_init(const struct mf_cli_args *a, const Mayfly__Api__Response *r)

@@ -19,7 +19,9 @@
 #include "common/log.h"
 #include "net/addr.h"
 #include "server/crl.h"
+#include "server/leader_clock.h"
 #include "server/metrics.h"
+#include "server/proposer.h"
 #include "server/scheduler.h"
 #include "store/leases.h"
 
@@ -34,6 +36,8 @@ struct snapshot {
     struct mf_sched_stats sched;
     uint64_t batches, entries_persisted, entries_applied;
     uint64_t leases[MF_LEASE_STATES]; /* replicated state: leases by state */
+    struct mf_node_clock clock;       /* this node's clock against the voters' */
+    uint64_t clock_refusals;
 };
 
 struct mf_metrics {
@@ -95,9 +99,23 @@ void mf_metrics_publish(struct mf_server *s)
     m.batches = ns.batches;
     m.entries_persisted = ns.entries_persisted;
     m.entries_applied = ns.entries_applied;
+    mf_node_clock(s->node, &m.clock);
+    m.clock_refusals = mf_proposer_clock_refusals(s->prop);
     pthread_mutex_lock(&s->metrics->lock);
     s->metrics->snap = m;
     pthread_mutex_unlock(&s->metrics->lock);
+}
+
+/* A malloc'd copy of `text` with a newline. */
+static char *line_dup(const char *text)
+{
+    size_t n = strlen(text);
+    char *out = malloc(n + 2);
+    if (out) {
+        memcpy(out, text, n);
+        memcpy(out + n, "\n", 2);
+    }
+    return out;
 }
 
 static char *format_metrics(const struct snapshot *m, uint64_t node_id)
@@ -162,6 +180,16 @@ static char *format_metrics(const struct snapshot *m, uint64_t node_id)
     EMIT("mayfly_revocation_lateness_ms_count %" PRIu64 "\n", m->sched.lateness_count);
     EMIT("# TYPE mayfly_revocation_lateness_max_ms gauge\nmayfly_revocation_lateness_max_ms %"
          PRIu64 "\n", m->sched.lateness_max_ms);
+    EMIT("# HELP mayfly_clock_offset_ms This node's wall clock minus the voters' median.\n"
+         "# TYPE mayfly_clock_offset_ms gauge\nmayfly_clock_offset_ms %" PRId64 "\n",
+         m->clock.offset_ms);
+    EMIT("# HELP mayfly_clock_agrees 1 while this node's clock is within max_clock_skew_ms of a "
+         "majority of voters (0: it refuses lease-bound reads and time-bearing writes).\n"
+         "# TYPE mayfly_clock_agrees gauge\nmayfly_clock_agrees %d\n",
+         m->clock.agrees || m->clock.voters <= 1);
+    EMIT("# HELP mayfly_clock_refusals_total Reads and writes this node refused for its clock.\n"
+         "# TYPE mayfly_clock_refusals_total counter\nmayfly_clock_refusals_total %" PRIu64 "\n",
+         m->clock_refusals);
 #undef EMIT
     if (len >= cap) {
         free(out);
@@ -191,9 +219,19 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     } else if (strcmp(url, "/metrics") == 0) {
         body = format_metrics(&snap, mx->srv->cfg->node_id);
     } else if (strcmp(url, "/health") == 0) {
-        /* 200 when this node can serve: up and unsealed. */
-        status = (!snap.failed && !snap.sealed) ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
-        body = strdup(snap.failed ? "failed\n" : snap.sealed ? "sealed\n" : "ok\n");
+        /* 200 when this node can serve: up, unsealed, its clock agreeing. */
+        bool clock_ok = snap.clock.agrees || snap.clock.voters <= 1;
+        status = (!snap.failed && !snap.sealed && clock_ok) ? MHD_HTTP_OK
+                                                            : MHD_HTTP_SERVICE_UNAVAILABLE;
+        char why[256];
+        if (!clock_ok)
+            mf_leader_clock_reason(why, sizeof(why), snap.clock.measured, snap.clock.offset_ms,
+                                   snap.clock.agreeing, snap.clock.voters,
+                                   snap.clock.max_skew_ms);
+        body = snap.failed   ? strdup("failed\n")
+               : snap.sealed ? strdup("sealed\n")
+               : !clock_ok   ? line_dup(why)
+                             : strdup("ok\n");
     } else {
         status = MHD_HTTP_NOT_FOUND;
         body = strdup("not found: try /metrics, /health or /v1/<pki mount>/crl[/pem]\n");

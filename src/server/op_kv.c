@@ -4,7 +4,10 @@
  *
  * A read of a value bound to a lease checks the lease with the local clock
  * and the skew bound (DESIGN.md guarantee 4): refused once
- * local_now + max_clock_skew >= expire_at. */
+ * local_now + max_clock_skew >= expire_at. That rule holds only while this
+ * node's clock is within the bound: a node whose clock view does not agree
+ * with a majority of voters (or has no fresh measurement) refuses such reads
+ * with the skew instead (README.md "Time model"). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -20,6 +23,7 @@
 #include "server/authz.h"
 #include "server/handler.h"
 #include "server/op_kv.h"
+#include "server/proposer.h"
 #include "store/kv.h"
 #include "store/lease_rules.h"
 #include "store/leases.h"
@@ -178,11 +182,21 @@ void mf_op_kv_get(struct req *r)
     rc = mf_kv_get(txn, st, q->path, q->version, &v, &version);
     if (!rc && (v->deleted_ms || v->destroyed))
         rc = MF_ENOTFOUND;
-    if (!rc && v->lease_seq)
+    char why[256] = "";
+    if (!rc && v->lease_seq) {
         rc = lease_servable(s, txn, v->lease_seq, lease_id, sizeof(lease_id));
+        /* Serving needs a trusted clock; so does calling a lease expired
+         * (proposer.h mf_proposer_clock_check). */
+        if ((!rc || rc == MF_ELEASEEXPIRED) &&
+            mf_proposer_clock_check(s->prop, rc == MF_ELEASEEXPIRED, why, sizeof(why)))
+            rc = MF_EUNAVAIL;
+    }
     mf_srv_read_end(s, txn);
     if (rc) {
         mf_kv_version_free(v);
+        if (why[0])
+            return mf_api_reply_error(r, rc, "'%s' is bound to a lease and this node cannot "
+                                      "tell when it ends: %s", q->path, why);
         if (rc == MF_ENOTFOUND)
             return mf_api_reply_error(r, rc, "no value at '%s'", q->path);
         if (rc == MF_ELEASEEXPIRED)

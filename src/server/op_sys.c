@@ -399,10 +399,22 @@ void mf_op_status(struct req *r)
     }
     out.n_members = n;
     out.members = ptrs;
+    struct mf_node_clock nc;
+    mf_node_clock(s->node, &nc);
+    Mayfly__Api__ClockStatus clock = MAYFLY__API__CLOCK_STATUS__INIT;
+    clock.agrees = nc.agrees;
+    clock.measured = nc.measured;
+    clock.offset_ms = nc.offset_ms;
+    clock.agreeing = nc.agreeing;
+    clock.voters = nc.voters;
+    clock.max_skew_ms = nc.max_skew_ms;
+    clock.refusals = mf_proposer_clock_refusals(s->prop);
+    out.clock = &clock;
     if (!full) {
         out.term = out.commit_index = out.applied_index = 0;
         out.n_members = 0;
         out.read = NULL;
+        out.clock = NULL;
     }
     Resp resp = MAYFLY__API__RESPONSE__INIT;
     resp.result_case = MAYFLY__API__RESPONSE__RESULT_STATUS;

@@ -69,7 +69,12 @@ int mf_tokens_authenticate(struct req *r)
     mf_srv_read_end(s, txn);
     if (rc)
         return rc == MF_ENOTFOUND ? MF_EUNAUTH : rc;
-    bool expired = t->expire_at_ms && mf_now_wall_ms() >= t->expire_at_ms;
+    /* The same rule as a lease-bound read (mf_lease_servable): refused from
+     * expire_at - max_clock_skew_ms on by this node's clock, so a token is
+     * never honoured after its expire_at in true time while clocks are
+     * within the bound (README.md "Time model"). */
+    uint64_t now = mf_now_wall_ms(), skew = s->cfg->max_clock_skew_ms;
+    bool expired = t->expire_at_ms && !(now < t->expire_at_ms && skew < t->expire_at_ms - now);
     if (expired) {
         mf_token_free(t);
         return MF_EUNAUTH;

@@ -1,17 +1,21 @@
 /* The real proposer: commands to the Raft node, results back (proposer.h).
  *
- * The leader stamps each command with its clock, never backwards, and with
+ * The leader stamps each command with its clock (leader_clock.h: the wall
+ * clock only while the node's clock view agrees and it has not jumped; the
+ * monotonic clock otherwise), never backwards, and with
  * the barrier key's term and use count (so every replica counts encryptions
  * per key: PITFALLS.md, AES-GCM nonces), then packs it and hands it to the
  * node. The node answers once the entry applied here, or failed. */
 #include "server/proposer.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "common/env.h"
 #include "common/err.h"
 #include "node/node.h"
+#include "server/leader_clock.h"
 #include "store/barrier.h"
 #include "store/fsm.h"
 
@@ -19,8 +23,13 @@ struct node_proposer {
     struct mf_proposer base;
     struct mf_node *node;
     struct mf_barrier *barrier;
-    uint64_t last_now_ms;    /* the greatest now this node proposed */
-    uint64_t applied_now_ms; /* written by the writer thread (atomic) */
+    struct mf_leader_clock clock; /* loop thread */
+    /* The applied now and the monotonic time it was reported (writer
+     * thread), a pair: under `lock`. */
+    pthread_mutex_t lock;
+    uint64_t applied_now_ms;
+    uint64_t applied_mono_ms;
+    uint64_t clock_refusals; /* atomic: read by the metrics snapshot */
 };
 
 struct pending {
@@ -28,17 +37,113 @@ struct pending {
     void *arg;
 };
 
+static void clock_view(struct node_proposer *np, struct mf_node_clock *nc,
+                       struct mf_leader_clock_view *v)
+{
+    mf_node_clock(np->node, nc);
+    v->agrees = nc->agrees;
+    v->voters = nc->voters;
+    v->max_skew_ms = nc->max_skew_ms;
+}
+
+/* The applied now, learnt when the writer reported it: the candidate is
+ * then no later than the applied now plus the real time since. */
+static uint64_t observe_applied(struct node_proposer *np)
+{
+    pthread_mutex_lock(&np->lock);
+    uint64_t applied = np->applied_now_ms, applied_mono = np->applied_mono_ms;
+    pthread_mutex_unlock(&np->lock);
+    mf_leader_clock_observe(&np->clock, applied, applied_mono);
+    return applied;
+}
+
 static uint64_t leader_now(void *ctx)
 {
     struct node_proposer *np = ctx;
-    uint64_t now = mf_now_wall_ms();
-    uint64_t applied = __atomic_load_n(&np->applied_now_ms, __ATOMIC_ACQUIRE);
-    if (now < applied)
-        now = applied;
-    if (now < np->last_now_ms)
-        now = np->last_now_ms;
-    np->last_now_ms = now;
-    return now;
+    uint64_t applied = observe_applied(np);
+    struct mf_node_clock nc;
+    struct mf_leader_clock_view v;
+    clock_view(np, &nc, &v);
+    return mf_leader_clock_stamp(&np->clock, mf_now_wall_ms(), mf_now_mono_ms(), applied, &v);
+}
+
+static int clock_check(void *ctx, bool expired, char *why, size_t why_len)
+{
+    struct node_proposer *np = ctx;
+    struct mf_node_clock nc;
+    struct mf_leader_clock_view v;
+    clock_view(np, &nc, &v);
+    observe_applied(np);
+    int64_t jump = 0;
+    bool jumped = v.voters > 1 &&
+                  mf_leader_clock_jumped(&np->clock, mf_now_wall_ms(), mf_now_mono_ms(),
+                                         2 * nc.max_skew_ms, &jump);
+    bool refuse = jumped || (!mf_leader_clock_trusted(&v) &&
+                             (!expired || (nc.measured && nc.offset_ms > (int64_t)nc.max_skew_ms)));
+    if (!refuse)
+        return 0;
+    __atomic_add_fetch(&np->clock_refusals, 1, __ATOMIC_RELAXED);
+    /* The voters' view names the skew best; the local check covers the
+     * time until the probes notice a jump. */
+    if (mf_leader_clock_trusted(&v))
+        mf_leader_clock_jump_reason(why, why_len, jump, 2 * nc.max_skew_ms);
+    else
+        mf_leader_clock_reason(why, why_len, nc.measured, nc.offset_ms, nc.agreeing, nc.voters,
+                               nc.max_skew_ms);
+    return MF_EUNAVAIL;
+}
+
+/* May this leader stamp a time-bearing command? */
+static int write_clock_check(struct node_proposer *np, char *why, size_t why_len)
+{
+    struct mf_node_clock nc;
+    struct mf_leader_clock_view v;
+    clock_view(np, &nc, &v);
+    if (mf_leader_clock_trusted(&v))
+        return 0;
+    __atomic_add_fetch(&np->clock_refusals, 1, __ATOMIC_RELAXED);
+    mf_leader_clock_reason(why, why_len, nc.measured, nc.offset_ms, nc.agreeing, nc.voters,
+                           nc.max_skew_ms);
+    return MF_EUNAVAIL;
+}
+
+static uint64_t clock_refusals(void *ctx)
+{
+    return __atomic_load_n(&((struct node_proposer *)ctx)->clock_refusals, __ATOMIC_RELAXED);
+}
+
+/* Does this command set a time from the stamped now (an expire_at)? The
+ * scheduler's own commands (expire, revoked, token expire) and revocations
+ * never do: they go on with the monotonic candidate. */
+static bool time_bearing(const Mayfly__Cmd__Command *cmd)
+{
+    switch (cmd->op_case) {
+    case MAYFLY__CMD__COMMAND__OP_LEASE_GRANT:
+    case MAYFLY__CMD__COMMAND__OP_LEASE_RENEW:
+    case MAYFLY__CMD__COMMAND__OP_TOKEN_RENEW:
+        return true;
+    case MAYFLY__CMD__COMMAND__OP_LEASE_ACTIVATE:
+        return cmd->lease_activate->ttl_ms != 0;
+    case MAYFLY__CMD__COMMAND__OP_TOKEN_CREATE:
+        return cmd->token_create->ttl_ms != 0 || cmd->token_create->max_ttl_ms != 0;
+    default:
+        return false;
+    }
+}
+
+/* A time-bearing command on a leader whose clock does not agree: answered
+ * at once with the reason (proposer.h). */
+static bool refuse_for_clock(struct node_proposer *np, const Mayfly__Cmd__Command *cmd,
+                             mf_propose_cb cb, void *arg)
+{
+    char why[256];
+    if (!time_bearing(cmd) || write_clock_check(np, why, sizeof(why)) == 0)
+        return false;
+    Mayfly__Cmd__Result res = MAYFLY__CMD__RESULT__INIT;
+    res.code = MF_EUNAVAIL;
+    res.error = why;
+    cb(arg, MF_EUNAVAIL, &res);
+    return true;
 }
 
 static void on_node_result(void *arg, int rc, uint64_t index, void *result)
@@ -57,6 +162,8 @@ static void on_node_result(void *arg, int rc, uint64_t index, void *result)
 static int node_propose(void *ctx, Mayfly__Cmd__Command *cmd, mf_propose_cb cb, void *arg)
 {
     struct node_proposer *np = ctx;
+    if (refuse_for_clock(np, cmd, cb, arg))
+        return 0;
     if (!cmd->now_ms)
         cmd->now_ms = leader_now(np);
     if (!mf_barrier_sealed(np->barrier))
@@ -102,6 +209,11 @@ static const struct mf_proposer_ops node_ops = {
     .leading = node_leading,
 };
 
+static const struct mf_proposer_clock_ops node_clock_ops = {
+    .check = clock_check,
+    .refusals = clock_refusals,
+};
+
 int mf_proposer_node_new(struct mf_node *node, struct mf_barrier *barrier,
                          uint64_t applied_now_ms, struct mf_proposer **out)
 {
@@ -109,10 +221,17 @@ int mf_proposer_node_new(struct mf_node *node, struct mf_barrier *barrier,
     if (!np)
         return -ENOMEM;
     np->base.ops = &node_ops;
+    np->base.clock = &node_clock_ops;
     np->base.ctx = np;
     np->node = node;
     np->barrier = barrier;
     np->applied_now_ms = applied_now_ms;
+    np->applied_mono_ms = mf_now_mono_ms();
+    mf_leader_clock_init(&np->clock, applied_now_ms, np->applied_mono_ms);
+    if (pthread_mutex_init(&np->lock, NULL)) {
+        free(np);
+        return -ENOMEM;
+    }
     *out = &np->base;
     return 0;
 }
@@ -124,11 +243,21 @@ void mf_proposer_node_attach(struct mf_proposer *p, struct mf_node *node)
 
 void mf_proposer_node_free(struct mf_proposer *p)
 {
-    free(p ? p->ctx : NULL);
+    if (!p)
+        return;
+    struct node_proposer *np = p->ctx;
+    pthread_mutex_destroy(&np->lock);
+    free(np);
 }
 
 void mf_proposer_applied_now(struct mf_proposer *p, uint64_t now_ms)
 {
     struct node_proposer *np = p->ctx;
-    __atomic_store_n(&np->applied_now_ms, now_ms, __ATOMIC_RELEASE);
+    uint64_t mono = mf_now_mono_ms();
+    pthread_mutex_lock(&np->lock);
+    if (now_ms > np->applied_now_ms) { /* the first report of each now counts */
+        np->applied_now_ms = now_ms;
+        np->applied_mono_ms = mono;
+    }
+    pthread_mutex_unlock(&np->lock);
 }

@@ -10,14 +10,19 @@
  *
  * The leader's clock: `now` in commands never runs backwards, neither across
  * this leader's proposals nor below what the cluster already applied (a
- * previous leader's clock may have run ahead). The clock-safety issue
- * changes how it advances: here, and nowhere else.
+ * previous leader's clock may have run ahead). It takes the wall clock only
+ * while the node's clock view agrees with a majority of voters and the wall
+ * clock has not jumped; otherwise it advances by the monotonic clock
+ * (leader_clock.h). While the view does not agree, commands that set a time
+ * from now (lease grant, renew and activation with a TTL, token create with
+ * a TTL, token renew) are refused: README.md "Time model".
  *
  * Threads: loop thread only, except mf_proposer_applied_now (writer thread). */
 #ifndef MF_SERVER_PROPOSER_H
 #define MF_SERVER_PROPOSER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "command.pb-c.h"
@@ -29,6 +34,10 @@ struct mf_barrier;
  *   rc 0, res: applied (res->code == 0);
  *   rc = res->code (< 0), res: applied as a deterministic refusal (res->error
  *       says why: CAS mismatch, quota, not found ...);
+ *   rc MF_EUNAVAIL, res with res->error naming the clock skew: a time-bearing
+ *       command refused before proposing, because this leader's clock does
+ *       not agree with a majority of voters (called before mf_propose
+ *       returns 0);
  *   rc MF_EUNKNOWN, res NULL: not known whether it applied (it may still);
  *   rc other, res NULL: not applied (leadership changed: retry).
  * `res` belongs to the proposer; valid during the call only. */
@@ -41,9 +50,16 @@ struct mf_proposer_ops {
     bool (*leading)(void *ctx);        /* may this node propose now? */
 };
 
+/* The node's clock, for reads and figures (the real proposer's). */
+struct mf_proposer_clock_ops {
+    int (*check)(void *ctx, bool expired, char *why, size_t why_len);
+    uint64_t (*refusals)(void *ctx);
+};
+
 struct mf_proposer {
     const struct mf_proposer_ops *ops;
     void *ctx;
+    const struct mf_proposer_clock_ops *clock; /* NULL (a fake): trusted, no refusals */
 };
 
 /* Proposes `cmd` (borrowed until return; now_ms stamped if 0).
@@ -62,6 +78,26 @@ static inline uint64_t mf_propose_next_index(struct mf_proposer *p)
     return p->ops->next_index(p->ctx);
 }
 static inline bool mf_proposer_leading(struct mf_proposer *p) { return p->ops->leading(p->ctx); }
+
+/* May this node rely on its clock to serve a lease-bound secret (`expired`
+ * false), or to call one expired (`expired` true)? Refused when its wall
+ * clock jumped against its monotonic clock since the last applied now (by
+ * more than twice the bound: nodes may differ by that much), and when its
+ * clock view does not agree with a majority of voters (to call a lease
+ * expired: only when measured ahead by more than the bound; an unmeasured
+ * clock's "expired" is still a safe refusal). A single voter is trusted.
+ * @return 0; MF_EUNAVAIL with `why` naming the skew, counted as one
+ * refusal. */
+static inline int mf_proposer_clock_check(struct mf_proposer *p, bool expired, char *why,
+                                          size_t why_len)
+{
+    return p->clock ? p->clock->check(p->ctx, expired, why, why_len) : 0;
+}
+/* Clock refusals on this node so far (writes and reads). */
+static inline uint64_t mf_proposer_clock_refusals(struct mf_proposer *p)
+{
+    return p->clock ? p->clock->refusals(p->ctx) : 0;
+}
 
 /* The real proposer over a Raft node. `applied_now_ms`: the fsm's now at
  * start. Made before the node starts (its writer thread reports applied
