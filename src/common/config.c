@@ -54,6 +54,7 @@ static const struct field fields[] = {
     FU32(client_first_request_timeout_ms, 100, 600000),
     FU32(client_idle_timeout_ms, 100, 86400000),
     FU32(client_preauth_frame_max_bytes, 1024, 4u << 20),
+    FU32(client_preauth_bytes_per_s, 65536, 0xffffffffu),
     FU64(client_frame_budget_bytes, 4u << 20, UINT64_C(1) << 40),
     FU32(peer_conns_max, 4, 65536),
     FU32(peer_conns_per_addr, 2, 65536),
@@ -94,6 +95,7 @@ int mf_config_defaults(struct mf_config *cfg)
     cfg->client_first_request_timeout_ms = 10000;
     cfg->client_idle_timeout_ms = 300000;
     cfg->client_preauth_frame_max_bytes = 65536;
+    cfg->client_preauth_bytes_per_s = 4u << 20;
     cfg->client_frame_budget_bytes = UINT64_C(256) << 20;
     cfg->peer_conns_max = 64;
     cfg->peer_conns_per_addr = 32;

@@ -62,7 +62,9 @@ struct mf_config {
     uint32_t client_first_request_timeout_ms; /* accept to first request (10 s) */
     uint32_t client_idle_timeout_ms;        /* no request or answer (5 min) */
     uint32_t client_preauth_frame_max_bytes; /* request size until a token verified (64 KiB) */
-    uint64_t client_frame_budget_bytes;     /* partial requests buffered, all connections (256 MiB) */
+    uint32_t client_preauth_bytes_per_s;    /* request bytes a second, all connections
+                                               without a verified token (4 MiB) */
+    uint64_t client_frame_budget_bytes;     /* partial requests, all connections (256 MiB) */
     uint32_t peer_conns_max;                /* inbound peer connections (64) */
     uint32_t peer_conns_per_addr;           /* from one IP address (32) */
     uint32_t peer_handshakes_per_s;         /* TLS handshakes a second (50) */

@@ -5,8 +5,9 @@
  *   CONNECTING (dial only) -> HANDSHAKE -> OPEN -> CLOSING
  *
  * Every path that ends a connection goes through conn_close, which closes the
- * four libuv handles (socket, timeout timer, kick timer, flush idle); the close callback
- * runs when the last of them is closed, and the memory is freed after it. */
+ * five libuv handles (socket, timeout timer, kick timer, flush idle, pause
+ * timer); the close callback runs when the last of them is closed, and the
+ * memory is freed after it. */
 #include "net/conn.h"
 
 #include <errno.h>
@@ -56,6 +57,7 @@ struct mf_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;          /* connect/handshake timeout, shutdown linger */
     uv_timer_t kick;           /* deferred processing after read_start */
+    uv_timer_t pause_timer;    /* ends a mf_conn_read_pause_ms */
     uv_idle_t flusher;         /* writes coalesced small frames once per loop turn */
     uv_connect_t connect_req;
     uv_getaddrinfo_t gai_req;  /* resolving a host name (dial only) */
@@ -110,6 +112,7 @@ struct mf_conn {
     int gating;                /* the frame in `body` is only its head, for the gate */
     size_t budget_held;        /* of the listener's frame budget */
     int paused_budget;         /* waiting for the listener's frame budget */
+    int paused_rate;           /* mf_conn_read_pause_ms in effect */
     struct mf_conn *bnext;     /* listener's budget waiters */
     int got_frame;             /* a complete frame arrived */
     int hs_admitted;           /* took a token of the listener's handshake rate */
@@ -422,7 +425,7 @@ static void on_kick(uv_timer_t *t)
 static int readable(const struct mf_conn *c)
 {
     return c->state == ST_OPEN && !c->shutting_down && !c->paused_app && !c->paused_out &&
-           !c->paused_budget;
+           !c->paused_budget && !c->paused_rate;
 }
 
 /* ---- frame budget (listener-wide) ---- */
@@ -849,6 +852,7 @@ static void conn_close(struct mf_conn *c, int reason)
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->kick, on_handle_closed);
     uv_close((uv_handle_t *)&c->flusher, on_handle_closed);
+    uv_close((uv_handle_t *)&c->pause_timer, on_handle_closed);
 }
 
 void mf_conn_close(struct mf_conn *c, int reason)
@@ -989,8 +993,9 @@ static int conn_new(uv_loop_t *loop, SSL_CTX *ctx, int is_client,
     uv_timer_init(loop, &c->timer);
     uv_timer_init(loop, &c->kick);
     uv_idle_init(loop, &c->flusher);
-    c->tcp.data = c->timer.data = c->kick.data = c->flusher.data = c;
-    c->handles = 4;
+    uv_timer_init(loop, &c->pause_timer);
+    c->tcp.data = c->timer.data = c->kick.data = c->flusher.data = c->pause_timer.data = c;
+    c->handles = 5;
     *out = c;
     return 0;
 }
@@ -1129,6 +1134,29 @@ void mf_conn_read_start(struct mf_conn *c)
     update_reading(c);
     if (c->state != ST_CLOSING)
         uv_timer_start(&c->kick, on_kick, 0, 0);
+}
+
+static void on_pause_end(uv_timer_t *t)
+{
+    struct mf_conn *c = t->data;
+    c->paused_rate = 0;
+    update_reading(c);
+}
+
+void mf_conn_read_pause_ms(struct mf_conn *c, uint32_t ms)
+{
+    if (!c || c->state == ST_CLOSING)
+        return;
+    if (ms == 0) {
+        if (c->paused_rate) {
+            uv_timer_stop(&c->pause_timer);
+            on_pause_end(&c->pause_timer);
+        }
+        return;
+    }
+    c->paused_rate = 1;
+    update_reading(c);
+    uv_timer_start(&c->pause_timer, on_pause_end, ms, 0);
 }
 
 void mf_conn_set_data(struct mf_conn *c, void *data) { c->data = data; }

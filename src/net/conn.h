@@ -135,6 +135,9 @@ int mf_conn_send(struct mf_conn *c, const void *data, size_t len);
  * never before it returns. */
 void mf_conn_read_stop(struct mf_conn *c);
 void mf_conn_read_start(struct mf_conn *c);
+/* Stops reading for `ms` (a rate limit's debt), independently of
+ * read_stop/read_start; a later call restarts the wait; 0 ends it now. */
+void mf_conn_read_pause_ms(struct mf_conn *c, uint32_t ms);
 
 /* Closes now: queued output is dropped. Idempotent; the first reason wins. */
 void mf_conn_close(struct mf_conn *c, int reason);

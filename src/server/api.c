@@ -59,6 +59,7 @@ struct mf_api {
     char client_addr[64];
     mf_api_request_cb on_request;
     int (*authenticate)(struct req *r); /* the token check (op_tokens) */
+    struct mf_gate_rate preauth; /* client_preauth_bytes_per_s (gate.h) */
     uint64_t next_fwd_id;
     struct req *fwd_head;     /* requests forwarded to the leader, oldest first */
     struct req *fwd_tail;
@@ -94,6 +95,7 @@ static void req_free(struct req *r)
         /* A valid token seen once: this connection may send full-size frames. */
         r->cc->authed = true;
         mf_conn_set_frame_in_max(r->cc->conn, SIZE_MAX);
+        mf_conn_read_pause_ms(r->cc->conn, 0); /* strangers' byte rate no more */
     }
     if (r->cc) {
         r->cc->inflight--;
@@ -227,11 +229,6 @@ static struct req *req_new(struct mf_server *s, Mayfly__Api__Request *pb)
     return r;
 }
 
-static void conn_error(struct mf_conn *c, uint64_t id, int code, const char *msg)
-{
-    mf_gate_answer(c, id, wire_code(code), msg);
-}
-
 /* Whether the token in a request's head verifies (0) or why not. */
 static int head_authenticate(struct mf_server *s, const uint8_t *tok, size_t tok_len)
 {
@@ -266,13 +263,14 @@ static int on_client_gate(struct mf_conn *c, const uint8_t *head, size_t head_le
     char msg[256];
     mf_gate_head_fields(head, head_len, &id, &tok, &tok_len);
     if (mf_conn_refusal(c)) {
-        conn_error(c, id, MF_ERATELIMIT, mf_conn_refusal(c));
+        mf_gate_answer(c, id, wire_code(MF_ERATELIMIT), mf_conn_refusal(c));
         return MF_ERATELIMIT;
     }
     int rc = head_authenticate(cc->srv, tok, tok_len);
     if (rc == 0) {
         cc->authed = true;
         mf_conn_set_frame_in_max(c, SIZE_MAX);
+        mf_conn_read_pause_ms(c, 0);
         return 0;
     }
     MF_INFO(LOG_MOD, "%s: refusing a request of %zu bytes before authentication: %s",
@@ -281,7 +279,7 @@ static int on_client_gate(struct mf_conn *c, const uint8_t *head, size_t head_le
              "a request of %zu bytes needs a valid token: until one is seen on this "
              "connection, requests are limited to %zu bytes (client_preauth_frame_max_bytes)",
              frame_len, head_len);
-    conn_error(c, id, rc == MF_EUNAUTH ? MF_EUNAUTH : rc, msg);
+    mf_gate_answer(c, id, wire_code(rc), msg);
     return rc;
 }
 
@@ -295,10 +293,14 @@ static void on_client_frame(struct mf_conn *c, const uint8_t *data, size_t len)
         const uint8_t *tok;
         size_t tok_len;
         mf_gate_head_fields(data, len, &id, &tok, &tok_len);
-        conn_error(c, id, MF_ERATELIMIT, mf_conn_refusal(c));
+        mf_gate_answer(c, id, wire_code(MF_ERATELIMIT), mf_conn_refusal(c));
         mf_conn_shutdown(c);
         return;
     }
+    if (!cc->authed) /* strangers share one byte rate: pause past it */
+        mf_conn_read_pause_ms(c, mf_gate_charge(&s->api->preauth,
+                                                s->cfg->client_preauth_bytes_per_s,
+                                                mf_now_mono_ms(), len));
     Mayfly__Api__Request *pb = mayfly__api__request__unpack(NULL, len, data);
     struct req *r = req_new(s, pb);
     if (!r) {
@@ -373,6 +375,7 @@ int mf_api_listen(struct mf_server *s, mf_api_request_cb on_request)
     if (!a)
         return -ENOMEM;
     a->on_request = on_request;
+    a->preauth = (struct mf_gate_rate){s->cfg->client_preauth_bytes_per_s, mf_now_mono_ms()};
     s->api = a;
     struct mf_listener_opts lo = {0};
     mf_gate_listener_opts(s->cfg, &lo);

@@ -74,3 +74,18 @@ void mf_gate_listener_opts(const struct mf_config *cfg, struct mf_listener_opts 
     lo->explain_refusals = 1;
     lo->frame_budget_bytes = (size_t)cfg->client_frame_budget_bytes;
 }
+
+uint32_t mf_gate_charge(struct mf_gate_rate *r, uint32_t rate_per_s, uint64_t now_ms, size_t len)
+{
+    double rate = rate_per_s;
+    if (now_ms > r->at_ms)
+        r->tokens += (double)(now_ms - r->at_ms) * rate / 1000.0;
+    if (r->tokens > rate)
+        r->tokens = rate;
+    r->at_ms = now_ms > r->at_ms ? now_ms : r->at_ms;
+    r->tokens -= (double)(len < 1024 ? 1024 : len);
+    if (r->tokens >= 0 || rate <= 0)
+        return 0;
+    double ms = -r->tokens * 1000.0 / rate + 1;
+    return ms > 60000 ? 60000 : (uint32_t)ms;
+}

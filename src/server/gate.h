@@ -29,6 +29,19 @@ void mf_gate_head_fields(const uint8_t *p, size_t n, uint64_t *id, const uint8_t
 void mf_gate_answer(struct mf_conn *c, uint64_t id, Mayfly__Api__ErrorCode code,
                     const char *msg);
 
+/* Frames on connections that have not authenticated share one byte rate
+ * (client_preauth_bytes_per_s, burst one second; a frame counts as at least
+ * 1 KiB), so strangers' requests cost a bounded share of the loop. */
+struct mf_gate_rate {
+    double tokens;            /* bytes that may still come; negative: debt */
+    uint64_t at_ms;           /* when tokens was last brought up to date */
+};
+/* Charges a frame of len bytes at now_ms (a monotonic clock); returns how
+ * long its connection must stop reading to pay the debt (0: none; at most
+ * 60 s, the rest of the debt stays for the next frames). Pure. */
+uint32_t mf_gate_charge(struct mf_gate_rate *r, uint32_t rate_per_s, uint64_t now_ms,
+                        size_t len);
+
 /* The client listener's limits from the config (README "Limits"): fills the
  * limits, conns_max, conns_per_addr_max (explained to the client),
  * handshakes_per_s and frame_budget_bytes of *lo. */

@@ -167,6 +167,7 @@ class Limits(ClusterCase):
         "client_first_request_timeout_ms": 1500,
         "client_idle_timeout_ms": 1500,
         "client_handshakes_per_s": 30,
+        "client_preauth_bytes_per_s": 1 << 20,
     }
 
     def conn(self, src="127.0.0.1", **kw):
@@ -277,6 +278,33 @@ class Limits(ClusterCase):
                                             kv_put("app/v%d" % i, "v", value)))
             self.assertEqual((rid, code), (i + 1, 0), msg)
         c.close()
+
+    def test_preauth_byte_rate(self):
+        """Requests without a valid token share 1 MiB/s (burst 1 MiB): 48
+        pipelined 64 KiB requests (3 MiB) take about 2 s to be answered,
+        each UNAUTHENTICATED, while a request with the root token on another
+        connection is served at once."""
+        c = self.conn("127.0.0.9")
+        body = request(1, "mf." + "0" * 64, KV_PUT, kv_put("app/x", "v", b"p" * 65000))
+        self.assertLessEqual(len(body), 65536)
+        frames = (struct.pack(">I", len(body)) + body) * 48
+        t0 = time.monotonic()
+        sender = threading.Thread(target=c.s.sendall, args=(frames,))
+        sender.start()
+        for _ in range(48):
+            self.assertEqual(c.recv()[:2], (1, UNAUTHENTICATED))
+            if _ == 40:
+                other = self.conn("127.0.0.10")
+                t1 = time.monotonic()
+                for rid in (5, 6):  # its first request paid into the debt; then it is known
+                    self.assertEqual(other.call(request(rid, self.c.token))[:2], (rid, 0))
+                self.assertLess(time.monotonic() - t1, 0.5)
+                other.close()
+        took = time.monotonic() - t0
+        sender.join(10)
+        c.close()
+        self.assertGreater(took, 1.5)
+        self.assertLess(took, 10)
 
     def test_handshake_rate(self):
         """Beyond 30 handshakes a second (burst 30), new TLS sessions are
