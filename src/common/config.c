@@ -90,7 +90,7 @@ int mf_config_defaults(struct mf_config *cfg)
     cfg->reconcile_interval_ms = 30000;
     cfg->client_conns_max = 1024;
     cfg->client_conns_per_addr = 64;
-    cfg->client_handshakes_per_s = 200;
+    cfg->client_handshakes_per_s = 100;
     cfg->client_handshake_timeout_ms = 5000;
     cfg->client_first_request_timeout_ms = 10000;
     cfg->client_idle_timeout_ms = 300000;
@@ -99,7 +99,7 @@ int mf_config_defaults(struct mf_config *cfg)
     cfg->client_frame_budget_bytes = UINT64_C(256) << 20;
     cfg->peer_conns_max = 64;
     cfg->peer_conns_per_addr = 32;
-    cfg->peer_handshakes_per_s = 50;
+    cfg->peer_handshakes_per_s = 20;
     cfg->peer_handshake_timeout_ms = 3000;
     if (mf_config_set_str(&cfg->listen, "127.0.0.1:8270") ||
         mf_config_set_str(&cfg->peer_listen, "127.0.0.1:8271") ||

@@ -57,7 +57,7 @@ struct mf_config {
     /* Connection limits (README "Limits"); every one has a default. */
     uint32_t client_conns_max;              /* client connections at once (1024) */
     uint32_t client_conns_per_addr;         /* from one IP address (64) */
-    uint32_t client_handshakes_per_s;       /* TLS handshakes a second (200) */
+    uint32_t client_handshakes_per_s;       /* TLS handshakes a second (100) */
     uint32_t client_handshake_timeout_ms;   /* TCP accept to TLS session (5 s) */
     uint32_t client_first_request_timeout_ms; /* accept to first request (10 s) */
     uint32_t client_idle_timeout_ms;        /* no request or answer (5 min) */
@@ -67,7 +67,7 @@ struct mf_config {
     uint64_t client_frame_budget_bytes;     /* partial requests, all connections (256 MiB) */
     uint32_t peer_conns_max;                /* inbound peer connections (64) */
     uint32_t peer_conns_per_addr;           /* from one IP address (32) */
-    uint32_t peer_handshakes_per_s;         /* TLS handshakes a second (50) */
+    uint32_t peer_handshakes_per_s;         /* TLS handshakes a second (20) */
     uint32_t peer_handshake_timeout_ms;     /* connect + TLS (3 s) */
     size_t peers_len;
     struct mf_config_peer peers[MF_CONFIG_PEERS_MAX];

@@ -15,7 +15,7 @@ import threading
 import time
 import unittest
 
-from tests.harness.cluster import Cluster, ClusterCase, wait_for
+from tests.harness.cluster import MAYFLYD, Cluster, ClusterCase, wait_for
 
 UNAUTHENTICATED, TOO_LARGE, RATE_LIMITED = 3, 11, 12
 STATUS, KV_PUT, KV_GET = 10, 12, 13
@@ -359,6 +359,13 @@ class Budget(ClusterCase):
         self.assertEqual((rid, code), (2, 0), msg)
 
 
+def cpu_s(pid):
+    """CPU seconds the process has used (user + system)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields_ = f.read().rsplit(")", 1)[1].split()
+    return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -373,7 +380,14 @@ class Flood(unittest.TestCase):
     SECONDS = 15
 
     def setUp(self):
-        self.c = Cluster(3).start()
+        # Under AddressSanitizer every step costs about three times the CPU:
+        # the cluster gets three times the Raft timeouts (150 ms -> 450 ms),
+        # so the test still asks whether the flood starves the loop, not
+        # whether ASan fits in 150 ms on a loaded machine.
+        with open(MAYFLYD, "rb") as f:
+            asan = b"__asan_init" in f.read()
+        extra = {"heartbeat_ticks": 15, "election_ticks": 45} if asan else None
+        self.c = Cluster(3, extra_config=extra).start()
         self.addCleanup(self.c.cleanup)
         self.c.init()
         self.c.wait_unsealed()
@@ -465,6 +479,7 @@ class Flood(unittest.TestCase):
 
         base = sorted(op(i) for i in range(2, 202))
         rss0 = rss_kb(leader.proc.pid)
+        cpu0, wall0 = cpu_s(leader.proc.pid), time.monotonic()
         stop = threading.Event()
         stats = {"opened": 0, "tls": 0, "frames": 0, "refused": 0, "peer_attempts": 0}
         threads = [threading.Thread(target=self.hostile_client, args=(leader, w, stop, stats))
@@ -485,19 +500,23 @@ class Flood(unittest.TestCase):
             stop.set()
             for t in threads:
                 t.join(30)
+        busy = (cpu_s(leader.proc.pid) - cpu0) / (time.monotonic() - wall0)
         after = self.terms()
         lat.sort()
         p99 = lat[int(len(lat) * 0.99) - 1]
         base_p99 = base[int(len(base) * 0.99) - 1]
         print("\nflood: %d legit ops, p50 %.1f ms, p99 %.1f ms, max %.1f ms (before: p99 "
-              "%.1f ms); hostile: %s; leader RSS %d -> max %d MB; terms %s -> %s" %
+              "%.1f ms); hostile: %s; leader CPU %.0f %%, RSS %d -> max %d MB; terms %s -> %s" %
               (len(lat), 1000 * lat[len(lat) // 2], 1000 * p99, 1000 * lat[-1],
-               1000 * base_p99, stats, rss0 // 1024, rss_max // 1024, before, after))
+               1000 * base_p99, stats, 100 * busy, rss0 // 1024, rss_max // 1024, before, after))
         self.assertEqual(before, after, "a leader change under the flood")
         self.assertGreaterEqual(stats["opened"], 1000, stats)
         self.assertGreater(stats["peer_attempts"], 100, stats)
         self.assertLess(p99, self.P99_BOUND_S, "p99 %.3f s" % p99)
-        self.assertLess(rss_max - rss0, 300 * 1024, "the leader's memory grew too much")
+        with open("/proc/%d/maps" % leader.proc.pid) as f:
+            asan = "libasan" in f.read()  # its quarantine keeps freed memory
+        if not asan:
+            self.assertLess(rss_max - rss0, 300 * 1024, "the leader's memory grew too much")
 
 
 if __name__ == "__main__":
