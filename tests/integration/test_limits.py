@@ -6,6 +6,7 @@ handshake flood on its peer port, while a legitimate client keeps working.
 Several source addresses come from 127.0.0.0/8 (every address of it is
 local on Linux): the client socket is bound to 127.0.0.2, 127.0.1.7, ...
 before it connects, so the per-address limit sees distinct clients."""
+import multiprocessing
 import os
 import select
 import socket
@@ -374,6 +375,93 @@ def rss_kb(pid):
     return 0
 
 
+def hostile_client(api_port, certs, worker, stop, stats):
+    """Keeps about 250 connections open: a third plain TCP sockets that
+    send nothing, a third TLS sessions that send nothing, a third that
+    send a 4 MiB frame header and 64 KiB of it with a bogus token;
+    replaced as the server drops them. 20 per source address."""
+    ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
+    held, i = [], 0
+    bogus = request(1, "mf." + "0" * 64, KV_PUT, kv_put("x", "v", b"z" * 70000))
+    while not stop.is_set():
+        held = [s for s in held if s.fileno() >= 0]
+        stats["held%d" % worker] = len(held)
+        if len(held) >= 250:
+            # Drop those the server closed (readable = closed or answered).
+            r, _, _ = select.select(held, [], [], 0.2)
+            for s in r:
+                s.close()
+            continue
+        i += 1
+        src = "127.0.%d.%d" % (1 + worker, 1 + (i // 20) % 200)
+        s = socket.socket()
+        s.settimeout(2)
+        try:
+            s.bind((src, 0))
+            s.connect(("127.0.0.1", api_port))
+            stats["opened"] += 1
+            kind = i % 3
+            if kind:
+                s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
+                stats["tls"] += 1
+            if kind == 2:
+                s.sendall(struct.pack(">I", 4 * MIB) + bogus[:65600])
+                stats["frames"] += 1
+            held.append(s)
+        except (OSError, ssl.SSLError):
+            stats["refused"] += 1
+            s.close()
+    for s in held:
+        s.close()
+
+
+def peer_flood(peer_port, worker, stop, stats):
+    """TLS handshakes without a client certificate on the peer port."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    i = 0
+    while not stop.is_set():
+        i += 1
+        s = socket.socket()
+        s.settimeout(2)
+        try:
+            s.bind(("127.0.3.%d" % (1 + worker * 50 + i % 50), 0))
+            s.connect(("127.0.0.1", peer_port))
+            stats["peer_attempts"] += 1
+            t = ctx.wrap_socket(s, server_hostname="127.0.0.1")
+            t.recv(1)  # the server refuses a client without a node certificate
+            t.close()
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            s.close()
+
+
+def flood(api_port, peer_port, certs, stop, out):
+    """The attacker, in its own process at a lower priority (nice 10): on
+    this 2-core test machine it would otherwise take the CPU the three
+    nodes need, which an attacker on another host cannot. 4 threads hold
+    the client-port connections, 2 flood the peer port; `out` gets the
+    counts when `stop` is set."""
+    os.nice(10)
+    stats = {"opened": 0, "tls": 0, "frames": 0, "refused": 0, "peer_attempts": 0,
+             "held_max": 0}
+    for w in range(4):
+        stats["held%d" % w] = 0
+    threads = [threading.Thread(target=hostile_client, args=(api_port, certs, w, stop, stats))
+               for w in range(4)]
+    threads += [threading.Thread(target=peer_flood, args=(peer_port, w, stop, stats))
+                for w in range(2)]
+    for t in threads:
+        t.start()
+    while not stop.wait(0.2):
+        stats["held_max"] = max(stats["held_max"], sum(stats["held%d" % w] for w in range(4)))
+    for t in threads:
+        t.join(30)
+    out.send(stats)
+
+
 class Flood(unittest.TestCase):
     """Default limits, a 3-node cluster; the leader is attacked."""
     P99_BOUND_S = 0.5   # the legitimate client's p99 under the flood
@@ -399,66 +487,6 @@ class Flood(unittest.TestCase):
             out[n.id] = (st.get("term"), st.get("leader_id"))
         return out
 
-    def hostile_client(self, node, worker, stop, stats):
-        """Keeps about 250 connections open: a third plain TCP sockets that
-        send nothing, a third TLS sessions that send nothing, a third that
-        send a 4 MiB frame header and 64 KiB of it with a bogus token;
-        replaced as the server drops them. 20 per source address."""
-        ctx = ssl.create_default_context(cafile=os.path.join(self.c.certs, "ca.pem"))
-        held, i = [], 0
-        bogus = request(1, "mf." + "0" * 64, KV_PUT, kv_put("x", "v", b"z" * 70000))
-        while not stop.is_set():
-            held = [s for s in held if s.fileno() >= 0]
-            if len(held) >= 250:
-                # Drop those the server closed (readable = closed or answered).
-                r, _, _ = select.select(held, [], [], 0.2)
-                for s in r:
-                    s.close()
-                continue
-            i += 1
-            src = "127.0.%d.%d" % (1 + worker, 1 + (i // 20) % 200)
-            s = socket.socket()
-            s.settimeout(2)
-            try:
-                s.bind((src, 0))
-                s.connect(("127.0.0.1", node.api_port))
-                stats["opened"] += 1
-                kind = i % 3
-                if kind:
-                    s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
-                    stats["tls"] += 1
-                if kind == 2:
-                    s.sendall(struct.pack(">I", 4 * MIB) + bogus[:65600])
-                    stats["frames"] += 1
-                held.append(s)
-            except (OSError, ssl.SSLError):
-                stats["refused"] += 1
-                s.close()
-        for s in held:
-            s.close()
-
-    def peer_flood(self, node, worker, stop, stats):
-        """TLS handshakes without a client certificate on the peer port."""
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        i = 0
-        while not stop.is_set():
-            i += 1
-            s = socket.socket()
-            s.settimeout(2)
-            try:
-                s.bind(("127.0.3.%d" % (1 + worker * 50 + i % 50), 0))
-                s.connect(("127.0.0.1", node.peer_port))
-                stats["peer_attempts"] += 1
-                t = ctx.wrap_socket(s, server_hostname="127.0.0.1")
-                t.recv(1)  # the server refuses a client without a node certificate
-                t.close()
-            except (OSError, ssl.SSLError):
-                pass
-            finally:
-                s.close()
-
     def test_flood_keeps_heartbeats_and_a_client(self):
         c = self.c
         leader = c.leader()
@@ -480,26 +508,25 @@ class Flood(unittest.TestCase):
         base = sorted(op(i) for i in range(2, 202))
         rss0 = rss_kb(leader.proc.pid)
         cpu0, wall0 = cpu_s(leader.proc.pid), time.monotonic()
-        stop = threading.Event()
-        stats = {"opened": 0, "tls": 0, "frames": 0, "refused": 0, "peer_attempts": 0}
-        threads = [threading.Thread(target=self.hostile_client, args=(leader, w, stop, stats))
-                   for w in range(4)]
-        threads += [threading.Thread(target=self.peer_flood, args=(leader, w, stop, stats))
-                    for w in range(2)]
-        for t in threads:
-            t.start()
+        mp = multiprocessing.get_context("fork")
+        stop = mp.Event()
+        got, out = mp.Pipe(duplex=False)
+        attacker = mp.Process(target=flood, args=(leader.api_port, leader.peer_port, c.certs,
+                                                  stop, out))
+        attacker.start()
+        self.addCleanup(attacker.kill)
         lat, rss_max, i = [], rss0, 202
         t_end = time.monotonic() + self.SECONDS
         try:
             while time.monotonic() < t_end:
                 lat.append(op(i))
                 i += 1
-                if i % 50 == 0:
+                if i % 20 == 0:
                     rss_max = max(rss_max, rss_kb(leader.proc.pid))
         finally:
             stop.set()
-            for t in threads:
-                t.join(30)
+        stats = got.recv() if got.poll(60) else {}
+        attacker.join(30)
         busy = (cpu_s(leader.proc.pid) - cpu0) / (time.monotonic() - wall0)
         after = self.terms()
         lat.sort()
@@ -510,8 +537,9 @@ class Flood(unittest.TestCase):
               (len(lat), 1000 * lat[len(lat) // 2], 1000 * p99, 1000 * lat[-1],
                1000 * base_p99, stats, 100 * busy, rss0 // 1024, rss_max // 1024, before, after))
         self.assertEqual(before, after, "a leader change under the flood")
-        self.assertGreaterEqual(stats["opened"], 1000, stats)
-        self.assertGreater(stats["peer_attempts"], 100, stats)
+        self.assertGreaterEqual(stats.get("opened", 0), 1000, stats)
+        self.assertGreaterEqual(stats.get("held_max", 0), 900, stats)
+        self.assertGreater(stats.get("peer_attempts", 0), 100, stats)
         self.assertLess(p99, self.P99_BOUND_S, "p99 %.3f s" % p99)
         with open("/proc/%d/maps" % leader.proc.pid) as f:
             asan = "libasan" in f.read()  # its quarantine keeps freed memory
