@@ -47,6 +47,19 @@ static const struct field fields[] = {
     FU64(snapshot_entries, 100, UINT64_MAX),
     FU64(revoke_deadline_ms, 1000, UINT64_C(31536000000)),
     FU64(reconcile_interval_ms, 1000, UINT64_C(86400000)),
+    FU32(client_conns_max, 1, 1000000),
+    FU32(client_conns_per_addr, 1, 1000000),
+    FU32(client_handshakes_per_s, 1, 1000000),
+    FU32(client_handshake_timeout_ms, 100, 600000),
+    FU32(client_first_request_timeout_ms, 100, 600000),
+    FU32(client_idle_timeout_ms, 100, 86400000),
+    FU32(client_preauth_frame_max_bytes, 1024, 4u << 20),
+    FU32(client_preauth_bytes_per_s, 65536, 0xffffffffu),
+    FU64(client_frame_budget_bytes, 4u << 20, UINT64_C(1) << 40),
+    FU32(peer_conns_max, 4, 65536),
+    FU32(peer_conns_per_addr, 2, 65536),
+    FU32(peer_handshakes_per_s, 1, 1000000),
+    FU32(peer_handshake_timeout_ms, 100, 600000),
 };
 
 int mf_config_set_str(char **field, const char *value)
@@ -75,6 +88,19 @@ int mf_config_defaults(struct mf_config *cfg)
     cfg->snapshot_entries = 100000; /* etcd's default: a snapshot copies the whole state */
     cfg->revoke_deadline_ms = UINT64_C(86400000);
     cfg->reconcile_interval_ms = 30000;
+    cfg->client_conns_max = 1024;
+    cfg->client_conns_per_addr = 64;
+    cfg->client_handshakes_per_s = 100;
+    cfg->client_handshake_timeout_ms = 5000;
+    cfg->client_first_request_timeout_ms = 10000;
+    cfg->client_idle_timeout_ms = 300000;
+    cfg->client_preauth_frame_max_bytes = 65536;
+    cfg->client_preauth_bytes_per_s = 4u << 20;
+    cfg->client_frame_budget_bytes = UINT64_C(256) << 20;
+    cfg->peer_conns_max = 64;
+    cfg->peer_conns_per_addr = 32;
+    cfg->peer_handshakes_per_s = 20;
+    cfg->peer_handshake_timeout_ms = 3000;
     if (mf_config_set_str(&cfg->listen, "127.0.0.1:8270") ||
         mf_config_set_str(&cfg->peer_listen, "127.0.0.1:8271") ||
         mf_config_set_str(&cfg->metrics_listen, "127.0.0.1:8272") ||

@@ -54,6 +54,21 @@ struct mf_config {
     uint64_t reconcile_interval_ms; /* engine reconciler period on the leader (30 s) */
     uint64_t revoke_deadline_ms;    /* keep retrying an engine revocation this long
                                        after expire_at, then mark it irrevocable (24 h) */
+    /* Connection limits (README "Limits"); every one has a default. */
+    uint32_t client_conns_max;              /* client connections at once (1024) */
+    uint32_t client_conns_per_addr;         /* from one IP address (64) */
+    uint32_t client_handshakes_per_s;       /* TLS handshakes a second (100) */
+    uint32_t client_handshake_timeout_ms;   /* TCP accept to TLS session (5 s) */
+    uint32_t client_first_request_timeout_ms; /* accept to first request (10 s) */
+    uint32_t client_idle_timeout_ms;        /* no request or answer (5 min) */
+    uint32_t client_preauth_frame_max_bytes; /* request size until a token verified (64 KiB) */
+    uint32_t client_preauth_bytes_per_s;    /* request bytes a second, all connections
+                                               without a verified token (4 MiB) */
+    uint64_t client_frame_budget_bytes;     /* partial requests, all connections (256 MiB) */
+    uint32_t peer_conns_max;                /* inbound peer connections (64) */
+    uint32_t peer_conns_per_addr;           /* from one IP address (32) */
+    uint32_t peer_handshakes_per_s;         /* TLS handshakes a second (20) */
+    uint32_t peer_handshake_timeout_ms;     /* connect + TLS (3 s) */
     size_t peers_len;
     struct mf_config_peer peers[MF_CONFIG_PEERS_MAX];
 };

@@ -5,8 +5,9 @@
  *   CONNECTING (dial only) -> HANDSHAKE -> OPEN -> CLOSING
  *
  * Every path that ends a connection goes through conn_close, which closes the
- * four libuv handles (socket, timeout timer, kick timer, flush idle); the close callback
- * runs when the last of them is closed, and the memory is freed after it. */
+ * five libuv handles (socket, timeout timer, kick timer, flush idle, pause
+ * timer); the close callback runs when the last of them is closed, and the
+ * memory is freed after it. */
 #include "net/conn.h"
 
 #include <errno.h>
@@ -56,6 +57,7 @@ struct mf_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;          /* connect/handshake timeout, shutdown linger */
     uv_timer_t kick;           /* deferred processing after read_start */
+    uv_timer_t pause_timer;    /* ends a mf_conn_read_pause_ms */
     uv_idle_t flusher;         /* writes coalesced small frames once per loop turn */
     uv_connect_t connect_req;
     uv_getaddrinfo_t gai_req;  /* resolving a host name (dial only) */
@@ -104,6 +106,20 @@ struct mf_conn {
     struct mf_listener *listener;
     struct mf_conn *lnext, *lprev;
 
+    /* Limits of accepted connections (conn.h). */
+    size_t in_max;             /* input frame cap now (preauth cap until raised) */
+    size_t body_cap;           /* bytes allocated for `body` */
+    int gating;                /* the frame in `body` is only its head, for the gate */
+    size_t budget_held;        /* of the listener's frame budget */
+    int paused_budget;         /* waiting for the listener's frame budget */
+    int paused_rate;           /* mf_conn_read_pause_ms in effect */
+    struct mf_conn *bnext;     /* listener's budget waiters */
+    int got_frame;             /* a complete frame arrived */
+    int hs_admitted;           /* took a token of the listener's handshake rate */
+    uint64_t accepted_ms, active_ms; /* loop time of accept, of the last frame */
+    struct sockaddr_storage sa; /* the peer (accepted connections) */
+    char refusal[160];         /* mf_conn_refusal, "" when admitted */
+
     uint8_t rbuf[MF_CONN_READ_CHUNK];
 };
 
@@ -120,6 +136,12 @@ struct mf_listener {
     size_t nconns;
     int closing;
     int tcp_closed;
+    double tokens;             /* handshake bucket */
+    uint64_t refill_ms;
+    struct mf_conn *bwait_head, *bwait_tail; /* waiting for the frame budget */
+    struct mf_listener_stats st;
+    uint64_t log_ms;           /* refusal log lines: one a second at most */
+    uint64_t log_suppressed;
 };
 
 static void conn_close(struct mf_conn *c, int reason);
@@ -127,6 +149,7 @@ static void process(struct mf_conn *c);
 static void update_reading(struct mf_conn *c);
 static void start_reading(struct mf_conn *c);
 static void listener_conn_gone(struct mf_listener *l, struct mf_conn *c);
+static void start_open_timer(struct mf_conn *c);
 
 static void limits_normalise(struct mf_conn_limits *l)
 {
@@ -346,6 +369,7 @@ int mf_conn_sendv(struct mf_conn *c, const uv_buf_t *bufs, unsigned n)
         return 0;
     }
     int rc = write_frame(c, bufs, n, total);
+    c->active_ms = uv_now(c->loop);
     return rc < 0 ? MF_ECLOSED : 0;
 }
 
@@ -400,7 +424,128 @@ static void on_kick(uv_timer_t *t)
 
 static int readable(const struct mf_conn *c)
 {
-    return c->state == ST_OPEN && !c->shutting_down && !c->paused_app && !c->paused_out;
+    return c->state == ST_OPEN && !c->shutting_down && !c->paused_app && !c->paused_out &&
+           !c->paused_budget && !c->paused_rate;
+}
+
+/* ---- frame budget (listener-wide) ---- */
+
+/* Takes n bytes of the listener's budget for c, or queues c to wait (reading
+ * stops) and returns 0. One frame always passes when c is the only holder,
+ * so a frame larger than the whole budget cannot wait forever. */
+static int budget_take(struct mf_conn *c, size_t n)
+{
+    struct mf_listener *l = c->listener;
+    if (!l || !l->opts.frame_budget_bytes) {
+        c->budget_held += n;
+        return 1;
+    }
+    if (l->st.budget_used + n <= l->opts.frame_budget_bytes ||
+        l->st.budget_used == c->budget_held) {
+        l->st.budget_used += n;
+        c->budget_held += n;
+        return 1;
+    }
+    if (!c->paused_budget) {
+        c->paused_budget = 1;
+        c->bnext = NULL;
+        if (l->bwait_tail)
+            l->bwait_tail->bnext = c;
+        else
+            l->bwait_head = c;
+        l->bwait_tail = c;
+        l->st.budget_waits++;
+        MF_INFO(MOD, "%s waits: the frame memory budget of %zu bytes is in use "
+                     "(frame_budget_bytes)", c->peer, l->opts.frame_budget_bytes);
+    }
+    return 0;
+}
+
+static void budget_unlink(struct mf_listener *l, struct mf_conn *c)
+{
+    struct mf_conn **pp = &l->bwait_head, *prev = NULL;
+    while (*pp && *pp != c) {
+        prev = *pp;
+        pp = &(*pp)->bnext;
+    }
+    if (!*pp)
+        return;
+    *pp = c->bnext;
+    if (l->bwait_tail == c)
+        l->bwait_tail = prev;
+    c->bnext = NULL;
+}
+
+/* Gives back what c holds and lets the waiters try again (each re-queues if
+ * the budget is still short), from the loop, never re-entrantly. */
+static void budget_give(struct mf_conn *c)
+{
+    struct mf_listener *l = c->listener;
+    size_t n = c->budget_held;
+    c->budget_held = 0;
+    if (!l || !l->opts.frame_budget_bytes || n == 0)
+        return;
+    MF_ASSERT(l->st.budget_used >= n);
+    l->st.budget_used -= n;
+    struct mf_conn *w = l->bwait_head;
+    l->bwait_head = l->bwait_tail = NULL;
+    while (w) {
+        struct mf_conn *next = w->bnext;
+        w->bnext = NULL;
+        w->paused_budget = 0;
+        update_reading(w);
+        w = next;
+    }
+}
+
+static void release_body(struct mf_conn *c)
+{
+    if (c->body) {
+        OPENSSL_cleanse(c->body, c->body_cap);
+        free(c->body);
+    }
+    c->body = NULL;
+    c->body_cap = 0;
+    budget_give(c);
+}
+
+/* The buffer for the current frame grows to `want` bytes (the head while
+ * gating, then the whole frame). @return 1; 0 waiting or closed. */
+static int body_reserve(struct mf_conn *c, size_t want)
+{
+    if (c->body_cap >= want)
+        return 1;
+    if (!budget_take(c, want - c->body_cap))
+        return 0;
+    uint8_t *nb = malloc(want ? want : 1);
+    if (!nb) {
+        conn_close(c, -ENOMEM);
+        return 0;
+    }
+    if (c->body) {
+        memcpy(nb, c->body, c->body_have);
+        OPENSSL_cleanse(c->body, c->body_cap);
+        free(c->body);
+    }
+    c->body = nb;
+    c->body_cap = want;
+    return 1;
+}
+
+static void on_idle_timer(uv_timer_t *t);
+
+/* A complete frame arrived: the first-frame deadline is met, idleness
+ * restarts. */
+static void frame_done(struct mf_conn *c)
+{
+    c->active_ms = uv_now(c->loop);
+    if (c->got_frame || c->is_client || c->state != ST_OPEN)
+        return;
+    c->got_frame = 1;
+    if (c->lim.idle_timeout_ms)
+        uv_timer_start(&c->timer, on_idle_timer, c->lim.idle_timeout_ms, 0);
+    else
+        uv_timer_stop(&c->timer);
 }
 
 static void update_reading(struct mf_conn *c)
@@ -437,42 +582,63 @@ static size_t feed(struct mf_conn *c, const uint8_t *p, size_t len)
                 break;
             size_t flen = ((size_t)c->hdr[0] << 24) | ((size_t)c->hdr[1] << 16) |
                           ((size_t)c->hdr[2] << 8) | (size_t)c->hdr[3];
-            if (flen > c->lim.frame_max_bytes) {
+            size_t cap = c->cbs.gate ? c->lim.frame_max_bytes : c->in_max;
+            if (flen > cap) {
                 MF_WARN(MOD, "closing %s: frame of %zu bytes exceeds the limit of %zu bytes",
-                        c->peer, flen, c->lim.frame_max_bytes);
+                        c->peer, flen, cap);
                 conn_close(c, MF_ETOOLARGE);
                 return used;
             }
             c->body_len = flen;
             c->body_have = 0;
-            if (flen == 0 || len - used >= flen) {
+            c->gating = flen > c->in_max;
+            if (!c->gating && (flen == 0 || len - used >= flen)) {
                 /* The whole payload is here: deliver without copying. */
                 c->hdr_have = 0;
                 used += flen;
+                frame_done(c);
                 c->cbs.frame(c, p + used - flen, flen);
                 continue;
             }
-            c->body = malloc(flen);
-            if (!c->body) {
-                conn_close(c, -ENOMEM);
-                return used;
-            }
             continue;
         }
-        size_t k = c->body_len - c->body_have;
+        if (c->gating && c->in_max >= c->body_len)
+            c->gating = 0; /* the cap was raised meanwhile */
+        size_t target = c->gating ? c->in_max : c->body_len;
+        if (!body_reserve(c, target))
+            return used;
+        size_t k = target - c->body_have;
         if (k > len - used)
             k = len - used;
         memcpy(c->body + c->body_have, p + used, k);
         c->body_have += k;
         used += k;
-        if (c->body_have == c->body_len) {
-            uint8_t *body = c->body;
-            c->body = NULL;
-            c->hdr_have = 0;
-            c->cbs.frame(c, body, c->body_len);
-            OPENSSL_cleanse(body, c->body_len);
-            free(body);
+        if (c->body_have < target)
+            continue;
+        if (c->gating) {
+            /* The head of an over-cap frame: the owner decides before the
+             * rest is buffered. */
+            c->gating = 0;
+            int rc = c->cbs.gate(c, c->body, c->body_have, c->body_len);
+            if (c->state == ST_CLOSING)
+                return used;
+            if (rc < 0) {
+                release_body(c);
+                mf_conn_shutdown(c);
+                return used;
+            }
+            continue;
         }
+        uint8_t *body = c->body;
+        size_t cap = c->body_cap;
+        c->body = NULL;
+        c->body_cap = 0;
+        c->hdr_have = 0;
+        frame_done(c);
+        c->cbs.frame(c, body, c->body_len);
+        OPENSSL_cleanse(body, cap);
+        free(body);
+        budget_give(c);
     }
     return used;
 }
@@ -538,6 +704,7 @@ static int handshake(struct mf_conn *c)
     }
     c->state = ST_OPEN;
     uv_timer_stop(&c->timer);
+    start_open_timer(c);
     MF_DEBUG(MOD, "TLS open with %s (%s)", c->peer, SSL_get_cipher(c->ssl));
     flush_pending(c);
     if (c->state != ST_OPEN)
@@ -548,6 +715,8 @@ static int handshake(struct mf_conn *c)
     return c->state == ST_OPEN;
 }
 
+static int admit_handshake(struct mf_conn *c);
+
 static void process(struct mf_conn *c)
 {
     uint8_t plain[MF_CONN_READ_CHUNK];
@@ -555,6 +724,10 @@ static void process(struct mf_conn *c)
     if (c->in_process || c->state == ST_CLOSING)
         return;
     c->in_process = 1;
+    if (c->state == ST_HANDSHAKE && admit_handshake(c) < 0) {
+        conn_close(c, MF_ERATELIMIT);
+        goto out;
+    }
     if (c->state == ST_HANDSHAKE && !handshake(c))
         goto out;
     /* First what a pause left behind, then what OpenSSL holds. */
@@ -625,7 +798,7 @@ static void conn_free(struct mf_conn *c)
     free_pending(c);
     /* Plaintext may hold secrets (answers carry credentials). */
     if (c->body)
-        OPENSSL_cleanse(c->body, c->body_len);
+        OPENSSL_cleanse(c->body, c->body_cap);
     free(c->body);
     if (c->left)
         OPENSSL_cleanse(c->left, MF_CONN_READ_CHUNK);
@@ -666,6 +839,12 @@ static void conn_close(struct mf_conn *c, int reason)
     c->state = ST_CLOSING;
     c->close_reason = reason;
     free_pending(c);
+    if (c->listener) {
+        if (c->paused_budget)
+            budget_unlink(c->listener, c);
+        c->paused_budget = 0;
+        release_body(c); /* others may take its budget now */
+    }
     (void)BIO_reset(c->wbio);
     if (c->resolving)
         uv_cancel((uv_req_t *)&c->gai_req); /* if it already runs, its callback sees CLOSING */
@@ -673,6 +852,7 @@ static void conn_close(struct mf_conn *c, int reason)
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->kick, on_handle_closed);
     uv_close((uv_handle_t *)&c->flusher, on_handle_closed);
+    uv_close((uv_handle_t *)&c->pause_timer, on_handle_closed);
 }
 
 void mf_conn_close(struct mf_conn *c, int reason)
@@ -716,6 +896,45 @@ void mf_conn_shutdown(struct mf_conn *c)
     uv_timer_start(&c->timer, on_linger, SHUTDOWN_LINGER_MS, 0);
 }
 
+static void on_first_timeout(uv_timer_t *t)
+{
+    struct mf_conn *c = t->data;
+    MF_WARN(MOD, "closing %s: no request within %u ms of connecting (first_request_timeout_ms)",
+            c->peer, (unsigned)c->lim.first_frame_timeout_ms);
+    conn_close(c, MF_ETIMEOUT);
+}
+
+static void on_idle_timer(uv_timer_t *t)
+{
+    struct mf_conn *c = t->data;
+    uint64_t now = uv_now(c->loop), idle = now - c->active_ms;
+    if (idle < c->lim.idle_timeout_ms) {
+        uv_timer_start(&c->timer, on_idle_timer, c->lim.idle_timeout_ms - idle, 0);
+        return;
+    }
+    MF_INFO(MOD, "closing %s: idle for %u ms (idle_timeout_ms)", c->peer,
+            (unsigned)c->lim.idle_timeout_ms);
+    conn_close(c, MF_ETIMEOUT);
+}
+
+/* After the handshake of an accepted connection: the first frame must come
+ * within first_frame_timeout_ms of the accept; after it, idleness counts. */
+static void start_open_timer(struct mf_conn *c)
+{
+    if (c->is_client)
+        return;
+    c->active_ms = uv_now(c->loop);
+    if (c->lim.first_frame_timeout_ms) {
+        uint64_t spent = c->active_ms - c->accepted_ms;
+        uint64_t left = spent < c->lim.first_frame_timeout_ms
+                            ? c->lim.first_frame_timeout_ms - spent : 1;
+        uv_timer_start(&c->timer, on_first_timeout, left, 0);
+    } else if (c->lim.idle_timeout_ms) {
+        c->got_frame = 1; /* no first-frame rule: idleness counts from now */
+        uv_timer_start(&c->timer, on_idle_timer, c->lim.idle_timeout_ms, 0);
+    }
+}
+
 static void on_timeout(uv_timer_t *t)
 {
     struct mf_conn *c = t->data;
@@ -741,6 +960,10 @@ static int conn_new(uv_loop_t *loop, SSL_CTX *ctx, int is_client,
     if (lim)
         c->lim = *lim;
     limits_normalise(&c->lim);
+    c->in_max = c->lim.frame_max_bytes;
+    if (!is_client && c->lim.frame_preauth_max_bytes &&
+        c->lim.frame_preauth_max_bytes < c->in_max)
+        c->in_max = c->lim.frame_preauth_max_bytes;
     c->pend_tail = &c->pend_head;
     snprintf(c->peer, sizeof(c->peer), "?");
     c->ssl = SSL_new(ctx);
@@ -770,8 +993,9 @@ static int conn_new(uv_loop_t *loop, SSL_CTX *ctx, int is_client,
     uv_timer_init(loop, &c->timer);
     uv_timer_init(loop, &c->kick);
     uv_idle_init(loop, &c->flusher);
-    c->tcp.data = c->timer.data = c->kick.data = c->flusher.data = c;
-    c->handles = 4;
+    uv_timer_init(loop, &c->pause_timer);
+    c->tcp.data = c->timer.data = c->kick.data = c->flusher.data = c->pause_timer.data = c;
+    c->handles = 5;
     *out = c;
     return 0;
 }
@@ -912,6 +1136,29 @@ void mf_conn_read_start(struct mf_conn *c)
         uv_timer_start(&c->kick, on_kick, 0, 0);
 }
 
+static void on_pause_end(uv_timer_t *t)
+{
+    struct mf_conn *c = t->data;
+    c->paused_rate = 0;
+    update_reading(c);
+}
+
+void mf_conn_read_pause_ms(struct mf_conn *c, uint32_t ms)
+{
+    if (!c || c->state == ST_CLOSING)
+        return;
+    if (ms == 0) {
+        if (c->paused_rate) {
+            uv_timer_stop(&c->pause_timer);
+            on_pause_end(&c->pause_timer);
+        }
+        return;
+    }
+    c->paused_rate = 1;
+    update_reading(c);
+    uv_timer_start(&c->pause_timer, on_pause_end, ms, 0);
+}
+
 void mf_conn_set_data(struct mf_conn *c, void *data) { c->data = data; }
 void *mf_conn_data(const struct mf_conn *c) { return c->data; }
 const char *mf_conn_peer(const struct mf_conn *c) { return c->peer; }
@@ -919,6 +1166,12 @@ size_t mf_conn_queued_bytes(const struct mf_conn *c)
 {
     return c->queued + c->pend_bytes + c->olen;
 }
+void mf_conn_set_frame_in_max(struct mf_conn *c, size_t n)
+{
+    c->in_max = n < c->lim.frame_max_bytes ? n : c->lim.frame_max_bytes;
+}
+size_t mf_conn_frame_in_max(const struct mf_conn *c) { return c->in_max; }
+const char *mf_conn_refusal(const struct mf_conn *c) { return c->refusal[0] ? c->refusal : NULL; }
 int mf_conn_is_open(const struct mf_conn *c) { return c->state == ST_OPEN && !c->shutting_down; }
 SSL *mf_conn_ssl(const struct mf_conn *c) { return c->ssl; }
 
@@ -930,6 +1183,115 @@ int mf_conn_peer_node_id(const struct mf_conn *c, uint64_t *out)
 }
 
 /* ---- listener ---- */
+
+static int same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (a->ss_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+    return 0;
+}
+
+/* The client's IP as text (the peer string without its port). */
+static void peer_ip(const struct mf_conn *c, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", c->peer);
+    char *colon = strrchr(buf, ':');
+    if (colon && colon != buf)
+        *colon = '\0';
+}
+
+/* A refusal log line, at most one a second per listener: a flood must not
+ * turn into a flood of log lines. */
+static void log_refusal(struct mf_listener *l, const struct mf_conn *c, const char *why)
+{
+    uint64_t now = uv_now(l->loop);
+    if (l->log_ms && now - l->log_ms < 1000) {
+        l->log_suppressed++;
+        return;
+    }
+    MF_WARN(MOD, "refusing %s: %s (%llu more refusals in the last second not logged)", c->peer,
+            why, (unsigned long long)l->log_suppressed);
+    l->log_ms = now;
+    l->log_suppressed = 0;
+}
+
+static int take_handshake_token(struct mf_listener *l)
+{
+    double rate = l->opts.handshakes_per_s;
+    if (rate <= 0)
+        return 1;
+    uint64_t now = uv_now(l->loop);
+    l->tokens += (double)(now - l->refill_ms) * rate / 1000.0;
+    if (l->tokens > rate)
+        l->tokens = rate;
+    l->refill_ms = now;
+    if (l->tokens < 1.0)
+        return 0;
+    l->tokens -= 1.0;
+    return 1;
+}
+
+/* The listener's limits on a new connection (already in l->conns): the total,
+ * the per-address count, then the handshake rate. @return 0 admitted (maybe
+ * with a refusal to explain); -1 close now. */
+static int admit(struct mf_listener *l, struct mf_conn *c)
+{
+    char why[160];
+    if (l->nconns > l->opts.conns_max) {
+        l->st.refused_max++;
+        snprintf(why, sizeof(why), "%zu connections is the limit", l->opts.conns_max);
+        log_refusal(l, c, why);
+        return -1;
+    }
+    if (l->opts.conns_per_addr_max) {
+        size_t same = 0;
+        for (struct mf_conn *o = l->conns; o; o = o->lnext)
+            same += same_ip(&o->sa, &c->sa);
+        if (same > l->opts.conns_per_addr_max) {
+            char ip[64];
+            peer_ip(c, ip, sizeof(ip));
+            l->st.refused_addr++;
+            snprintf(c->refusal, sizeof(c->refusal),
+                     "too many connections from %s: %zu at once is the limit per client "
+                     "address", ip, l->opts.conns_per_addr_max);
+            log_refusal(l, c, c->refusal);
+            if (!l->opts.explain_refusals)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* The first bytes of a ClientHello arrived: the TLS work (key exchange,
+ * signature) starts only within the listener's handshake rate. Taken here,
+ * not at accept, so a connection that sends nothing costs no token. */
+static int admit_handshake(struct mf_conn *c)
+{
+    struct mf_listener *l = c->listener;
+    if (!l || c->hs_admitted || BIO_ctrl_pending(c->rbio) == 0)
+        return 0;
+    if (!take_handshake_token(l)) {
+        char why[96];
+        l->st.refused_rate++;
+        snprintf(why, sizeof(why), "more than %u TLS handshakes a second (handshakes_per_s)",
+                 (unsigned)l->opts.handshakes_per_s);
+        log_refusal(l, c, why);
+        return -1;
+    }
+    c->hs_admitted = 1;
+    return 0;
+}
+
+void mf_listener_stats(const struct mf_listener *l, struct mf_listener_stats *out)
+{
+    *out = l->st;
+}
 
 static void on_accept(uv_stream_t *server, int status)
 {
@@ -960,12 +1322,11 @@ static void on_accept(uv_stream_t *server, int status)
         conn_close(c, rc);
         return;
     }
-    struct sockaddr_storage sa;
-    int salen = sizeof(sa);
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &salen) == 0)
-        mf_net_format((struct sockaddr *)&sa, c->peer, sizeof(c->peer));
-    if (l->nconns > l->opts.conns_max) {
-        MF_WARN(MOD, "refusing %s: %zu connections is the limit", c->peer, l->opts.conns_max);
+    int salen = sizeof(c->sa);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->sa, &salen) == 0)
+        mf_net_format((struct sockaddr *)&c->sa, c->peer, sizeof(c->peer));
+    c->accepted_ms = uv_now(l->loop);
+    if (admit(l, c) < 0) {
         c->cbs.close = NULL;
         conn_close(c, MF_ERATELIMIT);
         return;
@@ -1032,6 +1393,8 @@ int mf_listener_new(uv_loop_t *loop, SSL_CTX *ctx, const char *addr,
         l->opts.conns_max = MF_LISTENER_CONNS_MAX_DEFAULT;
     if (l->opts.backlog <= 0)
         l->opts.backlog = 128;
+    l->tokens = l->opts.handshakes_per_s;
+    l->refill_ms = uv_now(loop);
     l->cbs = *cbs;
     l->data = data;
     l->accept_cb = accept_cb;

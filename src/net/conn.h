@@ -65,6 +65,17 @@ struct mf_conn_limits {
                                  raised to that if smaller so one maximal frame fits */
     size_t out_pause_bytes;   /* stop reading above this; default out_max / 2 */
     uint32_t handshake_timeout_ms; /* default MF_CONN_HANDSHAKE_TIMEOUT_MS */
+    /* Accepted connections only (0: off). The input frame cap until the owner
+     * raises it (mf_conn_set_frame_in_max): a frame longer than this but within
+     * frame_max_bytes goes to the gate callback after its first
+     * frame_preauth_max_bytes bytes, and only then is the rest buffered. */
+    size_t frame_preauth_max_bytes;
+    /* From accept until the first complete frame (handshake included): a
+     * client that connects and sends no request is closed (MF_ETIMEOUT). */
+    uint32_t first_frame_timeout_ms;
+    /* After the first frame: no complete frame received and none sent for
+     * this long closes the connection (MF_ETIMEOUT). */
+    uint32_t idle_timeout_ms;
 };
 
 struct mf_conn_cbs {
@@ -78,6 +89,14 @@ struct mf_conn_cbs {
      * MF_ECRYPTO TLS failure (bad certificate, garbage); -errno socket errors;
      * or the code given to mf_conn_close. */
     void (*close)(struct mf_conn *c, int reason);
+    /* Optional (accepted connections with frame_preauth_max_bytes): a frame of
+     * frame_len bytes, over the current input cap but within frame_max_bytes,
+     * whose first head_len bytes (head_len = the cap) arrived. Return 0 to take
+     * the whole frame (the gate usually raised the cap first), or an error:
+     * the frame is refused, the connection stops reading and shuts down after
+     * what the gate sent (an answer naming the error). Without a gate such a
+     * frame closes the connection (MF_ETOOLARGE). */
+    int (*gate)(struct mf_conn *c, const uint8_t *head, size_t head_len, size_t frame_len);
 };
 
 struct mf_conn_dial_opts {
@@ -116,6 +135,9 @@ int mf_conn_send(struct mf_conn *c, const void *data, size_t len);
  * never before it returns. */
 void mf_conn_read_stop(struct mf_conn *c);
 void mf_conn_read_start(struct mf_conn *c);
+/* Stops reading for `ms` (a rate limit's debt), independently of
+ * read_stop/read_start; a later call restarts the wait; 0 ends it now. */
+void mf_conn_read_pause_ms(struct mf_conn *c, uint32_t ms);
 
 /* Closes now: queued output is dropped. Idempotent; the first reason wins. */
 void mf_conn_close(struct mf_conn *c, int reason);
@@ -133,6 +155,15 @@ const char *mf_conn_peer(const struct mf_conn *c);
  * (frames under 16 KiB are coalesced and encrypted once per loop turn, so
  * many answers share a TLS record and a write(2)). */
 size_t mf_conn_queued_bytes(const struct mf_conn *c);
+/* The input frame cap (frame_preauth_max_bytes until raised), at most
+ * frame_max_bytes. Raise it once the peer has proven who it is. */
+void mf_conn_set_frame_in_max(struct mf_conn *c, size_t n);
+size_t mf_conn_frame_in_max(const struct mf_conn *c);
+/* Why the listener admitted this connection only to refuse it (a client
+ * address over conns_per_addr_max with explain_refusals set): a message for
+ * the client, or NULL. The owner answers the first frame with it and shuts
+ * the connection down. */
+const char *mf_conn_refusal(const struct mf_conn *c);
 /* 1 once the handshake completed and until the connection starts closing. */
 int mf_conn_is_open(const struct mf_conn *c);
 /* The node id in the peer's verified certificate (tls.h); MF_ENOTFOUND if it
@@ -150,6 +181,21 @@ struct mf_listener_opts {
     int require_node_id;
     size_t conns_max;         /* default MF_LISTENER_CONNS_MAX_DEFAULT */
     int backlog;              /* default 128 */
+    /* TLS handshakes started per second (token bucket, burst = rate): an
+     * accept beyond it is closed at once, before any TLS work (0: no limit).
+     * This caps the handshake CPU spent on the loop thread. */
+    uint32_t handshakes_per_s;
+    /* Connections at once from one IP address (0: no limit). */
+    size_t conns_per_addr_max;
+    /* Nonzero: a connection over conns_per_addr_max is still handshaken
+     * (within handshakes_per_s) so its owner can answer the first request with
+     * mf_conn_refusal; otherwise it is closed at accept. */
+    int explain_refusals;
+    /* Bytes of partly received frames buffered across all connections (0: no
+     * limit). A frame that would pass it waits: its connection stops reading
+     * until buffered frames complete (one frame is always allowed when none
+     * is buffered, so a frame larger than the budget still passes). */
+    size_t frame_budget_bytes;
 };
 
 /* Called for each accepted connection before its handshake, so the owner can
@@ -171,6 +217,13 @@ int mf_listener_new(uv_loop_t *loop, SSL_CTX *ctx, const char *addr,
 int mf_listener_addr(const struct mf_listener *l, char *buf, size_t len, uint16_t *port);
 void *mf_listener_data(const struct mf_listener *l);
 size_t mf_listener_conns(const struct mf_listener *l);
+/* Counters since the listener started: accepts refused for the handshake rate,
+ * for the per-address limit, and connections that waited for the budget. */
+struct mf_listener_stats {
+    uint64_t refused_rate, refused_addr, refused_max, budget_waits;
+    size_t budget_used;       /* bytes of partial frames buffered now */
+};
+void mf_listener_stats(const struct mf_listener *l, struct mf_listener_stats *out);
 
 /* Stops listening and closes every accepted connection (their close callbacks
  * run with reason 0); then `cb` (may be NULL) runs once and `l` is freed. */

@@ -426,6 +426,11 @@ int mf_transport_new(uv_loop_t *loop, const struct mf_transport_config *cfg, voi
                    .handshake_timeout_ms = c->connect_timeout_ms},
         .require_node_id = 1,
         .conns_max = c->inbound_max,
+        /* Peers prove who they are in the handshake (mutual TLS), so the
+         * only cost a stranger can impose is handshakes: rate-limited here,
+         * so a flood spends a bounded share of the loop that ticks Raft. */
+        .handshakes_per_s = c->inbound_handshakes_per_s,
+        .conns_per_addr_max = c->inbound_per_addr_max,
     };
     int rc = mf_listener_new(loop, c->server_ctx, cfg->listen_addr, &lo, &in_cbs, t, in_accept,
                              &t->listener);

@@ -72,6 +72,8 @@ struct mf_transport_config {
     uint32_t backoff_max_ms;
     uint32_t connect_timeout_ms;   /* connect + handshake */
     size_t inbound_max;            /* accepted connections at once */
+    uint32_t inbound_handshakes_per_s; /* TLS handshakes a second on the listener (0: none) */
+    size_t inbound_per_addr_max;   /* inbound connections from one IP (0: no limit) */
     /* The peer's identity is the node id in its certificate, always checked.
      * By default its certificate must also list the address dialed (IP SAN
      * for an IP, DNS SAN for a name); set this to skip that check when

@@ -907,6 +907,10 @@ static int start_transport(struct mf_node *n, const struct mf_node_opts *o)
         .server_ctx = o->peer_server_ctx,
         .client_ctx = o->peer_client_ctx,
         .listen_addr = cfg->peer_listen,
+        .connect_timeout_ms = cfg->peer_handshake_timeout_ms,
+        .inbound_max = cfg->peer_conns_max,
+        .inbound_handshakes_per_s = cfg->peer_handshakes_per_s,
+        .inbound_per_addr_max = cfg->peer_conns_per_addr,
     };
     int rc = mf_transport_new(n->loop, &tc, n, on_peer_link, on_peer_recv, &n->transport);
     if (rc)

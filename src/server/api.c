@@ -12,10 +12,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "common/env.h"
@@ -24,6 +26,7 @@
 #include "forward.pb-c.h"
 #include "net/conn.h"
 #include "server/auditlog.h"
+#include "server/gate.h"
 
 #define LOG_MOD "api"
 #define FORWARD_TIMEOUT_MS 10000 /* a forwarded request with no answer */
@@ -48,12 +51,15 @@ struct client_conn {
     unsigned refs;            /* the connection itself + requests in flight */
     unsigned inflight;
     bool paused;
+    bool authed;              /* a request with a valid token was served: full frame cap */
 };
 
 struct mf_api {
     struct mf_listener *listener;
     char client_addr[64];
     mf_api_request_cb on_request;
+    int (*authenticate)(struct req *r); /* the token check (op_tokens) */
+    struct mf_gate_rate preauth; /* client_preauth_bytes_per_s (gate.h) */
     uint64_t next_fwd_id;
     struct req *fwd_head;     /* requests forwarded to the leader, oldest first */
     struct req *fwd_tail;
@@ -85,6 +91,12 @@ static void maybe_resume(struct client_conn *cc)
 
 static void req_free(struct req *r)
 {
+    if (r->cc && r->has_token && !r->cc->authed && r->cc->conn) {
+        /* A valid token seen once: this connection may send full-size frames. */
+        r->cc->authed = true;
+        mf_conn_set_frame_in_max(r->cc->conn, SIZE_MAX);
+        mf_conn_read_pause_ms(r->cc->conn, 0); /* strangers' byte rate no more */
+    }
     if (r->cc) {
         r->cc->inflight--;
         maybe_resume(r->cc);
@@ -217,10 +229,78 @@ static struct req *req_new(struct mf_server *s, Mayfly__Api__Request *pb)
     return r;
 }
 
+/* Whether the token in a request's head verifies (0) or why not. */
+static int head_authenticate(struct mf_server *s, const uint8_t *tok, size_t tok_len)
+{
+    if (!tok || !tok_len || !s->api->authenticate || memchr(tok, 0, tok_len))
+        return MF_EUNAUTH;
+    char *token = malloc(tok_len + 1);
+    if (!token)
+        return -ENOMEM;
+    memcpy(token, tok, tok_len);
+    token[tok_len] = '\0';
+    Mayfly__Api__Request pb = MAYFLY__API__REQUEST__INIT;
+    pb.token = token;
+    struct req probe = {.srv = s, .pb = &pb};
+    int rc = s->api->authenticate(&probe);
+    if (probe.token)
+        mayfly__cmd__token_record__free_unpacked(probe.token, NULL);
+    OPENSSL_cleanse(token, tok_len);
+    free(token);
+    return rc;
+}
+
+/* A frame over the pre-authentication cap: only its head is buffered. The
+ * token in it must verify before the rest is read (a stranger's request costs
+ * the head and one token lookup, not a 4 MiB buffer and a full decode). */
+static int on_client_gate(struct mf_conn *c, const uint8_t *head, size_t head_len,
+                          size_t frame_len)
+{
+    struct client_conn *cc = mf_conn_data(c);
+    uint64_t id;
+    const uint8_t *tok;
+    size_t tok_len;
+    char msg[256];
+    mf_gate_head_fields(head, head_len, &id, &tok, &tok_len);
+    if (mf_conn_refusal(c)) {
+        mf_gate_answer(c, id, wire_code(MF_ERATELIMIT), mf_conn_refusal(c));
+        return MF_ERATELIMIT;
+    }
+    int rc = head_authenticate(cc->srv, tok, tok_len);
+    if (rc == 0) {
+        cc->authed = true;
+        mf_conn_set_frame_in_max(c, SIZE_MAX);
+        mf_conn_read_pause_ms(c, 0);
+        return 0;
+    }
+    MF_INFO(LOG_MOD, "%s: refusing a request of %zu bytes before authentication: %s",
+            mf_conn_peer(c), frame_len, mf_strerror(rc));
+    snprintf(msg, sizeof(msg),
+             "a request of %zu bytes needs a valid token: until one is seen on this "
+             "connection, requests are limited to %zu bytes (client_preauth_frame_max_bytes)",
+             frame_len, head_len);
+    mf_gate_answer(c, id, wire_code(rc), msg);
+    return rc;
+}
+
 static void on_client_frame(struct mf_conn *c, const uint8_t *data, size_t len)
 {
     struct client_conn *cc = mf_conn_data(c);
     struct mf_server *s = cc->srv;
+    if (mf_conn_refusal(c)) {
+        /* Admitted only to say why it is refused (connections per address). */
+        uint64_t id;
+        const uint8_t *tok;
+        size_t tok_len;
+        mf_gate_head_fields(data, len, &id, &tok, &tok_len);
+        mf_gate_answer(c, id, wire_code(MF_ERATELIMIT), mf_conn_refusal(c));
+        mf_conn_shutdown(c);
+        return;
+    }
+    if (!cc->authed) /* strangers share one byte rate: pause past it */
+        mf_conn_read_pause_ms(c, mf_gate_charge(&s->api->preauth,
+                                                s->cfg->client_preauth_bytes_per_s,
+                                                mf_now_mono_ms(), len));
     Mayfly__Api__Request *pb = mayfly__api__request__unpack(NULL, len, data);
     struct req *r = req_new(s, pb);
     if (!r) {
@@ -280,7 +360,14 @@ static void on_client_accept(struct mf_listener *l, struct mf_conn *c)
 static const struct mf_conn_cbs client_cbs = {
     .frame = on_client_frame,
     .close = on_client_close,
+    .gate = on_client_gate,
 };
+
+void mf_api_set_authenticator(struct mf_server *s, int (*authenticate)(struct req *r))
+{
+    if (s->api)
+        s->api->authenticate = authenticate;
+}
 
 int mf_api_listen(struct mf_server *s, mf_api_request_cb on_request)
 {
@@ -288,8 +375,10 @@ int mf_api_listen(struct mf_server *s, mf_api_request_cb on_request)
     if (!a)
         return -ENOMEM;
     a->on_request = on_request;
+    a->preauth = (struct mf_gate_rate){s->cfg->client_preauth_bytes_per_s, mf_now_mono_ms()};
     s->api = a;
     struct mf_listener_opts lo = {0};
+    mf_gate_listener_opts(s->cfg, &lo);
     int rc = mf_listener_new(s->loop, s->client_ctx, s->cfg->listen, &lo, &client_cbs, s,
                              on_client_accept, &a->listener);
     if (rc) {

@@ -69,6 +69,11 @@ typedef void (*mf_api_request_cb)(struct req *r);
 
 /* Starts the client listener (s->cfg->listen). @return 0; listen errors. */
 int mf_api_listen(struct mf_server *s, mf_api_request_cb on_request);
+/* The token check (mf_tokens_authenticate) run on the head of a request
+ * over the pre-authentication frame cap, before the rest is buffered (api.c
+ * sits below op_tokens, so the server hands it down). Until it is set such
+ * requests are refused UNAUTHENTICATED. */
+void mf_api_set_authenticator(struct mf_server *s, int (*authenticate)(struct req *r));
 /* Stops listening; requests forwarded and not answered fail UNAVAILABLE. */
 void mf_api_close(struct mf_server *s);
 /* The bound client address ("ip:port"). */

@@ -29,6 +29,7 @@
 #include "server/op_quota.h"
 #include "server/op_root.h"
 #include "server/op_sys.h"
+#include "server/op_tokens.h"
 #include "server/proposer.h"
 #include "server/scheduler.h"
 #include "server/srv.h"
@@ -239,6 +240,8 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
         goto fail;
     mf_proposer_node_attach(s->prop, s->node);
     rc = mf_api_listen(s, mf_dispatch);
+    if (!rc)
+        mf_api_set_authenticator(s, mf_tokens_authenticate);
     if (!rc)
         rc = mf_metrics_start(s);
     if (rc)
