@@ -268,6 +268,7 @@ int mf_audit_file_open(struct mf_audit_file *f, const char *path,
         return rc;
     }
     f->staged = f->durable;
+    f->written = f->durable;
     return 0;
 }
 
@@ -305,8 +306,11 @@ static int reopen_path(struct mf_audit_file *f, struct mf_audit_file_info *info,
     f->size_bytes = size;
     f->durable = pos;
     f->staged = pos;
+    f->written = pos;
     f->buf_len = 0;
     f->staged_n = 0;
+    f->written_len = 0;
+    f->written_n = 0;
     f->broken = false;
     return 0;
 }
@@ -316,8 +320,11 @@ static int reopen_path(struct mf_audit_file *f, struct mf_audit_file_info *info,
 static void drop_batch(struct mf_audit_file *f)
 {
     f->staged = f->durable;
+    f->written = f->durable;
     f->buf_len = 0;
     f->staged_n = 0;
+    f->written_len = 0;
+    f->written_n = 0;
 }
 
 static int ensure_room(struct mf_audit_file *f, size_t want)
@@ -421,13 +428,46 @@ static void roll_back(struct mf_audit_file *f, bool sync_failed)
     drop_batch(f);
 }
 
+int mf_audit_file_write(struct mf_audit_file *f, char *err, size_t err_len)
+{
+    MF_ASSERT(f && f->fd >= 0);
+    if (f->buf_len == f->written_len)
+        return 0;
+    size_t n = f->staged_n - f->written_n, bytes = f->buf_len - f->written_len;
+    int rc = write_all(f->fd, f->buf + f->written_len, bytes);
+    if (rc == 0) {
+        f->written_len = f->buf_len;
+        f->written_n = f->staged_n;
+        f->written = f->staged;
+        return 0;
+    }
+    /* Cut off what this call may have written; the lines before it stay. */
+    if (f->is_chr || ftruncate(f->fd, (off_t)(f->size_bytes + f->written_len)) == 0) {
+        f->buf_len = f->written_len;
+        f->staged_n = f->written_n;
+        f->staged = f->written;
+    } else {
+        if (f->written_n)
+            f->lost = rc;
+        roll_back(f, false);
+    }
+    return set_err(err, err_len, rc, "audit file %s: write of %zu records (%zu bytes): %s; "
+                   "none recorded", f->path, n, bytes, strerror(-rc));
+}
+
 int mf_audit_file_flush(struct mf_audit_file *f, char *err, size_t err_len)
 {
     MF_ASSERT(f && f->fd >= 0);
+    if (f->lost) {
+        int lost = f->lost;
+        f->lost = 0;
+        return set_err(err, err_len, lost, "audit file %s: records written earlier were lost "
+                       "(%s); none recorded", f->path, strerror(-lost));
+    }
     if (f->buf_len == 0)
         return 0;
     size_t n = f->staged_n, bytes = f->buf_len;
-    int rc = write_all(f->fd, f->buf, bytes);
+    int rc = write_all(f->fd, f->buf + f->written_len, bytes - f->written_len);
     if (rc != 0) {
         roll_back(f, false);
         return set_err(err, err_len, rc, "audit file %s: write of %zu records (%zu bytes): %s; "
@@ -442,8 +482,11 @@ int mf_audit_file_flush(struct mf_audit_file *f, char *err, size_t err_len)
     if (!f->is_chr)
         f->size_bytes += bytes;
     f->durable = f->staged;
+    f->written = f->staged;
     f->buf_len = 0;
     f->staged_n = 0;
+    f->written_len = 0;
+    f->written_n = 0;
     return 0;
 }
 

@@ -84,6 +84,10 @@ struct mf_audit_file {
     char *buf;                      /* staged lines, newline-terminated */
     size_t buf_len, buf_cap;
     size_t staged_n;                /* staged records (the start record not counted) */
+    size_t written_len;             /* bytes of buf written (write(2)) and not yet synced */
+    size_t written_n;               /* ... records among them */
+    struct mf_audit_file_pos written; /* after the last written line */
+    int lost;                       /* lines written earlier were lost: the next flush fails */
     bool broken;                    /* re-read the tail before the next stage */
 };
 
@@ -103,11 +107,21 @@ int mf_audit_file_open(struct mf_audit_file *f, const char *path,
  * On error nothing was staged by this call. */
 int mf_audit_file_stage(struct mf_audit_file *f, const struct mf_audit_record *r);
 
-/* Records staged and not yet flushed. */
+/* Records staged (written or not) and not yet flushed. */
 size_t mf_audit_file_staged(const struct mf_audit_file *f);
+/* Write the staged lines not yet written with one write() (repeated on a
+ * short write), without syncing: they are in the file (a full disk has
+ * refused them or not), durable only after the next mf_audit_file_flush.
+ * What the server does for a write's request record before the write runs.
+ * 0 with nothing to write. On error (-ENOSPC, ...) only the lines of this
+ * call are dropped and cut off the file; lines written before stay for the
+ * flush. (If cutting them off fails, the whole batch is dropped and the next
+ * flush fails too, so nobody is told a lost line is durable.) */
+int mf_audit_file_write(struct mf_audit_file *f, char *err, size_t err_len);
 
-/* Write every staged line with one write() (repeated on a short write) and
- * make it durable with one fdatasync(). 0 with nothing staged. On error
+/* Write every staged line not yet written with one write() (repeated on a
+ * short write) and make the batch durable with one fdatasync(). 0 with
+ * nothing staged. On error
  * (-ENOSPC, -EDQUOT, -EIO, ...) the batch is dropped, the file is truncated
  * back to its last durable line, and err says so. */
 int mf_audit_file_flush(struct mf_audit_file *f, char *err, size_t err_len);
