@@ -24,6 +24,8 @@
 #define LOG_MOD "audit"
 #define SYNC_EVERY_TICKS 10 /* housekeeping runs every 100 ms: once a second */
 #define ERR_LEN 256
+#define LOST_ERR "audit: a record of this request could not be written: the answer is " \
+                 "withheld (a write may have been applied)"
 
 struct dev {
     char name[MF_AUDITLOG_NAME_MAX + 1];
@@ -38,6 +40,7 @@ struct dev {
 struct pending {
     struct req *r;
     mf_auditlog_then then;
+    bool lost; /* its request's record was in a batch that failed */
 };
 
 struct mf_auditlog {
@@ -56,6 +59,10 @@ struct mf_auditlog {
     uv_idle_t *idle;
     uv_check_t *check;
     bool flushing;
+    bool closing;           /* server stop: flush even with nobody waiting */
+    /* Record numbers (this node's) whose request records were written and then
+     * lost with a failed batch: (lost_lo, lost_hi]; their answers are refused. */
+    uint64_t durable_rid, lost_lo, lost_hi;
     double hash_tokens;  /* `audit hash` bucket */
     uint64_t hash_ms;
 };
@@ -313,6 +320,7 @@ void mf_auditlog_tick(struct mf_server *s)
         return;
     if (++a->ticks % SYNC_EVERY_TICKS == 0)
         sync_devices(s);
+
 }
 
 void mf_auditlog_reopen(struct mf_server *s)
@@ -339,6 +347,7 @@ void mf_auditlog_free(struct mf_server *s)
     struct mf_auditlog *a = s->auditlog;
     if (!a)
         return;
+    a->closing = true;
     flush_batch(s); /* what waits is answered while the node still runs */
     close_all(a);
     free(a->q);
@@ -527,8 +536,9 @@ static bool flush_devices(struct mf_auditlog *a)
             MF_ERROR(LOG_MOD, "device %s cannot write: %s", d->name, why);
         }
         if (!a->batch_failed)
-            snprintf(a->batch_err, sizeof(a->batch_err), "audit device %s cannot write",
-                     d->name);
+            snprintf(a->batch_err, sizeof(a->batch_err),
+                     "audit device %s cannot write: the answer is withheld (a write may have "
+                     "been applied)", d->name);
         a->batch_failed = true;
     }
     bool ok = !a->batch_failed;
@@ -543,6 +553,10 @@ static void flush_batch(struct mf_server *s)
     struct mf_auditlog *a = s->auditlog;
     if (!a || a->flushing)
         return;
+    if (!a->q_n && !a->closing) {
+        uv_idle_stop(a->idle);
+        return; /* nobody waits: what is staged rides with the next answers */
+    }
     a->flushing = true;
     do {
         struct pending *q = a->q;
@@ -550,10 +564,18 @@ static void flush_batch(struct mf_server *s)
         a->q = NULL;
         a->q_n = a->q_cap = 0;
         char err[ERR_LEN];
+        uint64_t upto = a->next_rid;
         bool ok = flush_devices(a);
+        if (ok) {
+            a->durable_rid = upto;
+        } else {
+            if (a->lost_hi < a->durable_rid)
+                a->lost_lo = a->durable_rid;
+            a->lost_hi = upto;
+        }
         snprintf(err, sizeof(err), "%s", a->batch_err);
         for (size_t i = 0; i < n; i++)
-            q[i].then(q[i].r, ok, err);
+            q[i].then(q[i].r, ok && !q[i].lost, q[i].lost && ok ? LOST_ERR : err);
         free(q);
     } while (a->q_n);
     a->flushing = false;
@@ -577,15 +599,34 @@ static int wait_batch(struct mf_server *s, struct mf_auditlog *a, struct req *r,
         a->q = q;
         a->q_cap = cap;
     }
-    a->q[a->q_n++] = (struct pending){r, then};
+    bool lost = !r->audit_rid_node && r->audit_rid > a->lost_lo && r->audit_rid <= a->lost_hi;
+    a->q[a->q_n++] = (struct pending){r, then, lost};
     if (!a->flushing)
         uv_idle_start(a->idle, noop_idle); /* the poll must not block: flush first */
     (void)s;
     return 1;
 }
 
+/* Writes what each device staged and did not write yet (no sync). @return 0,
+ * or MF_EUNAVAIL with err naming the first device that failed. */
+static int write_devices(struct mf_auditlog *a, char *err, size_t err_len)
+{
+    int out = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        struct dev *d = &a->devs[i];
+        char why[ERR_LEN] = "";
+        if (!d->open || !mf_audit_file_write(&d->f, why, sizeof(why)))
+            continue;
+        MF_ERROR(LOG_MOD, "device %s cannot write: %s", d->name, why);
+        if (!out)
+            snprintf(err, err_len, "audit device %s cannot write", d->name);
+        out = MF_EUNAVAIL;
+    }
+    return out;
+}
+
 int mf_auditlog_request(struct req *r, const char *op, const char *path,
-                        const struct mf_authz_decision *dec, mf_auditlog_then then, char *err,
+                        const struct mf_authz_decision *dec, bool write_now, char *err,
                         size_t err_len)
 {
     struct mf_auditlog *a = r->srv->auditlog;
@@ -610,15 +651,9 @@ int mf_auditlog_request(struct req *r, const char *op, const char *path,
     rec.secrets_n = sec.n;
     int rc = stage_all(a, &rec, err, err_len);
     free(packed);
-    if (rc)
-        return rc;
-    if (!then)
-        return 1;
-    if (wait_batch(r->srv, a, r, then) < 0) {
-        snprintf(err, err_len, "out of memory");
-        return MF_EUNAVAIL;
-    }
-    return 1;
+    if (!rc && write_now)
+        rc = write_devices(a, err, err_len);
+    return rc ? rc : 1;
 }
 
 int mf_auditlog_response(struct req *r, int code, const void *resp_v, mf_auditlog_then then)
@@ -639,8 +674,12 @@ int mf_auditlog_response(struct req *r, int code, const void *resp_v, mf_auditlo
     if (resp)
         rec.lease_id = string_field(oneof_message(&resp->base, resp->result_case), "lease_id");
     char err[ERR_LEN] = "";
-    if (stage_all(a, &rec, err, sizeof(err)) == 0 && wait_batch(r->srv, a, r, then) == 1)
+    bool staged = stage_all(a, &rec, err, sizeof(err)) == 0;
+    if (wait_batch(r->srv, a, r, then) == 1) {
+        if (!staged) /* fail closed: the answer is refused at the flush */
+            a->q[a->q_n - 1].lost = true;
         return 1;
+    }
     MF_ERROR(LOG_MOD, "record %s (%s, %s) of an answer that leaves now is NOT on disk: %s",
              b.rid, rec.operation, rec.result, err[0] ? err : "out of memory");
     return 0;

@@ -81,18 +81,24 @@ bool mf_auditlog_active(struct mf_server *s);
 typedef void (*mf_auditlog_then)(struct req *r, bool durable, const char *err);
 
 /* Stages the record of request r (operation `op`, policy path `path` or
- * NULL, decision or NULL when no policy applies) on every device.
- * @return 0: nothing to record, go on now; 1: staged, and `then` (unless
- *   NULL) runs once the batch is durable; MF_EUNAVAIL with `err` naming a
- *   device that cannot write (refuse the request). */
+ * NULL, decision or NULL when no policy applies) on every device, and with
+ * write_now (anything but a read) writes it to each file (write(2), no
+ * sync) before returning, so a full disk refuses the request before it runs.
+ * Its fdatasync is not awaited here: the answer waits for the group sync that
+ * covers both records (mf_auditlog_response).
+ * @return 0: nothing to record; 1: recorded (the answer must be withheld
+ *   unless its batch is durable); either way go on now; MF_EUNAVAIL with `err`
+ *   naming a device that cannot write (refuse the request: nothing ran). */
 int mf_auditlog_request(struct req *r, const char *op, const char *path,
-                        const struct mf_authz_decision *dec, mf_auditlog_then then, char *err,
+                        const struct mf_authz_decision *dec, bool write_now, char *err,
                         size_t err_len);
 
 /* Stages the record of the answer to r (its error code, 0 for OK; resp may
- * be NULL). @return 1: `then` sends it once durable (with durable false the
- * failure was logged loudly: the request has run, the answer leaves anyway);
- * 0: send it now (nothing to record, or it could not be staged: logged). */
+ * be NULL). @return 1: `then` runs once the batch is durable; durable false
+ * (a device failed the batch, this answer's record could not be staged, or
+ * the request's own record was lost with an earlier failed batch) means
+ * refuse the answer with err; 0: send it now (nothing to record, or out of
+ * memory: logged). */
 int mf_auditlog_response(struct req *r, int code, const void *resp, mf_auditlog_then then);
 
 /* Where an open device's file stands, durably. */
