@@ -16,6 +16,8 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "server/api.h"
+#include "server/audit_fields.h"
+#include "server/audit_system.h"
 #include "server/proposer.h"
 #include "server/records.h"
 #include "store/barrier.h"
@@ -41,6 +43,7 @@ struct pending {
     struct req *r;
     mf_auditlog_then then;
     bool lost; /* its request's record was in a batch that failed */
+    bool sys;  /* r is NULL: the system records in flight (audit_system.h) */
 };
 
 struct mf_auditlog {
@@ -63,6 +66,9 @@ struct mf_auditlog {
     /* Record numbers (this node's) whose request records were written and then
      * lost with a failed batch: (lost_lo, lost_hi]; their answers are refused. */
     uint64_t durable_rid, lost_lo, lost_hi;
+    struct mf_audit_sysq sysq; /* system records waiting for a device */
+    size_t sys_inflight;       /* ... the first of them staged in a batch */
+    uint64_t sys_lost_staged;  /* ... and the loss summary staged with them */
     double hash_tokens;  /* `audit hash` bucket */
     uint64_t hash_ms;
 };
@@ -285,6 +291,60 @@ static void sync_devices(struct mf_server *s)
     }
 }
 
+static int wait_batch(struct mf_server *s, struct mf_auditlog *a, struct req *r,
+                      mf_auditlog_then then);
+
+/* Stages the queued system records (audit_system.h) into the batch, on every
+ * open device, unless some are in flight already; none without an open
+ * device (they wait for one). */
+static void sys_pump(struct mf_server *s, struct mf_auditlog *a)
+{
+    size_t open = 0, k = 0;
+    for (size_t i = 0; i < a->n; i++)
+        open += a->devs[i].open;
+    if (!open || a->sys_inflight || a->sys_lost_staged || (!a->sysq.n && !a->sysq.lost))
+        return;
+    uint64_t lost = a->sysq.lost;
+    for (; k < a->sysq.n + (lost != 0) && k < 256; k++) {
+        const struct mf_audit_sys_event *ev = k < a->sysq.n ? mf_audit_sysq_at(&a->sysq, k)
+                                                            : &(struct mf_audit_sys_event){0};
+        char node[24], rid[48], lost_buf[24];
+        struct mf_audit_secret sec;
+        struct mf_audit_claim claim;
+        struct mf_audit_record rec;
+        snprintf(node, sizeof(node), "%" PRIu64, s->cfg->node_id);
+        snprintf(rid, sizeof(rid), "%" PRIu64 "-%" PRIu64, s->cfg->node_id, ++a->next_rid);
+        mf_audit_sys_record(ev, k < a->sysq.n ? 0 : lost, node, rid, &sec, &claim, lost_buf,
+                            sizeof(lost_buf), &rec);
+        if (k == a->sysq.n)
+            rec.time_ms = mf_now_wall_ms();
+        bool staged = true;
+        for (size_t i = 0; i < a->n; i++)
+            if (a->devs[i].open && mf_audit_file_stage(&a->devs[i].f, &rec))
+                staged = false;
+        if (!staged)
+            break; /* the rest waits for the next tick */
+    }
+    if (k == 0 || wait_batch(s, a, NULL, NULL) != 1)
+        return;
+    a->sys_inflight = k < a->sysq.n ? k : a->sysq.n;
+    a->sys_lost_staged = k > a->sysq.n ? lost : 0;
+}
+
+/* The batch holding the staged system records is durable (or failed: they
+ * are staged again, at least once, from the next tick). */
+static void sys_done(struct mf_server *s, struct mf_auditlog *a, bool ok)
+{
+    if (ok) {
+        mf_audit_sysq_pop(&a->sysq, a->sys_inflight);
+        a->sysq.lost -= a->sys_lost_staged;
+    }
+    a->sys_inflight = 0;
+    a->sys_lost_staged = 0;
+    if (ok)
+        sys_pump(s, a);
+}
+
 void mf_auditlog_applied(struct mf_server *s, const struct mf_raft_entry *e)
 {
     /* Paths travel in clear in a KV command: a cheap filter before a look
@@ -294,6 +354,11 @@ void mf_auditlog_applied(struct mf_server *s, const struct mf_raft_entry *e)
         (memmem(e->data, e->len, dev, sizeof(dev) - 1) ||
          memmem(e->data, e->len, key, sizeof(key) - 1)))
         sync_devices(s);
+    struct mf_auditlog *a = s->auditlog;
+    if (a && a->n && e && e->len && e->data) { /* the cluster's own revocations */
+        mf_audit_sys_events(s, e->data, e->len, &a->sysq);
+        sys_pump(s, a);
+    }
 }
 
 /* Where each open device's file stands, durably (audit_anchor.c anchors it). */
@@ -320,6 +385,7 @@ void mf_auditlog_tick(struct mf_server *s)
         return;
     if (++a->ticks % SYNC_EVERY_TICKS == 0)
         sync_devices(s);
+    sys_pump(s, a); /* retry what a device could not take */
 
 }
 
@@ -350,6 +416,7 @@ void mf_auditlog_free(struct mf_server *s)
     a->closing = true;
     flush_batch(s); /* what waits is answered while the node still runs */
     close_all(a);
+    mf_audit_sysq_free(&a->sysq);
     free(a->q);
     uv_idle_stop(a->idle);
     uv_check_stop(a->check);
@@ -366,128 +433,6 @@ bool mf_auditlog_active(struct mf_server *s)
 }
 
 /* ---- records ---- */
-
-/* The message of a oneof member (`op` of a Request, `result` of a Response). */
-static const ProtobufCMessage *oneof_message(const ProtobufCMessage *m, unsigned which)
-{
-    const ProtobufCFieldDescriptor *f =
-        which ? protobuf_c_message_descriptor_get_field(m->descriptor, which) : NULL;
-    if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE)
-        return NULL;
-    return *(const ProtobufCMessage *const *)((const char *)m + f->offset);
-}
-
-/* A singular string field of m by name, or NULL when absent or empty. */
-static const char *string_field(const ProtobufCMessage *m, const char *name)
-{
-    const ProtobufCFieldDescriptor *f =
-        m ? protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name) : NULL;
-    if (!f || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED)
-        return NULL;
-    const char *v = *(const char *const *)((const char *)m + f->offset);
-    return v && v[0] ? v : NULL;
-}
-
-struct secrets {
-    struct mf_audit_secret v[8];
-    size_t n;
-};
-
-static void secret_add(struct secrets *s, const char *name, const void *value, size_t len,
-                       enum mf_audit_secret_kind kind)
-{
-    if (s->n < sizeof(s->v) / sizeof(s->v[0]) && (value || kind == MF_AUDIT_SECRET_REDACT))
-        s->v[s->n++] = (struct mf_audit_secret){name, value, len, kind};
-}
-
-/* The secrets of a request: the caller's token, a token it names, a KV put's
- * values (all of them, as one HMAC of the message), unseal shares. Nothing
- * else of the body is recorded. `packed` receives a buffer to free. */
-static void request_secrets(const Mayfly__Api__Request *q, struct secrets *s, uint8_t **packed)
-{
-    *packed = NULL;
-    if (!q)
-        return;
-    if (q->token && q->token[0])
-        secret_add(s, "token", q->token, strlen(q->token), MF_AUDIT_SECRET_HMAC);
-    const ProtobufCMessage *op = oneof_message(&q->base, q->op_case);
-    const char *t = string_field(op, "token");
-    if (t)
-        secret_add(s, "target_token", t, strlen(t), MF_AUDIT_SECRET_HMAC);
-    if (q->op_case == MAYFLY__API__REQUEST__OP_KV_PUT) {
-        size_t len = mayfly__api__kv_put_request__get_packed_size(q->kv_put);
-        *packed = malloc(len ? len : 1);
-        if (*packed) {
-            mayfly__api__kv_put_request__pack(q->kv_put, *packed);
-            secret_add(s, "kv_put", *packed, len, MF_AUDIT_SECRET_HMAC);
-        }
-    }
-    if (q->op_case == MAYFLY__API__REQUEST__OP_AUDIT_HASH && q->audit_hash->value)
-        secret_add(s, "value", q->audit_hash->value, strlen(q->audit_hash->value),
-                   MF_AUDIT_SECRET_HMAC);
-    if (q->op_case == MAYFLY__API__REQUEST__OP_UNSEAL)
-        secret_add(s, "share", NULL, 0, MF_AUDIT_SECRET_REDACT);
-}
-
-static void response_secrets(const Mayfly__Api__Response *resp, struct secrets *s)
-{
-    if (!resp)
-        return;
-    const ProtobufCMessage *m = oneof_message(&resp->base, resp->result_case);
-    const char *t = string_field(m, "token");
-    if (t)
-        secret_add(s, "token", t, strlen(t), MF_AUDIT_SECRET_HMAC);
-    if ((t = string_field(m, "root_token")))
-        secret_add(s, "root_token", t, strlen(t), MF_AUDIT_SECRET_HMAC);
-    if (resp->result_case == MAYFLY__API__RESPONSE__RESULT_INIT)
-        secret_add(s, "shares", NULL, 0, MF_AUDIT_SECRET_REDACT);
-}
-
-/* What both records of a request share. Strings point into r or into b. */
-struct base {
-    char node[24];
-    char rid[48];
-    char request_id[2 * 64 + 1];
-    char policies[1024];
-    struct mf_audit_claim claim;
-};
-
-static void fill_base(struct mf_auditlog *a, struct req *r, struct base *b,
-                      struct mf_audit_record *rec)
-{
-    struct mf_server *s = r->srv;
-    if (!r->audit_rid)
-        r->audit_rid = ++a->next_rid;
-    snprintf(b->node, sizeof(b->node), "%" PRIu64, s->cfg->node_id);
-    snprintf(b->rid, sizeof(b->rid), "%" PRIu64 "-%" PRIu64,
-             r->audit_rid_node ? r->audit_rid_node : s->cfg->node_id, r->audit_rid);
-    rec->time_ms = mf_now_wall_ms();
-    rec->node_id = b->node;
-    rec->record_id = b->rid;
-    rec->client_addr = r->client_addr[0] ? r->client_addr : NULL;
-    rec->operation = r->audit_op ? r->audit_op : "unknown";
-    rec->path = r->audit_path;
-    if (r->pb && r->pb->request_key.len && r->pb->request_key.len <= 64) {
-        hex_encode(r->pb->request_key.data, r->pb->request_key.len, b->request_id);
-        rec->request_id = b->request_id;
-    }
-    if (r->token) {
-        rec->identity.auth_method = "token";
-        rec->identity.accessor = r->token->accessor;
-        size_t n = 0;
-        b->policies[0] = '\0';
-        for (size_t i = 0; i < r->token->n_policies; i++) {
-            int w = snprintf(b->policies + n, sizeof(b->policies) - n, "%s%s", i ? "," : "",
-                             r->token->policies[i]);
-            if (w < 0 || (size_t)w >= sizeof(b->policies) - n)
-                break;
-            n += (size_t)w;
-        }
-        b->claim = (struct mf_audit_claim){"policies", b->policies};
-        rec->identity.claims = &b->claim;
-        rec->identity.claims_n = 1;
-    }
-}
 
 /* Stages rec on every device. A full batch is flushed at once (its failure
  * fails the whole batch). @return 0, or MF_EUNAVAIL with err naming the
@@ -575,7 +520,10 @@ static void flush_batch(struct mf_server *s)
         }
         snprintf(err, sizeof(err), "%s", a->batch_err);
         for (size_t i = 0; i < n; i++)
-            q[i].then(q[i].r, ok && !q[i].lost, q[i].lost && ok ? LOST_ERR : err);
+            if (q[i].sys)
+                sys_done(s, a, ok);
+            else
+                q[i].then(q[i].r, ok && !q[i].lost, q[i].lost && ok ? LOST_ERR : err);
         free(q);
     } while (a->q_n);
     a->flushing = false;
@@ -599,8 +547,8 @@ static int wait_batch(struct mf_server *s, struct mf_auditlog *a, struct req *r,
         a->q = q;
         a->q_cap = cap;
     }
-    bool lost = !r->audit_rid_node && r->audit_rid > a->lost_lo && r->audit_rid <= a->lost_hi;
-    a->q[a->q_n++] = (struct pending){r, then, lost};
+    bool lost = r && !r->audit_rid_node && r->audit_rid > a->lost_lo && r->audit_rid <= a->lost_hi;
+    a->q[a->q_n++] = (struct pending){r, then, lost, !r};
     if (!a->flushing)
         uv_idle_start(a->idle, noop_idle); /* the poll must not block: flush first */
     (void)s;
@@ -635,18 +583,16 @@ int mf_auditlog_request(struct req *r, const char *op, const char *path,
         r->audit_path = strdup(path);
     if (!a || a->n == 0)
         return 0;
-    struct base b;
+    struct mf_audit_base b;
     struct mf_audit_record rec = {0};
-    fill_base(a, r, &b, &rec);
+    mf_audit_fields_base(r, &a->next_rid, &b, &rec);
     rec.decision.allowed = dec ? dec->allowed : true;
     rec.decision.policy = dec ? dec->policy : NULL;
     rec.decision.rule = dec ? dec->pattern : NULL;
     rec.result = rec.decision.allowed ? "ALLOWED" : "PERMISSION_DENIED";
-    struct secrets sec = {.n = 0};
+    struct mf_audit_fields sec = {.n = 0};
     uint8_t *packed = NULL;
-    request_secrets(r->pb, &sec, &packed);
-    rec.lease_id = r->pb ? string_field(oneof_message(&r->pb->base, r->pb->op_case), "lease_id")
-                         : NULL;
+    mf_audit_fields_request(r->pb, &sec, &packed, &rec.lease_id);
     rec.secrets = sec.v;
     rec.secrets_n = sec.n;
     int rc = stage_all(a, &rec, err, err_len);
@@ -662,17 +608,15 @@ int mf_auditlog_response(struct req *r, int code, const void *resp_v, mf_auditlo
     if (!a || a->n == 0)
         return 0;
     const Mayfly__Api__Response *resp = resp_v;
-    struct base b;
+    struct mf_audit_base b;
     struct mf_audit_record rec = {0};
-    fill_base(a, r, &b, &rec);
+    mf_audit_fields_base(r, &a->next_rid, &b, &rec);
     rec.decision.allowed = code != MF_EPERM;
     rec.result = code ? mf_err_name(code) : "OK";
-    struct secrets sec = {.n = 0};
-    response_secrets(resp, &sec);
+    struct mf_audit_fields sec = {.n = 0};
+    mf_audit_fields_response(resp, &sec, &rec.lease_id);
     rec.secrets = sec.v;
     rec.secrets_n = sec.n;
-    if (resp)
-        rec.lease_id = string_field(oneof_message(&resp->base, resp->result_case), "lease_id");
     char err[ERR_LEN] = "";
     bool staged = stage_all(a, &rec, err, sizeof(err)) == 0;
     if (wait_batch(r->srv, a, r, then) == 1) {
