@@ -50,6 +50,13 @@ static void to_hex(const uint8_t *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+/* Generations of a file's batch (file.h): unique in the process. */
+static uint64_t next_gen(void)
+{
+    static uint64_t gen;
+    return __atomic_add_fetch(&gen, 1, __ATOMIC_RELAXED);
+}
+
 /* --- opening and resuming --- */
 
 /* Make a new file's directory entry durable, so a crash cannot lose the file
@@ -253,6 +260,7 @@ int mf_audit_file_open(struct mf_audit_file *f, const char *path,
     struct mf_audit_file_info dummy;
     memset(f, 0, sizeof(*f));
     f->fd = -1;
+    f->gen = next_gen();
     f->path = strdup(path);
     f->buf = malloc(BUF_INITIAL_BYTES);
     if (!f->path || !f->buf) {
@@ -311,6 +319,7 @@ static int reopen_path(struct mf_audit_file *f, struct mf_audit_file_info *info,
     f->staged_n = 0;
     f->written_len = 0;
     f->written_n = 0;
+    f->gen = next_gen();
     f->broken = false;
     return 0;
 }
@@ -319,6 +328,7 @@ static int reopen_path(struct mf_audit_file *f, struct mf_audit_file_info *info,
 
 static void drop_batch(struct mf_audit_file *f)
 {
+    f->gen = next_gen();
     f->staged = f->durable;
     f->written = f->durable;
     f->buf_len = 0;
@@ -487,6 +497,73 @@ int mf_audit_file_flush(struct mf_audit_file *f, char *err, size_t err_len)
     f->staged_n = 0;
     f->written_len = 0;
     f->written_n = 0;
+    f->gen = next_gen();
+    return 0;
+}
+
+int mf_audit_file_sync_begin(struct mf_audit_file *f, struct mf_audit_sync *s, char *err,
+                             size_t err_len)
+{
+    MF_ASSERT(f && s && f->fd >= 0);
+    *s = (struct mf_audit_sync){.fd = -1, .gen = f->gen};
+    if (f->lost) {
+        int lost = f->lost;
+        f->lost = 0;
+        return set_err(err, err_len, lost, "audit file %s: records written earlier were lost "
+                       "(%s); none recorded", f->path, strerror(-lost));
+    }
+    int rc = mf_audit_file_write(f, err, err_len);
+    if (rc != 0) {
+        roll_back(f, false); /* what was written before goes too: its sync never ran */
+        return rc;
+    }
+    if (f->buf_len == 0)
+        return 0;
+    if (!f->is_chr && (s->fd = dup(f->fd)) < 0) {
+        rc = -errno;
+        roll_back(f, false);
+        return set_err(err, err_len, rc, "audit file %s: dup: %s; none recorded", f->path,
+                       strerror(-rc));
+    }
+    s->bytes = f->buf_len;
+    s->n = f->staged_n;
+    s->pos = f->staged;
+    return 0;
+}
+
+void mf_audit_sync_run(struct mf_audit_sync *s)
+{
+    if (s->fd < 0)
+        return;
+    s->rc = fdatasync(s->fd) == 0 ? 0 : -errno;
+    close(s->fd);
+    s->fd = -1;
+}
+
+int mf_audit_file_sync_end(struct mf_audit_file *f, struct mf_audit_sync *s, char *err,
+                           size_t err_len)
+{
+    MF_ASSERT(f && s);
+    if (s->rc != 0)
+        set_err(err, err_len, s->rc, "audit file %s: fdatasync of %zu records: %s; none "
+                "recorded", f->path, s->n, strerror(-s->rc));
+    if (s->gen != f->gen || s->bytes == 0)
+        return s->rc;
+    if (s->rc != 0) {
+        if (f->staged_n > s->n)
+            f->lost = s->rc;
+        roll_back(f, true);
+        return s->rc;
+    }
+    if (!f->is_chr)
+        f->size_bytes += s->bytes;
+    f->durable = s->pos;
+    memmove(f->buf, f->buf + s->bytes, f->buf_len - s->bytes);
+    f->buf_len -= s->bytes;
+    f->written_len -= s->bytes;
+    f->staged_n -= s->n;
+    f->written_n -= s->n;
+    f->gen = next_gen();
     return 0;
 }
 

@@ -88,6 +88,7 @@ struct mf_audit_file {
     size_t written_n;               /* ... records among them */
     struct mf_audit_file_pos written; /* after the last written line */
     int lost;                       /* lines written earlier were lost: the next flush fails */
+    uint64_t gen;                   /* changes whenever buf's lines are dropped or synced */
     bool broken;                    /* re-read the tail before the next stage */
 };
 
@@ -125,6 +126,31 @@ int mf_audit_file_write(struct mf_audit_file *f, char *err, size_t err_len);
  * (-ENOSPC, -EDQUOT, -EIO, ...) the batch is dropped, the file is truncated
  * back to its last durable line, and err says so. */
 int mf_audit_file_flush(struct mf_audit_file *f, char *err, size_t err_len);
+
+/* A group sync off the caller's thread, in three steps. _sync_begin (the
+ * file's thread) writes what is staged and notes the lines the sync covers;
+ * mf_audit_sync_run (any thread) runs fdatasync on a duplicate descriptor;
+ * _sync_end (the file's thread) makes those lines durable, or on failure
+ * drops every line not durable yet and cuts them off the file (lines staged
+ * after begin too: the next flush or sync then fails, so nobody is told a
+ * lost line is durable), then re-reads the tail before the next stage.
+ * Between begin and end the file may stage and write (later lines are not
+ * covered); a flush, reopen or close meanwhile makes end report only the
+ * sync's result. One sync at a time per file. */
+struct mf_audit_sync {
+    int fd;                         /* -1: nothing to sync */
+    uint64_t gen;
+    size_t bytes, n;
+    struct mf_audit_file_pos pos;
+    int rc;
+};
+/* Errors as mf_audit_file_write (the batch is then dropped), -errno of dup. */
+int mf_audit_file_sync_begin(struct mf_audit_file *f, struct mf_audit_sync *s, char *err,
+                             size_t err_len);
+void mf_audit_sync_run(struct mf_audit_sync *s);
+/* 0: the covered lines are durable; else the sync's -errno (err says so). */
+int mf_audit_file_sync_end(struct mf_audit_file *f, struct mf_audit_sync *s, char *err,
+                           size_t err_len);
 
 /* mf_audit_file_stage for each of n records, then mf_audit_file_flush. On a
  * stage error nothing is written and the whole batch is dropped (records

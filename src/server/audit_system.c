@@ -161,9 +161,11 @@ void mf_audit_sys_events(struct mf_server *s, const uint8_t *data, size_t len,
     }
 }
 
-void mf_audit_sys_record(const struct mf_audit_sys_event *ev, uint64_t lost, const char *node,
-                         const char *rid, struct mf_audit_secret *sec, struct mf_audit_claim *claim,
-                         char *lost_buf, size_t lost_len, struct mf_audit_record *out)
+/* The record of ev, or with lost > 0 the loss summary. Strings point into
+ * ev and the buffers. */
+static void sys_record(const struct mf_audit_sys_event *ev, uint64_t lost, const char *node,
+                       const char *rid, struct mf_audit_secret *sec, struct mf_audit_claim *claim,
+                       char *lost_buf, size_t lost_len, struct mf_audit_record *out)
 {
     memset(out, 0, sizeof(*out));
     out->time_ms = ev->time_ms;
@@ -189,4 +191,42 @@ void mf_audit_sys_record(const struct mf_audit_sys_event *ev, uint64_t lost, con
         out->secrets = sec;
         out->secrets_n = 1;
     }
+}
+
+bool mf_audit_sys_pump(struct mf_audit_sysq *q, uint64_t node_id, uint64_t *next_rid,
+                       uint64_t now_ms, int (*stage)(void *arg, const struct mf_audit_record *),
+                       void *arg)
+{
+    if (q->inflight || q->lost_staged || (!q->n && !q->lost))
+        return false;
+    uint64_t lost = q->lost;
+    size_t k = 0;
+    for (; k < q->n + (lost != 0) && k < 256; k++) {
+        struct mf_audit_sys_event summary = {.time_ms = now_ms};
+        const struct mf_audit_sys_event *ev = k < q->n ? mf_audit_sysq_at(q, k) : &summary;
+        char node[24], rid[48], lost_buf[24];
+        struct mf_audit_secret sec;
+        struct mf_audit_claim claim;
+        struct mf_audit_record rec;
+        snprintf(node, sizeof(node), "%" PRIu64, node_id);
+        snprintf(rid, sizeof(rid), "%" PRIu64 "-%" PRIu64, node_id, ++*next_rid);
+        sys_record(ev, k < q->n ? 0 : lost, node, rid, &sec, &claim, lost_buf, sizeof(lost_buf),
+                   &rec);
+        if (stage(arg, &rec) != 0)
+            break; /* the rest waits for the next pump */
+    }
+    q->inflight = k < q->n ? k : q->n;
+    q->lost_staged = k > q->n ? lost : 0;
+    return k > 0;
+}
+
+bool mf_audit_sys_done(struct mf_audit_sysq *q, bool durable)
+{
+    if (durable) {
+        mf_audit_sysq_pop(q, q->inflight);
+        q->lost -= q->lost_staged;
+    }
+    q->inflight = 0;
+    q->lost_staged = 0;
+    return durable && (q->n || q->lost);
 }

@@ -47,6 +47,8 @@ struct mf_audit_sysq {
     struct mf_audit_sys_event *v; /* ring of MF_AUDIT_SYSQ_MAX, allocated on the first push */
     size_t head, n;
     uint64_t lost;
+    size_t inflight;       /* the first events staged in a batch */
+    uint64_t lost_staged;  /* ... and the loss summary staged with them */
 };
 
 /* Appends ev, or counts it lost (queue full, out of memory). */
@@ -65,10 +67,15 @@ struct mf_server;
 void mf_audit_sys_events(struct mf_server *s, const uint8_t *data, size_t len,
                          struct mf_audit_sysq *q);
 
-/* The record of ev (node and record id from the caller; strings point into
- * ev, node and rid, the secret into *sec). lost > 0: the summary record. */
-void mf_audit_sys_record(const struct mf_audit_sys_event *ev, uint64_t lost, const char *node,
-                         const char *rid, struct mf_audit_secret *sec, struct mf_audit_claim *claim,
-                         char *lost_buf, size_t lost_len, struct mf_audit_record *out);
+/* Unless a batch holds some already, stages the queued events' records (at
+ * most 256, then the loss summary) with stage(arg, record), numbering them
+ * node-N from ++*next_rid, until stage fails. @return true when some were
+ * staged: the caller waits for the batch and calls mf_audit_sys_done. */
+bool mf_audit_sys_pump(struct mf_audit_sysq *q, uint64_t node_id, uint64_t *next_rid,
+                       uint64_t now_ms, int (*stage)(void *arg, const struct mf_audit_record *),
+                       void *arg);
+/* The batch holding them ended: durable (they leave the queue) or not (they
+ * are staged again by the next pump). @return true: pump again now. */
+bool mf_audit_sys_done(struct mf_audit_sysq *q, bool durable);
 
 #endif

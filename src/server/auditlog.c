@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "server/api.h"
 #include "server/audit_fields.h"
+#include "server/audit_key.h"
 #include "server/audit_system.h"
 #include "server/proposer.h"
 #include "server/records.h"
@@ -47,8 +48,7 @@ struct pending {
 };
 
 struct mf_auditlog {
-    bool have_key;
-    struct mf_audit_keys keys;
+    struct mf_audit_key key;
     struct dev devs[MF_AUDITLOG_DEVICES_MAX];
     size_t n;
     uint64_t next_rid;
@@ -66,11 +66,8 @@ struct mf_auditlog {
     /* Record numbers (this node's) whose request records were written and then
      * lost with a failed batch: (lost_lo, lost_hi]; their answers are refused. */
     uint64_t durable_rid, lost_lo, lost_hi;
-    struct mf_audit_sysq sysq; /* system records waiting for a device */
-    size_t sys_inflight;       /* ... the first of them staged in a batch */
-    uint64_t sys_lost_staged;  /* ... and the loss summary staged with them */
-    double hash_tokens;  /* `audit hash` bucket */
-    uint64_t hash_ms;
+    struct mf_audit_sysq sysq; /* system records waiting for a device, or in a batch */
+    struct job *job;           /* the batch whose sync is in flight */
 };
 
 static void on_check(uv_check_t *h);
@@ -104,47 +101,6 @@ static struct mf_auditlog *state(struct mf_server *s)
     return a;
 }
 
-/* ---- the key ---- */
-
-static int hex_decode(const char *hex, uint8_t *out, size_t n)
-{
-    if (!hex || strlen(hex) != 2 * n)
-        return MF_ECORRUPT;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return MF_ECORRUPT;
-        out[i] = (uint8_t)v;
-    }
-    return 0;
-}
-
-static void hex_encode(const uint8_t *in, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", in[i]);
-}
-
-static int load_key(struct mf_server *s, struct mf_auditlog *a)
-{
-    if (a->have_key)
-        return 0;
-    json_t *obj = NULL;
-    int rc = mf_records_read(s, MF_AUDITLOG_KEY_PATH, &obj);
-    if (rc)
-        return rc;
-    uint8_t key[MF_AUDIT_KEY_BYTES];
-    rc = hex_decode(json_string_value(json_object_get(obj, "key")), key, sizeof(key));
-    if (!rc)
-        rc = mf_audit_keys_derive(key, &a->keys);
-    OPENSSL_cleanse(key, sizeof(key));
-    /* The record's text held the key: jansson frees it without wiping, the
-     * same as every record this server reads. */
-    json_decref(obj);
-    a->have_key = rc == 0;
-    return rc;
-}
-
 /* ---- devices ---- */
 
 static void dev_close(struct dev *d)
@@ -163,10 +119,10 @@ static void dev_close(struct dev *d)
 static void dev_try_open(struct mf_server *s, struct mf_auditlog *a, struct dev *d)
 {
     char err[ERR_LEN] = "";
-    int rc = load_key(s, a);
+    int rc = mf_audit_key_load(s, &a->key);
     if (rc)
         snprintf(err, sizeof(err), "no audit key (%s)", mf_strerror(rc));
-    else if ((rc = mf_audit_file_open(&d->f, d->path, &a->keys, NULL, err, sizeof(err))) &&
+    else if ((rc = mf_audit_file_open(&d->f, d->path, &a->key.keys, NULL, err, sizeof(err))) &&
              !err[0])
         snprintf(err, sizeof(err), "%s: %s", d->path, mf_strerror(rc));
     if (!rc) {
@@ -184,9 +140,7 @@ static void close_all(struct mf_auditlog *a)
     for (size_t i = 0; i < a->n; i++)
         dev_close(&a->devs[i]);
     a->n = 0;
-    if (a->have_key)
-        mf_audit_keys_wipe(&a->keys);
-    a->have_key = false;
+    mf_audit_key_wipe(&a->key);
 }
 
 static struct dev *dev_find(struct mf_auditlog *a, const char *name)
@@ -195,31 +149,6 @@ static struct dev *dev_find(struct mf_auditlog *a, const char *name)
         if (strcmp(a->devs[i].name, name) == 0)
             return &a->devs[i];
     return NULL;
-}
-
-/* The device's path on this node: "{node}" stands for the node id, so nodes
- * that share a file system (tests, one host) write separate files. */
-static char *node_path(const struct mf_server *s, const char *tmpl)
-{
-    static const char mark[] = "{node}";
-    char id[24];
-    snprintf(id, sizeof(id), "%" PRIu64, s->cfg->node_id);
-    size_t n = strlen(tmpl) + 1;
-    for (const char *p = strstr(tmpl, mark); p; p = strstr(p + 1, mark))
-        n += strlen(id);
-    char *out = malloc(n), *o = out;
-    if (!out)
-        return NULL;
-    while (*tmpl) {
-        if (strncmp(tmpl, mark, sizeof(mark) - 1) == 0) {
-            o += sprintf(o, "%s", id);
-            tmpl += sizeof(mark) - 1;
-        } else {
-            *o++ = *tmpl++;
-        }
-    }
-    *o = '\0';
-    return out;
 }
 
 /* One device record: add it, or reopen it if its path changed. */
@@ -271,7 +200,7 @@ static void sync_devices(struct mf_server *s)
         if (mf_records_read(s, paths[i], &obj))
             continue; /* deleted */
         const char *path = json_string_value(json_object_get(obj, "path"));
-        char *mine = path ? node_path(s, path) : NULL;
+        char *mine = path ? mf_audit_key_node_path(s->cfg->node_id, path) : NULL;
         if (mine)
             sync_one(a, paths[i] + strlen(MF_AUDITLOG_DEVICES_PREFIX), mine);
         free(mine);
@@ -294,54 +223,32 @@ static void sync_devices(struct mf_server *s)
 static int wait_batch(struct mf_server *s, struct mf_auditlog *a, struct req *r,
                       mf_auditlog_then then);
 
-/* Stages the queued system records (audit_system.h) into the batch, on every
- * open device, unless some are in flight already; none without an open
- * device (they wait for one). */
-static void sys_pump(struct mf_server *s, struct mf_auditlog *a)
+/* Stages a system record on every open device. */
+static int sys_stage(void *arg, const struct mf_audit_record *rec)
 {
-    size_t open = 0, k = 0;
+    struct mf_auditlog *a = arg;
+    int rc = 0;
     for (size_t i = 0; i < a->n; i++)
-        open += a->devs[i].open;
-    if (!open || a->sys_inflight || a->sys_lost_staged || (!a->sysq.n && !a->sysq.lost))
-        return;
-    uint64_t lost = a->sysq.lost;
-    for (; k < a->sysq.n + (lost != 0) && k < 256; k++) {
-        const struct mf_audit_sys_event *ev = k < a->sysq.n ? mf_audit_sysq_at(&a->sysq, k)
-                                                            : &(struct mf_audit_sys_event){0};
-        char node[24], rid[48], lost_buf[24];
-        struct mf_audit_secret sec;
-        struct mf_audit_claim claim;
-        struct mf_audit_record rec;
-        snprintf(node, sizeof(node), "%" PRIu64, s->cfg->node_id);
-        snprintf(rid, sizeof(rid), "%" PRIu64 "-%" PRIu64, s->cfg->node_id, ++a->next_rid);
-        mf_audit_sys_record(ev, k < a->sysq.n ? 0 : lost, node, rid, &sec, &claim, lost_buf,
-                            sizeof(lost_buf), &rec);
-        if (k == a->sysq.n)
-            rec.time_ms = mf_now_wall_ms();
-        bool staged = true;
-        for (size_t i = 0; i < a->n; i++)
-            if (a->devs[i].open && mf_audit_file_stage(&a->devs[i].f, &rec))
-                staged = false;
-        if (!staged)
-            break; /* the rest waits for the next tick */
-    }
-    if (k == 0 || wait_batch(s, a, NULL, NULL) != 1)
-        return;
-    a->sys_inflight = k < a->sysq.n ? k : a->sysq.n;
-    a->sys_lost_staged = k > a->sysq.n ? lost : 0;
+        if (a->devs[i].open && mf_audit_file_stage(&a->devs[i].f, rec))
+            rc = MF_EUNAVAIL;
+    return rc;
 }
 
-/* The batch holding the staged system records is durable (or failed: they
- * are staged again, at least once, from the next tick). */
+/* Queued system records go into the batch (audit_system.h), if a device is
+ * open to take them. */
+static void sys_pump(struct mf_server *s, struct mf_auditlog *a)
+{
+    size_t open = 0;
+    for (size_t i = 0; i < a->n; i++)
+        open += a->devs[i].open;
+    if (open && mf_audit_sys_pump(&a->sysq, s->cfg->node_id, &a->next_rid, mf_now_wall_ms(),
+                                  sys_stage, a) && wait_batch(s, a, NULL, NULL) != 1)
+        mf_audit_sys_done(&a->sysq, false); /* out of memory: again at the next tick */
+}
+
 static void sys_done(struct mf_server *s, struct mf_auditlog *a, bool ok)
 {
-    if (ok) {
-        mf_audit_sysq_pop(&a->sysq, a->sys_inflight);
-        a->sysq.lost -= a->sys_lost_staged;
-    }
-    a->sys_inflight = 0;
-    a->sys_lost_staged = 0;
-    if (ok)
+    if (mf_audit_sys_done(&a->sysq, ok))
         sys_pump(s, a);
 }
 
@@ -407,6 +314,7 @@ static void handle_freed(uv_handle_t *h)
 }
 
 static void flush_batch(struct mf_server *s);
+static void orphan_job(struct mf_server *s, struct mf_auditlog *a);
 
 void mf_auditlog_free(struct mf_server *s)
 {
@@ -414,6 +322,7 @@ void mf_auditlog_free(struct mf_server *s)
     if (!a)
         return;
     a->closing = true;
+    orphan_job(s, a);
     flush_batch(s); /* what waits is answered while the node still runs */
     close_all(a);
     mf_audit_sysq_free(&a->sysq);
@@ -467,67 +376,179 @@ static int stage_all(struct mf_auditlog *a, const struct mf_audit_record *rec, c
 
 /* Flushes what every device staged (one write and one fdatasync each).
  * @return true when all of it is durable, else false with a->batch_err. */
+static void flush_batch(struct mf_server *s);
+
+static void dev_failed(struct mf_auditlog *a, struct dev *d, const char *why)
+{
+    if (strcmp(why, d->err) != 0) {
+        snprintf(d->err, sizeof(d->err), "%s", why);
+        MF_ERROR(LOG_MOD, "device %s cannot write: %s", d->name, why);
+    }
+    if (!a->batch_failed)
+        snprintf(a->batch_err, sizeof(a->batch_err),
+                 "audit device %s cannot write: the answer is withheld (a write may have "
+                 "been applied)", d->name);
+    a->batch_failed = true;
+}
+
+/* Flushes what every device staged (one write and one fdatasync each), on
+ * the loop. @return true when all of it is durable, else false. */
 static bool flush_devices(struct mf_auditlog *a)
 {
     for (size_t i = 0; i < a->n; i++) {
         struct dev *d = &a->devs[i];
-        if (!d->open || !mf_audit_file_staged(&d->f))
-            continue;
         char why[ERR_LEN] = "";
-        if (!mf_audit_file_flush(&d->f, why, sizeof(why)))
-            continue;
-        if (strcmp(why, d->err) != 0) {
-            snprintf(d->err, sizeof(d->err), "%s", why);
-            MF_ERROR(LOG_MOD, "device %s cannot write: %s", d->name, why);
-        }
-        if (!a->batch_failed)
-            snprintf(a->batch_err, sizeof(a->batch_err),
-                     "audit device %s cannot write: the answer is withheld (a write may have "
-                     "been applied)", d->name);
-        a->batch_failed = true;
+        if (d->open && mf_audit_file_staged(&d->f) && mf_audit_file_flush(&d->f, why, sizeof(why)))
+            dev_failed(a, d, why);
     }
     bool ok = !a->batch_failed;
     a->batch_failed = false;
     return ok;
 }
 
-/* Makes the batch durable, then lets what waited on it go on; whatever that
- * stages (a handler's answer) forms the next batch, flushed in turn. */
+/* The batch q (records numbered up to `upto`) is durable, or failed: what
+ * waited on it goes on. */
+static void release(struct mf_server *s, struct mf_auditlog *a, struct pending *q, size_t n,
+                    uint64_t upto, bool ok, const char *err)
+{
+    if (ok) {
+        a->durable_rid = upto;
+    } else {
+        if (a->lost_hi < a->durable_rid)
+            a->lost_lo = a->durable_rid;
+        a->lost_hi = upto;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (q[i].sys)
+            sys_done(s, a, ok);
+        else
+            q[i].then(q[i].r, ok && !q[i].lost, q[i].lost && ok ? LOST_ERR : err);
+    free(q);
+}
+
+/* A batch whose fdatasyncs run on libuv's thread pool while the loop goes
+ * on; the next batch gathers meanwhile and starts when this one ends. */
+struct job {
+    uv_work_t work;
+    struct mf_server *s; /* NULL once the server stopped: the job only frees itself */
+    struct pending *q;
+    size_t q_n, n;
+    uint64_t upto;
+    bool failed;
+    char err[ERR_LEN];
+    char names[MF_AUDITLOG_DEVICES_MAX][MF_AUDITLOG_NAME_MAX + 1];
+    struct mf_audit_sync sync[MF_AUDITLOG_DEVICES_MAX];
+};
+
+static void job_run(uv_work_t *w)
+{
+    struct job *j = w->data;
+    for (size_t i = 0; i < j->n; i++)
+        mf_audit_sync_run(&j->sync[i]);
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+    struct job *j = w->data;
+    struct mf_server *s = j->s;
+    (void)status;
+    if (!s)
+        return free(j);
+    struct mf_auditlog *a = s->auditlog;
+    a->job = NULL;
+    a->batch_failed = j->failed;
+    snprintf(a->batch_err, sizeof(a->batch_err), "%s", j->err);
+    for (size_t i = 0; i < j->n; i++) {
+        struct dev *d = dev_find(a, j->names[i]);
+        char why[ERR_LEN] = "";
+        int rc = d && d->open ? mf_audit_file_sync_end(&d->f, &j->sync[i], why, sizeof(why))
+                              : j->sync[i].rc;
+        if (rc && d)
+            dev_failed(a, d, why);
+        else if (rc && !a->batch_failed && (a->batch_failed = true))
+            snprintf(a->batch_err, sizeof(a->batch_err), "audit device %s cannot write",
+                     j->names[i]);
+    }
+    bool ok = !a->batch_failed;
+    a->batch_failed = false;
+    release(s, a, j->q, j->q_n, j->upto, ok, a->batch_err);
+    free(j);
+    flush_batch(s); /* what gathered meanwhile */
+}
+
+/* Writes the batch and hands its syncs to the thread pool. False: no memory
+ * (the caller flushes on the loop). */
+static bool start_job(struct mf_server *s, struct mf_auditlog *a)
+{
+    struct job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return false;
+    j->s = s;
+    j->q = a->q;
+    j->q_n = a->q_n;
+    j->upto = a->next_rid;
+    j->work.data = j;
+    a->q = NULL;
+    a->q_n = a->q_cap = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        struct dev *d = &a->devs[i];
+        char why[ERR_LEN] = "";
+        if (!d->open || !mf_audit_file_staged(&d->f))
+            continue;
+        if (mf_audit_file_sync_begin(&d->f, &j->sync[j->n], why, sizeof(why)))
+            dev_failed(a, d, why);
+        else
+            snprintf(j->names[j->n++], sizeof(j->names[0]), "%s", d->name);
+    }
+    j->failed = a->batch_failed;
+    snprintf(j->err, sizeof(j->err), "%s", a->batch_err);
+    a->batch_failed = false;
+    a->job = j;
+    if (uv_queue_work(s->loop, &j->work, job_run, job_done) != 0) {
+        job_run(&j->work);
+        job_done(&j->work, 0);
+    }
+    return true;
+}
+
+/* Server stop with a sync in flight: its waiters join the last flush on the
+ * loop (which covers its lines); the job frees itself when it ends. */
+static void orphan_job(struct mf_server *s, struct mf_auditlog *a)
+{
+    struct job *j = a->job;
+    if (!j)
+        return;
+    for (size_t i = 0; i < j->q_n; i++)
+        if (wait_batch(s, a, j->q[i].r, j->q[i].then) == 1)
+            a->q[a->q_n - 1].sys = j->q[i].sys;
+    free(j->q);
+    j->s = NULL;
+    a->job = NULL;
+}
+
+/* Makes the batch durable, then lets what waited on it go on: the syncs run
+ * on the thread pool while the server runs, on the loop when it stops. */
 static void flush_batch(struct mf_server *s)
 {
     struct mf_auditlog *a = s->auditlog;
-    if (!a || a->flushing)
-        return;
-    if (!a->q_n && !a->closing) {
-        uv_idle_stop(a->idle);
+    if (!a || a->flushing || a->job)
+        return; /* a batch in flight: this one starts when it ends */
+    uv_idle_stop(a->idle);
+    if (!a->q_n && !a->closing)
         return; /* nobody waits: what is staged rides with the next answers */
-    }
+    if (!a->closing && a->q_n && start_job(s, a))
+        return;
     a->flushing = true;
     do {
         struct pending *q = a->q;
         size_t n = a->q_n;
         a->q = NULL;
         a->q_n = a->q_cap = 0;
-        char err[ERR_LEN];
         uint64_t upto = a->next_rid;
         bool ok = flush_devices(a);
-        if (ok) {
-            a->durable_rid = upto;
-        } else {
-            if (a->lost_hi < a->durable_rid)
-                a->lost_lo = a->durable_rid;
-            a->lost_hi = upto;
-        }
-        snprintf(err, sizeof(err), "%s", a->batch_err);
-        for (size_t i = 0; i < n; i++)
-            if (q[i].sys)
-                sys_done(s, a, ok);
-            else
-                q[i].then(q[i].r, ok && !q[i].lost, q[i].lost && ok ? LOST_ERR : err);
-        free(q);
+        release(s, a, q, n, upto, ok, a->batch_err);
     } while (a->q_n);
     a->flushing = false;
-    uv_idle_stop(a->idle);
 }
 
 static void on_check(uv_check_t *h)
@@ -549,7 +570,7 @@ static int wait_batch(struct mf_server *s, struct mf_auditlog *a, struct req *r,
     }
     bool lost = r && !r->audit_rid_node && r->audit_rid > a->lost_lo && r->audit_rid <= a->lost_hi;
     a->q[a->q_n++] = (struct pending){r, then, lost, !r};
-    if (!a->flushing)
+    if (!a->flushing && !a->job)
         uv_idle_start(a->idle, noop_idle); /* the poll must not block: flush first */
     (void)s;
     return 1;
@@ -629,21 +650,6 @@ int mf_auditlog_response(struct req *r, int code, const void *resp_v, mf_auditlo
     return 0;
 }
 
-/* The node's `audit hash` bucket: MF_AUDITLOG_HASH_RATE a second, as many
- * at once. */
-static bool hash_allowed(struct mf_auditlog *a)
-{
-    uint64_t now = mf_now_mono_ms();
-    a->hash_tokens += (double)(now - a->hash_ms) * MF_AUDITLOG_HASH_RATE / 1000.0;
-    if (a->hash_tokens > MF_AUDITLOG_HASH_RATE)
-        a->hash_tokens = MF_AUDITLOG_HASH_RATE;
-    a->hash_ms = now;
-    if (a->hash_tokens < 1.0)
-        return false;
-    a->hash_tokens -= 1.0;
-    return true;
-}
-
 int mf_auditlog_hash(struct mf_server *s, const char *value, size_t len,
                      char out[MF_AUDIT_HASH_STR_BYTES])
 {
@@ -652,10 +658,10 @@ int mf_auditlog_hash(struct mf_server *s, const char *value, size_t len,
         return -ENOMEM;
     if (mf_barrier_sealed(s->barrier))
         return MF_ESEALED;
-    if (!hash_allowed(a))
+    if (!mf_audit_key_hash_allowed(&a->key, mf_now_mono_ms()))
         return MF_ERATELIMIT;
-    int rc = load_key(s, a);
-    return rc ? rc : mf_audit_hash(&a->keys, value, len, out);
+    int rc = mf_audit_key_load(s, &a->key);
+    return rc ? rc : mf_audit_hash(&a->key.keys, value, len, out);
 }
 
 int mf_auditlog_chain_key_hex(struct mf_server *s, char out[2 * MF_AUDIT_KEY_BYTES + 1],
@@ -666,10 +672,10 @@ int mf_auditlog_chain_key_hex(struct mf_server *s, char out[2 * MF_AUDIT_KEY_BYT
         return -ENOMEM;
     if (mf_barrier_sealed(s->barrier))
         return MF_ESEALED;
-    int rc = load_key(s, a);
+    int rc = mf_audit_key_load(s, &a->key);
     if (rc)
         return rc;
-    hex_encode(a->keys.chain_key, MF_AUDIT_KEY_BYTES, out);
-    memcpy(key_id, a->keys.key_id, MF_AUDIT_KEY_ID_LEN + 1);
+    mf_audit_key_hex(a->key.keys.chain_key, MF_AUDIT_KEY_BYTES, out);
+    memcpy(key_id, a->key.keys.key_id, MF_AUDIT_KEY_ID_LEN + 1);
     return 0;
 }
