@@ -525,8 +525,8 @@ int mf_audit_file_sync_begin(struct mf_audit_file *f, struct mf_audit_sync *s, c
         return set_err(err, err_len, rc, "audit file %s: dup: %s; none recorded", f->path,
                        strerror(-rc));
     }
-    s->bytes = f->buf_len;
-    s->n = f->staged_n;
+    s->bytes = f->trimmed_bytes + f->buf_len; /* where the covered lines end */
+    s->n = f->trimmed_n + f->staged_n;
     s->pos = f->staged;
     return 0;
 }
@@ -545,25 +545,27 @@ int mf_audit_file_sync_end(struct mf_audit_file *f, struct mf_audit_sync *s, cha
 {
     MF_ASSERT(f && s);
     if (s->rc != 0)
-        set_err(err, err_len, s->rc, "audit file %s: fdatasync of %zu records: %s; none "
-                "recorded", f->path, s->n, strerror(-s->rc));
+        set_err(err, err_len, s->rc, "audit file %s: fdatasync: %s; the batch is not recorded",
+                f->path, strerror(-s->rc));
     if (s->gen != f->gen || s->bytes == 0)
         return s->rc;
+    size_t bytes = (size_t)(s->bytes - f->trimmed_bytes), n = (size_t)(s->n - f->trimmed_n);
     if (s->rc != 0) {
-        if (f->staged_n > s->n)
+        if (f->staged_n > n)
             f->lost = s->rc;
         roll_back(f, true);
         return s->rc;
     }
     if (!f->is_chr)
-        f->size_bytes += s->bytes;
+        f->size_bytes += bytes;
     f->durable = s->pos;
-    memmove(f->buf, f->buf + s->bytes, f->buf_len - s->bytes);
-    f->buf_len -= s->bytes;
-    f->written_len -= s->bytes;
-    f->staged_n -= s->n;
-    f->written_n -= s->n;
-    f->gen = next_gen();
+    memmove(f->buf, f->buf + bytes, f->buf_len - bytes);
+    f->buf_len -= bytes;
+    f->written_len -= bytes;
+    f->staged_n -= n;
+    f->written_n -= n;
+    f->trimmed_bytes += bytes;
+    f->trimmed_n += n;
     return 0;
 }
 

@@ -88,7 +88,8 @@ struct mf_audit_file {
     size_t written_n;               /* ... records among them */
     struct mf_audit_file_pos written; /* after the last written line */
     int lost;                       /* lines written earlier were lost: the next flush fails */
-    uint64_t gen;                   /* changes whenever buf's lines are dropped or synced */
+    uint64_t gen;                   /* changes whenever buf's lines are dropped or flushed */
+    uint64_t trimmed_bytes, trimmed_n; /* synced off buf's front by _sync_end */
     bool broken;                    /* re-read the tail before the next stage */
 };
 
@@ -136,11 +137,12 @@ int mf_audit_file_flush(struct mf_audit_file *f, char *err, size_t err_len);
  * lost line is durable), then re-reads the tail before the next stage.
  * Between begin and end the file may stage and write (later lines are not
  * covered); a flush, reopen or close meanwhile makes end report only the
- * sync's result. One sync at a time per file. */
+ * sync's result. Several syncs may be in flight; they end in the order they
+ * began. */
 struct mf_audit_sync {
     int fd;                         /* -1: nothing to sync */
     uint64_t gen;
-    size_t bytes, n;
+    uint64_t bytes, n;              /* where the covered lines end (0: none) */
     struct mf_audit_file_pos pos;
     int rc;
 };

@@ -33,8 +33,7 @@
 struct dev {
     char name[MF_AUDITLOG_NAME_MAX + 1];
     char *path;
-    bool open;
-    bool seen;
+    bool open, seen;
     struct mf_audit_file f;
     char err[ERR_LEN]; /* why it cannot write (logged once per change) */
 };
@@ -53,21 +52,18 @@ struct mf_auditlog {
     size_t n;
     uint64_t next_rid;
     unsigned ticks;
-    /* The batch of this loop turn: flushed in the check phase (after the
-     * poll), with the idle handle keeping the poll from blocking meanwhile. */
-    struct pending *q;
+    struct pending *q; /* this loop turn's batch: started in the check phase */
     size_t q_n, q_cap;
     bool batch_failed;      /* a device failed a flush of this batch */
     char batch_err[ERR_LEN];
-    uv_idle_t *idle;
+    uv_idle_t *idle; /* keeps the poll from blocking while a batch waits */
     uv_check_t *check;
-    bool flushing;
-    bool closing;           /* server stop: flush even with nobody waiting */
-    /* Record numbers (this node's) whose request records were written and then
-     * lost with a failed batch: (lost_lo, lost_hi]; their answers are refused. */
+    bool flushing, closing; /* closing: server stop, flush with nobody waiting */
+    /* This node's record numbers lost with a failed batch: (lost_lo, lost_hi] */
     uint64_t durable_rid, lost_lo, lost_hi;
     struct mf_audit_sysq sysq; /* system records waiting for a device, or in a batch */
-    struct job *job;           /* the batch whose sync is in flight */
+    struct job *jobs;          /* batches whose syncs are in flight, oldest first */
+    size_t jobs_n;
 };
 
 static void on_check(uv_check_t *h);
@@ -327,9 +323,7 @@ void mf_auditlog_free(struct mf_server *s)
     close_all(a);
     mf_audit_sysq_free(&a->sysq);
     free(a->q);
-    uv_idle_stop(a->idle);
-    uv_check_stop(a->check);
-    s->handles_open += 2;
+    s->handles_open += 2; /* uv_close stops them */
     uv_close((uv_handle_t *)a->idle, handle_freed);
     uv_close((uv_handle_t *)a->check, handle_freed);
     free(a);
@@ -376,7 +370,6 @@ static int stage_all(struct mf_auditlog *a, const struct mf_audit_record *rec, c
 
 /* Flushes what every device staged (one write and one fdatasync each).
  * @return true when all of it is durable, else false with a->batch_err. */
-static void flush_batch(struct mf_server *s);
 
 static void dev_failed(struct mf_auditlog *a, struct dev *d, const char *why)
 {
@@ -428,8 +421,12 @@ static void release(struct mf_server *s, struct mf_auditlog *a, struct pending *
 
 /* A batch whose fdatasyncs run on libuv's thread pool while the loop goes
  * on; the next batch gathers meanwhile and starts when this one ends. */
+#define JOBS_MAX 4 /* batches in flight: each loop turn's starts at once */
+
 struct job {
     uv_work_t work;
+    struct job *next;
+    bool ended;          /* its syncs returned; it ends after the older ones */
     struct mf_server *s; /* NULL once the server stopped: the job only frees itself */
     struct pending *q;
     size_t q_n, n;
@@ -447,6 +444,28 @@ static void job_run(uv_work_t *w)
         mf_audit_sync_run(&j->sync[i]);
 }
 
+/* The oldest job, its syncs returned: its lines are durable or not. A
+ * failure fails the younger jobs too (the device cut their lines off). */
+static void job_end(struct mf_server *s, struct mf_auditlog *a, struct job *j, bool *fail)
+{
+    a->batch_failed = j->failed || *fail;
+    snprintf(a->batch_err, sizeof(a->batch_err), "%s",
+             j->err[0] ? j->err : "audit: an earlier batch failed");
+    for (size_t i = 0; i < j->n; i++) {
+        struct dev *d = dev_find(a, j->names[i]);
+        char why[ERR_LEN] = "";
+        int rc = d && d->open ? mf_audit_file_sync_end(&d->f, &j->sync[i], why, sizeof(why))
+                              : j->sync[i].rc;
+        if (rc && d)
+            dev_failed(a, d, why);
+        a->batch_failed = a->batch_failed || rc; /* a device gone meanwhile */
+    }
+    bool ok = !a->batch_failed;
+    *fail = *fail || !ok;
+    a->batch_failed = false;
+    release(s, a, j->q, j->q_n, j->upto, ok, a->batch_err);
+}
+
 static void job_done(uv_work_t *w, int status)
 {
     struct job *j = w->data;
@@ -455,24 +474,15 @@ static void job_done(uv_work_t *w, int status)
     if (!s)
         return free(j);
     struct mf_auditlog *a = s->auditlog;
-    a->job = NULL;
-    a->batch_failed = j->failed;
-    snprintf(a->batch_err, sizeof(a->batch_err), "%s", j->err);
-    for (size_t i = 0; i < j->n; i++) {
-        struct dev *d = dev_find(a, j->names[i]);
-        char why[ERR_LEN] = "";
-        int rc = d && d->open ? mf_audit_file_sync_end(&d->f, &j->sync[i], why, sizeof(why))
-                              : j->sync[i].rc;
-        if (rc && d)
-            dev_failed(a, d, why);
-        else if (rc && !a->batch_failed && (a->batch_failed = true))
-            snprintf(a->batch_err, sizeof(a->batch_err), "audit device %s cannot write",
-                     j->names[i]);
+    j->ended = true;
+    bool fail = false;
+    while (a->jobs && a->jobs->ended) {
+        struct job *head = a->jobs;
+        a->jobs = head->next;
+        a->jobs_n--;
+        job_end(s, a, head, &fail);
+        free(head);
     }
-    bool ok = !a->batch_failed;
-    a->batch_failed = false;
-    release(s, a, j->q, j->q_n, j->upto, ok, a->batch_err);
-    free(j);
     flush_batch(s); /* what gathered meanwhile */
 }
 
@@ -503,7 +513,11 @@ static bool start_job(struct mf_server *s, struct mf_auditlog *a)
     j->failed = a->batch_failed;
     snprintf(j->err, sizeof(j->err), "%s", a->batch_err);
     a->batch_failed = false;
-    a->job = j;
+    struct job **tail = &a->jobs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = j;
+    a->jobs_n++;
     if (uv_queue_work(s->loop, &j->work, job_run, job_done) != 0) {
         job_run(&j->work);
         job_done(&j->work, 0);
@@ -515,15 +529,19 @@ static bool start_job(struct mf_server *s, struct mf_auditlog *a)
  * loop (which covers its lines); the job frees itself when it ends. */
 static void orphan_job(struct mf_server *s, struct mf_auditlog *a)
 {
-    struct job *j = a->job;
-    if (!j)
-        return;
-    for (size_t i = 0; i < j->q_n; i++)
-        if (wait_batch(s, a, j->q[i].r, j->q[i].then) == 1)
-            a->q[a->q_n - 1].sys = j->q[i].sys;
-    free(j->q);
-    j->s = NULL;
-    a->job = NULL;
+    for (struct job *j = a->jobs, *next; j; j = next) {
+        next = j->next;
+        for (size_t i = 0; i < j->q_n; i++)
+            if (wait_batch(s, a, j->q[i].r, j->q[i].then) == 1)
+                a->q[a->q_n - 1].sys = j->q[i].sys;
+        free(j->q);
+        if (j->ended)
+            free(j);
+        else
+            j->s = NULL;
+    }
+    a->jobs = NULL;
+    a->jobs_n = 0;
 }
 
 /* Makes the batch durable, then lets what waited on it go on: the syncs run
@@ -531,8 +549,8 @@ static void orphan_job(struct mf_server *s, struct mf_auditlog *a)
 static void flush_batch(struct mf_server *s)
 {
     struct mf_auditlog *a = s->auditlog;
-    if (!a || a->flushing || a->job)
-        return; /* a batch in flight: this one starts when it ends */
+    if (!a || a->flushing || a->jobs_n >= JOBS_MAX)
+        return; /* as many batches in flight as allowed: this one waits */
     uv_idle_stop(a->idle);
     if (!a->q_n && !a->closing)
         return; /* nobody waits: what is staged rides with the next answers */
@@ -570,7 +588,7 @@ static int wait_batch(struct mf_server *s, struct mf_auditlog *a, struct req *r,
     }
     bool lost = r && !r->audit_rid_node && r->audit_rid > a->lost_lo && r->audit_rid <= a->lost_hi;
     a->q[a->q_n++] = (struct pending){r, then, lost, !r};
-    if (!a->flushing && !a->job)
+    if (!a->flushing && a->jobs_n < JOBS_MAX)
         uv_idle_start(a->idle, noop_idle); /* the poll must not block: flush first */
     (void)s;
     return 1;

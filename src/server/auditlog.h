@@ -27,11 +27,12 @@
  * (write(2), no sync) before the handler runs, so a device that cannot
  * write refuses the request before anything is applied. Nothing waits for
  * its sync: the answer's record joins a batch, and the answer leaves once a
- * group fdatasync covering both records succeeded (mf_auditlog_then). A
- * batch is synced on libuv's thread pool while the loop goes on (one batch
- * in flight per server; the next gathers meanwhile and starts when it
- * ends); staged records with nobody waiting ride with the next batch. An
- * idle handle keeps the poll from blocking while a batch waits to start.
+ * group fdatasync covering both records succeeded (mf_auditlog_then). Each
+ * loop turn's batch is written in the check phase and synced on libuv's
+ * thread pool while the loop goes on (up to 4 batches in flight; they end in
+ * order, and a failed one fails the younger ones); staged records with
+ * nobody waiting ride with the next batch. An idle handle keeps the poll
+ * from blocking while a batch waits to start.
  *
  * Fail closed, exactly:
  * - a device that cannot take or write a request's record (not open, full

@@ -606,11 +606,29 @@ static void test_audit_chain_write_then_sync_off_thread(void **state)
     mf_audit_file_anchor(&f, &a);
     assert_int_equal(a.seq, 5);
     assert_int_equal(mf_audit_file_staged(&f), 0);
+
+    /* Two syncs in flight end in order: each makes its own lines durable. */
+    struct mf_audit_sync s1, s2;
+    struct mf_audit_record r5 = rec(5), r6 = rec(6);
+    assert_int_equal(mf_audit_file_stage(&f, &r5), 0);
+    assert_int_equal(mf_audit_file_sync_begin(&f, &s1, err, sizeof(err)), 0);
+    assert_int_equal(mf_audit_file_stage(&f, &r6), 0);
+    assert_int_equal(mf_audit_file_sync_begin(&f, &s2, err, sizeof(err)), 0);
+    mf_audit_sync_run(&s2);
+    mf_audit_sync_run(&s1);
+    assert_int_equal(mf_audit_file_sync_end(&f, &s1, err, sizeof(err)), 0);
+    mf_audit_file_anchor(&f, &a);
+    assert_int_equal(a.seq, 6);
+    assert_int_equal(mf_audit_file_staged(&f), 1);
+    assert_int_equal(mf_audit_file_sync_end(&f, &s2, err, sizeof(err)), 0);
+    mf_audit_file_anchor(&f, &a);
+    assert_int_equal(a.seq, 7);
+    assert_int_equal(mf_audit_file_staged(&f), 0);
     mf_audit_file_close(&f);
     struct mf_audit_verify_result res;
     assert_int_equal(mf_audit_verify_file(fx->path, fx->keys.chain_key, &a, 1, &res), 0);
     assert_true(res.ok);
-    assert_int_equal(res.records, 5);
+    assert_int_equal(res.records, 7);
 }
 
 /* /dev/full: a write fails with -ENOSPC and drops only its own lines; a
