@@ -50,6 +50,13 @@ static void to_hex(const uint8_t *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+/* Generations of a file's batch (file.h): unique in the process. */
+static uint64_t next_gen(void)
+{
+    static uint64_t gen;
+    return __atomic_add_fetch(&gen, 1, __ATOMIC_RELAXED);
+}
+
 /* --- opening and resuming --- */
 
 /* Make a new file's directory entry durable, so a crash cannot lose the file
@@ -253,6 +260,7 @@ int mf_audit_file_open(struct mf_audit_file *f, const char *path,
     struct mf_audit_file_info dummy;
     memset(f, 0, sizeof(*f));
     f->fd = -1;
+    f->gen = next_gen();
     f->path = strdup(path);
     f->buf = malloc(BUF_INITIAL_BYTES);
     if (!f->path || !f->buf) {
@@ -268,6 +276,7 @@ int mf_audit_file_open(struct mf_audit_file *f, const char *path,
         return rc;
     }
     f->staged = f->durable;
+    f->written = f->durable;
     return 0;
 }
 
@@ -305,8 +314,12 @@ static int reopen_path(struct mf_audit_file *f, struct mf_audit_file_info *info,
     f->size_bytes = size;
     f->durable = pos;
     f->staged = pos;
+    f->written = pos;
     f->buf_len = 0;
     f->staged_n = 0;
+    f->written_len = 0;
+    f->written_n = 0;
+    f->gen = next_gen();
     f->broken = false;
     return 0;
 }
@@ -315,9 +328,13 @@ static int reopen_path(struct mf_audit_file *f, struct mf_audit_file_info *info,
 
 static void drop_batch(struct mf_audit_file *f)
 {
+    f->gen = next_gen();
     f->staged = f->durable;
+    f->written = f->durable;
     f->buf_len = 0;
     f->staged_n = 0;
+    f->written_len = 0;
+    f->written_n = 0;
 }
 
 static int ensure_room(struct mf_audit_file *f, size_t want)
@@ -421,13 +438,46 @@ static void roll_back(struct mf_audit_file *f, bool sync_failed)
     drop_batch(f);
 }
 
+int mf_audit_file_write(struct mf_audit_file *f, char *err, size_t err_len)
+{
+    MF_ASSERT(f && f->fd >= 0);
+    if (f->buf_len == f->written_len)
+        return 0;
+    size_t n = f->staged_n - f->written_n, bytes = f->buf_len - f->written_len;
+    int rc = write_all(f->fd, f->buf + f->written_len, bytes);
+    if (rc == 0) {
+        f->written_len = f->buf_len;
+        f->written_n = f->staged_n;
+        f->written = f->staged;
+        return 0;
+    }
+    /* Cut off what this call may have written; the lines before it stay. */
+    if (f->is_chr || ftruncate(f->fd, (off_t)(f->size_bytes + f->written_len)) == 0) {
+        f->buf_len = f->written_len;
+        f->staged_n = f->written_n;
+        f->staged = f->written;
+    } else {
+        if (f->written_n)
+            f->lost = rc;
+        roll_back(f, false);
+    }
+    return set_err(err, err_len, rc, "audit file %s: write of %zu records (%zu bytes): %s; "
+                   "none recorded", f->path, n, bytes, strerror(-rc));
+}
+
 int mf_audit_file_flush(struct mf_audit_file *f, char *err, size_t err_len)
 {
     MF_ASSERT(f && f->fd >= 0);
+    if (f->lost) {
+        int lost = f->lost;
+        f->lost = 0;
+        return set_err(err, err_len, lost, "audit file %s: records written earlier were lost "
+                       "(%s); none recorded", f->path, strerror(-lost));
+    }
     if (f->buf_len == 0)
         return 0;
     size_t n = f->staged_n, bytes = f->buf_len;
-    int rc = write_all(f->fd, f->buf, bytes);
+    int rc = write_all(f->fd, f->buf + f->written_len, bytes - f->written_len);
     if (rc != 0) {
         roll_back(f, false);
         return set_err(err, err_len, rc, "audit file %s: write of %zu records (%zu bytes): %s; "
@@ -442,8 +492,80 @@ int mf_audit_file_flush(struct mf_audit_file *f, char *err, size_t err_len)
     if (!f->is_chr)
         f->size_bytes += bytes;
     f->durable = f->staged;
+    f->written = f->staged;
     f->buf_len = 0;
     f->staged_n = 0;
+    f->written_len = 0;
+    f->written_n = 0;
+    f->gen = next_gen();
+    return 0;
+}
+
+int mf_audit_file_sync_begin(struct mf_audit_file *f, struct mf_audit_sync *s, char *err,
+                             size_t err_len)
+{
+    MF_ASSERT(f && s && f->fd >= 0);
+    *s = (struct mf_audit_sync){.fd = -1, .gen = f->gen};
+    if (f->lost) {
+        int lost = f->lost;
+        f->lost = 0;
+        return set_err(err, err_len, lost, "audit file %s: records written earlier were lost "
+                       "(%s); none recorded", f->path, strerror(-lost));
+    }
+    int rc = mf_audit_file_write(f, err, err_len);
+    if (rc != 0) {
+        roll_back(f, false); /* what was written before goes too: its sync never ran */
+        return rc;
+    }
+    if (f->buf_len == 0)
+        return 0;
+    if (!f->is_chr && (s->fd = dup(f->fd)) < 0) {
+        rc = -errno;
+        roll_back(f, false);
+        return set_err(err, err_len, rc, "audit file %s: dup: %s; none recorded", f->path,
+                       strerror(-rc));
+    }
+    s->bytes = f->trimmed_bytes + f->buf_len; /* where the covered lines end */
+    s->n = f->trimmed_n + f->staged_n;
+    s->pos = f->staged;
+    return 0;
+}
+
+void mf_audit_sync_run(struct mf_audit_sync *s)
+{
+    if (s->fd < 0)
+        return;
+    s->rc = fdatasync(s->fd) == 0 ? 0 : -errno;
+    close(s->fd);
+    s->fd = -1;
+}
+
+int mf_audit_file_sync_end(struct mf_audit_file *f, struct mf_audit_sync *s, char *err,
+                           size_t err_len)
+{
+    MF_ASSERT(f && s);
+    if (s->rc != 0)
+        set_err(err, err_len, s->rc, "audit file %s: fdatasync: %s; the batch is not recorded",
+                f->path, strerror(-s->rc));
+    if (s->gen != f->gen || s->bytes == 0)
+        return s->rc;
+    size_t bytes = (size_t)(s->bytes - f->trimmed_bytes), n = (size_t)(s->n - f->trimmed_n);
+    if (s->rc != 0) {
+        if (f->staged_n > n)
+            f->lost = s->rc;
+        roll_back(f, true);
+        return s->rc;
+    }
+    if (!f->is_chr)
+        f->size_bytes += bytes;
+    f->durable = s->pos;
+    memmove(f->buf, f->buf + bytes, f->buf_len - bytes);
+    f->buf_len -= bytes;
+    f->written_len -= bytes;
+    f->staged_n -= n;
+    f->written_n -= n;
+    f->trimmed_bytes += bytes;
+    f->trimmed_n += n;
     return 0;
 }
 

@@ -84,6 +84,12 @@ struct mf_audit_file {
     char *buf;                      /* staged lines, newline-terminated */
     size_t buf_len, buf_cap;
     size_t staged_n;                /* staged records (the start record not counted) */
+    size_t written_len;             /* bytes of buf written (write(2)) and not yet synced */
+    size_t written_n;               /* ... records among them */
+    struct mf_audit_file_pos written; /* after the last written line */
+    int lost;                       /* lines written earlier were lost: the next flush fails */
+    uint64_t gen;                   /* changes whenever buf's lines are dropped or flushed */
+    uint64_t trimmed_bytes, trimmed_n; /* synced off buf's front by _sync_end */
     bool broken;                    /* re-read the tail before the next stage */
 };
 
@@ -103,14 +109,50 @@ int mf_audit_file_open(struct mf_audit_file *f, const char *path,
  * On error nothing was staged by this call. */
 int mf_audit_file_stage(struct mf_audit_file *f, const struct mf_audit_record *r);
 
-/* Records staged and not yet flushed. */
+/* Records staged (written or not) and not yet flushed. */
 size_t mf_audit_file_staged(const struct mf_audit_file *f);
+/* Write the staged lines not yet written with one write() (repeated on a
+ * short write), without syncing: they are in the file (a full disk has
+ * refused them or not), durable only after the next mf_audit_file_flush.
+ * What the server does for a write's request record before the write runs.
+ * 0 with nothing to write. On error (-ENOSPC, ...) only the lines of this
+ * call are dropped and cut off the file; lines written before stay for the
+ * flush. (If cutting them off fails, the whole batch is dropped and the next
+ * flush fails too, so nobody is told a lost line is durable.) */
+int mf_audit_file_write(struct mf_audit_file *f, char *err, size_t err_len);
 
-/* Write every staged line with one write() (repeated on a short write) and
- * make it durable with one fdatasync(). 0 with nothing staged. On error
+/* Write every staged line not yet written with one write() (repeated on a
+ * short write) and make the batch durable with one fdatasync(). 0 with
+ * nothing staged. On error
  * (-ENOSPC, -EDQUOT, -EIO, ...) the batch is dropped, the file is truncated
  * back to its last durable line, and err says so. */
 int mf_audit_file_flush(struct mf_audit_file *f, char *err, size_t err_len);
+
+/* A group sync off the caller's thread, in three steps. _sync_begin (the
+ * file's thread) writes what is staged and notes the lines the sync covers;
+ * mf_audit_sync_run (any thread) runs fdatasync on a duplicate descriptor;
+ * _sync_end (the file's thread) makes those lines durable, or on failure
+ * drops every line not durable yet and cuts them off the file (lines staged
+ * after begin too: the next flush or sync then fails, so nobody is told a
+ * lost line is durable), then re-reads the tail before the next stage.
+ * Between begin and end the file may stage and write (later lines are not
+ * covered); a flush, reopen or close meanwhile makes end report only the
+ * sync's result. Several syncs may be in flight; they end in the order they
+ * began. */
+struct mf_audit_sync {
+    int fd;                         /* -1: nothing to sync */
+    uint64_t gen;
+    uint64_t bytes, n;              /* where the covered lines end (0: none) */
+    struct mf_audit_file_pos pos;
+    int rc;
+};
+/* Errors as mf_audit_file_write (the batch is then dropped), -errno of dup. */
+int mf_audit_file_sync_begin(struct mf_audit_file *f, struct mf_audit_sync *s, char *err,
+                             size_t err_len);
+void mf_audit_sync_run(struct mf_audit_sync *s);
+/* 0: the covered lines are durable; else the sync's -errno (err says so). */
+int mf_audit_file_sync_end(struct mf_audit_file *f, struct mf_audit_sync *s, char *err,
+                           size_t err_len);
 
 /* mf_audit_file_stage for each of n records, then mf_audit_file_flush. On a
  * stage error nothing is written and the whole batch is dropped (records

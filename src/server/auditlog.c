@@ -16,6 +16,9 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "server/api.h"
+#include "server/audit_fields.h"
+#include "server/audit_key.h"
+#include "server/audit_system.h"
 #include "server/proposer.h"
 #include "server/records.h"
 #include "store/barrier.h"
@@ -24,12 +27,13 @@
 #define LOG_MOD "audit"
 #define SYNC_EVERY_TICKS 10 /* housekeeping runs every 100 ms: once a second */
 #define ERR_LEN 256
+#define LOST_ERR "audit: a record of this request could not be written: the answer is " \
+                 "withheld (a write may have been applied)"
 
 struct dev {
     char name[MF_AUDITLOG_NAME_MAX + 1];
     char *path;
-    bool open;
-    bool seen;
+    bool open, seen;
     struct mf_audit_file f;
     char err[ERR_LEN]; /* why it cannot write (logged once per change) */
 };
@@ -38,26 +42,28 @@ struct dev {
 struct pending {
     struct req *r;
     mf_auditlog_then then;
+    bool lost; /* its request's record was in a batch that failed */
+    bool sys;  /* r is NULL: the system records in flight (audit_system.h) */
 };
 
 struct mf_auditlog {
-    bool have_key;
-    struct mf_audit_keys keys;
+    struct mf_audit_key key;
     struct dev devs[MF_AUDITLOG_DEVICES_MAX];
     size_t n;
     uint64_t next_rid;
     unsigned ticks;
-    /* The batch of this loop turn: flushed in the check phase (after the
-     * poll), with the idle handle keeping the poll from blocking meanwhile. */
-    struct pending *q;
+    struct pending *q; /* this loop turn's batch: started in the check phase */
     size_t q_n, q_cap;
     bool batch_failed;      /* a device failed a flush of this batch */
     char batch_err[ERR_LEN];
-    uv_idle_t *idle;
+    uv_idle_t *idle; /* keeps the poll from blocking while a batch waits */
     uv_check_t *check;
-    bool flushing;
-    double hash_tokens;  /* `audit hash` bucket */
-    uint64_t hash_ms;
+    bool flushing, closing; /* closing: server stop, flush with nobody waiting */
+    /* This node's record numbers lost with a failed batch: (lost_lo, lost_hi] */
+    uint64_t durable_rid, lost_lo, lost_hi;
+    struct mf_audit_sysq sysq; /* system records waiting for a device, or in a batch */
+    struct job *jobs;          /* batches whose syncs are in flight, oldest first */
+    size_t jobs_n;
 };
 
 static void on_check(uv_check_t *h);
@@ -91,47 +97,6 @@ static struct mf_auditlog *state(struct mf_server *s)
     return a;
 }
 
-/* ---- the key ---- */
-
-static int hex_decode(const char *hex, uint8_t *out, size_t n)
-{
-    if (!hex || strlen(hex) != 2 * n)
-        return MF_ECORRUPT;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return MF_ECORRUPT;
-        out[i] = (uint8_t)v;
-    }
-    return 0;
-}
-
-static void hex_encode(const uint8_t *in, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", in[i]);
-}
-
-static int load_key(struct mf_server *s, struct mf_auditlog *a)
-{
-    if (a->have_key)
-        return 0;
-    json_t *obj = NULL;
-    int rc = mf_records_read(s, MF_AUDITLOG_KEY_PATH, &obj);
-    if (rc)
-        return rc;
-    uint8_t key[MF_AUDIT_KEY_BYTES];
-    rc = hex_decode(json_string_value(json_object_get(obj, "key")), key, sizeof(key));
-    if (!rc)
-        rc = mf_audit_keys_derive(key, &a->keys);
-    OPENSSL_cleanse(key, sizeof(key));
-    /* The record's text held the key: jansson frees it without wiping, the
-     * same as every record this server reads. */
-    json_decref(obj);
-    a->have_key = rc == 0;
-    return rc;
-}
-
 /* ---- devices ---- */
 
 static void dev_close(struct dev *d)
@@ -150,10 +115,10 @@ static void dev_close(struct dev *d)
 static void dev_try_open(struct mf_server *s, struct mf_auditlog *a, struct dev *d)
 {
     char err[ERR_LEN] = "";
-    int rc = load_key(s, a);
+    int rc = mf_audit_key_load(s, &a->key);
     if (rc)
         snprintf(err, sizeof(err), "no audit key (%s)", mf_strerror(rc));
-    else if ((rc = mf_audit_file_open(&d->f, d->path, &a->keys, NULL, err, sizeof(err))) &&
+    else if ((rc = mf_audit_file_open(&d->f, d->path, &a->key.keys, NULL, err, sizeof(err))) &&
              !err[0])
         snprintf(err, sizeof(err), "%s: %s", d->path, mf_strerror(rc));
     if (!rc) {
@@ -171,9 +136,7 @@ static void close_all(struct mf_auditlog *a)
     for (size_t i = 0; i < a->n; i++)
         dev_close(&a->devs[i]);
     a->n = 0;
-    if (a->have_key)
-        mf_audit_keys_wipe(&a->keys);
-    a->have_key = false;
+    mf_audit_key_wipe(&a->key);
 }
 
 static struct dev *dev_find(struct mf_auditlog *a, const char *name)
@@ -182,31 +145,6 @@ static struct dev *dev_find(struct mf_auditlog *a, const char *name)
         if (strcmp(a->devs[i].name, name) == 0)
             return &a->devs[i];
     return NULL;
-}
-
-/* The device's path on this node: "{node}" stands for the node id, so nodes
- * that share a file system (tests, one host) write separate files. */
-static char *node_path(const struct mf_server *s, const char *tmpl)
-{
-    static const char mark[] = "{node}";
-    char id[24];
-    snprintf(id, sizeof(id), "%" PRIu64, s->cfg->node_id);
-    size_t n = strlen(tmpl) + 1;
-    for (const char *p = strstr(tmpl, mark); p; p = strstr(p + 1, mark))
-        n += strlen(id);
-    char *out = malloc(n), *o = out;
-    if (!out)
-        return NULL;
-    while (*tmpl) {
-        if (strncmp(tmpl, mark, sizeof(mark) - 1) == 0) {
-            o += sprintf(o, "%s", id);
-            tmpl += sizeof(mark) - 1;
-        } else {
-            *o++ = *tmpl++;
-        }
-    }
-    *o = '\0';
-    return out;
 }
 
 /* One device record: add it, or reopen it if its path changed. */
@@ -258,7 +196,7 @@ static void sync_devices(struct mf_server *s)
         if (mf_records_read(s, paths[i], &obj))
             continue; /* deleted */
         const char *path = json_string_value(json_object_get(obj, "path"));
-        char *mine = path ? node_path(s, path) : NULL;
+        char *mine = path ? mf_audit_key_node_path(s->cfg->node_id, path) : NULL;
         if (mine)
             sync_one(a, paths[i] + strlen(MF_AUDITLOG_DEVICES_PREFIX), mine);
         free(mine);
@@ -278,6 +216,38 @@ static void sync_devices(struct mf_server *s)
     }
 }
 
+static int wait_batch(struct mf_server *s, struct mf_auditlog *a, struct req *r,
+                      mf_auditlog_then then);
+
+/* Stages a system record on every open device. */
+static int sys_stage(void *arg, const struct mf_audit_record *rec)
+{
+    struct mf_auditlog *a = arg;
+    int rc = 0;
+    for (size_t i = 0; i < a->n; i++)
+        if (a->devs[i].open && mf_audit_file_stage(&a->devs[i].f, rec))
+            rc = MF_EUNAVAIL;
+    return rc;
+}
+
+/* Queued system records go into the batch (audit_system.h), if a device is
+ * open to take them. */
+static void sys_pump(struct mf_server *s, struct mf_auditlog *a)
+{
+    size_t open = 0;
+    for (size_t i = 0; i < a->n; i++)
+        open += a->devs[i].open;
+    if (open && mf_audit_sys_pump(&a->sysq, s->cfg->node_id, &a->next_rid, mf_now_wall_ms(),
+                                  sys_stage, a) && wait_batch(s, a, NULL, NULL) != 1)
+        mf_audit_sys_done(&a->sysq, false); /* out of memory: again at the next tick */
+}
+
+static void sys_done(struct mf_server *s, struct mf_auditlog *a, bool ok)
+{
+    if (mf_audit_sys_done(&a->sysq, ok))
+        sys_pump(s, a);
+}
+
 void mf_auditlog_applied(struct mf_server *s, const struct mf_raft_entry *e)
 {
     /* Paths travel in clear in a KV command: a cheap filter before a look
@@ -287,6 +257,11 @@ void mf_auditlog_applied(struct mf_server *s, const struct mf_raft_entry *e)
         (memmem(e->data, e->len, dev, sizeof(dev) - 1) ||
          memmem(e->data, e->len, key, sizeof(key) - 1)))
         sync_devices(s);
+    struct mf_auditlog *a = s->auditlog;
+    if (a && a->n && e && e->len && e->data) { /* the cluster's own revocations */
+        mf_audit_sys_events(s, e->data, e->len, &a->sysq);
+        sys_pump(s, a);
+    }
 }
 
 /* Where each open device's file stands, durably (audit_anchor.c anchors it). */
@@ -313,6 +288,8 @@ void mf_auditlog_tick(struct mf_server *s)
         return;
     if (++a->ticks % SYNC_EVERY_TICKS == 0)
         sync_devices(s);
+    sys_pump(s, a); /* retry what a device could not take */
+
 }
 
 void mf_auditlog_reopen(struct mf_server *s)
@@ -333,18 +310,20 @@ static void handle_freed(uv_handle_t *h)
 }
 
 static void flush_batch(struct mf_server *s);
+static void orphan_job(struct mf_server *s, struct mf_auditlog *a);
 
 void mf_auditlog_free(struct mf_server *s)
 {
     struct mf_auditlog *a = s->auditlog;
     if (!a)
         return;
+    a->closing = true;
+    orphan_job(s, a);
     flush_batch(s); /* what waits is answered while the node still runs */
     close_all(a);
+    mf_audit_sysq_free(&a->sysq);
     free(a->q);
-    uv_idle_stop(a->idle);
-    uv_check_stop(a->check);
-    s->handles_open += 2;
+    s->handles_open += 2; /* uv_close stops them */
     uv_close((uv_handle_t *)a->idle, handle_freed);
     uv_close((uv_handle_t *)a->check, handle_freed);
     free(a);
@@ -357,128 +336,6 @@ bool mf_auditlog_active(struct mf_server *s)
 }
 
 /* ---- records ---- */
-
-/* The message of a oneof member (`op` of a Request, `result` of a Response). */
-static const ProtobufCMessage *oneof_message(const ProtobufCMessage *m, unsigned which)
-{
-    const ProtobufCFieldDescriptor *f =
-        which ? protobuf_c_message_descriptor_get_field(m->descriptor, which) : NULL;
-    if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE)
-        return NULL;
-    return *(const ProtobufCMessage *const *)((const char *)m + f->offset);
-}
-
-/* A singular string field of m by name, or NULL when absent or empty. */
-static const char *string_field(const ProtobufCMessage *m, const char *name)
-{
-    const ProtobufCFieldDescriptor *f =
-        m ? protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name) : NULL;
-    if (!f || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED)
-        return NULL;
-    const char *v = *(const char *const *)((const char *)m + f->offset);
-    return v && v[0] ? v : NULL;
-}
-
-struct secrets {
-    struct mf_audit_secret v[8];
-    size_t n;
-};
-
-static void secret_add(struct secrets *s, const char *name, const void *value, size_t len,
-                       enum mf_audit_secret_kind kind)
-{
-    if (s->n < sizeof(s->v) / sizeof(s->v[0]) && (value || kind == MF_AUDIT_SECRET_REDACT))
-        s->v[s->n++] = (struct mf_audit_secret){name, value, len, kind};
-}
-
-/* The secrets of a request: the caller's token, a token it names, a KV put's
- * values (all of them, as one HMAC of the message), unseal shares. Nothing
- * else of the body is recorded. `packed` receives a buffer to free. */
-static void request_secrets(const Mayfly__Api__Request *q, struct secrets *s, uint8_t **packed)
-{
-    *packed = NULL;
-    if (!q)
-        return;
-    if (q->token && q->token[0])
-        secret_add(s, "token", q->token, strlen(q->token), MF_AUDIT_SECRET_HMAC);
-    const ProtobufCMessage *op = oneof_message(&q->base, q->op_case);
-    const char *t = string_field(op, "token");
-    if (t)
-        secret_add(s, "target_token", t, strlen(t), MF_AUDIT_SECRET_HMAC);
-    if (q->op_case == MAYFLY__API__REQUEST__OP_KV_PUT) {
-        size_t len = mayfly__api__kv_put_request__get_packed_size(q->kv_put);
-        *packed = malloc(len ? len : 1);
-        if (*packed) {
-            mayfly__api__kv_put_request__pack(q->kv_put, *packed);
-            secret_add(s, "kv_put", *packed, len, MF_AUDIT_SECRET_HMAC);
-        }
-    }
-    if (q->op_case == MAYFLY__API__REQUEST__OP_AUDIT_HASH && q->audit_hash->value)
-        secret_add(s, "value", q->audit_hash->value, strlen(q->audit_hash->value),
-                   MF_AUDIT_SECRET_HMAC);
-    if (q->op_case == MAYFLY__API__REQUEST__OP_UNSEAL)
-        secret_add(s, "share", NULL, 0, MF_AUDIT_SECRET_REDACT);
-}
-
-static void response_secrets(const Mayfly__Api__Response *resp, struct secrets *s)
-{
-    if (!resp)
-        return;
-    const ProtobufCMessage *m = oneof_message(&resp->base, resp->result_case);
-    const char *t = string_field(m, "token");
-    if (t)
-        secret_add(s, "token", t, strlen(t), MF_AUDIT_SECRET_HMAC);
-    if ((t = string_field(m, "root_token")))
-        secret_add(s, "root_token", t, strlen(t), MF_AUDIT_SECRET_HMAC);
-    if (resp->result_case == MAYFLY__API__RESPONSE__RESULT_INIT)
-        secret_add(s, "shares", NULL, 0, MF_AUDIT_SECRET_REDACT);
-}
-
-/* What both records of a request share. Strings point into r or into b. */
-struct base {
-    char node[24];
-    char rid[48];
-    char request_id[2 * 64 + 1];
-    char policies[1024];
-    struct mf_audit_claim claim;
-};
-
-static void fill_base(struct mf_auditlog *a, struct req *r, struct base *b,
-                      struct mf_audit_record *rec)
-{
-    struct mf_server *s = r->srv;
-    if (!r->audit_rid)
-        r->audit_rid = ++a->next_rid;
-    snprintf(b->node, sizeof(b->node), "%" PRIu64, s->cfg->node_id);
-    snprintf(b->rid, sizeof(b->rid), "%" PRIu64 "-%" PRIu64,
-             r->audit_rid_node ? r->audit_rid_node : s->cfg->node_id, r->audit_rid);
-    rec->time_ms = mf_now_wall_ms();
-    rec->node_id = b->node;
-    rec->record_id = b->rid;
-    rec->client_addr = r->client_addr[0] ? r->client_addr : NULL;
-    rec->operation = r->audit_op ? r->audit_op : "unknown";
-    rec->path = r->audit_path;
-    if (r->pb && r->pb->request_key.len && r->pb->request_key.len <= 64) {
-        hex_encode(r->pb->request_key.data, r->pb->request_key.len, b->request_id);
-        rec->request_id = b->request_id;
-    }
-    if (r->token) {
-        rec->identity.auth_method = "token";
-        rec->identity.accessor = r->token->accessor;
-        size_t n = 0;
-        b->policies[0] = '\0';
-        for (size_t i = 0; i < r->token->n_policies; i++) {
-            int w = snprintf(b->policies + n, sizeof(b->policies) - n, "%s%s", i ? "," : "",
-                             r->token->policies[i]);
-            if (w < 0 || (size_t)w >= sizeof(b->policies) - n)
-                break;
-            n += (size_t)w;
-        }
-        b->claim = (struct mf_audit_claim){"policies", b->policies};
-        rec->identity.claims = &b->claim;
-        rec->identity.claims_n = 1;
-    }
-}
 
 /* Stages rec on every device. A full batch is flushed at once (its failure
  * fails the whole batch). @return 0, or MF_EUNAVAIL with err naming the
@@ -513,35 +370,191 @@ static int stage_all(struct mf_auditlog *a, const struct mf_audit_record *rec, c
 
 /* Flushes what every device staged (one write and one fdatasync each).
  * @return true when all of it is durable, else false with a->batch_err. */
+
+static void dev_failed(struct mf_auditlog *a, struct dev *d, const char *why)
+{
+    if (strcmp(why, d->err) != 0) {
+        snprintf(d->err, sizeof(d->err), "%s", why);
+        MF_ERROR(LOG_MOD, "device %s cannot write: %s", d->name, why);
+    }
+    if (!a->batch_failed)
+        snprintf(a->batch_err, sizeof(a->batch_err),
+                 "audit device %s cannot write: the answer is withheld (a write may have "
+                 "been applied)", d->name);
+    a->batch_failed = true;
+}
+
+/* Flushes what every device staged (one write and one fdatasync each), on
+ * the loop. @return true when all of it is durable, else false. */
 static bool flush_devices(struct mf_auditlog *a)
 {
     for (size_t i = 0; i < a->n; i++) {
         struct dev *d = &a->devs[i];
-        if (!d->open || !mf_audit_file_staged(&d->f))
-            continue;
         char why[ERR_LEN] = "";
-        if (!mf_audit_file_flush(&d->f, why, sizeof(why)))
-            continue;
-        if (strcmp(why, d->err) != 0) {
-            snprintf(d->err, sizeof(d->err), "%s", why);
-            MF_ERROR(LOG_MOD, "device %s cannot write: %s", d->name, why);
-        }
-        if (!a->batch_failed)
-            snprintf(a->batch_err, sizeof(a->batch_err), "audit device %s cannot write",
-                     d->name);
-        a->batch_failed = true;
+        if (d->open && mf_audit_file_staged(&d->f) && mf_audit_file_flush(&d->f, why, sizeof(why)))
+            dev_failed(a, d, why);
     }
     bool ok = !a->batch_failed;
     a->batch_failed = false;
     return ok;
 }
 
-/* Makes the batch durable, then lets what waited on it go on; whatever that
- * stages (a handler's answer) forms the next batch, flushed in turn. */
+/* The batch q (records numbered up to `upto`) is durable, or failed: what
+ * waited on it goes on. */
+static void release(struct mf_server *s, struct mf_auditlog *a, struct pending *q, size_t n,
+                    uint64_t upto, bool ok, const char *err)
+{
+    if (ok) {
+        a->durable_rid = upto;
+    } else {
+        if (a->lost_hi < a->durable_rid)
+            a->lost_lo = a->durable_rid;
+        a->lost_hi = upto;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (q[i].sys)
+            sys_done(s, a, ok);
+        else
+            q[i].then(q[i].r, ok && !q[i].lost, q[i].lost && ok ? LOST_ERR : err);
+    free(q);
+}
+
+/* A batch whose fdatasyncs run on libuv's thread pool while the loop goes
+ * on; the next batch gathers meanwhile and starts when this one ends. */
+#define JOBS_MAX 4 /* batches in flight: each loop turn's starts at once */
+
+struct job {
+    uv_work_t work;
+    struct job *next;
+    bool ended;          /* its syncs returned; it ends after the older ones */
+    struct mf_server *s; /* NULL once the server stopped: the job only frees itself */
+    struct pending *q;
+    size_t q_n, n;
+    uint64_t upto;
+    bool failed;
+    char err[ERR_LEN];
+    char names[MF_AUDITLOG_DEVICES_MAX][MF_AUDITLOG_NAME_MAX + 1];
+    struct mf_audit_sync sync[MF_AUDITLOG_DEVICES_MAX];
+};
+
+static void job_run(uv_work_t *w)
+{
+    struct job *j = w->data;
+    for (size_t i = 0; i < j->n; i++)
+        mf_audit_sync_run(&j->sync[i]);
+}
+
+/* The oldest job, its syncs returned: its lines are durable or not. A
+ * failure fails the younger jobs too (the device cut their lines off). */
+static void job_end(struct mf_server *s, struct mf_auditlog *a, struct job *j, bool *fail)
+{
+    a->batch_failed = j->failed || *fail;
+    snprintf(a->batch_err, sizeof(a->batch_err), "%s",
+             j->err[0] ? j->err : "audit: an earlier batch failed");
+    for (size_t i = 0; i < j->n; i++) {
+        struct dev *d = dev_find(a, j->names[i]);
+        char why[ERR_LEN] = "";
+        int rc = d && d->open ? mf_audit_file_sync_end(&d->f, &j->sync[i], why, sizeof(why))
+                              : j->sync[i].rc;
+        if (rc && d)
+            dev_failed(a, d, why);
+        a->batch_failed = a->batch_failed || rc; /* a device gone meanwhile */
+    }
+    bool ok = !a->batch_failed;
+    *fail = *fail || !ok;
+    a->batch_failed = false;
+    release(s, a, j->q, j->q_n, j->upto, ok, a->batch_err);
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+    struct job *j = w->data;
+    struct mf_server *s = j->s;
+    (void)status;
+    if (!s)
+        return free(j);
+    struct mf_auditlog *a = s->auditlog;
+    j->ended = true;
+    bool fail = false;
+    while (a->jobs && a->jobs->ended) {
+        struct job *head = a->jobs;
+        a->jobs = head->next;
+        a->jobs_n--;
+        job_end(s, a, head, &fail);
+        free(head);
+    }
+    flush_batch(s); /* what gathered meanwhile */
+}
+
+/* Writes the batch and hands its syncs to the thread pool. False: no memory
+ * (the caller flushes on the loop). */
+static bool start_job(struct mf_server *s, struct mf_auditlog *a)
+{
+    struct job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return false;
+    j->s = s;
+    j->q = a->q;
+    j->q_n = a->q_n;
+    j->upto = a->next_rid;
+    j->work.data = j;
+    a->q = NULL;
+    a->q_n = a->q_cap = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        struct dev *d = &a->devs[i];
+        char why[ERR_LEN] = "";
+        if (!d->open || !mf_audit_file_staged(&d->f))
+            continue;
+        if (mf_audit_file_sync_begin(&d->f, &j->sync[j->n], why, sizeof(why)))
+            dev_failed(a, d, why);
+        else
+            snprintf(j->names[j->n++], sizeof(j->names[0]), "%s", d->name);
+    }
+    j->failed = a->batch_failed;
+    snprintf(j->err, sizeof(j->err), "%s", a->batch_err);
+    a->batch_failed = false;
+    struct job **tail = &a->jobs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = j;
+    a->jobs_n++;
+    if (uv_queue_work(s->loop, &j->work, job_run, job_done) != 0) {
+        job_run(&j->work);
+        job_done(&j->work, 0);
+    }
+    return true;
+}
+
+/* Server stop with a sync in flight: its waiters join the last flush on the
+ * loop (which covers its lines); the job frees itself when it ends. */
+static void orphan_job(struct mf_server *s, struct mf_auditlog *a)
+{
+    for (struct job *j = a->jobs, *next; j; j = next) {
+        next = j->next;
+        for (size_t i = 0; i < j->q_n; i++)
+            if (wait_batch(s, a, j->q[i].r, j->q[i].then) == 1)
+                a->q[a->q_n - 1].sys = j->q[i].sys;
+        free(j->q);
+        if (j->ended)
+            free(j);
+        else
+            j->s = NULL;
+    }
+    a->jobs = NULL;
+    a->jobs_n = 0;
+}
+
+/* Makes the batch durable, then lets what waited on it go on: the syncs run
+ * on the thread pool while the server runs, on the loop when it stops. */
 static void flush_batch(struct mf_server *s)
 {
     struct mf_auditlog *a = s->auditlog;
-    if (!a || a->flushing)
+    if (!a || a->flushing || a->jobs_n >= JOBS_MAX)
+        return; /* as many batches in flight as allowed: this one waits */
+    uv_idle_stop(a->idle);
+    if (!a->q_n && !a->closing)
+        return; /* nobody waits: what is staged rides with the next answers */
+    if (!a->closing && a->q_n && start_job(s, a))
         return;
     a->flushing = true;
     do {
@@ -549,15 +562,11 @@ static void flush_batch(struct mf_server *s)
         size_t n = a->q_n;
         a->q = NULL;
         a->q_n = a->q_cap = 0;
-        char err[ERR_LEN];
+        uint64_t upto = a->next_rid;
         bool ok = flush_devices(a);
-        snprintf(err, sizeof(err), "%s", a->batch_err);
-        for (size_t i = 0; i < n; i++)
-            q[i].then(q[i].r, ok, err);
-        free(q);
+        release(s, a, q, n, upto, ok, a->batch_err);
     } while (a->q_n);
     a->flushing = false;
-    uv_idle_stop(a->idle);
 }
 
 static void on_check(uv_check_t *h)
@@ -577,15 +586,34 @@ static int wait_batch(struct mf_server *s, struct mf_auditlog *a, struct req *r,
         a->q = q;
         a->q_cap = cap;
     }
-    a->q[a->q_n++] = (struct pending){r, then};
-    if (!a->flushing)
+    bool lost = r && !r->audit_rid_node && r->audit_rid > a->lost_lo && r->audit_rid <= a->lost_hi;
+    a->q[a->q_n++] = (struct pending){r, then, lost, !r};
+    if (!a->flushing && a->jobs_n < JOBS_MAX)
         uv_idle_start(a->idle, noop_idle); /* the poll must not block: flush first */
     (void)s;
     return 1;
 }
 
+/* Writes what each device staged and did not write yet (no sync). @return 0,
+ * or MF_EUNAVAIL with err naming the first device that failed. */
+static int write_devices(struct mf_auditlog *a, char *err, size_t err_len)
+{
+    int out = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        struct dev *d = &a->devs[i];
+        char why[ERR_LEN] = "";
+        if (!d->open || !mf_audit_file_write(&d->f, why, sizeof(why)))
+            continue;
+        MF_ERROR(LOG_MOD, "device %s cannot write: %s", d->name, why);
+        if (!out)
+            snprintf(err, err_len, "audit device %s cannot write", d->name);
+        out = MF_EUNAVAIL;
+    }
+    return out;
+}
+
 int mf_auditlog_request(struct req *r, const char *op, const char *path,
-                        const struct mf_authz_decision *dec, mf_auditlog_then then, char *err,
+                        const struct mf_authz_decision *dec, bool write_now, char *err,
                         size_t err_len)
 {
     struct mf_auditlog *a = r->srv->auditlog;
@@ -594,31 +622,23 @@ int mf_auditlog_request(struct req *r, const char *op, const char *path,
         r->audit_path = strdup(path);
     if (!a || a->n == 0)
         return 0;
-    struct base b;
+    struct mf_audit_base b;
     struct mf_audit_record rec = {0};
-    fill_base(a, r, &b, &rec);
+    mf_audit_fields_base(r, &a->next_rid, &b, &rec);
     rec.decision.allowed = dec ? dec->allowed : true;
     rec.decision.policy = dec ? dec->policy : NULL;
     rec.decision.rule = dec ? dec->pattern : NULL;
     rec.result = rec.decision.allowed ? "ALLOWED" : "PERMISSION_DENIED";
-    struct secrets sec = {.n = 0};
+    struct mf_audit_fields sec = {.n = 0};
     uint8_t *packed = NULL;
-    request_secrets(r->pb, &sec, &packed);
-    rec.lease_id = r->pb ? string_field(oneof_message(&r->pb->base, r->pb->op_case), "lease_id")
-                         : NULL;
+    mf_audit_fields_request(r->pb, &sec, &packed, &rec.lease_id);
     rec.secrets = sec.v;
     rec.secrets_n = sec.n;
     int rc = stage_all(a, &rec, err, err_len);
     free(packed);
-    if (rc)
-        return rc;
-    if (!then)
-        return 1;
-    if (wait_batch(r->srv, a, r, then) < 0) {
-        snprintf(err, err_len, "out of memory");
-        return MF_EUNAVAIL;
-    }
-    return 1;
+    if (!rc && write_now)
+        rc = write_devices(a, err, err_len);
+    return rc ? rc : 1;
 }
 
 int mf_auditlog_response(struct req *r, int code, const void *resp_v, mf_auditlog_then then)
@@ -627,38 +647,25 @@ int mf_auditlog_response(struct req *r, int code, const void *resp_v, mf_auditlo
     if (!a || a->n == 0)
         return 0;
     const Mayfly__Api__Response *resp = resp_v;
-    struct base b;
+    struct mf_audit_base b;
     struct mf_audit_record rec = {0};
-    fill_base(a, r, &b, &rec);
+    mf_audit_fields_base(r, &a->next_rid, &b, &rec);
     rec.decision.allowed = code != MF_EPERM;
     rec.result = code ? mf_err_name(code) : "OK";
-    struct secrets sec = {.n = 0};
-    response_secrets(resp, &sec);
+    struct mf_audit_fields sec = {.n = 0};
+    mf_audit_fields_response(resp, &sec, &rec.lease_id);
     rec.secrets = sec.v;
     rec.secrets_n = sec.n;
-    if (resp)
-        rec.lease_id = string_field(oneof_message(&resp->base, resp->result_case), "lease_id");
     char err[ERR_LEN] = "";
-    if (stage_all(a, &rec, err, sizeof(err)) == 0 && wait_batch(r->srv, a, r, then) == 1)
+    bool staged = stage_all(a, &rec, err, sizeof(err)) == 0;
+    if (wait_batch(r->srv, a, r, then) == 1) {
+        if (!staged) /* fail closed: the answer is refused at the flush */
+            a->q[a->q_n - 1].lost = true;
         return 1;
+    }
     MF_ERROR(LOG_MOD, "record %s (%s, %s) of an answer that leaves now is NOT on disk: %s",
              b.rid, rec.operation, rec.result, err[0] ? err : "out of memory");
     return 0;
-}
-
-/* The node's `audit hash` bucket: MF_AUDITLOG_HASH_RATE a second, as many
- * at once. */
-static bool hash_allowed(struct mf_auditlog *a)
-{
-    uint64_t now = mf_now_mono_ms();
-    a->hash_tokens += (double)(now - a->hash_ms) * MF_AUDITLOG_HASH_RATE / 1000.0;
-    if (a->hash_tokens > MF_AUDITLOG_HASH_RATE)
-        a->hash_tokens = MF_AUDITLOG_HASH_RATE;
-    a->hash_ms = now;
-    if (a->hash_tokens < 1.0)
-        return false;
-    a->hash_tokens -= 1.0;
-    return true;
 }
 
 int mf_auditlog_hash(struct mf_server *s, const char *value, size_t len,
@@ -669,10 +676,10 @@ int mf_auditlog_hash(struct mf_server *s, const char *value, size_t len,
         return -ENOMEM;
     if (mf_barrier_sealed(s->barrier))
         return MF_ESEALED;
-    if (!hash_allowed(a))
+    if (!mf_audit_key_hash_allowed(&a->key, mf_now_mono_ms()))
         return MF_ERATELIMIT;
-    int rc = load_key(s, a);
-    return rc ? rc : mf_audit_hash(&a->keys, value, len, out);
+    int rc = mf_audit_key_load(s, &a->key);
+    return rc ? rc : mf_audit_hash(&a->key.keys, value, len, out);
 }
 
 int mf_auditlog_chain_key_hex(struct mf_server *s, char out[2 * MF_AUDIT_KEY_BYTES + 1],
@@ -683,10 +690,10 @@ int mf_auditlog_chain_key_hex(struct mf_server *s, char out[2 * MF_AUDIT_KEY_BYT
         return -ENOMEM;
     if (mf_barrier_sealed(s->barrier))
         return MF_ESEALED;
-    int rc = load_key(s, a);
+    int rc = mf_audit_key_load(s, &a->key);
     if (rc)
         return rc;
-    hex_encode(a->keys.chain_key, MF_AUDIT_KEY_BYTES, out);
-    memcpy(key_id, a->keys.key_id, MF_AUDIT_KEY_ID_LEN + 1);
+    mf_audit_key_hex(a->key.keys.chain_key, MF_AUDIT_KEY_BYTES, out);
+    memcpy(key_id, a->key.keys.key_id, MF_AUDIT_KEY_ID_LEN + 1);
     return 0;
 }

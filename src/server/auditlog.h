@@ -12,24 +12,44 @@
  * node has no audit key: it closes its devices and audits nothing until it
  * is unsealed (it serves only status, unseal and forwarding then).
  *
- * Records. mf_auditlog_request writes the request's record (after the
- * decision, before the handler runs) and mf_auditlog_response the answer's
- * (before it leaves): time, node, record id (node-counter), the HMAC of the
- * request id, client address, identity (token accessor, policies), operation,
- * policy path, decision (allowed, policy, rule), result code, lease id.
- * Secrets (the caller's token, a KV put's values, a new token) appear only as
- * HMACs under the field key; unseal shares and init's shares are "redacted".
- * Group commit: the records of one loop turn are staged, and in the loop's
- * check phase (after the poll) each device writes them with one write() and
- * one fdatasync(); only then do the handlers of those requests run and their
- * answers leave (mf_auditlog_then). An idle handle keeps the poll from
- * blocking while a batch waits.
+ * Records. mf_auditlog_request records the request (after the decision,
+ * before the handler runs) and mf_auditlog_response the answer (before it
+ * leaves): time, node, record id (node-counter), the HMAC of the request id,
+ * client address, identity (token accessor, policies), operation, policy
+ * path, decision (allowed, policy, rule), result code, lease id. Secrets
+ * (the caller's token, a KV put's values, a new token) appear only as HMACs
+ * under the field key; unseal shares and init's shares are "redacted"
+ * (audit_fields.h). The cluster's own revocations and token expiries are
+ * system records (audit_system.h).
  *
- * Fail closed: when an enabled device cannot write (cannot be opened, full
- * disk), mf_auditlog_request returns MF_EUNAVAIL with the device named and
- * the caller refuses the request: nothing is applied. The scheduler's own
- * revocations do not pass through here and never wait for audit (recording
- * them once a device writes again is not done yet: see src/audit/README.md).
+ * One fdatasync wait per request. A request's record is formatted and
+ * staged on every device; for anything but a read it is also written
+ * (write(2), no sync) before the handler runs, so a device that cannot
+ * write refuses the request before anything is applied. Nothing waits for
+ * its sync: the answer's record joins a batch, and the answer leaves once a
+ * group fdatasync covering both records succeeded (mf_auditlog_then). Each
+ * loop turn's batch is written in the check phase and synced on libuv's
+ * thread pool while the loop goes on (up to 4 batches in flight; they end in
+ * order, and a failed one fails the younger ones); staged records with
+ * nobody waiting ride with the next batch. An idle handle keeps the poll
+ * from blocking while a batch waits to start.
+ *
+ * Fail closed, exactly:
+ * - a device that cannot take or write a request's record (not open, full
+ *   disk, I/O error): the request is refused with MF_EUNAVAIL naming the
+ *   device before it runs (nothing is applied; `audit disable` excepted);
+ * - the group sync (or write) of a batch fails: every answer waiting on it
+ *   is withheld and replaced by UNAVAILABLE "... a write may have been
+ *   applied" (a write whose request record was written may have been
+ *   applied: its answer is refused all the same), and so is the answer of a
+ *   request whose request record was in a batch that failed (it is never
+ *   on disk), or whose answer record cannot be staged. The device cuts the
+ *   lost lines off its file and re-reads and re-verifies its tail before the
+ *   next record; until it writes again, requests are refused before they run.
+ * - a denied request's answer and an `audit disable`'s leave even so.
+ * The scheduler's revocations and token expiries never wait for audit and
+ * are exempt: they are recorded as system records once a device writes
+ * (audit_system.h).
  *
  * Anchors of the files, committed through Raft: audit_anchor.h.
  *
@@ -37,7 +57,8 @@
  * bucket of as many): an oracle of HMACs under the audit key must not be
  * queried in bulk. Each call is audited like any request (the dispatcher).
  *
- * Threads: loop thread. Blocking: the fdatasync runs on the loop thread. */
+ * Threads: loop thread; the group fdatasync runs on libuv's thread pool
+ * (on the loop only when the server stops, or without memory). */
 #ifndef MF_SERVER_AUDITLOG_H
 #define MF_SERVER_AUDITLOG_H
 
@@ -81,18 +102,24 @@ bool mf_auditlog_active(struct mf_server *s);
 typedef void (*mf_auditlog_then)(struct req *r, bool durable, const char *err);
 
 /* Stages the record of request r (operation `op`, policy path `path` or
- * NULL, decision or NULL when no policy applies) on every device.
- * @return 0: nothing to record, go on now; 1: staged, and `then` (unless
- *   NULL) runs once the batch is durable; MF_EUNAVAIL with `err` naming a
- *   device that cannot write (refuse the request). */
+ * NULL, decision or NULL when no policy applies) on every device, and with
+ * write_now (anything but a read) writes it to each file (write(2), no
+ * sync) before returning, so a full disk refuses the request before it runs.
+ * Its fdatasync is not awaited here: the answer waits for the group sync that
+ * covers both records (mf_auditlog_response).
+ * @return 0: nothing to record; 1: recorded (the answer must be withheld
+ *   unless its batch is durable); either way go on now; MF_EUNAVAIL with `err`
+ *   naming a device that cannot write (refuse the request: nothing ran). */
 int mf_auditlog_request(struct req *r, const char *op, const char *path,
-                        const struct mf_authz_decision *dec, mf_auditlog_then then, char *err,
+                        const struct mf_authz_decision *dec, bool write_now, char *err,
                         size_t err_len);
 
 /* Stages the record of the answer to r (its error code, 0 for OK; resp may
- * be NULL). @return 1: `then` sends it once durable (with durable false the
- * failure was logged loudly: the request has run, the answer leaves anyway);
- * 0: send it now (nothing to record, or it could not be staged: logged). */
+ * be NULL). @return 1: `then` runs once the batch is durable; durable false
+ * (a device failed the batch, this answer's record could not be staged, or
+ * the request's own record was lost with an earlier failed batch) means
+ * refuse the answer with err; 0: send it now (nothing to record, or out of
+ * memory: logged). */
 int mf_auditlog_response(struct req *r, int code, const void *resp, mf_auditlog_then then);
 
 /* Where an open device's file stands, durably. */

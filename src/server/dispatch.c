@@ -247,57 +247,40 @@ int mf_dispatch_describe(struct req *r, const struct mf_op_def *d, unsigned *cap
     return expand(op_message(r->pb), d->policy_path, path, len);
 }
 
-/* The request's record is durable (or a device failed): the handler runs,
- * or the request goes to the leader. Disabling a device is let through, or a
- * broken device could never be removed. */
-static bool audit_refused(struct req *r, bool durable, const char *err)
+/* The request's record could not be written: refuse it before it runs.
+ * Disabling a device is let through, or a broken device could never be
+ * removed. */
+static bool audit_refused(struct req *r, const char *err)
 {
-    if (durable || r->pb->op_case == MAYFLY__API__REQUEST__OP_AUDIT_DISABLE)
+    if (r->pb->op_case == MAYFLY__API__REQUEST__OP_AUDIT_DISABLE)
         return false;
     mf_api_reply_error(r, MF_EUNAVAIL, "%s", err);
     return true;
 }
 
-static void audited_run(struct req *r, bool durable, const char *err)
-{
-    if (!audit_refused(r, durable, err))
-        mf_dispatch_find(r->pb->op_case)->run(r);
-}
-
-static void forward(struct req *r);
-
-static void audited_forward(struct req *r, bool durable, const char *err)
-{
-    if (!audit_refused(r, durable, err))
-        forward(r);
-}
-
-/* Records an allowed request (auditlog.h) before it may go on: true to go on
- * now; false when it waits for its record (`then` goes on) or was refused.
- * then NULL: go on at once, the answer waiting for the record's batch. */
+/* Records an allowed request (auditlog.h): written to the files before it
+ * runs unless a read (a read's only effect is its answer). Its answer waits
+ * for the one group sync covering both records, and is refused if that sync
+ * fails. True to go on now; false once refused. */
 static bool audited(struct req *r, const struct mf_op_def *d, const char *path,
-                    const struct mf_authz_decision *dec, mf_auditlog_then then)
+                    const struct mf_authz_decision *dec, bool write_now)
 {
     char err[128] = "";
-    int rc = mf_auditlog_request(r, d->name, path, dec, then, err, sizeof(err));
-    if (rc == 0)
+    int rc = mf_auditlog_request(r, d->name, path, dec, write_now, err, sizeof(err));
+    if (rc == 1 && r->pb->op_case != MAYFLY__API__REQUEST__OP_AUDIT_DISABLE)
+        r->audit_withhold = true; /* its answer leaves only once both records are durable */
+    if (rc >= 0)
         return true;
-    if (rc == 1 && !then)
-        r->audit_withhold = true; /* a read: its answer waits for the batch */
-    if (rc == 1)
-        return !then;
-    return !audit_refused(r, false, err);
+    return !audit_refused(r, err);
 }
 
 /* Authorises r under row d (DESIGN.md "Authorization"): on the node it
  * entered, again on the leader for a forwarded write, and for a read after
- * its read index applied. True to go on now; false once r is answered, or
- * while its audit record is made durable (`then` goes on after; NULL: go on
- * now, the answer is withheld if the record fails). */
-static bool authorize(struct req *r, const struct mf_op_def *d, mf_auditlog_then then)
+ * its read index applied. True to go on now; false once r is answered. */
+static bool authorize(struct req *r, const struct mf_op_def *d, bool write_now)
 {
     if (!d->token || !d->capability[0])
-        return audited(r, d, NULL, NULL, then); /* status, init, unseal: no policy */
+        return audited(r, d, NULL, NULL, write_now); /* status, init, unseal: no policy */
     unsigned cap = 0;
     char path[MF_DISPATCH_PATH_MAX];
     int rc = mf_dispatch_describe(r, d, &cap, path, sizeof(path));
@@ -317,22 +300,21 @@ static bool authorize(struct req *r, const struct mf_op_def *d, mf_auditlog_then
         dec = (struct mf_authz_decision){.allowed = false};
     if (dec.allowed) {
         r->policy_max_ttl_ms = dec.max_ttl_ms; /* caps what this request issues */
-        return audited(r, d, path, &dec, then);
+        return audited(r, d, path, &dec, write_now);
     }
     /* Denied: the answer waits for the batch that holds this record. */
     char err[128];
-    mf_auditlog_request(r, d->name, path, &dec, NULL, err, sizeof(err));
+    mf_auditlog_request(r, d->name, path, &dec, false, err, sizeof(err));
     mf_api_reply_error(r, MF_EPERM, "permission denied: %s needs '%s' on '%s'", d->name,
                        mf_cap_name(cap), path);
     return false;
 }
 
-/* A read's only effect is its answer, which waits for the batch holding the
- * request's record too: the handler runs at once (one fdatasync per batch,
- * not two). Everything else runs once its record is durable. */
+/* One fdatasync wait per request: the handler runs once the request's record
+ * is written (staged only for a read), its answer waits for the sync. */
 static void run(struct req *r, const struct mf_op_def *d)
 {
-    if (authorize(r, d, d->where == MF_WHERE_READ ? NULL : audited_run))
+    if (authorize(r, d, d->where != MF_WHERE_READ))
         d->run(r);
 }
 
@@ -378,7 +360,7 @@ static void route(struct req *r, const struct mf_op_def *d)
                                mf_strerror(rc));
         return;
     case MF_ROUTE_FORWARD:
-        if (authorize(r, d, audited_forward)) /* on entry; the leader decides again */
+        if (authorize(r, d, true)) /* on entry; the leader decides again */
             forward(r);
         return;
     case MF_ROUTE_NOT_LEADER:

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
@@ -264,6 +265,58 @@ class FailClosed(unittest.TestCase):
         rc, out = c.cli("kv", "get", "after%d" % i)
         self.assertEqual((rc, out.get("error", {}).get("code")), (2, "NOT_FOUND"), out)
         self.assertEqual(c.cli("kv", "get", "before")[0], 0)
+        ok = c.cli("audit", "verify", log)[1]
+        self.assertTrue(ok["ok"], ok)
+        self.assertEqual(c.cli("audit", "disable", "small")[0], 0)
+        self.assertTrue(n.alive())
+
+    def fill(self):
+        filler = os.path.join(self.mnt, "filler")
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 512):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        return filler
+
+    def test_revocations_are_recorded_once_the_device_writes_again(self):
+        """A lease falls due while the audit disk is full: it is revoked on
+        time (never waiting for audit), and its system record reaches the
+        file once space is freed; the file still verifies."""
+        c = self.c
+        n = c.nodes[0]
+        log = os.path.join(self.mnt, "audit.log")
+        self.assertEqual(c.cli("audit", "enable", "-type", "file", "-path", log, "small")[0], 0)
+        wait_for(lambda: os.path.exists(log), 10, "the audit file")
+        rc, lease = c.cli("lease", "grant", "-ttl", "6s")
+        self.assertEqual(rc, 0, lease)
+        revoked_before = n.metric("mayfly_leases_revoked_total")
+        filler = self.fill()
+        for i in range(64):
+            rc, out = c.cli("kv", "put", "after%d" % i, "v=1", timeout="1s")
+            if rc:
+                break
+        self.assertEqual((rc, out["error"]["code"]), (2, "UNAVAILABLE"), out)
+        self.assertLess(time.time() * 1000, lease["expire_at_ms"],
+                        "the disk filled only after the lease fell due: no proof")
+        wait_for(lambda: n.metric("mayfly_leases_revoked_total") > revoked_before,
+                 (lease["expire_at_ms"] / 1000 - time.time()) + 10, "the due lease revoked")
+        rc, out = c.cli("kv", "put", "still-full", "v=1", timeout="1s")
+        self.assertEqual((rc, out["error"]["code"]), (2, "UNAVAILABLE"), out)
+
+        os.unlink(filler)  # the device writes again
+
+        def revoked_record():
+            return [l for l in lines_of(log) if l.get("operation") == "lease.revoked" and
+                    l.get("lease_id") == lease["lease_id"]]
+        wait_for(revoked_record, 10, "the revocation's record in the audit file")
+        rec = revoked_record()[0]
+        self.assertEqual(rec["identity"], {"auth_method": "system", "role": "scheduler"})
+        self.assertNotIn("client_addr", rec)
+        self.assertEqual(rec["result"], "OK")
         ok = c.cli("audit", "verify", log)[1]
         self.assertTrue(ok["ok"], ok)
         self.assertEqual(c.cli("audit", "disable", "small")[0], 0)

@@ -566,6 +566,93 @@ static void test_audit_chain_dev_full_enospc(void **state)
     mf_audit_file_close(&f);
 }
 
+/* A write's request record is written before it runs, its sync later: the
+ * written line is in the file before any sync; a sync begun, then records
+ * staged and written, then the sync ended makes exactly the lines it
+ * covered durable (the later ones stay for the next); a flush meanwhile
+ * leaves the ended sync nothing to do; the whole file verifies. */
+static void test_audit_chain_write_then_sync_off_thread(void **state)
+{
+    struct fixture *fx = *state;
+    struct mf_audit_file f;
+    char err[256];
+    assert_int_equal(mf_audit_file_open(&f, fx->path, &fx->keys, NULL, err, sizeof(err)), 0);
+    struct mf_audit_record r1 = rec(1), r2 = rec(2), r3 = rec(3), r4 = rec(4);
+    assert_int_equal(mf_audit_file_stage(&f, &r1), 0);
+    assert_int_equal(mf_audit_file_write(&f, err, sizeof(err)), 0);
+    struct stat st;
+    assert_int_equal(stat(fx->path, &st), 0);
+    assert_true(st.st_size > 0); /* start record and r1 are in the file, not durable */
+    struct mf_audit_anchor a;
+    mf_audit_file_anchor(&f, &a);
+    assert_int_equal(a.seq, 0);
+
+    struct mf_audit_sync sy;
+    assert_int_equal(mf_audit_file_stage(&f, &r2), 0);
+    assert_int_equal(mf_audit_file_sync_begin(&f, &sy, err, sizeof(err)), 0);
+    assert_int_equal(mf_audit_file_stage(&f, &r3), 0); /* after begin: not covered */
+    assert_int_equal(mf_audit_file_write(&f, err, sizeof(err)), 0);
+    mf_audit_sync_run(&sy);
+    assert_int_equal(mf_audit_file_sync_end(&f, &sy, err, sizeof(err)), 0);
+    mf_audit_file_anchor(&f, &a);
+    assert_int_equal(a.seq, 3); /* start, r1, r2 */
+    assert_int_equal(mf_audit_file_staged(&f), 1);
+
+    assert_int_equal(mf_audit_file_sync_begin(&f, &sy, err, sizeof(err)), 0);
+    assert_int_equal(mf_audit_file_stage(&f, &r4), 0);
+    assert_int_equal(mf_audit_file_flush(&f, err, sizeof(err)), 0); /* covers r3 and r4 */
+    mf_audit_sync_run(&sy);
+    assert_int_equal(mf_audit_file_sync_end(&f, &sy, err, sizeof(err)), 0);
+    mf_audit_file_anchor(&f, &a);
+    assert_int_equal(a.seq, 5);
+    assert_int_equal(mf_audit_file_staged(&f), 0);
+
+    /* Two syncs in flight end in order: each makes its own lines durable. */
+    struct mf_audit_sync s1, s2;
+    struct mf_audit_record r5 = rec(5), r6 = rec(6);
+    assert_int_equal(mf_audit_file_stage(&f, &r5), 0);
+    assert_int_equal(mf_audit_file_sync_begin(&f, &s1, err, sizeof(err)), 0);
+    assert_int_equal(mf_audit_file_stage(&f, &r6), 0);
+    assert_int_equal(mf_audit_file_sync_begin(&f, &s2, err, sizeof(err)), 0);
+    mf_audit_sync_run(&s2);
+    mf_audit_sync_run(&s1);
+    assert_int_equal(mf_audit_file_sync_end(&f, &s1, err, sizeof(err)), 0);
+    mf_audit_file_anchor(&f, &a);
+    assert_int_equal(a.seq, 6);
+    assert_int_equal(mf_audit_file_staged(&f), 1);
+    assert_int_equal(mf_audit_file_sync_end(&f, &s2, err, sizeof(err)), 0);
+    mf_audit_file_anchor(&f, &a);
+    assert_int_equal(a.seq, 7);
+    assert_int_equal(mf_audit_file_staged(&f), 0);
+    mf_audit_file_close(&f);
+    struct mf_audit_verify_result res;
+    assert_int_equal(mf_audit_verify_file(fx->path, fx->keys.chain_key, &a, 1, &res), 0);
+    assert_true(res.ok);
+    assert_int_equal(res.records, 7);
+}
+
+/* /dev/full: a write fails with -ENOSPC and drops only its own lines; a
+ * sync begun on a failing write drops the batch. */
+static void test_audit_chain_write_refused_when_full(void **state)
+{
+    struct fixture *fx = *state;
+    struct mf_audit_file f;
+    char err[256];
+    if (access("/dev/full", W_OK) != 0)
+        skip();
+    assert_int_equal(mf_audit_file_open(&f, "/dev/full", &fx->keys, NULL, err, sizeof(err)), 0);
+    struct mf_audit_record r = rec(1);
+    assert_int_equal(mf_audit_file_stage(&f, &r), 0);
+    assert_int_equal(mf_audit_file_write(&f, err, sizeof(err)), -ENOSPC);
+    assert_non_null(strstr(err, "none recorded"));
+    assert_int_equal(mf_audit_file_staged(&f), 0);
+    struct mf_audit_sync sy;
+    assert_int_equal(mf_audit_file_stage(&f, &r), 0);
+    assert_int_equal(mf_audit_file_sync_begin(&f, &sy, err, sizeof(err)), -ENOSPC);
+    assert_int_equal(mf_audit_file_staged(&f), 0);
+    mf_audit_file_close(&f);
+}
+
 /* A 64 KiB tmpfs fills up: the failed batch leaves no partial line, the file
  * still verifies, and once space is freed the device writes again. Needs
  * root's mount(2); skipped where mounting is not allowed. */
@@ -686,6 +773,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_audit_chain_batch_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_chain_dev_full_enospc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_chain_full_tmpfs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_chain_write_then_sync_off_thread, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_audit_chain_write_refused_when_full, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_audit_chain_file_holds_no_markers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -271,6 +271,72 @@ static void test_audit_record_invalid_utf8_kept_as_hex(void **state)
     mf_audit_keys_wipe(&k);
 }
 
+/* The writer's bytes are exactly jansson's canonical dump of themselves for
+ * strings that need escaping: quotes, backslashes, controls, DEL, '/',
+ * two-, three- and four-byte UTF-8 (a surrogate pair), names sorted by byte
+ * value (upper case, '_', non-ASCII); and each invalid UTF-8 form (overlong,
+ * surrogate, past U+10FFFF, truncated, stray continuation) is kept as hex. */
+static void test_audit_record_escapes_as_jansson(void **state)
+{
+    (void)state;
+    struct mf_audit_keys k = keys_of(AUDIT_KEY);
+    static char buf[MF_AUDIT_LINE_MAX + 1];
+    static const char *const tricky[] = {
+        "a\"b\\c/d", "\b\f\n\r\t\x01\x1f\x7f", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91",
+        "\xef\xbf\xbf\xf4\x8f\xbf\xbf", "",
+    };
+    static const char *const invalid[] = {
+        "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "\x80", "\xf5\x80\x80\x80",
+    };
+    struct mf_audit_claim claims[] = {
+        {"Zed", "1"}, {"z_d", "\xe2\x82\xac"}, {"\xc3\xa9t\xc3\xa9", "a\nb"}, {"a", "\x7f"},
+        {"_", "\""},
+    };
+    struct mf_audit_secret secrets[] = {
+        {"\xf0\x9f\x94\x91", "x", 1, MF_AUDIT_SECRET_HMAC},
+        {"A", NULL, 0, MF_AUDIT_SECRET_REDACT},
+        {"a", "y", 1, MF_AUDIT_SECRET_HMAC},
+    };
+    for (size_t i = 0; i < sizeof(tricky) / sizeof(tricky[0]); i++) {
+        struct mf_audit_record r = sample();
+        r.path = tricky[i];
+        r.client_addr = tricky[(i + 1) % 5];
+        r.identity.role = tricky[(i + 2) % 5];
+        r.identity.claims = claims;
+        r.identity.claims_n = sizeof(claims) / sizeof(claims[0]);
+        r.secrets = secrets;
+        r.secrets_n = sizeof(secrets) / sizeof(secrets[0]);
+        size_t n = line_of(&k, &r, buf, sizeof(buf));
+        json_t *o = json_loadb(buf, n, JSON_REJECT_DUPLICATES, NULL);
+        assert_non_null(o);
+        char *again = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+        assert_string_equal(again, buf);
+        assert_string_equal(json_string_value(json_object_get(o, "path")), tricky[i]);
+        free(again);
+        json_decref(o);
+    }
+    for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++) {
+        struct mf_audit_record r = sample();
+        r.path = invalid[i];
+        size_t n = line_of(&k, &r, buf, sizeof(buf));
+        json_t *o = json_loadb(buf, n, 0, NULL);
+        assert_non_null(o);
+        const char *p = json_string_value(json_object_get(o, "path"));
+        assert_non_null(p);
+        assert_int_equal(strncmp(p, "invalid-utf8-hex:", 17), 0);
+        assert_int_equal(strlen(p), 17 + 2 * strlen(invalid[i]));
+        json_decref(o);
+        /* ... and an invalid claim name is refused. */
+        struct mf_audit_claim bad = {invalid[i], "v"};
+        r.identity.claims = &bad;
+        r.identity.claims_n = 1;
+        size_t len = 0;
+        assert_int_equal(mf_audit_record_format(&k, &r, FILE_ID, 2, buf, sizeof(buf), &len),
+                         MF_EINVAL);
+    }
+    mf_audit_keys_wipe(&k);
+}
+
 /* Optional fields left NULL are absent, and a denial carries allowed=false. */
 static void test_audit_record_minimal_denied(void **state)
 {
@@ -302,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_audit_record_rejects_bad_input),
         cmocka_unit_test(test_audit_record_invalid_utf8_kept_as_hex),
         cmocka_unit_test(test_audit_record_minimal_denied),
+        cmocka_unit_test(test_audit_record_escapes_as_jansson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
