@@ -78,8 +78,15 @@ const char *mf_net_format(const struct sockaddr *sa, char *buf, size_t len)
         snprintf(buf, len, "%s:%u", ip, ntohs(v4->sin_port));
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &v6->sin6_addr, ip, sizeof(ip));
-        snprintf(buf, len, "[%s]:%u", ip, ntohs(v6->sin6_port));
+        if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
+            /* An IPv4 client of a "::" listener: said as IPv4, as a 0.0.0.0
+             * listener says it (audit records and logs name one address). */
+            inet_ntop(AF_INET, &v6->sin6_addr.s6_addr[12], ip, sizeof(ip));
+            snprintf(buf, len, "%s:%u", ip, ntohs(v6->sin6_port));
+        } else {
+            inet_ntop(AF_INET6, &v6->sin6_addr, ip, sizeof(ip));
+            snprintf(buf, len, "[%s]:%u", ip, ntohs(v6->sin6_port));
+        }
     } else {
         snprintf(buf, len, "?");
     }

@@ -59,8 +59,8 @@ struct req {
     uint64_t audit_rid_node;  /* the node that numbered it (the entry node); 0: this one */
     uint8_t *answer;          /* audit: the packed answer waiting for its record */
     size_t answer_len;
-    bool audit_withhold;      /* audit: a read ran before its record was durable:
-                               * if that batch fails its answer is withheld */
+    bool audit_withhold;      /* audit: its answer is withheld unless its
+                               * records' batch is durable */
     struct req *next_fwd;     /* forwarded-out list (follower side) */
     uint64_t fwd_deadline_ms;
 };

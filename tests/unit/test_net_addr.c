@@ -51,6 +51,9 @@ static void test_net_addr_sockaddr_and_format(void **state)
     assert_string_equal(mf_net_format((struct sockaddr *)&sa, buf, sizeof(buf)), "127.0.0.1:80");
     assert_int_equal(mf_net_sockaddr("::1", 443, &sa), 0);
     assert_string_equal(mf_net_format((struct sockaddr *)&sa, buf, sizeof(buf)), "[::1]:443");
+    /* An IPv4 client of a "::" listener prints as IPv4. */
+    assert_int_equal(mf_net_sockaddr("::ffff:10.231.0.2", 8200, &sa), 0);
+    assert_string_equal(mf_net_format((struct sockaddr *)&sa, buf, sizeof(buf)), "10.231.0.2:8200");
     assert_int_equal(mf_net_sockaddr("example.com", 1, &sa), MF_EINVAL);
 }
 
