@@ -11,6 +11,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "node/node.h"
 #include "server/auditlog.h"
 #include "server/authz.h"
 #include "server/op_auth.h"
@@ -310,6 +311,27 @@ static bool authorize(struct req *r, const struct mf_op_def *d, bool write_now)
     return false;
 }
 
+/* Authenticates r's token; false to go on, true once r is answered. */
+static bool refuse_token(struct req *r)
+{
+    int rc = mf_tokens_authenticate(r);
+    if (rc == 0)
+        return false;
+    if (rc == MF_EUNAVAIL) {
+        struct mf_node_clock c;
+        mf_node_clock(r->srv->node, &c);
+        mf_api_reply_error(r, MF_EUNAVAIL,
+                           "clock skew: this node's clock is %lld ms off the voters' (bound "
+                           "%llu ms; %u of %u voters agree), so it cannot judge the token's "
+                           "expiry; retry on another node",
+                           (long long)c.offset_ms, (unsigned long long)c.max_skew_ms,
+                           c.agreeing, c.voters);
+        return true;
+    }
+    mf_api_reply_error(r, MF_EUNAUTH, "missing, unknown or expired token");
+    return true;
+}
+
 /* One fdatasync wait per request: the handler runs once the request's record
  * is written (staged only for a read), its answer waits for the sync. */
 static void run(struct req *r, const struct mf_op_def *d)
@@ -329,8 +351,8 @@ static void on_read_index(void *arg, int rc)
     /* Authorised now, on the state this read reads: a token revoked a moment
      * ago is refused here even by a lagging follower. */
     const struct mf_op_def *d = mf_dispatch_find(r->pb->op_case);
-    if (d->token && mf_tokens_authenticate(r))
-        return mf_api_reply_error(r, MF_EUNAUTH, "missing, unknown or expired token");
+    if (d->token && refuse_token(r))
+        return;
     run(r, d);
 }
 
@@ -404,8 +426,8 @@ void mf_dispatch(struct req *r)
             return mf_api_reply_error(r, MF_ENOTINIT, "the cluster is not initialised");
         return mf_api_reply_error(r, MF_ESEALED, "this node is sealed: mayfly operator unseal");
     }
-    if (d->token && mf_tokens_authenticate(r))
-        return mf_api_reply_error(r, MF_EUNAUTH, "missing, unknown or expired token");
+    if (d->token && refuse_token(r))
+        return;
     uint64_t retry_ms;
     if (d->token && !mf_ratelimit_take(s, r, &retry_ms))
         return mf_api_reply_error(r, MF_ERATELIMIT,

@@ -79,6 +79,14 @@ int mf_tokens_authenticate(struct req *r)
         mf_token_free(t);
         return MF_EUNAUTH;
     }
+    /* That rule needs a clock within the bound, as a lease-bound read does:
+     * a node whose clock does not agree with the voters' cannot honour a
+     * token that expires (one without an expiry needs no clock). */
+    char why[160];
+    if (t->expire_at_ms && mf_proposer_clock_check(s->prop, false, why, sizeof(why))) {
+        mf_token_free(t);
+        return MF_EUNAVAIL;
+    }
     mf_token_free(r->token);
     r->token = t; /* its policies decide (authz.c) */
     r->has_token = true;

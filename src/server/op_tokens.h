@@ -34,7 +34,9 @@ struct mf_token_new {
 };
 
 /* Looks up r's token (by SHA-256) and refuses an unknown or expired one.
- * Sets r->token_hash and r->has_token. @return 0; MF_EUNAUTH; storage errors. */
+ * Sets r->token_hash and r->has_token. @return 0; MF_EUNAUTH; MF_EUNAVAIL
+ * when the token expires and this node's clock cannot be trusted to judge
+ * it (proposer.h mf_proposer_clock_check); storage errors. */
 int mf_tokens_authenticate(struct req *r);
 
 /* Makes a token for `spec`; its kept secret is encrypted under `write_id`.

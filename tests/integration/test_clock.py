@@ -267,6 +267,8 @@ class ClockSafety(unittest.TestCase):
         rc, out = c.cli("kv", "put", "-lease", lease["lease_id"], "cut/cred", "k=v",
                         addr=leader.api_addr)
         self.assertEqual(rc, 0, out)
+        rc, child = c.cli("token", "create", "-ttl", "1h", addr=leader.api_addr)
+        self.assertEqual(rc, 0, child)
         wait_for(lambda: follower.cli("kv", "get", "-consistency", "stale", "cut/cred")[0] == 0,
                  5, "the follower serves the secret")
         self.set_clock(follower, -2)
@@ -279,6 +281,9 @@ class ClockSafety(unittest.TestCase):
                 rc, out = follower.cli("kv", "get", "-consistency", "stale", "cut/cred",
                                        timeout="1s")
                 results.append((s0, rc, code_of(out), message_of(out)))
+            # A token that expires cannot be judged by this clock either.
+            rc_tok, out_tok = follower.cli("kv", "get", "-consistency", "stale", "cut/cred",
+                                           token=child["token"], timeout="1s")
             status, body = follower.http_get("/health")
             st = follower.status()
             agrees = follower.metric("mayfly_clock_agrees")
@@ -288,6 +293,8 @@ class ClockSafety(unittest.TestCase):
                          % (max(r[0] for r in late) - g1 - TTL_MS) if late else "")
         skew = [r for r in results if r[2] == "UNAVAILABLE" and "clock skew" in r[3]]
         self.assertTrue(skew, "no refusal named the clock: %s" % results[-3:])
+        self.assertEqual(code_of(out_tok), "UNAVAILABLE", out_tok)
+        self.assertIn("token's expiry", message_of(out_tok))
         self.assertEqual(status, 503)
         self.assertIn("clock skew", body)
         self.assertFalse(st["clock"]["agrees"], st["clock"])
