@@ -31,4 +31,10 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # Real server processes under the sanitizers (the timing-sensitive integration
 # tests stay in the normal build: sanitizers slow everything 3-5x).
 (cd build-asan && ctest --output-on-failure --timeout 900 -R '^it_test_cluster$')
+echo "== fuzz smoke (scripts/fuzz.sh 15: every libFuzzer target 15 s, under 3 min in all)"
+if command -v clang >/dev/null 2>&1; then
+  scripts/fuzz.sh 15
+else
+  echo "fuzz smoke skipped: clang is not installed (scripts/setup.sh installs it)"
+fi
 echo "== all tests passed"
