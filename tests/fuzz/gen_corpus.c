@@ -69,6 +69,74 @@ static void peer_seeds(void)
     peer("read_index_resp", &m);
 }
 
+/* Messages joined with fuzz_raft_step.c's separator. */
+static void raft_seq(const char *name, const struct mf_raft_msg *m, size_t n)
+{
+    uint8_t buf[8192];
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *b;
+        size_t bl;
+        MF_ASSERT(mf_peer_msg_encode(&m[i], &b, &bl) == 0);
+        MF_ASSERT(len + bl + 4 <= sizeof(buf));
+        if (i)
+            memcpy(buf + len, "|RM|", 4), len += 4;
+        memcpy(buf + len, b, bl);
+        len += bl;
+        free(b);
+    }
+    put("fuzz_raft_step", name, buf, len);
+}
+
+static void raft_step_seeds(void)
+{
+    static const uint8_t d[] = "entry data";
+    static uint8_t chunk[64];
+    memset(chunk, 0x5a, sizeof(chunk));
+    struct mf_raft_entry ents[3] = {{.term = 2, .index = 1, .data = d, .len = 10},
+                                    {.term = 2, .index = 2, .data = d, .len = 10},
+                                    {.term = 2, .index = 3}};
+    /* node 2 as a follower of leader 1: heartbeat, appends, a snapshot, reads */
+    struct mf_raft_msg f[] = {
+        {.type = MF_RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 2, .commit = 0, .ctx = 1},
+        {.type = MF_RAFT_MSG_APP, .from = 1, .to = 2, .term = 2, .entries = ents,
+         .entries_len = 3, .commit = 2},
+        {.type = MF_RAFT_MSG_APP, .from = 1, .to = 2, .term = 2, .index = 3, .log_term = 2,
+         .commit = 3},
+        {.type = MF_RAFT_MSG_READ_INDEX_RESP, .from = 1, .to = 2, .term = 2, .index = 3,
+         .ctx = 9},
+        {.type = MF_RAFT_MSG_SNAP, .from = 1, .to = 2, .term = 2,
+         .snapshot = {.index = 10, .term = 2, .conf = {.voters = {1, 2, 3}, .voters_len = 3}},
+         .snapshot_chunk = chunk, .snapshot_chunk_len = 64},
+        {.type = MF_RAFT_MSG_SNAP, .from = 1, .to = 2, .term = 2,
+         .snapshot = {.index = 10, .term = 2, .conf = {.voters = {1, 2, 3}, .voters_len = 3}},
+         .snapshot_offset = 64, .snapshot_chunk = chunk, .snapshot_chunk_len = 64,
+         .snapshot_done = true},
+        {.type = MF_RAFT_MSG_VOTE, .from = 3, .to = 2, .term = 3, .index = 10, .log_term = 2},
+        {.type = MF_RAFT_MSG_TIMEOUT_NOW, .from = 1, .to = 2, .term = 3},
+    };
+    raft_seq("follower", f, sizeof(f) / sizeof(f[0]));
+    /* four stale messages, ticks (node 2 pre-campaigns for term 1), then the
+     * votes that make it leader, then its followers' answers */
+    struct mf_raft_msg l[] = {
+        {.type = MF_RAFT_MSG_APP_RESP, .from = 1, .to = 2},
+        {.type = MF_RAFT_MSG_APP_RESP, .from = 1, .to = 2},
+        {.type = MF_RAFT_MSG_APP_RESP, .from = 3, .to = 2},
+        {.type = MF_RAFT_MSG_APP_RESP, .from = 3, .to = 2},
+        {.type = MF_RAFT_MSG_PRE_VOTE_RESP, .from = 1, .to = 2, .term = 1},
+        {.type = MF_RAFT_MSG_VOTE_RESP, .from = 1, .to = 2, .term = 1},
+        {.type = MF_RAFT_MSG_APP_RESP, .from = 1, .to = 2, .term = 1, .index = 1},
+        {.type = MF_RAFT_MSG_APP_RESP, .from = 3, .to = 2, .term = 1, .reject = true,
+         .reject_hint = 0},
+        {.type = MF_RAFT_MSG_HEARTBEAT_RESP, .from = 1, .to = 2, .term = 1, .ctx = 1},
+        {.type = MF_RAFT_MSG_READ_INDEX, .from = 3, .to = 2, .term = 1, .ctx = 5},
+        {.type = MF_RAFT_MSG_SNAP_RESP, .from = 3, .to = 2, .term = 1, .index = 1,
+         .snapshot_offset = 64},
+        {.type = MF_RAFT_MSG_APP_RESP, .from = 3, .to = 2, .term = 1, .index = 1},
+    };
+    raft_seq("leader", l, sizeof(l) / sizeof(l[0]));
+}
+
 /* Commands, packed and joined with fuzz_fsm.c's separator. */
 struct seq {
     uint8_t buf[8192];
@@ -238,6 +306,7 @@ int main(int argc, char **argv)
     g_dir = argv[1];
     fixture_setup();
     peer_seeds();
+    raft_step_seeds();
     fsm_seeds();
     keyring_seeds();
     snapshot_seeds();
