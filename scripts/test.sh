@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: the normal build, then the ASan+UBSan build of the
-# unit tests. Fails if any test fails. Long chaos and benchmark runs have their
-# own commands (see README); here they run as short smoke tests.
+# unit tests, then a short run of every fuzz target. Fails if any test fails.
+# Long chaos, fuzz and benchmark runs have their own commands (see README);
+# here they run as short smoke tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -31,4 +32,12 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # Real server processes under the sanitizers (the timing-sensitive integration
 # tests stay in the normal build: sanitizers slow everything 3-5x).
 (cd build-asan && ctest --output-on-failure --timeout 900 -R '^it_test_cluster$')
+# Every libFuzzer target in turn, 170 s in all (the CI budget is 3 minutes).
+targets=$(find tests/fuzz/corpus -mindepth 1 -maxdepth 1 -type d | wc -l)
+echo "== fuzz smoke (scripts/fuzz.sh: $targets targets, $((170 / targets)) s each)"
+if command -v clang >/dev/null 2>&1; then
+  scripts/fuzz.sh $((170 / targets))
+else
+  echo "fuzz smoke skipped: clang is not installed (scripts/setup.sh installs it)"
+fi
 echo "== all tests passed"

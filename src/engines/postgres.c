@@ -289,6 +289,25 @@ static int subst(const char *tmpl, const struct vars *v, struct sbuf *out, char 
     }
 }
 
+int mf_pg_render(const char *tmpl, const char *name, const char *password,
+                 const char *password_scram, const char *expiration, char **out, char *err,
+                 size_t err_len)
+{
+    struct sbuf b = {0};
+    struct vars v = {name, password, password_scram, expiration};
+    char bad[96];
+    *out = NULL;
+    int rc = subst(tmpl, &v, &b, bad, sizeof(bad));
+    if (rc == 0 && b.oom)
+        rc = -ENOMEM;
+    if (rc) {
+        sb_free(&b);
+        return rc == -ENOMEM ? rc : mf_err_set(err, err_len, rc, "%s", bad);
+    }
+    *out = b.p ? b.p : strdup("");
+    return *out ? 0 : -ENOMEM;
+}
+
 /* ------------------------------------------------------------- connection */
 
 static void notice_ignore(void *arg, const char *message)

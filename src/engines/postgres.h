@@ -83,4 +83,16 @@ int mf_pg_scram_verifier(const char *password, char *buf, size_t len);
  * "YYYY-MM-DD HH:MM:SS.mmm+00". Returns 0 or MF_EINVAL (buffer too small). */
 int mf_pg_expiration(uint64_t expire_at_ms, char *buf, size_t len);
 
+/* Substitute a template's placeholders as issue, renew and revoke do (the
+ * same code): {{name}} {{password}} {{password_scram}} {{expiration}}; a NULL
+ * value is a placeholder not allowed in that kind of template. A seam for
+ * the fuzz target (tests/fuzz/fuzz_pg_template.c): role_put's check must
+ * accept only templates that then render with real values. On success *out
+ * is malloc'd (free() after OPENSSL_cleanse: it may hold the password).
+ * Errors: MF_EINVAL (message in err: unknown, unterminated or not allowed
+ * placeholder), -ENOMEM. */
+int mf_pg_render(const char *tmpl, const char *name, const char *password,
+                 const char *password_scram, const char *expiration, char **out, char *err,
+                 size_t err_len);
+
 #endif

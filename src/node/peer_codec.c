@@ -133,7 +133,18 @@ int mf_peer_msg_decode(const uint8_t *data, size_t len, struct mf_peer_decoded *
         }
         for (size_t i = 0; i < pb->n_entries; i++) {
             const Mayfly__Raft__Entry *e = pb->entries[i];
-            if (e->type > MF_RAFT_ENTRY_NOOP || e->data.len > UINT32_MAX)
+            /* The core takes entries as consecutive after index (the
+             * previous entry): an AppendEntries that skips or repeats one
+             * would trip its assertions. */
+            if (e->type > MF_RAFT_ENTRY_NOOP || e->data.len > UINT32_MAX ||
+                pb->index > UINT64_MAX - 1 - i || e->index != pb->index + 1 + i)
+                goto corrupt;
+            /* A conf change the core cannot read would stop it for good
+             * (it latches MF_ECORRUPT): refuse the message instead. */
+            enum mf_raft_conf_change_type ct;
+            uint64_t node;
+            if (e->type == MF_RAFT_ENTRY_CONF &&
+                mf_raft_conf_decode(e->data.data, (uint32_t)e->data.len, &ct, &node) != 0)
                 goto corrupt;
             out->entries[i].term = e->term;
             out->entries[i].index = e->index;

@@ -28,7 +28,9 @@ struct mf_peer_decoded {
     struct mf_raft_entry *entries;
 };
 
-/* Unpacks and validates (type in range, sizes, conf within limits).
+/* Unpacks and validates (type in range, sizes, conf within limits, entries
+ * numbered consecutively after msg.index and conf change entries readable,
+ * as the Raft core requires).
  * Returns 0, or MF_ECORRUPT for a malformed message (never crashes). */
 int mf_peer_msg_decode(const uint8_t *data, size_t len, struct mf_peer_decoded *out);
 void mf_peer_msg_free(struct mf_peer_decoded *d);

@@ -14,7 +14,9 @@
 
 static struct mf_raft_msg full_msg(uint32_t type)
 {
-    static const uint8_t d1[] = "first", d2[] = "second", chunk[] = "chunk-bytes";
+    /* d2: a conf change the core can read (add voter 4). */
+    static const uint8_t d1[] = "first", d2[] = {MF_RAFT_CONF_ADD_VOTER, 0, 0, 0, 0, 0, 0, 0, 4},
+                         chunk[] = "chunk-bytes";
     static struct mf_raft_entry ents[2];
     ents[0] = (struct mf_raft_entry){.term = 3, .index = 10, .type = MF_RAFT_ENTRY_NORMAL,
                                      .len = sizeof(d1), .data = d1};
@@ -119,9 +121,63 @@ static void test_node_codec_refuses_bad_bytes(void **state)
     free(buf);
 }
 
+/* Entries must follow msg.index one by one (the Raft core asserts it): a
+ * peer's AppendEntries that skips, repeats or wraps an index is refused
+ * (found by tests/fuzz/fuzz_raft_step). */
+static void test_node_codec_refuses_entries_out_of_order(void **state)
+{
+    (void)state;
+    struct mf_peer_decoded d;
+    uint8_t *buf;
+    size_t len;
+    struct mf_raft_msg m = full_msg(MF_RAFT_MSG_APP);
+    const uint64_t second[] = {10, 12, 9};
+    for (size_t i = 0; i < 3; i++) {
+        m.entries[1].index = second[i];
+        assert_int_equal(mf_peer_msg_encode(&m, &buf, &len), 0);
+        assert_int_equal(mf_peer_msg_decode(buf, len, &d), MF_ECORRUPT);
+        free(buf);
+    }
+    m = full_msg(MF_RAFT_MSG_APP);
+    m.index = UINT64_MAX - 1;
+    m.entries[0].index = UINT64_MAX;
+    m.entries[1].index = 0;
+    assert_int_equal(mf_peer_msg_encode(&m, &buf, &len), 0);
+    assert_int_equal(mf_peer_msg_decode(buf, len, &d), MF_ECORRUPT);
+    free(buf);
+    m = full_msg(MF_RAFT_MSG_APP);
+    assert_int_equal(mf_peer_msg_encode(&m, &buf, &len), 0);
+    assert_int_equal(mf_peer_msg_decode(buf, len, &d), 0);
+    mf_peer_msg_free(&d);
+    free(buf);
+}
+
+/* A conf change entry the core cannot read (it would latch MF_ECORRUPT and
+ * stop the node) is refused (found by tests/fuzz/fuzz_raft_step). */
+static void test_node_codec_refuses_bad_conf_entry(void **state)
+{
+    (void)state;
+    struct mf_peer_decoded d;
+    uint8_t *buf;
+    size_t len;
+    static const uint8_t bad_type[] = {9, 0, 0, 0, 0, 0, 0, 0, 4}, short_[] = {1, 4};
+    const uint8_t *datas[] = {bad_type, short_, NULL};
+    const uint32_t lens[] = {sizeof(bad_type), sizeof(short_), 0};
+    for (size_t i = 0; i < 3; i++) {
+        struct mf_raft_msg m = full_msg(MF_RAFT_MSG_APP);
+        m.entries[1].data = datas[i];
+        m.entries[1].len = lens[i];
+        assert_int_equal(mf_peer_msg_encode(&m, &buf, &len), 0);
+        assert_int_equal(mf_peer_msg_decode(buf, len, &d), MF_ECORRUPT);
+        free(buf);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_node_codec_refuses_entries_out_of_order),
+        cmocka_unit_test(test_node_codec_refuses_bad_conf_entry),
         cmocka_unit_test(test_node_codec_round_trips_every_type),
         cmocka_unit_test(test_node_codec_refuses_bad_bytes),
     };
