@@ -32,7 +32,7 @@ start() {
   [ -f "$dir/certs/ca.pem" ] || "$bin/mayflyd" --gen-certs "$dir/certs" --nodes 3 >/dev/null
   for i in 1 2 3; do
     local p=${ports[$((i - 1))]}
-    mkdir -p "$dir/node-$i"
+    mkdir -p -m 700 "$dir/node-$i"
     {
       echo "{"
       echo "  \"node_id\": $i, \"zone\": \"${zones[$((i - 1))]}\","

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: the normal build, then the ASan+UBSan build of the
-# unit tests, then a short run of every fuzz target. Fails if any test fails.
+# Runs the whole test suite: the normal build, a compile-only Release build,
+# then the ASan+UBSan build of the unit tests, the cluster tests and the chaos
+# smoke, then a short run of every fuzz target. Fails if any test fails.
 # Long chaos, fuzz and benchmark runs have their own commands (see README);
 # here they run as short smoke tests.
 set -euo pipefail
@@ -23,6 +24,10 @@ else
   exit 1
 fi
 
+echo "== compile-only Release build (what packagers build; warnings stay errors)"
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-release -j "$jobs" --target mayflyd mayfly mf_client
+
 echo "== build (ASan + UBSan)"
 scripts/build.sh build-asan -DMAYFLY_SANITIZE=ON
 echo "== tests under ASan + UBSan (unit, simulator, and the cluster integration test)"
@@ -32,6 +37,11 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # Real server processes under the sanitizers (the timing-sensitive integration
 # tests stay in the normal build: sanitizers slow everything 3-5x).
 (cd build-asan && ctest --output-on-failure --timeout 900 -R '^it_test_cluster$')
+# LeakSanitizer on a 3-node cluster stopped gracefully, the secure-defaults
+# proofs, and the chaos smoke with every node under the sanitizers.
+(cd build-asan && ctest --output-on-failure --timeout 900 -R '^it_test_hardening$')
+echo "== chaos smoke under ASan + UBSan"
+MF_JEPSEN_SEED="${MF_JEPSEN_SEED:-1}" jepsen/smoke.sh build-asan
 # Every libFuzzer target in turn, 170 s in all (the CI budget is 3 minutes).
 targets=$(find tests/fuzz/corpus -mindepth 1 -maxdepth 1 -type d | wc -l)
 echo "== fuzz smoke (scripts/fuzz.sh: $targets targets, $((170 / targets)) s each)"

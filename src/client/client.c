@@ -171,6 +171,8 @@ static int exchange(struct mf_client *c, const uint8_t *body, size_t body_len, u
     }
 }
 
+/* Only UNAVAILABLE moves on to the next node; TOO_LARGE and every other
+ * answer is final (no node would take a request over the limit). */
 static bool retryable(const Mayfly__Api__Response *r)
 {
     return r->error && r->error->code == MAYFLY__API__ERROR_CODE__UNAVAILABLE;
@@ -214,10 +216,15 @@ int mf_client_call(struct mf_client *c, Mayfly__Api__Request *req, bool is_write
             Mayfly__Api__Response *r = NULL;
             rc = exchange(c, frame, body_len, req->id, deadline, &r, &sent, err, err_len);
             ever_sent |= sent;
+            if (rc == MF_ETOOLARGE) { /* no node takes it: retrying cannot help */
+                OPENSSL_clear_free(frame, body_len);
+                mayfly__api__response__free_unpacked(last, NULL);
+                return rc;
+            }
             if (!rc && !retryable(r)) {
                 mayfly__api__response__free_unpacked(last, NULL);
                 *resp = r;
-                free(frame);
+                OPENSSL_clear_free(frame, body_len);
                 return 0;
             }
             if (!rc) { /* UNAVAILABLE: keep it in case time runs out */
@@ -238,7 +245,7 @@ int mf_client_call(struct mf_client *c, Mayfly__Api__Request *req, bool is_write
             backoff = backoff * 2 > RETRY_BACKOFF_MAX_MS ? RETRY_BACKOFF_MAX_MS : backoff * 2;
         }
     }
-    free(frame);
+    OPENSSL_clear_free(frame, body_len);
     if (last) { /* every node said UNAVAILABLE: report that answer */
         *resp = last;
         return 0;

@@ -23,6 +23,8 @@
 #include "common/env.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/secmem.h"
+#include "common/utf8.h"
 #include "forward.pb-c.h"
 #include "net/conn.h"
 #include "server/auditlog.h"
@@ -73,6 +75,10 @@ static Mayfly__Api__ErrorCode wire_code(int code)
     return v ? (Mayfly__Api__ErrorCode)v->value : MAYFLY__API__ERROR_CODE__INTERNAL;
 }
 
+/* Requests and answers carry secrets (tokens, values): every block of them
+ * is wiped when freed (common/secmem.h). */
+static ProtobufCAllocator wipe_alloc = {mf_wipe_pb_alloc, mf_wipe_pb_free, NULL};
+
 /* ---- connections ---- */
 
 static void cc_unref(struct client_conn *cc)
@@ -103,18 +109,17 @@ static void req_free(struct req *r)
         cc_unref(r->cc);
     }
     if (r->pb)
-        mayfly__api__request__free_unpacked(r->pb, NULL);
+        mayfly__api__request__free_unpacked(r->pb, &wipe_alloc);
     if (r->token)
-        mayfly__cmd__token_record__free_unpacked(r->token, NULL);
+        mayfly__cmd__token_record__free_unpacked(r->token, &wipe_alloc);
     X509_free(r->fwd_cert);
     sk_X509_pop_free(r->fwd_chain, X509_free);
     if (r->op_state)
         r->op_state_free(r->op_state);
     free(r->audit_path);
-    free(r->answer);
+    mf_wipe_free(r->answer);
     if (r->secret_plain) {
-        OPENSSL_cleanse(r->secret_plain, strlen(r->secret_plain));
-        free(r->secret_plain);
+        mf_wipe_free(r->secret_plain);
     }
     free(r);
 }
@@ -158,12 +163,12 @@ static void answer_audited(struct req *r, bool durable, const char *err)
         Mayfly__Api__Response resp = MAYFLY__API__RESPONSE__INIT;
         resp.id = r->pb ? r->pb->id : 0;
         resp.error = &e;
-        free(r->answer);
+        mf_wipe_free(r->answer);
         r->answer = pack_answer(r, &resp, &r->answer_len);
     }
     if (r->answer)
         send_answer(r, r->answer, r->answer_len);
-    free(r->answer);
+    mf_wipe_free(r->answer);
     r->answer = NULL;
     req_free(r);
 }
@@ -187,7 +192,7 @@ void mf_api_reply(struct req *r, Mayfly__Api__Response *resp)
         return; /* leaves once its record is durable */
     if (r->answer)
         send_answer(r, r->answer, r->answer_len);
-    free(r->answer);
+    mf_wipe_free(r->answer);
     r->answer = NULL;
     req_free(r);
 }
@@ -305,7 +310,7 @@ static void on_client_frame(struct mf_conn *c, const uint8_t *data, size_t len)
     struct req *r = req_new(s, pb);
     if (!r) {
         if (pb)
-            mayfly__api__request__free_unpacked(pb, NULL);
+            mayfly__api__request__free_unpacked(pb, &wipe_alloc);
         mf_conn_close(c, -ENOMEM);
         return;
     }
@@ -331,6 +336,10 @@ static void on_client_frame(struct mf_conn *c, const uint8_t *data, size_t len)
     if (mayfly__api__request__get_packed_size(pb) != len)
         return mf_api_reply_error(r, MF_EINVAL, "malformed request: a string holds a NUL byte, "
                                                 "or the encoding is not canonical");
+    const char *bad = NULL; /* paths, names and keys are UTF-8 (common/utf8.h) */
+    if (!mf_utf8_message_valid((const ProtobufCMessage *)pb, &bad))
+        return mf_api_reply_error(r, MF_EINVAL, "malformed request: field '%s' is not valid "
+                                                "UTF-8", bad);
     s->api->on_request(r);
 }
 
@@ -495,7 +504,7 @@ int mf_api_forward(struct mf_server *s, struct req *r)
         rc = mf_node_send(s->node, s->leader, TAG_FWD_REQ, buf, 8 + len);
     }
     envelope_free_certs(&e);
-    free(buf);
+    mf_wipe_free(buf);
     if (rc)
         return rc;
     r->fwd_deadline_ms = mf_now_mono_ms() + FORWARD_TIMEOUT_MS;
@@ -563,7 +572,7 @@ static bool audit_relayed(struct req *r, const uint8_t *data, size_t len)
     r->answer = malloc(len ? len : 1);
     if (!r->answer) {
         if (resp)
-            mayfly__api__response__free_unpacked(resp, NULL);
+            mayfly__api__response__free_unpacked(resp, &wipe_alloc);
         return false;
     }
     memcpy(r->answer, data, len);
@@ -571,10 +580,10 @@ static bool audit_relayed(struct req *r, const uint8_t *data, size_t len)
     int rc = mf_auditlog_response(r, resp ? response_code(resp) : MF_EINTERNAL, resp,
                                   answer_audited);
     if (resp)
-        mayfly__api__response__free_unpacked(resp, NULL);
+        mayfly__api__response__free_unpacked(resp, &wipe_alloc);
     if (rc == 1)
         return true;
-    free(r->answer);
+    mf_wipe_free(r->answer);
     r->answer = NULL;
     return false;
 }
@@ -644,12 +653,12 @@ static void serve_forwarded(struct mf_server *s, uint64_t from, const uint8_t *d
         strlen(e->client_addr) >= sizeof(((struct req *)0)->client_addr)) {
         MF_WARN(LOG_MOD, "malformed forwarded request from node %" PRIu64, from);
         if (e)
-            mayfly__peer__forward_envelope__free_unpacked(e, NULL);
+            mayfly__peer__forward_envelope__free_unpacked(e, &wipe_alloc);
         return;
     }
     struct req *r = req_new(s, e->request);
     if (!r) {
-        mayfly__peer__forward_envelope__free_unpacked(e, NULL);
+        mayfly__peer__forward_envelope__free_unpacked(e, &wipe_alloc);
         return;
     }
     e->request = NULL; /* r owns the Request now */
@@ -661,7 +670,7 @@ static void serve_forwarded(struct mf_server *s, uint64_t from, const uint8_t *d
         r->audit_rid_node = from;
     }
     int bad = take_certs(r, e);
-    mayfly__peer__forward_envelope__free_unpacked(e, NULL);
+    mayfly__peer__forward_envelope__free_unpacked(e, &wipe_alloc);
     if (bad) {
         MF_WARN(LOG_MOD, "a forwarded request from node %" PRIu64 " carries a certificate "
                          "that does not parse or belongs to no cert login", from);

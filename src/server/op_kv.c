@@ -246,7 +246,7 @@ void mf_op_kv_get(struct req *r)
     mf_api_reply(r, &resp);
     free(entries);
     free(ptrs);
-    json_decref(obj); /* jansson does not wipe: values passed through TLS only */
+    json_decref(obj); /* mayflyd makes jansson wipe what it frees (mf_secmem_json_wipe) */
 }
 
 void mf_op_kv_list(struct req *r)

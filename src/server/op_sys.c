@@ -11,6 +11,7 @@
 #include "common/env.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/secmem.h"
 #include "auth/policy.h"
 #include "server/authz.h"
 #include "server/handler.h"
@@ -248,7 +249,7 @@ static void dev_on_root_token(void *arg, int rc, const Result *res)
         MF_ERROR(LOG_MOD, "dev init: cannot create the root token: %s", mf_strerror(rc));
         return dev_init_free(d);
     }
-    s->dev_root_token = strdup(d->token);
+    s->dev_root_token = mf_secmem_strdup(d->token); /* locked, out of dumps */
     if (s->dev_root_token && s->ready_cb && !s->ready_sent) {
         s->ready_sent = true;
         s->ready_cb(s, s->dev_root_token);

@@ -16,6 +16,7 @@
 #include "common/env.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/secmem.h"
 #include "net/tls.h"
 #include "server/api.h"
 #include "server/audit_anchor.h"
@@ -283,10 +284,7 @@ void mf_server_stop(struct mf_server *s)
     mf_tls_ctx_free(s->peer_server_ctx);
     mf_tls_ctx_free(s->peer_client_ctx);
     mf_tls_ctx_free(s->client_ctx);
-    if (s->dev_root_token) {
-        OPENSSL_cleanse(s->dev_root_token, strlen(s->dev_root_token));
-        free(s->dev_root_token);
-    }
+    mf_secmem_str_free(s->dev_root_token);
     pthread_rwlock_destroy(&s->state_lock);
     mf_sched_close(s);
     mf_proposer_node_free(s->prop);

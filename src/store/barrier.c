@@ -26,6 +26,7 @@
 #include "common/env.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/secmem.h"
 
 #define MOD "barrier"
 
@@ -95,39 +96,16 @@ static uint64_t get_be64(const uint8_t *p)
 
 /* ------------------------------------------------------- locked memory */
 
-static size_t page_round(size_t len)
-{
-    long page = sysconf(_SC_PAGESIZE);
-    size_t pg = page > 0 ? (size_t)page : 4096u;
-    if (len == 0)
-        len = 1;
-    return (len + pg - 1) / pg * pg;
-}
-
+/* Keys live in the secure heap (common/secmem.h): locked, out of dumps,
+ * wiped when freed. */
 void *mf_barrier_secure_alloc(size_t len)
 {
-    static atomic_bool warned;
-    size_t size = page_round(len);
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    if (mlock(p, size) != 0 && !atomic_exchange(&warned, true))
-        MF_WARN(MOD, "cannot lock key memory (mlock: %s); keys may be swapped out: "
-                     "raise RLIMIT_MEMLOCK (ulimit -l)", strerror(errno));
-#ifdef MADV_DONTDUMP
-    (void)madvise(p, size, MADV_DONTDUMP); /* best effort: keep keys out of core dumps */
-#endif
-    return p; /* anonymous mappings are zero-filled */
+    return mf_secmem_alloc(len);
 }
 
 void mf_barrier_secure_free(void *p, size_t len)
 {
-    if (p == NULL)
-        return;
-    size_t size = page_round(len);
-    OPENSSL_cleanse(p, size);
-    (void)munlock(p, size);
-    MF_ASSERT(munmap(p, size) == 0);
+    mf_secmem_free(p, len);
 }
 
 void mf_barrier_wipe_free(void *p, size_t len)

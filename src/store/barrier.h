@@ -296,9 +296,10 @@ int mf_barrier_seal_config(struct mf_barrier *b, struct mf_barrier_seal_config *
 /* Wipe `len` bytes at p with OPENSSL_cleanse and free(p). NULL is a no-op. */
 void mf_barrier_wipe_free(void *p, size_t len);
 
-/* Locked memory for secrets (used by seal.c too): page-aligned, mlock'ed where
- * RLIMIT_MEMLOCK allows (a warning is logged once otherwise), excluded from
- * core dumps, zero-filled. Returns NULL on failure (-ENOMEM). Release with
+/* Locked memory for secrets (used by seal.c too): the OpenSSL secure heap
+ * once mf_secmem_init() ran, else page-aligned mappings mlock'ed where
+ * RLIMIT_MEMLOCK allows (a warning is logged once otherwise); excluded from
+ * core dumps either way, zero-filled (common/secmem.h). Returns NULL on failure (-ENOMEM). Release with
  * mf_barrier_secure_free(p, len), which wipes first. */
 void *mf_barrier_secure_alloc(size_t len);
 void mf_barrier_secure_free(void *p, size_t len);

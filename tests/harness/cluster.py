@@ -96,7 +96,8 @@ class Node:
         return "127.0.0.1:%d" % self.peer_port
 
     def write_config(self, extra=None):
-        os.makedirs(self.data_dir, exist_ok=True)
+        os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)  # mayflyd refuses a data_dir others can enter
         cfg = {
             "node_id": self.id,
             "data_dir": self.data_dir,

@@ -3,6 +3,7 @@
  *   mayflyd --config FILE [--node-id N] [--data-dir D] [--listen A]
  *           [--peer-listen A] [--log-level L]
  *   mayflyd --dev [--dev-listen A]
+ *   (either may add --debug-core: core dumps stay possible, for debugging)
  *
  * Prints "mayflyd: ready" once it serves (tests wait for that line). Dev mode
  * makes a temporary directory with a CA, a node certificate and a key file,
@@ -23,7 +24,9 @@
 
 #include "common/config.h"
 #include "common/err.h"
+#include "common/fileperm.h"
 #include "common/log.h"
+#include "common/secmem.h"
 #include "net/devpki.h"
 #include "server/server.h"
 #include "store/seal.h"
@@ -39,6 +42,7 @@ struct flags {
     const char *gen_certs;
     const char *nodes;
     int dev;
+    int debug_core;
 };
 
 static char dev_dir[64];
@@ -50,6 +54,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: mayflyd --config FILE [--node-id N] [--data-dir DIR] [--listen ADDR]\n"
                  "                [--peer-listen ADDR] [--log-level debug|info|warn|error]\n"
                  "       mayflyd --dev [--dev-listen ADDR]\n"
+                 "       --debug-core: allow core dumps and ptrace (they hold secrets; debugging only)\n"
                  "       mayflyd --gen-certs DIR [--nodes N]   (test and local clusters only)\n");
 }
 
@@ -61,6 +66,10 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         const char **dst = NULL;
         if (strcmp(a, "--dev") == 0) {
             f->dev = 1;
+            continue;
+        }
+        if (strcmp(a, "--debug-core") == 0) {
+            f->debug_core = 1;
             continue;
         }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -241,14 +250,65 @@ static void no_core_dumps(void)
                 strerror(errno));
 }
 
+/* --debug-core: the secure defaults undone for a debugging session only. */
+static void allow_core_dumps(void)
+{
+    struct rlimit cur;
+    if (getrlimit(RLIMIT_CORE, &cur) == 0 && cur.rlim_cur != cur.rlim_max) {
+        cur.rlim_cur = cur.rlim_max; /* as far as the hard limit lets anyone */
+        (void)setrlimit(RLIMIT_CORE, &cur);
+    }
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0)
+        fprintf(stderr, "mayflyd: warning: cannot mark the process dumpable: %s\n",
+                strerror(errno));
+    fprintf(stderr, "mayflyd: warning: --debug-core: core dumps and ptrace are allowed; "
+                    "a core file holds keys, tokens and values\n");
+}
+
+/* Keys, shares and the dev root token go to OpenSSL's secure heap (locked,
+ * out of dumps), and everything jansson frees is wiped (KV values). */
+static void secure_memory(void)
+{
+    int rc = mf_secmem_init(MF_SECMEM_HEAP_BYTES);
+    if (rc == 1)
+        fprintf(stderr, "mayflyd: warning: the secure heap could not be locked in memory "
+                        "(raise RLIMIT_MEMLOCK, ulimit -l, to at least %u KiB)\n",
+                MF_SECMEM_HEAP_BYTES / 1024);
+    else if (rc)
+        fprintf(stderr, "mayflyd: warning: no secure heap; keys use locked pages of their own\n");
+    mf_secmem_json_wipe();
+}
+
+/* The data directory and key files: ours alone, or no start (fileperm.h). */
+static int check_secret_files(const struct mf_config *cfg)
+{
+    char err[MF_CONFIG_ERR_LEN] = "";
+    int rc = mf_fileperm_check("data_dir", cfg->data_dir, true, err, sizeof(err));
+    if (!rc)
+        rc = mf_fileperm_check("tls_key_file", cfg->tls_key_file, false, err, sizeof(err));
+    if (!rc)
+        rc = mf_fileperm_check("metrics_tls_key_file", cfg->metrics_tls_key_file, false, err,
+                               sizeof(err));
+    if (!rc)
+        rc = mf_fileperm_check("auto_unseal_key_file", cfg->auto_unseal_key_file, false, err,
+                               sizeof(err));
+    if (rc)
+        fprintf(stderr, "mayflyd: refusing to start: %s\n", err);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
-    no_core_dumps();
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
     struct flags f;
-    if (parse_flags(argc, argv, &f))
+    if (parse_flags(argc, argv, &f)) /* reads flags only: nothing secret yet */
         return 1;
+    if (f.debug_core)
+        allow_core_dumps();
+    else
+        no_core_dumps();
+    secure_memory();
     if (f.gen_certs)
         return gen_certs(&f);
     struct mf_config cfg;
@@ -268,6 +328,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "mayflyd: %s\n", err);
         goto out;
     }
+    if ((rc = check_secret_files(&cfg)))
+        goto out;
     enum mf_log_level level;
     if (mf_log_level_parse(cfg.log_level, &level)) {
         fprintf(stderr, "mayflyd: log_level '%s' is not debug, info, warn or error\n",
