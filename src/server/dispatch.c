@@ -291,7 +291,7 @@ static bool authorize(struct req *r, const struct mf_op_def *d, bool write_now)
         return false;
     }
     if (rc) {
-        mf_api_reply_error(r, rc == MF_ETOOLARGE ? MF_EINVAL : rc,
+        mf_api_reply_error(r, rc, /* TOO_LARGE is final: clients do not retry it */
                            rc == MF_ETOOLARGE ? "the request's path is too long" : "%s",
                            mf_strerror(rc));
         return false;
@@ -360,7 +360,7 @@ static void forward(struct req *r)
 {
     int rc = mf_api_forward(r->srv, r);
     if (rc == MF_ETOOLARGE) /* the client's certificate chain: not worth a retry */
-        return mf_api_reply_error(r, MF_EINVAL, "the client certificate chain is too long "
+        return mf_api_reply_error(r, MF_ETOOLARGE, "the client certificate chain is too long "
                                                 "to forward (at most 8 intermediates)");
     if (rc)
         mf_api_reply_error(r, MF_EUNAVAIL, "no leader to forward to (%s); retry",

@@ -182,8 +182,9 @@ bool mf_handler_refuse_path(struct req *r, const char *path)
         return true;
     }
     size_t len = strlen(path);
-    if (len == 0 || len > MF_KV_PATH_MAX) {
-        mf_api_reply_error(r, MF_EINVAL, "a path is 1..%d bytes", MF_KV_PATH_MAX);
+    if (len == 0 || len > MF_KV_PATH_MAX) { /* over the limit: TOO_LARGE, never retried */
+        mf_api_reply_error(r, len ? MF_ETOOLARGE : MF_EINVAL, "a path is 1..%d bytes",
+                           MF_KV_PATH_MAX);
         return true;
     }
     return false;

@@ -13,6 +13,7 @@ import ssl
 import struct
 import subprocess
 import tempfile
+import time
 import unittest
 
 from tests.harness.cluster import MAYFLYD, Cluster, free_port, wait_for
@@ -115,6 +116,20 @@ class InvalidUtf8(unittest.TestCase):
                 ans = raw_call(node, self.c.certs,
                                request(self.c.token, field, body("caf\u00e9".encode())))
                 self.assertNotIn(b"not valid UTF-8", ans)
+
+    def test_over_a_size_limit_is_too_large_and_not_retried(self):
+        """A path over 4,096 bytes is TOO_LARGE (not INVALID_ARGUMENT, not
+        UNAVAILABLE) for reads and writes, and the client gives up at once
+        instead of retrying until its 20 s timeout."""
+        node = self.c.nodes[0]
+        path = "big/" + "x" * 5000
+        for args in (("kv", "get", path), ("kv", "put", path, "k=v")):
+            with self.subTest(op=args[1]):
+                t0 = time.monotonic()
+                rc, out = node.cli(*args, timeout="20s")
+                self.assertNotEqual(rc, 0, out)
+                self.assertEqual(out["error"]["code"], "TOO_LARGE", out)
+                self.assertLess(time.monotonic() - t0, 10)
 
     def test_nothing_was_written_under_a_bad_name(self):
         """A refused kv put leaves nothing behind (listing the root shows only
