@@ -55,7 +55,9 @@ static SSL_CTX *ctx_new(const SSL_METHOD *method)
         SSL_CTX_free(ctx);
         return NULL;
     }
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION);
+    /* CLEANSE_PLAINTEXT: records hold tokens and values once decrypted in
+     * place; wipe them after reading and before a buffer is released. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_CLEANSE_PLAINTEXT);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     return ctx;
 }

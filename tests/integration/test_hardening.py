@@ -275,6 +275,10 @@ class NoCoreDumps(unittest.TestCase):
         self.assertNotEqual(core_soft, "0")
 
 
+SCAN_MAPPING_MAX = 1 << 30  # larger: ASan's shadow and reserved ranges, no data
+SCAN_CHUNK = 16 << 20
+
+
 def memory_holds(pid, needle):
     """The writable private mappings of pid (heap, anonymous, stacks; not
     files such as the LMDB maps) that hold needle, as (mapping, offset)."""
@@ -289,14 +293,21 @@ def memory_holds(pid, needle):
                 continue
             if path in ("[vvar]", "[vsyscall]"):
                 continue
-            try:
-                mem.seek(lo)
-                data = mem.read(hi - lo)
-            except OSError:
+            if hi - lo > SCAN_MAPPING_MAX:
                 continue
-            at = data.find(needle)
-            if at >= 0:
-                hits.append((line.strip(), at))
+            # Chunks overlap by len(needle) - 1 so no copy straddles unseen.
+            pos = lo
+            while pos < hi:
+                try:
+                    mem.seek(pos)
+                    data = mem.read(min(SCAN_CHUNK + len(needle) - 1, hi - pos))
+                except OSError:
+                    break
+                at = data.find(needle)
+                if at >= 0:
+                    hits.append((line.strip(), pos - lo + at))
+                    break
+                pos += SCAN_CHUNK
     return hits
 
 
