@@ -54,8 +54,9 @@ static void usage(FILE *out)
     fprintf(out, "usage: mayflyd --config FILE [--node-id N] [--data-dir DIR] [--listen ADDR]\n"
                  "                [--peer-listen ADDR] [--log-level debug|info|warn|error]\n"
                  "       mayflyd --dev [--dev-listen ADDR]\n"
-                 "       --debug-core: allow core dumps and ptrace (they hold secrets; debugging only)\n"
-                 "       mayflyd --gen-certs DIR [--nodes N]   (test and local clusters only)\n");
+                 "       mayflyd --gen-certs DIR [--nodes N]   (test and local clusters only)\n"
+                 "  --debug-core  leave core dumps and ptrace on (a core file holds keys and\n"
+                 "                tokens: debugging only; off by default)\n");
 }
 
 static int parse_flags(int argc, char **argv, struct flags *f)
