@@ -75,8 +75,7 @@ static Mayfly__Api__ErrorCode wire_code(int code)
     return v ? (Mayfly__Api__ErrorCode)v->value : MAYFLY__API__ERROR_CODE__INTERNAL;
 }
 
-/* Requests and answers carry secrets (tokens, values): every block of them
- * is wiped when freed (common/secmem.h). */
+/* Requests and answers hold tokens and values: wiped when freed (secmem.h). */
 static ProtobufCAllocator wipe_alloc = {mf_wipe_pb_alloc, mf_wipe_pb_free, NULL};
 
 /* ---- connections ---- */
@@ -108,19 +107,15 @@ static void req_free(struct req *r)
         maybe_resume(r->cc);
         cc_unref(r->cc);
     }
-    if (r->pb)
-        mayfly__api__request__free_unpacked(r->pb, &wipe_alloc);
-    if (r->token)
-        mayfly__cmd__token_record__free_unpacked(r->token, &wipe_alloc);
+    mayfly__api__request__free_unpacked(r->pb, &wipe_alloc); /* NULL: no-op */
+    mayfly__cmd__token_record__free_unpacked(r->token, &wipe_alloc);
     X509_free(r->fwd_cert);
     sk_X509_pop_free(r->fwd_chain, X509_free);
     if (r->op_state)
         r->op_state_free(r->op_state);
     free(r->audit_path);
     mf_wipe_free(r->answer);
-    if (r->secret_plain) {
-        mf_wipe_free(r->secret_plain);
-    }
+    mf_wipe_free(r->secret_plain);
     free(r);
 }
 
@@ -192,9 +187,7 @@ void mf_api_reply(struct req *r, Mayfly__Api__Response *resp)
         return; /* leaves once its record is durable */
     if (r->answer)
         send_answer(r, r->answer, r->answer_len);
-    mf_wipe_free(r->answer);
-    r->answer = NULL;
-    req_free(r);
+    req_free(r); /* wipes and frees r->answer */
 }
 
 void mf_api_reply_error(struct req *r, int code, const char *fmt, ...)
@@ -338,8 +331,7 @@ static void on_client_frame(struct mf_conn *c, const uint8_t *data, size_t len)
                                                 "or the encoding is not canonical");
     const char *bad = NULL; /* paths, names and keys are UTF-8 (common/utf8.h) */
     if (!mf_utf8_message_valid((const ProtobufCMessage *)pb, &bad))
-        return mf_api_reply_error(r, MF_EINVAL, "malformed request: field '%s' is not valid "
-                                                "UTF-8", bad);
+        return mf_api_reply_error(r, MF_EINVAL, "malformed request: %s is not valid UTF-8", bad);
     s->api->on_request(r);
 }
 
