@@ -407,19 +407,30 @@ static int validate_enums(const Mayfly__Api__Request *q)
     return 0;
 }
 
+int mf_dispatch_check(const Mayfly__Api__Request *q, const struct mf_op_def **d,
+                      const char **why)
+{
+    *d = NULL;
+    *why = NULL;
+    if (validate_enums(q))
+        *why = "a field has a value this server does not know";
+    else if (q->op_case == MAYFLY__API__REQUEST__OP__NOT_SET)
+        *why = "the request names no operation";
+    else if (!(*d = mf_dispatch_find(q->op_case)))
+        *why = "unknown operation";
+    return *why ? MF_EINVAL : 0;
+}
+
 void mf_dispatch(struct req *r)
 {
     struct mf_server *s = r->srv;
     const Mayfly__Api__Request *q = r->pb;
-    if (validate_enums(q))
-        return mf_api_reply_error(r, MF_EINVAL, "a field has a value this server does not know");
+    const struct mf_op_def *d;
+    const char *why;
+    if (mf_dispatch_check(q, &d, &why))
+        return mf_api_reply_error(r, MF_EINVAL, "%s", why);
     if (s->failed)
         return mf_api_reply_error(r, MF_EUNAVAIL, "this node stopped after a storage failure");
-    if (q->op_case == MAYFLY__API__REQUEST__OP__NOT_SET)
-        return mf_api_reply_error(r, MF_EINVAL, "the request names no operation");
-    const struct mf_op_def *d = mf_dispatch_find(q->op_case);
-    if (!d)
-        return mf_api_reply_error(r, MF_EINVAL, "unknown operation %d", q->op_case);
     bool sealed = mf_barrier_sealed(s->barrier);
     if (sealed && !d->sealed_ok && !r->peer) {
         if (!mf_srv_initialized(s))

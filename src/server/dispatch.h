@@ -67,6 +67,12 @@ const struct mf_op_def *mf_dispatch_find(Mayfly__Api__Request__OpCase op_case);
 /* The whole table (for tests and docs). */
 const struct mf_op_def *mf_dispatch_table(size_t *n);
 
+/* Pure: the checks every request passes before anything else (enum values
+ * this server knows, an operation named, a row for it); *d gets the row.
+ * @return 0; MF_EINVAL with *why (a static string). */
+int mf_dispatch_check(const Mayfly__Api__Request *q, const struct mf_op_def **d,
+                      const char **why);
+
 /* Every request from api.c enters here and is answered exactly once. */
 void mf_dispatch(struct req *r);
 

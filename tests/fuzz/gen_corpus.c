@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "command.pb-c.h"
+#include "mayfly.pb-c.h"
 #include "node/peer_codec.h"
 #include "store/snapshot.h"
 
@@ -297,6 +298,47 @@ static void snapshot_seeds(void)
     put("fuzz_snapshot", "header_only", f, 64);
 }
 
+/* Client requests that reach the dispatcher's checks and a template row's
+ * policy path (fuzz_request). */
+static void request(const char *name, Mayfly__Api__Request *q)
+{
+    q->token = "mf.0000";
+    uint8_t buf[1024];
+    size_t n = mayfly__api__request__get_packed_size(q);
+    MF_ASSERT(n <= sizeof(buf));
+    mayfly__api__request__pack(q, buf);
+    put("fuzz_request", name, buf, n);
+}
+
+static void request_seeds(void)
+{
+    Mayfly__Api__Request q = MAYFLY__API__REQUEST__INIT;
+    Mayfly__Api__KvGetRequest get = MAYFLY__API__KV_GET_REQUEST__INIT;
+    get.path = "app/db";
+    q.op_case = MAYFLY__API__REQUEST__OP_KV_GET;
+    q.kv_get = &get;
+    request("kv_get", &q);
+    Mayfly__Api__Request l = MAYFLY__API__REQUEST__INIT;
+    Mayfly__Api__KvListRequest list = MAYFLY__API__KV_LIST_REQUEST__INIT;
+    list.prefix = "app/";
+    l.op_case = MAYFLY__API__REQUEST__OP_KV_LIST;
+    l.kv_list = &list;
+    request("kv_list", &l);
+    Mayfly__Api__Request p = MAYFLY__API__REQUEST__INIT;
+    Mayfly__Api__PolicyReadRequest pr = MAYFLY__API__POLICY_READ_REQUEST__INIT;
+    pr.name = "ops";
+    p.op_case = MAYFLY__API__REQUEST__OP_POLICY_READ;
+    p.policy_read = &pr;
+    request("policy_read", &p);
+    Mayfly__Api__Request g = MAYFLY__API__REQUEST__INIT;
+    Mayfly__Api__LeaseGrantRequest lg = MAYFLY__API__LEASE_GRANT_REQUEST__INIT;
+    lg.ttl_ms = 60000;
+    lg.name = "web";
+    g.op_case = MAYFLY__API__REQUEST__OP_LEASE_GRANT;
+    g.lease_grant = &lg;
+    request("lease_grant", &g);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -310,5 +352,6 @@ int main(int argc, char **argv)
     fsm_seeds();
     keyring_seeds();
     snapshot_seeds();
+    request_seeds();
     return 0;
 }
