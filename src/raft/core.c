@@ -20,10 +20,32 @@
 
 #ifdef MF_RAFT_BUG_HOOKS
 struct mf_raft_bugs mf_raft_bugs;
-#define BUG(x) (mf_raft_bugs.x)
-#else
-#define BUG(x) 0
 #endif
+
+/* The planted bugs of the simulator's bug-hunting copy (tests/sim), named in
+ * one place; the production library compiles every hook to false. */
+enum mf_raft_bug {
+    MF_RAFT_BUG_COMMIT_OLD_TERM,     /* (a) */
+    MF_RAFT_BUG_TRUNCATE_STALE,      /* (b) */
+    MF_RAFT_BUG_VOTE_BEFORE_PERSIST, /* (c) */
+};
+
+static inline bool bug(const struct mf_raft *r, enum mf_raft_bug b)
+{
+    (void)r;
+#ifdef MF_RAFT_BUG_HOOKS
+    switch (b) {
+    case MF_RAFT_BUG_COMMIT_OLD_TERM:
+        return mf_raft_bugs.commit_old_term;
+    case MF_RAFT_BUG_TRUNCATE_STALE:
+        return mf_raft_bugs.truncate_stale;
+    case MF_RAFT_BUG_VOTE_BEFORE_PERSIST:
+        return mf_raft_bugs.vote_before_persist;
+    }
+#endif
+    (void)b;
+    return false;
+}
 
 /* A broken invariant about the replicated log. Production aborts; the
  * bug-hunting copy built for the simulator latches MF_ECORRUPT instead, so the
@@ -38,6 +60,7 @@ struct mf_raft_bugs mf_raft_bugs;
 #define FETCH_ENTRIES_MAX 1024 /* entries per AppendEntries or apply batch */
 
 enum pr_state { PR_PROBE = 0, PR_REPLICATE = 1, PR_SNAPSHOT = 2 };
+enum append_mode { APPEND_IF_ENTRIES, APPEND_EMPTY_OK };
 
 struct uentry {
     uint64_t term;
@@ -108,6 +131,8 @@ struct mf_raft {
     /* volatile */
     enum mf_raft_role role;
     uint64_t lead;
+    uint64_t lead_seen_term;    /* the term and leader last seen: one leader per term */
+    uint64_t lead_seen;
     uint32_t election_elapsed;
     uint32_t heartbeat_elapsed;
     uint32_t rand_timeout;
@@ -417,6 +442,49 @@ static uint64_t persisted_index(struct mf_raft *r)
 
 /* Copy entries [lo, hi) (at most max_bytes, at least one) into the filling
  * arena. Returns the count in *n, or MF_ECOMPACTED / a fatal error. */
+/* Entries up to (i, t) are durable: drop them from the unstable log, unless
+ * they were replaced since the batch was cut (then the term differs). */
+static void stable_to(struct mf_raft *r, uint64_t i, uint64_t t)
+{
+    if (r->u_len && i >= r->u_offset && i < r->u_offset + r->u_len &&
+        r->u[i - r->u_offset].term == t) {
+        size_t drop = (size_t)(i - r->u_offset + 1);
+        for (size_t k = 0; k < drop; k++) {
+            r->u_bytes -= r->u[k].len;
+            free(r->u[k].data);
+        }
+        memmove(r->u, r->u + drop, (r->u_len - drop) * sizeof(*r->u));
+        r->u_len -= drop;
+        r->u_offset = i + 1;
+    }
+}
+
+/* The whole unstable log, copied into the filling arena for a ready batch. */
+static int copy_unstable(struct mf_raft *r, struct mf_raft_entry **out)
+{
+    struct mf_raft_entry *ents = arena_alloc(r, r->u_len * sizeof(*ents));
+    *out = ents;
+    if (!ents)
+        return r->fatal;
+    for (size_t k = 0; k < r->u_len; k++) {
+        struct mf_raft_entry *e = &ents[k];
+        const struct uentry *ue = &r->u[k];
+        e->term = ue->term;
+        e->index = ue->index;
+        e->type = ue->type;
+        e->len = ue->len;
+        e->data = NULL;
+        if (ue->len) {
+            uint8_t *d = arena_alloc(r, ue->len);
+            if (!d)
+                return r->fatal;
+            memcpy(d, ue->data, ue->len);
+            e->data = d;
+        }
+    }
+    return 0;
+}
+
 static int fetch_entries(struct mf_raft *r, uint64_t lo, uint64_t hi, uint64_t max_bytes,
                          struct mf_raft_entry **out, size_t *n)
 {
@@ -512,6 +580,22 @@ static void conf_at(struct mf_raft *r, uint64_t index, struct mf_raft_conf_state
     *out = r->base_conf;
     for (size_t k = 0; k < r->hist.len && r->hist.v[k].index <= index; k++)
         *out = r->hist.v[k].conf;
+}
+
+/* A snapshot at index: its configuration in *out, and the history up to
+ * index folded into the base. */
+static void conf_fold_to(struct mf_raft *r, uint64_t index, struct mf_raft_conf_state *out)
+{
+    conf_at(r, index, out);
+    r->base_conf = *out;
+    r->base_index = index;
+    size_t k = 0;
+    while (k < r->hist.len && r->hist.v[k].index <= index)
+        k++;
+    if (k) {
+        memmove(r->hist.v, r->hist.v + k, (r->hist.len - k) * sizeof(*r->hist.v));
+        r->hist.len -= k;
+    }
 }
 
 static void free_uentries(struct mf_raft *r, size_t from)
@@ -697,12 +781,14 @@ static void start_snapshot(struct mf_raft *r, struct progress *pr)
     send_snap_chunk(r, pr);
 }
 
-/* Sends one AppendEntries to pr if its flow control allows. Returns true if
- * a message went out. */
-static bool send_append(struct mf_raft *r, struct progress *pr, bool send_if_empty)
+/* Sends one AppendEntries to pr if its flow control allows (APPEND_EMPTY_OK:
+ * even with no entries, as a probe or to carry the commit index). Returns
+ * true if a message went out. */
+static bool send_append(struct mf_raft *r, struct progress *pr, enum append_mode mode)
 {
     if (pr->id == r->id || pr_paused(r, pr) || r->fatal)
         return false;
+    MF_ASSERT(pr->match < pr->next); /* prev = next - 1 is at or after match */
     uint64_t prev = pr->next - 1;
     uint64_t pt = 0;
     int rc = log_term(r, prev, &pt);
@@ -722,7 +808,7 @@ static bool send_append(struct mf_raft *r, struct progress *pr, bool send_if_emp
     }
     if (rc < 0)
         return false;
-    if (n == 0 && !send_if_empty)
+    if (n == 0 && mode == APPEND_IF_ENTRIES)
         return false;
     struct mf_raft_msg *m = new_msg(r, MF_RAFT_MSG_APP, pr->id);
     if (!m)
@@ -744,10 +830,10 @@ static bool send_append(struct mf_raft *r, struct progress *pr, bool send_if_emp
     return true;
 }
 
-static void bcast_append(struct mf_raft *r, bool send_if_empty)
+static void bcast_append(struct mf_raft *r, enum append_mode mode)
 {
     for (size_t k = 0; k < r->prs_len; k++)
-        send_append(r, &r->prs[k], send_if_empty);
+        send_append(r, &r->prs[k], mode);
 }
 
 static void bcast_heartbeat(struct mf_raft *r)
@@ -803,6 +889,9 @@ static void sync_progress(struct mf_raft *r)
         r->transferee = 0;
 }
 
+static void ro_reset(struct mf_raft *r);
+static void pr_reset_all(struct mf_raft *r);
+
 static void reset(struct mf_raft *r, uint64_t term)
 {
     if (r->term != term) {
@@ -816,10 +905,13 @@ static void reset(struct mf_raft *r, uint64_t term)
     r->transferee = 0;
     r->votes_len = 0;
     r->bcast_pending = false;
-    r->read_next.len = 0;
-    r->read_cur.len = 0;
-    r->read_round = false;
-    r->read_acks_len = 0;
+    ro_reset(r);
+    pr_reset_all(r);
+}
+
+/* Fresh progress for every member: probe from the end of our log. */
+static void pr_reset_all(struct mf_raft *r)
+{
     r->prs_len = 0;
     sync_progress(r);
     uint64_t li = last_index(r);
@@ -838,10 +930,32 @@ static void reset(struct mf_raft *r, uint64_t term)
     }
 }
 
+/* Reads in flight are dropped on a role or term change (callers retry). */
+static void ro_reset(struct mf_raft *r)
+{
+    r->read_next.len = 0;
+    r->read_cur.len = 0;
+    r->read_round = false;
+    r->read_acks_len = 0;
+}
+
+/* Sets the leader of the current term. Election safety as this node sees it:
+ * once it knows a leader of a term, no other node leads that term. */
+static void note_lead(struct mf_raft *r, uint64_t lead)
+{
+    r->lead = lead;
+    if (lead == 0)
+        return;
+    if (r->lead_seen_term == r->term)
+        LOG_INVARIANT(r, r->lead_seen == lead);
+    r->lead_seen_term = r->term;
+    r->lead_seen = lead;
+}
+
 static void become_follower(struct mf_raft *r, uint64_t term, uint64_t lead)
 {
     reset(r, term);
-    r->lead = lead;
+    note_lead(r, lead);
     r->role = MF_RAFT_FOLLOWER;
 }
 
@@ -867,13 +981,13 @@ static void become_leader(struct mf_raft *r)
 {
     MF_ASSERT(r->role == MF_RAFT_CANDIDATE);
     reset(r, r->term);
-    r->lead = r->id;
+    note_lead(r, r->id);
     r->role = MF_RAFT_LEADER;
     uint64_t li = last_index(r);
     /* No conf change until the no-op of this term commits. */
     r->pending_conf_index = li + 1;
     append_one(r, r->term, li + 1, MF_RAFT_ENTRY_NOOP, NULL, 0);
-    bcast_append(r, true);
+    bcast_append(r, APPEND_EMPTY_OK);
 }
 
 /* A node campaigns if it is a voter in its latest configuration, or in the
@@ -928,12 +1042,18 @@ static enum poll_result poll(struct mf_raft *r, uint64_t id, bool granted)
     return POLL_PENDING;
 }
 
-static void campaign(struct mf_raft *r, bool pre, bool transfer)
+/* etcd's campaign types: a pre-vote round (does not raise the term), a real
+ * election, or one started by TimeoutNow (no pre-vote; voters skip their
+ * leader-lease check). */
+enum campaign_type { CAMPAIGN_PRE_ELECTION, CAMPAIGN_ELECTION, CAMPAIGN_TRANSFER };
+
+static void campaign(struct mf_raft *r, enum campaign_type ct)
 {
     if (!promotable(r))
         return;
     uint32_t type;
     uint64_t term;
+    bool pre = ct == CAMPAIGN_PRE_ELECTION;
     if (pre) {
         become_pre_candidate(r);
         type = MF_RAFT_MSG_PRE_VOTE;
@@ -945,7 +1065,7 @@ static void campaign(struct mf_raft *r, bool pre, bool transfer)
     }
     if (poll(r, r->id, true) == POLL_WON) {
         if (pre)
-            campaign(r, false, transfer);
+            campaign(r, CAMPAIGN_ELECTION);
         else
             become_leader(r);
         return;
@@ -962,7 +1082,7 @@ static void campaign(struct mf_raft *r, bool pre, bool transfer)
         m->term = term;
         m->index = li;
         m->log_term = lt;
-        m->ctx = transfer ? MF_RAFT_CAMPAIGN_TRANSFER : 0;
+        m->ctx = ct == CAMPAIGN_TRANSFER ? MF_RAFT_CAMPAIGN_TRANSFER : 0;
     }
 }
 
@@ -1063,7 +1183,7 @@ static bool maybe_commit(struct mf_raft *r)
     uint64_t mci = m[quorum(&r->conf) - 1];
     if (mci <= r->commit)
         return false;
-    if (!BUG(commit_old_term) && term_or_zero(r, mci) != r->term)
+    if (!bug(r, MF_RAFT_BUG_COMMIT_OLD_TERM) && term_or_zero(r, mci) != r->term)
         return false; /* Figure 8: never commit an old-term entry by counting */
     commit_to(r, mci);
     return true;
@@ -1071,7 +1191,7 @@ static bool maybe_commit(struct mf_raft *r)
 
 static void after_commit(struct mf_raft *r)
 {
-    bcast_append(r, true);
+    bcast_append(r, APPEND_EMPTY_OK);
     maybe_start_read_round(r);
     /* A leader that removed itself steps down once the removal commits. */
     if (r->role == MF_RAFT_LEADER && !is_voter(&r->conf, r->id) &&
@@ -1111,7 +1231,7 @@ static void handle_append(struct mf_raft *r, const struct mf_raft_msg *m)
                 const struct mf_raft_entry *e = &m->entries[k];
                 append_one(r, e->term, e->index, e->type, e->data, e->len);
             }
-        } else if (BUG(truncate_stale) && lastnew < last_index(r)) {
+        } else if (bug(r, MF_RAFT_BUG_TRUNCATE_STALE) && lastnew < last_index(r)) {
             /* Planted bug (b): drop the suffix a stale, shorter message does
              * not mention, by rewriting its last entry. */
             uint64_t cut = lastnew > r->commit ? lastnew : r->commit;
@@ -1166,16 +1286,19 @@ static void handle_heartbeat(struct mf_raft *r, const struct mf_raft_msg *m)
         o->ctx = m->ctx;
 }
 
-static void snap_resp(struct mf_raft *r, uint64_t to, uint64_t index, uint64_t offset, bool reject,
-                      bool done)
+/* What a follower tells the leader about a snapshot chunk. */
+enum snap_ack { SNAP_ACK_NEXT, SNAP_ACK_REJECT, SNAP_ACK_DONE };
+
+static void snap_resp(struct mf_raft *r, uint64_t to, uint64_t index, uint64_t offset,
+                      enum snap_ack ack)
 {
     struct mf_raft_msg *o = new_msg(r, MF_RAFT_MSG_SNAP_RESP, to);
     if (!o)
         return;
     o->index = index;
     o->snapshot_offset = offset;
-    o->reject = reject;
-    o->snapshot_done = done;
+    o->reject = ack == SNAP_ACK_REJECT;
+    o->snapshot_done = ack == SNAP_ACK_DONE;
 }
 
 static void restore(struct mf_raft *r, const struct mf_raft_snapshot_meta *meta)
@@ -1197,14 +1320,14 @@ static void handle_snapshot(struct mf_raft *r, const struct mf_raft_msg *m)
     if (meta->index <= r->commit) {
         /* Already have it (never move commit or applied backwards). */
         r->srecv_active = false;
-        snap_resp(r, m->from, meta->index, 0, false, true);
+        snap_resp(r, m->from, meta->index, 0, SNAP_ACK_DONE);
         return;
     }
     if (match_term(r, meta->index, meta->term)) {
         /* Our log already holds the snapshot's last entry: fast-forward. */
         commit_to(r, meta->index);
         r->srecv_active = false;
-        snap_resp(r, m->from, meta->index, 0, false, true);
+        snap_resp(r, m->from, meta->index, 0, SNAP_ACK_DONE);
         return;
     }
     if (m->snapshot_offset == 0) {
@@ -1216,7 +1339,7 @@ static void handle_snapshot(struct mf_raft *r, const struct mf_raft_msg *m)
         r->srecv_meta.term != meta->term || m->snapshot_offset != r->srecv_offset) {
         bool same = r->srecv_active && r->srecv_meta.index == meta->index &&
                     r->srecv_meta.term == meta->term;
-        snap_resp(r, m->from, meta->index, same ? r->srecv_offset : 0, true, false);
+        snap_resp(r, m->from, meta->index, same ? r->srecv_offset : 0, SNAP_ACK_REJECT);
         return;
     }
     struct mf_raft_snapshot_chunk ch;
@@ -1235,12 +1358,12 @@ static void handle_snapshot(struct mf_raft *r, const struct mf_raft_msg *m)
     VEC_PUSH(r, r->chunks, ch);
     r->srecv_offset += ch.len;
     if (!m->snapshot_done) {
-        snap_resp(r, m->from, meta->index, r->srecv_offset, false, false);
+        snap_resp(r, m->from, meta->index, r->srecv_offset, SNAP_ACK_NEXT);
         return;
     }
     r->srecv_active = false;
     restore(r, meta);
-    snap_resp(r, m->from, meta->index, r->srecv_offset, false, true);
+    snap_resp(r, m->from, meta->index, r->srecv_offset, SNAP_ACK_DONE);
 }
 
 /* ------------------------------------------------------- leader handlers */
@@ -1300,7 +1423,7 @@ static void step_leader(struct mf_raft *r, const struct mf_raft_msg *m)
          * left to send optimistically: if our earlier ones were lost, its
          * rejection brings the progress back to probing. */
         if (pr->match < last_index(r))
-            send_append(r, pr, true);
+            send_append(r, pr, APPEND_EMPTY_OK);
         read_ack(r, m->from, m->ctx);
         return;
     case MF_RAFT_MSG_APP_RESP:
@@ -1326,7 +1449,7 @@ static void step_leader(struct mf_raft *r, const struct mf_raft_msg *m)
                 decr = true;
             }
             if (decr)
-                send_append(r, pr, true);
+                send_append(r, pr, APPEND_EMPTY_OK);
             return;
         }
         if (m->index > pr->match || (m->index == pr->match && pr->state == PR_PROBE)) {
@@ -1339,12 +1462,13 @@ static void step_leader(struct mf_raft *r, const struct mf_raft_msg *m)
                 pr_become_probe(pr);
             else if (pr->state == PR_REPLICATE)
                 infl_free_le(pr, m->index);
+            MF_ASSERT(pr->match < pr->next);
             if (maybe_commit(r)) {
                 after_commit(r);
                 if (r->role != MF_RAFT_LEADER)
                     return;
             }
-            while (send_append(r, pr, false))
+            while (send_append(r, pr, APPEND_IF_ENTRIES))
                 ;
             if (m->from == r->transferee && pr->match == last_index(r)) {
                 new_msg(r, MF_RAFT_MSG_TIMEOUT_NOW, m->from);
@@ -1366,7 +1490,7 @@ static void step_leader(struct mf_raft *r, const struct mf_raft_msg *m)
                 if (r->role != MF_RAFT_LEADER)
                     return;
             }
-            send_append(r, pr, true);
+            send_append(r, pr, APPEND_EMPTY_OK);
             return;
         }
         /* An ack or a reject names the offset the follower wants next. */
@@ -1404,7 +1528,7 @@ static void step_candidate(struct mf_raft *r, const struct mf_raft_msg *m)
     switch (poll(r, m->from, !m->reject)) {
     case POLL_WON:
         if (r->role == MF_RAFT_PRE_CANDIDATE) {
-            campaign(r, false, false);
+            campaign(r, CAMPAIGN_ELECTION);
         } else {
             become_leader(r);
         }
@@ -1422,23 +1546,23 @@ static void step_follower(struct mf_raft *r, const struct mf_raft_msg *m)
     switch (m->type) {
     case MF_RAFT_MSG_APP:
         r->election_elapsed = 0;
-        r->lead = m->from;
+        note_lead(r, m->from);
         handle_append(r, m);
         return;
     case MF_RAFT_MSG_HEARTBEAT:
         r->election_elapsed = 0;
-        r->lead = m->from;
+        note_lead(r, m->from);
         handle_heartbeat(r, m);
         return;
     case MF_RAFT_MSG_SNAP:
         r->election_elapsed = 0;
-        r->lead = m->from;
+        note_lead(r, m->from);
         handle_snapshot(r, m);
         return;
     case MF_RAFT_MSG_TIMEOUT_NOW:
         /* Leadership transfer: campaign at once, no pre-vote, and voters
          * skip their leader-lease check. */
-        campaign(r, false, true);
+        campaign(r, CAMPAIGN_TRANSFER);
         return;
     case MF_RAFT_MSG_READ_INDEX_RESP:
         if (!m->reject) {
@@ -1538,7 +1662,7 @@ int mf_raft_tick(struct mf_raft *r)
         r->election_elapsed++;
         if (promotable(r) && r->election_elapsed >= r->rand_timeout) {
             r->election_elapsed = 0;
-            campaign(r, r->cfg.pre_vote, false);
+            campaign(r, r->cfg.pre_vote ? CAMPAIGN_PRE_ELECTION : CAMPAIGN_ELECTION);
         }
         return r->fatal;
     }
@@ -1673,7 +1797,7 @@ int mf_raft_transfer_leader(struct mf_raft *r, uint64_t to)
     if (pr->match == last_index(r))
         new_msg(r, MF_RAFT_MSG_TIMEOUT_NOW, to);
     else
-        send_append(r, pr, true);
+        send_append(r, pr, APPEND_EMPTY_OK);
     return r->fatal;
 }
 
@@ -1710,7 +1834,7 @@ int mf_raft_campaign(struct mf_raft *r)
         return MF_EINVAL;
     if (r->role == MF_RAFT_LEADER)
         return 0;
-    campaign(r, r->cfg.pre_vote, false);
+    campaign(r, r->cfg.pre_vote ? CAMPAIGN_PRE_ELECTION : CAMPAIGN_ELECTION);
     return r->fatal;
 }
 
@@ -1749,17 +1873,7 @@ int mf_raft_snapshot_taken(struct mf_raft *r, uint64_t index, struct mf_raft_sna
     memset(meta, 0, sizeof(*meta));
     meta->index = index;
     meta->term = t;
-    conf_at(r, index, &meta->conf);
-    /* Fold the history up to index into the base. */
-    r->base_conf = meta->conf;
-    r->base_index = index;
-    size_t k = 0;
-    while (k < r->hist.len && r->hist.v[k].index <= index)
-        k++;
-    if (k) {
-        memmove(r->hist.v, r->hist.v + k, (r->hist.len - k) * sizeof(*r->hist.v));
-        r->hist.len -= k;
-    }
+    conf_fold_to(r, index, &meta->conf);
     return 0;
 }
 
@@ -1832,10 +1946,11 @@ int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd)
     if (r->fatal)
         return r->fatal;
     MF_ASSERT(!r->rd_inflight);
+    LOG_INVARIANT(r, r->commit <= last_index(r));
     if (r->bcast_pending) {
         r->bcast_pending = false;
         if (r->role == MF_RAFT_LEADER) {
-            bcast_append(r, false);
+            bcast_append(r, APPEND_IF_ENTRIES);
             /* A single voter commits at advance; nothing else to do. */
         }
     }
@@ -1856,25 +1971,8 @@ int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd)
         rd->snapshot = s;
     }
     if (r->u_len) {
-        rd->entries = arena_alloc(r, r->u_len * sizeof(*rd->entries));
-        if (!rd->entries)
+        if (copy_unstable(r, &rd->entries) < 0 || r->fatal)
             return r->fatal;
-        for (size_t k = 0; k < r->u_len; k++) {
-            struct mf_raft_entry *e = &rd->entries[k];
-            const struct uentry *ue = &r->u[k];
-            e->term = ue->term;
-            e->index = ue->index;
-            e->type = ue->type;
-            e->len = ue->len;
-            e->data = NULL;
-            if (ue->len) {
-                uint8_t *d = arena_alloc(r, ue->len);
-                if (!d)
-                    return r->fatal;
-                memcpy(d, ue->data, ue->len);
-                e->data = d;
-            }
-        }
         rd->entries_len = r->u_len;
     }
     uint64_t hi = apply_limit(r);
@@ -1915,7 +2013,7 @@ int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd)
         for (size_t k = 0; k < r->msgs.len; k++) {
             const struct mf_raft_msg *m = &r->msgs.v[k];
             bool before = !hs_vote_change && may_go_before(m);
-            if (BUG(vote_before_persist) && !m->reject &&
+            if (bug(r, MF_RAFT_BUG_VOTE_BEFORE_PERSIST) && !m->reject &&
                 (m->type == MF_RAFT_MSG_VOTE_RESP || m->type == MF_RAFT_MSG_PRE_VOTE_RESP))
                 before = true; /* planted bug (c) */
             if (before)
@@ -1953,18 +2051,7 @@ int mf_raft_advance(struct mf_raft *r, struct mf_raft_ready *rd)
         r->applied = rd->snapshot->index;
     if (rd->entries_len) {
         const struct mf_raft_entry *last = &rd->entries[rd->entries_len - 1];
-        uint64_t i = last->index;
-        if (r->u_len && i >= r->u_offset && i < r->u_offset + r->u_len &&
-            r->u[i - r->u_offset].term == last->term) {
-            size_t drop = (size_t)(i - r->u_offset + 1);
-            for (size_t k = 0; k < drop; k++) {
-                r->u_bytes -= r->u[k].len;
-                free(r->u[k].data);
-            }
-            memmove(r->u, r->u + drop, (r->u_len - drop) * sizeof(*r->u));
-            r->u_len -= drop;
-            r->u_offset = i + 1;
-        }
+        stable_to(r, last->index, last->term);
     }
     if (rd->committed_len) {
         uint64_t li = rd->committed[rd->committed_len - 1].index;
