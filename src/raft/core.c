@@ -9,267 +9,12 @@
  * grow-only blocks; there are two, one filling with the next batch while the
  * other holds the batch in flight, so steady state allocates nothing.
  */
-#include "raft/core.h"
-
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "common/assert.h"
-#include "common/err.h"
+#include "raft/core_int.h"
 
 #ifdef MF_RAFT_BUG_HOOKS
 struct mf_raft_bugs mf_raft_bugs;
 #endif
 
-/* The planted bugs of the simulator's bug-hunting copy (tests/sim), named in
- * one place; the production library compiles every hook to false. */
-enum mf_raft_bug {
-    MF_RAFT_BUG_COMMIT_OLD_TERM,     /* (a) */
-    MF_RAFT_BUG_TRUNCATE_STALE,      /* (b) */
-    MF_RAFT_BUG_VOTE_BEFORE_PERSIST, /* (c) */
-};
-
-static inline bool bug(const struct mf_raft *r, enum mf_raft_bug b)
-{
-    (void)r;
-#ifdef MF_RAFT_BUG_HOOKS
-    switch (b) {
-    case MF_RAFT_BUG_COMMIT_OLD_TERM:
-        return mf_raft_bugs.commit_old_term;
-    case MF_RAFT_BUG_TRUNCATE_STALE:
-        return mf_raft_bugs.truncate_stale;
-    case MF_RAFT_BUG_VOTE_BEFORE_PERSIST:
-        return mf_raft_bugs.vote_before_persist;
-    }
-#endif
-    (void)b;
-    return false;
-}
-
-/* A broken invariant about the replicated log. Production aborts; the
- * bug-hunting copy built for the simulator latches MF_ECORRUPT instead, so the
- * simulator reports the seed like any other violation. */
-#ifdef MF_RAFT_BUG_HOOKS
-#define LOG_INVARIANT(r, c) ((c) ? (void)0 : latch((r), MF_ECORRUPT))
-#else
-#define LOG_INVARIANT(r, c) MF_ASSERT(c)
-#endif
-
-#define ARENA_BLOCK_MIN (64u * 1024u)
-#define FETCH_ENTRIES_MAX 1024 /* entries per AppendEntries or apply batch */
-
-enum pr_state { PR_PROBE = 0, PR_REPLICATE = 1, PR_SNAPSHOT = 2 };
-enum append_mode { APPEND_IF_ENTRIES, APPEND_EMPTY_OK };
-
-struct uentry {
-    uint64_t term;
-    uint64_t index;
-    uint32_t type;
-    uint32_t len;
-    uint8_t *data; /* owned, NULL if len == 0 */
-};
-
-struct progress {
-    uint64_t id;
-    bool learner;
-    uint64_t match;
-    uint64_t next;
-    enum pr_state state;
-    bool probe_sent;
-    bool recent_active;
-    uint64_t infl[MF_RAFT_INFLIGHT_MAX];
-    uint32_t infl_start;
-    uint32_t infl_count;
-    /* snapshot transfer */
-    struct mf_raft_snapshot_meta snap;
-    uint64_t snap_offset;
-    bool snap_wait;
-    uint32_t snap_stall_ticks;
-};
-
-struct conf_hist {
-    uint64_t index;
-    struct mf_raft_conf_state conf;
-};
-
-struct arena_block {
-    struct arena_block *next;
-    size_t cap;
-    size_t used;
-    uint8_t data[];
-};
-
-struct arena {
-    struct arena_block *head;
-};
-
-struct read_req {
-    uint64_t ctx;
-    uint64_t from;
-};
-
-#define VEC(T)      \
-    struct {        \
-        T *v;       \
-        size_t len; \
-        size_t cap; \
-    }
-
-struct mf_raft {
-    struct mf_raft_config cfg;
-    const struct mf_raft_storage *st;
-    uint64_t id;
-    int fatal;
-
-    /* persistent state (in memory) */
-    uint64_t term;
-    uint64_t vote;
-    uint64_t commit;
-    uint64_t applied;
-
-    /* volatile */
-    enum mf_raft_role role;
-    uint64_t lead;
-    uint64_t lead_seen_term;    /* the term and leader last seen: one leader per term */
-    uint64_t lead_seen;
-    uint32_t election_elapsed;
-    uint32_t heartbeat_elapsed;
-    uint32_t rand_timeout;
-    uint64_t rng;
-    bool campaign_blocked;      /* mf_raft_set_campaign_allowed(false): never start a campaign */
-
-    /* unstable log */
-    struct uentry *u;
-    size_t u_len;
-    size_t u_cap;
-    uint64_t u_offset;
-    uint64_t u_bytes;
-    bool u_snap_pending;
-    struct mf_raft_snapshot_meta u_snap;
-
-    /* configuration */
-    struct mf_raft_conf_state base_conf;
-    uint64_t base_index;
-    VEC(struct conf_hist) hist;
-    struct mf_raft_conf_state conf; /* latest appended */
-
-    /* elections */
-    uint64_t votes_id[MF_RAFT_NODES_MAX];
-    bool votes_granted[MF_RAFT_NODES_MAX];
-    size_t votes_len;
-
-    /* leader */
-    struct progress *prs; /* MF_RAFT_NODES_MAX slots */
-    size_t prs_len;
-    uint64_t pending_conf_index;
-    uint64_t transferee;
-    bool bcast_pending;
-
-    /* ReadIndex */
-    VEC(struct read_req) read_next;
-    VEC(struct read_req) read_cur;
-    bool read_round;
-    uint64_t read_seq;
-    uint64_t read_index;
-    uint64_t read_acks[MF_RAFT_NODES_MAX];
-    size_t read_acks_len;
-
-    /* follower: snapshot being received */
-    bool srecv_active;
-    struct mf_raft_snapshot_meta srecv_meta;
-    uint64_t srecv_offset;
-
-    /* output waiting for the next ready */
-    VEC(struct mf_raft_msg) msgs;
-    VEC(struct mf_raft_snapshot_chunk) chunks;
-    VEC(struct mf_raft_read_state) reads;
-    struct arena arenas[2];
-    int arena_cur; /* the one filling */
-
-    /* what the driver has made durable */
-    struct mf_raft_hard_state hs_persisted;
-    struct mf_raft_soft_state soft_prev;
-    bool rd_inflight;
-};
-
-/* ------------------------------------------------------------------ utils */
-
-static void latch(struct mf_raft *r, int rc)
-{
-    if (rc < 0 && r->fatal == 0)
-        r->fatal = rc;
-}
-
-static int vec_grow(void **v, size_t *cap, size_t len, size_t elem)
-{
-    if (len < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *nv = realloc(*v, ncap * elem);
-    if (!nv)
-        return -ENOMEM;
-    *v = nv;
-    *cap = ncap;
-    return 0;
-}
-#define VEC_PUSH(r, vec, val)                                                             \
-    do {                                                                                  \
-        if (vec_grow((void **)&(vec).v, &(vec).cap, (vec).len, sizeof(*(vec).v)) != 0) { \
-            latch(r, -ENOMEM);                                                            \
-            break;                                                                        \
-        }                                                                                 \
-        (vec).v[(vec).len++] = (val);                                                     \
-    } while (0)
-
-
-static void *arena_alloc(struct mf_raft *r, size_t n)
-{
-    struct arena *a = &r->arenas[r->arena_cur];
-    n = (n + 15) & ~(size_t)15;
-    if (n == 0)
-        n = 16;
-    struct arena_block *b = a->head;
-    if (!b || b->cap - b->used < n) {
-        size_t cap = n > ARENA_BLOCK_MIN ? n : ARENA_BLOCK_MIN;
-        struct arena_block *nb = malloc(sizeof(*nb) + cap);
-        if (!nb) {
-            latch(r, -ENOMEM);
-            return NULL;
-        }
-        nb->cap = cap;
-        nb->used = 0;
-        nb->next = b;
-        a->head = nb;
-        b = nb;
-    }
-    void *p = b->data + b->used;
-    b->used += n;
-    return p;
-}
-
-/* Keeps the newest (largest) block so a steady state allocates nothing. */
-static void arena_reset(struct arena *a)
-{
-    struct arena_block *b = a->head;
-    if (!b)
-        return;
-    struct arena_block *rest = b->next;
-    b->next = NULL;
-    b->used = 0;
-    while (rest) {
-        struct arena_block *n = rest->next;
-        free(rest);
-        rest = n;
-    }
-}
-
-static void arena_free(struct arena *a)
-{
-    arena_reset(a);
-    free(a->head);
-    a->head = NULL;
-}
 
 static uint64_t rng_next(struct mf_raft *r)
 {
@@ -283,86 +28,6 @@ static void reset_rand_timeout(struct mf_raft *r)
 {
     r->rand_timeout = r->cfg.election_ticks + (uint32_t)(rng_next(r) % r->cfg.election_ticks);
 }
-
-static bool ids_has(const uint64_t *ids, uint32_t n, uint64_t id)
-{
-    for (uint32_t i = 0; i < n; i++)
-        if (ids[i] == id)
-            return true;
-    return false;
-}
-
-static void ids_remove(uint64_t *ids, uint32_t *n, uint64_t id)
-{
-    for (uint32_t i = 0; i < *n; i++) {
-        if (ids[i] == id) {
-            memmove(&ids[i], &ids[i + 1], (*n - i - 1) * sizeof(*ids));
-            (*n)--;
-            return;
-        }
-    }
-}
-
-static bool is_voter(const struct mf_raft_conf_state *c, uint64_t id)
-{
-    return ids_has(c->voters, c->voters_len, id);
-}
-
-static bool is_learner(const struct mf_raft_conf_state *c, uint64_t id)
-{
-    return ids_has(c->learners, c->learners_len, id);
-}
-
-static size_t quorum(const struct mf_raft_conf_state *c)
-{
-    return c->voters_len / 2 + 1;
-}
-
-static void conf_apply(struct mf_raft_conf_state *c, enum mf_raft_conf_change_type t, uint64_t node)
-{
-    switch (t) {
-    case MF_RAFT_CONF_ADD_VOTER:
-        ids_remove(c->learners, &c->learners_len, node);
-        if (!is_voter(c, node) && c->voters_len < MF_RAFT_NODES_MAX)
-            c->voters[c->voters_len++] = node;
-        break;
-    case MF_RAFT_CONF_ADD_LEARNER:
-        if (!is_voter(c, node) && !is_learner(c, node) &&
-            c->voters_len + c->learners_len < MF_RAFT_NODES_MAX)
-            c->learners[c->learners_len++] = node;
-        break;
-    case MF_RAFT_CONF_REMOVE:
-        ids_remove(c->voters, &c->voters_len, node);
-        ids_remove(c->learners, &c->learners_len, node);
-        break;
-    }
-}
-
-int mf_raft_conf_decode(const uint8_t *data, uint32_t len, enum mf_raft_conf_change_type *type,
-                        uint64_t *node)
-{
-    if (len != MF_RAFT_CONF_ENTRY_LEN || data[0] < MF_RAFT_CONF_ADD_VOTER ||
-        data[0] > MF_RAFT_CONF_REMOVE)
-        return MF_ECORRUPT;
-    uint64_t n = 0;
-    for (int i = 1; i < 9; i++)
-        n = (n << 8) | data[i];
-    *type = (enum mf_raft_conf_change_type)data[0];
-    *node = n;
-    return 0;
-}
-
-static void conf_encode(uint8_t out[MF_RAFT_CONF_ENTRY_LEN], enum mf_raft_conf_change_type t,
-                        uint64_t node)
-{
-    out[0] = (uint8_t)t;
-    for (int i = 8; i >= 1; i--) {
-        out[i] = (uint8_t)node;
-        node >>= 8;
-    }
-}
-
-/* -------------------------------------------------------------- log view */
 
 static uint64_t last_index(struct mf_raft *r)
 {
@@ -462,7 +127,7 @@ static void stable_to(struct mf_raft *r, uint64_t i, uint64_t t)
 /* The whole unstable log, copied into the filling arena for a ready batch. */
 static int copy_unstable(struct mf_raft *r, struct mf_raft_entry **out)
 {
-    struct mf_raft_entry *ents = arena_alloc(r, r->u_len * sizeof(*ents));
+    struct mf_raft_entry *ents = mf_raft_arena_alloc(r, r->u_len * sizeof(*ents));
     *out = ents;
     if (!ents)
         return r->fatal;
@@ -475,7 +140,7 @@ static int copy_unstable(struct mf_raft *r, struct mf_raft_entry **out)
         e->len = ue->len;
         e->data = NULL;
         if (ue->len) {
-            uint8_t *d = arena_alloc(r, ue->len);
+            uint8_t *d = mf_raft_arena_alloc(r, ue->len);
             if (!d)
                 return r->fatal;
             memcpy(d, ue->data, ue->len);
@@ -495,7 +160,7 @@ static int fetch_entries(struct mf_raft *r, uint64_t lo, uint64_t hi, uint64_t m
     if (lo < first_index(r))
         return MF_ECOMPACTED;
     size_t cap = hi - lo > FETCH_ENTRIES_MAX ? FETCH_ENTRIES_MAX : (size_t)(hi - lo);
-    struct mf_raft_entry *ents = arena_alloc(r, cap * sizeof(*ents));
+    struct mf_raft_entry *ents = mf_raft_arena_alloc(r, cap * sizeof(*ents));
     if (!ents)
         return r->fatal;
     size_t got = 0;
@@ -513,7 +178,7 @@ static int fetch_entries(struct mf_raft *r, uint64_t lo, uint64_t hi, uint64_t m
         for (size_t k = 0; k < sn; k++) {
             bytes += ents[k].len;
             if (ents[k].len) {
-                uint8_t *d = arena_alloc(r, ents[k].len);
+                uint8_t *d = mf_raft_arena_alloc(r, ents[k].len);
                 if (!d)
                     return r->fatal;
                 memcpy(d, ents[k].data, ents[k].len);
@@ -539,7 +204,7 @@ static int fetch_entries(struct mf_raft *r, uint64_t lo, uint64_t hi, uint64_t m
         ents[got].len = ue->len;
         ents[got].data = NULL;
         if (ue->len) {
-            uint8_t *d = arena_alloc(r, ue->len);
+            uint8_t *d = mf_raft_arena_alloc(r, ue->len);
             if (!d)
                 return r->fatal;
             memcpy(d, ue->data, ue->len);
@@ -551,51 +216,6 @@ static int fetch_entries(struct mf_raft *r, uint64_t lo, uint64_t hi, uint64_t m
     *out = ents;
     *n = got;
     return 0;
-}
-
-static void conf_reset_to(struct mf_raft *r)
-{
-    r->conf = r->hist.len ? r->hist.v[r->hist.len - 1].conf : r->base_conf;
-}
-
-static void conf_note_entry(struct mf_raft *r, uint64_t index, const uint8_t *data, uint32_t len)
-{
-    enum mf_raft_conf_change_type t;
-    uint64_t node;
-    if (mf_raft_conf_decode(data, len, &t, &node) != 0) {
-        latch(r, MF_ECORRUPT);
-        return;
-    }
-    struct conf_hist h;
-    h.index = index;
-    h.conf = r->conf;
-    conf_apply(&h.conf, t, node);
-    VEC_PUSH(r, r->hist, h);
-    r->conf = h.conf;
-}
-
-/* Configuration in force at index (latest conf entry at or before it). */
-static void conf_at(struct mf_raft *r, uint64_t index, struct mf_raft_conf_state *out)
-{
-    *out = r->base_conf;
-    for (size_t k = 0; k < r->hist.len && r->hist.v[k].index <= index; k++)
-        *out = r->hist.v[k].conf;
-}
-
-/* A snapshot at index: its configuration in *out, and the history up to
- * index folded into the base. */
-static void conf_fold_to(struct mf_raft *r, uint64_t index, struct mf_raft_conf_state *out)
-{
-    conf_at(r, index, out);
-    r->base_conf = *out;
-    r->base_index = index;
-    size_t k = 0;
-    while (k < r->hist.len && r->hist.v[k].index <= index)
-        k++;
-    if (k) {
-        memmove(r->hist.v, r->hist.v + k, (r->hist.len - k) * sizeof(*r->hist.v));
-        r->hist.len -= k;
-    }
 }
 
 static void free_uentries(struct mf_raft *r, size_t from)
@@ -619,7 +239,7 @@ static void truncate_from(struct mf_raft *r, uint64_t k)
     }
     while (r->hist.len && r->hist.v[r->hist.len - 1].index >= k)
         r->hist.len--;
-    conf_reset_to(r);
+    mf_raft_conf_reset_to(r);
 }
 
 /* Append one entry to the unstable log (data copied). */
@@ -650,7 +270,7 @@ static int append_one(struct mf_raft *r, uint64_t term, uint64_t index, uint32_t
     r->u_len++;
     r->u_bytes += len;
     if (type == MF_RAFT_ENTRY_CONF)
-        conf_note_entry(r, index, data, len);
+        mf_raft_conf_note_entry(r, index, data, len);
     return 0;
 }
 
@@ -660,23 +280,6 @@ static void commit_to(struct mf_raft *r, uint64_t c)
         LOG_INVARIANT(r, c <= last_index(r));
         r->commit = c;
     }
-}
-
-/* ------------------------------------------------------------ messages */
-
-static struct mf_raft_msg *new_msg(struct mf_raft *r, uint32_t type, uint64_t to)
-{
-    if (vec_grow((void **)&r->msgs.v, &r->msgs.cap, r->msgs.len, sizeof(*r->msgs.v)) != 0) {
-        latch(r, -ENOMEM);
-        return NULL;
-    }
-    struct mf_raft_msg *m = &r->msgs.v[r->msgs.len++];
-    memset(m, 0, sizeof(*m));
-    m->type = type;
-    m->from = r->id;
-    m->to = to;
-    m->term = r->term;
-    return m;
 }
 
 static struct progress *find_pr(struct mf_raft *r, uint64_t id)
@@ -734,7 +337,7 @@ static void send_snap_chunk(struct mf_raft *r, struct progress *pr)
     if (pr->state != PR_SNAPSHOT || pr->snap_wait)
         return;
     uint32_t cap = r->cfg.snapshot_chunk_bytes;
-    uint8_t *buf = arena_alloc(r, cap);
+    uint8_t *buf = mf_raft_arena_alloc(r, cap);
     if (!buf)
         return;
     size_t len = 0;
@@ -750,7 +353,7 @@ static void send_snap_chunk(struct mf_raft *r, struct progress *pr)
         pr->probe_sent = true; /* wait for the next heartbeat response */
         return;
     }
-    struct mf_raft_msg *m = new_msg(r, MF_RAFT_MSG_SNAP, pr->id);
+    struct mf_raft_msg *m = mf_raft_msg_new(r, MF_RAFT_MSG_SNAP, pr->id);
     if (!m)
         return;
     m->snapshot = pr->snap;
@@ -810,7 +413,7 @@ static bool send_append(struct mf_raft *r, struct progress *pr, enum append_mode
         return false;
     if (n == 0 && mode == APPEND_IF_ENTRIES)
         return false;
-    struct mf_raft_msg *m = new_msg(r, MF_RAFT_MSG_APP, pr->id);
+    struct mf_raft_msg *m = mf_raft_msg_new(r, MF_RAFT_MSG_APP, pr->id);
     if (!m)
         return false;
     m->index = prev;
@@ -842,7 +445,7 @@ static void bcast_heartbeat(struct mf_raft *r)
         struct progress *pr = &r->prs[k];
         if (pr->id == r->id)
             continue;
-        struct mf_raft_msg *m = new_msg(r, MF_RAFT_MSG_HEARTBEAT, pr->id);
+        struct mf_raft_msg *m = mf_raft_msg_new(r, MF_RAFT_MSG_HEARTBEAT, pr->id);
         if (!m)
             return;
         /* Never tell a follower to commit past what it holds. */
@@ -850,8 +453,6 @@ static void bcast_heartbeat(struct mf_raft *r)
         m->ctx = r->read_seq;
     }
 }
-
-/* ---------------------------------------------------------- role changes */
 
 static void sync_progress(struct mf_raft *r)
 {
@@ -885,7 +486,7 @@ static void sync_progress(struct mf_raft *r)
     }
     memcpy(r->prs, tmp, n * sizeof(*tmp));
     r->prs_len = n;
-    if (r->transferee && !is_voter(c, r->transferee))
+    if (r->transferee && !mf_raft_conf_is_voter(c, r->transferee))
         r->transferee = 0;
 }
 
@@ -995,7 +596,6 @@ static void become_leader(struct mf_raft *r)
  * quorum may be the only node holding that entry, and must still be able to
  * lead until it commits (Ongaro's thesis, 4.2.2). Its own vote does not
  * count (the latest configuration decides). */
-static void conf_at(struct mf_raft *r, uint64_t index, struct mf_raft_conf_state *out);
 
 static bool promotable(struct mf_raft *r)
 {
@@ -1003,18 +603,18 @@ static bool promotable(struct mf_raft *r)
      * quorum (issue 16); the node still votes for others. */
     if (r->u_snap_pending || r->campaign_blocked)
         return false;
-    if (is_voter(&r->conf, r->id))
+    if (mf_raft_conf_is_voter(&r->conf, r->id))
         return true;
     struct mf_raft_conf_state c;
-    conf_at(r, r->commit, &c);
-    return is_voter(&c, r->id);
+    mf_raft_conf_at(r, r->commit, &c);
+    return mf_raft_conf_is_voter(&c, r->id);
 }
 
 enum poll_result { POLL_PENDING, POLL_WON, POLL_LOST };
 
 static enum poll_result poll(struct mf_raft *r, uint64_t id, bool granted)
 {
-    if (!is_voter(&r->conf, id))
+    if (!mf_raft_conf_is_voter(&r->conf, id))
         return POLL_PENDING;
     bool seen = false;
     for (size_t k = 0; k < r->votes_len; k++)
@@ -1027,14 +627,14 @@ static enum poll_result poll(struct mf_raft *r, uint64_t id, bool granted)
     }
     size_t yes = 0, no = 0;
     for (size_t k = 0; k < r->votes_len; k++) {
-        if (!is_voter(&r->conf, r->votes_id[k]))
+        if (!mf_raft_conf_is_voter(&r->conf, r->votes_id[k]))
             continue;
         if (r->votes_granted[k])
             yes++;
         else
             no++;
     }
-    size_t q = quorum(&r->conf);
+    size_t q = mf_raft_conf_quorum(&r->conf);
     if (yes >= q)
         return POLL_WON;
     if (r->conf.voters_len - no < q)
@@ -1076,7 +676,7 @@ static void campaign(struct mf_raft *r, enum campaign_type ct)
         uint64_t id = r->conf.voters[i];
         if (id == r->id)
             continue;
-        struct mf_raft_msg *m = new_msg(r, type, id);
+        struct mf_raft_msg *m = mf_raft_msg_new(r, type, id);
         if (!m)
             return;
         m->term = term;
@@ -1085,8 +685,6 @@ static void campaign(struct mf_raft *r, enum campaign_type ct)
         m->ctx = ct == CAMPAIGN_TRANSFER ? MF_RAFT_CAMPAIGN_TRANSFER : 0;
     }
 }
-
-/* ------------------------------------------------------------ commitment */
 
 static int cmp_desc(const void *a, const void *b)
 {
@@ -1100,7 +698,7 @@ static void read_respond(struct mf_raft *r, const struct read_req *q, uint64_t i
         struct mf_raft_read_state rs = {.index = index, .ctx = q->ctx};
         VEC_PUSH(r, r->reads, rs);
     } else {
-        struct mf_raft_msg *m = new_msg(r, MF_RAFT_MSG_READ_INDEX_RESP, q->from);
+        struct mf_raft_msg *m = mf_raft_msg_new(r, MF_RAFT_MSG_READ_INDEX_RESP, q->from);
         if (m) {
             m->index = index;
             m->ctx = q->ctx;
@@ -1119,7 +717,7 @@ static void maybe_start_read_round(struct mf_raft *r)
     if (r->role != MF_RAFT_LEADER || r->read_round || r->read_next.len == 0 ||
         !committed_in_term(r))
         return;
-    bool self_voter = is_voter(&r->conf, r->id);
+    bool self_voter = mf_raft_conf_is_voter(&r->conf, r->id);
     if (self_voter && r->conf.voters_len == 1) {
         for (size_t k = 0; k < r->read_next.len; k++)
             read_respond(r, &r->read_next.v[k], r->commit);
@@ -1147,13 +745,13 @@ static void maybe_start_read_round(struct mf_raft *r)
 
 static void read_ack(struct mf_raft *r, uint64_t from, uint64_t seq)
 {
-    if (!r->read_round || seq != r->read_seq || !is_voter(&r->conf, from))
+    if (!r->read_round || seq != r->read_seq || !mf_raft_conf_is_voter(&r->conf, from))
         return;
     for (size_t k = 0; k < r->read_acks_len; k++)
         if (r->read_acks[k] == from)
             return;
     r->read_acks[r->read_acks_len++] = from;
-    if (r->read_acks_len < quorum(&r->conf))
+    if (r->read_acks_len < mf_raft_conf_quorum(&r->conf))
         return;
     for (size_t k = 0; k < r->read_cur.len; k++)
         read_respond(r, &r->read_cur.v[k], r->read_index);
@@ -1180,7 +778,7 @@ static bool maybe_commit(struct mf_raft *r)
     if (n == 0)
         return false;
     qsort(m, n, sizeof(m[0]), cmp_desc);
-    uint64_t mci = m[quorum(&r->conf) - 1];
+    uint64_t mci = m[mf_raft_conf_quorum(&r->conf) - 1];
     if (mci <= r->commit)
         return false;
     if (!bug(r, MF_RAFT_BUG_COMMIT_OLD_TERM) && term_or_zero(r, mci) != r->term)
@@ -1194,17 +792,15 @@ static void after_commit(struct mf_raft *r)
     bcast_append(r, APPEND_EMPTY_OK);
     maybe_start_read_round(r);
     /* A leader that removed itself steps down once the removal commits. */
-    if (r->role == MF_RAFT_LEADER && !is_voter(&r->conf, r->id) &&
+    if (r->role == MF_RAFT_LEADER && !mf_raft_conf_is_voter(&r->conf, r->id) &&
         r->commit >= r->pending_conf_index)
         become_follower(r, r->term, 0);
 }
 
-/* ----------------------------------------------------- follower handlers */
-
 static void handle_append(struct mf_raft *r, const struct mf_raft_msg *m)
 {
     if (m->index < r->commit) {
-        struct mf_raft_msg *o = new_msg(r, MF_RAFT_MSG_APP_RESP, m->from);
+        struct mf_raft_msg *o = mf_raft_msg_new(r, MF_RAFT_MSG_APP_RESP, m->from);
         if (o)
             o->index = r->commit;
         return;
@@ -1246,7 +842,7 @@ static void handle_append(struct mf_raft *r, const struct mf_raft_msg *m)
         }
         uint64_t c = m->commit < lastnew ? m->commit : lastnew;
         commit_to(r, c);
-        struct mf_raft_msg *o = new_msg(r, MF_RAFT_MSG_APP_RESP, m->from);
+        struct mf_raft_msg *o = mf_raft_msg_new(r, MF_RAFT_MSG_APP_RESP, m->from);
         if (o)
             o->index = lastnew;
         return;
@@ -1268,7 +864,7 @@ static void handle_append(struct mf_raft *r, const struct mf_raft_msg *m)
             break;
         hint--;
     }
-    struct mf_raft_msg *o = new_msg(r, MF_RAFT_MSG_APP_RESP, m->from);
+    struct mf_raft_msg *o = mf_raft_msg_new(r, MF_RAFT_MSG_APP_RESP, m->from);
     if (o) {
         o->index = m->index;
         o->reject = true;
@@ -1281,7 +877,7 @@ static void handle_heartbeat(struct mf_raft *r, const struct mf_raft_msg *m)
 {
     uint64_t li = last_index(r);
     commit_to(r, m->commit < li ? m->commit : li);
-    struct mf_raft_msg *o = new_msg(r, MF_RAFT_MSG_HEARTBEAT_RESP, m->from);
+    struct mf_raft_msg *o = mf_raft_msg_new(r, MF_RAFT_MSG_HEARTBEAT_RESP, m->from);
     if (o)
         o->ctx = m->ctx;
 }
@@ -1292,7 +888,7 @@ enum snap_ack { SNAP_ACK_NEXT, SNAP_ACK_REJECT, SNAP_ACK_DONE };
 static void snap_resp(struct mf_raft *r, uint64_t to, uint64_t index, uint64_t offset,
                       enum snap_ack ack)
 {
-    struct mf_raft_msg *o = new_msg(r, MF_RAFT_MSG_SNAP_RESP, to);
+    struct mf_raft_msg *o = mf_raft_msg_new(r, MF_RAFT_MSG_SNAP_RESP, to);
     if (!o)
         return;
     o->index = index;
@@ -1349,7 +945,7 @@ static void handle_snapshot(struct mf_raft *r, const struct mf_raft_msg *m)
     ch.len = m->snapshot_chunk_len;
     ch.done = m->snapshot_done;
     if (ch.len) {
-        uint8_t *d = arena_alloc(r, ch.len);
+        uint8_t *d = mf_raft_arena_alloc(r, ch.len);
         if (!d)
             return;
         memcpy(d, m->snapshot_chunk, ch.len);
@@ -1365,8 +961,6 @@ static void handle_snapshot(struct mf_raft *r, const struct mf_raft_msg *m)
     restore(r, meta);
     snap_resp(r, m->from, meta->index, r->srecv_offset, SNAP_ACK_DONE);
 }
-
-/* ------------------------------------------------------- leader handlers */
 
 /* Largest index <= index whose term is <= term (0 if none). */
 static uint64_t find_conflict_by_term(struct mf_raft *r, uint64_t index, uint64_t term)
@@ -1388,7 +982,7 @@ static void leader_read(struct mf_raft *r, uint64_t from, uint64_t ctx)
 {
     if (r->read_next.len + r->read_cur.len >= r->cfg.max_pending_reads) {
         if (from != r->id) {
-            struct mf_raft_msg *o = new_msg(r, MF_RAFT_MSG_READ_INDEX_RESP, from);
+            struct mf_raft_msg *o = mf_raft_msg_new(r, MF_RAFT_MSG_READ_INDEX_RESP, from);
             if (o) {
                 o->ctx = ctx;
                 o->reject = true;
@@ -1471,7 +1065,7 @@ static void step_leader(struct mf_raft *r, const struct mf_raft_msg *m)
             while (send_append(r, pr, APPEND_IF_ENTRIES))
                 ;
             if (m->from == r->transferee && pr->match == last_index(r)) {
-                new_msg(r, MF_RAFT_MSG_TIMEOUT_NOW, m->from);
+                mf_raft_msg_new(r, MF_RAFT_MSG_TIMEOUT_NOW, m->from);
             }
         }
         return;
@@ -1575,8 +1169,6 @@ static void step_follower(struct mf_raft *r, const struct mf_raft_msg *m)
     }
 }
 
-/* ----------------------------------------------------------------- API */
-
 int mf_raft_step(struct mf_raft *r, const struct mf_raft_msg *m)
 {
     if (r->fatal)
@@ -1609,9 +1201,9 @@ int mf_raft_step(struct mf_raft *r, const struct mf_raft_msg *m)
         if ((r->cfg.check_quorum || r->cfg.pre_vote) &&
             (m->type == MF_RAFT_MSG_APP || m->type == MF_RAFT_MSG_HEARTBEAT)) {
             /* Tell a stale leader about the newer term. */
-            new_msg(r, MF_RAFT_MSG_APP_RESP, m->from);
+            mf_raft_msg_new(r, MF_RAFT_MSG_APP_RESP, m->from);
         } else if (m->type == MF_RAFT_MSG_PRE_VOTE) {
-            struct mf_raft_msg *o = new_msg(r, MF_RAFT_MSG_PRE_VOTE_RESP, m->from);
+            struct mf_raft_msg *o = mf_raft_msg_new(r, MF_RAFT_MSG_PRE_VOTE_RESP, m->from);
             if (o)
                 o->reject = true;
         }
@@ -1624,7 +1216,7 @@ int mf_raft_step(struct mf_raft *r, const struct mf_raft_msg *m)
                         (pre && m->term > r->term);
         uint64_t lt = last_term(r), li = last_index(r);
         bool up_to_date = m->log_term > lt || (m->log_term == lt && m->index >= li);
-        struct mf_raft_msg *o = new_msg(r, pre ? MF_RAFT_MSG_PRE_VOTE_RESP : MF_RAFT_MSG_VOTE_RESP,
+        struct mf_raft_msg *o = mf_raft_msg_new(r, pre ? MF_RAFT_MSG_PRE_VOTE_RESP : MF_RAFT_MSG_VOTE_RESP,
                                         m->from);
         if (can_vote && up_to_date) {
             if (o)
@@ -1681,7 +1273,7 @@ int mf_raft_tick(struct mf_raft *r)
                 if (pr->id != r->id)
                     pr->recent_active = false;
             }
-            if (active < quorum(&r->conf)) {
+            if (active < mf_raft_conf_quorum(&r->conf)) {
                 become_follower(r, r->term, 0);
                 return r->fatal;
             }
@@ -1743,28 +1335,28 @@ int mf_raft_propose_conf_change(struct mf_raft *r, enum mf_raft_conf_change_type
     const struct mf_raft_conf_state *c = &r->conf;
     switch (type) {
     case MF_RAFT_CONF_ADD_VOTER:
-        if (is_voter(c, node))
+        if (mf_raft_conf_is_voter(c, node))
             return MF_EEXISTS;
-        if (!is_learner(c, node) && c->voters_len + c->learners_len >= MF_RAFT_NODES_MAX)
+        if (!mf_raft_conf_is_learner(c, node) && c->voters_len + c->learners_len >= MF_RAFT_NODES_MAX)
             return MF_ETOOLARGE;
         break;
     case MF_RAFT_CONF_ADD_LEARNER:
-        if (is_voter(c, node) || is_learner(c, node))
+        if (mf_raft_conf_is_voter(c, node) || mf_raft_conf_is_learner(c, node))
             return MF_EEXISTS;
         if (c->voters_len + c->learners_len >= MF_RAFT_NODES_MAX)
             return MF_ETOOLARGE;
         break;
     case MF_RAFT_CONF_REMOVE:
-        if (!is_voter(c, node) && !is_learner(c, node))
+        if (!mf_raft_conf_is_voter(c, node) && !mf_raft_conf_is_learner(c, node))
             return MF_ENOTFOUND;
-        if (is_voter(c, node) && c->voters_len == 1)
+        if (mf_raft_conf_is_voter(c, node) && c->voters_len == 1)
             return MF_EINVAL; /* would leave no voter */
         break;
     default:
         return MF_EINVAL;
     }
     uint8_t buf[MF_RAFT_CONF_ENTRY_LEN];
-    conf_encode(buf, type, node);
+    mf_raft_conf_encode(buf, type, node);
     uint64_t i = last_index(r) + 1;
     int rc = append_one(r, r->term, i, MF_RAFT_ENTRY_CONF, buf, sizeof(buf));
     if (rc < 0)
@@ -1785,7 +1377,7 @@ int mf_raft_transfer_leader(struct mf_raft *r, uint64_t to)
         return MF_ENOTLEADER;
     if (to == r->id)
         return 0;
-    if (!is_voter(&r->conf, to))
+    if (!mf_raft_conf_is_voter(&r->conf, to))
         return MF_EINVAL;
     if (r->transferee == to)
         return 0;
@@ -1795,7 +1387,7 @@ int mf_raft_transfer_leader(struct mf_raft *r, uint64_t to)
     r->transferee = to;
     r->election_elapsed = 0;
     if (pr->match == last_index(r))
-        new_msg(r, MF_RAFT_MSG_TIMEOUT_NOW, to);
+        mf_raft_msg_new(r, MF_RAFT_MSG_TIMEOUT_NOW, to);
     else
         send_append(r, pr, APPEND_EMPTY_OK);
     return r->fatal;
@@ -1813,7 +1405,7 @@ int mf_raft_read_index(struct mf_raft *r, uint64_t ctx)
     }
     if (r->lead == 0 || r->role != MF_RAFT_FOLLOWER)
         return MF_EUNAVAIL;
-    struct mf_raft_msg *m = new_msg(r, MF_RAFT_MSG_READ_INDEX, r->lead);
+    struct mf_raft_msg *m = mf_raft_msg_new(r, MF_RAFT_MSG_READ_INDEX, r->lead);
     if (m)
         m->ctx = ctx;
     return r->fatal;
@@ -1873,7 +1465,7 @@ int mf_raft_snapshot_taken(struct mf_raft *r, uint64_t index, struct mf_raft_sna
     memset(meta, 0, sizeof(*meta));
     meta->index = index;
     meta->term = t;
-    conf_fold_to(r, index, &meta->conf);
+    mf_raft_conf_fold_to(r, index, &meta->conf);
     return 0;
 }
 
@@ -1898,8 +1490,6 @@ int mf_raft_term(struct mf_raft *r, uint64_t index, uint64_t *term)
 {
     return log_term(r, index, term);
 }
-
-/* --------------------------------------------------------- ready/advance */
 
 static bool hs_equal(const struct mf_raft_hard_state *a, const struct mf_raft_hard_state *b)
 {
@@ -1964,7 +1554,7 @@ int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd)
     r->soft_prev = rd->soft_state;
 
     if (r->u_snap_pending) {
-        struct mf_raft_snapshot_meta *s = arena_alloc(r, sizeof(*s));
+        struct mf_raft_snapshot_meta *s = mf_raft_arena_alloc(r, sizeof(*s));
         if (!s)
             return r->fatal;
         *s = r->u_snap;
@@ -1985,7 +1575,7 @@ int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd)
         }
     }
     if (r->chunks.len) {
-        rd->snapshot_chunks = arena_alloc(r, r->chunks.len * sizeof(*rd->snapshot_chunks));
+        rd->snapshot_chunks = mf_raft_arena_alloc(r, r->chunks.len * sizeof(*rd->snapshot_chunks));
         if (!rd->snapshot_chunks)
             return r->fatal;
         memcpy(rd->snapshot_chunks, r->chunks.v, r->chunks.len * sizeof(*r->chunks.v));
@@ -1993,7 +1583,7 @@ int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd)
         r->chunks.len = 0;
     }
     if (r->reads.len) {
-        rd->read_states = arena_alloc(r, r->reads.len * sizeof(*rd->read_states));
+        rd->read_states = mf_raft_arena_alloc(r, r->reads.len * sizeof(*rd->read_states));
         if (!rd->read_states)
             return r->fatal;
         memcpy(rd->read_states, r->reads.v, r->reads.len * sizeof(*r->reads.v));
@@ -2006,8 +1596,8 @@ int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd)
         bool hs_vote_change = rd->hard_state.term != r->hs_persisted.term ||
                               rd->hard_state.vote != r->hs_persisted.vote;
         size_t nb = 0, na = 0;
-        struct mf_raft_msg *b = arena_alloc(r, r->msgs.len * sizeof(*b));
-        struct mf_raft_msg *a = arena_alloc(r, r->msgs.len * sizeof(*a));
+        struct mf_raft_msg *b = mf_raft_arena_alloc(r, r->msgs.len * sizeof(*b));
+        struct mf_raft_msg *a = mf_raft_arena_alloc(r, r->msgs.len * sizeof(*a));
         if (!a || !b)
             return r->fatal;
         for (size_t k = 0; k < r->msgs.len; k++) {
@@ -2031,7 +1621,7 @@ int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd)
         return r->fatal;
     /* The filled arena now belongs to rd; new output fills the other. */
     r->arena_cur ^= 1;
-    arena_reset(&r->arenas[r->arena_cur]);
+    mf_raft_arena_reset(&r->arenas[r->arena_cur]);
     r->rd_inflight = true;
     return 0;
 }
@@ -2059,37 +1649,11 @@ int mf_raft_advance(struct mf_raft *r, struct mf_raft_ready *rd)
             r->applied = li;
     }
     /* The batch's arena is the one not filling. */
-    arena_reset(&r->arenas[r->arena_cur ^ 1]);
+    mf_raft_arena_reset(&r->arenas[r->arena_cur ^ 1]);
     memset(rd, 0, sizeof(*rd));
     if (r->role == MF_RAFT_LEADER && maybe_commit(r))
         after_commit(r);
     return r->fatal;
-}
-
-/* ------------------------------------------------------------ init/close */
-
-static int load_conf_history(struct mf_raft *r, uint64_t lo, uint64_t hi)
-{
-    struct mf_raft_entry buf[256];
-    while (lo <= hi) {
-        size_t n = 0;
-        int rc = r->st->entries(r->st->ctx, lo, hi + 1, UINT64_MAX, buf, 256, &n);
-        if (rc < 0)
-            return rc;
-        if (n == 0)
-            return MF_ECORRUPT;
-        for (size_t k = 0; k < n; k++) {
-            if (buf[k].index != lo + k)
-                return MF_ECORRUPT;
-            if (buf[k].type == MF_RAFT_ENTRY_CONF) {
-                conf_note_entry(r, buf[k].index, buf[k].data, buf[k].len);
-                if (r->fatal)
-                    return r->fatal;
-            }
-        }
-        lo += n;
-    }
-    return 0;
 }
 
 int mf_raft_init(const struct mf_raft_config *cfg, struct mf_raft **out)
@@ -2139,9 +1703,9 @@ int mf_raft_init(const struct mf_raft_config *cfg, struct mf_raft **out)
         r->base_conf = snap.conf;
     } else {
         for (size_t k = 0; k < cfg->voters_len; k++)
-            conf_apply(&r->base_conf, MF_RAFT_CONF_ADD_VOTER, cfg->voters[k]);
+            mf_raft_conf_apply(&r->base_conf, MF_RAFT_CONF_ADD_VOTER, cfg->voters[k]);
         for (size_t k = 0; k < cfg->learners_len; k++)
-            conf_apply(&r->base_conf, MF_RAFT_CONF_ADD_LEARNER, cfg->learners[k]);
+            mf_raft_conf_apply(&r->base_conf, MF_RAFT_CONF_ADD_LEARNER, cfg->learners[k]);
     }
     r->base_index = snap.index;
     r->conf = r->base_conf;
@@ -2149,7 +1713,7 @@ int mf_raft_init(const struct mf_raft_config *cfg, struct mf_raft **out)
         rc = MF_ECORRUPT;
         goto fail;
     }
-    if (li >= fi && (rc = load_conf_history(r, fi, li)) < 0)
+    if (li >= fi && (rc = mf_raft_conf_load_history(r, fi, li)) < 0)
         goto fail;
     r->term = hs.term;
     r->vote = hs.vote;
@@ -2190,8 +1754,8 @@ void mf_raft_close(struct mf_raft *r)
     free(r->msgs.v);
     free(r->chunks.v);
     free(r->reads.v);
-    arena_free(&r->arenas[0]);
-    arena_free(&r->arenas[1]);
+    mf_raft_arena_free(&r->arenas[0]);
+    mf_raft_arena_free(&r->arenas[1]);
     free(r->prs);
     free(r);
 }
