@@ -29,259 +29,6 @@ static void reset_rand_timeout(struct mf_raft *r)
     r->rand_timeout = r->cfg.election_ticks + (uint32_t)(rng_next(r) % r->cfg.election_ticks);
 }
 
-static uint64_t last_index(struct mf_raft *r)
-{
-    if (r->u_len)
-        return r->u_offset + r->u_len - 1;
-    if (r->u_snap_pending)
-        return r->u_snap.index;
-    uint64_t li = 0;
-    int rc = r->st->last_index(r->st->ctx, &li);
-    if (rc < 0)
-        latch(r, rc);
-    return li;
-}
-
-static uint64_t first_index(struct mf_raft *r)
-{
-    if (r->u_snap_pending)
-        return r->u_snap.index + 1;
-    uint64_t fi = 1;
-    int rc = r->st->first_index(r->st->ctx, &fi);
-    if (rc < 0)
-        latch(r, rc);
-    return fi;
-}
-
-/* Term of entry i: 0 with *t set, MF_ECOMPACTED, MF_EUNAVAILABLE_ENTRY, or a
- * fatal storage error (latched). */
-static int log_term(struct mf_raft *r, uint64_t i, uint64_t *t)
-{
-    if (r->u_len && i >= r->u_offset) {
-        if (i < r->u_offset + r->u_len) {
-            *t = r->u[i - r->u_offset].term;
-            return 0;
-        }
-        return MF_EUNAVAILABLE_ENTRY;
-    }
-    if (r->u_snap_pending) {
-        if (i == r->u_snap.index) {
-            *t = r->u_snap.term;
-            return 0;
-        }
-        return i < r->u_snap.index ? MF_ECOMPACTED : MF_EUNAVAILABLE_ENTRY;
-    }
-    int rc = r->st->term(r->st->ctx, i, t);
-    if (rc < 0 && rc != MF_ECOMPACTED && rc != MF_EUNAVAILABLE_ENTRY)
-        latch(r, rc);
-    return rc;
-}
-
-/* Term of i, or 0 when it is not available (compacted or beyond the log). */
-static uint64_t term_or_zero(struct mf_raft *r, uint64_t i)
-{
-    uint64_t t = 0;
-    return log_term(r, i, &t) == 0 ? t : 0;
-}
-
-static uint64_t last_term(struct mf_raft *r)
-{
-    return term_or_zero(r, last_index(r));
-}
-
-static bool match_term(struct mf_raft *r, uint64_t i, uint64_t t)
-{
-    uint64_t lt;
-    return log_term(r, i, &lt) == 0 && lt == t;
-}
-
-/* The last index known durable and consistent with the in-memory log. */
-static uint64_t persisted_index(struct mf_raft *r)
-{
-    if (r->u_snap_pending)
-        return 0;
-    if (r->u_len)
-        return r->u_offset - 1;
-    return last_index(r);
-}
-
-/* Copy entries [lo, hi) (at most max_bytes, at least one) into the filling
- * arena. Returns the count in *n, or MF_ECOMPACTED / a fatal error. */
-/* Entries up to (i, t) are durable: drop them from the unstable log, unless
- * they were replaced since the batch was cut (then the term differs). */
-static void stable_to(struct mf_raft *r, uint64_t i, uint64_t t)
-{
-    if (r->u_len && i >= r->u_offset && i < r->u_offset + r->u_len &&
-        r->u[i - r->u_offset].term == t) {
-        size_t drop = (size_t)(i - r->u_offset + 1);
-        for (size_t k = 0; k < drop; k++) {
-            r->u_bytes -= r->u[k].len;
-            free(r->u[k].data);
-        }
-        memmove(r->u, r->u + drop, (r->u_len - drop) * sizeof(*r->u));
-        r->u_len -= drop;
-        r->u_offset = i + 1;
-    }
-}
-
-/* The whole unstable log, copied into the filling arena for a ready batch. */
-static int copy_unstable(struct mf_raft *r, struct mf_raft_entry **out)
-{
-    struct mf_raft_entry *ents = mf_raft_arena_alloc(r, r->u_len * sizeof(*ents));
-    *out = ents;
-    if (!ents)
-        return r->fatal;
-    for (size_t k = 0; k < r->u_len; k++) {
-        struct mf_raft_entry *e = &ents[k];
-        const struct uentry *ue = &r->u[k];
-        e->term = ue->term;
-        e->index = ue->index;
-        e->type = ue->type;
-        e->len = ue->len;
-        e->data = NULL;
-        if (ue->len) {
-            uint8_t *d = mf_raft_arena_alloc(r, ue->len);
-            if (!d)
-                return r->fatal;
-            memcpy(d, ue->data, ue->len);
-            e->data = d;
-        }
-    }
-    return 0;
-}
-
-static int fetch_entries(struct mf_raft *r, uint64_t lo, uint64_t hi, uint64_t max_bytes,
-                         struct mf_raft_entry **out, size_t *n)
-{
-    *out = NULL;
-    *n = 0;
-    if (lo >= hi)
-        return 0;
-    if (lo < first_index(r))
-        return MF_ECOMPACTED;
-    size_t cap = hi - lo > FETCH_ENTRIES_MAX ? FETCH_ENTRIES_MAX : (size_t)(hi - lo);
-    struct mf_raft_entry *ents = mf_raft_arena_alloc(r, cap * sizeof(*ents));
-    if (!ents)
-        return r->fatal;
-    size_t got = 0;
-    uint64_t bytes = 0;
-    uint64_t ustart = r->u_len ? r->u_offset : hi;
-    if (lo < ustart) {
-        uint64_t shi = hi < ustart ? hi : ustart;
-        size_t sn = 0;
-        int rc = r->st->entries(r->st->ctx, lo, shi, max_bytes, ents, cap, &sn);
-        if (rc < 0) {
-            if (rc != MF_ECOMPACTED)
-                latch(r, rc);
-            return rc;
-        }
-        for (size_t k = 0; k < sn; k++) {
-            bytes += ents[k].len;
-            if (ents[k].len) {
-                uint8_t *d = mf_raft_arena_alloc(r, ents[k].len);
-                if (!d)
-                    return r->fatal;
-                memcpy(d, ents[k].data, ents[k].len);
-                ents[k].data = d;
-            } else {
-                ents[k].data = NULL;
-            }
-        }
-        got = sn;
-        if (lo + sn < shi || shi == hi) {
-            *out = ents;
-            *n = got;
-            return 0;
-        }
-    }
-    for (uint64_t i = lo + got; i < hi && got < cap; i++) {
-        const struct uentry *ue = &r->u[i - r->u_offset];
-        if (got > 0 && bytes + ue->len > max_bytes)
-            break;
-        ents[got].term = ue->term;
-        ents[got].index = ue->index;
-        ents[got].type = ue->type;
-        ents[got].len = ue->len;
-        ents[got].data = NULL;
-        if (ue->len) {
-            uint8_t *d = mf_raft_arena_alloc(r, ue->len);
-            if (!d)
-                return r->fatal;
-            memcpy(d, ue->data, ue->len);
-            ents[got].data = d;
-        }
-        bytes += ue->len;
-        got++;
-    }
-    *out = ents;
-    *n = got;
-    return 0;
-}
-
-static void free_uentries(struct mf_raft *r, size_t from)
-{
-    for (size_t k = from; k < r->u_len; k++) {
-        r->u_bytes -= r->u[k].len;
-        free(r->u[k].data);
-    }
-    r->u_len = from;
-}
-
-/* Drop every entry at or after index k from the in-memory view (the next
- * save replaces them in the storage) and forget configurations they made. */
-static void truncate_from(struct mf_raft *r, uint64_t k)
-{
-    if (r->u_len && k >= r->u_offset) {
-        free_uentries(r, (size_t)(k - r->u_offset));
-    } else {
-        free_uentries(r, 0);
-        r->u_offset = k;
-    }
-    while (r->hist.len && r->hist.v[r->hist.len - 1].index >= k)
-        r->hist.len--;
-    mf_raft_conf_reset_to(r);
-}
-
-/* Append one entry to the unstable log (data copied). */
-static int append_one(struct mf_raft *r, uint64_t term, uint64_t index, uint32_t type,
-                      const uint8_t *data, uint32_t len)
-{
-    if (r->u_len == 0)
-        r->u_offset = index;
-    MF_ASSERT(index == r->u_offset + r->u_len);
-    if (vec_grow((void **)&r->u, &r->u_cap, r->u_len, sizeof(*r->u)) != 0) {
-        latch(r, -ENOMEM);
-        return -ENOMEM;
-    }
-    struct uentry *ue = &r->u[r->u_len];
-    ue->term = term;
-    ue->index = index;
-    ue->type = type;
-    ue->len = len;
-    ue->data = NULL;
-    if (len) {
-        ue->data = malloc(len);
-        if (!ue->data) {
-            latch(r, -ENOMEM);
-            return -ENOMEM;
-        }
-        memcpy(ue->data, data, len);
-    }
-    r->u_len++;
-    r->u_bytes += len;
-    if (type == MF_RAFT_ENTRY_CONF)
-        mf_raft_conf_note_entry(r, index, data, len);
-    return 0;
-}
-
-static void commit_to(struct mf_raft *r, uint64_t c)
-{
-    if (c > r->commit) {
-        LOG_INVARIANT(r, c <= last_index(r));
-        r->commit = c;
-    }
-}
-
 static struct progress *find_pr(struct mf_raft *r, uint64_t id)
 {
     for (size_t k = 0; k < r->prs_len; k++)
@@ -394,7 +141,7 @@ static bool send_append(struct mf_raft *r, struct progress *pr, enum append_mode
     MF_ASSERT(pr->match < pr->next); /* prev = next - 1 is at or after match */
     uint64_t prev = pr->next - 1;
     uint64_t pt = 0;
-    int rc = log_term(r, prev, &pt);
+    int rc = mf_raft_log_term(r, prev, &pt);
     if (rc == MF_ECOMPACTED) {
         start_snapshot(r, pr);
         return false;
@@ -403,8 +150,8 @@ static bool send_append(struct mf_raft *r, struct progress *pr, enum append_mode
         return false;
     struct mf_raft_entry *ents = NULL;
     size_t n = 0;
-    uint64_t li = last_index(r);
-    rc = fetch_entries(r, pr->next, li + 1, r->cfg.max_msg_bytes, &ents, &n);
+    uint64_t li = mf_raft_log_last_index(r);
+    rc = mf_raft_log_fetch(r, pr->next, li + 1, r->cfg.max_msg_bytes, &ents, &n);
     if (rc == MF_ECOMPACTED) {
         start_snapshot(r, pr);
         return false;
@@ -461,7 +208,7 @@ static void sync_progress(struct mf_raft *r)
     size_t old_len = r->prs_len;
     struct progress tmp[MF_RAFT_NODES_MAX];
     size_t n = 0;
-    uint64_t li = last_index(r);
+    uint64_t li = mf_raft_log_last_index(r);
     const struct mf_raft_conf_state *c = &r->conf;
     for (int pass = 0; pass < 2; pass++) {
         const uint64_t *ids = pass == 0 ? c->voters : c->learners;
@@ -515,7 +262,7 @@ static void pr_reset_all(struct mf_raft *r)
 {
     r->prs_len = 0;
     sync_progress(r);
-    uint64_t li = last_index(r);
+    uint64_t li = mf_raft_log_last_index(r);
     for (size_t k = 0; k < r->prs_len; k++) {
         struct progress *pr = &r->prs[k];
         uint64_t id = pr->id;
@@ -584,10 +331,10 @@ static void become_leader(struct mf_raft *r)
     reset(r, r->term);
     note_lead(r, r->id);
     r->role = MF_RAFT_LEADER;
-    uint64_t li = last_index(r);
+    uint64_t li = mf_raft_log_last_index(r);
     /* No conf change until the no-op of this term commits. */
     r->pending_conf_index = li + 1;
-    append_one(r, r->term, li + 1, MF_RAFT_ENTRY_NOOP, NULL, 0);
+    mf_raft_log_append(r, r->term, li + 1, MF_RAFT_ENTRY_NOOP, NULL, 0);
     bcast_append(r, APPEND_EMPTY_OK);
 }
 
@@ -670,8 +417,8 @@ static void campaign(struct mf_raft *r, enum campaign_type ct)
             become_leader(r);
         return;
     }
-    uint64_t li = last_index(r);
-    uint64_t lt = last_term(r);
+    uint64_t li = mf_raft_log_last_index(r);
+    uint64_t lt = mf_raft_log_last_term(r);
     for (uint32_t i = 0; i < r->conf.voters_len; i++) {
         uint64_t id = r->conf.voters[i];
         if (id == r->id)
@@ -706,16 +453,11 @@ static void read_respond(struct mf_raft *r, const struct read_req *q, uint64_t i
     }
 }
 
-static bool committed_in_term(struct mf_raft *r)
-{
-    return term_or_zero(r, r->commit) == r->term;
-}
-
 /* Starts a ReadIndex confirmation round for the queued reads, at once. */
 static void maybe_start_read_round(struct mf_raft *r)
 {
     if (r->role != MF_RAFT_LEADER || r->read_round || r->read_next.len == 0 ||
-        !committed_in_term(r))
+        !mf_raft_log_committed_in_term(r))
         return;
     bool self_voter = mf_raft_conf_is_voter(&r->conf, r->id);
     if (self_voter && r->conf.voters_len == 1) {
@@ -769,7 +511,7 @@ static bool maybe_commit(struct mf_raft *r)
         uint64_t id = r->conf.voters[i];
         if (id == r->id) {
             /* The leader counts itself only for what is durable. */
-            m[n++] = persisted_index(r);
+            m[n++] = mf_raft_log_persisted_index(r);
         } else {
             struct progress *pr = find_pr(r, id);
             m[n++] = pr ? pr->match : 0;
@@ -781,9 +523,9 @@ static bool maybe_commit(struct mf_raft *r)
     uint64_t mci = m[mf_raft_conf_quorum(&r->conf) - 1];
     if (mci <= r->commit)
         return false;
-    if (!bug(r, MF_RAFT_BUG_COMMIT_OLD_TERM) && term_or_zero(r, mci) != r->term)
+    if (!bug(r, MF_RAFT_BUG_COMMIT_OLD_TERM) && mf_raft_log_term_or_zero(r, mci) != r->term)
         return false; /* Figure 8: never commit an old-term entry by counting */
-    commit_to(r, mci);
+    mf_raft_log_commit_to(r, mci);
     return true;
 }
 
@@ -805,7 +547,7 @@ static void handle_append(struct mf_raft *r, const struct mf_raft_msg *m)
             o->index = r->commit;
         return;
     }
-    if (match_term(r, m->index, m->log_term)) {
+    if (mf_raft_log_match_term(r, m->index, m->log_term)) {
         uint64_t lastnew = m->index + m->entries_len;
         /* Find the first entry that is new or conflicts (truncate only on a
          * real conflict: same index, different term). */
@@ -813,7 +555,7 @@ static void handle_append(struct mf_raft *r, const struct mf_raft_msg *m)
         for (; k < m->entries_len; k++) {
             const struct mf_raft_entry *e = &m->entries[k];
             MF_ASSERT(e->index == m->index + 1 + k);
-            if (!match_term(r, e->index, e->term))
+            if (!mf_raft_log_match_term(r, e->index, e->term))
                 break;
         }
         if (k < m->entries_len) {
@@ -821,27 +563,27 @@ static void handle_append(struct mf_raft *r, const struct mf_raft_msg *m)
             LOG_INVARIANT(r, ci > r->commit);
             if (r->fatal)
                 return;
-            if (ci <= last_index(r))
-                truncate_from(r, ci);
+            if (ci <= mf_raft_log_last_index(r))
+                mf_raft_log_truncate_from(r, ci);
             for (; k < m->entries_len && !r->fatal; k++) {
                 const struct mf_raft_entry *e = &m->entries[k];
-                append_one(r, e->term, e->index, e->type, e->data, e->len);
+                mf_raft_log_append(r, e->term, e->index, e->type, e->data, e->len);
             }
-        } else if (bug(r, MF_RAFT_BUG_TRUNCATE_STALE) && lastnew < last_index(r)) {
+        } else if (bug(r, MF_RAFT_BUG_TRUNCATE_STALE) && lastnew < mf_raft_log_last_index(r)) {
             /* Planted bug (b): drop the suffix a stale, shorter message does
              * not mention, by rewriting its last entry. */
             uint64_t cut = lastnew > r->commit ? lastnew : r->commit;
-            if (cut >= first_index(r) && cut < last_index(r)) {
+            if (cut >= mf_raft_log_first_index(r) && cut < mf_raft_log_last_index(r)) {
                 struct mf_raft_entry *e;
                 size_t n;
-                if (fetch_entries(r, cut, cut + 1, UINT64_MAX, &e, &n) == 0 && n == 1) {
-                    truncate_from(r, cut);
-                    append_one(r, e->term, e->index, e->type, e->data, e->len);
+                if (mf_raft_log_fetch(r, cut, cut + 1, UINT64_MAX, &e, &n) == 0 && n == 1) {
+                    mf_raft_log_truncate_from(r, cut);
+                    mf_raft_log_append(r, e->term, e->index, e->type, e->data, e->len);
                 }
             }
         }
         uint64_t c = m->commit < lastnew ? m->commit : lastnew;
-        commit_to(r, c);
+        mf_raft_log_commit_to(r, c);
         struct mf_raft_msg *o = mf_raft_msg_new(r, MF_RAFT_MSG_APP_RESP, m->from);
         if (o)
             o->index = lastnew;
@@ -850,12 +592,12 @@ static void handle_append(struct mf_raft *r, const struct mf_raft_msg *m)
     /* Reject with a hint: the last index at or before the probe whose term
      * is <= the leader's term there, so the leader skips whole terms. */
     uint64_t hint = m->index;
-    uint64_t li = last_index(r);
+    uint64_t li = mf_raft_log_last_index(r);
     if (hint > li)
         hint = li;
     uint64_t ht = 0;
     for (;;) {
-        int rc = log_term(r, hint, &ht);
+        int rc = mf_raft_log_term(r, hint, &ht);
         if (rc != 0) {
             ht = 0;
             break;
@@ -875,8 +617,8 @@ static void handle_append(struct mf_raft *r, const struct mf_raft_msg *m)
 
 static void handle_heartbeat(struct mf_raft *r, const struct mf_raft_msg *m)
 {
-    uint64_t li = last_index(r);
-    commit_to(r, m->commit < li ? m->commit : li);
+    uint64_t li = mf_raft_log_last_index(r);
+    mf_raft_log_commit_to(r, m->commit < li ? m->commit : li);
     struct mf_raft_msg *o = mf_raft_msg_new(r, MF_RAFT_MSG_HEARTBEAT_RESP, m->from);
     if (o)
         o->ctx = m->ctx;
@@ -897,19 +639,6 @@ static void snap_resp(struct mf_raft *r, uint64_t to, uint64_t index, uint64_t o
     o->snapshot_done = ack == SNAP_ACK_DONE;
 }
 
-static void restore(struct mf_raft *r, const struct mf_raft_snapshot_meta *meta)
-{
-    free_uentries(r, 0);
-    r->u_offset = meta->index + 1;
-    r->u_snap_pending = true;
-    r->u_snap = *meta;
-    r->commit = meta->index;
-    r->base_conf = meta->conf;
-    r->base_index = meta->index;
-    r->hist.len = 0;
-    r->conf = meta->conf;
-}
-
 static void handle_snapshot(struct mf_raft *r, const struct mf_raft_msg *m)
 {
     const struct mf_raft_snapshot_meta *meta = &m->snapshot;
@@ -919,9 +648,9 @@ static void handle_snapshot(struct mf_raft *r, const struct mf_raft_msg *m)
         snap_resp(r, m->from, meta->index, 0, SNAP_ACK_DONE);
         return;
     }
-    if (match_term(r, meta->index, meta->term)) {
+    if (mf_raft_log_match_term(r, meta->index, meta->term)) {
         /* Our log already holds the snapshot's last entry: fast-forward. */
-        commit_to(r, meta->index);
+        mf_raft_log_commit_to(r, meta->index);
         r->srecv_active = false;
         snap_resp(r, m->from, meta->index, 0, SNAP_ACK_DONE);
         return;
@@ -958,24 +687,8 @@ static void handle_snapshot(struct mf_raft *r, const struct mf_raft_msg *m)
         return;
     }
     r->srecv_active = false;
-    restore(r, meta);
+    mf_raft_log_restore(r, meta);
     snap_resp(r, m->from, meta->index, r->srecv_offset, SNAP_ACK_DONE);
-}
-
-/* Largest index <= index whose term is <= term (0 if none). */
-static uint64_t find_conflict_by_term(struct mf_raft *r, uint64_t index, uint64_t term)
-{
-    uint64_t li = last_index(r);
-    if (index > li)
-        index = li;
-    for (;;) {
-        uint64_t t;
-        if (log_term(r, index, &t) != 0)
-            return index;
-        if (t <= term || index == 0)
-            return index;
-        index--;
-    }
 }
 
 static void leader_read(struct mf_raft *r, uint64_t from, uint64_t ctx)
@@ -1016,7 +729,7 @@ static void step_leader(struct mf_raft *r, const struct mf_raft_msg *m)
         /* A lagging follower gets an AppendEntries even if nothing new is
          * left to send optimistically: if our earlier ones were lost, its
          * rejection brings the progress back to probing. */
-        if (pr->match < last_index(r))
+        if (pr->match < mf_raft_log_last_index(r))
             send_append(r, pr, APPEND_EMPTY_OK);
         read_ack(r, m->from, m->ctx);
         return;
@@ -1027,7 +740,7 @@ static void step_leader(struct mf_raft *r, const struct mf_raft_msg *m)
         if (m->reject) {
             uint64_t hint = m->reject_hint;
             if (m->log_term > 0)
-                hint = find_conflict_by_term(r, m->reject_hint, m->log_term);
+                hint = mf_raft_log_find_conflict_by_term(r, m->reject_hint, m->log_term);
             bool decr = false;
             if (pr->state == PR_REPLICATE) {
                 if (m->index > pr->match) {
@@ -1064,7 +777,7 @@ static void step_leader(struct mf_raft *r, const struct mf_raft_msg *m)
             }
             while (send_append(r, pr, APPEND_IF_ENTRIES))
                 ;
-            if (m->from == r->transferee && pr->match == last_index(r)) {
+            if (m->from == r->transferee && pr->match == mf_raft_log_last_index(r)) {
                 mf_raft_msg_new(r, MF_RAFT_MSG_TIMEOUT_NOW, m->from);
             }
         }
@@ -1214,7 +927,7 @@ int mf_raft_step(struct mf_raft *r, const struct mf_raft_msg *m)
         bool pre = m->type == MF_RAFT_MSG_PRE_VOTE;
         bool can_vote = r->vote == m->from || (r->vote == 0 && r->lead == 0) ||
                         (pre && m->term > r->term);
-        uint64_t lt = last_term(r), li = last_index(r);
+        uint64_t lt = mf_raft_log_last_term(r), li = mf_raft_log_last_index(r);
         bool up_to_date = m->log_term > lt || (m->log_term == lt && m->index >= li);
         struct mf_raft_msg *o = mf_raft_msg_new(r, pre ? MF_RAFT_MSG_PRE_VOTE_RESP : MF_RAFT_MSG_VOTE_RESP,
                                         m->from);
@@ -1307,8 +1020,8 @@ int mf_raft_propose(struct mf_raft *r, const uint8_t *data, uint32_t len, uint64
         return MF_ETOOLARGE;
     if (r->u_bytes + len > r->cfg.max_uncommitted_bytes)
         return -ENOBUFS;
-    uint64_t i = last_index(r) + 1;
-    int rc = append_one(r, r->term, i, MF_RAFT_ENTRY_NORMAL, data, len);
+    uint64_t i = mf_raft_log_last_index(r) + 1;
+    int rc = mf_raft_log_append(r, r->term, i, MF_RAFT_ENTRY_NORMAL, data, len);
     if (rc < 0)
         return rc;
     if (index)
@@ -1330,7 +1043,7 @@ int mf_raft_propose_conf_change(struct mf_raft *r, enum mf_raft_conf_change_type
         return MF_EINVAL;
     /* The single-server change rule: the no-op of this term is committed
      * and no other change is uncommitted. */
-    if (!committed_in_term(r) || r->pending_conf_index > r->commit)
+    if (!mf_raft_log_committed_in_term(r) || r->pending_conf_index > r->commit)
         return -EBUSY;
     const struct mf_raft_conf_state *c = &r->conf;
     switch (type) {
@@ -1357,8 +1070,8 @@ int mf_raft_propose_conf_change(struct mf_raft *r, enum mf_raft_conf_change_type
     }
     uint8_t buf[MF_RAFT_CONF_ENTRY_LEN];
     mf_raft_conf_encode(buf, type, node);
-    uint64_t i = last_index(r) + 1;
-    int rc = append_one(r, r->term, i, MF_RAFT_ENTRY_CONF, buf, sizeof(buf));
+    uint64_t i = mf_raft_log_last_index(r) + 1;
+    int rc = mf_raft_log_append(r, r->term, i, MF_RAFT_ENTRY_CONF, buf, sizeof(buf));
     if (rc < 0)
         return rc;
     r->pending_conf_index = i;
@@ -1386,7 +1099,7 @@ int mf_raft_transfer_leader(struct mf_raft *r, uint64_t to)
         return MF_EINVAL;
     r->transferee = to;
     r->election_elapsed = 0;
-    if (pr->match == last_index(r))
+    if (pr->match == mf_raft_log_last_index(r))
         mf_raft_msg_new(r, MF_RAFT_MSG_TIMEOUT_NOW, to);
     else
         send_append(r, pr, APPEND_EMPTY_OK);
@@ -1454,13 +1167,13 @@ int mf_raft_snapshot_taken(struct mf_raft *r, uint64_t index, struct mf_raft_sna
 {
     if (r->fatal)
         return r->fatal;
-    if (index > r->applied || index > persisted_index(r))
+    if (index > r->applied || index > mf_raft_log_persisted_index(r))
         return MF_EINVAL;
     uint64_t t;
-    int rc = log_term(r, index, &t);
+    int rc = mf_raft_log_term(r, index, &t);
     if (rc < 0)
         return rc;
-    if (index < first_index(r))
+    if (index < mf_raft_log_first_index(r))
         return MF_ECOMPACTED;
     memset(meta, 0, sizeof(*meta));
     meta->index = index;
@@ -1480,28 +1193,15 @@ void mf_raft_status(const struct mf_raft *cr, struct mf_raft_status *st)
     st->role = r->role;
     st->commit = r->commit;
     st->applied = r->applied;
-    st->first_index = first_index(r);
-    st->last_index = last_index(r);
-    st->persisted_index = persisted_index(r);
+    st->first_index = mf_raft_log_first_index(r);
+    st->last_index = mf_raft_log_last_index(r);
+    st->persisted_index = mf_raft_log_persisted_index(r);
     st->conf = r->conf;
-}
-
-int mf_raft_term(struct mf_raft *r, uint64_t index, uint64_t *term)
-{
-    return log_term(r, index, term);
 }
 
 static bool hs_equal(const struct mf_raft_hard_state *a, const struct mf_raft_hard_state *b)
 {
     return a->term == b->term && a->vote == b->vote && a->commit == b->commit;
-}
-
-static uint64_t apply_limit(struct mf_raft *r)
-{
-    if (r->u_snap_pending)
-        return r->applied;
-    uint64_t p = persisted_index(r);
-    return r->commit < p ? r->commit : p;
 }
 
 bool mf_raft_has_ready(const struct mf_raft *cr)
@@ -1512,7 +1212,7 @@ bool mf_raft_has_ready(const struct mf_raft *cr)
     struct mf_raft_hard_state hs = {r->term, r->vote, r->commit};
     return !hs_equal(&hs, &r->hs_persisted) || r->soft_prev.lead != r->lead ||
            r->soft_prev.role != r->role || r->u_len || r->u_snap_pending || r->msgs.len ||
-           r->chunks.len || r->reads.len || r->bcast_pending || apply_limit(r) > r->applied;
+           r->chunks.len || r->reads.len || r->bcast_pending || mf_raft_log_apply_limit(r) > r->applied;
 }
 
 static bool may_go_before(const struct mf_raft_msg *m)
@@ -1536,7 +1236,7 @@ int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd)
     if (r->fatal)
         return r->fatal;
     MF_ASSERT(!r->rd_inflight);
-    LOG_INVARIANT(r, r->commit <= last_index(r));
+    LOG_INVARIANT(r, r->commit <= mf_raft_log_last_index(r));
     if (r->bcast_pending) {
         r->bcast_pending = false;
         if (r->role == MF_RAFT_LEADER) {
@@ -1561,13 +1261,13 @@ int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd)
         rd->snapshot = s;
     }
     if (r->u_len) {
-        if (copy_unstable(r, &rd->entries) < 0 || r->fatal)
+        if (mf_raft_log_copy_unstable(r, &rd->entries) < 0 || r->fatal)
             return r->fatal;
         rd->entries_len = r->u_len;
     }
-    uint64_t hi = apply_limit(r);
+    uint64_t hi = mf_raft_log_apply_limit(r);
     if (hi > r->applied) {
-        int rc = fetch_entries(r, r->applied + 1, hi + 1, r->cfg.max_apply_bytes, &rd->committed,
+        int rc = mf_raft_log_fetch(r, r->applied + 1, hi + 1, r->cfg.max_apply_bytes, &rd->committed,
                                &rd->committed_len);
         if (rc < 0) {
             latch(r, rc == MF_ECOMPACTED ? MF_ECORRUPT : rc);
@@ -1641,7 +1341,7 @@ int mf_raft_advance(struct mf_raft *r, struct mf_raft_ready *rd)
         r->applied = rd->snapshot->index;
     if (rd->entries_len) {
         const struct mf_raft_entry *last = &rd->entries[rd->entries_len - 1];
-        stable_to(r, last->index, last->term);
+        mf_raft_log_stable_to(r, last->index, last->term);
     }
     if (rd->committed_len) {
         uint64_t li = rd->committed[rd->committed_len - 1].index;
@@ -1746,7 +1446,7 @@ void mf_raft_close(struct mf_raft *r)
 {
     if (!r)
         return;
-    free_uentries(r, 0);
+    mf_raft_log_free_unstable(r, 0);
     free(r->u);
     free(r->hist.v);
     free(r->read_next.v);

@@ -230,4 +230,26 @@ void mf_raft_conf_at(struct mf_raft *r, uint64_t index, struct mf_raft_conf_stat
 void mf_raft_conf_fold_to(struct mf_raft *r, uint64_t index, struct mf_raft_conf_state *out);
 int mf_raft_conf_load_history(struct mf_raft *r, uint64_t lo, uint64_t hi);
 
+/* log.c */
+uint64_t mf_raft_log_last_index(struct mf_raft *r);
+uint64_t mf_raft_log_first_index(struct mf_raft *r);
+int mf_raft_log_term(struct mf_raft *r, uint64_t i, uint64_t *t);
+uint64_t mf_raft_log_term_or_zero(struct mf_raft *r, uint64_t i);
+uint64_t mf_raft_log_last_term(struct mf_raft *r);
+bool mf_raft_log_match_term(struct mf_raft *r, uint64_t i, uint64_t t);
+uint64_t mf_raft_log_persisted_index(struct mf_raft *r);
+void mf_raft_log_stable_to(struct mf_raft *r, uint64_t i, uint64_t t);
+int mf_raft_log_copy_unstable(struct mf_raft *r, struct mf_raft_entry **out);
+int mf_raft_log_fetch(struct mf_raft *r, uint64_t lo, uint64_t hi, uint64_t max_bytes,
+                         struct mf_raft_entry **out, size_t *n);
+void mf_raft_log_free_unstable(struct mf_raft *r, size_t from);
+void mf_raft_log_truncate_from(struct mf_raft *r, uint64_t k);
+int mf_raft_log_append(struct mf_raft *r, uint64_t term, uint64_t index, uint32_t type,
+                      const uint8_t *data, uint32_t len);
+void mf_raft_log_commit_to(struct mf_raft *r, uint64_t c);
+void mf_raft_log_restore(struct mf_raft *r, const struct mf_raft_snapshot_meta *meta);
+uint64_t mf_raft_log_find_conflict_by_term(struct mf_raft *r, uint64_t index, uint64_t term);
+bool mf_raft_log_committed_in_term(struct mf_raft *r);
+uint64_t mf_raft_log_apply_limit(struct mf_raft *r);
+
 #endif
