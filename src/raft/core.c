@@ -29,216 +29,7 @@ static void reset_rand_timeout(struct mf_raft *r)
     r->rand_timeout = r->cfg.election_ticks + (uint32_t)(rng_next(r) % r->cfg.election_ticks);
 }
 
-static struct progress *find_pr(struct mf_raft *r, uint64_t id)
-{
-    for (size_t k = 0; k < r->prs_len; k++)
-        if (r->prs[k].id == id)
-            return &r->prs[k];
-    return NULL;
-}
-
-static void pr_become_probe(struct progress *pr)
-{
-    uint64_t n = pr->state == PR_SNAPSHOT ? (pr->snap.index > pr->match ? pr->snap.index : pr->match) + 1
-                                          : pr->match + 1;
-    pr->state = PR_PROBE;
-    pr->next = n;
-    pr->probe_sent = false;
-    pr->infl_count = 0;
-    pr->infl_start = 0;
-    pr->snap_wait = false;
-}
-
-static void pr_become_replicate(struct progress *pr)
-{
-    pr->state = PR_REPLICATE;
-    pr->next = pr->match + 1;
-    pr->probe_sent = false;
-    pr->infl_count = 0;
-    pr->infl_start = 0;
-}
-
-static bool pr_paused(const struct mf_raft *r, const struct progress *pr)
-{
-    switch (pr->state) {
-    case PR_PROBE:
-        return pr->probe_sent;
-    case PR_REPLICATE:
-        return pr->infl_count >= r->cfg.max_inflight;
-    case PR_SNAPSHOT:
-        return true;
-    }
-    return true;
-}
-
-static void infl_free_le(struct progress *pr, uint64_t index)
-{
-    while (pr->infl_count && pr->infl[pr->infl_start] <= index) {
-        pr->infl_start = (pr->infl_start + 1) % MF_RAFT_INFLIGHT_MAX;
-        pr->infl_count--;
-    }
-}
-
-static void send_snap_chunk(struct mf_raft *r, struct progress *pr)
-{
-    if (pr->state != PR_SNAPSHOT || pr->snap_wait)
-        return;
-    uint32_t cap = r->cfg.snapshot_chunk_bytes;
-    uint8_t *buf = mf_raft_arena_alloc(r, cap);
-    if (!buf)
-        return;
-    size_t len = 0;
-    bool done = false;
-    int rc = r->cfg.snapshot_read ? r->cfg.snapshot_read(r->cfg.snapshot_ctx, pr->snap.index,
-                                                         pr->snap_offset, buf, cap, &len, &done)
-                                  : MF_ECOMPACTED;
-    if (rc < 0 || len > cap) {
-        /* The snapshot went away or failed: probe again later, which
-         * starts a fresh transfer from the newest snapshot. */
-        pr->state = PR_PROBE;
-        pr->next = pr->match + 1;
-        pr->probe_sent = true; /* wait for the next heartbeat response */
-        return;
-    }
-    struct mf_raft_msg *m = mf_raft_msg_new(r, MF_RAFT_MSG_SNAP, pr->id);
-    if (!m)
-        return;
-    m->snapshot = pr->snap;
-    m->snapshot_offset = pr->snap_offset;
-    m->snapshot_chunk = buf;
-    m->snapshot_chunk_len = (uint32_t)len;
-    m->snapshot_done = done;
-    pr->snap_wait = true;
-    pr->snap_stall_ticks = 0;
-}
-
-static void start_snapshot(struct mf_raft *r, struct progress *pr)
-{
-    struct mf_raft_snapshot_meta meta;
-    int rc = r->st->snapshot_meta(r->st->ctx, &meta);
-    if (rc < 0) {
-        latch(r, rc);
-        return;
-    }
-    if (meta.index == 0)
-        return; /* nothing compacted: cannot happen with a sane storage */
-    pr->state = PR_SNAPSHOT;
-    pr->snap = meta;
-    pr->snap_offset = 0;
-    pr->snap_wait = false;
-    pr->infl_count = 0;
-    pr->infl_start = 0;
-    send_snap_chunk(r, pr);
-}
-
-/* Sends one AppendEntries to pr if its flow control allows (APPEND_EMPTY_OK:
- * even with no entries, as a probe or to carry the commit index). Returns
- * true if a message went out. */
-static bool send_append(struct mf_raft *r, struct progress *pr, enum append_mode mode)
-{
-    if (pr->id == r->id || pr_paused(r, pr) || r->fatal)
-        return false;
-    MF_ASSERT(pr->match < pr->next); /* prev = next - 1 is at or after match */
-    uint64_t prev = pr->next - 1;
-    uint64_t pt = 0;
-    int rc = mf_raft_log_term(r, prev, &pt);
-    if (rc == MF_ECOMPACTED) {
-        start_snapshot(r, pr);
-        return false;
-    }
-    if (rc < 0)
-        return false;
-    struct mf_raft_entry *ents = NULL;
-    size_t n = 0;
-    uint64_t li = mf_raft_log_last_index(r);
-    rc = mf_raft_log_fetch(r, pr->next, li + 1, r->cfg.max_msg_bytes, &ents, &n);
-    if (rc == MF_ECOMPACTED) {
-        start_snapshot(r, pr);
-        return false;
-    }
-    if (rc < 0)
-        return false;
-    if (n == 0 && mode == APPEND_IF_ENTRIES)
-        return false;
-    struct mf_raft_msg *m = mf_raft_msg_new(r, MF_RAFT_MSG_APP, pr->id);
-    if (!m)
-        return false;
-    m->index = prev;
-    m->log_term = pt;
-    m->entries = ents;
-    m->entries_len = n;
-    m->commit = r->commit;
-    if (pr->state == PR_REPLICATE && n > 0) {
-        uint64_t last = ents[n - 1].index;
-        pr->next = last + 1;
-        MF_ASSERT(pr->infl_count < MF_RAFT_INFLIGHT_MAX);
-        pr->infl[(pr->infl_start + pr->infl_count) % MF_RAFT_INFLIGHT_MAX] = last;
-        pr->infl_count++;
-    } else if (pr->state == PR_PROBE) {
-        pr->probe_sent = true;
-    }
-    return true;
-}
-
-static void bcast_append(struct mf_raft *r, enum append_mode mode)
-{
-    for (size_t k = 0; k < r->prs_len; k++)
-        send_append(r, &r->prs[k], mode);
-}
-
-static void bcast_heartbeat(struct mf_raft *r)
-{
-    for (size_t k = 0; k < r->prs_len; k++) {
-        struct progress *pr = &r->prs[k];
-        if (pr->id == r->id)
-            continue;
-        struct mf_raft_msg *m = mf_raft_msg_new(r, MF_RAFT_MSG_HEARTBEAT, pr->id);
-        if (!m)
-            return;
-        /* Never tell a follower to commit past what it holds. */
-        m->commit = pr->match < r->commit ? pr->match : r->commit;
-        m->ctx = r->read_seq;
-    }
-}
-
-static void sync_progress(struct mf_raft *r)
-{
-    /* Keep progress of current members, add new ones, drop removed ones. */
-    struct progress *old = r->prs;
-    size_t old_len = r->prs_len;
-    struct progress tmp[MF_RAFT_NODES_MAX];
-    size_t n = 0;
-    uint64_t li = mf_raft_log_last_index(r);
-    const struct mf_raft_conf_state *c = &r->conf;
-    for (int pass = 0; pass < 2; pass++) {
-        const uint64_t *ids = pass == 0 ? c->voters : c->learners;
-        uint32_t len = pass == 0 ? c->voters_len : c->learners_len;
-        for (uint32_t i = 0; i < len; i++) {
-            struct progress *p = NULL;
-            for (size_t k = 0; k < old_len; k++)
-                if (old[k].id == ids[i])
-                    p = &old[k];
-            if (p) {
-                tmp[n] = *p;
-            } else {
-                memset(&tmp[n], 0, sizeof(tmp[n]));
-                tmp[n].id = ids[i];
-                tmp[n].next = li + 1;
-                tmp[n].state = PR_PROBE;
-                tmp[n].recent_active = true;
-            }
-            tmp[n].learner = pass == 1;
-            n++;
-        }
-    }
-    memcpy(r->prs, tmp, n * sizeof(*tmp));
-    r->prs_len = n;
-    if (r->transferee && !mf_raft_conf_is_voter(c, r->transferee))
-        r->transferee = 0;
-}
-
 static void ro_reset(struct mf_raft *r);
-static void pr_reset_all(struct mf_raft *r);
 
 static void reset(struct mf_raft *r, uint64_t term)
 {
@@ -254,28 +45,7 @@ static void reset(struct mf_raft *r, uint64_t term)
     r->votes_len = 0;
     r->bcast_pending = false;
     ro_reset(r);
-    pr_reset_all(r);
-}
-
-/* Fresh progress for every member: probe from the end of our log. */
-static void pr_reset_all(struct mf_raft *r)
-{
-    r->prs_len = 0;
-    sync_progress(r);
-    uint64_t li = mf_raft_log_last_index(r);
-    for (size_t k = 0; k < r->prs_len; k++) {
-        struct progress *pr = &r->prs[k];
-        uint64_t id = pr->id;
-        bool learner = pr->learner;
-        memset(pr, 0, sizeof(*pr));
-        pr->id = id;
-        pr->learner = learner;
-        pr->next = li + 1;
-        pr->state = PR_PROBE;
-        pr->recent_active = true;
-        if (id == r->id)
-            pr->match = li;
-    }
+    mf_raft_pr_reset_all(r);
 }
 
 /* Reads in flight are dropped on a role or term change (callers retry). */
@@ -335,7 +105,7 @@ static void become_leader(struct mf_raft *r)
     /* No conf change until the no-op of this term commits. */
     r->pending_conf_index = li + 1;
     mf_raft_log_append(r, r->term, li + 1, MF_RAFT_ENTRY_NOOP, NULL, 0);
-    bcast_append(r, APPEND_EMPTY_OK);
+    mf_raft_pr_bcast_append(r, APPEND_EMPTY_OK);
 }
 
 /* A node campaigns if it is a voter in its latest configuration, or in the
@@ -433,12 +203,6 @@ static void campaign(struct mf_raft *r, enum campaign_type ct)
     }
 }
 
-static int cmp_desc(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
 static void read_respond(struct mf_raft *r, const struct read_req *q, uint64_t index)
 {
     if (q->from == r->id) {
@@ -481,7 +245,7 @@ static void maybe_start_read_round(struct mf_raft *r)
     r->read_acks_len = 0;
     if (self_voter)
         r->read_acks[r->read_acks_len++] = r->id;
-    bcast_heartbeat(r);
+    mf_raft_pr_bcast_heartbeat(r);
     r->heartbeat_elapsed = 0;
 }
 
@@ -502,36 +266,9 @@ static void read_ack(struct mf_raft *r, uint64_t from, uint64_t seq)
     maybe_start_read_round(r);
 }
 
-/* Leader: advance commit by counting replicas of entries of this term. */
-static bool maybe_commit(struct mf_raft *r)
-{
-    uint64_t m[MF_RAFT_NODES_MAX];
-    size_t n = 0;
-    for (uint32_t i = 0; i < r->conf.voters_len; i++) {
-        uint64_t id = r->conf.voters[i];
-        if (id == r->id) {
-            /* The leader counts itself only for what is durable. */
-            m[n++] = mf_raft_log_persisted_index(r);
-        } else {
-            struct progress *pr = find_pr(r, id);
-            m[n++] = pr ? pr->match : 0;
-        }
-    }
-    if (n == 0)
-        return false;
-    qsort(m, n, sizeof(m[0]), cmp_desc);
-    uint64_t mci = m[mf_raft_conf_quorum(&r->conf) - 1];
-    if (mci <= r->commit)
-        return false;
-    if (!bug(r, MF_RAFT_BUG_COMMIT_OLD_TERM) && mf_raft_log_term_or_zero(r, mci) != r->term)
-        return false; /* Figure 8: never commit an old-term entry by counting */
-    mf_raft_log_commit_to(r, mci);
-    return true;
-}
-
 static void after_commit(struct mf_raft *r)
 {
-    bcast_append(r, APPEND_EMPTY_OK);
+    mf_raft_pr_bcast_append(r, APPEND_EMPTY_OK);
     maybe_start_read_round(r);
     /* A leader that removed itself steps down once the removal commits. */
     if (r->role == MF_RAFT_LEADER && !mf_raft_conf_is_voter(&r->conf, r->id) &&
@@ -710,7 +447,7 @@ static void leader_read(struct mf_raft *r, uint64_t from, uint64_t ctx)
 
 static void step_leader(struct mf_raft *r, const struct mf_raft_msg *m)
 {
-    struct progress *pr = find_pr(r, m->from);
+    struct progress *pr = mf_raft_pr_find(r, m->from);
     switch (m->type) {
     case MF_RAFT_MSG_READ_INDEX:
         if (pr)
@@ -725,12 +462,12 @@ static void step_leader(struct mf_raft *r, const struct mf_raft_msg *m)
         /* A full window whose messages were lost would stall forever:
          * release one slot per heartbeat round (etcd does the same). */
         if (pr->state == PR_REPLICATE && pr->infl_count >= r->cfg.max_inflight)
-            infl_free_le(pr, pr->infl[pr->infl_start]);
+            mf_raft_pr_infl_free_le(pr, pr->infl[pr->infl_start]);
         /* A lagging follower gets an AppendEntries even if nothing new is
          * left to send optimistically: if our earlier ones were lost, its
          * rejection brings the progress back to probing. */
         if (pr->match < mf_raft_log_last_index(r))
-            send_append(r, pr, APPEND_EMPTY_OK);
+            mf_raft_pr_send_append(r, pr, APPEND_EMPTY_OK);
         read_ack(r, m->from, m->ctx);
         return;
     case MF_RAFT_MSG_APP_RESP:
@@ -744,7 +481,7 @@ static void step_leader(struct mf_raft *r, const struct mf_raft_msg *m)
             bool decr = false;
             if (pr->state == PR_REPLICATE) {
                 if (m->index > pr->match) {
-                    pr_become_probe(pr);
+                    mf_raft_pr_become_probe(pr);
                     decr = true;
                 }
             } else if (pr->state == PR_PROBE && pr->next - 1 == m->index) {
@@ -756,7 +493,7 @@ static void step_leader(struct mf_raft *r, const struct mf_raft_msg *m)
                 decr = true;
             }
             if (decr)
-                send_append(r, pr, APPEND_EMPTY_OK);
+                mf_raft_pr_send_append(r, pr, APPEND_EMPTY_OK);
             return;
         }
         if (m->index > pr->match || (m->index == pr->match && pr->state == PR_PROBE)) {
@@ -764,18 +501,18 @@ static void step_leader(struct mf_raft *r, const struct mf_raft_msg *m)
             if (pr->next < m->index + 1)
                 pr->next = m->index + 1;
             if (pr->state == PR_PROBE)
-                pr_become_replicate(pr);
+                mf_raft_pr_become_replicate(pr);
             else if (pr->state == PR_SNAPSHOT && pr->match >= pr->snap.index)
-                pr_become_probe(pr);
+                mf_raft_pr_become_probe(pr);
             else if (pr->state == PR_REPLICATE)
-                infl_free_le(pr, m->index);
+                mf_raft_pr_infl_free_le(pr, m->index);
             MF_ASSERT(pr->match < pr->next);
-            if (maybe_commit(r)) {
+            if (mf_raft_pr_maybe_commit(r)) {
                 after_commit(r);
                 if (r->role != MF_RAFT_LEADER)
                     return;
             }
-            while (send_append(r, pr, APPEND_IF_ENTRIES))
+            while (mf_raft_pr_send_append(r, pr, APPEND_IF_ENTRIES))
                 ;
             if (m->from == r->transferee && pr->match == mf_raft_log_last_index(r)) {
                 mf_raft_msg_new(r, MF_RAFT_MSG_TIMEOUT_NOW, m->from);
@@ -791,19 +528,19 @@ static void step_leader(struct mf_raft *r, const struct mf_raft_msg *m)
         if (m->snapshot_done && !m->reject) {
             if (pr->match < pr->snap.index)
                 pr->match = pr->snap.index;
-            pr_become_probe(pr);
-            if (maybe_commit(r)) {
+            mf_raft_pr_become_probe(pr);
+            if (mf_raft_pr_maybe_commit(r)) {
                 after_commit(r);
                 if (r->role != MF_RAFT_LEADER)
                     return;
             }
-            send_append(r, pr, APPEND_EMPTY_OK);
+            mf_raft_pr_send_append(r, pr, APPEND_EMPTY_OK);
             return;
         }
         /* An ack or a reject names the offset the follower wants next. */
         pr->snap_offset = m->snapshot_offset;
         pr->snap_wait = false;
-        send_snap_chunk(r, pr);
+        mf_raft_pr_send_snap_chunk(r, pr);
         return;
     default:
         return;
@@ -998,12 +735,12 @@ int mf_raft_tick(struct mf_raft *r)
         if (pr->state == PR_SNAPSHOT && pr->snap_wait &&
             ++pr->snap_stall_ticks > 2 * r->cfg.heartbeat_ticks) {
             pr->snap_wait = false; /* chunk or its ack lost: resend */
-            send_snap_chunk(r, pr);
+            mf_raft_pr_send_snap_chunk(r, pr);
         }
     }
     if (r->heartbeat_elapsed >= r->cfg.heartbeat_ticks) {
         r->heartbeat_elapsed = 0;
-        bcast_heartbeat(r);
+        mf_raft_pr_bcast_heartbeat(r);
     }
     return r->fatal;
 }
@@ -1075,7 +812,7 @@ int mf_raft_propose_conf_change(struct mf_raft *r, enum mf_raft_conf_change_type
     if (rc < 0)
         return rc;
     r->pending_conf_index = i;
-    sync_progress(r);
+    mf_raft_pr_sync(r);
     if (index)
         *index = i;
     r->bcast_pending = true;
@@ -1094,7 +831,7 @@ int mf_raft_transfer_leader(struct mf_raft *r, uint64_t to)
         return MF_EINVAL;
     if (r->transferee == to)
         return 0;
-    struct progress *pr = find_pr(r, to);
+    struct progress *pr = mf_raft_pr_find(r, to);
     if (!pr)
         return MF_EINVAL;
     r->transferee = to;
@@ -1102,7 +839,7 @@ int mf_raft_transfer_leader(struct mf_raft *r, uint64_t to)
     if (pr->match == mf_raft_log_last_index(r))
         mf_raft_msg_new(r, MF_RAFT_MSG_TIMEOUT_NOW, to);
     else
-        send_append(r, pr, APPEND_EMPTY_OK);
+        mf_raft_pr_send_append(r, pr, APPEND_EMPTY_OK);
     return r->fatal;
 }
 
@@ -1141,26 +878,6 @@ int mf_raft_campaign(struct mf_raft *r)
         return 0;
     campaign(r, r->cfg.pre_vote ? CAMPAIGN_PRE_ELECTION : CAMPAIGN_ELECTION);
     return r->fatal;
-}
-
-void mf_raft_report_snapshot(struct mf_raft *r, uint64_t to, bool ok)
-{
-    struct progress *pr = find_pr(r, to);
-    if (!pr || r->role != MF_RAFT_LEADER || pr->state != PR_SNAPSHOT)
-        return;
-    if (ok && pr->match < pr->snap.index)
-        pr->match = pr->snap.index;
-    pr_become_probe(pr);
-    pr->probe_sent = true; /* wait for a heartbeat response before probing */
-}
-
-void mf_raft_report_unreachable(struct mf_raft *r, uint64_t to)
-{
-    struct progress *pr = find_pr(r, to);
-    if (!pr || r->role != MF_RAFT_LEADER)
-        return;
-    if (pr->state == PR_REPLICATE)
-        pr_become_probe(pr);
 }
 
 int mf_raft_snapshot_taken(struct mf_raft *r, uint64_t index, struct mf_raft_snapshot_meta *meta)
@@ -1240,7 +957,7 @@ int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd)
     if (r->bcast_pending) {
         r->bcast_pending = false;
         if (r->role == MF_RAFT_LEADER) {
-            bcast_append(r, APPEND_IF_ENTRIES);
+            mf_raft_pr_bcast_append(r, APPEND_IF_ENTRIES);
             /* A single voter commits at advance; nothing else to do. */
         }
     }
@@ -1351,7 +1068,7 @@ int mf_raft_advance(struct mf_raft *r, struct mf_raft_ready *rd)
     /* The batch's arena is the one not filling. */
     mf_raft_arena_reset(&r->arenas[r->arena_cur ^ 1]);
     memset(rd, 0, sizeof(*rd));
-    if (r->role == MF_RAFT_LEADER && maybe_commit(r))
+    if (r->role == MF_RAFT_LEADER && mf_raft_pr_maybe_commit(r))
         after_commit(r);
     return r->fatal;
 }

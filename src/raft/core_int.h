@@ -252,4 +252,17 @@ uint64_t mf_raft_log_find_conflict_by_term(struct mf_raft *r, uint64_t index, ui
 bool mf_raft_log_committed_in_term(struct mf_raft *r);
 uint64_t mf_raft_log_apply_limit(struct mf_raft *r);
 
+/* progress.c */
+struct progress *mf_raft_pr_find(struct mf_raft *r, uint64_t id);
+void mf_raft_pr_become_probe(struct progress *pr);
+void mf_raft_pr_become_replicate(struct progress *pr);
+void mf_raft_pr_infl_free_le(struct progress *pr, uint64_t index);
+void mf_raft_pr_send_snap_chunk(struct mf_raft *r, struct progress *pr);
+bool mf_raft_pr_send_append(struct mf_raft *r, struct progress *pr, enum append_mode mode);
+void mf_raft_pr_bcast_append(struct mf_raft *r, enum append_mode mode);
+void mf_raft_pr_bcast_heartbeat(struct mf_raft *r);
+void mf_raft_pr_sync(struct mf_raft *r);
+void mf_raft_pr_reset_all(struct mf_raft *r);
+bool mf_raft_pr_maybe_commit(struct mf_raft *r);
+
 #endif
