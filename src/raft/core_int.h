@@ -265,4 +265,10 @@ void mf_raft_pr_sync(struct mf_raft *r);
 void mf_raft_pr_reset_all(struct mf_raft *r);
 bool mf_raft_pr_maybe_commit(struct mf_raft *r);
 
+/* readonly.c */
+void mf_raft_ro_reset(struct mf_raft *r);
+void mf_raft_ro_maybe_start_round(struct mf_raft *r);
+void mf_raft_ro_ack(struct mf_raft *r, uint64_t from, uint64_t seq);
+void mf_raft_ro_leader_read(struct mf_raft *r, uint64_t from, uint64_t ctx);
+
 #endif
