@@ -211,6 +211,13 @@ static inline int vec_grow(void **v, size_t *cap, size_t len, size_t elem)
         (vec).v[(vec).len++] = (val);                                                     \
     } while (0)
 
+/* etcd's campaign types: a pre-vote round (does not raise the term), a real
+ * election, or one started by TimeoutNow (no pre-vote; voters skip their
+ * leader-lease check). */
+enum campaign_type { CAMPAIGN_PRE_ELECTION, CAMPAIGN_ELECTION, CAMPAIGN_TRANSFER };
+
+enum poll_result { POLL_PENDING, POLL_WON, POLL_LOST };
+
 /* outbox.c */
 void *mf_raft_arena_alloc(struct mf_raft *r, size_t n);
 void mf_raft_arena_reset(struct arena *a);
@@ -270,5 +277,13 @@ void mf_raft_ro_reset(struct mf_raft *r);
 void mf_raft_ro_maybe_start_round(struct mf_raft *r);
 void mf_raft_ro_ack(struct mf_raft *r, uint64_t from, uint64_t seq);
 void mf_raft_ro_leader_read(struct mf_raft *r, uint64_t from, uint64_t ctx);
+
+/* core.c */
+void mf_raft_become_follower(struct mf_raft *r, uint64_t term, uint64_t lead);
+void mf_raft_become_leader(struct mf_raft *r);
+void mf_raft_campaign_start(struct mf_raft *r, enum campaign_type ct);
+enum poll_result mf_raft_poll(struct mf_raft *r, uint64_t id, bool granted);
+void mf_raft_after_commit(struct mf_raft *r);
+void mf_raft_note_lead(struct mf_raft *r, uint64_t lead);
 
 #endif
