@@ -73,7 +73,7 @@ int mf_raft_conf_decode(const uint8_t *data, uint32_t len, enum mf_raft_conf_cha
 }
 
 void mf_raft_conf_encode(uint8_t out[MF_RAFT_CONF_ENTRY_LEN], enum mf_raft_conf_change_type t,
-                        uint64_t node)
+                         uint64_t node)
 {
     out[0] = (uint8_t)t;
     for (int i = 8; i >= 1; i--) {

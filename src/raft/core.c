@@ -8,6 +8,10 @@
  * ours to keep). Everything handed out in a ready batch lives in an arena of
  * grow-only blocks; there are two, one filling with the next batch while the
  * other holds the batch in flight, so steady state allocates nothing.
+ *
+ * This file: role changes and elections, tick, the API calls, ready/advance,
+ * init/close. The log, progress, ReadIndex, configuration and message
+ * handling have files of their own (README.md, "Files").
  */
 #include "raft/core_int.h"
 

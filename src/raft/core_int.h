@@ -230,7 +230,7 @@ bool mf_raft_conf_is_learner(const struct mf_raft_conf_state *c, uint64_t id);
 size_t mf_raft_conf_quorum(const struct mf_raft_conf_state *c);
 void mf_raft_conf_apply(struct mf_raft_conf_state *c, enum mf_raft_conf_change_type t, uint64_t node);
 void mf_raft_conf_encode(uint8_t out[MF_RAFT_CONF_ENTRY_LEN], enum mf_raft_conf_change_type t,
-                        uint64_t node);
+                         uint64_t node);
 void mf_raft_conf_reset_to(struct mf_raft *r);
 void mf_raft_conf_note_entry(struct mf_raft *r, uint64_t index, const uint8_t *data, uint32_t len);
 void mf_raft_conf_at(struct mf_raft *r, uint64_t index, struct mf_raft_conf_state *out);
@@ -248,11 +248,11 @@ uint64_t mf_raft_log_persisted_index(struct mf_raft *r);
 void mf_raft_log_stable_to(struct mf_raft *r, uint64_t i, uint64_t t);
 int mf_raft_log_copy_unstable(struct mf_raft *r, struct mf_raft_entry **out);
 int mf_raft_log_fetch(struct mf_raft *r, uint64_t lo, uint64_t hi, uint64_t max_bytes,
-                         struct mf_raft_entry **out, size_t *n);
+                      struct mf_raft_entry **out, size_t *n);
 void mf_raft_log_free_unstable(struct mf_raft *r, size_t from);
 void mf_raft_log_truncate_from(struct mf_raft *r, uint64_t k);
 int mf_raft_log_append(struct mf_raft *r, uint64_t term, uint64_t index, uint32_t type,
-                      const uint8_t *data, uint32_t len);
+                       const uint8_t *data, uint32_t len);
 void mf_raft_log_commit_to(struct mf_raft *r, uint64_t c);
 void mf_raft_log_restore(struct mf_raft *r, const struct mf_raft_snapshot_meta *meta);
 uint64_t mf_raft_log_find_conflict_by_term(struct mf_raft *r, uint64_t index, uint64_t term);

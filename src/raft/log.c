@@ -126,7 +126,7 @@ int mf_raft_log_copy_unstable(struct mf_raft *r, struct mf_raft_entry **out)
 }
 
 int mf_raft_log_fetch(struct mf_raft *r, uint64_t lo, uint64_t hi, uint64_t max_bytes,
-                         struct mf_raft_entry **out, size_t *n)
+                      struct mf_raft_entry **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -203,7 +203,7 @@ void mf_raft_log_free_unstable(struct mf_raft *r, size_t from)
 }
 
 /* Drop every entry at or after index k from the in-memory view (the next
- * save replaces them in the storage) and forget configurations they made. */
+                                                                 * save replaces them in the storage) and forget configurations they made. */
 void mf_raft_log_truncate_from(struct mf_raft *r, uint64_t k)
 {
     if (r->u_len && k >= r->u_offset) {
@@ -219,7 +219,7 @@ void mf_raft_log_truncate_from(struct mf_raft *r, uint64_t k)
 
 /* Append one entry to the unstable log (data copied). */
 int mf_raft_log_append(struct mf_raft *r, uint64_t term, uint64_t index, uint32_t type,
-                      const uint8_t *data, uint32_t len)
+                       const uint8_t *data, uint32_t len)
 {
     if (r->u_len == 0)
         r->u_offset = index;

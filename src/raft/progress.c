@@ -107,7 +107,7 @@ static void start_snapshot(struct mf_raft *r, struct progress *pr)
 }
 
 /* Sends one AppendEntries to pr if its flow control allows (APPEND_EMPTY_OK:
- * even with no entries, as a probe or to carry the commit index). Returns
+                                                             * even with no entries, as a probe or to carry the commit index). Returns
  * true if a message went out. */
 bool mf_raft_pr_send_append(struct mf_raft *r, struct progress *pr, enum append_mode mode)
 {

@@ -154,102 +154,119 @@ static void handle_snapshot(struct mf_raft *r, const struct mf_raft_msg *m)
     snap_resp(r, m->from, meta->index, r->srecv_offset, SNAP_ACK_DONE);
 }
 
+static void leader_heartbeat_resp(struct mf_raft *r, struct progress *pr,
+                                  const struct mf_raft_msg *m)
+{
+    if (pr->state == PR_PROBE)
+        pr->probe_sent = false;
+    /* A full window whose messages were lost would stall forever:
+     * release one slot per heartbeat round (etcd does the same). */
+    if (pr->state == PR_REPLICATE && pr->infl_count >= r->cfg.max_inflight)
+        mf_raft_pr_infl_free_le(pr, pr->infl[pr->infl_start]);
+    /* A lagging follower gets an AppendEntries even if nothing new is
+     * left to send optimistically: if our earlier ones were lost, its
+     * rejection brings the progress back to probing. */
+    if (pr->match < mf_raft_log_last_index(r))
+        mf_raft_pr_send_append(r, pr, APPEND_EMPTY_OK);
+    mf_raft_ro_ack(r, m->from, m->ctx);
+}
+
+/* A rejected AppendEntries: probe back, skipping whole terms with the
+ * follower's hint; a stale reject never moves next back. */
+static void leader_app_reject(struct mf_raft *r, struct progress *pr, const struct mf_raft_msg *m)
+{
+    uint64_t hint = m->reject_hint;
+    if (m->log_term > 0)
+        hint = mf_raft_log_find_conflict_by_term(r, m->reject_hint, m->log_term);
+    bool decr = false;
+    if (pr->state == PR_REPLICATE) {
+        if (m->index > pr->match) {
+            mf_raft_pr_become_probe(pr);
+            decr = true;
+        }
+    } else if (pr->state == PR_PROBE && pr->next - 1 == m->index) {
+        uint64_t n = m->index < hint + 1 ? m->index : hint + 1;
+        if (n < pr->match + 1)
+            n = pr->match + 1;
+        pr->next = n;
+        pr->probe_sent = false;
+        decr = true;
+    }
+    if (decr)
+        mf_raft_pr_send_append(r, pr, APPEND_EMPTY_OK);
+}
+
+static void leader_app_resp(struct mf_raft *r, struct progress *pr, const struct mf_raft_msg *m)
+{
+    if (m->index < pr->match || (m->index == pr->match && pr->state != PR_PROBE))
+        return; /* stale or duplicate */
+    pr->match = m->index;
+    if (pr->next < m->index + 1)
+        pr->next = m->index + 1;
+    if (pr->state == PR_PROBE)
+        mf_raft_pr_become_replicate(pr);
+    else if (pr->state == PR_SNAPSHOT && pr->match >= pr->snap.index)
+        mf_raft_pr_become_probe(pr);
+    else if (pr->state == PR_REPLICATE)
+        mf_raft_pr_infl_free_le(pr, m->index);
+    MF_ASSERT(pr->match < pr->next);
+    if (mf_raft_pr_maybe_commit(r)) {
+        mf_raft_after_commit(r);
+        if (r->role != MF_RAFT_LEADER)
+            return;
+    }
+    while (mf_raft_pr_send_append(r, pr, APPEND_IF_ENTRIES))
+        ;
+    if (m->from == r->transferee && pr->match == mf_raft_log_last_index(r)) {
+        mf_raft_msg_new(r, MF_RAFT_MSG_TIMEOUT_NOW, m->from);
+    }
+}
+
+static void leader_snap_resp(struct mf_raft *r, struct progress *pr, const struct mf_raft_msg *m)
+{
+    if (pr->state != PR_SNAPSHOT || m->index != pr->snap.index)
+        return;
+    if (m->snapshot_done && !m->reject) {
+        if (pr->match < pr->snap.index)
+            pr->match = pr->snap.index;
+        mf_raft_pr_become_probe(pr);
+        if (mf_raft_pr_maybe_commit(r)) {
+            mf_raft_after_commit(r);
+            if (r->role != MF_RAFT_LEADER)
+                return;
+        }
+        mf_raft_pr_send_append(r, pr, APPEND_EMPTY_OK);
+        return;
+    }
+    /* An ack or a reject names the offset the follower wants next. */
+    pr->snap_offset = m->snapshot_offset;
+    pr->snap_wait = false;
+    mf_raft_pr_send_snap_chunk(r, pr);
+}
+
 static void step_leader(struct mf_raft *r, const struct mf_raft_msg *m)
 {
     struct progress *pr = mf_raft_pr_find(r, m->from);
+    if (!pr)
+        return;
     switch (m->type) {
     case MF_RAFT_MSG_READ_INDEX:
-        if (pr)
-            mf_raft_ro_leader_read(r, m->from, m->ctx);
+        mf_raft_ro_leader_read(r, m->from, m->ctx);
         return;
     case MF_RAFT_MSG_HEARTBEAT_RESP:
-        if (!pr)
-            return;
         pr->recent_active = true;
-        if (pr->state == PR_PROBE)
-            pr->probe_sent = false;
-        /* A full window whose messages were lost would stall forever:
-         * release one slot per heartbeat round (etcd does the same). */
-        if (pr->state == PR_REPLICATE && pr->infl_count >= r->cfg.max_inflight)
-            mf_raft_pr_infl_free_le(pr, pr->infl[pr->infl_start]);
-        /* A lagging follower gets an AppendEntries even if nothing new is
-         * left to send optimistically: if our earlier ones were lost, its
-         * rejection brings the progress back to probing. */
-        if (pr->match < mf_raft_log_last_index(r))
-            mf_raft_pr_send_append(r, pr, APPEND_EMPTY_OK);
-        mf_raft_ro_ack(r, m->from, m->ctx);
+        leader_heartbeat_resp(r, pr, m);
         return;
     case MF_RAFT_MSG_APP_RESP:
-        if (!pr)
-            return;
         pr->recent_active = true;
-        if (m->reject) {
-            uint64_t hint = m->reject_hint;
-            if (m->log_term > 0)
-                hint = mf_raft_log_find_conflict_by_term(r, m->reject_hint, m->log_term);
-            bool decr = false;
-            if (pr->state == PR_REPLICATE) {
-                if (m->index > pr->match) {
-                    mf_raft_pr_become_probe(pr);
-                    decr = true;
-                }
-            } else if (pr->state == PR_PROBE && pr->next - 1 == m->index) {
-                uint64_t n = m->index < hint + 1 ? m->index : hint + 1;
-                if (n < pr->match + 1)
-                    n = pr->match + 1;
-                pr->next = n;
-                pr->probe_sent = false;
-                decr = true;
-            }
-            if (decr)
-                mf_raft_pr_send_append(r, pr, APPEND_EMPTY_OK);
-            return;
-        }
-        if (m->index > pr->match || (m->index == pr->match && pr->state == PR_PROBE)) {
-            pr->match = m->index;
-            if (pr->next < m->index + 1)
-                pr->next = m->index + 1;
-            if (pr->state == PR_PROBE)
-                mf_raft_pr_become_replicate(pr);
-            else if (pr->state == PR_SNAPSHOT && pr->match >= pr->snap.index)
-                mf_raft_pr_become_probe(pr);
-            else if (pr->state == PR_REPLICATE)
-                mf_raft_pr_infl_free_le(pr, m->index);
-            MF_ASSERT(pr->match < pr->next);
-            if (mf_raft_pr_maybe_commit(r)) {
-                mf_raft_after_commit(r);
-                if (r->role != MF_RAFT_LEADER)
-                    return;
-            }
-            while (mf_raft_pr_send_append(r, pr, APPEND_IF_ENTRIES))
-                ;
-            if (m->from == r->transferee && pr->match == mf_raft_log_last_index(r)) {
-                mf_raft_msg_new(r, MF_RAFT_MSG_TIMEOUT_NOW, m->from);
-            }
-        }
+        if (m->reject)
+            leader_app_reject(r, pr, m);
+        else
+            leader_app_resp(r, pr, m);
         return;
     case MF_RAFT_MSG_SNAP_RESP:
-        if (!pr)
-            return;
         pr->recent_active = true;
-        if (pr->state != PR_SNAPSHOT || m->index != pr->snap.index)
-            return;
-        if (m->snapshot_done && !m->reject) {
-            if (pr->match < pr->snap.index)
-                pr->match = pr->snap.index;
-            mf_raft_pr_become_probe(pr);
-            if (mf_raft_pr_maybe_commit(r)) {
-                mf_raft_after_commit(r);
-                if (r->role != MF_RAFT_LEADER)
-                    return;
-            }
-            mf_raft_pr_send_append(r, pr, APPEND_EMPTY_OK);
-            return;
-        }
-        /* An ack or a reject names the offset the follower wants next. */
-        pr->snap_offset = m->snapshot_offset;
-        pr->snap_wait = false;
-        mf_raft_pr_send_snap_chunk(r, pr);
+        leader_snap_resp(r, pr, m);
         return;
     default:
         return;
