@@ -8,243 +8,17 @@
  * ours to keep). Everything handed out in a ready batch lives in an arena of
  * grow-only blocks; there are two, one filling with the next batch while the
  * other holds the batch in flight, so steady state allocates nothing.
+ *
+ * This file: role changes and elections, tick, the API calls, ready/advance,
+ * init/close. The log, progress, ReadIndex, configuration and message
+ * handling have files of their own (README.md, "Files").
  */
-#include "raft/core.h"
-
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "common/assert.h"
-#include "common/err.h"
+#include "raft/core_int.h"
 
 #ifdef MF_RAFT_BUG_HOOKS
 struct mf_raft_bugs mf_raft_bugs;
-#define BUG(x) (mf_raft_bugs.x)
-#else
-#define BUG(x) 0
 #endif
 
-/* A broken invariant about the replicated log. Production aborts; the
- * bug-hunting copy built for the simulator latches MF_ECORRUPT instead, so the
- * simulator reports the seed like any other violation. */
-#ifdef MF_RAFT_BUG_HOOKS
-#define LOG_INVARIANT(r, c) ((c) ? (void)0 : latch((r), MF_ECORRUPT))
-#else
-#define LOG_INVARIANT(r, c) MF_ASSERT(c)
-#endif
-
-#define ARENA_BLOCK_MIN (64u * 1024u)
-#define FETCH_ENTRIES_MAX 1024 /* entries per AppendEntries or apply batch */
-
-enum pr_state { PR_PROBE = 0, PR_REPLICATE = 1, PR_SNAPSHOT = 2 };
-
-struct uentry {
-    uint64_t term;
-    uint64_t index;
-    uint32_t type;
-    uint32_t len;
-    uint8_t *data; /* owned, NULL if len == 0 */
-};
-
-struct progress {
-    uint64_t id;
-    bool learner;
-    uint64_t match;
-    uint64_t next;
-    enum pr_state state;
-    bool probe_sent;
-    bool recent_active;
-    uint64_t infl[MF_RAFT_INFLIGHT_MAX];
-    uint32_t infl_start;
-    uint32_t infl_count;
-    /* snapshot transfer */
-    struct mf_raft_snapshot_meta snap;
-    uint64_t snap_offset;
-    bool snap_wait;
-    uint32_t snap_stall_ticks;
-};
-
-struct conf_hist {
-    uint64_t index;
-    struct mf_raft_conf_state conf;
-};
-
-struct arena_block {
-    struct arena_block *next;
-    size_t cap;
-    size_t used;
-    uint8_t data[];
-};
-
-struct arena {
-    struct arena_block *head;
-};
-
-struct read_req {
-    uint64_t ctx;
-    uint64_t from;
-};
-
-#define VEC(T)      \
-    struct {        \
-        T *v;       \
-        size_t len; \
-        size_t cap; \
-    }
-
-struct mf_raft {
-    struct mf_raft_config cfg;
-    const struct mf_raft_storage *st;
-    uint64_t id;
-    int fatal;
-
-    /* persistent state (in memory) */
-    uint64_t term;
-    uint64_t vote;
-    uint64_t commit;
-    uint64_t applied;
-
-    /* volatile */
-    enum mf_raft_role role;
-    uint64_t lead;
-    uint32_t election_elapsed;
-    uint32_t heartbeat_elapsed;
-    uint32_t rand_timeout;
-    uint64_t rng;
-    bool campaign_blocked;      /* mf_raft_set_campaign_allowed(false): never start a campaign */
-
-    /* unstable log */
-    struct uentry *u;
-    size_t u_len;
-    size_t u_cap;
-    uint64_t u_offset;
-    uint64_t u_bytes;
-    bool u_snap_pending;
-    struct mf_raft_snapshot_meta u_snap;
-
-    /* configuration */
-    struct mf_raft_conf_state base_conf;
-    uint64_t base_index;
-    VEC(struct conf_hist) hist;
-    struct mf_raft_conf_state conf; /* latest appended */
-
-    /* elections */
-    uint64_t votes_id[MF_RAFT_NODES_MAX];
-    bool votes_granted[MF_RAFT_NODES_MAX];
-    size_t votes_len;
-
-    /* leader */
-    struct progress *prs; /* MF_RAFT_NODES_MAX slots */
-    size_t prs_len;
-    uint64_t pending_conf_index;
-    uint64_t transferee;
-    bool bcast_pending;
-
-    /* ReadIndex */
-    VEC(struct read_req) read_next;
-    VEC(struct read_req) read_cur;
-    bool read_round;
-    uint64_t read_seq;
-    uint64_t read_index;
-    uint64_t read_acks[MF_RAFT_NODES_MAX];
-    size_t read_acks_len;
-
-    /* follower: snapshot being received */
-    bool srecv_active;
-    struct mf_raft_snapshot_meta srecv_meta;
-    uint64_t srecv_offset;
-
-    /* output waiting for the next ready */
-    VEC(struct mf_raft_msg) msgs;
-    VEC(struct mf_raft_snapshot_chunk) chunks;
-    VEC(struct mf_raft_read_state) reads;
-    struct arena arenas[2];
-    int arena_cur; /* the one filling */
-
-    /* what the driver has made durable */
-    struct mf_raft_hard_state hs_persisted;
-    struct mf_raft_soft_state soft_prev;
-    bool rd_inflight;
-};
-
-/* ------------------------------------------------------------------ utils */
-
-static void latch(struct mf_raft *r, int rc)
-{
-    if (rc < 0 && r->fatal == 0)
-        r->fatal = rc;
-}
-
-static int vec_grow(void **v, size_t *cap, size_t len, size_t elem)
-{
-    if (len < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *nv = realloc(*v, ncap * elem);
-    if (!nv)
-        return -ENOMEM;
-    *v = nv;
-    *cap = ncap;
-    return 0;
-}
-#define VEC_PUSH(r, vec, val)                                                             \
-    do {                                                                                  \
-        if (vec_grow((void **)&(vec).v, &(vec).cap, (vec).len, sizeof(*(vec).v)) != 0) { \
-            latch(r, -ENOMEM);                                                            \
-            break;                                                                        \
-        }                                                                                 \
-        (vec).v[(vec).len++] = (val);                                                     \
-    } while (0)
-
-
-static void *arena_alloc(struct mf_raft *r, size_t n)
-{
-    struct arena *a = &r->arenas[r->arena_cur];
-    n = (n + 15) & ~(size_t)15;
-    if (n == 0)
-        n = 16;
-    struct arena_block *b = a->head;
-    if (!b || b->cap - b->used < n) {
-        size_t cap = n > ARENA_BLOCK_MIN ? n : ARENA_BLOCK_MIN;
-        struct arena_block *nb = malloc(sizeof(*nb) + cap);
-        if (!nb) {
-            latch(r, -ENOMEM);
-            return NULL;
-        }
-        nb->cap = cap;
-        nb->used = 0;
-        nb->next = b;
-        a->head = nb;
-        b = nb;
-    }
-    void *p = b->data + b->used;
-    b->used += n;
-    return p;
-}
-
-/* Keeps the newest (largest) block so a steady state allocates nothing. */
-static void arena_reset(struct arena *a)
-{
-    struct arena_block *b = a->head;
-    if (!b)
-        return;
-    struct arena_block *rest = b->next;
-    b->next = NULL;
-    b->used = 0;
-    while (rest) {
-        struct arena_block *n = rest->next;
-        free(rest);
-        rest = n;
-    }
-}
-
-static void arena_free(struct arena *a)
-{
-    arena_reset(a);
-    free(a->head);
-    a->head = NULL;
-}
 
 static uint64_t rng_next(struct mf_raft *r)
 {
@@ -257,550 +31,6 @@ static uint64_t rng_next(struct mf_raft *r)
 static void reset_rand_timeout(struct mf_raft *r)
 {
     r->rand_timeout = r->cfg.election_ticks + (uint32_t)(rng_next(r) % r->cfg.election_ticks);
-}
-
-static bool ids_has(const uint64_t *ids, uint32_t n, uint64_t id)
-{
-    for (uint32_t i = 0; i < n; i++)
-        if (ids[i] == id)
-            return true;
-    return false;
-}
-
-static void ids_remove(uint64_t *ids, uint32_t *n, uint64_t id)
-{
-    for (uint32_t i = 0; i < *n; i++) {
-        if (ids[i] == id) {
-            memmove(&ids[i], &ids[i + 1], (*n - i - 1) * sizeof(*ids));
-            (*n)--;
-            return;
-        }
-    }
-}
-
-static bool is_voter(const struct mf_raft_conf_state *c, uint64_t id)
-{
-    return ids_has(c->voters, c->voters_len, id);
-}
-
-static bool is_learner(const struct mf_raft_conf_state *c, uint64_t id)
-{
-    return ids_has(c->learners, c->learners_len, id);
-}
-
-static size_t quorum(const struct mf_raft_conf_state *c)
-{
-    return c->voters_len / 2 + 1;
-}
-
-static void conf_apply(struct mf_raft_conf_state *c, enum mf_raft_conf_change_type t, uint64_t node)
-{
-    switch (t) {
-    case MF_RAFT_CONF_ADD_VOTER:
-        ids_remove(c->learners, &c->learners_len, node);
-        if (!is_voter(c, node) && c->voters_len < MF_RAFT_NODES_MAX)
-            c->voters[c->voters_len++] = node;
-        break;
-    case MF_RAFT_CONF_ADD_LEARNER:
-        if (!is_voter(c, node) && !is_learner(c, node) &&
-            c->voters_len + c->learners_len < MF_RAFT_NODES_MAX)
-            c->learners[c->learners_len++] = node;
-        break;
-    case MF_RAFT_CONF_REMOVE:
-        ids_remove(c->voters, &c->voters_len, node);
-        ids_remove(c->learners, &c->learners_len, node);
-        break;
-    }
-}
-
-int mf_raft_conf_decode(const uint8_t *data, uint32_t len, enum mf_raft_conf_change_type *type,
-                        uint64_t *node)
-{
-    if (len != MF_RAFT_CONF_ENTRY_LEN || data[0] < MF_RAFT_CONF_ADD_VOTER ||
-        data[0] > MF_RAFT_CONF_REMOVE)
-        return MF_ECORRUPT;
-    uint64_t n = 0;
-    for (int i = 1; i < 9; i++)
-        n = (n << 8) | data[i];
-    *type = (enum mf_raft_conf_change_type)data[0];
-    *node = n;
-    return 0;
-}
-
-static void conf_encode(uint8_t out[MF_RAFT_CONF_ENTRY_LEN], enum mf_raft_conf_change_type t,
-                        uint64_t node)
-{
-    out[0] = (uint8_t)t;
-    for (int i = 8; i >= 1; i--) {
-        out[i] = (uint8_t)node;
-        node >>= 8;
-    }
-}
-
-/* -------------------------------------------------------------- log view */
-
-static uint64_t last_index(struct mf_raft *r)
-{
-    if (r->u_len)
-        return r->u_offset + r->u_len - 1;
-    if (r->u_snap_pending)
-        return r->u_snap.index;
-    uint64_t li = 0;
-    int rc = r->st->last_index(r->st->ctx, &li);
-    if (rc < 0)
-        latch(r, rc);
-    return li;
-}
-
-static uint64_t first_index(struct mf_raft *r)
-{
-    if (r->u_snap_pending)
-        return r->u_snap.index + 1;
-    uint64_t fi = 1;
-    int rc = r->st->first_index(r->st->ctx, &fi);
-    if (rc < 0)
-        latch(r, rc);
-    return fi;
-}
-
-/* Term of entry i: 0 with *t set, MF_ECOMPACTED, MF_EUNAVAILABLE_ENTRY, or a
- * fatal storage error (latched). */
-static int log_term(struct mf_raft *r, uint64_t i, uint64_t *t)
-{
-    if (r->u_len && i >= r->u_offset) {
-        if (i < r->u_offset + r->u_len) {
-            *t = r->u[i - r->u_offset].term;
-            return 0;
-        }
-        return MF_EUNAVAILABLE_ENTRY;
-    }
-    if (r->u_snap_pending) {
-        if (i == r->u_snap.index) {
-            *t = r->u_snap.term;
-            return 0;
-        }
-        return i < r->u_snap.index ? MF_ECOMPACTED : MF_EUNAVAILABLE_ENTRY;
-    }
-    int rc = r->st->term(r->st->ctx, i, t);
-    if (rc < 0 && rc != MF_ECOMPACTED && rc != MF_EUNAVAILABLE_ENTRY)
-        latch(r, rc);
-    return rc;
-}
-
-/* Term of i, or 0 when it is not available (compacted or beyond the log). */
-static uint64_t term_or_zero(struct mf_raft *r, uint64_t i)
-{
-    uint64_t t = 0;
-    return log_term(r, i, &t) == 0 ? t : 0;
-}
-
-static uint64_t last_term(struct mf_raft *r)
-{
-    return term_or_zero(r, last_index(r));
-}
-
-static bool match_term(struct mf_raft *r, uint64_t i, uint64_t t)
-{
-    uint64_t lt;
-    return log_term(r, i, &lt) == 0 && lt == t;
-}
-
-/* The last index known durable and consistent with the in-memory log. */
-static uint64_t persisted_index(struct mf_raft *r)
-{
-    if (r->u_snap_pending)
-        return 0;
-    if (r->u_len)
-        return r->u_offset - 1;
-    return last_index(r);
-}
-
-/* Copy entries [lo, hi) (at most max_bytes, at least one) into the filling
- * arena. Returns the count in *n, or MF_ECOMPACTED / a fatal error. */
-static int fetch_entries(struct mf_raft *r, uint64_t lo, uint64_t hi, uint64_t max_bytes,
-                         struct mf_raft_entry **out, size_t *n)
-{
-    *out = NULL;
-    *n = 0;
-    if (lo >= hi)
-        return 0;
-    if (lo < first_index(r))
-        return MF_ECOMPACTED;
-    size_t cap = hi - lo > FETCH_ENTRIES_MAX ? FETCH_ENTRIES_MAX : (size_t)(hi - lo);
-    struct mf_raft_entry *ents = arena_alloc(r, cap * sizeof(*ents));
-    if (!ents)
-        return r->fatal;
-    size_t got = 0;
-    uint64_t bytes = 0;
-    uint64_t ustart = r->u_len ? r->u_offset : hi;
-    if (lo < ustart) {
-        uint64_t shi = hi < ustart ? hi : ustart;
-        size_t sn = 0;
-        int rc = r->st->entries(r->st->ctx, lo, shi, max_bytes, ents, cap, &sn);
-        if (rc < 0) {
-            if (rc != MF_ECOMPACTED)
-                latch(r, rc);
-            return rc;
-        }
-        for (size_t k = 0; k < sn; k++) {
-            bytes += ents[k].len;
-            if (ents[k].len) {
-                uint8_t *d = arena_alloc(r, ents[k].len);
-                if (!d)
-                    return r->fatal;
-                memcpy(d, ents[k].data, ents[k].len);
-                ents[k].data = d;
-            } else {
-                ents[k].data = NULL;
-            }
-        }
-        got = sn;
-        if (lo + sn < shi || shi == hi) {
-            *out = ents;
-            *n = got;
-            return 0;
-        }
-    }
-    for (uint64_t i = lo + got; i < hi && got < cap; i++) {
-        const struct uentry *ue = &r->u[i - r->u_offset];
-        if (got > 0 && bytes + ue->len > max_bytes)
-            break;
-        ents[got].term = ue->term;
-        ents[got].index = ue->index;
-        ents[got].type = ue->type;
-        ents[got].len = ue->len;
-        ents[got].data = NULL;
-        if (ue->len) {
-            uint8_t *d = arena_alloc(r, ue->len);
-            if (!d)
-                return r->fatal;
-            memcpy(d, ue->data, ue->len);
-            ents[got].data = d;
-        }
-        bytes += ue->len;
-        got++;
-    }
-    *out = ents;
-    *n = got;
-    return 0;
-}
-
-static void conf_reset_to(struct mf_raft *r)
-{
-    r->conf = r->hist.len ? r->hist.v[r->hist.len - 1].conf : r->base_conf;
-}
-
-static void conf_note_entry(struct mf_raft *r, uint64_t index, const uint8_t *data, uint32_t len)
-{
-    enum mf_raft_conf_change_type t;
-    uint64_t node;
-    if (mf_raft_conf_decode(data, len, &t, &node) != 0) {
-        latch(r, MF_ECORRUPT);
-        return;
-    }
-    struct conf_hist h;
-    h.index = index;
-    h.conf = r->conf;
-    conf_apply(&h.conf, t, node);
-    VEC_PUSH(r, r->hist, h);
-    r->conf = h.conf;
-}
-
-/* Configuration in force at index (latest conf entry at or before it). */
-static void conf_at(struct mf_raft *r, uint64_t index, struct mf_raft_conf_state *out)
-{
-    *out = r->base_conf;
-    for (size_t k = 0; k < r->hist.len && r->hist.v[k].index <= index; k++)
-        *out = r->hist.v[k].conf;
-}
-
-static void free_uentries(struct mf_raft *r, size_t from)
-{
-    for (size_t k = from; k < r->u_len; k++) {
-        r->u_bytes -= r->u[k].len;
-        free(r->u[k].data);
-    }
-    r->u_len = from;
-}
-
-/* Drop every entry at or after index k from the in-memory view (the next
- * save replaces them in the storage) and forget configurations they made. */
-static void truncate_from(struct mf_raft *r, uint64_t k)
-{
-    if (r->u_len && k >= r->u_offset) {
-        free_uentries(r, (size_t)(k - r->u_offset));
-    } else {
-        free_uentries(r, 0);
-        r->u_offset = k;
-    }
-    while (r->hist.len && r->hist.v[r->hist.len - 1].index >= k)
-        r->hist.len--;
-    conf_reset_to(r);
-}
-
-/* Append one entry to the unstable log (data copied). */
-static int append_one(struct mf_raft *r, uint64_t term, uint64_t index, uint32_t type,
-                      const uint8_t *data, uint32_t len)
-{
-    if (r->u_len == 0)
-        r->u_offset = index;
-    MF_ASSERT(index == r->u_offset + r->u_len);
-    if (vec_grow((void **)&r->u, &r->u_cap, r->u_len, sizeof(*r->u)) != 0) {
-        latch(r, -ENOMEM);
-        return -ENOMEM;
-    }
-    struct uentry *ue = &r->u[r->u_len];
-    ue->term = term;
-    ue->index = index;
-    ue->type = type;
-    ue->len = len;
-    ue->data = NULL;
-    if (len) {
-        ue->data = malloc(len);
-        if (!ue->data) {
-            latch(r, -ENOMEM);
-            return -ENOMEM;
-        }
-        memcpy(ue->data, data, len);
-    }
-    r->u_len++;
-    r->u_bytes += len;
-    if (type == MF_RAFT_ENTRY_CONF)
-        conf_note_entry(r, index, data, len);
-    return 0;
-}
-
-static void commit_to(struct mf_raft *r, uint64_t c)
-{
-    if (c > r->commit) {
-        LOG_INVARIANT(r, c <= last_index(r));
-        r->commit = c;
-    }
-}
-
-/* ------------------------------------------------------------ messages */
-
-static struct mf_raft_msg *new_msg(struct mf_raft *r, uint32_t type, uint64_t to)
-{
-    if (vec_grow((void **)&r->msgs.v, &r->msgs.cap, r->msgs.len, sizeof(*r->msgs.v)) != 0) {
-        latch(r, -ENOMEM);
-        return NULL;
-    }
-    struct mf_raft_msg *m = &r->msgs.v[r->msgs.len++];
-    memset(m, 0, sizeof(*m));
-    m->type = type;
-    m->from = r->id;
-    m->to = to;
-    m->term = r->term;
-    return m;
-}
-
-static struct progress *find_pr(struct mf_raft *r, uint64_t id)
-{
-    for (size_t k = 0; k < r->prs_len; k++)
-        if (r->prs[k].id == id)
-            return &r->prs[k];
-    return NULL;
-}
-
-static void pr_become_probe(struct progress *pr)
-{
-    uint64_t n = pr->state == PR_SNAPSHOT ? (pr->snap.index > pr->match ? pr->snap.index : pr->match) + 1
-                                          : pr->match + 1;
-    pr->state = PR_PROBE;
-    pr->next = n;
-    pr->probe_sent = false;
-    pr->infl_count = 0;
-    pr->infl_start = 0;
-    pr->snap_wait = false;
-}
-
-static void pr_become_replicate(struct progress *pr)
-{
-    pr->state = PR_REPLICATE;
-    pr->next = pr->match + 1;
-    pr->probe_sent = false;
-    pr->infl_count = 0;
-    pr->infl_start = 0;
-}
-
-static bool pr_paused(const struct mf_raft *r, const struct progress *pr)
-{
-    switch (pr->state) {
-    case PR_PROBE:
-        return pr->probe_sent;
-    case PR_REPLICATE:
-        return pr->infl_count >= r->cfg.max_inflight;
-    case PR_SNAPSHOT:
-        return true;
-    }
-    return true;
-}
-
-static void infl_free_le(struct progress *pr, uint64_t index)
-{
-    while (pr->infl_count && pr->infl[pr->infl_start] <= index) {
-        pr->infl_start = (pr->infl_start + 1) % MF_RAFT_INFLIGHT_MAX;
-        pr->infl_count--;
-    }
-}
-
-static void send_snap_chunk(struct mf_raft *r, struct progress *pr)
-{
-    if (pr->state != PR_SNAPSHOT || pr->snap_wait)
-        return;
-    uint32_t cap = r->cfg.snapshot_chunk_bytes;
-    uint8_t *buf = arena_alloc(r, cap);
-    if (!buf)
-        return;
-    size_t len = 0;
-    bool done = false;
-    int rc = r->cfg.snapshot_read ? r->cfg.snapshot_read(r->cfg.snapshot_ctx, pr->snap.index,
-                                                         pr->snap_offset, buf, cap, &len, &done)
-                                  : MF_ECOMPACTED;
-    if (rc < 0 || len > cap) {
-        /* The snapshot went away or failed: probe again later, which
-         * starts a fresh transfer from the newest snapshot. */
-        pr->state = PR_PROBE;
-        pr->next = pr->match + 1;
-        pr->probe_sent = true; /* wait for the next heartbeat response */
-        return;
-    }
-    struct mf_raft_msg *m = new_msg(r, MF_RAFT_MSG_SNAP, pr->id);
-    if (!m)
-        return;
-    m->snapshot = pr->snap;
-    m->snapshot_offset = pr->snap_offset;
-    m->snapshot_chunk = buf;
-    m->snapshot_chunk_len = (uint32_t)len;
-    m->snapshot_done = done;
-    pr->snap_wait = true;
-    pr->snap_stall_ticks = 0;
-}
-
-static void start_snapshot(struct mf_raft *r, struct progress *pr)
-{
-    struct mf_raft_snapshot_meta meta;
-    int rc = r->st->snapshot_meta(r->st->ctx, &meta);
-    if (rc < 0) {
-        latch(r, rc);
-        return;
-    }
-    if (meta.index == 0)
-        return; /* nothing compacted: cannot happen with a sane storage */
-    pr->state = PR_SNAPSHOT;
-    pr->snap = meta;
-    pr->snap_offset = 0;
-    pr->snap_wait = false;
-    pr->infl_count = 0;
-    pr->infl_start = 0;
-    send_snap_chunk(r, pr);
-}
-
-/* Sends one AppendEntries to pr if its flow control allows. Returns true if
- * a message went out. */
-static bool send_append(struct mf_raft *r, struct progress *pr, bool send_if_empty)
-{
-    if (pr->id == r->id || pr_paused(r, pr) || r->fatal)
-        return false;
-    uint64_t prev = pr->next - 1;
-    uint64_t pt = 0;
-    int rc = log_term(r, prev, &pt);
-    if (rc == MF_ECOMPACTED) {
-        start_snapshot(r, pr);
-        return false;
-    }
-    if (rc < 0)
-        return false;
-    struct mf_raft_entry *ents = NULL;
-    size_t n = 0;
-    uint64_t li = last_index(r);
-    rc = fetch_entries(r, pr->next, li + 1, r->cfg.max_msg_bytes, &ents, &n);
-    if (rc == MF_ECOMPACTED) {
-        start_snapshot(r, pr);
-        return false;
-    }
-    if (rc < 0)
-        return false;
-    if (n == 0 && !send_if_empty)
-        return false;
-    struct mf_raft_msg *m = new_msg(r, MF_RAFT_MSG_APP, pr->id);
-    if (!m)
-        return false;
-    m->index = prev;
-    m->log_term = pt;
-    m->entries = ents;
-    m->entries_len = n;
-    m->commit = r->commit;
-    if (pr->state == PR_REPLICATE && n > 0) {
-        uint64_t last = ents[n - 1].index;
-        pr->next = last + 1;
-        MF_ASSERT(pr->infl_count < MF_RAFT_INFLIGHT_MAX);
-        pr->infl[(pr->infl_start + pr->infl_count) % MF_RAFT_INFLIGHT_MAX] = last;
-        pr->infl_count++;
-    } else if (pr->state == PR_PROBE) {
-        pr->probe_sent = true;
-    }
-    return true;
-}
-
-static void bcast_append(struct mf_raft *r, bool send_if_empty)
-{
-    for (size_t k = 0; k < r->prs_len; k++)
-        send_append(r, &r->prs[k], send_if_empty);
-}
-
-static void bcast_heartbeat(struct mf_raft *r)
-{
-    for (size_t k = 0; k < r->prs_len; k++) {
-        struct progress *pr = &r->prs[k];
-        if (pr->id == r->id)
-            continue;
-        struct mf_raft_msg *m = new_msg(r, MF_RAFT_MSG_HEARTBEAT, pr->id);
-        if (!m)
-            return;
-        /* Never tell a follower to commit past what it holds. */
-        m->commit = pr->match < r->commit ? pr->match : r->commit;
-        m->ctx = r->read_seq;
-    }
-}
-
-/* ---------------------------------------------------------- role changes */
-
-static void sync_progress(struct mf_raft *r)
-{
-    /* Keep progress of current members, add new ones, drop removed ones. */
-    struct progress *old = r->prs;
-    size_t old_len = r->prs_len;
-    struct progress tmp[MF_RAFT_NODES_MAX];
-    size_t n = 0;
-    uint64_t li = last_index(r);
-    const struct mf_raft_conf_state *c = &r->conf;
-    for (int pass = 0; pass < 2; pass++) {
-        const uint64_t *ids = pass == 0 ? c->voters : c->learners;
-        uint32_t len = pass == 0 ? c->voters_len : c->learners_len;
-        for (uint32_t i = 0; i < len; i++) {
-            struct progress *p = NULL;
-            for (size_t k = 0; k < old_len; k++)
-                if (old[k].id == ids[i])
-                    p = &old[k];
-            if (p) {
-                tmp[n] = *p;
-            } else {
-                memset(&tmp[n], 0, sizeof(tmp[n]));
-                tmp[n].id = ids[i];
-                tmp[n].next = li + 1;
-                tmp[n].state = PR_PROBE;
-                tmp[n].recent_active = true;
-            }
-            tmp[n].learner = pass == 1;
-            n++;
-        }
-    }
-    memcpy(r->prs, tmp, n * sizeof(*tmp));
-    r->prs_len = n;
-    if (r->transferee && !is_voter(c, r->transferee))
-        r->transferee = 0;
 }
 
 static void reset(struct mf_raft *r, uint64_t term)
@@ -816,32 +46,27 @@ static void reset(struct mf_raft *r, uint64_t term)
     r->transferee = 0;
     r->votes_len = 0;
     r->bcast_pending = false;
-    r->read_next.len = 0;
-    r->read_cur.len = 0;
-    r->read_round = false;
-    r->read_acks_len = 0;
-    r->prs_len = 0;
-    sync_progress(r);
-    uint64_t li = last_index(r);
-    for (size_t k = 0; k < r->prs_len; k++) {
-        struct progress *pr = &r->prs[k];
-        uint64_t id = pr->id;
-        bool learner = pr->learner;
-        memset(pr, 0, sizeof(*pr));
-        pr->id = id;
-        pr->learner = learner;
-        pr->next = li + 1;
-        pr->state = PR_PROBE;
-        pr->recent_active = true;
-        if (id == r->id)
-            pr->match = li;
-    }
+    mf_raft_ro_reset(r);
+    mf_raft_pr_reset_all(r);
 }
 
-static void become_follower(struct mf_raft *r, uint64_t term, uint64_t lead)
+/* Sets the leader of the current term. Election safety as this node sees it:
+ * once it knows a leader of a term, no other node leads that term. */
+void mf_raft_note_lead(struct mf_raft *r, uint64_t lead)
+{
+    r->lead = lead;
+    if (lead == 0)
+        return;
+    if (r->lead_seen_term == r->term)
+        LOG_INVARIANT(r, r->lead_seen == lead);
+    r->lead_seen_term = r->term;
+    r->lead_seen = lead;
+}
+
+void mf_raft_become_follower(struct mf_raft *r, uint64_t term, uint64_t lead)
 {
     reset(r, term);
-    r->lead = lead;
+    mf_raft_note_lead(r, lead);
     r->role = MF_RAFT_FOLLOWER;
 }
 
@@ -863,17 +88,17 @@ static void become_candidate(struct mf_raft *r)
     r->role = MF_RAFT_CANDIDATE;
 }
 
-static void become_leader(struct mf_raft *r)
+void mf_raft_become_leader(struct mf_raft *r)
 {
     MF_ASSERT(r->role == MF_RAFT_CANDIDATE);
     reset(r, r->term);
-    r->lead = r->id;
+    mf_raft_note_lead(r, r->id);
     r->role = MF_RAFT_LEADER;
-    uint64_t li = last_index(r);
+    uint64_t li = mf_raft_log_last_index(r);
     /* No conf change until the no-op of this term commits. */
     r->pending_conf_index = li + 1;
-    append_one(r, r->term, li + 1, MF_RAFT_ENTRY_NOOP, NULL, 0);
-    bcast_append(r, true);
+    mf_raft_log_append(r, r->term, li + 1, MF_RAFT_ENTRY_NOOP, NULL, 0);
+    mf_raft_pr_bcast_append(r, APPEND_EMPTY_OK);
 }
 
 /* A node campaigns if it is a voter in its latest configuration, or in the
@@ -881,7 +106,6 @@ static void become_leader(struct mf_raft *r)
  * quorum may be the only node holding that entry, and must still be able to
  * lead until it commits (Ongaro's thesis, 4.2.2). Its own vote does not
  * count (the latest configuration decides). */
-static void conf_at(struct mf_raft *r, uint64_t index, struct mf_raft_conf_state *out);
 
 static bool promotable(struct mf_raft *r)
 {
@@ -889,18 +113,16 @@ static bool promotable(struct mf_raft *r)
      * quorum (issue 16); the node still votes for others. */
     if (r->u_snap_pending || r->campaign_blocked)
         return false;
-    if (is_voter(&r->conf, r->id))
+    if (mf_raft_conf_is_voter(&r->conf, r->id))
         return true;
     struct mf_raft_conf_state c;
-    conf_at(r, r->commit, &c);
-    return is_voter(&c, r->id);
+    mf_raft_conf_at(r, r->commit, &c);
+    return mf_raft_conf_is_voter(&c, r->id);
 }
 
-enum poll_result { POLL_PENDING, POLL_WON, POLL_LOST };
-
-static enum poll_result poll(struct mf_raft *r, uint64_t id, bool granted)
+enum poll_result mf_raft_poll(struct mf_raft *r, uint64_t id, bool granted)
 {
-    if (!is_voter(&r->conf, id))
+    if (!mf_raft_conf_is_voter(&r->conf, id))
         return POLL_PENDING;
     bool seen = false;
     for (size_t k = 0; k < r->votes_len; k++)
@@ -913,14 +135,14 @@ static enum poll_result poll(struct mf_raft *r, uint64_t id, bool granted)
     }
     size_t yes = 0, no = 0;
     for (size_t k = 0; k < r->votes_len; k++) {
-        if (!is_voter(&r->conf, r->votes_id[k]))
+        if (!mf_raft_conf_is_voter(&r->conf, r->votes_id[k]))
             continue;
         if (r->votes_granted[k])
             yes++;
         else
             no++;
     }
-    size_t q = quorum(&r->conf);
+    size_t q = mf_raft_conf_quorum(&r->conf);
     if (yes >= q)
         return POLL_WON;
     if (r->conf.voters_len - no < q)
@@ -928,12 +150,13 @@ static enum poll_result poll(struct mf_raft *r, uint64_t id, bool granted)
     return POLL_PENDING;
 }
 
-static void campaign(struct mf_raft *r, bool pre, bool transfer)
+void mf_raft_campaign_start(struct mf_raft *r, enum campaign_type ct)
 {
     if (!promotable(r))
         return;
     uint32_t type;
     uint64_t term;
+    bool pre = ct == CAMPAIGN_PRE_ELECTION;
     if (pre) {
         become_pre_candidate(r);
         type = MF_RAFT_MSG_PRE_VOTE;
@@ -943,591 +166,37 @@ static void campaign(struct mf_raft *r, bool pre, bool transfer)
         type = MF_RAFT_MSG_VOTE;
         term = r->term;
     }
-    if (poll(r, r->id, true) == POLL_WON) {
+    if (mf_raft_poll(r, r->id, true) == POLL_WON) {
         if (pre)
-            campaign(r, false, transfer);
+            mf_raft_campaign_start(r, CAMPAIGN_ELECTION);
         else
-            become_leader(r);
+            mf_raft_become_leader(r);
         return;
     }
-    uint64_t li = last_index(r);
-    uint64_t lt = last_term(r);
+    uint64_t li = mf_raft_log_last_index(r);
+    uint64_t lt = mf_raft_log_last_term(r);
     for (uint32_t i = 0; i < r->conf.voters_len; i++) {
         uint64_t id = r->conf.voters[i];
         if (id == r->id)
             continue;
-        struct mf_raft_msg *m = new_msg(r, type, id);
+        struct mf_raft_msg *m = mf_raft_msg_new(r, type, id);
         if (!m)
             return;
         m->term = term;
         m->index = li;
         m->log_term = lt;
-        m->ctx = transfer ? MF_RAFT_CAMPAIGN_TRANSFER : 0;
+        m->ctx = ct == CAMPAIGN_TRANSFER ? MF_RAFT_CAMPAIGN_TRANSFER : 0;
     }
 }
 
-/* ------------------------------------------------------------ commitment */
-
-static int cmp_desc(const void *a, const void *b)
+void mf_raft_after_commit(struct mf_raft *r)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-static void read_respond(struct mf_raft *r, const struct read_req *q, uint64_t index)
-{
-    if (q->from == r->id) {
-        struct mf_raft_read_state rs = {.index = index, .ctx = q->ctx};
-        VEC_PUSH(r, r->reads, rs);
-    } else {
-        struct mf_raft_msg *m = new_msg(r, MF_RAFT_MSG_READ_INDEX_RESP, q->from);
-        if (m) {
-            m->index = index;
-            m->ctx = q->ctx;
-        }
-    }
-}
-
-static bool committed_in_term(struct mf_raft *r)
-{
-    return term_or_zero(r, r->commit) == r->term;
-}
-
-/* Starts a ReadIndex confirmation round for the queued reads, at once. */
-static void maybe_start_read_round(struct mf_raft *r)
-{
-    if (r->role != MF_RAFT_LEADER || r->read_round || r->read_next.len == 0 ||
-        !committed_in_term(r))
-        return;
-    bool self_voter = is_voter(&r->conf, r->id);
-    if (self_voter && r->conf.voters_len == 1) {
-        for (size_t k = 0; k < r->read_next.len; k++)
-            read_respond(r, &r->read_next.v[k], r->commit);
-        r->read_next.len = 0;
-        return;
-    }
-    /* Swap the queues: next becomes the round in flight. */
-    struct read_req *v = r->read_cur.v;
-    size_t cap = r->read_cur.cap;
-    r->read_cur.v = r->read_next.v;
-    r->read_cur.cap = r->read_next.cap;
-    r->read_cur.len = r->read_next.len;
-    r->read_next.v = v;
-    r->read_next.cap = cap;
-    r->read_next.len = 0;
-    r->read_round = true;
-    r->read_index = r->commit;
-    r->read_seq++;
-    r->read_acks_len = 0;
-    if (self_voter)
-        r->read_acks[r->read_acks_len++] = r->id;
-    bcast_heartbeat(r);
-    r->heartbeat_elapsed = 0;
-}
-
-static void read_ack(struct mf_raft *r, uint64_t from, uint64_t seq)
-{
-    if (!r->read_round || seq != r->read_seq || !is_voter(&r->conf, from))
-        return;
-    for (size_t k = 0; k < r->read_acks_len; k++)
-        if (r->read_acks[k] == from)
-            return;
-    r->read_acks[r->read_acks_len++] = from;
-    if (r->read_acks_len < quorum(&r->conf))
-        return;
-    for (size_t k = 0; k < r->read_cur.len; k++)
-        read_respond(r, &r->read_cur.v[k], r->read_index);
-    r->read_cur.len = 0;
-    r->read_round = false;
-    maybe_start_read_round(r);
-}
-
-/* Leader: advance commit by counting replicas of entries of this term. */
-static bool maybe_commit(struct mf_raft *r)
-{
-    uint64_t m[MF_RAFT_NODES_MAX];
-    size_t n = 0;
-    for (uint32_t i = 0; i < r->conf.voters_len; i++) {
-        uint64_t id = r->conf.voters[i];
-        if (id == r->id) {
-            /* The leader counts itself only for what is durable. */
-            m[n++] = persisted_index(r);
-        } else {
-            struct progress *pr = find_pr(r, id);
-            m[n++] = pr ? pr->match : 0;
-        }
-    }
-    if (n == 0)
-        return false;
-    qsort(m, n, sizeof(m[0]), cmp_desc);
-    uint64_t mci = m[quorum(&r->conf) - 1];
-    if (mci <= r->commit)
-        return false;
-    if (!BUG(commit_old_term) && term_or_zero(r, mci) != r->term)
-        return false; /* Figure 8: never commit an old-term entry by counting */
-    commit_to(r, mci);
-    return true;
-}
-
-static void after_commit(struct mf_raft *r)
-{
-    bcast_append(r, true);
-    maybe_start_read_round(r);
+    mf_raft_pr_bcast_append(r, APPEND_EMPTY_OK);
+    mf_raft_ro_maybe_start_round(r);
     /* A leader that removed itself steps down once the removal commits. */
-    if (r->role == MF_RAFT_LEADER && !is_voter(&r->conf, r->id) &&
+    if (r->role == MF_RAFT_LEADER && !mf_raft_conf_is_voter(&r->conf, r->id) &&
         r->commit >= r->pending_conf_index)
-        become_follower(r, r->term, 0);
-}
-
-/* ----------------------------------------------------- follower handlers */
-
-static void handle_append(struct mf_raft *r, const struct mf_raft_msg *m)
-{
-    if (m->index < r->commit) {
-        struct mf_raft_msg *o = new_msg(r, MF_RAFT_MSG_APP_RESP, m->from);
-        if (o)
-            o->index = r->commit;
-        return;
-    }
-    if (match_term(r, m->index, m->log_term)) {
-        uint64_t lastnew = m->index + m->entries_len;
-        /* Find the first entry that is new or conflicts (truncate only on a
-         * real conflict: same index, different term). */
-        size_t k = 0;
-        for (; k < m->entries_len; k++) {
-            const struct mf_raft_entry *e = &m->entries[k];
-            MF_ASSERT(e->index == m->index + 1 + k);
-            if (!match_term(r, e->index, e->term))
-                break;
-        }
-        if (k < m->entries_len) {
-            uint64_t ci = m->entries[k].index;
-            LOG_INVARIANT(r, ci > r->commit);
-            if (r->fatal)
-                return;
-            if (ci <= last_index(r))
-                truncate_from(r, ci);
-            for (; k < m->entries_len && !r->fatal; k++) {
-                const struct mf_raft_entry *e = &m->entries[k];
-                append_one(r, e->term, e->index, e->type, e->data, e->len);
-            }
-        } else if (BUG(truncate_stale) && lastnew < last_index(r)) {
-            /* Planted bug (b): drop the suffix a stale, shorter message does
-             * not mention, by rewriting its last entry. */
-            uint64_t cut = lastnew > r->commit ? lastnew : r->commit;
-            if (cut >= first_index(r) && cut < last_index(r)) {
-                struct mf_raft_entry *e;
-                size_t n;
-                if (fetch_entries(r, cut, cut + 1, UINT64_MAX, &e, &n) == 0 && n == 1) {
-                    truncate_from(r, cut);
-                    append_one(r, e->term, e->index, e->type, e->data, e->len);
-                }
-            }
-        }
-        uint64_t c = m->commit < lastnew ? m->commit : lastnew;
-        commit_to(r, c);
-        struct mf_raft_msg *o = new_msg(r, MF_RAFT_MSG_APP_RESP, m->from);
-        if (o)
-            o->index = lastnew;
-        return;
-    }
-    /* Reject with a hint: the last index at or before the probe whose term
-     * is <= the leader's term there, so the leader skips whole terms. */
-    uint64_t hint = m->index;
-    uint64_t li = last_index(r);
-    if (hint > li)
-        hint = li;
-    uint64_t ht = 0;
-    for (;;) {
-        int rc = log_term(r, hint, &ht);
-        if (rc != 0) {
-            ht = 0;
-            break;
-        }
-        if (ht <= m->log_term || hint == 0)
-            break;
-        hint--;
-    }
-    struct mf_raft_msg *o = new_msg(r, MF_RAFT_MSG_APP_RESP, m->from);
-    if (o) {
-        o->index = m->index;
-        o->reject = true;
-        o->reject_hint = hint;
-        o->log_term = ht;
-    }
-}
-
-static void handle_heartbeat(struct mf_raft *r, const struct mf_raft_msg *m)
-{
-    uint64_t li = last_index(r);
-    commit_to(r, m->commit < li ? m->commit : li);
-    struct mf_raft_msg *o = new_msg(r, MF_RAFT_MSG_HEARTBEAT_RESP, m->from);
-    if (o)
-        o->ctx = m->ctx;
-}
-
-static void snap_resp(struct mf_raft *r, uint64_t to, uint64_t index, uint64_t offset, bool reject,
-                      bool done)
-{
-    struct mf_raft_msg *o = new_msg(r, MF_RAFT_MSG_SNAP_RESP, to);
-    if (!o)
-        return;
-    o->index = index;
-    o->snapshot_offset = offset;
-    o->reject = reject;
-    o->snapshot_done = done;
-}
-
-static void restore(struct mf_raft *r, const struct mf_raft_snapshot_meta *meta)
-{
-    free_uentries(r, 0);
-    r->u_offset = meta->index + 1;
-    r->u_snap_pending = true;
-    r->u_snap = *meta;
-    r->commit = meta->index;
-    r->base_conf = meta->conf;
-    r->base_index = meta->index;
-    r->hist.len = 0;
-    r->conf = meta->conf;
-}
-
-static void handle_snapshot(struct mf_raft *r, const struct mf_raft_msg *m)
-{
-    const struct mf_raft_snapshot_meta *meta = &m->snapshot;
-    if (meta->index <= r->commit) {
-        /* Already have it (never move commit or applied backwards). */
-        r->srecv_active = false;
-        snap_resp(r, m->from, meta->index, 0, false, true);
-        return;
-    }
-    if (match_term(r, meta->index, meta->term)) {
-        /* Our log already holds the snapshot's last entry: fast-forward. */
-        commit_to(r, meta->index);
-        r->srecv_active = false;
-        snap_resp(r, m->from, meta->index, 0, false, true);
-        return;
-    }
-    if (m->snapshot_offset == 0) {
-        r->srecv_active = true;
-        r->srecv_meta = *meta;
-        r->srecv_offset = 0;
-    }
-    if (!r->srecv_active || r->srecv_meta.index != meta->index ||
-        r->srecv_meta.term != meta->term || m->snapshot_offset != r->srecv_offset) {
-        bool same = r->srecv_active && r->srecv_meta.index == meta->index &&
-                    r->srecv_meta.term == meta->term;
-        snap_resp(r, m->from, meta->index, same ? r->srecv_offset : 0, true, false);
-        return;
-    }
-    struct mf_raft_snapshot_chunk ch;
-    memset(&ch, 0, sizeof(ch));
-    ch.meta = *meta;
-    ch.offset = m->snapshot_offset;
-    ch.len = m->snapshot_chunk_len;
-    ch.done = m->snapshot_done;
-    if (ch.len) {
-        uint8_t *d = arena_alloc(r, ch.len);
-        if (!d)
-            return;
-        memcpy(d, m->snapshot_chunk, ch.len);
-        ch.data = d;
-    }
-    VEC_PUSH(r, r->chunks, ch);
-    r->srecv_offset += ch.len;
-    if (!m->snapshot_done) {
-        snap_resp(r, m->from, meta->index, r->srecv_offset, false, false);
-        return;
-    }
-    r->srecv_active = false;
-    restore(r, meta);
-    snap_resp(r, m->from, meta->index, r->srecv_offset, false, true);
-}
-
-/* ------------------------------------------------------- leader handlers */
-
-/* Largest index <= index whose term is <= term (0 if none). */
-static uint64_t find_conflict_by_term(struct mf_raft *r, uint64_t index, uint64_t term)
-{
-    uint64_t li = last_index(r);
-    if (index > li)
-        index = li;
-    for (;;) {
-        uint64_t t;
-        if (log_term(r, index, &t) != 0)
-            return index;
-        if (t <= term || index == 0)
-            return index;
-        index--;
-    }
-}
-
-static void leader_read(struct mf_raft *r, uint64_t from, uint64_t ctx)
-{
-    if (r->read_next.len + r->read_cur.len >= r->cfg.max_pending_reads) {
-        if (from != r->id) {
-            struct mf_raft_msg *o = new_msg(r, MF_RAFT_MSG_READ_INDEX_RESP, from);
-            if (o) {
-                o->ctx = ctx;
-                o->reject = true;
-            }
-        }
-        return;
-    }
-    struct read_req q = {.ctx = ctx, .from = from};
-    VEC_PUSH(r, r->read_next, q);
-    maybe_start_read_round(r);
-}
-
-static void step_leader(struct mf_raft *r, const struct mf_raft_msg *m)
-{
-    struct progress *pr = find_pr(r, m->from);
-    switch (m->type) {
-    case MF_RAFT_MSG_READ_INDEX:
-        if (pr)
-            leader_read(r, m->from, m->ctx);
-        return;
-    case MF_RAFT_MSG_HEARTBEAT_RESP:
-        if (!pr)
-            return;
-        pr->recent_active = true;
-        if (pr->state == PR_PROBE)
-            pr->probe_sent = false;
-        /* A full window whose messages were lost would stall forever:
-         * release one slot per heartbeat round (etcd does the same). */
-        if (pr->state == PR_REPLICATE && pr->infl_count >= r->cfg.max_inflight)
-            infl_free_le(pr, pr->infl[pr->infl_start]);
-        /* A lagging follower gets an AppendEntries even if nothing new is
-         * left to send optimistically: if our earlier ones were lost, its
-         * rejection brings the progress back to probing. */
-        if (pr->match < last_index(r))
-            send_append(r, pr, true);
-        read_ack(r, m->from, m->ctx);
-        return;
-    case MF_RAFT_MSG_APP_RESP:
-        if (!pr)
-            return;
-        pr->recent_active = true;
-        if (m->reject) {
-            uint64_t hint = m->reject_hint;
-            if (m->log_term > 0)
-                hint = find_conflict_by_term(r, m->reject_hint, m->log_term);
-            bool decr = false;
-            if (pr->state == PR_REPLICATE) {
-                if (m->index > pr->match) {
-                    pr_become_probe(pr);
-                    decr = true;
-                }
-            } else if (pr->state == PR_PROBE && pr->next - 1 == m->index) {
-                uint64_t n = m->index < hint + 1 ? m->index : hint + 1;
-                if (n < pr->match + 1)
-                    n = pr->match + 1;
-                pr->next = n;
-                pr->probe_sent = false;
-                decr = true;
-            }
-            if (decr)
-                send_append(r, pr, true);
-            return;
-        }
-        if (m->index > pr->match || (m->index == pr->match && pr->state == PR_PROBE)) {
-            pr->match = m->index;
-            if (pr->next < m->index + 1)
-                pr->next = m->index + 1;
-            if (pr->state == PR_PROBE)
-                pr_become_replicate(pr);
-            else if (pr->state == PR_SNAPSHOT && pr->match >= pr->snap.index)
-                pr_become_probe(pr);
-            else if (pr->state == PR_REPLICATE)
-                infl_free_le(pr, m->index);
-            if (maybe_commit(r)) {
-                after_commit(r);
-                if (r->role != MF_RAFT_LEADER)
-                    return;
-            }
-            while (send_append(r, pr, false))
-                ;
-            if (m->from == r->transferee && pr->match == last_index(r)) {
-                new_msg(r, MF_RAFT_MSG_TIMEOUT_NOW, m->from);
-            }
-        }
-        return;
-    case MF_RAFT_MSG_SNAP_RESP:
-        if (!pr)
-            return;
-        pr->recent_active = true;
-        if (pr->state != PR_SNAPSHOT || m->index != pr->snap.index)
-            return;
-        if (m->snapshot_done && !m->reject) {
-            if (pr->match < pr->snap.index)
-                pr->match = pr->snap.index;
-            pr_become_probe(pr);
-            if (maybe_commit(r)) {
-                after_commit(r);
-                if (r->role != MF_RAFT_LEADER)
-                    return;
-            }
-            send_append(r, pr, true);
-            return;
-        }
-        /* An ack or a reject names the offset the follower wants next. */
-        pr->snap_offset = m->snapshot_offset;
-        pr->snap_wait = false;
-        send_snap_chunk(r, pr);
-        return;
-    default:
-        return;
-    }
-}
-
-static void step_candidate(struct mf_raft *r, const struct mf_raft_msg *m)
-{
-    uint32_t want = r->role == MF_RAFT_PRE_CANDIDATE ? MF_RAFT_MSG_PRE_VOTE_RESP
-                                                      : MF_RAFT_MSG_VOTE_RESP;
-    switch (m->type) {
-    case MF_RAFT_MSG_APP:
-        become_follower(r, m->term, m->from);
-        handle_append(r, m);
-        return;
-    case MF_RAFT_MSG_HEARTBEAT:
-        become_follower(r, m->term, m->from);
-        handle_heartbeat(r, m);
-        return;
-    case MF_RAFT_MSG_SNAP:
-        become_follower(r, m->term, m->from);
-        handle_snapshot(r, m);
-        return;
-    default:
-        break;
-    }
-    if (m->type != want)
-        return;
-    switch (poll(r, m->from, !m->reject)) {
-    case POLL_WON:
-        if (r->role == MF_RAFT_PRE_CANDIDATE) {
-            campaign(r, false, false);
-        } else {
-            become_leader(r);
-        }
-        return;
-    case POLL_LOST:
-        become_follower(r, r->term, 0);
-        return;
-    case POLL_PENDING:
-        return;
-    }
-}
-
-static void step_follower(struct mf_raft *r, const struct mf_raft_msg *m)
-{
-    switch (m->type) {
-    case MF_RAFT_MSG_APP:
-        r->election_elapsed = 0;
-        r->lead = m->from;
-        handle_append(r, m);
-        return;
-    case MF_RAFT_MSG_HEARTBEAT:
-        r->election_elapsed = 0;
-        r->lead = m->from;
-        handle_heartbeat(r, m);
-        return;
-    case MF_RAFT_MSG_SNAP:
-        r->election_elapsed = 0;
-        r->lead = m->from;
-        handle_snapshot(r, m);
-        return;
-    case MF_RAFT_MSG_TIMEOUT_NOW:
-        /* Leadership transfer: campaign at once, no pre-vote, and voters
-         * skip their leader-lease check. */
-        campaign(r, false, true);
-        return;
-    case MF_RAFT_MSG_READ_INDEX_RESP:
-        if (!m->reject) {
-            struct mf_raft_read_state rs = {.index = m->index, .ctx = m->ctx};
-            VEC_PUSH(r, r->reads, rs);
-        }
-        return;
-    default:
-        return;
-    }
-}
-
-/* ----------------------------------------------------------------- API */
-
-int mf_raft_step(struct mf_raft *r, const struct mf_raft_msg *m)
-{
-    if (r->fatal)
-        return r->fatal;
-    if (!m || m->to != r->id || m->from == 0 || m->from == r->id)
-        return MF_EINVAL;
-    if (m->entries_len && !m->entries)
-        return MF_EINVAL;
-    bool vote_req = m->type == MF_RAFT_MSG_VOTE || m->type == MF_RAFT_MSG_PRE_VOTE;
-    if (m->term > r->term) {
-        if (vote_req) {
-            bool force = m->ctx == MF_RAFT_CAMPAIGN_TRANSFER;
-            bool in_lease = (r->cfg.check_quorum || m->type == MF_RAFT_MSG_PRE_VOTE) &&
-                            r->lead != 0 &&
-                            r->election_elapsed < r->cfg.election_ticks;
-            if (!force && in_lease)
-                return 0; /* heard from a leader recently: do not disrupt it */
-        }
-        if (m->type == MF_RAFT_MSG_PRE_VOTE) {
-            /* pre-votes never change our term */
-        } else if (m->type == MF_RAFT_MSG_PRE_VOTE_RESP && !m->reject) {
-            /* granted with term+1: counted below */
-        } else if (m->type == MF_RAFT_MSG_APP || m->type == MF_RAFT_MSG_HEARTBEAT ||
-                   m->type == MF_RAFT_MSG_SNAP) {
-            become_follower(r, m->term, m->from);
-        } else {
-            become_follower(r, m->term, 0);
-        }
-    } else if (m->term < r->term) {
-        if ((r->cfg.check_quorum || r->cfg.pre_vote) &&
-            (m->type == MF_RAFT_MSG_APP || m->type == MF_RAFT_MSG_HEARTBEAT)) {
-            /* Tell a stale leader about the newer term. */
-            new_msg(r, MF_RAFT_MSG_APP_RESP, m->from);
-        } else if (m->type == MF_RAFT_MSG_PRE_VOTE) {
-            struct mf_raft_msg *o = new_msg(r, MF_RAFT_MSG_PRE_VOTE_RESP, m->from);
-            if (o)
-                o->reject = true;
-        }
-        return r->fatal;
-    }
-
-    if (vote_req) {
-        bool pre = m->type == MF_RAFT_MSG_PRE_VOTE;
-        bool can_vote = r->vote == m->from || (r->vote == 0 && r->lead == 0) ||
-                        (pre && m->term > r->term);
-        uint64_t lt = last_term(r), li = last_index(r);
-        bool up_to_date = m->log_term > lt || (m->log_term == lt && m->index >= li);
-        struct mf_raft_msg *o = new_msg(r, pre ? MF_RAFT_MSG_PRE_VOTE_RESP : MF_RAFT_MSG_VOTE_RESP,
-                                        m->from);
-        if (can_vote && up_to_date) {
-            if (o)
-                o->term = m->term;
-            if (!pre) {
-                r->election_elapsed = 0;
-                r->vote = m->from;
-            }
-        } else if (o) {
-            o->reject = true;
-        }
-        return r->fatal;
-    }
-
-    switch (r->role) {
-    case MF_RAFT_LEADER:
-        step_leader(r, m);
-        break;
-    case MF_RAFT_CANDIDATE:
-    case MF_RAFT_PRE_CANDIDATE:
-        step_candidate(r, m);
-        break;
-    case MF_RAFT_FOLLOWER:
-        step_follower(r, m);
-        break;
-    }
-    return r->fatal;
+        mf_raft_become_follower(r, r->term, 0);
 }
 
 int mf_raft_tick(struct mf_raft *r)
@@ -1538,7 +207,7 @@ int mf_raft_tick(struct mf_raft *r)
         r->election_elapsed++;
         if (promotable(r) && r->election_elapsed >= r->rand_timeout) {
             r->election_elapsed = 0;
-            campaign(r, r->cfg.pre_vote, false);
+            mf_raft_campaign_start(r, r->cfg.pre_vote ? CAMPAIGN_PRE_ELECTION : CAMPAIGN_ELECTION);
         }
         return r->fatal;
     }
@@ -1557,8 +226,8 @@ int mf_raft_tick(struct mf_raft *r)
                 if (pr->id != r->id)
                     pr->recent_active = false;
             }
-            if (active < quorum(&r->conf)) {
-                become_follower(r, r->term, 0);
+            if (active < mf_raft_conf_quorum(&r->conf)) {
+                mf_raft_become_follower(r, r->term, 0);
                 return r->fatal;
             }
         }
@@ -1569,12 +238,12 @@ int mf_raft_tick(struct mf_raft *r)
         if (pr->state == PR_SNAPSHOT && pr->snap_wait &&
             ++pr->snap_stall_ticks > 2 * r->cfg.heartbeat_ticks) {
             pr->snap_wait = false; /* chunk or its ack lost: resend */
-            send_snap_chunk(r, pr);
+            mf_raft_pr_send_snap_chunk(r, pr);
         }
     }
     if (r->heartbeat_elapsed >= r->cfg.heartbeat_ticks) {
         r->heartbeat_elapsed = 0;
-        bcast_heartbeat(r);
+        mf_raft_pr_bcast_heartbeat(r);
     }
     return r->fatal;
 }
@@ -1591,8 +260,8 @@ int mf_raft_propose(struct mf_raft *r, const uint8_t *data, uint32_t len, uint64
         return MF_ETOOLARGE;
     if (r->u_bytes + len > r->cfg.max_uncommitted_bytes)
         return -ENOBUFS;
-    uint64_t i = last_index(r) + 1;
-    int rc = append_one(r, r->term, i, MF_RAFT_ENTRY_NORMAL, data, len);
+    uint64_t i = mf_raft_log_last_index(r) + 1;
+    int rc = mf_raft_log_append(r, r->term, i, MF_RAFT_ENTRY_NORMAL, data, len);
     if (rc < 0)
         return rc;
     if (index)
@@ -1614,39 +283,39 @@ int mf_raft_propose_conf_change(struct mf_raft *r, enum mf_raft_conf_change_type
         return MF_EINVAL;
     /* The single-server change rule: the no-op of this term is committed
      * and no other change is uncommitted. */
-    if (!committed_in_term(r) || r->pending_conf_index > r->commit)
+    if (!mf_raft_log_committed_in_term(r) || r->pending_conf_index > r->commit)
         return -EBUSY;
     const struct mf_raft_conf_state *c = &r->conf;
     switch (type) {
     case MF_RAFT_CONF_ADD_VOTER:
-        if (is_voter(c, node))
+        if (mf_raft_conf_is_voter(c, node))
             return MF_EEXISTS;
-        if (!is_learner(c, node) && c->voters_len + c->learners_len >= MF_RAFT_NODES_MAX)
+        if (!mf_raft_conf_is_learner(c, node) && c->voters_len + c->learners_len >= MF_RAFT_NODES_MAX)
             return MF_ETOOLARGE;
         break;
     case MF_RAFT_CONF_ADD_LEARNER:
-        if (is_voter(c, node) || is_learner(c, node))
+        if (mf_raft_conf_is_voter(c, node) || mf_raft_conf_is_learner(c, node))
             return MF_EEXISTS;
         if (c->voters_len + c->learners_len >= MF_RAFT_NODES_MAX)
             return MF_ETOOLARGE;
         break;
     case MF_RAFT_CONF_REMOVE:
-        if (!is_voter(c, node) && !is_learner(c, node))
+        if (!mf_raft_conf_is_voter(c, node) && !mf_raft_conf_is_learner(c, node))
             return MF_ENOTFOUND;
-        if (is_voter(c, node) && c->voters_len == 1)
+        if (mf_raft_conf_is_voter(c, node) && c->voters_len == 1)
             return MF_EINVAL; /* would leave no voter */
         break;
     default:
         return MF_EINVAL;
     }
     uint8_t buf[MF_RAFT_CONF_ENTRY_LEN];
-    conf_encode(buf, type, node);
-    uint64_t i = last_index(r) + 1;
-    int rc = append_one(r, r->term, i, MF_RAFT_ENTRY_CONF, buf, sizeof(buf));
+    mf_raft_conf_encode(buf, type, node);
+    uint64_t i = mf_raft_log_last_index(r) + 1;
+    int rc = mf_raft_log_append(r, r->term, i, MF_RAFT_ENTRY_CONF, buf, sizeof(buf));
     if (rc < 0)
         return rc;
     r->pending_conf_index = i;
-    sync_progress(r);
+    mf_raft_pr_sync(r);
     if (index)
         *index = i;
     r->bcast_pending = true;
@@ -1661,37 +330,19 @@ int mf_raft_transfer_leader(struct mf_raft *r, uint64_t to)
         return MF_ENOTLEADER;
     if (to == r->id)
         return 0;
-    if (!is_voter(&r->conf, to))
+    if (!mf_raft_conf_is_voter(&r->conf, to))
         return MF_EINVAL;
     if (r->transferee == to)
         return 0;
-    struct progress *pr = find_pr(r, to);
+    struct progress *pr = mf_raft_pr_find(r, to);
     if (!pr)
         return MF_EINVAL;
     r->transferee = to;
     r->election_elapsed = 0;
-    if (pr->match == last_index(r))
-        new_msg(r, MF_RAFT_MSG_TIMEOUT_NOW, to);
+    if (pr->match == mf_raft_log_last_index(r))
+        mf_raft_msg_new(r, MF_RAFT_MSG_TIMEOUT_NOW, to);
     else
-        send_append(r, pr, true);
-    return r->fatal;
-}
-
-int mf_raft_read_index(struct mf_raft *r, uint64_t ctx)
-{
-    if (r->fatal)
-        return r->fatal;
-    if (r->role == MF_RAFT_LEADER) {
-        if (r->read_next.len + r->read_cur.len >= r->cfg.max_pending_reads)
-            return -ENOBUFS;
-        leader_read(r, r->id, ctx);
-        return r->fatal;
-    }
-    if (r->lead == 0 || r->role != MF_RAFT_FOLLOWER)
-        return MF_EUNAVAIL;
-    struct mf_raft_msg *m = new_msg(r, MF_RAFT_MSG_READ_INDEX, r->lead);
-    if (m)
-        m->ctx = ctx;
+        mf_raft_pr_send_append(r, pr, APPEND_EMPTY_OK);
     return r->fatal;
 }
 
@@ -1710,56 +361,26 @@ int mf_raft_campaign(struct mf_raft *r)
         return MF_EINVAL;
     if (r->role == MF_RAFT_LEADER)
         return 0;
-    campaign(r, r->cfg.pre_vote, false);
+    mf_raft_campaign_start(r, r->cfg.pre_vote ? CAMPAIGN_PRE_ELECTION : CAMPAIGN_ELECTION);
     return r->fatal;
-}
-
-void mf_raft_report_snapshot(struct mf_raft *r, uint64_t to, bool ok)
-{
-    struct progress *pr = find_pr(r, to);
-    if (!pr || r->role != MF_RAFT_LEADER || pr->state != PR_SNAPSHOT)
-        return;
-    if (ok && pr->match < pr->snap.index)
-        pr->match = pr->snap.index;
-    pr_become_probe(pr);
-    pr->probe_sent = true; /* wait for a heartbeat response before probing */
-}
-
-void mf_raft_report_unreachable(struct mf_raft *r, uint64_t to)
-{
-    struct progress *pr = find_pr(r, to);
-    if (!pr || r->role != MF_RAFT_LEADER)
-        return;
-    if (pr->state == PR_REPLICATE)
-        pr_become_probe(pr);
 }
 
 int mf_raft_snapshot_taken(struct mf_raft *r, uint64_t index, struct mf_raft_snapshot_meta *meta)
 {
     if (r->fatal)
         return r->fatal;
-    if (index > r->applied || index > persisted_index(r))
+    if (index > r->applied || index > mf_raft_log_persisted_index(r))
         return MF_EINVAL;
     uint64_t t;
-    int rc = log_term(r, index, &t);
+    int rc = mf_raft_log_term(r, index, &t);
     if (rc < 0)
         return rc;
-    if (index < first_index(r))
+    if (index < mf_raft_log_first_index(r))
         return MF_ECOMPACTED;
     memset(meta, 0, sizeof(*meta));
     meta->index = index;
     meta->term = t;
-    conf_at(r, index, &meta->conf);
-    /* Fold the history up to index into the base. */
-    r->base_conf = meta->conf;
-    r->base_index = index;
-    size_t k = 0;
-    while (k < r->hist.len && r->hist.v[k].index <= index)
-        k++;
-    if (k) {
-        memmove(r->hist.v, r->hist.v + k, (r->hist.len - k) * sizeof(*r->hist.v));
-        r->hist.len -= k;
-    }
+    mf_raft_conf_fold_to(r, index, &meta->conf);
     return 0;
 }
 
@@ -1774,30 +395,15 @@ void mf_raft_status(const struct mf_raft *cr, struct mf_raft_status *st)
     st->role = r->role;
     st->commit = r->commit;
     st->applied = r->applied;
-    st->first_index = first_index(r);
-    st->last_index = last_index(r);
-    st->persisted_index = persisted_index(r);
+    st->first_index = mf_raft_log_first_index(r);
+    st->last_index = mf_raft_log_last_index(r);
+    st->persisted_index = mf_raft_log_persisted_index(r);
     st->conf = r->conf;
 }
-
-int mf_raft_term(struct mf_raft *r, uint64_t index, uint64_t *term)
-{
-    return log_term(r, index, term);
-}
-
-/* --------------------------------------------------------- ready/advance */
 
 static bool hs_equal(const struct mf_raft_hard_state *a, const struct mf_raft_hard_state *b)
 {
     return a->term == b->term && a->vote == b->vote && a->commit == b->commit;
-}
-
-static uint64_t apply_limit(struct mf_raft *r)
-{
-    if (r->u_snap_pending)
-        return r->applied;
-    uint64_t p = persisted_index(r);
-    return r->commit < p ? r->commit : p;
 }
 
 bool mf_raft_has_ready(const struct mf_raft *cr)
@@ -1808,7 +414,7 @@ bool mf_raft_has_ready(const struct mf_raft *cr)
     struct mf_raft_hard_state hs = {r->term, r->vote, r->commit};
     return !hs_equal(&hs, &r->hs_persisted) || r->soft_prev.lead != r->lead ||
            r->soft_prev.role != r->role || r->u_len || r->u_snap_pending || r->msgs.len ||
-           r->chunks.len || r->reads.len || r->bcast_pending || apply_limit(r) > r->applied;
+           r->chunks.len || r->reads.len || r->bcast_pending || mf_raft_log_apply_limit(r) > r->applied;
 }
 
 static bool may_go_before(const struct mf_raft_msg *m)
@@ -1832,10 +438,11 @@ int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd)
     if (r->fatal)
         return r->fatal;
     MF_ASSERT(!r->rd_inflight);
+    LOG_INVARIANT(r, r->commit <= mf_raft_log_last_index(r));
     if (r->bcast_pending) {
         r->bcast_pending = false;
         if (r->role == MF_RAFT_LEADER) {
-            bcast_append(r, false);
+            mf_raft_pr_bcast_append(r, APPEND_IF_ENTRIES);
             /* A single voter commits at advance; nothing else to do. */
         }
     }
@@ -1849,37 +456,20 @@ int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd)
     r->soft_prev = rd->soft_state;
 
     if (r->u_snap_pending) {
-        struct mf_raft_snapshot_meta *s = arena_alloc(r, sizeof(*s));
+        struct mf_raft_snapshot_meta *s = mf_raft_arena_alloc(r, sizeof(*s));
         if (!s)
             return r->fatal;
         *s = r->u_snap;
         rd->snapshot = s;
     }
     if (r->u_len) {
-        rd->entries = arena_alloc(r, r->u_len * sizeof(*rd->entries));
-        if (!rd->entries)
+        if (mf_raft_log_copy_unstable(r, &rd->entries) < 0 || r->fatal)
             return r->fatal;
-        for (size_t k = 0; k < r->u_len; k++) {
-            struct mf_raft_entry *e = &rd->entries[k];
-            const struct uentry *ue = &r->u[k];
-            e->term = ue->term;
-            e->index = ue->index;
-            e->type = ue->type;
-            e->len = ue->len;
-            e->data = NULL;
-            if (ue->len) {
-                uint8_t *d = arena_alloc(r, ue->len);
-                if (!d)
-                    return r->fatal;
-                memcpy(d, ue->data, ue->len);
-                e->data = d;
-            }
-        }
         rd->entries_len = r->u_len;
     }
-    uint64_t hi = apply_limit(r);
+    uint64_t hi = mf_raft_log_apply_limit(r);
     if (hi > r->applied) {
-        int rc = fetch_entries(r, r->applied + 1, hi + 1, r->cfg.max_apply_bytes, &rd->committed,
+        int rc = mf_raft_log_fetch(r, r->applied + 1, hi + 1, r->cfg.max_apply_bytes, &rd->committed,
                                &rd->committed_len);
         if (rc < 0) {
             latch(r, rc == MF_ECOMPACTED ? MF_ECORRUPT : rc);
@@ -1887,7 +477,7 @@ int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd)
         }
     }
     if (r->chunks.len) {
-        rd->snapshot_chunks = arena_alloc(r, r->chunks.len * sizeof(*rd->snapshot_chunks));
+        rd->snapshot_chunks = mf_raft_arena_alloc(r, r->chunks.len * sizeof(*rd->snapshot_chunks));
         if (!rd->snapshot_chunks)
             return r->fatal;
         memcpy(rd->snapshot_chunks, r->chunks.v, r->chunks.len * sizeof(*r->chunks.v));
@@ -1895,7 +485,7 @@ int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd)
         r->chunks.len = 0;
     }
     if (r->reads.len) {
-        rd->read_states = arena_alloc(r, r->reads.len * sizeof(*rd->read_states));
+        rd->read_states = mf_raft_arena_alloc(r, r->reads.len * sizeof(*rd->read_states));
         if (!rd->read_states)
             return r->fatal;
         memcpy(rd->read_states, r->reads.v, r->reads.len * sizeof(*r->reads.v));
@@ -1908,14 +498,14 @@ int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd)
         bool hs_vote_change = rd->hard_state.term != r->hs_persisted.term ||
                               rd->hard_state.vote != r->hs_persisted.vote;
         size_t nb = 0, na = 0;
-        struct mf_raft_msg *b = arena_alloc(r, r->msgs.len * sizeof(*b));
-        struct mf_raft_msg *a = arena_alloc(r, r->msgs.len * sizeof(*a));
+        struct mf_raft_msg *b = mf_raft_arena_alloc(r, r->msgs.len * sizeof(*b));
+        struct mf_raft_msg *a = mf_raft_arena_alloc(r, r->msgs.len * sizeof(*a));
         if (!a || !b)
             return r->fatal;
         for (size_t k = 0; k < r->msgs.len; k++) {
             const struct mf_raft_msg *m = &r->msgs.v[k];
             bool before = !hs_vote_change && may_go_before(m);
-            if (BUG(vote_before_persist) && !m->reject &&
+            if (bug(r, MF_RAFT_BUG_VOTE_BEFORE_PERSIST) && !m->reject &&
                 (m->type == MF_RAFT_MSG_VOTE_RESP || m->type == MF_RAFT_MSG_PRE_VOTE_RESP))
                 before = true; /* planted bug (c) */
             if (before)
@@ -1933,7 +523,7 @@ int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd)
         return r->fatal;
     /* The filled arena now belongs to rd; new output fills the other. */
     r->arena_cur ^= 1;
-    arena_reset(&r->arenas[r->arena_cur]);
+    mf_raft_arena_reset(&r->arenas[r->arena_cur]);
     r->rd_inflight = true;
     return 0;
 }
@@ -1953,18 +543,7 @@ int mf_raft_advance(struct mf_raft *r, struct mf_raft_ready *rd)
         r->applied = rd->snapshot->index;
     if (rd->entries_len) {
         const struct mf_raft_entry *last = &rd->entries[rd->entries_len - 1];
-        uint64_t i = last->index;
-        if (r->u_len && i >= r->u_offset && i < r->u_offset + r->u_len &&
-            r->u[i - r->u_offset].term == last->term) {
-            size_t drop = (size_t)(i - r->u_offset + 1);
-            for (size_t k = 0; k < drop; k++) {
-                r->u_bytes -= r->u[k].len;
-                free(r->u[k].data);
-            }
-            memmove(r->u, r->u + drop, (r->u_len - drop) * sizeof(*r->u));
-            r->u_len -= drop;
-            r->u_offset = i + 1;
-        }
+        mf_raft_log_stable_to(r, last->index, last->term);
     }
     if (rd->committed_len) {
         uint64_t li = rd->committed[rd->committed_len - 1].index;
@@ -1972,37 +551,11 @@ int mf_raft_advance(struct mf_raft *r, struct mf_raft_ready *rd)
             r->applied = li;
     }
     /* The batch's arena is the one not filling. */
-    arena_reset(&r->arenas[r->arena_cur ^ 1]);
+    mf_raft_arena_reset(&r->arenas[r->arena_cur ^ 1]);
     memset(rd, 0, sizeof(*rd));
-    if (r->role == MF_RAFT_LEADER && maybe_commit(r))
-        after_commit(r);
+    if (r->role == MF_RAFT_LEADER && mf_raft_pr_maybe_commit(r))
+        mf_raft_after_commit(r);
     return r->fatal;
-}
-
-/* ------------------------------------------------------------ init/close */
-
-static int load_conf_history(struct mf_raft *r, uint64_t lo, uint64_t hi)
-{
-    struct mf_raft_entry buf[256];
-    while (lo <= hi) {
-        size_t n = 0;
-        int rc = r->st->entries(r->st->ctx, lo, hi + 1, UINT64_MAX, buf, 256, &n);
-        if (rc < 0)
-            return rc;
-        if (n == 0)
-            return MF_ECORRUPT;
-        for (size_t k = 0; k < n; k++) {
-            if (buf[k].index != lo + k)
-                return MF_ECORRUPT;
-            if (buf[k].type == MF_RAFT_ENTRY_CONF) {
-                conf_note_entry(r, buf[k].index, buf[k].data, buf[k].len);
-                if (r->fatal)
-                    return r->fatal;
-            }
-        }
-        lo += n;
-    }
-    return 0;
 }
 
 int mf_raft_init(const struct mf_raft_config *cfg, struct mf_raft **out)
@@ -2052,9 +605,9 @@ int mf_raft_init(const struct mf_raft_config *cfg, struct mf_raft **out)
         r->base_conf = snap.conf;
     } else {
         for (size_t k = 0; k < cfg->voters_len; k++)
-            conf_apply(&r->base_conf, MF_RAFT_CONF_ADD_VOTER, cfg->voters[k]);
+            mf_raft_conf_apply(&r->base_conf, MF_RAFT_CONF_ADD_VOTER, cfg->voters[k]);
         for (size_t k = 0; k < cfg->learners_len; k++)
-            conf_apply(&r->base_conf, MF_RAFT_CONF_ADD_LEARNER, cfg->learners[k]);
+            mf_raft_conf_apply(&r->base_conf, MF_RAFT_CONF_ADD_LEARNER, cfg->learners[k]);
     }
     r->base_index = snap.index;
     r->conf = r->base_conf;
@@ -2062,7 +615,7 @@ int mf_raft_init(const struct mf_raft_config *cfg, struct mf_raft **out)
         rc = MF_ECORRUPT;
         goto fail;
     }
-    if (li >= fi && (rc = load_conf_history(r, fi, li)) < 0)
+    if (li >= fi && (rc = mf_raft_conf_load_history(r, fi, li)) < 0)
         goto fail;
     r->term = hs.term;
     r->vote = hs.vote;
@@ -2076,7 +629,7 @@ int mf_raft_init(const struct mf_raft_config *cfg, struct mf_raft **out)
     r->u_offset = li + 1;
     r->role = MF_RAFT_FOLLOWER;
     uint64_t vote = r->vote;
-    become_follower(r, r->term, 0);
+    mf_raft_become_follower(r, r->term, 0);
     r->vote = vote;
     r->soft_prev.lead = 0;
     r->soft_prev.role = MF_RAFT_FOLLOWER;
@@ -2095,7 +648,7 @@ void mf_raft_close(struct mf_raft *r)
 {
     if (!r)
         return;
-    free_uentries(r, 0);
+    mf_raft_log_free_unstable(r, 0);
     free(r->u);
     free(r->hist.v);
     free(r->read_next.v);
@@ -2103,8 +656,8 @@ void mf_raft_close(struct mf_raft *r)
     free(r->msgs.v);
     free(r->chunks.v);
     free(r->reads.v);
-    arena_free(&r->arenas[0]);
-    arena_free(&r->arenas[1]);
+    mf_raft_arena_free(&r->arenas[0]);
+    mf_raft_arena_free(&r->arenas[1]);
     free(r->prs);
     free(r);
 }
