@@ -1326,6 +1326,7 @@ static int run(const struct opts *o, uint64_t seed, struct sim *out_stats)
     for (uint32_t k = 0; k < s->total; k++) {
         mf_raft_close(s->nodes[k].r);
         mf_raft_memstorage_close(s->nodes[k].ms);
+        applies_free(&s->nodes[k]);
     }
     for (size_t k = 0; k < s->net_len; k++)
         smsg_free(&s->net[k]);
