@@ -22,6 +22,7 @@
 #include "node/clock.h"
 #include "node/peer_codec.h"
 #include "node/writer.h"
+#include "raft/driver.h"
 #include "store/log.h"
 
 #define LOG_MOD "node"
@@ -48,13 +49,12 @@ struct pending_table {
     size_t len;
 };
 
-/* One ready batch on its way through the log writer. */
-struct apply_batch;
+/* The ready batch on its way through the log writer (the driver keeps one
+ * in flight). */
 struct batch {
-    struct mf_raft_ready rd;
+    const struct mf_raft_ready *rd;
     struct mf_writer_job persist_job;
     int persist_rc;
-    struct apply_batch *apply; /* submitted after the persist (snapshot batches) */
 };
 
 /* Committed entries on their way through the applier, copied out of the core
@@ -82,7 +82,7 @@ struct mf_node {
     struct mf_raft *raft;
     struct mf_writer writer;  /* the Raft log's writes (hard state, entries) */
     struct mf_writer applier; /* the state database's writes (apply, install) */
-    unsigned applies_inflight;
+    struct mf_raft_driver driver; /* production's order of work (raft/driver.h) */
     struct mf_transport *transport;
     uv_timer_t tick;
     uint32_t tick_ms;
@@ -95,7 +95,6 @@ struct mf_node {
     uint64_t clock_transfer_at_ms; /* monotonic time of the last clock hand-off */
     unsigned handles_open;    /* tick and probe timers not yet closed */
     struct batch batch;
-    bool busy;                /* a batch is with the writer */
     bool failed;              /* a fatal error stopped the node */
     bool tick_started;
     uint64_t applied;
@@ -439,7 +438,7 @@ static void persist_work(struct mf_writer_job *job)
 {
     struct mf_node *n = job->data;
     struct batch *b = &n->batch;
-    const struct mf_raft_ready *rd = &b->rd;
+    const struct mf_raft_ready *rd = b->rd;
     b->persist_rc = 0;
     if (rd->snapshot_chunks_len && (b->persist_rc = write_chunks(n, rd)) != 0)
         return;
@@ -505,7 +504,7 @@ static void apply_done(struct mf_writer_job *job)
 {
     struct apply_batch *ab = job->data;
     struct mf_node *n = ab->n;
-    n->applies_inflight--;
+    mf_raft_driver_applied(&n->driver);
     if (n->failed) {
         apply_batch_free(ab);
         return;
@@ -530,62 +529,11 @@ static void apply_done(struct mf_writer_job *job)
     pump(n); /* it may have waited for the applier to catch up */
 }
 
-static void submit_apply(struct mf_node *n, struct apply_batch *ab)
-{
-    ab->job = (struct mf_writer_job){.work = apply_work, .done = apply_done, .data = ab};
-    n->applies_inflight++;
-    int rc = mf_writer_submit(&n->applier, &ab->job);
-    MF_ASSERT(rc == 0); /* pump keeps applies_inflight under the queue's size */
-}
-
-static void persist_done(struct mf_writer_job *job)
-{
-    struct mf_node *n = job->data;
-    struct batch *b = &n->batch;
-    struct apply_batch *ab = b->apply;
-    b->apply = NULL;
-    if (n->failed) {
-        if (ab)
-            apply_batch_free(ab);
-        return;
-    }
-    if (b->persist_rc) {
-        node_fail(n, b->persist_rc, "persisting the Raft log");
-        if (ab)
-            apply_batch_free(ab);
-        return;
-    }
-    /* Durable: votes and acknowledgements may leave now. */
-    send_msgs(n, b->rd.msgs_after, b->rd.msgs_after_len);
-    for (size_t i = 0; i < b->rd.read_states_len; i++) {
-        struct pending *p = pending_find(&n->reads, b->rd.read_states[i].ctx);
-        if (p)
-            p->read_index = b->rd.read_states[i].index ? b->rd.read_states[i].index : 1;
-    }
-    /* A snapshot's bytes are on disk only now: its install (and what the batch
-     * commits after it) go to the applier from here. */
-    if (ab)
-        submit_apply(n, ab);
-    /* The core may go on: the log is durable; the state machine catches up on
-     * its own thread, and reads and answers wait for it (n->applied). */
-    int rc = mf_raft_advance(n->raft, &b->rd);
-    n->busy = false;
-    if (rc) {
-        node_fail(n, rc, "advancing the Raft core");
-        return;
-    }
-    serve_reads(n);
-    pump(n);
-}
-
 /* Copies committed entries so the applier owns what it reads. */
 static int make_apply_batch(struct mf_node *n, const struct mf_raft_ready *rd,
                             struct apply_batch **out)
 {
     size_t count = rd->committed_len, bytes = 0;
-    *out = NULL;
-    if (count == 0 && !rd->snapshot)
-        return 0;
     for (size_t i = 0; i < count; i++)
         bytes += rd->committed[i].len;
     struct apply_batch *ab = calloc(1, sizeof(*ab));
@@ -616,45 +564,106 @@ static int make_apply_batch(struct mf_node *n, const struct mf_raft_ready *rd,
     return 0;
 }
 
-#define APPLIES_INFLIGHT_MAX (MF_WRITER_JOBS_MAX / 2)
+/* ---- the driver's callbacks (the order is raft/driver.h's) ---- */
 
-static void pump(struct mf_node *n)
+static void drv_begin(void *ctx, const struct mf_raft_ready *rd)
 {
-    /* Backpressure: the log does not run ahead of the applier without bound. */
-    if (n->busy || n->failed || n->applies_inflight >= APPLIES_INFLIGHT_MAX ||
-        !mf_raft_has_ready(n->raft))
-        return;
-    struct batch *b = &n->batch;
-    struct apply_batch *ab = NULL;
-    int rc = mf_raft_ready(n->raft, &b->rd);
-    if (!rc)
-        rc = make_apply_batch(n, &b->rd, &ab);
-    if (rc) {
-        node_fail(n, rc, "collecting a Raft batch");
-        return;
-    }
-    if (b->rd.soft_state_changed) {
-        n->role = b->rd.soft_state.role;
-        n->leader = b->rd.soft_state.lead;
+    struct mf_node *n = ctx;
+    if (rd->soft_state_changed) {
+        n->role = rd->soft_state.role;
+        n->leader = rd->soft_state.lead;
         if (n->sm.role_changed)
             n->sm.role_changed(n->sm.ctx, n->role, n->leader);
     }
     n->stats.batches++;
-    n->stats.entries_persisted += b->rd.entries_len;
-    n->stats.entries_applied += b->rd.committed_len;
-    /* The leader's appends may go while its own write is in flight. */
-    send_msgs(n, b->rd.msgs_before, b->rd.msgs_before_len);
-    n->busy = true;
-    /* Committed entries are durable here already (the core hands out only
-     * what earlier batches persisted): their apply runs beside the persist,
-     * unless the batch installs a snapshot, whose bytes this persist writes. */
-    if (ab && !ab->install)
-        submit_apply(n, ab);
-    else
-        b->apply = ab;
+    n->stats.entries_persisted += rd->entries_len;
+    n->stats.entries_applied += rd->committed_len;
+}
+
+static void drv_send(void *ctx, const struct mf_raft_msg *msgs, size_t len)
+{
+    send_msgs(ctx, msgs, len);
+}
+
+/* The applier thread installs a snapshot, then applies what the batch commits. */
+static int drv_apply(void *ctx, const struct mf_raft_ready *rd)
+{
+    struct mf_node *n = ctx;
+    struct apply_batch *ab = NULL;
+    int rc = make_apply_batch(n, rd, &ab);
+    if (rc)
+        return rc;
+    ab->job = (struct mf_writer_job){.work = apply_work, .done = apply_done, .data = ab};
+    rc = mf_writer_submit(&n->applier, &ab->job);
+    MF_ASSERT(rc == 0); /* the driver keeps applies in flight under the queue's size */
+    return 0;
+}
+
+static void persist_done(struct mf_writer_job *job);
+
+/* The writer thread writes the batch's log part (one fsync). */
+static int drv_persist(void *ctx, const struct mf_raft_ready *rd)
+{
+    struct mf_node *n = ctx;
+    struct batch *b = &n->batch;
+    b->rd = rd;
     b->persist_job = (struct mf_writer_job){.work = persist_work, .done = persist_done, .data = n};
-    rc = mf_writer_submit(&n->writer, &b->persist_job);
+    int rc = mf_writer_submit(&n->writer, &b->persist_job);
     MF_ASSERT(rc == 0); /* one batch in flight: the queue cannot be full */
+    return 0;
+}
+
+static void drv_read_states(void *ctx, const struct mf_raft_read_state *rs, size_t len)
+{
+    struct mf_node *n = ctx;
+    for (size_t i = 0; i < len; i++) {
+        struct pending *p = pending_find(&n->reads, rs[i].ctx);
+        if (p)
+            p->read_index = rs[i].index ? rs[i].index : 1;
+    }
+}
+
+static void persist_done(struct mf_writer_job *job)
+{
+    struct mf_node *n = job->data;
+    if (n->failed)
+        return;
+    /* Durable: the driver sends votes and acknowledgements, records the
+     * confirmed reads, starts a snapshot's install and advances the core; the
+     * state machine catches up on its own thread, and reads and answers wait
+     * for it (n->applied). */
+    int rc = mf_raft_driver_persisted(&n->driver, n->batch.persist_rc);
+    if (rc) {
+        node_fail(n, rc, n->batch.persist_rc ? "persisting the Raft log" : "advancing the Raft core");
+        return;
+    }
+    serve_reads(n);
+    pump(n);
+}
+
+/* Backpressure: the log does not run ahead of the applier without bound. */
+#define APPLIES_INFLIGHT_MAX (MF_WRITER_JOBS_MAX / 2)
+
+static void pump(struct mf_node *n)
+{
+    if (n->failed)
+        return;
+    int rc = mf_raft_driver_pump(&n->driver);
+    if (rc)
+        node_fail(n, rc, "collecting a Raft batch");
+}
+
+static void start_driver(struct mf_node *n)
+{
+    struct mf_raft_driver_cbs cb = {
+        .ctx = n,
+        .begin = drv_begin,
+        .send = drv_send,
+        .persist = drv_persist,
+        .apply = drv_apply,
+        .read_states = drv_read_states,
+    };
+    mf_raft_driver_init(&n->driver, n->raft, &cb, APPLIES_INFLIGHT_MAX);
 }
 
 /* ---- timers and timeouts ---- */
@@ -990,6 +999,7 @@ int mf_node_start(uv_loop_t *loop, const struct mf_node_opts *o, struct mf_node 
     rc = start_core(n, o);
     if (rc)
         goto fail;
+    start_driver(n);
     rc = mf_writer_start(&n->writer, loop);
     if (!rc)
         rc = mf_writer_start(&n->applier, loop);
@@ -1049,11 +1059,6 @@ void mf_node_stop(struct mf_node *n)
     mf_writer_stop(&n->applier);
     if (n->incoming_fd >= 0)
         close(n->incoming_fd);
-    if (n->batch.apply) {
-        apply_batch_free(n->batch.apply);
-        n->batch.apply = NULL;
-    }
-    n->busy = false;
     fail_all_pending(n);
     if (n->transport)
         mf_transport_close(n->transport, NULL);

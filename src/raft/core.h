@@ -1,7 +1,8 @@
 /* The pure Raft core: consensus as a state machine with no I/O, no clock and
  * no random source of its own (etcd-raft shape, Ongaro's thesis rules).
  *
- * The driver (src/raft/node.c, or the simulator) feeds it ticks
+ * The driver (src/node/node.c, the simulator, the unit tests: all through
+ * raft/driver.h, which states this order once) feeds it ticks
  * (mf_raft_tick), peer messages (mf_raft_step) and requests (propose, conf
  * change, transfer, read index), and collects work with mf_raft_ready():
  *
@@ -14,9 +15,15 @@
  *       storage->save(rd.hard_state_changed ? &rd.hard_state : NULL,
  *                     rd.entries, rd.entries_len);   // one fsync
  *       send(rd.msgs_after);             // votes, acks: only after the fsync
- *       apply(rd.committed); serve rd.read_states once applied >= index
- *       mf_raft_advance(r, &rd);         // "all of rd is durable and applied"
+ *       start applying rd.committed (a copy: it may outlive rd);
+ *       serve rd.read_states once applied >= index
+ *       mf_raft_advance(r, &rd);         // "all of rd is durable"
  *   }
+ *
+ * Committed entries are durable when handed out, so their apply may start
+ * before the save and end after advance; the core counts them applied at
+ * advance, and the driver takes snapshots (mf_raft_snapshot_taken) only of
+ * what its state machine really applied.
  *
  * Between mf_raft_ready() and mf_raft_advance() the driver may keep calling
  * step/tick/propose (the write may run on another thread); their output waits
@@ -257,8 +264,9 @@ void mf_raft_set_campaign_allowed(struct mf_raft *r, bool allowed);
 bool mf_raft_has_ready(const struct mf_raft *r);
 /* Fill rd with the next batch (only when has_ready). */
 int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd);
-/* The batch is durable (hard state, entries, snapshot) and its committed
- * entries are applied. Releases every pointer of rd. */
+/* The batch is durable (hard state, entries, snapshot); its committed
+ * entries have been handed to the state machine (their apply may still run).
+ * Releases every pointer of rd. */
 int mf_raft_advance(struct mf_raft *r, struct mf_raft_ready *rd);
 
 /* Leader: a snapshot sent to `to` finished (ok) or failed; failed -> probe. */

@@ -1,6 +1,7 @@
 /* A tiny synchronous cluster for the Raft unit tests: N cores over in-memory
- * storage, a message queue the test can inspect, cut or reorder, and a
- * driver that persists every ready batch at once. Header-only so each
+ * storage, a message queue the test can inspect, cut or reorder, and
+ * production's driver (raft/driver.h) in its synchronous mode: every write and
+ * apply completes inside the callback that starts it. Header-only so each
  * test_raft_*.c binary stays self-contained. */
 #ifndef MF_TEST_RAFT_HARNESS_H
 #define MF_TEST_RAFT_HARNESS_H
@@ -18,6 +19,7 @@
 
 #include "common/err.h"
 #include "raft/core.h"
+#include "raft/driver.h"
 #include "raft/memstorage.h"
 
 #define H_MAX 8
@@ -31,7 +33,10 @@ struct h_msg {
     uint8_t chunk[H_SNAP_BYTES];
 };
 
+struct harness;
 struct h_node {
+    struct harness *h;
+    struct mf_raft_driver drv;
     struct mf_raft *r;
     struct mf_raft_memstorage *ms;
     struct mf_raft_storage st;
@@ -72,6 +77,8 @@ static inline int h_snapshot_read(void *ctx, uint64_t index, uint64_t offset, ui
     return 0;
 }
 
+static inline void h_driver_init(struct harness *h, struct h_node *nd);
+
 static inline void h_start(struct harness *h, uint64_t id)
 {
     struct h_node *nd = &h->nodes[id];
@@ -79,6 +86,7 @@ static inline void h_start(struct harness *h, uint64_t id)
     nd->cfg.snapshot_ctx = nd;
     nd->cfg.applied = nd->snap_index;
     assert_int_equal(mf_raft_init(&nd->cfg, &nd->r), 0);
+    h_driver_init(h, nd);
 }
 
 /* voters 1..nv, learners nv+1..nv+nl, all nodes 1..n exist. */
@@ -148,39 +156,47 @@ static inline void h_enqueue(struct harness *h, const struct mf_raft_msg *m)
     }
 }
 
-/* Runs one ready batch of node id (if any) as a synchronous driver. */
-static inline bool h_process(struct harness *h, uint64_t id)
+/* ---- the driver's callbacks, all synchronous ---- */
+
+static inline void h_drv_send(void *ctx, const struct mf_raft_msg *msgs, size_t len)
 {
-    struct h_node *nd = &h->nodes[id];
-    if (!nd->r || !mf_raft_has_ready(nd->r))
-        return false;
-    struct mf_raft_ready rd;
-    assert_int_equal(mf_raft_ready(nd->r, &rd), 0);
-    for (size_t k = 0; k < rd.msgs_before_len; k++)
-        h_enqueue(h, &rd.msgs_before[k]);
-    for (size_t k = 0; k < rd.snapshot_chunks_len; k++) {
-        const struct mf_raft_snapshot_chunk *c = &rd.snapshot_chunks[k];
+    struct h_node *nd = ctx;
+    for (size_t k = 0; k < len; k++)
+        h_enqueue(nd->h, &msgs[k]);
+}
+
+static inline int h_drv_persist(void *ctx, const struct mf_raft_ready *rd)
+{
+    struct h_node *nd = ctx;
+    for (size_t k = 0; k < rd->snapshot_chunks_len; k++) {
+        const struct mf_raft_snapshot_chunk *c = &rd->snapshot_chunks[k];
         if (c->offset == 0)
             nd->stage_len = 0;
         assert_int_equal(c->offset, nd->stage_len);
         memcpy(nd->stage + c->offset, c->data, c->len);
         nd->stage_len += c->len;
     }
-    if (rd.snapshot) {
+    if (rd->snapshot) {
         assert_int_equal(nd->stage_len, H_SNAP_BYTES);
-        memcpy(nd->snap_bytes, nd->stage, H_SNAP_BYTES);
-        nd->snap_index = rd.snapshot->index;
-        nd->applied_index = rd.snapshot->index;
-        nd->installed = true;
-        assert_int_equal(nd->st.install_snapshot(nd->st.ctx, rd.snapshot), 0);
+        assert_int_equal(nd->st.install_snapshot(nd->st.ctx, rd->snapshot), 0);
     }
-    assert_int_equal(nd->st.save(nd->st.ctx, rd.hard_state_changed ? &rd.hard_state : NULL,
-                                 rd.entries, rd.entries_len),
+    assert_int_equal(nd->st.save(nd->st.ctx, rd->hard_state_changed ? &rd->hard_state : NULL,
+                                 rd->entries, rd->entries_len),
                      0);
-    for (size_t k = 0; k < rd.msgs_after_len; k++)
-        h_enqueue(h, &rd.msgs_after[k]);
-    for (size_t k = 0; k < rd.committed_len; k++) {
-        const struct mf_raft_entry *e = &rd.committed[k];
+    return mf_raft_driver_persisted(&nd->drv, 0);
+}
+
+static inline int h_drv_apply(void *ctx, const struct mf_raft_ready *rd)
+{
+    struct h_node *nd = ctx;
+    if (rd->snapshot) {
+        memcpy(nd->snap_bytes, nd->stage, H_SNAP_BYTES);
+        nd->snap_index = rd->snapshot->index;
+        nd->applied_index = rd->snapshot->index;
+        nd->installed = true;
+    }
+    for (size_t k = 0; k < rd->committed_len; k++) {
+        const struct mf_raft_entry *e = &rd->committed[k];
         assert_int_equal(e->index, nd->applied_index + 1);
         uint64_t v = 0;
         if (e->type == MF_RAFT_ENTRY_NORMAL && e->len >= 8)
@@ -189,11 +205,40 @@ static inline bool h_process(struct harness *h, uint64_t id)
             nd->applied[e->index] = v;
         nd->applied_index = e->index;
     }
-    for (size_t k = 0; k < rd.read_states_len && nd->reads_len < 64; k++) {
-        nd->reads_ctx[nd->reads_len] = rd.read_states[k].ctx;
-        nd->reads_index[nd->reads_len++] = rd.read_states[k].index;
+    mf_raft_driver_applied(&nd->drv);
+    return 0;
+}
+
+static inline void h_drv_read_states(void *ctx, const struct mf_raft_read_state *rs, size_t len)
+{
+    struct h_node *nd = ctx;
+    for (size_t k = 0; k < len && nd->reads_len < 64; k++) {
+        nd->reads_ctx[nd->reads_len] = rs[k].ctx;
+        nd->reads_index[nd->reads_len++] = rs[k].index;
     }
-    assert_int_equal(mf_raft_advance(nd->r, &rd), 0);
+}
+
+static inline void h_driver_init(struct harness *h, struct h_node *nd)
+{
+    struct mf_raft_driver_cbs cb = {
+        .ctx = nd,
+        .send = h_drv_send,
+        .persist = h_drv_persist,
+        .apply = h_drv_apply,
+        .read_states = h_drv_read_states,
+    };
+    nd->h = h;
+    mf_raft_driver_init(&nd->drv, nd->r, &cb, 1);
+}
+
+/* Runs one ready batch of node id (if any) through the driver, synchronously. */
+static inline bool h_process(struct harness *h, uint64_t id)
+{
+    struct h_node *nd = &h->nodes[id];
+    if (!nd->r || !mf_raft_has_ready(nd->r))
+        return false;
+    assert_int_equal(mf_raft_driver_pump(&nd->drv), 0);
+    assert_false(mf_raft_driver_busy(&nd->drv));
     return true;
 }
 

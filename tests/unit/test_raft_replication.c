@@ -26,6 +26,7 @@ static void preload(struct harness *h, uint64_t id, const uint64_t *terms, size_
     nd->applied_index = commit;
     nd->cfg.applied = commit;
     assert_int_equal(mf_raft_init(&nd->cfg, &nd->r), 0);
+    h_driver_init(h, nd);
 }
 
 static void ready_advance(struct harness *h, uint64_t id, struct mf_raft_ready *rd)
