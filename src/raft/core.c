@@ -432,6 +432,17 @@ static bool may_go_before(const struct mf_raft_msg *m)
     }
 }
 
+/* An acknowledgement queued before this batch that is no longer true: sent
+ * in an older term (a newer leader may have truncated what it acknowledged
+ * since), or for an entry past the log this batch saves. A stale leader
+ * counting it could commit an entry this node no longer holds: dropped (the
+ * old leader is deposed anyway; the current one gets fresh answers). Found by
+ * the simulator's durability check (seeds 18887 and 19131, 3 voters). */
+static bool stale_ack(const struct mf_raft *r, const struct mf_raft_msg *m, uint64_t last)
+{
+    return m->type == MF_RAFT_MSG_APP_RESP && !m->reject && (m->term < r->term || m->index > last);
+}
+
 int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd)
 {
     memset(rd, 0, sizeof(*rd));
@@ -502,8 +513,11 @@ int mf_raft_ready(struct mf_raft *r, struct mf_raft_ready *rd)
         struct mf_raft_msg *a = mf_raft_arena_alloc(r, r->msgs.len * sizeof(*a));
         if (!a || !b)
             return r->fatal;
+        uint64_t li = mf_raft_log_last_index(r);
         for (size_t k = 0; k < r->msgs.len; k++) {
             const struct mf_raft_msg *m = &r->msgs.v[k];
+            if (stale_ack(r, m, li))
+                continue;
             bool before = !hs_vote_change && may_go_before(m);
             if (bug(r, MF_RAFT_BUG_VOTE_BEFORE_PERSIST) && !m->reject &&
                 (m->type == MF_RAFT_MSG_VOTE_RESP || m->type == MF_RAFT_MSG_PRE_VOTE_RESP))
