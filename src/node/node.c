@@ -396,8 +396,12 @@ static int write_chunks(struct mf_node *n, const struct mf_raft_ready *rd)
     return 0;
 }
 
-/* Writer thread: install the received snapshot, then tell the log. */
-static int install_snapshot(struct mf_node *n, const struct mf_raft_snapshot_meta *meta)
+/* Writer thread, before the log records a received snapshot: the file it
+ * came in becomes snap-<index>.mfs, durably (the rename and its directory
+ * synced). So once the log says "compacted to index", the file of that index
+ * exists whatever crashes next (recover_snapshot installs it at start), and
+ * the next snapshot received writes a new incoming file, never this one. */
+static int keep_received_snapshot(struct mf_node *n, const struct mf_raft_snapshot_meta *meta)
 {
     char in[PATH_MAX + 64], path[PATH_MAX + 64];
     incoming_path(n, in, sizeof(in));
@@ -405,8 +409,25 @@ static int install_snapshot(struct mf_node *n, const struct mf_raft_snapshot_met
         close(n->incoming_fd);
         n->incoming_fd = -1;
     }
+    snap_path(n, meta->index, path, sizeof(path));
+    if (rename(in, path) != 0)
+        return -errno;
+    int dfd = open(n->snap_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -errno;
+    int rc = fsync(dfd) != 0 ? -errno : 0;
+    close(dfd);
+    return rc;
+}
+
+/* Applier thread: install the received snapshot (kept as snap-<index>.mfs:
+ * this node may have to send it on as leader). */
+static int install_snapshot(struct mf_node *n, const struct mf_raft_snapshot_meta *meta)
+{
+    char path[PATH_MAX + 64];
+    snap_path(n, meta->index, path, sizeof(path));
     uint64_t index = 0;
-    int rc = n->sm.snapshot_install(n->sm.ctx, in, &index);
+    int rc = n->sm.snapshot_install(n->sm.ctx, path, &index);
     if (rc)
         return rc;
     if (index != meta->index) {
@@ -414,10 +435,6 @@ static int install_snapshot(struct mf_node *n, const struct mf_raft_snapshot_met
                  meta->index);
         return MF_ECORRUPT;
     }
-    /* Keep it: this node may have to send it on as leader. */
-    snap_path(n, meta->index, path, sizeof(path));
-    if (rename(in, path) != 0)
-        return -errno;
     return 0;
 }
 
@@ -442,7 +459,8 @@ static void persist_work(struct mf_writer_job *job)
     b->persist_rc = 0;
     if (rd->snapshot_chunks_len && (b->persist_rc = write_chunks(n, rd)) != 0)
         return;
-    if (rd->snapshot && (b->persist_rc = mf_raftlog_install_snapshot(n->log, rd->snapshot)) != 0)
+    if (rd->snapshot && ((b->persist_rc = keep_received_snapshot(n, rd->snapshot)) != 0 ||
+                         (b->persist_rc = mf_raftlog_install_snapshot(n->log, rd->snapshot)) != 0))
         return;
     if (rd->hard_state_changed || rd->entries_len)
         b->persist_rc = mf_raftlog_save(n->log, rd->hard_state_changed ? &rd->hard_state : NULL,

@@ -435,9 +435,10 @@ static void node_driver_init(struct sim *s, struct node *nd);
 /* A crash between a received snapshot's write (the log is compacted to it)
  * and its install by the applier leaves the state machine behind the log:
  * the restart installs the staged bytes, which that write made durable.
- * NOTE: the node does not do this yet (recover_snapshot looks for the file
- * the applier's install names); the simulator found that window once it ran
- * production's order (seed 408, 5 nodes). */
+ * The node does the same: its persist step renames the received file to
+ * snap-<index>.mfs before the log records the snapshot, and recover_snapshot
+ * installs that file at start (the simulator found the window, seed 408 with
+ * 5 nodes, when the rename was the applier's). */
 static void recover_received_snapshot(struct sim *s, struct node *nd)
 {
     struct mf_raft_snapshot_meta meta;
