@@ -17,25 +17,10 @@ import time
 import unittest
 
 from tests.harness.cluster import MAYFLYD, Cluster, free_port, wait_for
+from tests.harness.wire import ld, varint
 
 
 # ---- hand-made protobuf (the wire format, so bad bytes reach the server) ----
-
-def varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def ld(field, payload):
-    """A length-delimited field (string, bytes, message)."""
-    return varint(field << 3 | 2) + varint(len(payload)) + payload
-
 
 def request(token, op_field, op_body):
     """Request{id=1, token, <op>=op_body}."""

@@ -13,26 +13,11 @@ import struct
 import unittest
 
 from tests.harness.cluster import Cluster, ClusterCase
+from tests.harness.wire import ld as field, varint
 from tests.integration.test_login import (APP_READ, JWT_ROLE, Keys, claims, make_ca,
                                           make_leaf)
 
 TOKEN_RE = re.compile(rb"mf\.[0-9a-f]{64}")
-
-
-def varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def field(num, payload):
-    """A length-delimited field (string, bytes, message)."""
-    return varint(num << 3 | 2) + varint(len(payload)) + payload
 
 
 def request(key, op_field, op_body=b"", token=None):

@@ -17,21 +17,11 @@ import time
 import unittest
 
 from tests.harness.cluster import MAYFLYD, Cluster, ClusterCase, wait_for
+from tests.harness.wire import varint
 
 UNAUTHENTICATED, TOO_LARGE, RATE_LIMITED = 3, 11, 12
 STATUS, KV_PUT, KV_GET = 10, 12, 13
 MIB = 1 << 20
-
-
-def varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
 
 
 def field(num, wire, payload):
