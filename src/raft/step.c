@@ -345,6 +345,18 @@ static void step_follower(struct mf_raft *r, const struct mf_raft_msg *m)
     }
 }
 
+/* A leader's message for this term from another node than the leader this
+ * node already knows for it. Among honest peers that cannot happen (election
+ * safety), so such a message is malformed or hostile: refused, never
+ * followed, and it never stops the node (found by fuzz_raft_step). */
+static bool second_leader(const struct mf_raft *r, const struct mf_raft_msg *m)
+{
+    bool from_leader = m->type == MF_RAFT_MSG_APP || m->type == MF_RAFT_MSG_HEARTBEAT ||
+                       m->type == MF_RAFT_MSG_SNAP;
+    return from_leader && m->term == r->term && r->lead_seen_term == r->term &&
+           r->lead_seen != 0 && r->lead_seen != m->from;
+}
+
 int mf_raft_step(struct mf_raft *r, const struct mf_raft_msg *m)
 {
     if (r->fatal)
@@ -407,6 +419,8 @@ int mf_raft_step(struct mf_raft *r, const struct mf_raft_msg *m)
         return r->fatal;
     }
 
+    if (second_leader(r, m))
+        return MF_EINVAL;
     switch (r->role) {
     case MF_RAFT_LEADER:
         step_leader(r, m);
