@@ -57,7 +57,7 @@ void mf_raft_note_lead(struct mf_raft *r, uint64_t lead)
     r->lead = lead;
     if (lead == 0)
         return;
-    if (r->lead_seen_term == r->term)
+    if (r->lead_seen_term == r->term && r->lead_seen != 0) /* 0: none seen yet */
         LOG_INVARIANT(r, r->lead_seen == lead);
     r->lead_seen_term = r->term;
     r->lead_seen = lead;
