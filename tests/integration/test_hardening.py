@@ -16,7 +16,7 @@ import tempfile
 import time
 import unittest
 
-from tests.harness.cluster import MAYFLYD, Cluster, free_port, wait_for
+from tests.harness.cluster import MAYFLYD, Cluster, ClusterCase, free_port, wait_for
 from tests.harness.wire import ld, varint
 
 
@@ -72,21 +72,7 @@ BAD_UTF8 = [
 ]
 
 
-class InvalidUtf8(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.c = Cluster(1).start()
-        try:
-            cls.c.init()
-            cls.c.wait_unsealed()
-        except BaseException:
-            cls.c.cleanup()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.c.cleanup()
-
+class InvalidUtf8(ClusterCase):
     def test_every_kind_of_name_refuses_invalid_utf8(self):
         """Every name, path and key that is not UTF-8 is answered
         INVALID_ARGUMENT naming the field, before any handler runs; the same
