@@ -60,6 +60,14 @@ static const struct field fields[] = {
     FU32(peer_conns_per_addr, 2, 65536),
     FU32(peer_handshakes_per_s, 1, 1000000),
     FU32(peer_handshake_timeout_ms, 100, 600000),
+    FU64(state_map_size_mb, 16, UINT64_C(1) << 24),
+    FU64(log_map_size_mb, 16, UINT64_C(1) << 24),
+    FU32(storage_quota_enabled, 0, 1),
+    FU64(state_quota_mb, 0, UINT64_C(1) << 24),
+    FU64(log_quota_mb, 0, UINT64_C(1) << 24),
+    FU64(snapshots_quota_mb, 0, UINT64_C(1) << 26),
+    FU64(storage_free_floor_mb, 0, UINT64_C(1) << 24),
+    FU64(storage_reserve_mb, 0, UINT64_C(1) << 20),
 };
 
 int mf_config_set_str(char **field, const char *value)
@@ -101,6 +109,9 @@ int mf_config_defaults(struct mf_config *cfg)
     cfg->peer_conns_per_addr = 32;
     cfg->peer_handshakes_per_s = 20;
     cfg->peer_handshake_timeout_ms = 3000;
+    cfg->state_map_size_mb = 8192;
+    cfg->log_map_size_mb = 8192;
+    cfg->storage_quota_enabled = 1;
     if (mf_config_set_str(&cfg->listen, "127.0.0.1:8270") ||
         mf_config_set_str(&cfg->peer_listen, "127.0.0.1:8271") ||
         mf_config_set_str(&cfg->metrics_listen, "127.0.0.1:8272") ||
@@ -261,6 +272,16 @@ int mf_config_validate(const struct mf_config *cfg, char *err, size_t err_len)
     if (cfg->default_lease_ttl_ms > cfg->max_lease_ttl_ms)
         return mf_err_set(err, err_len, MF_ECONFIG,
                           "config: 'default_lease_ttl_ms' exceeds 'max_lease_ttl_ms'");
+    if (cfg->state_quota_mb > cfg->state_map_size_mb)
+        return mf_err_set(err, err_len, MF_ECONFIG,
+                          "config: 'state_quota_mb' (%llu) exceeds 'state_map_size_mb' (%llu)",
+                          (unsigned long long)cfg->state_quota_mb,
+                          (unsigned long long)cfg->state_map_size_mb);
+    if (cfg->log_quota_mb > cfg->log_map_size_mb)
+        return mf_err_set(err, err_len, MF_ECONFIG,
+                          "config: 'log_quota_mb' (%llu) exceeds 'log_map_size_mb' (%llu)",
+                          (unsigned long long)cfg->log_quota_mb,
+                          (unsigned long long)cfg->log_map_size_mb);
     for (size_t i = 0; i < cfg->peers_len; i++)
         for (size_t j = i + 1; j < cfg->peers_len; j++)
             if (cfg->peers[i].id == cfg->peers[j].id)

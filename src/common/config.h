@@ -69,6 +69,19 @@ struct mf_config {
     uint32_t peer_conns_per_addr;           /* from one IP address (32) */
     uint32_t peer_handshakes_per_s;         /* TLS handshakes a second (20) */
     uint32_t peer_handshake_timeout_ms;     /* connect + TLS (3 s) */
+    /* Storage (README "Storage pressure"; issue 15). Sizes in MiB. A 0 in a
+     * derived limit means "derive it" (see each key); src/server/storage.h
+     * computes the effective limits. */
+    uint64_t state_map_size_mb;      /* LMDB map of the state database (8192, sparse) */
+    uint64_t log_map_size_mb;        /* LMDB map of the Raft log (8192, sparse) */
+    uint32_t storage_quota_enabled;  /* 1: the replicated storage alarm is on (default) */
+    uint64_t state_quota_mb;         /* used pages of the state; 0: 3/4 of state_map_size_mb */
+    uint64_t log_quota_mb;           /* used pages of the log; 0: 3/4 of log_map_size_mb */
+    uint64_t snapshots_quota_mb;     /* snapshot files kept; 0: 2 x the state quota */
+    uint64_t storage_free_floor_mb;  /* free space on data_dir's filesystem below which the
+                                        alarm rises; 0: 1/20 of the filesystem, 4 MiB..2 GiB */
+    uint64_t storage_reserve_mb;     /* preallocated room for non-growing commands
+                                        (revocations, deletes); 0: from the live lease count */
     size_t peers_len;
     struct mf_config_peer peers[MF_CONFIG_PEERS_MAX];
 };
