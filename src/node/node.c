@@ -24,6 +24,7 @@
 #include "node/writer.h"
 #include "raft/driver.h"
 #include "store/log.h"
+#include "store/usage.h"
 
 #define LOG_MOD "node"
 _Static_assert(MF_CLOCK_PEERS_MAX >= MF_RAFT_NODES_MAX && MF_CLOCK_PEERS_MAX >= MF_CONFIG_PEERS_MAX,
@@ -1256,4 +1257,11 @@ void mf_node_clock(struct mf_node *n, struct mf_node_clock *out)
         .max_skew_ms = n->clock.max_skew_ms,
         .fresh = v.fresh,
     };
+}
+
+int mf_node_log_usage(struct mf_node *n, struct mf_lmdb_usage *out)
+{
+    if (!n->log)
+        return MF_EUNAVAIL;
+    return mf_raftlog_usage(n->log, out);
 }

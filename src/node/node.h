@@ -158,6 +158,11 @@ const char *mf_node_member_addr(struct mf_node *n, uint64_t id);
 const char *mf_node_member_zone(struct mf_node *n, uint64_t id);
 /* The configured client address of a peer (api_addr), or NULL. */
 const char *mf_node_member_api_addr(struct mf_node *n, uint64_t id);
+/* Used pages and map size of this node's Raft log (store/usage.h), for the
+ * storage quota. Loop thread. MF_EUNAVAIL while the log is closed (the node
+ * stopped, or is reopening it after a storage failure). */
+struct mf_lmdb_usage;
+int mf_node_log_usage(struct mf_node *n, struct mf_lmdb_usage *out);
 /* Ask for leadership to move to `to`. */
 int mf_node_transfer(struct mf_node *n, uint64_t to);
 

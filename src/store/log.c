@@ -33,6 +33,7 @@
 #include "common/assert.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "store/usage.h"
 
 #define MOD "raftlog"
 #define FORMAT_VERSION 1u
@@ -1157,4 +1158,9 @@ void mf_raftlog_close(struct mf_raftlog *log)
     unregister_open(log);
     pthread_mutex_destroy(&log->readers_lock);
     free(log);
+}
+
+int mf_raftlog_usage(struct mf_raftlog *log, struct mf_lmdb_usage *out)
+{
+    return mf_lmdb_usage(log->env, out);
 }

@@ -104,6 +104,11 @@ int mf_raftlog_compact(struct mf_raftlog *log, const struct mf_raft_snapshot_met
  * hard state is left alone: the core saves its own commit index. */
 int mf_raftlog_install_snapshot(struct mf_raftlog *log, const struct mf_raft_snapshot_meta *meta);
 
+/* Used pages and map size of the log (store/usage.h): what the storage
+ * quota counts. Any thread (uses one more reader slot while it runs). */
+struct mf_lmdb_usage;
+int mf_raftlog_usage(struct mf_raftlog *log, struct mf_lmdb_usage *out);
+
 /* Numbers for benchmarks and metrics: synced commits done since open. */
 uint64_t mf_raftlog_commits(const struct mf_raftlog *log);
 

@@ -18,6 +18,7 @@
 #include "common/assert.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "store/usage.h"
 
 static const struct {
     const char *name;
@@ -471,4 +472,9 @@ int mf_state_digest(struct mf_state *st, int skip_applied, uint8_t out[32])
     EVP_DigestFinal_ex(c, out, &olen);
     EVP_MD_CTX_free(c);
     return rc;
+}
+
+int mf_state_usage(struct mf_state *st, struct mf_lmdb_usage *out)
+{
+    return mf_lmdb_usage(st->env, out);
 }

@@ -107,6 +107,11 @@ int mf_state_reopen(struct mf_state *st);
  * open in this process. Errors: MF_EINVAL (smaller than now), MF_ESTORAGE. */
 int mf_state_set_map_size(struct mf_state *st, size_t map_size_bytes);
 
+/* Used pages and map size of the state database (store/usage.h). Any
+ * thread; not while mf_state_reopen or mf_state_set_map_size runs. */
+struct mf_lmdb_usage;
+int mf_state_usage(struct mf_state *st, struct mf_lmdb_usage *out);
+
 /* Start a read transaction (any thread). End it with mf_state_read_end. */
 int mf_state_read_begin(struct mf_state *st, MDB_txn **txn);
 void mf_state_read_end(MDB_txn *txn);
