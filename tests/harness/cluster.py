@@ -77,6 +77,7 @@ class Node:
         self.peer_port = free_port()
         self.metrics_port = free_port()
         self.data_dir = os.path.join(cluster.dir, "node-%d" % node_id)
+        self.tmpfs = None  # a Tmpfs under data_dir with Cluster(tmpfs_mb=...)
         self.config_path = os.path.join(cluster.dir, "node-%d.json" % node_id)
         self.proc = None
         self.log_path = os.path.join(cluster.dir, "node-%d.log" % node_id)
@@ -204,12 +205,14 @@ class Node:
 
 class Cluster:
     def __init__(self, size=3, key_file=True, extra_config=None, metrics_tls=False,
-                 netns=None, listen_host=None, ip_sans=()):
+                 netns=None, listen_host=None, ip_sans=(), tmpfs_mb=None):
         """netns: a network namespace every mayflyd and every cli() runs in
         (tests/harness/netns.py); listen_host: the client listener's host
         (e.g. "::" inside such a namespace) where peers and cli() still reach
         it as 127.0.0.1; ip_sans: more IP SANs in each node certificate, so a
-        client can verify a node reached at another address. With netns,
+        client can verify a node reached at another address. tmpfs_mb: each
+        node's data_dir on its own tmpfs of that many MiB (node.tmpfs, a
+        tests/harness/tmpfs.Tmpfs: fill, unfill, resize; needs root). With netns,
         http_get() and client_env() (Python and mayfly-bench in the root
         namespace) do not reach the nodes; cli() and status() do."""
         self.dir = tempfile.mkdtemp(prefix="mayfly-it-")
@@ -233,6 +236,18 @@ class Cluster:
         self.nodes = []
         self.nodes = [Node(self, i + 1) for i in range(size)]
         self.token = None
+        if tmpfs_mb:
+            self._mount_tmpfs(tmpfs_mb)
+
+    def _mount_tmpfs(self, size_mb):
+        from tests.harness.tmpfs import Tmpfs
+        try:
+            for n in self.nodes:
+                n.tmpfs = Tmpfs(os.path.join(self.dir, "fs-%d" % n.id), size_mb)
+                n.data_dir = os.path.join(n.tmpfs.path, "data")
+        except BaseException:
+            self.cleanup()
+            raise
 
     def _reissue_node_cert(self, node_id, ip_sans):
         """node-N.pem as devpki makes it (mayfly://node/N, IP 127.0.0.1, DNS
@@ -275,6 +290,9 @@ class Cluster:
 
     def cleanup(self):
         self.stop()
+        for n in self.nodes:
+            if n.tmpfs:
+                n.tmpfs.unmount()
         if os.environ.get("MF_KEEP_TEST_DIRS"):
             print("kept", self.dir)
         else:
