@@ -20,7 +20,8 @@ NO_TMPFS = unavailable()
 STEADY_BOUND_MS = 3000
 VALUE_BYTES = 256 * 1024  # 16 puts fill the 4 MiB quota
 LEASE_TTL = "20s"         # outlives the fill: the leases expire under the alarm
-QUOTA_MSG = re.compile(r"^storage quota|storage_free_floor_mb|free[- ]space floor")
+# names the limit: "storage quota: state database ... (state_quota_mb)" or the floor
+QUOTA_MSG = re.compile(r"storage quota.*_quota_mb|storage_free_floor_mb")
 
 
 def now_ms():
