@@ -1,5 +1,5 @@
 """Issue 15, "Prove it" (quota on): a 3-node cluster, each data directory on
-its own 64 MiB tmpfs, a 4 MiB state quota, filled with KV puts to the limit.
+its own 64 MiB tmpfs, a 4 MiB state quota in a 48 MiB map, filled with KV puts to the limit.
 Growing writes are refused with QUOTA_EXCEEDED and a message naming the
 limit; linearizable and stale reads go on on every node; leases granted
 before the fill still expire on time and their PostgreSQL roles disappear
@@ -18,7 +18,8 @@ from tests.harness.tmpfs import unavailable
 NO_TMPFS = unavailable()
 # test_scheduler's client-observed bound (election + tick + skew + polling).
 STEADY_BOUND_MS = 3000
-VALUE_BYTES = 256 * 1024  # 16 puts fill the 4 MiB quota
+VALUE_BYTES = 256 * 1024  # 16 puts fill the 4 MiB quota (the alarm, measured each
+                          # second, overshoots: 12 MiB seen; the 48 MiB map keeps it a quota)
 LEASE_TTL = "20s"         # outlives the fill: the leases expire under the alarm
 # names the limit: "storage quota: state database ... (state_quota_mb)" or the floor
 QUOTA_MSG = re.compile(r"storage quota.*_quota_mb|storage_free_floor_mb")
@@ -40,7 +41,7 @@ class StorageQuota(unittest.TestCase):
         self.pg = Postgres()
         self.addCleanup(self.pg.destroy)
         self.c = Cluster(3, tmpfs_mb=64, extra_config={
-            "state_map_size_mb": 16, "state_quota_mb": 4}).start()
+            "state_map_size_mb": 48, "state_quota_mb": 4}).start()
         self.addCleanup(self.c.cleanup)
         self.c.init()
         self.c.wait_unsealed()
@@ -93,8 +94,8 @@ class StorageQuota(unittest.TestCase):
         refusal, unknown = None, []
         for i in range(200):  # 50 MiB: far past the 4 MiB quota
             rc, out = self.put("fill/%d" % i, VALUE_BYTES)
-            if rc == 3:
-                unknown.append("fill/%d" % i)
+            if rc == 3 or out.get("error", {}).get("code") == "UNKNOWN_OUTCOME":
+                unknown.append("fill/%d" % i)  # (the CLI exits 2 for a server's UNKNOWN_OUTCOME)
             elif rc == 2:
                 refusal = out
                 break
