@@ -5,7 +5,8 @@ limit; linearizable and stale reads go on on every node; leases granted
 before the fill still expire on time and their PostgreSQL roles disappear
 while the alarm is on; once the filler data is destroyed the alarm clears (by
 itself or `operator alarm disarm`) and writes resume without a restart;
-every acknowledged write is read back."""
+every acknowledged write is read back. And a follower under the free-space
+floor while the leader has room: the leader raises the alarm for it."""
 import json
 import re
 import time
@@ -205,6 +206,54 @@ class StorageQuota(unittest.TestCase):
                 wait_for(lambda: self.get(n, p, "stale") == v, 10,
                          "%s on node %d after recovery" % (p, n.id))
         print("acknowledged writes read back on every node: %d" % len(self.acked))
+
+
+@unittest.skipIf(NO_TMPFS, NO_TMPFS)
+class FollowerBelowFloor(unittest.TestCase):
+    """A follower's filesystem under the free-space floor (derived: 4 MiB of
+    a 64 MiB tmpfs) while the leader has room: the follower reports to the
+    leader, which raises the alarm for that follower; growing writes are
+    refused cluster-wide naming the floor; ballast gone, it clears by itself."""
+
+    def setUp(self):
+        self.c = Cluster(3, tmpfs_mb=64).start()
+        self.addCleanup(self.c.cleanup)
+        self.c.init()
+        self.c.wait_unsealed()
+
+    def test_follower_alarm(self):
+        c = self.c
+        rc, out = c.cli("kv", "put", "keep/0", "v=1")
+        self.assertEqual(rc, 0, out)
+        leader = c.leader()
+        f = next(n for n in c.nodes if n is not leader)
+        t0 = time.monotonic()
+        f.tmpfs.fill(leave_bytes=1024 * 1024)  # under the floor, not full: it still commits
+        seen = []
+
+        def refused():
+            rc, out = c.cli("kv", "put", "grow/x", "v=1")
+            if rc == 2 and out["error"]["code"] == "QUOTA_EXCEEDED":
+                seen.append(out["error"]["message"])
+                return True
+            self.assertIn(rc, (0, 2, 3), out)
+            return False
+        wait_for(refused, 15, "the follower's floor to refuse writes")
+        print("\nfollower %d under the floor: writes refused after %.1f s: %s"
+              % (f.id, time.monotonic() - t0, seen[0]))
+        self.assertIn("storage_free_floor_mb", seen[0])
+        alarms = c.cli("operator", "alarm", "list")[1].get("alarms", [])
+        self.assertIn(f.id, [a["node_id"] for a in alarms], alarms)
+        for n in c.nodes:
+            rc, out = n.cli("kv", "get", "keep/0")
+            self.assertEqual((rc, out.get("data")), (0, {"v": "1"}), "read on node %d" % n.id)
+        t1 = time.monotonic()
+        f.tmpfs.unfill()
+        wait_for(lambda: c.cli("kv", "put", "grow/y", "v=1")[0] == 0, 20,
+                 "writes to resume once the follower has room")
+        print("ballast removed: writes resumed after %.1f s (no disarm)" % (time.monotonic() - t1))
+        rc, out = c.cli("kv", "get", "keep/0")
+        self.assertEqual(out.get("data"), {"v": "1"}, out)
 
 
 if __name__ == "__main__":
