@@ -128,6 +128,17 @@ int mf_fsm_open(const char *dir, const struct mf_state_opts *opts, struct mf_fsm
     return 0;
 }
 
+int mf_fsm_reopen(struct mf_fsm *fsm, size_t map_size_bytes)
+{
+    /* The map only grows: LMDB refuses a map smaller than its file. */
+    if (map_size_bytes > fsm->st->map_size)
+        fsm->st->map_size = map_size_bytes;
+    int rc = mf_state_reopen(fsm->st);
+    if (rc == 0)
+        rc = mf_fsm_reload(fsm);
+    return rc;
+}
+
 void mf_fsm_close(struct mf_fsm *fsm)
 {
     if (!fsm)
