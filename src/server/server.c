@@ -35,6 +35,7 @@
 #include "server/scheduler.h"
 #include "server/srv.h"
 #include "store/snapshot.h"
+#include "store/usage.h"
 
 #define LOG_MOD "server"
 #define HOUSEKEEPING_MS 100
@@ -138,6 +139,30 @@ static void sm_peer_message(void *ctx, uint64_t from, uint8_t tag, const uint8_t
     mf_api_peer_message(ctx, from, tag, data, len);
 }
 
+/* The node recovers from a full map or disk (node.h "Storage pressure"):
+ * the state environment is reopened, its map grown if configured larger.
+ * No read transaction may be open meanwhile: the state lock as a writer. */
+static int sm_storage_reopen(void *ctx, uint64_t state_map_bytes, uint64_t *applied)
+{
+    struct mf_server *s = ctx;
+    pthread_rwlock_wrlock(&s->state_lock);
+    int rc = mf_fsm_reopen(s->fsm, (size_t)state_map_bytes);
+    pthread_rwlock_unlock(&s->state_lock);
+    if (rc) {
+        MF_ERROR(LOG_MOD, "reopening the state database: %s", mf_strerror(rc));
+        return rc;
+    }
+    *applied = mf_fsm_applied(s->fsm);
+    return 0;
+}
+
+static uint64_t sm_state_used_bytes(void *ctx)
+{
+    struct mf_server *s = ctx;
+    struct mf_lmdb_usage u;
+    return mf_state_usage(mf_fsm_state(s->fsm), &u) == 0 ? u.used_bytes : 0;
+}
+
 static void sm_fatal(void *ctx, int code, const char *what)
 {
     struct mf_server *s = ctx;
@@ -199,7 +224,8 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
     if (!rc)
         rc = mf_seal_new(s->barrier, &s->seal);
     if (!rc) {
-        rc = mf_fsm_open(s->cfg->data_dir, NULL, &s->fsm);
+        struct mf_state_opts so = {.map_size_bytes = (size_t)(s->cfg->state_map_size_mb << 20)};
+        rc = mf_fsm_open(s->cfg->data_dir, &so, &s->fsm);
         if (rc)
             MF_ERROR(LOG_MOD, "cannot open the state database in %s: %s", s->cfg->data_dir,
                      mf_strerror(rc));
@@ -212,6 +238,7 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
         .peer_server_ctx = s->peer_server_ctx,
         .peer_client_ctx = s->peer_client_ctx,
         .applied_index = mf_fsm_applied(s->fsm),
+        .config_path = o->config_path,
         .sm = {.ctx = s,
                .apply = sm_apply,
                .applied = sm_applied,
@@ -219,7 +246,9 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
                .peer_message = sm_peer_message,
                .snapshot_create = sm_snapshot_create,
                .snapshot_install = sm_snapshot_install,
-               .fatal = sm_fatal},
+               .fatal = sm_fatal,
+               .storage_reopen = sm_storage_reopen,
+               .state_used_bytes = sm_state_used_bytes},
     };
     /* The proposer exists before the node: the node's first callbacks (a
      * single node elects itself at once) may reach it. */
