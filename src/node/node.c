@@ -1046,11 +1046,33 @@ static int storage_resume(struct mf_node *n)
     return 0;
 }
 
+/* Running after a retry that used the reserve: allocate it again once the
+ * filesystem has room for it above the floor. */
+static void reserve_check(struct mf_node *n)
+{
+    struct mf_fsstat fs;
+    if (!n->reserve_released || mf_fsstat_get(n->data_dir, &fs) != 0)
+        return;
+    uint64_t want = reserve_target(n, &fs);
+    uint64_t floor = mf_fsstat_floor_bytes(n->cfg->storage_free_floor_mb, fs.total_bytes);
+    if (fs.avail_bytes >= floor + want && reserve_alloc(n, want) == 0) {
+        n->reserve_retried = false;
+        MF_INFO(LOG_MOD, "reserve %s allocated again (%" PRIu64 " KiB)", n->reserve_path,
+                want >> 10);
+    }
+}
+
 static void on_storage_check(uv_timer_t *t)
 {
     struct mf_node *n = t->data;
-    if (n->failed || !n->store.blocked)
+    if (n->failed)
         return;
+    if (!n->store.blocked) {
+        reserve_check(n);
+        if (n->reserve_released)
+            uv_timer_start(&n->storage_timer, on_storage_check, MF_NODE_STORAGE_CHECK_MS, 0);
+        return;
+    }
     if (!n->retry_now && !space_back(n)) {
         uv_timer_start(&n->storage_timer, on_storage_check, MF_NODE_STORAGE_CHECK_MS, 0);
         return;
@@ -1080,6 +1102,8 @@ static void on_storage_check(uv_timer_t *t)
             n->id, retry ? "releasing the reserve" : "space came back", n->store.cause, n->applied,
             n->store.recoveries);
     uv_timer_start(&n->tick, on_tick, n->tick_ms, n->tick_ms);
+    if (n->reserve_released) /* allocated again once there is room (reserve_check) */
+        uv_timer_start(&n->storage_timer, on_storage_check, MF_NODE_STORAGE_CHECK_MS, 0);
     clock_update(n);
     pump(n);
 }

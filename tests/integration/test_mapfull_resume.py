@@ -10,7 +10,7 @@ import os
 import tempfile
 import unittest
 
-from tests.harness.cluster import ClusterCase, wait_for
+from tests.harness.cluster import Cluster, ClusterCase, wait_for
 
 VALUE_BYTES = 150 * 1024
 
@@ -94,6 +94,80 @@ class MapFull(ClusterCase):
                 self.assertEqual(out["error"]["code"], "NOT_FOUND", out)
         rc, out = self.get(2000)
         self.assertEqual(rc, 0, out)
+
+
+class LeaderMapFull(unittest.TestCase):
+    """Three nodes; only node 1's log map is small, and node 1 leads. When its
+    map fills, it hands leadership to a follower (TimeoutNow) and the cluster
+    keeps writing; node 1 keeps serving stale reads, and once its map is
+    enlarged in its config file it resumes and catches up, no restart."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = Cluster(3, extra_config={"storage_quota_enabled": 0})
+        try:
+            for n in cls.c.nodes:
+                n.write_config({"log_map_size_mb": 16} if n.id == 1 else None)
+            for n in cls.c.nodes:
+                n.start()
+            cls.c.init()
+            cls.c.wait_unsealed()
+        except BaseException:
+            cls.c.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.cleanup()
+
+    def put(self, key, i, tmp, timeout="15s"):
+        path = os.path.join(tmp, "v")
+        with open(path, "w") as f:
+            f.write(("%06d" % i) * (VALUE_BYTES // 6))
+        return self.c.cli("kv", "put", key, "v=@" + path, timeout=timeout)
+
+    def test_a_leader_that_cannot_persist_hands_off(self):
+        c, n1 = self.c, self.c.nodes[0]
+        if c.leader().id != 1:
+            rc, out = c.cli("operator", "transfer-leader", "-to", "1", timeout="10s")
+            self.assertEqual(rc, 0, out)
+            wait_for(lambda: c.leader().id == 1, 15, "node 1 leads")
+        acked = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for i in range(200):
+                if "handing leadership" in n1.log_tail(400):
+                    break
+                rc, out = self.put("lf/%d" % i, i, tmp)
+                if rc == 0:
+                    acked.append(i)
+            self.assertIn("LMDB map full: map_size 16 MiB", n1.log_tail(400))
+            self.assertIn("handing leadership to node", n1.log_tail(400))
+            # The others lead and write on, without node 1.
+            new = c.leader(among=c.nodes[1:])
+            self.assertNotEqual(new.id, 1)
+            for i in range(1000, 1005):
+                rc, out = self.put("lf/%d" % i, i, tmp)
+                self.assertEqual(rc, 0, out)
+                acked.append(i)
+            # Node 1: stale reads of its applied state; linearizable ones refused with the cause.
+            rc, out = n1.cli("-consistency", "stale", "kv", "get", "lf/%d" % acked[0])
+            self.assertEqual(rc, 0, out)
+            rc, out = n1.cli("kv", "get", "lf/%d" % acked[0], timeout="2s")
+            self.assertEqual(out.get("error", {}).get("code"), "UNAVAILABLE", out)
+            self.assertIn("LMDB map full", out["error"]["message"])
+            # Grow node 1's map: it resumes and catches up with no restart.
+            with open(n1.config_path) as f:
+                cfg = json.load(f)
+            cfg["log_map_size_mb"] = 128
+            with open(n1.config_path, "w") as f:
+                json.dump(cfg, f)
+            wait_for(lambda: n1.cli("kv", "get", "lf/1004", timeout="2s")[0] == 0, 30,
+                     "node 1 resumed and caught up")
+            self.assertIn("resumed", n1.log_tail(400))
+        for i in acked:
+            rc, out = n1.cli("kv", "get", "lf/%d" % i)
+            self.assertEqual(rc, 0, "lf/%d: %s" % (i, out))
+            self.assertEqual(out["data"]["v"], ("%06d" % i) * (VALUE_BYTES // 6))
 
 
 if __name__ == "__main__":
