@@ -1033,8 +1033,12 @@ static int storage_resume(struct mf_node *n)
     mf_raftlog_storage(n->log, &n->storage);
     if (n->sm.storage_reopen) {
         uint64_t applied = n->applied;
-        if ((rc = n->sm.storage_reopen(n->sm.ctx, n->state_map_bytes, &applied)) != 0)
+        /* A state that failed to reopen cannot serve even stale reads: the
+         * last resort, fail-stop (the caller sees n->failed). */
+        if ((rc = n->sm.storage_reopen(n->sm.ctx, n->state_map_bytes, &applied)) != 0) {
+            node_fail(n, rc, "reopening the state database after it filled up");
             return rc;
+        }
         n->applied = applied;
     }
     if ((rc = recover_snapshot(n)) != 0 || (rc = start_core(n, n->cfg)) != 0)
@@ -1084,6 +1088,8 @@ static void on_storage_check(uv_timer_t *t)
     bool retry = n->retry_now;
     n->retry_now = false;
     int rc = storage_resume(n);
+    if (n->failed)
+        return;
     if (rc && !mf_fsstat_is_space(rc) && rc != -EIO) {
         node_fail(n, rc, "reopening storage after it filled up");
         return;

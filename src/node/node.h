@@ -28,7 +28,9 @@
  * The state machine is reached through struct mf_node_sm: `apply` runs on
  * the writer thread (the only thread that writes LMDB), `applied` on the loop.
  *
- * Ownership: the node borrows the loop, the TLS contexts and the sm; it owns
+ * Ownership: the node borrows the loop, the config (opts.cfg, until
+ * mf_node_stop: the core is rebuilt from it after a storage block), the TLS
+ * contexts and the sm; it owns
  * the core, the log, the writer thread and the transport. Threads: every
  * function here is for the loop thread only.
  */
@@ -113,7 +115,8 @@ struct mf_node_opts {
  * entry (it did not apply), MF_EUNKNOWN if it was not applied in time. */
 typedef void (*mf_node_propose_cb)(void *arg, int rc, uint64_t index, void *result);
 /* Called once: rc 0 when the read index is applied locally (read now), or
- * MF_EUNAVAIL / MF_ETIMEOUT. */
+ * MF_EUNAVAIL / MF_ETIMEOUT, or MF_ENOSPACE / MF_EMAPFULL when the node
+ * became storage-blocked meanwhile. */
 typedef void (*mf_node_read_cb)(void *arg, int rc);
 
 /* Opens the log under cfg->data_dir, starts the core, the writer thread, the
@@ -132,7 +135,8 @@ int mf_node_initial_members(const struct mf_config *cfg, struct mf_raft_config *
 void mf_node_stop(struct mf_node *n);
 
 /* Leader only: replicate `data` (copied). The callback runs later, never
- * from inside this call. @return 0; MF_ENOTLEADER; MF_ETOOLARGE; -ENOBUFS. */
+ * from inside this call. @return 0; MF_ENOTLEADER; MF_ETOOLARGE; -ENOBUFS;
+ * MF_ENOSPACE / MF_EMAPFULL while storage-blocked. */
 int mf_node_propose(struct mf_node *n, const uint8_t *data, size_t len, mf_node_propose_cb cb,
                     void *arg);
 
@@ -141,7 +145,8 @@ int mf_node_propose(struct mf_node *n, const uint8_t *data, size_t len, mf_node_
 uint64_t mf_node_next_index(struct mf_node *n);
 
 /* A linearizable read barrier (any node): cb(0) once this node has applied
- * everything committed before the call. @return 0; -ENOBUFS; MF_EUNAVAIL. */
+ * everything committed before the call. @return 0; -ENOBUFS; MF_EUNAVAIL;
+ * MF_ENOSPACE / MF_EMAPFULL while storage-blocked. */
 int mf_node_read_index(struct mf_node *n, mf_node_read_cb cb, void *arg);
 
 /* Send an application message (tag >= 16) to a peer's control link. */

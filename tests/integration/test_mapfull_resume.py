@@ -21,6 +21,7 @@ class MapFull(ClusterCase):
     # own tests prove that): here the map must fill at commit time.
     extra_config = {"log_map_size_mb": 16, "state_map_size_mb": 512,
                     "storage_quota_enabled": 0}
+    small = "log_map_size_mb"  # the map that fills
 
     def value(self, i):
         return ("%06d" % i) * (VALUE_BYTES // 6)
@@ -74,7 +75,7 @@ class MapFull(ClusterCase):
             # The operator grows the map in the config file: no restart.
             with open(self.n.config_path) as f:
                 cfg = json.load(f)
-            cfg["log_map_size_mb"] = 64
+            cfg[self.small] = 64
             with open(self.n.config_path, "w") as f:
                 json.dump(cfg, f)
             wait_for(lambda: self.put(2000, tmp, timeout="3s")[0] == 0, 30, "writes resume")
@@ -94,6 +95,15 @@ class MapFull(ClusterCase):
                 self.assertEqual(out["error"]["code"], "NOT_FOUND", out)
         rc, out = self.get(2000)
         self.assertEqual(rc, 0, out)
+
+
+class StateMapFull(MapFull):
+    """The same with the state database's map filling first (at apply): the
+    state is reopened with the larger map and the entries after its applied
+    index are applied again."""
+    extra_config = {"log_map_size_mb": 512, "state_map_size_mb": 16,
+                    "storage_quota_enabled": 0}
+    small = "state_map_size_mb"
 
 
 class LeaderMapFull(unittest.TestCase):
