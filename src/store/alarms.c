@@ -132,12 +132,19 @@ int mf_alarm_apply_check(struct mf_apply *a, const Mayfly__Cmd__Command *c)
         return mf_apply_fail(a, MF_ECORRUPT, "stored alarm does not decode");
     if (rc || !rec)
         return rc;
-    rc = mf_apply_fail(a, MF_EQUOTA,
-                       "storage alarm on node %llu: %s; writes that grow the data are refused "
-                       "until it clears (reads, renewals, revocations and deletes go on)",
-                       (unsigned long long)rec->node_id, rec->detail);
+    char why[sizeof(a->err)];
+    mf_alarm_refusal_text(why, sizeof(why), rec->node_id, rec->detail);
+    rc = mf_apply_fail(a, MF_EQUOTA, "%s", why);
     mayfly__cmd__alarm_record__free_unpacked(rec, NULL);
     return rc;
+}
+
+void mf_alarm_refusal_text(char *buf, size_t len, uint64_t node, const char *detail)
+{
+    snprintf(buf, len,
+             "storage alarm on node %llu: %s; writes that grow the data are refused until it "
+             "clears (reads, renewals, revocations and deletes go on)",
+             (unsigned long long)node, detail && *detail ? detail : "storage over its limit");
 }
 
 void mf_alarm_list_free(Mayfly__Cmd__AlarmRecord **list, size_t n)

@@ -53,6 +53,10 @@ int mf_alarm_apply_set(struct mf_apply *a, const Mayfly__Cmd__AlarmSet *m,
  * set; 0 to go on; a storage error (fatal). */
 int mf_alarm_apply_check(struct mf_apply *a, const Mayfly__Cmd__Command *c);
 
+/* The refusal's words, the same on the leader (before proposing) and at
+ * apply: "storage alarm on node N: DETAIL; writes that grow ...". */
+void mf_alarm_refusal_text(char *buf, size_t len, uint64_t node, const char *detail);
+
 /* The alarms set, ordered by kind then node id (at most MF_ALARMS_MAX).
  * *out is malloc'd (NULL when *n is 0): free with mf_alarm_list_free.
  * Errors: MF_ESTORAGE, MF_ECORRUPT (a record does not decode), -ENOMEM. */
