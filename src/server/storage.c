@@ -271,6 +271,22 @@ void mf_storage_peer_message(struct mf_server *s, uint64_t from, const uint8_t *
 
 /* ---- the timer ---- */
 
+/* Keeps the first applied storage alarm for /metrics and /health. */
+static const Mayfly__Cmd__AlarmRecord *note_alarms(struct mf_storage *st,
+                                                   Mayfly__Cmd__AlarmRecord **list, size_t n)
+{
+    const Mayfly__Cmd__AlarmRecord *first = NULL;
+    for (size_t i = 0; i < n && !first; i++)
+        if (strcmp(list[i]->kind, MF_ALARM_KIND_STORAGE) == 0)
+            first = list[i];
+    st->alarm = first != NULL;
+    st->alarm_text[0] = 0;
+    if (first)
+        snprintf(st->alarm_text, sizeof(st->alarm_text), "storage alarm on node %" PRIu64 ": %s",
+                 first->node_id, first->detail);
+    return first;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct mf_server *s = t->data;
@@ -298,15 +314,7 @@ static void on_tick(uv_timer_t *t)
             n = 0, list = NULL;
         mf_srv_read_end(s, txn);
     }
-    const Mayfly__Cmd__AlarmRecord *first = NULL;
-    for (size_t i = 0; i < n && !first; i++)
-        if (strcmp(list[i]->kind, MF_ALARM_KIND_STORAGE) == 0)
-            first = list[i];
-    st->alarm = first != NULL;
-    st->alarm_text[0] = 0;
-    if (first)
-        snprintf(st->alarm_text, sizeof(st->alarm_text), "storage alarm on node %" PRIu64 ": %s",
-                 first->node_id, first->detail);
+    const Mayfly__Cmd__AlarmRecord *first = note_alarms(st, list, n);
 
     bool leading = mf_node_is_leader(s->node);
     char why[700];
@@ -352,12 +360,23 @@ void mf_storage_close(struct mf_server *s)
     uv_close((uv_handle_t *)&st->timer, on_timer_closed);
 }
 
-void mf_storage_figures(const struct mf_server *s, struct mf_storage_figures *out)
+void mf_storage_figures(struct mf_server *s, struct mf_storage_figures *out)
 {
     memset(out, 0, sizeof(*out));
-    const struct mf_storage *st = s->storage;
+    struct mf_storage *st = s->storage;
     if (!st)
         return;
+    /* The applied alarms now, not as of the last tick: /health follows an
+     * applied AlarmSet at the next publish. */
+    Mayfly__Cmd__AlarmRecord **list = NULL;
+    size_t n = 0;
+    MDB_txn *txn;
+    if (mf_srv_read_begin(s, &txn) == 0) {
+        if (mf_alarm_list(txn, mf_fsm_state(s->fsm), &list, &n) == 0)
+            note_alarms(st, list, n);
+        mf_srv_read_end(s, txn);
+        mf_alarm_list_free(list, n);
+    }
     out->measured = st->measured;
     out->usage = st->usage;
     out->usage.blocked_cause = NULL;

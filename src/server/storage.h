@@ -41,7 +41,8 @@ void mf_storage_close(struct mf_server *s);
 /* A peer message with tag MF_STORAGE_PEER_TAG from node `from`. */
 void mf_storage_peer_message(struct mf_server *s, uint64_t from, const uint8_t *data, size_t len);
 
-/* This node's figures, for /metrics and /health. */
+/* This node's figures, for /metrics and /health (reads the applied
+ * alarms). */
 struct mf_storage_figures {
     bool measured;                 /* at least one measurement */
     struct mf_storage_usage usage; /* blocked_cause is NULL here */
@@ -50,7 +51,7 @@ struct mf_storage_figures {
     bool alarm;                    /* a storage alarm is applied (any node) */
     char alarm_text[600];          /* "storage alarm on node N: DETAIL" for the first one */
 };
-void mf_storage_figures(const struct mf_server *s, struct mf_storage_figures *out);
+void mf_storage_figures(struct mf_server *s, struct mf_storage_figures *out);
 
 /* Disarm (leader): which applied storage alarms have lost their cause, by
  * the latest measurements (this node's own, a follower's fresh report).

@@ -58,6 +58,13 @@ class StorageAlarm(ClusterCase):
         self.assertIn("storage alarm on node", body)
         self.assertEqual(self.n.metric("mayfly_storage_alarm"), 1.0)
 
+        # Disarm keeps what is still over its limit, and says why.
+        rc, out = self.c.cli("operator", "alarm", "disarm")
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(out["cleared"], 0, out)
+        self.assertEqual(sorted(k["node_id"] for k in out["kept"]), [1, 2, 3], out)
+        self.assertTrue(all("state_quota_mb" in k["detail"] for k in out["kept"]), out)
+
         # Growing writes are refused on every node, a lease grant too.
         for node in self.c.nodes:
             rc, out = node.cli("kv", "put", "fill/more", "v=x")
