@@ -95,9 +95,15 @@ static void measure(struct mf_server *s, struct mf_storage *st)
     if (mf_node_log_usage(s->node, &lu) == 0)
         u->log_used_bytes = lu.used_bytes;
     u->snapshots_bytes = snapshots_bytes(s->cfg->data_dir);
-    /* HOOK(issue 15, node storage): once node.h has mf_node_storage(), a
-     * node whose commits are blocked reports over with its cause:
-     * u->blocked = <blocked>; snprintf(st->cause, ..., <cause>); */
+    /* HOOK(issue 15, storage-node branch): once node.h has
+     * mf_node_storage(), a node whose commits are blocked is over with its
+     * cause, and the reserve follows the live lease count. Replace the
+     * line `u->blocked = false;` with:
+     *   struct mf_node_storage ns;
+     *   mf_node_storage(s->node, &ns);
+     *   u->blocked = ns.blocked;
+     *   snprintf(st->cause, sizeof(st->cause), "%s", ns.cause);
+     * and call mf_node_set_reserve_hint(s->node, <META "live">) here. */
     u->blocked = false;
     u->blocked_cause = st->cause;
     mf_storage_limits(s->cfg, u->fs_size_bytes, &st->limits);

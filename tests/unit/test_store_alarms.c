@@ -11,6 +11,7 @@
 #include "../store/fsm_testlib.h"
 #include "common/err.h"
 #include "store/alarms.h"
+#include "store/snapshot.h"
 
 #define T0 1700000000000ULL /* a command time, ms */
 
@@ -169,12 +170,35 @@ static void test_store_alarms_rules_and_restart(void **s)
     tf_close(&t);
 }
 
+/* A snapshot carries the alarms: a store installed from it refuses growth. */
+static void test_store_alarms_travel_in_snapshots(void **s)
+{
+    (void)s;
+    struct tf a, b;
+    tf_open(&a);
+    tf_open(&b);
+    assert_int_equal(tf_alarm(&a, T0, 2, true, "state database full"), 0);
+    char path[256], err[256] = "";
+    snprintf(path, sizeof(path), "%s/snap.mfs", a.dir);
+    uint64_t idx = 0;
+    assert_int_equal(mf_snapshot_create(tf_st(&a), path, &idx, err, sizeof(err)), 0);
+    assert_int_equal(mf_snapshot_install(b.fsm, path, &idx, err, sizeof(err)), 0);
+    b.index = idx;
+    uint64_t node = 0;
+    assert_int_equal(alarms_count(&b, &node, NULL), 1);
+    assert_int_equal(node, 2);
+    assert_int_equal(tf_kv_put(&b, T0 + 1, "app/x", "v", 0, 0, 0), MF_EQUOTA);
+    tf_close(&a);
+    tf_close(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_alarms_which_commands_grow),
         cmocka_unit_test(test_store_alarms_refuse_growth_until_cleared),
         cmocka_unit_test(test_store_alarms_rules_and_restart),
+        cmocka_unit_test(test_store_alarms_travel_in_snapshots),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
