@@ -326,9 +326,12 @@ static int apply_one(struct mf_apply *a, struct mf_fsm *fsm, const uint8_t *data
         rc = 0;
     }
     /* While a storage alarm is set, commands that grow the data are refused
-     * (alarms.h); a duplicate above still gets its first result. */
+     * (alarms.h); a duplicate above still gets its first result, and the
+     * refusal is not kept for the request id. */
     code = mf_alarm_apply_check(a, c);
-    if (code == 0)
+    if (code == MF_EQUOTA)
+        keep = 0; /* not applied: the same request may apply once the alarm clears */
+    else if (code == 0)
         code = dispatch(a, c, &r);
     if (mf_apply_fatal(code)) {
         rc = code;

@@ -137,8 +137,16 @@ static void test_store_alarms_refuse_growth_until_cleared(void **s)
     assert_int_equal(tf_kv_op(&t, T0 + 3, "app/a", 1 /* delete */, NULL, 0), 0);
     assert_int_equal(tf_kv_delete_all(&t, T0 + 3, "app/a"), 0);
 
+    /* A refused request is not kept for its id: its retry applies once
+     * the alarm is cleared. */
+    t.rid = "req-1";
+    assert_int_equal(tf_kv_put(&t, T0 + 3, "app/r", "v", 0, 0, 0), MF_EQUOTA);
+
     assert_int_equal(tf_alarm(&t, T0 + 4, 2, false, ""), 0);
     assert_int_equal(t.last->count, 1);
+    t.rid = "req-1";
+    assert_int_equal(tf_kv_put(&t, T0 + 4, "app/r", "v", 0, 0, 0), 0);
+    assert_false(t.last->duplicate);
     assert_int_equal(alarms_count(&t, NULL, NULL), 0);
     assert_int_equal(tf_kv_put(&t, T0 + 5, "app/b", "v", 0, 0, 0), 0);
     assert_int_equal(tf_grant(&t, T0 + 5, 3, 60000, 0), 0);
