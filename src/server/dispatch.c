@@ -15,6 +15,7 @@
 #include "server/auditlog.h"
 #include "server/authz.h"
 #include "server/op_auth.h"
+#include "server/op_alarms.h"
 #include "server/op_audit.h"
 #include "server/op_engines.h"
 #include "server/op_kv.h"
@@ -164,6 +165,10 @@ static const struct mf_op_def op_table[] = {
     ROW(QUOTA_LIST, "quota.list", mf_op_quota_list, READ, true, false, "read", "sys/quotas"),
     ROW(QUOTA_DELETE, "quota.delete", mf_op_quota_delete, LEADER, true, false, "sudo",
         "sys/quotas/{name}"),
+    ROW(ALARM_LIST, "operator.alarm.list", mf_op_alarm_list, READ, true, false, "read",
+        "sys/alarms"),
+    ROW(ALARM_DISARM, "operator.alarm.disarm", mf_op_alarm_disarm, LEADER, true, false, "sudo",
+        "sys/alarms"),
 };
 #undef ROW
 

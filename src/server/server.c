@@ -34,6 +34,7 @@
 #include "server/proposer.h"
 #include "server/scheduler.h"
 #include "server/srv.h"
+#include "server/storage.h"
 #include "store/snapshot.h"
 #include "store/usage.h"
 
@@ -136,6 +137,8 @@ static void sm_peer_message(void *ctx, uint64_t from, uint8_t tag, const uint8_t
 {
     if (tag == MF_AUDITLOG_PEER_TAG)
         return mf_audit_anchor_peer_message(ctx, from, data, len); /* an audit anchor */
+    if (tag == MF_STORAGE_PEER_TAG)
+        return mf_storage_peer_message(ctx, from, data, len); /* a follower's storage */
     mf_api_peer_message(ctx, from, tag, data, len);
 }
 
@@ -274,6 +277,8 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
         mf_api_set_authenticator(s, mf_tokens_authenticate);
     if (!rc)
         rc = mf_metrics_start(s);
+    if (!rc)
+        rc = mf_storage_init(s);
     if (rc)
         goto fail;
     uv_timer_init(loop, &s->housekeeping);
@@ -316,6 +321,7 @@ void mf_server_stop(struct mf_server *s)
     mf_secmem_str_free(s->dev_root_token);
     pthread_rwlock_destroy(&s->state_lock);
     mf_sched_close(s);
+    mf_storage_close(s);
     mf_proposer_node_free(s->prop);
     s->prop = NULL;
     if (s->housekeeping_started) {
