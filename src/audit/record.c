@@ -266,6 +266,14 @@ static void put_u(struct out *o, uint32_t v)
     put(o, e, sizeof(e));
 }
 
+/* Does byte c go out as it is in a JSON string (printable ASCII and DEL, but
+ * the quote and the backslash)? A test on the byte, not a call per code
+ * point: most of a record is such bytes (the hot path of formatting). */
+static inline bool plain_byte(uint8_t c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
 /* A JSON string of s, which must be valid UTF-8. */
 static void put_escaped(struct out *o, const char *s)
 {
@@ -273,6 +281,10 @@ static void put_escaped(struct out *o, const char *s)
     put(o, "\"", 1);
     for (size_t i = 0, k; i < n; i += k) {
         uint32_t cp;
+        if (plain_byte((uint8_t)s[i])) {
+            run++, k = 1;
+            continue;
+        }
         k = utf8_next((const uint8_t *)s + i, n - i, &cp);
         MF_ASSERT(k);
         if (cp >= 0x20 && cp < 0x80 && cp != '"' && cp != '\\') {
@@ -306,6 +318,15 @@ static void put_escaped(struct out *o, const char *s)
 /* A string value; bytes that are not UTF-8 are kept as hex (record.h). */
 static void put_value(struct out *o, const char *s)
 {
+    size_t k = 0;
+    while (plain_byte((uint8_t)s[k]))
+        k++;
+    if (!s[k]) { /* all plain (the usual case): one pass, no escaping */
+        put(o, "\"", 1);
+        put(o, s, k);
+        put(o, "\"", 1);
+        return;
+    }
     if (utf8_valid(s))
         return put_escaped(o, s);
     size_t n = strlen(s);

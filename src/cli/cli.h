@@ -103,6 +103,10 @@ json_t *mf_cli_render_json(const struct mf_cli_args *a, const Mayfly__Api__Respo
 void mf_cli_render_table(const struct mf_cli_args *a, const Mayfly__Api__Response *resp,
                          FILE *out);
 
+/* The generic table of a command's JSON shape (scalars as key/value
+ * rows, each object or array in its own section); `read` is dropped. */
+void mf_cli_render_doc(json_t *doc, FILE *out);
+
 /* Print an error in the requested format: JSON {"error": {...}} on out, or
  * "Error: ..." on errout. */
 void mf_cli_print_error(enum mf_cli_format fmt, const char *code, const char *message, FILE *out,

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -993,6 +994,26 @@ static int build_quota_list(const struct mf_cli_args *a, struct mf_cli_arena *ar
     return 0;
 }
 
+static int build_alarm_list(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                            Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)a, (void)in, (void)err, (void)err_len;
+    req->op_case = MAYFLY__API__REQUEST__OP_ALARM_LIST;
+    req->alarm_list =
+        MSG(ar, Mayfly__Api__AlarmListRequest, mayfly__api__alarm_list_request__init);
+    return 0;
+}
+
+static int build_alarm_disarm(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                              Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)a, (void)in, (void)err, (void)err_len;
+    req->op_case = MAYFLY__API__REQUEST__OP_ALARM_DISARM;
+    req->alarm_disarm =
+        MSG(ar, Mayfly__Api__AlarmDisarmRequest, mayfly__api__alarm_disarm_request__init);
+    return 0;
+}
+
 static int build_quota_delete(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
                               Mayfly__Api__Request *req, char *err, size_t err_len)
 {
@@ -1148,6 +1169,60 @@ const char *mf_cli_caller_token(const struct mf_cli_args *a)
 
 /* ---- renderers ---- */
 
+/* Alarms as CLI.md shows them: [{"node_id", "kind", "since_ms", "detail"}]. */
+static json_t *alarms_json(Mayfly__Api__AlarmInfo **list, size_t n, bool since)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const Mayfly__Api__AlarmInfo *x = list[i];
+        json_t *o = json_pack("{s:I, s:s}", "node_id", (json_int_t)x->node_id, "kind", x->kind);
+        if (o && since)
+            json_object_set_new(o, "since_ms", json_integer((json_int_t)x->since_ms));
+        if (o)
+            json_object_set_new(o, "detail", json_string(x->detail));
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
+
+static json_t *json_alarm_list(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    return json_pack("{s:o, s:o}", "alarms",
+                     alarms_json(r->alarm_list->alarms, r->alarm_list->n_alarms, true), "read",
+                     read_info_json(r->alarm_list->read));
+}
+
+static json_t *json_alarm_disarm(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    return json_pack("{s:I, s:o}", "cleared", (json_int_t)r->alarm_disarm->cleared, "kept",
+                     alarms_json(r->alarm_disarm->kept, r->alarm_disarm->n_kept, false));
+}
+
+/* `status` as a person reads it: the generic table, then one line per
+ * alarm ("alarms: storage on node 2 since 2026-...Z: DETAIL"). */
+static void table_status(json_t *doc, FILE *out)
+{
+    json_t *alarms = json_incref(json_object_get(doc, "alarms"));
+    json_object_del(doc, "alarms");
+    mf_cli_render_doc(doc, out);
+    size_t i;
+    json_t *x;
+    json_array_foreach(alarms, i, x) {
+        time_t t = (time_t)(json_integer_value(json_object_get(x, "since_ms")) / 1000);
+        struct tm tm;
+        char when[32] = "?";
+        if (gmtime_r(&t, &tm))
+            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        fprintf(out, "%salarms: %s on node %lld since %s: %s\n", i ? "" : "\n",
+                json_string_value(json_object_get(x, "kind")),
+                (long long)json_integer_value(json_object_get(x, "node_id")), when,
+                json_string_value(json_object_get(x, "detail")));
+    }
+    json_decref(alarms);
+}
+
 static json_t *json_status(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
 {
     (void)a;
@@ -1175,6 +1250,8 @@ static json_t *json_status(const struct mf_cli_args *a, const Mayfly__Api__Respo
                                       "voters", (int)c->voters, "max_skew_ms",
                                       (json_int_t)c->max_skew_ms, "refusals",
                                       (json_int_t)c->refusals));
+    if (out && s->read) /* a full status (a token with read on sys/status) */
+        json_object_set_new(out, "alarms", alarms_json(s->alarms, s->n_alarms, true));
     return out;
 }
 
@@ -1625,6 +1702,10 @@ static const struct mf_cli_command commands[] = {
      build_quota_set, R(EMPTY), json_empty},
     {{"quota", "list"}, "", 0, 0, false, "mayfly quota list", build_quota_list, R(QUOTA_LIST),
      json_quota_list},
+    {{"operator", "alarm", "list"}, "", 0, 0, false, "mayfly operator alarm list",
+     build_alarm_list, R(ALARM_LIST), json_alarm_list},
+    {{"operator", "alarm", "disarm"}, "", 0, 0, true, "mayfly operator alarm disarm",
+     build_alarm_disarm, R(ALARM_DISARM), json_alarm_disarm},
     {{"quota", "delete"}, "", 1, 1, true, "mayfly quota delete NAME", build_quota_delete,
      R(EMPTY), json_empty},
     {{"engine", "enable"}, "type config", 1, 1, true,
@@ -1644,7 +1725,9 @@ static const struct mf_cli_command commands[] = {
 
 mf_cli_table_fn mf_cli_command_table(const struct mf_cli_command *c)
 {
-    return c->build == build_policy_read ? table_policy_read : NULL;
+    return c->build == build_policy_read ? table_policy_read
+           : c->build == build_status    ? table_status
+                                         : NULL;
 }
 
 mf_cli_local_fn mf_cli_command_local(const struct mf_cli_command *c)

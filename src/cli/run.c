@@ -138,6 +138,12 @@ void mf_cli_render_table(const struct mf_cli_args *a, const Mayfly__Api__Respons
         json_decref(doc);
         return;
     }
+    mf_cli_render_doc(doc, out);
+    json_decref(doc);
+}
+
+void mf_cli_render_doc(json_t *doc, FILE *out)
+{
     json_object_del(doc, "read");
     if (json_object_size(doc) > 0)
         print_key_values(doc, out);
@@ -162,7 +168,6 @@ void mf_cli_render_table(const struct mf_cli_args *a, const Mayfly__Api__Respons
             }
         }
     }
-    json_decref(doc);
 }
 
 /* ---- the program ---- */

@@ -28,7 +28,8 @@ static const struct err_desc err_table[] = {
     {MF_EUNKNOWN, "UNKNOWN_OUTCOME", "outcome unknown: the write may or may not have been applied"},
     {MF_EINTERNAL, "INTERNAL", "internal error"},
     {MF_ECORRUPT, "INTERNAL", "data is corrupt or failed authentication"},
-    {MF_EMAPFULL, "INTERNAL", "storage is full"},
+    /* Space on this node: another node with room may answer (fsstat.h). */
+    {MF_EMAPFULL, "UNAVAILABLE", "LMDB map full"},
     {MF_ENOTLEADER, "UNAVAILABLE", "not the leader"},
     {MF_ETIMEOUT, "UNAVAILABLE", "timed out"},
     {MF_ECLOSED, "UNAVAILABLE", "closed"},
@@ -38,6 +39,7 @@ static const struct err_desc err_table[] = {
     {MF_ESTORAGE, "INTERNAL", "storage error"},
     {MF_ECOMPACTED, "INTERNAL", "log entry compacted"},
     {MF_EUNAVAILABLE_ENTRY, "INTERNAL", "log entry unavailable"},
+    {MF_ENOSPACE, "UNAVAILABLE", "no space left on device"},
 };
 
 static const struct err_desc *find_desc(int code)

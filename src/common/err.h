@@ -31,7 +31,7 @@ enum mf_err {
     MF_EINTERNAL = -4014,      /* INTERNAL */
     /* Internal codes (mapped to one of the above before they reach a user). */
     MF_ECORRUPT = -4100,       /* data failed a check (bad tag, bad checksum) */
-    MF_EMAPFULL = -4101,       /* LMDB map or disk full */
+    MF_EMAPFULL = -4101,       /* LMDB map full (its map_size reached) */
     MF_ENOTLEADER = -4102,     /* this node is not the leader */
     MF_ETIMEOUT = -4103,
     MF_ECLOSED = -4104,        /* handle or connection closed */
@@ -41,6 +41,7 @@ enum mf_err {
     MF_ESTORAGE = -4108,       /* storage engine error */
     MF_ECOMPACTED = -4109,     /* raft: log entry compacted away */
     MF_EUNAVAILABLE_ENTRY = -4110, /* raft: entry not yet available */
+    MF_ENOSPACE = -4111,       /* no space left on the data directory's filesystem */
 };
 
 /* Human-readable text for any code (MF_E* or -errno). Never NULL, static. */

@@ -17,6 +17,7 @@
 #include "common/assert.h"
 #include "common/env.h"
 #include "common/err.h"
+#include "common/fsstat.h"
 #include "common/log.h"
 #include "net/transport.h"
 #include "node/clock.h"
@@ -68,12 +69,14 @@ struct apply_batch {
     void **results;
     size_t len;
     int rc;
+    bool skipped;                       /* not applied: an earlier batch failed */
     bool install;                       /* install the received snapshot first */
     struct mf_raft_snapshot_meta meta;
 };
 
 struct mf_node {
     uv_loop_t *loop;
+    const struct mf_config *cfg; /* borrowed (the core is rebuilt from it after a storage block) */
     struct mf_config_peer peers[MF_CONFIG_PEERS_MAX];
     size_t peers_len;
     uint64_t id;
@@ -125,7 +128,39 @@ struct mf_node {
     int incoming_fd;          /* writer thread: snapshot being received */
 
     struct mf_node_stats stats;
+
+    /* Storage pressure (node.h). */
+    char data_dir[PATH_MAX];
+    char *config_path;            /* re-read for the map sizes while blocked */
+    uint64_t log_map_bytes;       /* as configured (grows when the file says so) */
+    uint64_t state_map_bytes;
+    struct mf_node_storage store;
+    int blocked_env;              /* ENV_LOG or ENV_STATE: whose write failed */
+    uv_timer_t storage_timer;     /* while blocked: is space back? */
+    bool storage_timer_started;
+    bool retry_now;               /* the reserve was released: reopen at once */
+    bool reserve_retried;         /* this block's one retry is spent */
+    bool persist_inflight;        /* a persist job has not come back */
+    bool apply_halted;            /* applier thread: a batch failed, skip the rest */
+    bool snap_space_warned;
+    char reserve_path[PATH_MAX + 16];
+    uint64_t live_leases_hint;
+    uint64_t peer_match[MF_CONFIG_PEERS_MAX]; /* highest index each peer acknowledged */
+    uint64_t reserve_bytes;       /* the reserve file's size */
+    bool reserve_released;        /* given up for a retry, not yet allocated again */
 };
+
+enum { ENV_LOG, ENV_STATE };
+
+/* The core's status; zero while the core is being rebuilt after a storage
+ * block (n->raft is NULL then). */
+static void raft_status(const struct mf_node *n, struct mf_raft_status *st)
+{
+    if (n->raft)
+        mf_raft_status(n->raft, st);
+    else
+        memset(st, 0, sizeof(*st));
+}
 
 /* ---- pending tables ---- */
 
@@ -213,6 +248,7 @@ static void send_msgs(struct mf_node *n, const struct mf_raft_msg *msgs, size_t 
 }
 
 static void node_fail(struct mf_node *n, int rc, const char *what);
+static void storage_failed(struct mf_node *n, int rc, const char *what, int env);
 
 /* ---- snapshot files ---- */
 
@@ -310,10 +346,17 @@ static void snap_compact_done(struct mf_writer_job *job)
 {
     struct mf_node *n = job->data;
     n->snap_busy = false;
-    if (n->failed)
+    if (n->failed || n->store.blocked)
         return;
     if (n->snap_rc) {
-        node_fail(n, n->snap_rc, "compacting the Raft log");
+        /* Not fatal: the next snapshot compacts to a later point and so
+         * retries. A full map or disk blocks the node, though (the log
+         * refuses writes after a failed commit until it is reopened); any
+         * other failed commit stops it at the next persist. */
+        MF_WARN(LOG_MOD, "compacting the Raft log to %" PRIu64 " failed: %s; retried at the next "
+                         "snapshot", n->snap_meta.index, mf_strerror(n->snap_rc));
+        if (n->snap_rc == MF_EMAPFULL || n->snap_rc == MF_ENOSPACE || n->snap_rc == -EIO)
+            storage_failed(n, n->snap_rc, "compacting the Raft log", ENV_LOG);
         return;
     }
     n->snap_compacted = n->snap_meta.index;
@@ -344,7 +387,7 @@ static void snap_create_done(uv_work_t *w, int status)
     uint64_t prev = n->snap_latest;
     n->snap_latest = n->snap_index;
     MF_INFO(LOG_MOD, "snapshot at index %" PRIu64, n->snap_latest);
-    if (prev <= n->snap_compacted) {
+    if (prev <= n->snap_compacted || n->store.blocked || !n->raft) {
         n->snap_busy = false;
         return;
     }
@@ -361,9 +404,32 @@ static void snap_create_done(uv_work_t *w, int status)
         n->snap_busy = false;
 }
 
+/* A snapshot briefly needs about twice the state's used bytes (the copy,
+ * and the state growing meanwhile): start one only with that much free
+ * above the floor (warned once per stretch of refusals). */
+static bool snapshot_has_room(struct mf_node *n)
+{
+    struct mf_fsstat fs;
+    if (!n->sm.state_used_bytes || mf_fsstat_get(n->data_dir, &fs) != 0)
+        return true;
+    uint64_t used = n->sm.state_used_bytes(n->sm.ctx);
+    uint64_t need = 2 * used + mf_fsstat_floor_bytes(n->cfg->storage_free_floor_mb, fs.total_bytes);
+    if (fs.avail_bytes >= need) {
+        n->snap_space_warned = false;
+        return true;
+    }
+    if (!n->snap_space_warned)
+        MF_WARN(LOG_MOD, "snapshot skipped: %" PRIu64 " KiB free on %s, %" PRIu64
+                         " KiB needed (twice the state's %" PRIu64 " KiB plus the floor)",
+                fs.avail_bytes >> 10, n->data_dir, need >> 10, used >> 10);
+    n->snap_space_warned = true;
+    return false;
+}
+
 static void maybe_snapshot(struct mf_node *n)
 {
-    if (n->snap_busy || !n->sm.snapshot_create || n->applied < n->snap_latest + n->snapshot_entries)
+    if (n->snap_busy || !n->sm.snapshot_create || n->store.blocked ||
+        n->applied < n->snap_latest + n->snapshot_entries || !snapshot_has_room(n))
         return;
     n->snap_busy = true;
     n->snap_work.data = n;
@@ -448,6 +514,8 @@ static void node_fail(struct mf_node *n, int rc, const char *what)
     n->failed = true;
     MF_ERROR(LOG_MOD, "node %" PRIu64 " stopped: %s: %s", n->id, what, mf_strerror(rc));
     uv_timer_stop(&n->tick);
+    if (n->storage_timer_started)
+        uv_timer_stop(&n->storage_timer);
     if (n->sm.fatal)
         n->sm.fatal(n->sm.ctx, rc, what);
 }
@@ -475,10 +543,22 @@ static void apply_work(struct mf_writer_job *job)
     struct apply_batch *ab = job->data;
     struct mf_node *n = ab->n;
     ab->rc = 0;
-    if (ab->install && (ab->rc = install_snapshot(n, &ab->meta)) != 0)
+    /* Batches queued behind a failed one would leave a gap in the state:
+     * skip them; they are applied again after the reopen (node.h). Only this
+     * thread writes apply_halted while batches are queued; the loop clears
+     * it with the applier idle. */
+    if (n->apply_halted) {
+        ab->skipped = true;
         return;
+    }
+    if (ab->install && (ab->rc = install_snapshot(n, &ab->meta)) != 0) {
+        n->apply_halted = true;
+        return;
+    }
     if (ab->len)
         ab->rc = n->sm.apply(n->sm.ctx, ab->committed, ab->len, ab->results);
+    if (ab->rc)
+        n->apply_halted = true;
 }
 
 static void pump(struct mf_node *n);
@@ -524,12 +604,22 @@ static void apply_done(struct mf_writer_job *job)
     struct apply_batch *ab = job->data;
     struct mf_node *n = ab->n;
     mf_raft_driver_applied(&n->driver);
-    if (n->failed) {
+    if (n->failed || ab->skipped) {
         apply_batch_free(ab);
         return;
     }
     if (ab->rc) {
-        node_fail(n, ab->rc, ab->install ? "installing a snapshot" : "applying committed entries");
+        storage_failed(n, ab->rc,
+                       ab->install ? "installing a snapshot" : "applying committed entries",
+                       ENV_STATE);
+        apply_batch_free(ab);
+        return;
+    }
+    if (n->store.blocked) {
+        /* Blocked by the log meanwhile: this batch is in the state, so its
+         * results go out (n->applied must match the state), but nothing
+         * new starts. */
+        deliver_applied(n, ab);
         apply_batch_free(ab);
         return;
     }
@@ -627,6 +717,7 @@ static int drv_persist(void *ctx, const struct mf_raft_ready *rd)
     struct batch *b = &n->batch;
     b->rd = rd;
     b->persist_job = (struct mf_writer_job){.work = persist_work, .done = persist_done, .data = n};
+    n->persist_inflight = true;
     int rc = mf_writer_submit(&n->writer, &b->persist_job);
     MF_ASSERT(rc == 0); /* one batch in flight: the queue cannot be full */
     return 0;
@@ -645,15 +736,23 @@ static void drv_read_states(void *ctx, const struct mf_raft_read_state *rs, size
 static void persist_done(struct mf_writer_job *job)
 {
     struct mf_node *n = job->data;
-    if (n->failed)
+    n->persist_inflight = false;
+    /* Blocked (by a failed apply meanwhile): the core is stopped and will be
+     * rebuilt from the log, so this batch's messages are dropped (Raft
+     * tolerates lost messages). */
+    if (n->failed || n->store.blocked)
         return;
+    if (n->batch.persist_rc) {
+        storage_failed(n, n->batch.persist_rc, "persisting the Raft log", ENV_LOG);
+        return;
+    }
     /* Durable: the driver sends votes and acknowledgements, records the
      * confirmed reads, starts a snapshot's install and advances the core; the
      * state machine catches up on its own thread, and reads and answers wait
      * for it (n->applied). */
-    int rc = mf_raft_driver_persisted(&n->driver, n->batch.persist_rc);
+    int rc = mf_raft_driver_persisted(&n->driver, 0);
     if (rc) {
-        node_fail(n, rc, n->batch.persist_rc ? "persisting the Raft log" : "advancing the Raft core");
+        node_fail(n, rc, "advancing the Raft core");
         return;
     }
     serve_reads(n);
@@ -665,7 +764,7 @@ static void persist_done(struct mf_writer_job *job)
 
 static void pump(struct mf_node *n)
 {
-    if (n->failed)
+    if (n->failed || n->store.blocked)
         return;
     int rc = mf_raft_driver_pump(&n->driver);
     if (rc)
@@ -685,6 +784,336 @@ static void start_driver(struct mf_node *n)
     mf_raft_driver_init(&n->driver, n->raft, &cb, APPLIES_INFLIGHT_MAX);
 }
 
+/* ---- storage pressure (node.h "Storage pressure") ---- */
+
+static int start_core(struct mf_node *n, const struct mf_config *cfg);
+static int recover_snapshot(struct mf_node *n);
+static void on_tick(uv_timer_t *t);
+static void clock_update(struct mf_node *n);
+
+static void note_match(struct mf_node *n, uint64_t from, uint64_t index)
+{
+    for (size_t i = 0; i < n->peers_len; i++)
+        if (n->peers[i].id == from && index > n->peer_match[i])
+            n->peer_match[i] = index;
+}
+
+static uint64_t reserve_target(const struct mf_node *n, const struct mf_fsstat *fs)
+{
+    return mf_fsstat_reserve_bytes(n->cfg->storage_reserve_mb, n->live_leases_hint,
+                                   MF_NODE_RESERVE_MIN_BYTES, MF_NODE_RESERVE_PER_LEASE_BYTES,
+                                   fs->total_bytes);
+}
+
+/* Grows the reserve file to `bytes` (never shrinks it here). Blocks on the
+ * allocation: a few ms, and only at start, on a hint, or on resume. */
+static int reserve_alloc(struct mf_node *n, uint64_t bytes)
+{
+    if (bytes <= n->reserve_bytes)
+        return 0;
+    int fd = open(n->reserve_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    int e = posix_fallocate(fd, 0, (off_t)bytes);
+    if (e) /* a partial allocation is given back */
+        (void)ftruncate(fd, (off_t)n->reserve_bytes);
+    else if (fsync(fd) != 0)
+        e = errno;
+    close(fd);
+    if (e)
+        return -e;
+    n->reserve_bytes = bytes;
+    n->reserve_released = false;
+    return 0;
+}
+
+static void reserve_start(struct mf_node *n)
+{
+    struct stat sb;
+    if (stat(n->reserve_path, &sb) == 0)
+        n->reserve_bytes = (uint64_t)sb.st_size;
+    struct mf_fsstat fs;
+    int rc = mf_fsstat_get(n->data_dir, &fs);
+    if (!rc)
+        rc = reserve_alloc(n, reserve_target(n, &fs));
+    if (rc)
+        MF_WARN(LOG_MOD, "cannot allocate the reserve %s: %s (running without it)",
+                n->reserve_path, mf_strerror(rc));
+}
+
+/* Gives the reserve's blocks back to the filesystem for one retry. */
+static void reserve_release(struct mf_node *n)
+{
+    if (truncate(n->reserve_path, 0) != 0)
+        MF_WARN(LOG_MOD, "cannot truncate the reserve %s: %s", n->reserve_path,
+                mf_strerror(-errno));
+    n->reserve_bytes = 0;
+    n->reserve_released = true;
+}
+
+/* A blocked leader hands leadership to the voter that acknowledged the most
+ * of its log. The driver holds the failed batch, so the message is built
+ * here rather than through the core's transfer (which would need a ready
+ * batch to leave); if it is lost, the heartbeats stop and the followers
+ * elect after an election timeout. */
+static void hand_off(struct mf_node *n)
+{
+    struct mf_raft_status st;
+    raft_status(n, &st);
+    if (st.role != MF_RAFT_LEADER)
+        return;
+    uint64_t best = 0, best_match = 0;
+    for (size_t i = 0; i < st.conf.voters_len; i++) {
+        uint64_t v = st.conf.voters[i], m = 0;
+        if (v == n->id)
+            continue;
+        for (size_t j = 0; j < n->peers_len; j++)
+            if (n->peers[j].id == v)
+                m = n->peer_match[j];
+        if (!best || m > best_match) {
+            best = v;
+            best_match = m;
+        }
+    }
+    if (!best)
+        return;
+    MF_WARN(LOG_MOD, "cannot persist: handing leadership to node %" PRIu64
+                     " (acknowledged up to %" PRIu64 ")", best, best_match);
+    struct mf_raft_msg m = {.type = MF_RAFT_MSG_TIMEOUT_NOW, .from = n->id, .to = best,
+                            .term = st.term};
+    send_msgs(n, &m, 1);
+    n->stats.storage_transfers++;
+}
+
+static void on_storage_check(uv_timer_t *t);
+
+static void storage_block(struct mf_node *n, int code, const char *cause, const char *what)
+{
+    bool first = !n->store.blocked;
+    n->store.code = code;
+    snprintf(n->store.cause, sizeof(n->store.cause), "%s", cause);
+    MF_ERROR(LOG_MOD, "node %" PRIu64 " storage-blocked: %s: %s; stale reads go on, writes and "
+                      "linearizable reads are refused until there is room again",
+             n->id, what, cause);
+    if (!first)
+        return;
+    n->store.blocked = true;
+    n->store.since_ms = mf_now_wall_ms();
+    uv_timer_stop(&n->tick);
+    hand_off(n);
+    /* Their outcome is unknown: a leader's entries may commit through the
+     * followers that received them. */
+    while (n->proposals.head)
+        finish_proposal(n, n->proposals.head, MF_EUNKNOWN, NULL);
+    while (n->reads.head)
+        finish_read(n, n->reads.head, code);
+    if (n->role != MF_RAFT_FOLLOWER || n->leader) {
+        n->role = MF_RAFT_FOLLOWER;
+        n->leader = 0;
+        if (n->sm.role_changed)
+            n->sm.role_changed(n->sm.ctx, n->role, n->leader);
+    }
+    uint64_t delay = MF_NODE_STORAGE_CHECK_MS;
+    if (code == MF_ENOSPACE && n->reserve_bytes && !n->reserve_retried) {
+        MF_WARN(LOG_MOD, "releasing the reserve %s (%" PRIu64 " KiB) to retry once",
+                n->reserve_path, n->reserve_bytes >> 10);
+        reserve_release(n);
+        n->store.reserve_releases++;
+        n->reserve_retried = true;
+        n->retry_now = true;
+        delay = 0;
+    }
+    uv_timer_start(&n->storage_timer, on_storage_check, delay, 0);
+}
+
+/* A write of `env` failed with rc: block for space, stop for anything else. */
+static void storage_failed(struct mf_node *n, int rc, const char *what, int env)
+{
+    if (n->failed)
+        return;
+    char dir[PATH_MAX + 16], cause[sizeof(n->store.cause)];
+    snprintf(dir, sizeof(dir), "%s/%s", n->data_dir, env == ENV_LOG ? "log" : "state");
+    struct mf_fsstat fs;
+    bool have = mf_fsstat_get(n->data_dir, &fs) == 0;
+    uint64_t map = env == ENV_LOG ? n->log_map_bytes : n->state_map_bytes;
+    int code = mf_fsstat_classify(rc, have ? &fs : NULL, dir, map, cause, sizeof(cause));
+    if (!mf_fsstat_is_space(code) || (env == ENV_STATE && !n->sm.storage_reopen)) {
+        MF_ERROR(LOG_MOD, "%s: %s", what, cause);
+        node_fail(n, rc, what);
+        return;
+    }
+    if (!n->store.blocked)
+        n->blocked_env = env;
+    storage_block(n, code, cause, what);
+}
+
+/* The map sizes, as the config file says now (an operator grows a full map
+ * by editing it). A map never shrinks here: LMDB keeps a file's size. */
+static void reread_map_sizes(struct mf_node *n)
+{
+    if (!n->config_path)
+        return;
+    struct mf_config c;
+    char err[256] = "";
+    if (mf_config_defaults(&c))
+        return;
+    if (mf_config_load(&c, n->config_path, err, sizeof(err)) == 0) {
+        uint64_t log_b = c.log_map_size_mb << 20, state_b = c.state_map_size_mb << 20;
+        if (log_b > n->log_map_bytes || state_b > n->state_map_bytes)
+            MF_INFO(LOG_MOD, "%s: log_map_size_mb %" PRIu64 ", state_map_size_mb %" PRIu64,
+                    n->config_path, c.log_map_size_mb, c.state_map_size_mb);
+        if (log_b > n->log_map_bytes)
+            n->log_map_bytes = log_b;
+        if (state_b > n->state_map_bytes)
+            n->state_map_bytes = state_b;
+    } else {
+        MF_WARN(LOG_MOD, "re-reading the map sizes: %s", err);
+    }
+    mf_config_free(&c);
+}
+
+/* Is there room again (node.h "Resuming")? Also allocates the reserve. */
+static bool space_back(struct mf_node *n)
+{
+    reread_map_sizes(n);
+    if (n->store.code == MF_EMAPFULL) {
+        uint64_t used = 0, map = 0;
+        if (n->blocked_env == ENV_LOG) {
+            struct mf_lmdb_usage u;
+            if (!n->log || mf_raftlog_usage(n->log, &u) != 0)
+                return true; /* unknown: the reopen will tell */
+            used = u.used_bytes;
+            map = n->log_map_bytes;
+        } else {
+            used = n->sm.state_used_bytes ? n->sm.state_used_bytes(n->sm.ctx) : 0;
+            map = n->state_map_bytes;
+        }
+        if (used + map / 16 >= map)
+            return false;
+    }
+    struct mf_fsstat fs;
+    if (mf_fsstat_get(n->data_dir, &fs) != 0)
+        return false;
+    uint64_t floor = mf_fsstat_floor_bytes(n->cfg->storage_free_floor_mb, fs.total_bytes);
+    uint64_t want = reserve_target(n, &fs);
+    uint64_t more = want > n->reserve_bytes ? want - n->reserve_bytes : 0;
+    if (n->store.code == MF_ENOSPACE && fs.avail_bytes < floor + more)
+        return false;
+    int rc = reserve_alloc(n, want);
+    if (rc) {
+        MF_WARN(LOG_MOD, "space is back but the reserve %s cannot be allocated: %s; still blocked",
+                n->reserve_path, mf_strerror(rc));
+        return false;
+    }
+    return true;
+}
+
+/* No persist, apply or snapshot work may touch the environments. */
+static bool storage_idle(struct mf_node *n)
+{
+    return !n->persist_inflight && n->driver.applies_inflight == 0 && !n->snap_busy;
+}
+
+/* Reopen both environments and rebuild the core from the log, as at start.
+ * On failure the node stays blocked (n->raft may be NULL meanwhile). */
+static int storage_resume(struct mf_node *n)
+{
+    mf_raft_close(n->raft);
+    n->raft = NULL;
+    mf_raftlog_close(n->log);
+    n->log = NULL;
+    if (n->incoming_fd >= 0) { /* a snapshot being received: the leader starts it again */
+        close(n->incoming_fd);
+        n->incoming_fd = -1;
+    }
+    struct mf_raftlog_opts lo = {.map_size_bytes = n->log_map_bytes};
+    int rc = mf_raftlog_open(n->data_dir, &lo, &n->log);
+    if (rc)
+        return rc;
+    mf_raftlog_storage(n->log, &n->storage);
+    if (n->sm.storage_reopen) {
+        uint64_t applied = n->applied;
+        /* A state that failed to reopen cannot serve even stale reads: the
+         * last resort, fail-stop (the caller sees n->failed). */
+        if ((rc = n->sm.storage_reopen(n->sm.ctx, n->state_map_bytes, &applied)) != 0) {
+            node_fail(n, rc, "reopening the state database after it filled up");
+            return rc;
+        }
+        n->applied = applied;
+    }
+    if ((rc = recover_snapshot(n)) != 0 || (rc = start_core(n, n->cfg)) != 0)
+        return rc;
+    mf_raft_set_campaign_allowed(n->raft, n->clock_allowed);
+    start_driver(n);
+    n->apply_halted = false;
+    memset(n->peer_match, 0, sizeof(n->peer_match));
+    return 0;
+}
+
+/* Running after a retry that used the reserve: allocate it again once the
+ * filesystem has room for it above the floor. */
+static void reserve_check(struct mf_node *n)
+{
+    struct mf_fsstat fs;
+    if (!n->reserve_released || mf_fsstat_get(n->data_dir, &fs) != 0)
+        return;
+    uint64_t want = reserve_target(n, &fs);
+    uint64_t floor = mf_fsstat_floor_bytes(n->cfg->storage_free_floor_mb, fs.total_bytes);
+    if (fs.avail_bytes >= floor + want && reserve_alloc(n, want) == 0) {
+        n->reserve_retried = false;
+        MF_INFO(LOG_MOD, "reserve %s allocated again (%" PRIu64 " KiB)", n->reserve_path,
+                want >> 10);
+    }
+}
+
+static void on_storage_check(uv_timer_t *t)
+{
+    struct mf_node *n = t->data;
+    if (n->failed)
+        return;
+    if (!n->store.blocked) {
+        reserve_check(n);
+        if (n->reserve_released)
+            uv_timer_start(&n->storage_timer, on_storage_check, MF_NODE_STORAGE_CHECK_MS, 0);
+        return;
+    }
+    if (!n->retry_now && !space_back(n)) {
+        uv_timer_start(&n->storage_timer, on_storage_check, MF_NODE_STORAGE_CHECK_MS, 0);
+        return;
+    }
+    if (!storage_idle(n)) { /* the writer or the snapshot thread finishes first */
+        uv_timer_start(&n->storage_timer, on_storage_check, 20, 0);
+        return;
+    }
+    bool retry = n->retry_now;
+    n->retry_now = false;
+    int rc = storage_resume(n);
+    if (n->failed)
+        return;
+    if (rc && !mf_fsstat_is_space(rc) && rc != -EIO) {
+        node_fail(n, rc, "reopening storage after it filled up");
+        return;
+    }
+    if (rc) {
+        MF_WARN(LOG_MOD, "reopening storage: %s; still blocked", mf_strerror(rc));
+        uv_timer_start(&n->storage_timer, on_storage_check, MF_NODE_STORAGE_CHECK_MS, 0);
+        return;
+    }
+    n->store.blocked = false;
+    n->store.recoveries++;
+    if (!retry)
+        n->reserve_retried = false; /* space came back: the next block may retry again */
+    MF_INFO(LOG_MOD, "node %" PRIu64 " resumed after %s (%s): log and state reopened, applied "
+                     "%" PRIu64 ", %" PRIu64 " recoveries",
+            n->id, retry ? "releasing the reserve" : "space came back", n->store.cause, n->applied,
+            n->store.recoveries);
+    uv_timer_start(&n->tick, on_tick, n->tick_ms, n->tick_ms);
+    if (n->reserve_released) /* allocated again once there is room (reserve_check) */
+        uv_timer_start(&n->storage_timer, on_storage_check, MF_NODE_STORAGE_CHECK_MS, 0);
+    clock_update(n);
+    pump(n);
+}
+
 /* ---- timers and timeouts ---- */
 
 static void expire_pending(struct mf_node *n)
@@ -699,7 +1128,7 @@ static void expire_pending(struct mf_node *n)
 static void on_tick(uv_timer_t *t)
 {
     struct mf_node *n = t->data;
-    if (n->failed)
+    if (n->failed || n->store.blocked)
         return;
     int rc = mf_raft_tick(n->raft);
     if (rc) {
@@ -715,7 +1144,7 @@ static void on_tick(uv_timer_t *t)
 static void clock_view(struct mf_node *n, uint64_t now_mono, struct mf_clock_view *v,
                        struct mf_raft_status *st)
 {
-    mf_raft_status(n->raft, st);
+    raft_status(n, st);
     mf_clock_view(&n->clock, st->conf.voters, st->conf.voters_len, now_mono, v);
 }
 
@@ -724,7 +1153,7 @@ static void clock_view(struct mf_node *n, uint64_t now_mono, struct mf_clock_vie
  * most once per transfer timeout, so a refused transfer is retried). */
 static void clock_update(struct mf_node *n)
 {
-    if (n->failed)
+    if (n->failed || n->store.blocked) /* blocked: the gate is set again on resume */
         return;
     uint64_t now = mf_now_mono_ms();
     struct mf_clock_view v;
@@ -838,6 +1267,8 @@ static void on_peer_recv(struct mf_transport *t, uint64_t from, uint8_t tag, con
     }
     if (tag != MF_NODE_TAG_RAFT && tag != MF_NODE_TAG_RAFT_SNAP)
         return;
+    if (n->store.blocked)
+        return; /* the core is stopped: what it misses, Raft sends again */
     struct mf_peer_decoded d;
     int rc = mf_peer_msg_decode(data, len, &d);
     if (rc) {
@@ -851,6 +1282,8 @@ static void on_peer_recv(struct mf_transport *t, uint64_t from, uint8_t tag, con
         mf_peer_msg_free(&d);
         return;
     }
+    if (d.msg.type == MF_RAFT_MSG_APP_RESP && !d.msg.reject)
+        note_match(n, from, d.msg.index);
     rc = mf_raft_step(n->raft, &d.msg);
     mf_peer_msg_free(&d);
     if (rc && rc != MF_EINVAL) {
@@ -864,7 +1297,7 @@ static void on_peer_link(struct mf_transport *t, uint64_t peer, enum mf_transpor
                          int up)
 {
     struct mf_node *n = mf_transport_data(t);
-    if (up || n->failed)
+    if (up || n->failed || !n->raft)
         return;
     if (link == MF_TRANSPORT_BULK)
         mf_raft_report_snapshot(n->raft, peer, false);
@@ -901,9 +1334,8 @@ int mf_node_initial_members(const struct mf_config *cfg, struct mf_raft_config *
     return 0;
 }
 
-static int start_core(struct mf_node *n, const struct mf_node_opts *o)
+static int start_core(struct mf_node *n, const struct mf_config *cfg)
 {
-    const struct mf_config *cfg = o->cfg;
     struct mf_raft_config rc = {
         .id = cfg->node_id,
         .election_ticks = cfg->election_ticks,
@@ -953,7 +1385,7 @@ static int start_transport(struct mf_node *n, const struct mf_node_opts *o)
 /* The state database may be behind the log's compaction point after a power
  * cut (MDB_NOMETASYNC may lose its last commit): bring it up from the
  * snapshot file the log was compacted to. */
-static int recover_snapshot(struct mf_node *n, const struct mf_node_opts *o)
+static int recover_snapshot(struct mf_node *n)
 {
     struct mf_raft_snapshot_meta meta;
     int rc = mf_raftlog_snapshot_meta(n->log, &meta);
@@ -970,7 +1402,7 @@ static int recover_snapshot(struct mf_node *n, const struct mf_node_opts *o)
     uint64_t index = 0;
     MF_WARN(LOG_MOD, "state is at %" PRIu64 ", log compacted to %" PRIu64 ": installing %s",
             n->applied, meta.index, path);
-    rc = o->sm.snapshot_install(o->sm.ctx, path, &index);
+    rc = n->sm.snapshot_install(n->sm.ctx, path, &index);
     if (rc)
         return rc;
     n->applied = index;
@@ -1008,14 +1440,26 @@ int mf_node_start(uv_loop_t *loop, const struct mf_node_opts *o, struct mf_node 
         rc = -errno;
         goto fail;
     }
-    rc = mf_raftlog_open(o->cfg->data_dir, NULL, &n->log);
+    n->cfg = o->cfg;
+    snprintf(n->data_dir, sizeof(n->data_dir), "%s", o->cfg->data_dir);
+    snprintf(n->reserve_path, sizeof(n->reserve_path), "%s/%s", o->cfg->data_dir,
+             MF_NODE_RESERVE_FILE);
+    n->log_map_bytes = o->cfg->log_map_size_mb << 20;
+    n->state_map_bytes = o->cfg->state_map_size_mb << 20;
+    if (o->config_path && !(n->config_path = strdup(o->config_path))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    struct mf_raftlog_opts lo = {.map_size_bytes = n->log_map_bytes};
+    rc = mf_raftlog_open(o->cfg->data_dir, &lo, &n->log);
     if (rc)
         goto fail;
     mf_raftlog_storage(n->log, &n->storage);
-    rc = recover_snapshot(n, o);
+    rc = recover_snapshot(n);
     if (rc)
         goto fail;
-    rc = start_core(n, o);
+    reserve_start(n);
+    rc = start_core(n, o->cfg);
     if (rc)
         goto fail;
     start_driver(n);
@@ -1031,6 +1475,9 @@ int mf_node_start(uv_loop_t *loop, const struct mf_node_opts *o, struct mf_node 
     n->tick.data = n;
     n->tick_started = true;
     uv_timer_start(&n->tick, on_tick, n->tick_ms, n->tick_ms);
+    uv_timer_init(loop, &n->storage_timer);
+    n->storage_timer.data = n;
+    n->storage_timer_started = true;
     uv_timer_init(loop, &n->probe);
     n->probe.data = n;
     n->probe_started = true;
@@ -1089,11 +1536,18 @@ void mf_node_stop(struct mf_node *n)
         free(n->peers[i].zone);
     }
     /* The timer handles live inside n: free n once libuv has closed them. */
+    free(n->config_path);
+    n->config_path = NULL;
     if (n->tick_started || n->probe_started) {
-        n->handles_open = (unsigned)n->tick_started + (unsigned)n->probe_started;
+        n->handles_open = (unsigned)n->tick_started + (unsigned)n->probe_started +
+                          (unsigned)n->storage_timer_started;
         if (n->tick_started) {
             uv_timer_stop(&n->tick);
             uv_close((uv_handle_t *)&n->tick, on_tick_closed);
+        }
+        if (n->storage_timer_started) {
+            uv_timer_stop(&n->storage_timer);
+            uv_close((uv_handle_t *)&n->storage_timer, on_tick_closed);
         }
         if (n->probe_started) {
             uv_timer_stop(&n->probe);
@@ -1111,6 +1565,8 @@ int mf_node_propose(struct mf_node *n, const uint8_t *data, size_t len, mf_node_
 {
     if (n->failed)
         return MF_ECLOSED;
+    if (n->store.blocked)
+        return n->store.code;
     if (n->proposals.len >= MF_NODE_PENDING_MAX)
         return -ENOBUFS;
     if (len > UINT32_MAX)
@@ -1125,7 +1581,7 @@ int mf_node_propose(struct mf_node *n, const uint8_t *data, size_t len, mf_node_
         return rc;
     }
     struct mf_raft_status st;
-    mf_raft_status(n->raft, &st);
+    raft_status(n, &st);
     /* An older proposal waiting at this index was overwritten in our log. */
     struct pending *old = pending_find(&n->proposals, index);
     if (old)
@@ -1143,7 +1599,7 @@ int mf_node_propose(struct mf_node *n, const uint8_t *data, size_t len, mf_node_
 uint64_t mf_node_next_index(struct mf_node *n)
 {
     struct mf_raft_status st;
-    mf_raft_status(n->raft, &st);
+    raft_status(n, &st);
     return st.last_index + 1;
 }
 
@@ -1151,6 +1607,8 @@ int mf_node_read_index(struct mf_node *n, mf_node_read_cb cb, void *arg)
 {
     if (n->failed)
         return MF_ECLOSED;
+    if (n->store.blocked)
+        return n->store.code;
     if (n->reads.len >= MF_NODE_PENDING_MAX)
         return -ENOBUFS;
     struct pending *p = calloc(1, sizeof(*p));
@@ -1179,13 +1637,13 @@ int mf_node_send(struct mf_node *n, uint64_t to, uint8_t tag, const void *data, 
 bool mf_node_is_leader(struct mf_node *n)
 {
     struct mf_raft_status st;
-    mf_raft_status(n->raft, &st);
-    return !n->failed && st.role == MF_RAFT_LEADER;
+    raft_status(n, &st);
+    return !n->failed && !n->store.blocked && st.role == MF_RAFT_LEADER;
 }
 
 void mf_node_status(struct mf_node *n, struct mf_raft_status *st)
 {
-    mf_raft_status(n->raft, st);
+    raft_status(n, st);
 }
 
 void mf_node_stats(struct mf_node *n, struct mf_node_stats *out)
@@ -1201,7 +1659,7 @@ uint64_t mf_node_applied(struct mf_node *n)
 uint64_t mf_node_known_commit(struct mf_node *n)
 {
     struct mf_raft_status st;
-    mf_raft_status(n->raft, &st);
+    raft_status(n, &st);
     return st.commit;
 }
 
@@ -1238,6 +1696,8 @@ const char *mf_node_member_api_addr(struct mf_node *n, uint64_t id)
 
 int mf_node_transfer(struct mf_node *n, uint64_t to)
 {
+    if (n->failed || n->store.blocked || !n->raft)
+        return MF_EUNAVAIL;
     int rc = mf_raft_transfer_leader(n->raft, to);
     pump(n);
     return rc;
@@ -1264,4 +1724,28 @@ int mf_node_log_usage(struct mf_node *n, struct mf_lmdb_usage *out)
     if (!n->log)
         return MF_EUNAVAIL;
     return mf_raftlog_usage(n->log, out);
+}
+
+void mf_node_storage(struct mf_node *n, struct mf_node_storage *out)
+{
+    *out = n->store;
+    out->reserve_bytes = n->reserve_bytes;
+}
+
+void mf_node_set_reserve_hint(struct mf_node *n, uint64_t live_leases)
+{
+    n->live_leases_hint = live_leases;
+    if (n->failed || n->store.blocked || n->reserve_released || n->cfg->storage_reserve_mb)
+        return;
+    struct mf_fsstat fs;
+    if (mf_fsstat_get(n->data_dir, &fs) != 0)
+        return;
+    uint64_t want = reserve_target(n, &fs);
+    /* Grow in steps of at least 1 MiB: not a fallocate per lease. */
+    if (want >= n->reserve_bytes + (1ULL << 20)) {
+        int rc = reserve_alloc(n, want);
+        if (rc)
+            MF_WARN(LOG_MOD, "cannot grow the reserve %s to %" PRIu64 " KiB: %s",
+                    n->reserve_path, want >> 10, mf_strerror(rc));
+    }
 }

@@ -28,7 +28,9 @@
  * The state machine is reached through struct mf_node_sm: `apply` runs on
  * the writer thread (the only thread that writes LMDB), `applied` on the loop.
  *
- * Ownership: the node borrows the loop, the TLS contexts and the sm; it owns
+ * Ownership: the node borrows the loop, the config (opts.cfg, until
+ * mf_node_stop: the core is rebuilt from it after a storage block), the TLS
+ * contexts and the sm; it owns
  * the core, the log, the writer thread and the transport. Threads: every
  * function here is for the loop thread only.
  */
@@ -83,6 +85,16 @@ struct mf_node_sm {
     int (*snapshot_install)(void *ctx, const char *path, uint64_t *index);
     /* Loop thread: the node stopped on a fatal error (storage). */
     void (*fatal)(void *ctx, int code, const char *what);
+    /* Loop thread, optional (without it a full state database stops the
+     * node): recovering from storage pressure, with the applier and the
+     * snapshot thread idle. Close and reopen the state environment, its map
+     * grown to state_map_bytes if larger; *applied gets the applied index it
+     * holds (its last successful apply batch). */
+    int (*storage_reopen)(void *ctx, uint64_t state_map_bytes, uint64_t *applied);
+    /* Loop thread, optional: used bytes of the state database (store/usage.h
+     * used_bytes), for the snapshot's free-space check and the full-map
+     * recovery check. 0 when unknown. */
+    uint64_t (*state_used_bytes)(void *ctx);
 };
 
 struct mf_node_opts {
@@ -90,6 +102,10 @@ struct mf_node_opts {
     SSL_CTX *peer_server_ctx;     /* mutual TLS, borrowed */
     SSL_CTX *peer_client_ctx;     /* presents our node certificate, borrowed */
     uint64_t applied_index;       /* what the state machine already reflects */
+    /* The config file, re-read while storage-blocked for log_map_size_mb and
+     * state_map_size_mb (an operator grows a full map by editing it; no
+     * restart). NULL: the sizes in cfg stay. Copied. */
+    const char *config_path;
     struct mf_node_sm sm;
 };
 
@@ -99,7 +115,8 @@ struct mf_node_opts {
  * entry (it did not apply), MF_EUNKNOWN if it was not applied in time. */
 typedef void (*mf_node_propose_cb)(void *arg, int rc, uint64_t index, void *result);
 /* Called once: rc 0 when the read index is applied locally (read now), or
- * MF_EUNAVAIL / MF_ETIMEOUT. */
+ * MF_EUNAVAIL / MF_ETIMEOUT, or MF_ENOSPACE / MF_EMAPFULL when the node
+ * became storage-blocked meanwhile. */
 typedef void (*mf_node_read_cb)(void *arg, int rc);
 
 /* Opens the log under cfg->data_dir, starts the core, the writer thread, the
@@ -118,7 +135,8 @@ int mf_node_initial_members(const struct mf_config *cfg, struct mf_raft_config *
 void mf_node_stop(struct mf_node *n);
 
 /* Leader only: replicate `data` (copied). The callback runs later, never
- * from inside this call. @return 0; MF_ENOTLEADER; MF_ETOOLARGE; -ENOBUFS. */
+ * from inside this call. @return 0; MF_ENOTLEADER; MF_ETOOLARGE; -ENOBUFS;
+ * MF_ENOSPACE / MF_EMAPFULL while storage-blocked. */
 int mf_node_propose(struct mf_node *n, const uint8_t *data, size_t len, mf_node_propose_cb cb,
                     void *arg);
 
@@ -127,7 +145,8 @@ int mf_node_propose(struct mf_node *n, const uint8_t *data, size_t len, mf_node_
 uint64_t mf_node_next_index(struct mf_node *n);
 
 /* A linearizable read barrier (any node): cb(0) once this node has applied
- * everything committed before the call. @return 0; -ENOBUFS; MF_EUNAVAIL. */
+ * everything committed before the call. @return 0; -ENOBUFS; MF_EUNAVAIL;
+ * MF_ENOSPACE / MF_EMAPFULL while storage-blocked. */
 int mf_node_read_index(struct mf_node *n, mf_node_read_cb cb, void *arg);
 
 /* Send an application message (tag >= 16) to a peer's control link. */
@@ -145,6 +164,7 @@ struct mf_node_stats {
     uint64_t entries_persisted;
     uint64_t entries_applied;
     uint64_t clock_transfers; /* leadership handed off for a bad clock (hand-offs started) */
+    uint64_t storage_transfers; /* leadership handed off because this node could not persist */
 };
 void mf_node_stats(struct mf_node *n, struct mf_node_stats *out);
 uint64_t mf_node_applied(struct mf_node *n);
@@ -163,6 +183,83 @@ const char *mf_node_member_api_addr(struct mf_node *n, uint64_t id);
  * stopped, or is reopening it after a storage failure). */
 struct mf_lmdb_usage;
 int mf_node_log_usage(struct mf_node *n, struct mf_lmdb_usage *out);
+/* Storage pressure (issue 15): a full disk or a full LMDB map at commit time.
+ *
+ * A write of the Raft log (persist, compaction) or of the state (apply)
+ * that fails is classified (common/fsstat.h): MF_EMAPFULL ("LMDB map full:
+ * map_size N MiB (DIR)") and MF_ENOSPACE ("no space left on device: DIR (N
+ * KiB free)"; also an EIO while the filesystem has under 1 MiB free: LMDB
+ * turns a short write on a full filesystem into EIO) make the node
+ * *storage-blocked*; anything else (a failing disk: EIO with space
+ * available) stops it for good as before (sm.fatal).
+ *
+ * Blocked: pending proposals end MF_EUNKNOWN (a leader's entries may have
+ * reached followers and commit there) and pending reads the cause's code;
+ * mf_node_propose and mf_node_read_index refuse with it (both codes are
+ * UNAVAILABLE on the wire: the client tries another node); the core stops
+ * (no tick, no campaign, Raft messages dropped; the role reported to
+ * sm.role_changed is follower without leader), and a leader first sends
+ * MsgTimeoutNow to the voter that acknowledged the most of its log (if that
+ * is lost, the followers elect once the heartbeats stop). The server keeps
+ * serving stale reads from the applied state. sm.fatal is not called.
+ *
+ * The reserve: DATA_DIR/reserve, preallocated (posix_fallocate) with
+ * cfg->storage_reserve_mb MiB, or when 0 max(4 MiB, 2 KiB x live leases as
+ * last hinted), capped at 1/10 of the filesystem. On MF_ENOSPACE the node
+ * first truncates it to 0 and retries at once (one reopen, below; counted in
+ * reserve_releases) before it stays blocked; the room it gives is for what the
+ * server's alarm still lets through (revocations, deletes, the scheduler).
+ * It is allocated again once the filesystem has room for it.
+ *
+ * Resuming (every MF_NODE_STORAGE_CHECK_MS while blocked): for MF_ENOSPACE,
+ * once the filesystem's free space exceeds the floor (storage_free_floor_mb,
+ * derived as common/fsstat.h says when 0) plus the reserve, and the reserve
+ * could be allocated again; for MF_EMAPFULL, after re-reading log_map_size_mb
+ * and state_map_size_mb from the config file (opts.config_path), once the
+ * full environment's used pages are below its configured map minus
+ * 1/16 of it. Then, with no persist, apply or snapshot work in flight, the
+ * node closes and reopens the log (with the configured map) and the state
+ * (sm.storage_reopen, grown if configured larger), rebuilds the core from the
+ * log exactly as at start (hard state, entries, snapshot metadata; applied =
+ * the state's applied index, so committed entries after it are applied
+ * again), and restarts the driver and the tick (recoveries++).
+ *
+ * What a retry may assume after a failed commit:
+ *  - LMDB writes a commit's data pages, then its meta page; a commit that
+ *    failed left the previous meta page the newest valid one, so what is
+ *    durable is exactly the last successful commit, and a reopen re-reads
+ *    it. The open handle is not trusted after a failed commit (the log
+ *    refuses writes until reopened; a failed fsync may drop dirty pages).
+ *  - The node never acknowledged (msgs_after) or applied entries it had not
+ *    persisted; entries of the failed persist are simply absent after the
+ *    reopen, and a follower fetches them from the leader again (a leader's
+ *    own proposals of that batch ended MF_EUNKNOWN: they may commit through
+ *    the followers that received them).
+ *  - An apply batch is one transaction: the state is at its last applied
+ *    index, never part of a batch; apply batches queued behind a failed one
+ *    are skipped, and everything after the applied index is applied again
+ *    from the log (deterministically: same entries, same results).
+ */
+#define MF_NODE_STORAGE_CHECK_MS 1000       /* while blocked: is space back? */
+#define MF_NODE_RESERVE_MIN_BYTES (4ULL << 20)
+#define MF_NODE_RESERVE_PER_LEASE_BYTES 2048
+#define MF_NODE_RESERVE_FILE "reserve"      /* under data_dir */
+
+struct mf_node_storage {
+    bool blocked;       /* storage-blocked now */
+    int code;           /* MF_ENOSPACE or MF_EMAPFULL while blocked (the last cause after) */
+    char cause[160];    /* "no space left on device: ..." / "LMDB map full: ..." */
+    uint64_t since_ms;  /* wall clock when it blocked (0: never) */
+    uint64_t recoveries;        /* times the node resumed without a restart */
+    uint64_t reserve_bytes;     /* the reserve file's size now (0: released or none) */
+    uint64_t reserve_releases;  /* times the reserve was given up to retry a write */
+};
+void mf_node_storage(struct mf_node *n, struct mf_node_storage *out);
+
+/* The live lease count, for the reserve's size when storage_reserve_mb is 0
+ * (the server calls it now and then; the reserve grows, never shrinks). */
+void mf_node_set_reserve_hint(struct mf_node *n, uint64_t live_leases);
+
 /* Ask for leadership to move to `to`. */
 int mf_node_transfer(struct mf_node *n, uint64_t to);
 

@@ -15,6 +15,7 @@
 #include "server/auditlog.h"
 #include "server/authz.h"
 #include "server/op_auth.h"
+#include "server/op_alarms.h"
 #include "server/op_audit.h"
 #include "server/op_engines.h"
 #include "server/op_kv.h"
@@ -164,6 +165,10 @@ static const struct mf_op_def op_table[] = {
     ROW(QUOTA_LIST, "quota.list", mf_op_quota_list, READ, true, false, "read", "sys/quotas"),
     ROW(QUOTA_DELETE, "quota.delete", mf_op_quota_delete, LEADER, true, false, "sudo",
         "sys/quotas/{name}"),
+    ROW(ALARM_LIST, "operator.alarm.list", mf_op_alarm_list, READ, true, false, "read",
+        "sys/alarms"),
+    ROW(ALARM_DISARM, "operator.alarm.disarm", mf_op_alarm_disarm, LEADER, true, false, "sudo",
+        "sys/alarms"),
 };
 #undef ROW
 
@@ -356,13 +361,26 @@ static void on_read_index(void *arg, int rc)
     run(r, d);
 }
 
+/* A storage-blocked node (node.h "Storage pressure") refuses writes and
+ * linearizable reads with the true cause (UNAVAILABLE on the wire: another
+ * node may have room); stale reads never get here. */
+static bool refuse_blocked(struct req *r)
+{
+    struct mf_node_storage st;
+    mf_node_storage(r->srv->node, &st);
+    if (!st.blocked)
+        return false;
+    mf_api_reply_error(r, st.code, "%s", st.cause);
+    return true;
+}
+
 static void forward(struct req *r)
 {
     int rc = mf_api_forward(r->srv, r);
     if (rc == MF_ETOOLARGE) /* the client's certificate chain: not worth a retry */
         return mf_api_reply_error(r, MF_ETOOLARGE, "the client certificate chain is too long "
                                                 "to forward (at most 8 intermediates)");
-    if (rc)
+    if (rc && !refuse_blocked(r))
         mf_api_reply_error(r, MF_EUNAVAIL, "no leader to forward to (%s); retry",
                            mf_strerror(rc));
 }
@@ -377,7 +395,7 @@ static void route(struct req *r, const struct mf_op_def *d)
         return run(r, d);
     case MF_ROUTE_BARRIER:
         rc = mf_node_read_index(s->node, on_read_index, r);
-        if (rc)
+        if (rc && !refuse_blocked(r))
             mf_api_reply_error(r, MF_EUNAVAIL, "cannot start a linearizable read (%s); retry",
                                mf_strerror(rc));
         return;

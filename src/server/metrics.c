@@ -23,6 +23,7 @@
 #include "server/metrics.h"
 #include "server/proposer.h"
 #include "server/scheduler.h"
+#include "server/storage.h"
 #include "store/leases.h"
 
 #define LOG_MOD "metrics"
@@ -38,6 +39,7 @@ struct snapshot {
     uint64_t leases[MF_LEASE_STATES]; /* replicated state: leases by state */
     struct mf_node_clock clock;       /* this node's clock against the voters' */
     uint64_t clock_refusals;
+    struct mf_storage_figures storage; /* storage.c: used, limits, alarm */
 };
 
 struct mf_metrics {
@@ -101,6 +103,7 @@ void mf_metrics_publish(struct mf_server *s)
     m.entries_applied = ns.entries_applied;
     mf_node_clock(s->node, &m.clock);
     m.clock_refusals = mf_proposer_clock_refusals(s->prop);
+    mf_storage_figures(s, &m.storage);
     pthread_mutex_lock(&s->metrics->lock);
     s->metrics->snap = m;
     pthread_mutex_unlock(&s->metrics->lock);
@@ -120,7 +123,7 @@ static char *line_dup(const char *text)
 
 static char *format_metrics(const struct snapshot *m, uint64_t node_id)
 {
-    size_t cap = 8192, len = 0;
+    size_t cap = 16384, len = 0;
     char *out = malloc(cap);
     if (!out)
         return NULL;
@@ -190,6 +193,32 @@ static char *format_metrics(const struct snapshot *m, uint64_t node_id)
     EMIT("# HELP mayfly_clock_refusals_total Reads and writes this node refused for its clock.\n"
          "# TYPE mayfly_clock_refusals_total counter\nmayfly_clock_refusals_total %" PRIu64 "\n",
          m->clock_refusals);
+    const struct mf_storage_figures *sf = &m->storage;
+    if (sf->measured) {
+        EMIT("# HELP mayfly_storage_used_bytes Storage this node uses, as the quota counts it "
+             "(used LMDB pages; snapshot file sizes).\n"
+             "# TYPE mayfly_storage_used_bytes gauge\n"
+             "mayfly_storage_used_bytes{db=\"state\"} %" PRIu64 "\n"
+             "mayfly_storage_used_bytes{db=\"log\"} %" PRIu64 "\n"
+             "mayfly_storage_used_bytes{db=\"snapshots\"} %" PRIu64 "\n",
+             sf->usage.state_used_bytes, sf->usage.log_used_bytes, sf->usage.snapshots_bytes);
+        EMIT("# HELP mayfly_storage_limit_bytes The storage quota's effective limits.\n"
+             "# TYPE mayfly_storage_limit_bytes gauge\n"
+             "mayfly_storage_limit_bytes{db=\"state\"} %" PRIu64 "\n"
+             "mayfly_storage_limit_bytes{db=\"log\"} %" PRIu64 "\n"
+             "mayfly_storage_limit_bytes{db=\"snapshots\"} %" PRIu64 "\n"
+             "mayfly_storage_limit_bytes{db=\"free_floor\"} %" PRIu64 "\n",
+             sf->limits.state_bytes, sf->limits.log_bytes, sf->limits.snapshots_bytes,
+             sf->limits.free_floor_bytes);
+        EMIT("# HELP mayfly_storage_fs_free_bytes Free space on the data directory's "
+             "filesystem.\n# TYPE mayfly_storage_fs_free_bytes gauge\n"
+             "mayfly_storage_fs_free_bytes %" PRIu64 "\n",
+             sf->usage.fs_free_bytes);
+    }
+    EMIT("# HELP mayfly_storage_alarm 1 while a storage alarm is set in the replicated state "
+         "(growing writes refused).\n# TYPE mayfly_storage_alarm gauge\n"
+         "mayfly_storage_alarm %d\n",
+         sf->alarm ? 1 : 0);
 #undef EMIT
     if (len >= cap) {
         free(out);
@@ -219,10 +248,12 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     } else if (strcmp(url, "/metrics") == 0) {
         body = format_metrics(&snap, mx->srv->cfg->node_id);
     } else if (strcmp(url, "/health") == 0) {
-        /* 200 when this node can serve: up, unsealed, its clock agreeing. */
+        /* 200 when this node can serve: up, unsealed, its clock agreeing, no
+         * storage alarm (writes that grow the data would be refused). */
         bool clock_ok = snap.clock.agrees || snap.clock.voters <= 1;
-        status = (!snap.failed && !snap.sealed && clock_ok) ? MHD_HTTP_OK
-                                                            : MHD_HTTP_SERVICE_UNAVAILABLE;
+        status = (!snap.failed && !snap.sealed && clock_ok && !snap.storage.alarm)
+                     ? MHD_HTTP_OK
+                     : MHD_HTTP_SERVICE_UNAVAILABLE;
         char why[256];
         if (!clock_ok)
             mf_leader_clock_reason(why, sizeof(why), snap.clock.measured, snap.clock.offset_ms,
@@ -231,6 +262,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         body = snap.failed   ? strdup("failed\n")
                : snap.sealed ? strdup("sealed\n")
                : !clock_ok   ? line_dup(why)
+               : snap.storage.alarm ? line_dup(snap.storage.alarm_text)
                              : strdup("ok\n");
     } else {
         status = MHD_HTTP_NOT_FOUND;

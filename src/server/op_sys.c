@@ -17,6 +17,7 @@
 #include "server/handler.h"
 #include "server/metrics.h"
 #include "server/op_sys.h"
+#include "server/op_alarms.h"
 #include "server/op_tokens.h"
 #include "server/proposer.h"
 #include "store/idempotency.h"
@@ -411,6 +412,12 @@ void mf_op_status(struct req *r)
     clock.max_skew_ms = nc.max_skew_ms;
     clock.refusals = mf_proposer_clock_refusals(s->prop);
     out.clock = &clock;
+    Mayfly__Api__AlarmInfo **alarms = NULL;
+    size_t n_alarms = 0;
+    if (full && mf_op_alarms_read(s, &alarms, &n_alarms) == 0) {
+        out.alarms = alarms;
+        out.n_alarms = n_alarms;
+    }
     if (!full) {
         out.term = out.commit_index = out.applied_index = 0;
         out.n_members = 0;
@@ -421,4 +428,5 @@ void mf_op_status(struct req *r)
     resp.result_case = MAYFLY__API__RESPONSE__RESULT_STATUS;
     resp.status = &out;
     mf_api_reply(r, &resp);
+    mf_op_alarms_free(alarms, n_alarms);
 }

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "common/env.h"
@@ -17,6 +18,7 @@
 #include "node/node.h"
 #include "server/leader_clock.h"
 #include "store/barrier.h"
+#include "store/alarms.h"
 #include "store/fsm.h"
 
 struct node_proposer {
@@ -30,6 +32,8 @@ struct node_proposer {
     uint64_t applied_now_ms;
     uint64_t applied_mono_ms;
     uint64_t clock_refusals; /* atomic: read by the metrics snapshot */
+    bool storage_refuse;     /* loop thread: storage.c's alarm */
+    char storage_why[512];
 };
 
 struct pending {
@@ -146,6 +150,19 @@ static bool refuse_for_clock(struct node_proposer *np, const Mayfly__Cmd__Comman
     return true;
 }
 
+/* A command that grows the data while a storage alarm holds (proposer.h). */
+static bool refuse_for_storage(struct node_proposer *np, const Mayfly__Cmd__Command *cmd,
+                               mf_propose_cb cb, void *arg)
+{
+    if (!np->storage_refuse || !mf_alarm_cmd_grows(cmd))
+        return false;
+    Mayfly__Cmd__Result res = MAYFLY__CMD__RESULT__INIT;
+    res.code = MF_EQUOTA;
+    res.error = np->storage_why;
+    cb(arg, MF_EQUOTA, &res);
+    return true;
+}
+
 static void on_node_result(void *arg, int rc, uint64_t index, void *result)
 {
     struct pending p = *(struct pending *)arg;
@@ -162,7 +179,7 @@ static void on_node_result(void *arg, int rc, uint64_t index, void *result)
 static int node_propose(void *ctx, Mayfly__Cmd__Command *cmd, mf_propose_cb cb, void *arg)
 {
     struct node_proposer *np = ctx;
-    if (refuse_for_clock(np, cmd, cb, arg))
+    if (refuse_for_clock(np, cmd, cb, arg) || refuse_for_storage(np, cmd, cb, arg))
         return 0;
     if (!cmd->now_ms)
         cmd->now_ms = leader_now(np);
@@ -248,6 +265,15 @@ void mf_proposer_node_free(struct mf_proposer *p)
     struct node_proposer *np = p->ctx;
     pthread_mutex_destroy(&np->lock);
     free(np);
+}
+
+void mf_proposer_storage_refuse(struct mf_proposer *p, const char *why)
+{
+    if (p->ops != &node_ops)
+        return;
+    struct node_proposer *np = p->ctx;
+    np->storage_refuse = why != NULL;
+    snprintf(np->storage_why, sizeof(np->storage_why), "%s", why ? why : "");
 }
 
 void mf_proposer_applied_now(struct mf_proposer *p, uint64_t now_ms)

@@ -99,6 +99,13 @@ static inline uint64_t mf_proposer_clock_refusals(struct mf_proposer *p)
     return p->clock ? p->clock->refusals(p->ctx) : 0;
 }
 
+/* The storage alarm on the leader (storage.h): while `why` is non-NULL,
+ * the real proposer refuses every command that grows the data
+ * (store/alarms.h mf_alarm_cmd_grows) before it is appended, calling cb
+ * with MF_EQUOTA and res->error = why before mf_propose returns 0 (as for
+ * the clock). NULL lifts it. Copied; a fake proposer ignores it. */
+void mf_proposer_storage_refuse(struct mf_proposer *p, const char *why);
+
 /* The real proposer over a Raft node. `applied_now_ms`: the fsm's now at
  * start. Made before the node starts (its writer thread reports applied
  * time at once), then attached to it; nothing may be proposed before.

@@ -34,7 +34,9 @@
 #include "server/proposer.h"
 #include "server/scheduler.h"
 #include "server/srv.h"
+#include "server/storage.h"
 #include "store/snapshot.h"
+#include "store/usage.h"
 
 #define LOG_MOD "server"
 #define HOUSEKEEPING_MS 100
@@ -135,7 +137,33 @@ static void sm_peer_message(void *ctx, uint64_t from, uint8_t tag, const uint8_t
 {
     if (tag == MF_AUDITLOG_PEER_TAG)
         return mf_audit_anchor_peer_message(ctx, from, data, len); /* an audit anchor */
+    if (tag == MF_STORAGE_PEER_TAG)
+        return mf_storage_peer_message(ctx, from, data, len); /* a follower's storage */
     mf_api_peer_message(ctx, from, tag, data, len);
+}
+
+/* The node recovers from a full map or disk (node.h "Storage pressure"):
+ * the state environment is reopened, its map grown if configured larger.
+ * No read transaction may be open meanwhile: the state lock as a writer. */
+static int sm_storage_reopen(void *ctx, uint64_t state_map_bytes, uint64_t *applied)
+{
+    struct mf_server *s = ctx;
+    pthread_rwlock_wrlock(&s->state_lock);
+    int rc = mf_fsm_reopen(s->fsm, (size_t)state_map_bytes);
+    pthread_rwlock_unlock(&s->state_lock);
+    if (rc) {
+        MF_ERROR(LOG_MOD, "reopening the state database: %s", mf_strerror(rc));
+        return rc;
+    }
+    *applied = mf_fsm_applied(s->fsm);
+    return 0;
+}
+
+static uint64_t sm_state_used_bytes(void *ctx)
+{
+    struct mf_server *s = ctx;
+    struct mf_lmdb_usage u;
+    return mf_state_usage(mf_fsm_state(s->fsm), &u) == 0 ? u.used_bytes : 0;
 }
 
 static void sm_fatal(void *ctx, int code, const char *what)
@@ -199,7 +227,8 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
     if (!rc)
         rc = mf_seal_new(s->barrier, &s->seal);
     if (!rc) {
-        rc = mf_fsm_open(s->cfg->data_dir, NULL, &s->fsm);
+        struct mf_state_opts so = {.map_size_bytes = (size_t)(s->cfg->state_map_size_mb << 20)};
+        rc = mf_fsm_open(s->cfg->data_dir, &so, &s->fsm);
         if (rc)
             MF_ERROR(LOG_MOD, "cannot open the state database in %s: %s", s->cfg->data_dir,
                      mf_strerror(rc));
@@ -212,6 +241,7 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
         .peer_server_ctx = s->peer_server_ctx,
         .peer_client_ctx = s->peer_client_ctx,
         .applied_index = mf_fsm_applied(s->fsm),
+        .config_path = o->config_path,
         .sm = {.ctx = s,
                .apply = sm_apply,
                .applied = sm_applied,
@@ -219,7 +249,9 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
                .peer_message = sm_peer_message,
                .snapshot_create = sm_snapshot_create,
                .snapshot_install = sm_snapshot_install,
-               .fatal = sm_fatal},
+               .fatal = sm_fatal,
+               .storage_reopen = sm_storage_reopen,
+               .state_used_bytes = sm_state_used_bytes},
     };
     /* The proposer exists before the node: the node's first callbacks (a
      * single node elects itself at once) may reach it. */
@@ -245,6 +277,8 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
         mf_api_set_authenticator(s, mf_tokens_authenticate);
     if (!rc)
         rc = mf_metrics_start(s);
+    if (!rc)
+        rc = mf_storage_init(s);
     if (rc)
         goto fail;
     uv_timer_init(loop, &s->housekeeping);
@@ -287,6 +321,7 @@ void mf_server_stop(struct mf_server *s)
     mf_secmem_str_free(s->dev_root_token);
     pthread_rwlock_destroy(&s->state_lock);
     mf_sched_close(s);
+    mf_storage_close(s);
     mf_proposer_node_free(s->prop);
     s->prop = NULL;
     if (s->housekeeping_started) {

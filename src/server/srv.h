@@ -76,6 +76,7 @@ struct mf_server {
     struct mf_ratelimit *ratelimit; /* NULL: no request-rate limit */
     struct mf_quota_rates *quota_rates; /* op_quota.c: grant-rate buckets */
     struct mf_root_attempt *root_attempt; /* op_root.c: generate-root, leader only */
+    struct mf_storage *storage;  /* storage.c: the storage quota's measurements */
 };
 
 /* Read transactions on the state: every loop-thread read goes through these

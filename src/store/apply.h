@@ -35,7 +35,8 @@ struct mf_apply {
 
 /* Storage failures abort the batch; everything else is a command's result. */
 #define mf_apply_fatal(rc) \
-    ((rc) == MF_EMAPFULL || (rc) == MF_ESTORAGE || (rc) == MF_ECORRUPT || (rc) == -ENOMEM)
+    ((rc) == MF_EMAPFULL || (rc) == MF_ENOSPACE || (rc) == MF_ESTORAGE || (rc) == MF_ECORRUPT || \
+     (rc) == -ENOMEM || (rc) == -EIO)
 
 /* Record a rule error's message and return `code`. */
 int mf_apply_fail(struct mf_apply *a, int code, const char *fmt, ...)

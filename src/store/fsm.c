@@ -19,6 +19,7 @@
 #include "common/assert.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "store/alarms.h"
 #include "store/apply.h"
 #include "store/idempotency.h"
 
@@ -126,6 +127,17 @@ int mf_fsm_open(const char *dir, const struct mf_state_opts *opts, struct mf_fsm
     }
     *out = fsm;
     return 0;
+}
+
+int mf_fsm_reopen(struct mf_fsm *fsm, size_t map_size_bytes)
+{
+    /* The map only grows: LMDB refuses a map smaller than its file. */
+    if (map_size_bytes > fsm->st->map_size)
+        fsm->st->map_size = map_size_bytes;
+    int rc = mf_state_reopen(fsm->st);
+    if (rc == 0)
+        rc = mf_fsm_reload(fsm);
+    return rc;
 }
 
 void mf_fsm_close(struct mf_fsm *fsm)
@@ -251,6 +263,7 @@ static int dispatch(struct mf_apply *a, const Mayfly__Cmd__Command *c, Mayfly__C
         return mf_policy_apply_delete(a, c->policy_delete, r);
     case MAYFLY__CMD__COMMAND__OP_KEYRING_PUT: return keyring_put(a, c->keyring_put);
     case MAYFLY__CMD__COMMAND__OP_QUOTA_SET: return mf_lease_apply_quota_set(a, c->quota_set, r);
+    case MAYFLY__CMD__COMMAND__OP_ALARM_SET: return mf_alarm_apply_set(a, c->alarm_set, r);
     default:
         return mf_apply_fail(a, MF_EINVAL, "unknown command type (field %d)", (int)c->op_case);
     }
@@ -323,7 +336,14 @@ static int apply_one(struct mf_apply *a, struct mf_fsm *fsm, const uint8_t *data
             goto out;
         rc = 0;
     }
-    code = dispatch(a, c, &r);
+    /* While a storage alarm is set, commands that grow the data are refused
+     * (alarms.h); a duplicate above still gets its first result, and the
+     * refusal is not kept for the request id. */
+    code = mf_alarm_apply_check(a, c);
+    if (code == MF_EQUOTA)
+        keep = 0; /* not applied: the same request may apply once the alarm clears */
+    else if (code == 0)
+        code = dispatch(a, c, &r);
     if (mf_apply_fatal(code)) {
         rc = code;
         goto out;

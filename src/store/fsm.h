@@ -38,6 +38,18 @@ struct mf_fsm;
 int mf_fsm_open(const char *dir, const struct mf_state_opts *opts, struct mf_fsm **out);
 void mf_fsm_close(struct mf_fsm *fsm);
 
+/* After a failed apply (a full map or filesystem): close and reopen the
+ * state environment, growing its map to map_size_bytes if that is larger,
+ * and re-read the applied index and time. A failed write transaction never
+ * committed, and a failed commit leaves the previous meta page the newest
+ * valid one, so the state reopens at its last successful batch
+ * (mf_fsm_applied()); the caller applies the entries after it again. No
+ * transaction may be open in the process (the caller holds the state's
+ * lock as a writer); the writer thread only. Errors: those of
+ * mf_state_open and mf_fsm_reload; on error the fsm may not be used but to
+ * reopen again or close. */
+int mf_fsm_reopen(struct mf_fsm *fsm, size_t map_size_bytes);
+
 /* The state handle, for read transactions and the read APIs (leases.h,
  * kv.h, tokens.h, policies.h). Owned by the fsm. */
 struct mf_state *mf_fsm_state(struct mf_fsm *fsm);

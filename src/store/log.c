@@ -216,8 +216,8 @@ static int lmdb_err(const struct mf_raftlog *log, int rc, const char *what)
                  path, what, log ? (unsigned long long)(log->map_size_bytes >> 20) : 0ULL);
         return MF_EMAPFULL;
     case ENOSPC:
-        MF_ERROR(MOD, "%s: %s: disk full: nothing was written", path, what);
-        return MF_EMAPFULL;
+        MF_ERROR(MOD, "%s: %s: no space left on device", path, what);
+        return MF_ENOSPACE;
     case MDB_TXN_FULL:
         MF_ERROR(MOD, "%s: %s: too many pages in one transaction: write smaller batches",
                  path, what);

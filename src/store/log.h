@@ -30,8 +30,11 @@
  * Errors (every call returns 0 or a negative code):
  *   MF_ECOMPACTED, MF_EUNAVAILABLE_ENTRY  as in storage.h
  *   MF_EINVAL    a caller broke the contract (gap in save(), bad range)
- *   MF_EMAPFULL  the map (opts.map_size_bytes) or the disk is full: the write
- *                did not happen; compact, or reopen with a larger map
+ *   MF_EMAPFULL  the map (opts.map_size_bytes) is full: the write did not
+ *                happen; compact, or reopen with a larger map
+ *   MF_ENOSPACE  the filesystem is full (ENOSPC); a short write on a full
+ *                filesystem comes back as -EIO instead (common/fsstat.h tells
+ *                the two apart)
  *   MF_ECORRUPT  a stored record failed validation
  *   MF_ESTORAGE  any other LMDB failure; after a failed commit the handle
  *                refuses every further write (MF_ESTORAGE): the node must stop

@@ -66,8 +66,14 @@ int mf_state_err(int rc, const char *what)
     if (rc == ENOMEM)
         return -ENOMEM;
     if (rc == ENOSPC) {
-        MF_ERROR("store", "%s: disk full: %s", what, mdb_strerror(rc));
-        return MF_EMAPFULL;
+        MF_ERROR("store", "%s: no space left on device: %s", what, mdb_strerror(rc));
+        return MF_ENOSPACE;
+    }
+    if (rc == EIO) {
+        /* A short write on a full filesystem, or a failing disk: the node
+         * tells them apart with statvfs (common/fsstat.h). */
+        MF_ERROR("store", "%s: %s", what, mdb_strerror(rc));
+        return -EIO;
     }
     MF_ERROR("store", "%s: %s", what, mdb_strerror(rc));
     return MF_ESTORAGE;

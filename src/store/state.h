@@ -12,7 +12,9 @@
  *
  * Errors: LMDB codes are translated at this boundary (mf_state_err):
  * MDB_MAP_FULL -> MF_EMAPFULL, MDB_NOTFOUND -> MF_ENOTFOUND, ENOMEM -> -ENOMEM,
- * anything else -> MF_ESTORAGE (logged with LMDB's text).
+ * ENOSPC -> MF_ENOSPACE, EIO -> -EIO (a short write on a full filesystem or a
+ * failing disk: the node tells them apart, common/fsstat.h), anything else ->
+ * MF_ESTORAGE (logged with LMDB's text). All of these abort an apply batch.
  */
 #ifndef MF_STORE_STATE_H
 #define MF_STORE_STATE_H

@@ -284,9 +284,12 @@ static void test_audit_record_escapes_as_jansson(void **state)
     static const char *const tricky[] = {
         "a\"b\\c/d", "\b\f\n\r\t\x01\x1f\x7f", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91",
         "\xef\xbf\xbf\xf4\x8f\xbf\xbf", "",
+        /* plain ASCII, then one byte the one-pass path must not copy as is */
+        "plain/prefix\x7f~", "plain/prefix\x1f", "plain/prefix\"", "plain/prefix\xc3\xa9",
     };
     static const char *const invalid[] = {
         "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "\x80", "\xf5\x80\x80\x80",
+        "plain/prefix\xc0\x80", "plain/prefix\xff",
     };
     struct mf_audit_claim claims[] = {
         {"Zed", "1"}, {"z_d", "\xe2\x82\xac"}, {"\xc3\xa9t\xc3\xa9", "a\nb"}, {"a", "\x7f"},
@@ -297,11 +300,12 @@ static void test_audit_record_escapes_as_jansson(void **state)
         {"A", NULL, 0, MF_AUDIT_SECRET_REDACT},
         {"a", "y", 1, MF_AUDIT_SECRET_HMAC},
     };
-    for (size_t i = 0; i < sizeof(tricky) / sizeof(tricky[0]); i++) {
+#define TRICKY_N (sizeof(tricky) / sizeof(tricky[0]))
+    for (size_t i = 0; i < TRICKY_N; i++) {
         struct mf_audit_record r = sample();
         r.path = tricky[i];
-        r.client_addr = tricky[(i + 1) % 5];
-        r.identity.role = tricky[(i + 2) % 5];
+        r.client_addr = tricky[(i + 1) % TRICKY_N];
+        r.identity.role = tricky[(i + 2) % TRICKY_N];
         r.identity.claims = claims;
         r.identity.claims_n = sizeof(claims) / sizeof(claims[0]);
         r.secrets = secrets;

@@ -341,7 +341,8 @@ int main(int argc, char **argv)
     mf_log_set_level(level);
 
     uv_loop_t *loop = uv_default_loop();
-    struct mf_server_opts so = {.cfg = &cfg, .dev = f.dev != 0, .ready_cb = on_ready};
+    struct mf_server_opts so = {.cfg = &cfg, .dev = f.dev != 0, .ready_cb = on_ready,
+                                .config_path = f.config};
     rc = mf_server_start(loop, &so, &server);
     if (rc) {
         fprintf(stderr, "mayflyd: cannot start: %s\n", mf_strerror(rc));

@@ -1,0 +1,436 @@
+/* The storage quota on a node (storage.h): the measurement timer, a
+ * follower's reports to the leader, and the leader's AlarmSet proposals. */
+#include "server/storage.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <jansson.h>
+
+#include "common/env.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "node/node.h"
+#include "server/proposer.h"
+#include "store/alarms.h"
+#include "store/usage.h"
+
+#define LOG_MOD "storage"
+#define REPORT_MAX 1024 /* bytes of a follower's report */
+
+/* A follower's last report, as the leader heard it. */
+struct report {
+    uint64_t node;
+    bool over;
+    uint64_t since_ms;
+    uint64_t at_mono_ms;
+    char detail[MF_ALARM_DETAIL_MAX + 1];
+};
+
+struct mf_storage {
+    uv_timer_t timer;
+    struct mf_storage_limits limits;
+    struct mf_storage_usage usage; /* blocked_cause points into `cause` */
+    char cause[256];
+    bool measured;
+    bool over;
+    uint64_t since_ms;
+    char detail[MF_ALARM_DETAIL_MAX + 1];
+    /* follower: what was last sent, to whom and when */
+    bool sent, sent_over;
+    uint64_t sent_leader, sent_mono_ms;
+    /* leader: reports from followers, AlarmSets in flight (node ids) */
+    struct report reports[MF_RAFT_NODES_MAX];
+    size_t n_reports;
+    uint64_t inflight[MF_RAFT_NODES_MAX];
+    /* the applied alarms, as last read */
+    bool alarm;
+    char alarm_text[600];
+};
+
+/* ---- measurement ---- */
+
+static uint64_t snapshots_bytes(const char *data_dir)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/%s", data_dir, MF_NODE_SNAPSHOT_DIR);
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    uint64_t total = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        struct stat sb;
+        if (e->d_name[0] != '.' && fstatat(dirfd(d), e->d_name, &sb, 0) == 0 &&
+            S_ISREG(sb.st_mode))
+            total += (uint64_t)sb.st_size;
+    }
+    closedir(d);
+    return total;
+}
+
+/* Fills st->usage; a part that cannot be measured now keeps its last value
+ * (the state being swapped by a snapshot install, the log reopening). */
+static void measure(struct mf_server *s, struct mf_storage *st)
+{
+    struct mf_storage_usage *u = &st->usage;
+    struct statvfs vfs;
+    if (statvfs(s->cfg->data_dir, &vfs) == 0) {
+        u->fs_free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+        u->fs_size_bytes = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+    }
+    struct mf_lmdb_usage lu;
+    /* Never wait on the loop for a snapshot install (writer thread). */
+    if (pthread_rwlock_tryrdlock(&s->state_lock) == 0) {
+        if (mf_state_usage(mf_fsm_state(s->fsm), &lu) == 0)
+            u->state_used_bytes = lu.used_bytes;
+        pthread_rwlock_unlock(&s->state_lock);
+    }
+    if (mf_node_log_usage(s->node, &lu) == 0)
+        u->log_used_bytes = lu.used_bytes;
+    u->snapshots_bytes = snapshots_bytes(s->cfg->data_dir);
+    /* HOOK(issue 15, storage-node branch): once node.h has
+     * mf_node_storage(), a node whose commits are blocked is over with its
+     * cause, and the reserve follows the live lease count. Replace the
+     * line `u->blocked = false;` with:
+     *   struct mf_node_storage ns;
+     *   mf_node_storage(s->node, &ns);
+     *   u->blocked = ns.blocked;
+     *   snprintf(st->cause, sizeof(st->cause), "%s", ns.cause);
+     * and call mf_node_set_reserve_hint(s->node, <META "live">) here. */
+    u->blocked = false;
+    u->blocked_cause = st->cause;
+    mf_storage_limits(s->cfg, u->fs_size_bytes, &st->limits);
+    st->measured = true;
+}
+
+/* ---- the leader's proposals ---- */
+
+struct set_ctx {
+    struct mf_server *srv;
+    uint64_t node;
+};
+
+static bool inflight(struct mf_storage *st, uint64_t node)
+{
+    for (size_t i = 0; i < MF_RAFT_NODES_MAX; i++)
+        if (st->inflight[i] == node)
+            return true;
+    return false;
+}
+
+static void inflight_set(struct mf_storage *st, uint64_t node, bool on)
+{
+    for (size_t i = 0; i < MF_RAFT_NODES_MAX; i++)
+        if (on ? st->inflight[i] == 0 : st->inflight[i] == node) {
+            st->inflight[i] = on ? node : 0;
+            return;
+        }
+}
+
+static void on_set_applied(void *arg, int rc, const Mayfly__Cmd__Result *res)
+{
+    struct set_ctx *c = arg;
+    struct mf_storage *st = c->srv->storage;
+    if (st)
+        inflight_set(st, c->node, false);
+    if (rc)
+        MF_WARN(LOG_MOD, "alarm for node %" PRIu64 " not applied: %s", c->node,
+                res && res->error && *res->error ? res->error : mf_strerror(rc));
+    free(c);
+}
+
+/* Proposes node's alarm raised (detail) or cleared (detail NULL). */
+static void propose_alarm(struct mf_server *s, uint64_t node, const char *detail,
+                          uint64_t since_ms)
+{
+    struct mf_storage *st = s->storage;
+    if (inflight(st, node))
+        return;
+    struct set_ctx *c = malloc(sizeof(*c));
+    if (!c)
+        return;
+    c->srv = s;
+    c->node = node;
+    Mayfly__Cmd__AlarmSet m = MAYFLY__CMD__ALARM_SET__INIT;
+    m.node_id = node;
+    m.kind = MF_ALARM_KIND_STORAGE;
+    m.active = detail != NULL;
+    m.detail = detail ? (char *)detail : (char *)"";
+    m.since_ms = since_ms;
+    Mayfly__Cmd__Command cmd = MAYFLY__CMD__COMMAND__INIT;
+    cmd.op_case = MAYFLY__CMD__COMMAND__OP_ALARM_SET;
+    cmd.alarm_set = &m;
+    MF_INFO(LOG_MOD, "%s the storage alarm of node %" PRIu64 "%s%s", detail ? "raising" : "clearing",
+            node, detail ? ": " : "", detail ? detail : "");
+    inflight_set(st, node, true);
+    int rc = mf_propose(s->prop, &cmd, on_set_applied, c);
+    if (rc) {
+        inflight_set(st, node, false);
+        free(c);
+    }
+}
+
+static const struct report *report_of(const struct mf_storage *st, uint64_t node)
+{
+    for (size_t i = 0; i < st->n_reports; i++)
+        if (st->reports[i].node == node)
+            return &st->reports[i];
+    return NULL;
+}
+
+static bool fresh(const struct report *r, uint64_t now_mono)
+{
+    return r && now_mono - r->at_mono_ms <= MF_STORAGE_REPORT_FRESH_MS;
+}
+
+static const Mayfly__Cmd__AlarmRecord *applied_of(Mayfly__Cmd__AlarmRecord **list, size_t n,
+                                                  uint64_t node)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i]->node_id == node && strcmp(list[i]->kind, MF_ALARM_KIND_STORAGE) == 0)
+            return list[i];
+    return NULL;
+}
+
+/* Leader: brings the applied alarms in line with the measurements. */
+static void reconcile(struct mf_server *s, Mayfly__Cmd__AlarmRecord **list, size_t n)
+{
+    struct mf_storage *st = s->storage;
+    uint64_t self = s->cfg->node_id, now = mf_now_mono_ms();
+    bool mine = applied_of(list, n, self) != NULL;
+    if (st->over && !mine)
+        propose_alarm(s, self, st->detail, st->since_ms);
+    else if (!st->over && mine)
+        propose_alarm(s, self, NULL, 0);
+    for (size_t i = 0; i < st->n_reports; i++) {
+        const struct report *r = &st->reports[i];
+        if (r->node == self || !fresh(r, now))
+            continue;
+        bool set = applied_of(list, n, r->node) != NULL;
+        if (r->over && !set)
+            propose_alarm(s, r->node, r->detail, r->since_ms);
+        else if (!r->over && set)
+            propose_alarm(s, r->node, NULL, 0);
+    }
+}
+
+/* ---- a follower's reports ---- */
+
+static void report(struct mf_server *s)
+{
+    struct mf_storage *st = s->storage;
+    uint64_t leader = s->leader, now = mf_now_mono_ms();
+    if (leader == 0 || leader == s->cfg->node_id)
+        return;
+    bool due = st->over || !st->sent || st->sent_over != st->over || st->sent_leader != leader ||
+               now - st->sent_mono_ms >= MF_STORAGE_REPORT_IDLE_MS;
+    if (!due)
+        return;
+    json_t *o = json_pack("{s:b, s:s, s:I}", "over", st->over, "detail", st->detail, "since_ms",
+                          (json_int_t)st->since_ms);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (text && mf_node_send(s->node, leader, MF_STORAGE_PEER_TAG, text, strlen(text)) == 0) {
+        st->sent = true;
+        st->sent_over = st->over;
+        st->sent_leader = leader;
+        st->sent_mono_ms = now;
+    }
+    free(text);
+}
+
+void mf_storage_peer_message(struct mf_server *s, uint64_t from, const uint8_t *data, size_t len)
+{
+    struct mf_storage *st = s->storage;
+    if (!st || len > REPORT_MAX || from == 0 || from == s->cfg->node_id)
+        return;
+    json_error_t jerr;
+    json_t *o = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *over = json_object_get(o, "over");
+    const char *detail = json_string_value(json_object_get(o, "detail"));
+    json_t *since = json_object_get(o, "since_ms");
+    if (!json_is_boolean(over) || !detail || strlen(detail) > MF_ALARM_DETAIL_MAX ||
+        !json_is_integer(since) || json_integer_value(since) < 0) {
+        MF_WARN(LOG_MOD, "node %" PRIu64 " sent a malformed storage report", from);
+        json_decref(o);
+        return;
+    }
+    struct report *r = (struct report *)report_of(st, from);
+    if (!r && st->n_reports < MF_RAFT_NODES_MAX)
+        r = &st->reports[st->n_reports++];
+    if (r) {
+        r->node = from;
+        r->over = json_is_true(over);
+        r->since_ms = (uint64_t)json_integer_value(since);
+        r->at_mono_ms = mf_now_mono_ms();
+        snprintf(r->detail, sizeof(r->detail), "%s", detail);
+    }
+    json_decref(o);
+}
+
+/* ---- the timer ---- */
+
+/* Keeps the first applied storage alarm for /metrics and /health. */
+static const Mayfly__Cmd__AlarmRecord *note_alarms(struct mf_storage *st,
+                                                   Mayfly__Cmd__AlarmRecord **list, size_t n)
+{
+    const Mayfly__Cmd__AlarmRecord *first = NULL;
+    for (size_t i = 0; i < n && !first; i++)
+        if (strcmp(list[i]->kind, MF_ALARM_KIND_STORAGE) == 0)
+            first = list[i];
+    st->alarm = first != NULL;
+    st->alarm_text[0] = 0;
+    if (first)
+        snprintf(st->alarm_text, sizeof(st->alarm_text), "storage alarm on node %" PRIu64 ": %s",
+                 first->node_id, first->detail);
+    return first;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct mf_server *s = t->data;
+    struct mf_storage *st = s->storage;
+    if (s->failed)
+        return;
+    measure(s, st);
+    bool was = st->over;
+    char detail[sizeof(st->detail)];
+    st->over = mf_storage_decide(&st->limits, &st->usage, was, s->cfg->data_dir, detail,
+                                 sizeof(detail));
+    if (st->over && !was) {
+        st->since_ms = mf_now_wall_ms();
+        MF_WARN(LOG_MOD, "node %" PRIu64 " over its storage limit: %s", s->cfg->node_id, detail);
+    } else if (!st->over && was) {
+        MF_INFO(LOG_MOD, "node %" PRIu64 " back under its storage limits", s->cfg->node_id);
+    }
+    memcpy(st->detail, detail, sizeof(detail));
+
+    Mayfly__Cmd__AlarmRecord **list = NULL;
+    size_t n = 0;
+    MDB_txn *txn;
+    if (mf_srv_read_begin(s, &txn) == 0) {
+        if (mf_alarm_list(txn, mf_fsm_state(s->fsm), &list, &n))
+            n = 0, list = NULL;
+        mf_srv_read_end(s, txn);
+    }
+    const Mayfly__Cmd__AlarmRecord *first = note_alarms(st, list, n);
+
+    bool leading = mf_node_is_leader(s->node);
+    char why[700];
+    if (first)
+        mf_alarm_refusal_text(why, sizeof(why), first->node_id, first->detail);
+    else if (leading && st->over)
+        mf_alarm_refusal_text(why, sizeof(why), s->cfg->node_id, st->detail);
+    mf_proposer_storage_refuse(s->prop, first || (leading && st->over) ? why : NULL);
+    if (leading)
+        reconcile(s, list, n);
+    else
+        report(s);
+    mf_alarm_list_free(list, n);
+}
+
+int mf_storage_init(struct mf_server *s)
+{
+    struct mf_storage *st = calloc(1, sizeof(*st));
+    if (!st)
+        return -ENOMEM;
+    s->storage = st;
+    uv_timer_init(s->loop, &st->timer);
+    st->timer.data = s;
+    uv_timer_start(&st->timer, on_tick, MF_STORAGE_MEASURE_MS / 10, MF_STORAGE_MEASURE_MS);
+    return 0;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct mf_server *s = h->data;
+    free(s->storage); /* h lives in it */
+    s->storage = NULL;
+    mf_srv_handle_released(s);
+}
+
+void mf_storage_close(struct mf_server *s)
+{
+    struct mf_storage *st = s->storage;
+    if (!st)
+        return;
+    uv_timer_stop(&st->timer);
+    s->handles_open++;
+    uv_close((uv_handle_t *)&st->timer, on_timer_closed);
+}
+
+void mf_storage_figures(struct mf_server *s, struct mf_storage_figures *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct mf_storage *st = s->storage;
+    if (!st)
+        return;
+    /* The applied alarms now, not as of the last tick: /health follows an
+     * applied AlarmSet at the next publish. */
+    Mayfly__Cmd__AlarmRecord **list = NULL;
+    size_t n = 0;
+    MDB_txn *txn;
+    if (mf_srv_read_begin(s, &txn) == 0) {
+        if (mf_alarm_list(txn, mf_fsm_state(s->fsm), &list, &n) == 0)
+            note_alarms(st, list, n);
+        mf_srv_read_end(s, txn);
+        mf_alarm_list_free(list, n);
+    }
+    out->measured = st->measured;
+    out->usage = st->usage;
+    out->usage.blocked_cause = NULL;
+    out->limits = st->limits;
+    out->over = st->over;
+    out->alarm = st->alarm;
+    memcpy(out->alarm_text, st->alarm_text, sizeof(out->alarm_text));
+}
+
+int mf_storage_disarm_plan(struct mf_server *s, uint64_t *clear, size_t *n_clear, uint64_t *keep,
+                           char (*why)[MF_STORAGE_WHY_MAX], size_t *n_keep)
+{
+    *n_clear = *n_keep = 0;
+    struct mf_storage *st = s->storage;
+    Mayfly__Cmd__AlarmRecord **list = NULL;
+    size_t n = 0;
+    MDB_txn *txn;
+    int rc = mf_srv_read_begin(s, &txn);
+    if (rc)
+        return rc;
+    rc = mf_alarm_list(txn, mf_fsm_state(s->fsm), &list, &n);
+    mf_srv_read_end(s, txn);
+    if (rc)
+        return rc;
+    uint64_t now = mf_now_mono_ms();
+    for (size_t i = 0; i < n; i++) {
+        const Mayfly__Cmd__AlarmRecord *a = list[i];
+        if (strcmp(a->kind, MF_ALARM_KIND_STORAGE) != 0)
+            continue;
+        bool self = a->node_id == s->cfg->node_id;
+        const struct report *r = self ? NULL : report_of(st, a->node_id);
+        bool over = self ? st->over || !st->measured : !fresh(r, now) || r->over;
+        if (!over && *n_clear < MF_RAFT_NODES_MAX) {
+            clear[(*n_clear)++] = a->node_id;
+        } else if (over && *n_keep < MF_RAFT_NODES_MAX) {
+            keep[*n_keep] = a->node_id;
+            if (self)
+                snprintf(why[*n_keep], MF_STORAGE_WHY_MAX, "%s",
+                         st->measured ? st->detail : "not measured yet");
+            else if (fresh(r, now))
+                snprintf(why[*n_keep], MF_STORAGE_WHY_MAX, "%s", r->detail);
+            else
+                snprintf(why[*n_keep], MF_STORAGE_WHY_MAX,
+                         "no measurement from node %" PRIu64 " in the last %d s",
+                         a->node_id, MF_STORAGE_REPORT_FRESH_MS / 1000);
+            (*n_keep)++;
+        }
+    }
+    mf_alarm_list_free(list, n);
+    return 0;
+}

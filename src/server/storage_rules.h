@@ -1,0 +1,64 @@
+/* The storage quota's pure rules (README "Storage pressure", issue 15): the
+ * effective limits from the config and the data directory's filesystem, and
+ * the over/under decision with hysteresis, with a message naming the limit.
+ * No I/O and no clock: storage.c measures and passes the numbers in.
+ *
+ * Limits (config.h; sizes in MiB there, bytes here; 0 derives):
+ *   state      state_quota_mb, else 3/4 of state_map_size_mb
+ *   log        log_quota_mb, else 3/4 of log_map_size_mb
+ *   snapshots  snapshots_quota_mb, else 2 x the state limit
+ *   free floor storage_free_floor_mb, else 1/20 of the filesystem, within
+ *              4 MiB .. 2 GiB
+ * Decision: over once any used >= its limit, free < the floor, or the node
+ * says its storage is blocked (a failed commit); once over, it stays over
+ * until every used < 90% of its limit, free >= 1.25 x the floor and the node
+ * is no longer blocked (so the alarm does not flap at the edge). With
+ * storage_quota_enabled 0 only a blocked node is over. */
+#ifndef MF_SERVER_STORAGE_RULES_H
+#define MF_SERVER_STORAGE_RULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+
+#define MF_STORAGE_MIB (UINT64_C(1) << 20)
+#define MF_STORAGE_FLOOR_MIN (UINT64_C(4) << 20)  /* derived floor, at least */
+#define MF_STORAGE_FLOOR_MAX (UINT64_C(2) << 30)  /* derived floor, at most */
+#define MF_STORAGE_CLEAR_PCT 90                   /* used below this % of each limit to clear */
+#define MF_STORAGE_CLEAR_FLOOR_PCT 125            /* free at least this % of the floor to clear */
+
+struct mf_storage_limits {
+    bool enabled;              /* storage_quota_enabled */
+    uint64_t state_bytes;
+    uint64_t log_bytes;
+    uint64_t snapshots_bytes;
+    uint64_t free_floor_bytes;
+};
+
+/* One node's measurement. */
+struct mf_storage_usage {
+    uint64_t state_used_bytes;     /* used pages of the state database */
+    uint64_t log_used_bytes;       /* used pages of the Raft log */
+    uint64_t snapshots_bytes;      /* sizes of the files in DATA_DIR/snapshots */
+    uint64_t fs_free_bytes;        /* statvfs: available to us (f_bavail) */
+    uint64_t fs_size_bytes;
+    bool blocked;                  /* the node could not commit (node.h storage) */
+    const char *blocked_cause;     /* its words, when blocked (may be NULL) */
+};
+
+/* The effective limits for cfg on a filesystem of fs_size_bytes. */
+void mf_storage_limits(const struct mf_config *cfg, uint64_t fs_size_bytes,
+                       struct mf_storage_limits *out);
+
+/* Over or under, given whether the node was over at the last decision (the
+ * hysteresis). When over, `detail` (len > 0) names the limit that holds it,
+ * e.g. "storage quota: state database 190.0 of 192.0 MiB used
+ * (state_quota_mb)" or "free space on /data 3.0 MiB below the floor of 4.0
+ * MiB (storage_free_floor_mb)"; else it is "". dir names the data
+ * directory in the message. */
+bool mf_storage_decide(const struct mf_storage_limits *l, const struct mf_storage_usage *u,
+                       bool was_over, const char *dir, char *detail, size_t len);
+
+#endif
