@@ -75,6 +75,23 @@ static uint64_t snapshots_bytes(const char *data_dir)
     return total;
 }
 
+/* Live leases from the applied state; false when it cannot be read now
+ * (a snapshot install holds it), so the reserve keeps its last size. */
+static bool live_leases(struct mf_server *s, uint64_t *live)
+{
+    int rc = MF_EUNAVAIL;
+    if (pthread_rwlock_tryrdlock(&s->state_lock) != 0)
+        return false;
+    struct mf_state *state = mf_fsm_state(s->fsm);
+    MDB_txn *txn;
+    if (mf_state_read_begin(state, &txn) == 0) {
+        rc = mf_state_live_leases(txn, state, live);
+        mf_state_read_end(txn);
+    }
+    pthread_rwlock_unlock(&s->state_lock);
+    return rc == 0;
+}
+
 /* Fills st->usage; a part that cannot be measured now keeps its last value
  * (the state being swapped by a snapshot install, the log reopening). */
 static void measure(struct mf_server *s, struct mf_storage *st)
@@ -95,16 +112,15 @@ static void measure(struct mf_server *s, struct mf_storage *st)
     if (mf_node_log_usage(s->node, &lu) == 0)
         u->log_used_bytes = lu.used_bytes;
     u->snapshots_bytes = snapshots_bytes(s->cfg->data_dir);
-    /* HOOK(issue 15, storage-node branch): once node.h has
-     * mf_node_storage(), a node whose commits are blocked is over with its
-     * cause, and the reserve follows the live lease count. Replace the
-     * line `u->blocked = false;` with:
-     *   struct mf_node_storage ns;
-     *   mf_node_storage(s->node, &ns);
-     *   u->blocked = ns.blocked;
-     *   snprintf(st->cause, sizeof(st->cause), "%s", ns.cause);
-     * and call mf_node_set_reserve_hint(s->node, <META "live">) here. */
-    u->blocked = false;
+    /* A node whose commits are blocked (full disk or map at commit time) is
+     * over with its cause; the reserve follows the live lease count. */
+    struct mf_node_storage ns;
+    mf_node_storage(s->node, &ns);
+    u->blocked = ns.blocked;
+    snprintf(st->cause, sizeof(st->cause), "%s", ns.cause);
+    uint64_t live;
+    if (live_leases(s, &live))
+        mf_node_set_reserve_hint(s->node, live);
     u->blocked_cause = st->cause;
     mf_storage_limits(s->cfg, u->fs_size_bytes, &st->limits);
     st->measured = true;
