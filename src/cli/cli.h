@@ -115,6 +115,10 @@ void mf_cli_print_error(enum mf_cli_format fmt, const char *code, const char *me
 /* Usage text for all commands. */
 void mf_cli_usage(FILE *out);
 
+/* The exit code for an error the server answered (wire ErrorCode):
+ * MF_CLI_EXIT_UNKNOWN for UNKNOWN_OUTCOME, else MF_CLI_EXIT_REFUSED. */
+int mf_cli_exit_for_server_error(int wire_code);
+
 /* The whole program: parse, connect, call, render. Returns the exit code. */
 int mf_cli_main(int argc, char **argv, FILE *in, FILE *out, FILE *errout);
 

@@ -181,6 +181,14 @@ static int exit_for_client_error(int rc)
     }
 }
 
+int mf_cli_exit_for_server_error(int wire_code)
+{
+    /* The server itself may not know (a proposal not applied in time, or
+     * lost in a storage block): exit 3, like a lost connection. */
+    return wire_code == MAYFLY__API__ERROR_CODE__UNKNOWN_OUTCOME ? MF_CLI_EXIT_UNKNOWN
+                                                                 : MF_CLI_EXIT_REFUSED;
+}
+
 static int render(const struct mf_cli_args *a, const Mayfly__Api__Response *resp, FILE *out,
                   FILE *errout)
 {
@@ -189,7 +197,7 @@ static int render(const struct mf_cli_args *a, const Mayfly__Api__Response *resp
             &mayfly__api__error_code__descriptor, (int)resp->error->code);
         mf_cli_print_error(a->g.format, ev ? ev->name : "INTERNAL", resp->error->message, out,
                            errout);
-        return MF_CLI_EXIT_REFUSED;
+        return mf_cli_exit_for_server_error((int)resp->error->code);
     }
     json_t *doc = mf_cli_render_json(a, resp);
     if (!doc) {

@@ -556,9 +556,23 @@ static void test_cli_policy_json_shapes(void **state)
     json_decref(doc);
 }
 
+/* A server that does not know a write's outcome makes the CLI exit 3, as
+ * a lost connection does; any other server error exits 2. */
+static void server_unknown_outcome_exits_3(void **state)
+{
+    (void)state;
+    assert_int_equal(mf_cli_exit_for_server_error(MAYFLY__API__ERROR_CODE__UNKNOWN_OUTCOME),
+                     MF_CLI_EXIT_UNKNOWN);
+    assert_int_equal(mf_cli_exit_for_server_error(MAYFLY__API__ERROR_CODE__UNAVAILABLE),
+                     MF_CLI_EXIT_REFUSED);
+    assert_int_equal(mf_cli_exit_for_server_error(MAYFLY__API__ERROR_CODE__QUOTA_EXCEEDED),
+                     MF_CLI_EXIT_REFUSED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(server_unknown_outcome_exits_3),
         cmocka_unit_test(test_cli_flags_anywhere),
         cmocka_unit_test(test_cli_env_defaults_and_override),
         cmocka_unit_test(test_cli_rejects_bad_usage),
