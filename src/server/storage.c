@@ -345,6 +345,12 @@ static void on_tick(uv_timer_t *t)
     else if (leading && st->over)
         mf_alarm_refusal_text(why, sizeof(why), s->cfg->node_id, st->detail);
     mf_proposer_storage_refuse(s->prop, first || (leading && st->over) ? why : NULL);
+    /* Near a limit, measure ten times as often (a burst runs past it for at
+     * most that long). Restarting the timer from its callback is allowed. */
+    uint64_t period = mf_storage_near(&st->limits, &st->usage) ? MF_STORAGE_MEASURE_NEAR_MS
+                                                               : MF_STORAGE_MEASURE_MS;
+    if (uv_timer_get_repeat(&st->timer) != period)
+        uv_timer_start(&st->timer, on_tick, period, period);
     if (leading)
         reconcile(s, list, n);
     else

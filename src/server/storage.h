@@ -30,6 +30,7 @@
 
 #define MF_STORAGE_PEER_TAG 19            /* node.h: api.c has 16, 17; audit anchors 18 */
 #define MF_STORAGE_MEASURE_MS 1000        /* measurement period */
+#define MF_STORAGE_MEASURE_NEAR_MS 100    /* ... near a limit (storage_rules.h mf_storage_near) */
 #define MF_STORAGE_REPORT_IDLE_MS 10000   /* a follower under its limits reports this often */
 #define MF_STORAGE_REPORT_FRESH_MS 15000  /* older reports are not trusted (> REPORT_IDLE) */
 

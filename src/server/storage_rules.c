@@ -78,3 +78,18 @@ bool mf_storage_decide(const struct mf_storage_limits *l, const struct mf_storag
     }
     return false;
 }
+
+static bool above_three_quarters(uint64_t used, uint64_t limit)
+{
+    return limit && used >= limit / 4 * 3 + limit % 4 * 3 / 4;
+}
+
+bool mf_storage_near(const struct mf_storage_limits *l, const struct mf_storage_usage *u)
+{
+    if (!l->enabled)
+        return false;
+    return above_three_quarters(u->state_used_bytes, l->state_bytes) ||
+           above_three_quarters(u->log_used_bytes, l->log_bytes) ||
+           above_three_quarters(u->snapshots_bytes, l->snapshots_bytes) ||
+           u->fs_free_bytes / 2 < l->free_floor_bytes;
+}

@@ -61,4 +61,11 @@ void mf_storage_limits(const struct mf_config *cfg, uint64_t fs_size_bytes,
 bool mf_storage_decide(const struct mf_storage_limits *l, const struct mf_storage_usage *u,
                        bool was_over, const char *dir, char *detail, size_t len);
 
+/* Near a limit: a used figure above 3/4 of its limit, or free space below
+ * twice the floor. There the node measures every MF_STORAGE_MEASURE_NEAR_MS
+ * instead of every MF_STORAGE_MEASURE_MS (storage.h), so a burst of writes
+ * runs past a limit by at most that long before the alarm applies. False
+ * when the quota is off. */
+bool mf_storage_near(const struct mf_storage_limits *l, const struct mf_storage_usage *u);
+
 #endif

@@ -108,6 +108,28 @@ static void test_server_storage_rules_disabled_and_blocked(void **s)
     assert_string_equal(d, "storage blocked: no space left on device");
 }
 
+/* Near a limit (measured ten times as often): above 3/4 of a used limit or
+ * under twice the floor; never with the quota off. */
+static void test_server_storage_rules_near(void **s)
+{
+    (void)s;
+    struct mf_storage_limits l = {true, 100 * MIB, 100 * MIB, 400 * MIB, 4 * MIB};
+    struct mf_storage_usage u = {.state_used_bytes = 74 * MIB, .fs_free_bytes = 1000 * MIB};
+    assert_false(mf_storage_near(&l, &u));
+    u.state_used_bytes = 75 * MIB;
+    assert_true(mf_storage_near(&l, &u));
+    u.state_used_bytes = 0;
+    u.log_used_bytes = 80 * MIB;
+    assert_true(mf_storage_near(&l, &u));
+    u.log_used_bytes = 0;
+    u.fs_free_bytes = 8 * MIB;
+    assert_false(mf_storage_near(&l, &u));
+    u.fs_free_bytes = 8 * MIB - 1;
+    assert_true(mf_storage_near(&l, &u));
+    l.enabled = false;
+    assert_false(mf_storage_near(&l, &u));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -115,6 +137,7 @@ int main(void)
         cmocka_unit_test(test_server_storage_rules_hysteresis),
         cmocka_unit_test(test_server_storage_rules_free_floor),
         cmocka_unit_test(test_server_storage_rules_disabled_and_blocked),
+        cmocka_unit_test(test_server_storage_rules_near),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
