@@ -10,7 +10,7 @@ import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.harness.cluster import Cluster, wait_for
+from tests.harness.cluster import Cluster, ClusterCase, wait_for
 
 MARKER = "MARKER123"
 
@@ -28,20 +28,8 @@ def lines_of(path):
         return []
 
 
-class AuditDevices(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.c = Cluster(3).start()
-        try:
-            cls.c.init()
-            cls.c.wait_unsealed()
-        except BaseException:
-            cls.c.cleanup()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.c.cleanup()
+class AuditDevices(ClusterCase):
+    size = 3
 
     def root(self, *args, node=None):
         rc, out = (node or self.c).cli(*args)

@@ -7,7 +7,7 @@ lookups) needs the authorization layer and is tested with it."""
 import time
 import unittest
 
-from tests.harness.cluster import Cluster, wait_for
+from tests.harness.cluster import ClusterCase, wait_for
 
 MAX_TOKEN_TTL_MS = 3600000  # configured below: 1 h
 # The scheduler wakes at least once a second; a CLI round and an election on
@@ -19,20 +19,9 @@ def now_ms():
     return int(time.time() * 1000)
 
 
-class Tokens(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.c = Cluster(3, extra_config={"max_token_ttl_ms": MAX_TOKEN_TTL_MS}).start()
-        try:
-            cls.c.init()
-            cls.c.wait_unsealed()
-        except BaseException:
-            cls.c.cleanup()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.c.cleanup()
+class Tokens(ClusterCase):
+    size = 3
+    extra_config = {"max_token_ttl_ms": MAX_TOKEN_TTL_MS}
 
     def create(self, *args, token=True):
         rc, out = self.c.cli("token", "create", *args, token=token)
