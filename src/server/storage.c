@@ -28,6 +28,7 @@
 struct report {
     uint64_t node;
     bool over;
+    bool crossed; /* over at the limits themselves (no hysteresis) */
     uint64_t since_ms;
     uint64_t at_mono_ms;
     char detail[MF_ALARM_DETAIL_MAX + 1];
@@ -39,12 +40,14 @@ struct mf_storage {
     struct mf_storage_usage usage; /* blocked_cause points into `cause` */
     char cause[256];
     bool measured;
-    bool over;
+    bool over;  /* the decision, with the hysteresis */
+    bool crossed; /* over the limits themselves: what raises an alarm, what disarm keeps */
     uint64_t since_ms;
     char detail[MF_ALARM_DETAIL_MAX + 1];
     /* follower: what was last sent, to whom and when */
     bool sent, sent_over;
     uint64_t sent_leader, sent_mono_ms;
+    uint64_t last_leader; /* the last leader known (0: none yet) */
     /* leader: reports from followers, AlarmSets in flight (node ids) */
     struct report reports[MF_RAFT_NODES_MAX];
     size_t n_reports;
@@ -215,13 +218,16 @@ static const Mayfly__Cmd__AlarmRecord *applied_of(Mayfly__Cmd__AlarmRecord **lis
     return NULL;
 }
 
-/* Leader: brings the applied alarms in line with the measurements. */
+/* Leader: brings the applied alarms in line with the measurements. An
+ * alarm is raised at the limits themselves and cleared once the hysteresis
+ * lets go: so one that disarm cleared inside the hysteresis band is not
+ * raised again until a limit is crossed again. */
 static void reconcile(struct mf_server *s, Mayfly__Cmd__AlarmRecord **list, size_t n)
 {
     struct mf_storage *st = s->storage;
     uint64_t self = s->cfg->node_id, now = mf_now_mono_ms();
     bool mine = applied_of(list, n, self) != NULL;
-    if (st->over && !mine)
+    if (st->crossed && !mine)
         propose_alarm(s, self, st->detail, st->since_ms);
     else if (!st->over && mine)
         propose_alarm(s, self, NULL, 0);
@@ -230,7 +236,7 @@ static void reconcile(struct mf_server *s, Mayfly__Cmd__AlarmRecord **list, size
         if (r->node == self || !fresh(r, now))
             continue;
         bool set = applied_of(list, n, r->node) != NULL;
-        if (r->over && !set)
+        if (r->crossed && !set)
             propose_alarm(s, r->node, r->detail, r->since_ms);
         else if (!r->over && set)
             propose_alarm(s, r->node, NULL, 0);
@@ -243,14 +249,22 @@ static void report(struct mf_server *s)
 {
     struct mf_storage *st = s->storage;
     uint64_t leader = s->leader, now = mf_now_mono_ms();
+    if (leader)
+        st->last_leader = leader;
+    /* A storage-blocked node forgets its leader (it drops Raft messages:
+     * node.h), yet that leader must hear it is blocked to raise its alarm:
+     * the last one known gets the report (a leader elected meanwhile hears
+     * from it once it resumes). */
+    else if (st->usage.blocked)
+        leader = st->last_leader;
     if (leader == 0 || leader == s->cfg->node_id)
         return;
     bool due = st->over || !st->sent || st->sent_over != st->over || st->sent_leader != leader ||
                now - st->sent_mono_ms >= MF_STORAGE_REPORT_IDLE_MS;
     if (!due)
         return;
-    json_t *o = json_pack("{s:b, s:s, s:I}", "over", st->over, "detail", st->detail, "since_ms",
-                          (json_int_t)st->since_ms);
+    json_t *o = json_pack("{s:b, s:b, s:s, s:I}", "over", st->over, "crossed", st->crossed,
+                          "detail", st->detail, "since_ms", (json_int_t)st->since_ms);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (text && mf_node_send(s->node, leader, MF_STORAGE_PEER_TAG, text, strlen(text)) == 0) {
@@ -270,10 +284,12 @@ void mf_storage_peer_message(struct mf_server *s, uint64_t from, const uint8_t *
     json_error_t jerr;
     json_t *o = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
     json_t *over = json_object_get(o, "over");
+    json_t *crossed = json_object_get(o, "crossed"); /* absent from an older node: its `over` */
     const char *detail = json_string_value(json_object_get(o, "detail"));
     json_t *since = json_object_get(o, "since_ms");
     if (!json_is_boolean(over) || !detail || strlen(detail) > MF_ALARM_DETAIL_MAX ||
-        !json_is_integer(since) || json_integer_value(since) < 0) {
+        !json_is_integer(since) || json_integer_value(since) < 0 ||
+        (crossed && !json_is_boolean(crossed))) {
         MF_WARN(LOG_MOD, "node %" PRIu64 " sent a malformed storage report", from);
         json_decref(o);
         return;
@@ -284,6 +300,7 @@ void mf_storage_peer_message(struct mf_server *s, uint64_t from, const uint8_t *
     if (r) {
         r->node = from;
         r->over = json_is_true(over);
+        r->crossed = crossed ? json_is_true(crossed) : r->over;
         r->since_ms = (uint64_t)json_integer_value(since);
         r->at_mono_ms = mf_now_mono_ms();
         snprintf(r->detail, sizeof(r->detail), "%s", detail);
@@ -327,6 +344,7 @@ static void on_tick(uv_timer_t *t)
         MF_INFO(LOG_MOD, "node %" PRIu64 " back under its storage limits", s->cfg->node_id);
     }
     memcpy(st->detail, detail, sizeof(detail));
+    st->crossed = st->over && mf_storage_decide(&st->limits, &st->usage, false, NULL, NULL, 0);
 
     Mayfly__Cmd__AlarmRecord **list = NULL;
     size_t n = 0;
@@ -342,9 +360,9 @@ static void on_tick(uv_timer_t *t)
     char why[700];
     if (first)
         mf_alarm_refusal_text(why, sizeof(why), first->node_id, first->detail);
-    else if (leading && st->over)
+    else if (leading && st->crossed)
         mf_alarm_refusal_text(why, sizeof(why), s->cfg->node_id, st->detail);
-    mf_proposer_storage_refuse(s->prop, first || (leading && st->over) ? why : NULL);
+    mf_proposer_storage_refuse(s->prop, first || (leading && st->crossed) ? why : NULL);
     /* Near a limit, measure ten times as often (a burst runs past it for at
      * most that long). Restarting the timer from its callback is allowed. */
     uint64_t period = mf_storage_near(&st->limits, &st->usage) ? MF_STORAGE_MEASURE_NEAR_MS
@@ -436,7 +454,9 @@ int mf_storage_disarm_plan(struct mf_server *s, uint64_t *clear, size_t *n_clear
             continue;
         bool self = a->node_id == s->cfg->node_id;
         const struct report *r = self ? NULL : report_of(st, a->node_id);
-        bool over = self ? st->over || !st->measured : !fresh(r, now) || r->over;
+        /* The cause, not the hysteresis: clearing inside the band is what
+         * disarm is for (the alarm clears there by itself otherwise). */
+        bool over = self ? st->crossed || !st->measured : !fresh(r, now) || r->crossed;
         if (!over && *n_clear < MF_RAFT_NODES_MAX) {
             clear[(*n_clear)++] = a->node_id;
         } else if (over && *n_keep < MF_RAFT_NODES_MAX) {

@@ -9,13 +9,18 @@
  *   MF_STORAGE_PEER_TAG on the control link, a small JSON object) every
  *   second while over, when it changes, when the leader changes, and every
  *   MF_STORAGE_REPORT_IDLE_MS otherwise (so a new leader learns to clear).
+ *   A storage-blocked follower, which no longer knows its leader (node.h),
+ *   reports to the last leader it knew.
  * - Only the leader proposes AlarmSet: for itself from its own decision, for
  *   a follower from its last report; never a proposal that the applied state
- *   already says, and one at a time per node.
+ *   already says, and one at a time per node. It raises an alarm when a
+ *   limit itself is crossed (the report's "crossed") and clears it when the
+ *   decision, with its hysteresis, is under again ("over"): an alarm that
+ *   disarm cleared inside the hysteresis band stays cleared.
  * - The proposer refuses commands that grow the data before they are
  *   appended (proposer.h mf_proposer_storage_refuse) while an alarm is
- *   applied or while this leader's own measurement is over; apply refuses
- *   them anyway once an alarm is applied (the state decides).
+ *   applied or while this leader's own measurement is over its limits;
+ *   apply refuses them anyway once an alarm is applied (the state decides).
  *
  * Threads: loop thread. */
 #ifndef MF_SERVER_STORAGE_H
@@ -55,7 +60,9 @@ struct mf_storage_figures {
 void mf_storage_figures(struct mf_server *s, struct mf_storage_figures *out);
 
 /* Disarm (leader): which applied storage alarms have lost their cause, by
- * the latest measurements (this node's own, a follower's fresh report).
+ * the latest measurements (this node's own, a follower's fresh report):
+ * every figure under its limit itself, even if still inside the hysteresis
+ * band that would hold the alarm otherwise.
  * clear[] gets the node ids to clear (*n_clear); a node whose cause is not
  * gone, or whose report is stale, is kept and gets its reason in
  * why[i] (parallel to keep[], *n_keep). Arrays hold MF_RAFT_NODES_MAX.

@@ -69,9 +69,10 @@ bool mf_storage_decide(const struct mf_storage_limits *l, const struct mf_storag
     if (u->fs_free_bytes < floor) {
         if (len)
             snprintf(detail, len,
-                     "free space on %s %.1f MiB below the floor of %.1f MiB "
+                     "free space on %s %.1f MiB %s the floor of %.1f MiB "
                      "(storage_free_floor_mb)%s",
                      dir ? dir : "the data directory", mib(u->fs_free_bytes),
+                     u->fs_free_bytes >= l->free_floor_bytes ? "above" : "below",
                      mib(l->free_floor_bytes),
                      u->fs_free_bytes >= l->free_floor_bytes ? "; clears at 125%" : "");
         return true;

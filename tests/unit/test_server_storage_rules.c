@@ -89,6 +89,8 @@ static void test_server_storage_rules_free_floor(void **s)
     u.fs_free_bytes = 4 * MIB;
     assert_false(mf_storage_decide(&l, &u, false, "/data", d, sizeof(d)));
     assert_true(mf_storage_decide(&l, &u, true, "/data", d, sizeof(d)));
+    assert_string_equal(d, "free space on /data 4.0 MiB above the floor of 4.0 MiB "
+                           "(storage_free_floor_mb); clears at 125%");
     u.fs_free_bytes = 5 * MIB;
     assert_false(mf_storage_decide(&l, &u, true, "/data", d, sizeof(d)));
 }
