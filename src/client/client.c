@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,8 +181,8 @@ static bool retryable(const Mayfly__Api__Response *r)
 
 /* SEALED and NOT_INITIALIZED are about the node that answered, not the
  * cluster: another node may be unsealed (CLI.md "Operations"). Init,
- * unseal and generate-root address the one node named, so their answer is
- * final. A sealed node refuses before doing anything, so sending the same
+ * unseal and generate-root (and rekey, once it is an operation) address the
+ * one node named, so their answer is final. A sealed node refuses before doing anything, so sending the same
  * request (same idempotency key) elsewhere is safe. */
 static bool node_state_refusal(const Mayfly__Api__Request *q, const Mayfly__Api__Response *r)
 {
@@ -274,11 +275,14 @@ int mf_client_call(struct mf_client *c, Mayfly__Api__Request *req, bool is_write
         *resp = last;
         return 0;
     }
+    /* The last failure's text, copied: err is also the message's destination. */
+    char why[256];
+    snprintf(why, sizeof(why), "%s", err_len && err[0] ? err : "timeout");
     if (ever_sent && is_write)
         return mf_err_set(err, err_len, MF_EUNKNOWN,
                           "no answer in time: the write may or may not have been applied (%s)",
-                          err[0] ? err : "timeout");
+                          why);
     if (ever_sent)
-        return mf_err_set(err, err_len, MF_ETIMEOUT, "no answer in time (%s)", err);
+        return mf_err_set(err, err_len, MF_ETIMEOUT, "no answer in time (%s)", why);
     return rc ? rc : MF_EUNAVAIL;
 }
