@@ -5,6 +5,7 @@ writes go on; refusals are clear; both need sudo on sys/raft/...; and the
 CLI moves past a sealed node in -addr (issue 13's finding)."""
 import json
 import os
+import signal
 import tempfile
 import time
 import unittest
@@ -83,9 +84,22 @@ class Leadership(ClusterCase):
         rc, out = lead.cli("operator", "transfer-leader", "-to", "0")
         self.assertEqual(rc, 1, out)
 
+    def audit_ops(self, node):
+        """(operation, allowed, result) of each record in node's audit file."""
+        try:
+            with open(os.path.join(self.c.dir, "audit-%d.log" % node.id)) as f:
+                recs = [json.loads(l) for l in f if l.strip()]
+        except FileNotFoundError:
+            return []
+        return [(r.get("operation"), r.get("decision", {}).get("allowed"), r.get("result"))
+                for r in recs]
+
     def test_e_sudo_needed(self):
         """A token with read and update on sys/raft/* but not sudo is refused
-        both operations on every node, and leadership stays."""
+        both operations on every node, and leadership stays; refusals and a
+        root step-down are audited like any request."""
+        self.root("audit", "enable", "-type", "file", "-path",
+                  os.path.join(self.c.dir, "audit-{node}.log"), "main")
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump({"path": {"sys/raft/*": {"capabilities": ["read", "update"]}}}, f)
         self.addCleanup(os.unlink, f.name)
@@ -99,6 +113,33 @@ class Leadership(ClusterCase):
                 self.assertEqual(out["error"]["code"], "PERMISSION_DENIED", out)
                 self.assertIn("sys/raft/", out["error"]["message"])
         self.assertEqual(self.agreed_leader().id, lead.id)
+        for n in self.c.nodes:
+            wait_for(lambda: ("operator.transfer-leader", False, "PERMISSION_DENIED")
+                     in self.audit_ops(n), 5, "the refusal in node %d's audit file" % n.id)
+        self.assertEqual(self.root("operator", "step-down", node=self.followers(lead)[0]), {})
+        wait_for(lambda: ("operator.step-down", True, "OK") in self.audit_ops(lead), 5,
+                 "the step-down in the old leader's audit file")
+        self.assertNotEqual(self.agreed_leader().id, lead.id)
+
+    def test_f_deadline(self):
+        """A target that cannot answer (SIGSTOP) never takes over: the leader
+        answers UNAVAILABLE once its wait is over, naming the time waited (the
+        client then retries until its own timeout, and a retry may be refused
+        at once since the stopped node's clock measurement went stale: both
+        are UNAVAILABLE; the leader's log shows the deadline)."""
+        lead = self.agreed_leader()
+        stuck = self.followers(lead)[0]
+        stuck.kill(signal.SIGSTOP)
+        self.addCleanup(stuck.kill, signal.SIGCONT)
+        t0 = time.monotonic()
+        rc, out = lead.cli("operator", "transfer-leader", "-to", str(stuck.id), timeout="4s")
+        self.assertEqual(rc, 2, out)
+        self.assertEqual(out["error"]["code"], "UNAVAILABLE", out)
+        self.assertGreaterEqual(time.monotonic() - t0, 3.0)
+        self.assertIn("leadership did not move to node %d within 3000 ms" % stuck.id,
+                      lead.log_tail(50))
+        stuck.kill(signal.SIGCONT)
+        self.agreed_leader()
 
     def test_z_sealed_node_first_in_addr(self):
         """A follower restarted without its unseal key stays sealed; kv get
