@@ -45,6 +45,7 @@ static const struct flag_def flag_defs[] = {
     {"path", true, false},
     {"cancel", false, false},      {"max-leases", true, false},
     {"rate", true, false},
+    {"to", true, false},
 };
 
 /* `-prefix` is a switch for `lease revoke` and takes a value for `quota`

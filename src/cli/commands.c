@@ -1004,6 +1004,31 @@ static int build_alarm_list(const struct mf_cli_args *a, struct mf_cli_arena *ar
     return 0;
 }
 
+static int build_transfer_leader(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                                 Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    Mayfly__Api__TransferLeaderRequest *m = MSG(ar, Mayfly__Api__TransferLeaderRequest,
+                                                mayfly__api__transfer_leader_request__init);
+    int rc = flag_u64(a, "to", &m->to, err, err_len);
+    if (rc)
+        return rc;
+    if (mf_cli_flag_set(a, "to") && m->to == 0)
+        return mf_err_set(err, err_len, MF_EINVAL, "-to: node ids start at 1");
+    req->op_case = MAYFLY__API__REQUEST__OP_TRANSFER_LEADER;
+    req->transfer_leader = m;
+    return 0;
+}
+
+static int build_step_down(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                           Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)a, (void)in, (void)err, (void)err_len;
+    req->op_case = MAYFLY__API__REQUEST__OP_STEP_DOWN;
+    req->step_down = MSG(ar, Mayfly__Api__StepDownRequest, mayfly__api__step_down_request__init);
+    return 0;
+}
+
 static int build_alarm_disarm(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
                               Mayfly__Api__Request *req, char *err, size_t err_len)
 {
@@ -1291,6 +1316,13 @@ static json_t *json_empty(const struct mf_cli_args *a, const Mayfly__Api__Respon
 {
     (void)a, (void)r;
     return json_object();
+}
+
+static json_t *json_transfer_leader(const struct mf_cli_args *a,
+                                    const Mayfly__Api__Response *r)
+{
+    (void)a;
+    return json_pack("{s:I}", "leader_id", (json_int_t)r->transfer_leader->leader_id);
 }
 
 static json_t *json_kv_put(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
@@ -1706,6 +1738,10 @@ static const struct mf_cli_command commands[] = {
      build_alarm_list, R(ALARM_LIST), json_alarm_list},
     {{"operator", "alarm", "disarm"}, "", 0, 0, true, "mayfly operator alarm disarm",
      build_alarm_disarm, R(ALARM_DISARM), json_alarm_disarm},
+    {{"operator", "transfer-leader"}, "to", 0, 0, false, "mayfly operator transfer-leader [-to N]",
+     build_transfer_leader, R(TRANSFER_LEADER), json_transfer_leader},
+    {{"operator", "step-down"}, "", 0, 0, false, "mayfly operator step-down", build_step_down,
+     R(EMPTY), json_empty},
     {{"quota", "delete"}, "", 1, 1, true, "mayfly quota delete NAME", build_quota_delete,
      R(EMPTY), json_empty},
     {{"engine", "enable"}, "type config", 1, 1, true,

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,6 +179,21 @@ static bool retryable(const Mayfly__Api__Response *r)
     return r->error && r->error->code == MAYFLY__API__ERROR_CODE__UNAVAILABLE;
 }
 
+/* SEALED and NOT_INITIALIZED are about the node that answered, not the
+ * cluster: another node may be unsealed (CLI.md "Operations"). Init,
+ * unseal and generate-root (and rekey, once it is an operation) address the
+ * one node named, so their answer is final. A sealed node refuses before doing anything, so sending the same
+ * request (same idempotency key) elsewhere is safe. */
+static bool node_state_refusal(const Mayfly__Api__Request *q, const Mayfly__Api__Response *r)
+{
+    if (!r->error || (r->error->code != MAYFLY__API__ERROR_CODE__SEALED &&
+                      r->error->code != MAYFLY__API__ERROR_CODE__NOT_INITIALIZED))
+        return false;
+    return q->op_case != MAYFLY__API__REQUEST__OP_INIT &&
+           q->op_case != MAYFLY__API__REQUEST__OP_UNSEAL &&
+           q->op_case != MAYFLY__API__REQUEST__OP_GENERATE_ROOT;
+}
+
 int mf_client_call(struct mf_client *c, Mayfly__Api__Request *req, bool is_write,
                    Mayfly__Api__Response **resp, char *err, size_t err_len)
 {
@@ -204,6 +220,8 @@ int mf_client_call(struct mf_client *c, Mayfly__Api__Request *req, bool is_write
     uint64_t backoff = RETRY_BACKOFF_MIN_MS;
     bool ever_sent = false;
     size_t failures_in_round = 0;
+    bool unavail_in_round = false; /* some node said UNAVAILABLE this round */
+    bool sealed_in_round = false;  /* some node said SEALED or NOT_INITIALIZED */
     int rc = MF_EUNAVAIL;
     Mayfly__Api__Response *last = NULL;
     while (remaining_ms(deadline) > 0) {
@@ -221,13 +239,15 @@ int mf_client_call(struct mf_client *c, Mayfly__Api__Request *req, bool is_write
                 mayfly__api__response__free_unpacked(last, NULL);
                 return rc;
             }
-            if (!rc && !retryable(r)) {
+            if (!rc && !retryable(r) && !node_state_refusal(req, r)) {
                 mayfly__api__response__free_unpacked(last, NULL);
                 *resp = r;
                 OPENSSL_clear_free(frame, body_len);
                 return 0;
             }
-            if (!rc) { /* UNAVAILABLE: keep it in case time runs out */
+            if (!rc) { /* UNAVAILABLE, SEALED...: keep it in case time runs out */
+                unavail_in_round |= retryable(r);
+                sealed_in_round |= !retryable(r);
                 mayfly__api__response__free_unpacked(last, NULL);
                 last = r;
             }
@@ -238,7 +258,12 @@ int mf_client_call(struct mf_client *c, Mayfly__Api__Request *req, bool is_write
         disconnect(c);
         c->cur = (c->cur + 1) % c->addrs_len;
         if (++failures_in_round >= c->addrs_len) {
+            /* A whole round of sealed or uninitialised nodes (the others
+             * unreachable): waiting will not unseal them, so answer now. */
+            if (sealed_in_round && !unavail_in_round)
+                break;
             failures_in_round = 0;
+            unavail_in_round = sealed_in_round = false;
             int ms = remaining_ms(deadline);
             uint64_t sleep_ms = backoff < (uint64_t)ms ? backoff : (uint64_t)ms;
             poll(NULL, 0, (int)sleep_ms);
@@ -246,15 +271,18 @@ int mf_client_call(struct mf_client *c, Mayfly__Api__Request *req, bool is_write
         }
     }
     OPENSSL_clear_free(frame, body_len);
-    if (last) { /* every node said UNAVAILABLE: report that answer */
+    if (last) { /* every node said UNAVAILABLE or SEALED...: report that answer */
         *resp = last;
         return 0;
     }
+    /* The last failure's text, copied: err is also the message's destination. */
+    char why[256];
+    snprintf(why, sizeof(why), "%s", err_len && err[0] ? err : "timeout");
     if (ever_sent && is_write)
         return mf_err_set(err, err_len, MF_EUNKNOWN,
                           "no answer in time: the write may or may not have been applied (%s)",
-                          err[0] ? err : "timeout");
+                          why);
     if (ever_sent)
-        return mf_err_set(err, err_len, MF_ETIMEOUT, "no answer in time (%s)", err);
+        return mf_err_set(err, err_len, MF_ETIMEOUT, "no answer in time (%s)", why);
     return rc ? rc : MF_EUNAVAIL;
 }

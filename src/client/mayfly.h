@@ -5,7 +5,10 @@
  * Response per frame). Any node accepts any request (followers forward writes
  * to the leader), so the client needs no leader discovery to be correct; it
  * prefers the node that answered last and moves to the next address when one
- * cannot be reached or answers UNAVAILABLE.
+ * cannot be reached or answers UNAVAILABLE, SEALED or NOT_INITIALIZED (but
+ * init, unseal and generate-root take the first node's answer: they address
+ * one node). A round in which every node that answered was sealed or not
+ * initialised ends the call with that answer.
  *
  * Retries are safe: every write carries a 16-byte idempotency key chosen once
  * per call (mf_client_call fills Request.request_key), so a retried lease grant

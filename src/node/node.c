@@ -1703,6 +1703,20 @@ int mf_node_transfer(struct mf_node *n, uint64_t to)
     return rc;
 }
 
+int mf_node_peer_view(struct mf_node *n, uint64_t id, struct mf_node_peer_view *out)
+{
+    uint64_t now = mf_now_mono_ms();
+    for (size_t i = 0; i < n->peers_len; i++) {
+        if (n->peers[i].id != id || id == n->id)
+            continue;
+        const struct mf_clock_peer *p = mf_clock_peer(&n->clock, id);
+        out->match_index = n->peer_match[i];
+        out->clock_ok = p && mf_clock_fresh(&n->clock, id, now) && p->says_agrees;
+        return 0;
+    }
+    return MF_ENOTFOUND;
+}
+
 void mf_node_clock(struct mf_node *n, struct mf_node_clock *out)
 {
     struct mf_clock_view v;

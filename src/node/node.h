@@ -262,6 +262,16 @@ void mf_node_set_reserve_hint(struct mf_node *n, uint64_t live_leases);
 
 /* Ask for leadership to move to `to`. */
 int mf_node_transfer(struct mf_node *n, uint64_t to);
+/* What a leader knows of peer `id` as a leadership target: the highest
+ * index it acknowledged to this node (as last heard; 0 if none) and whether
+ * its clock lets it campaign (a fresh measurement whose last answer said it
+ * agrees with its quorum: clock.h mf_clock_transfer_target's rule).
+ * @return 0; MF_ENOTFOUND (not a configured peer). */
+struct mf_node_peer_view {
+    uint64_t match_index;
+    bool clock_ok;
+};
+int mf_node_peer_view(struct mf_node *n, uint64_t id, struct mf_node_peer_view *out);
 
 /* This node's clock as measured against its peers (issue 16).
  *

@@ -22,6 +22,7 @@
 #include "server/op_leases.h"
 #include "server/op_policy.h"
 #include "server/op_quota.h"
+#include "server/op_raft.h"
 #include "server/op_root.h"
 #include "server/op_sys.h"
 #include "server/op_tokens.h"
@@ -169,6 +170,10 @@ static const struct mf_op_def op_table[] = {
         "sys/alarms"),
     ROW(ALARM_DISARM, "operator.alarm.disarm", mf_op_alarm_disarm, LEADER, true, false, "sudo",
         "sys/alarms"),
+    ROW(TRANSFER_LEADER, "operator.transfer-leader", mf_op_transfer_leader, LEADER, true, false,
+        "sudo", "sys/raft/transfer-leader"),
+    ROW(STEP_DOWN, "operator.step-down", mf_op_step_down, LEADER, true, false, "sudo",
+        "sys/raft/step-down"),
 };
 #undef ROW
 
