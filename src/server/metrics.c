@@ -219,6 +219,10 @@ static char *format_metrics(const struct snapshot *m, uint64_t node_id)
          "(growing writes refused).\n# TYPE mayfly_storage_alarm gauge\n"
          "mayfly_storage_alarm %d\n",
          sf->alarm ? 1 : 0);
+    EMIT("# HELP mayfly_storage_blocked 1 while this node cannot commit (full disk or LMDB "
+         "map; it resumes by itself once there is room).\n# TYPE mayfly_storage_blocked gauge\n"
+         "mayfly_storage_blocked %d\n",
+         sf->blocked_cause[0] ? 1 : 0);
 #undef EMIT
     if (len >= cap) {
         free(out);
@@ -248,13 +252,17 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     } else if (strcmp(url, "/metrics") == 0) {
         body = format_metrics(&snap, mx->srv->cfg->node_id);
     } else if (strcmp(url, "/health") == 0) {
-        /* 200 when this node can serve: up, unsealed, its clock agreeing, no
+        /* 200 when this node can serve: up, unsealed, its clock agreeing, not
+         * blocked by a full disk or map (it cannot apply the alarm then), no
          * storage alarm (writes that grow the data would be refused). */
         bool clock_ok = snap.clock.agrees || snap.clock.voters <= 1;
-        status = (!snap.failed && !snap.sealed && clock_ok && !snap.storage.alarm)
+        bool blocked = snap.storage.blocked_cause[0] != 0;
+        status = (!snap.failed && !snap.sealed && clock_ok && !blocked && !snap.storage.alarm)
                      ? MHD_HTTP_OK
                      : MHD_HTTP_SERVICE_UNAVAILABLE;
-        char why[256];
+        char why[320];
+        if (blocked)
+            snprintf(why, sizeof(why), "storage blocked: %s", snap.storage.blocked_cause);
         if (!clock_ok)
             mf_leader_clock_reason(why, sizeof(why), snap.clock.measured, snap.clock.offset_ms,
                                    snap.clock.agreeing, snap.clock.voters,
@@ -262,6 +270,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         body = snap.failed   ? strdup("failed\n")
                : snap.sealed ? strdup("sealed\n")
                : !clock_ok   ? line_dup(why)
+               : blocked     ? line_dup(why)
                : snap.storage.alarm ? line_dup(snap.storage.alarm_text)
                              : strdup("ok\n");
     } else {

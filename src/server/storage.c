@@ -430,6 +430,9 @@ void mf_storage_figures(struct mf_server *s, struct mf_storage_figures *out)
     out->over = st->over;
     out->alarm = st->alarm;
     memcpy(out->alarm_text, st->alarm_text, sizeof(out->alarm_text));
+    if (st->usage.blocked)
+        snprintf(out->blocked_cause, sizeof(out->blocked_cause), "%s",
+                 st->cause[0] ? st->cause : "a commit failed");
 }
 
 int mf_storage_disarm_plan(struct mf_server *s, uint64_t *clear, size_t *n_clear, uint64_t *keep,

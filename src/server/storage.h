@@ -56,6 +56,7 @@ struct mf_storage_figures {
     bool over;                     /* this node's own decision */
     bool alarm;                    /* a storage alarm is applied (any node) */
     char alarm_text[600];          /* "storage alarm on node N: DETAIL" for the first one */
+    char blocked_cause[256];       /* this node blocked at commit time (node.h): its cause */
 };
 void mf_storage_figures(struct mf_server *s, struct mf_storage_figures *out);
 

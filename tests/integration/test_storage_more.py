@@ -115,9 +115,14 @@ class FollowerFull(Base):
             self.assertIn("storage blocked: " + ENOSPC_MSG, body)
             st = self.ok("status", node=leader)
             self.assertIn("storage blocked: " + ENOSPC_MSG, st["alarms"][0]["detail"], st)
-        # (f itself may not have applied the alarm: it cannot commit. Its
-        # /health does not name the block: printed for the record.)
-        print("/health on the blocked follower: %s %s" % f.http_get("/health"))
+        # f itself may not have applied the alarm (it cannot commit): its
+        # /health names its own block instead, and the gauge says so.
+        wait_for(lambda: "storage blocked: " in f.http_get("/health")[1], 5,
+                 "/health on the blocked follower names the block")
+        code, body = f.http_get("/health")
+        self.assertEqual(code, 503, body)
+        self.assertIn(ENOSPC_MSG, body)
+        self.assertIn("mayfly_storage_blocked 1", f.http_get("/metrics")[1])
 
         # Growing writes refused, revocations and deletes go on.
         for n in c.nodes:
