@@ -128,7 +128,7 @@ class Members(ClusterCase):
         self.assertFalse(later[stuck.id]["reachable"], later)
         self.assertTrue(later[other.id]["reachable"], later)
         self.assertLessEqual(later[other.id]["last_contact_ms"], 2 * ELECTION_MS, later)
-        self.assertEqual(later["leader_id"] if "leader_id" in later else lead.id, lead.id)
+        self.assertEqual(self.members(other)["leader_id"], lead.id)
         rc, out = lead.cli("kv", "put", "members/c", "v=1")
         self.assertEqual(rc, 0, out)
         stuck.kill(signal.SIGCONT)
