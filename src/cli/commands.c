@@ -1029,6 +1029,16 @@ static int build_step_down(const struct mf_cli_args *a, struct mf_cli_arena *ar,
     return 0;
 }
 
+static int build_members_list(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                              Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)a, (void)in, (void)err, (void)err_len;
+    req->op_case = MAYFLY__API__REQUEST__OP_MEMBERS_LIST;
+    req->members_list =
+        MSG(ar, Mayfly__Api__MembersListRequest, mayfly__api__members_list_request__init);
+    return 0;
+}
+
 static int build_alarm_disarm(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
                               Mayfly__Api__Request *req, char *err, size_t err_len)
 {
@@ -1323,6 +1333,56 @@ static json_t *json_transfer_leader(const struct mf_cli_args *a,
 {
     (void)a;
     return json_pack("{s:I}", "leader_id", (json_int_t)r->transfer_leader->leader_id);
+}
+
+/* last_contact_ms: null when the leader never heard from the member. */
+static json_t *json_members_list(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    const Mayfly__Api__MembersListResponse *l = r->members_list;
+    json_t *members = json_array();
+    for (size_t i = 0; i < l->n_members; i++) {
+        const Mayfly__Api__MemberView *m = l->members[i];
+        json_t *contact = m->last_contact_ms < 0 ? json_null()
+                                                 : json_integer((json_int_t)m->last_contact_ms);
+        json_array_append_new(
+            members, json_pack("{s:I, s:o, s:o, s:o, s:b, s:b, s:o, s:I, s:I}", "id",
+                               (json_int_t)m->id, "addr", str_or_null(m->addr), "api_addr",
+                               str_or_null(m->api_addr), "zone", str_or_null(m->zone), "voter",
+                               m->voter, "reachable", m->reachable, "last_contact_ms", contact,
+                               "match_index", (json_int_t)m->match_index, "lag_entries",
+                               (json_int_t)m->lag_entries));
+    }
+    return json_pack("{s:o, s:I}", "members", members, "leader_id", (json_int_t)l->leader_id);
+}
+
+/* `operator members list` as a person reads it: one aligned row per member,
+ * the leader's role says "leader". */
+static void table_members_list(json_t *doc, FILE *out)
+{
+    json_int_t leader = json_integer_value(json_object_get(doc, "leader_id"));
+    fprintf(out, "%-4s %-21s %-21s %-8s %-7s %-9s %-12s %-10s %s\n", "ID", "ADDR", "API_ADDR",
+            "ZONE", "ROLE", "REACHABLE", "LAST_CONTACT", "MATCH", "LAG");
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(doc, "members"), i, m) {
+        json_int_t id = json_integer_value(json_object_get(m, "id"));
+        json_t *contact = json_object_get(m, "last_contact_ms");
+        char ago[32] = "never";
+        if (json_is_integer(contact))
+            snprintf(ago, sizeof(ago), "%lld ms", (long long)json_integer_value(contact));
+        const char *role = id == leader ? "leader"
+                           : json_is_true(json_object_get(m, "voter")) ? "voter"
+                                                                       : "learner";
+        const char *addr = json_string_value(json_object_get(m, "addr"));
+        const char *api = json_string_value(json_object_get(m, "api_addr"));
+        const char *zone = json_string_value(json_object_get(m, "zone"));
+        fprintf(out, "%-4lld %-21s %-21s %-8s %-7s %-9s %-12s %-10lld %lld\n", (long long)id,
+                addr ? addr : "-", api ? api : "-", zone ? zone : "-", role,
+                json_is_true(json_object_get(m, "reachable")) ? "yes" : "no", ago,
+                (long long)json_integer_value(json_object_get(m, "match_index")),
+                (long long)json_integer_value(json_object_get(m, "lag_entries")));
+    }
 }
 
 static json_t *json_kv_put(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
@@ -1742,6 +1802,8 @@ static const struct mf_cli_command commands[] = {
      build_transfer_leader, R(TRANSFER_LEADER), json_transfer_leader},
     {{"operator", "step-down"}, "", 0, 0, false, "mayfly operator step-down", build_step_down,
      R(EMPTY), json_empty},
+    {{"operator", "members", "list"}, "", 0, 0, false, "mayfly operator members list",
+     build_members_list, R(MEMBERS_LIST), json_members_list},
     {{"quota", "delete"}, "", 1, 1, true, "mayfly quota delete NAME", build_quota_delete,
      R(EMPTY), json_empty},
     {{"engine", "enable"}, "type config", 1, 1, true,
@@ -1761,9 +1823,10 @@ static const struct mf_cli_command commands[] = {
 
 mf_cli_table_fn mf_cli_command_table(const struct mf_cli_command *c)
 {
-    return c->build == build_policy_read ? table_policy_read
-           : c->build == build_status    ? table_status
-                                         : NULL;
+    return c->build == build_policy_read    ? table_policy_read
+           : c->build == build_status       ? table_status
+           : c->build == build_members_list ? table_members_list
+                                            : NULL;
 }
 
 mf_cli_local_fn mf_cli_command_local(const struct mf_cli_command *c)

@@ -146,6 +146,7 @@ struct mf_node {
     char reserve_path[PATH_MAX + 16];
     uint64_t live_leases_hint;
     uint64_t peer_match[MF_CONFIG_PEERS_MAX]; /* highest index each peer acknowledged */
+    uint64_t peer_heard_ms[MF_CONFIG_PEERS_MAX]; /* monotonic: last message from each peer */
     uint64_t reserve_bytes;       /* the reserve file's size */
     bool reserve_released;        /* given up for a retry, not yet allocated again */
 };
@@ -798,6 +799,14 @@ static void note_match(struct mf_node *n, uint64_t from, uint64_t index)
             n->peer_match[i] = index;
 }
 
+/* Any message counts: the transport authenticated `from` (its certificate). */
+static void note_heard(struct mf_node *n, uint64_t from)
+{
+    for (size_t i = 0; i < n->peers_len; i++)
+        if (n->peers[i].id == from)
+            n->peer_heard_ms[i] = mf_now_mono_ms();
+}
+
 static uint64_t reserve_target(const struct mf_node *n, const struct mf_fsstat *fs)
 {
     return mf_fsstat_reserve_bytes(n->cfg->storage_reserve_mb, n->live_leases_hint,
@@ -1256,6 +1265,7 @@ static void on_peer_recv(struct mf_transport *t, uint64_t from, uint8_t tag, con
     struct mf_node *n = mf_transport_data(t);
     if (n->failed)
         return;
+    note_heard(n, from);
     if (tag >= MF_NODE_TAG_APP_MIN) {
         if (n->sm.peer_message)
             n->sm.peer_message(n->sm.ctx, from, tag, data, len);
@@ -1712,6 +1722,7 @@ int mf_node_peer_view(struct mf_node *n, uint64_t id, struct mf_node_peer_view *
         const struct mf_clock_peer *p = mf_clock_peer(&n->clock, id);
         out->match_index = n->peer_match[i];
         out->clock_ok = p && mf_clock_fresh(&n->clock, id, now) && p->says_agrees;
+        out->heard_mono_ms = n->peer_heard_ms[i];
         return 0;
     }
     return MF_ENOTFOUND;

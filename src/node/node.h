@@ -265,11 +265,14 @@ int mf_node_transfer(struct mf_node *n, uint64_t to);
 /* What a leader knows of peer `id` as a leadership target: the highest
  * index it acknowledged to this node (as last heard; 0 if none) and whether
  * its clock lets it campaign (a fresh measurement whose last answer said it
- * agrees with its quorum: clock.h mf_clock_transfer_target's rule).
+ * agrees with its quorum: clock.h mf_clock_transfer_target's rule); and,
+ * for `operator members list`, when this node last received any message
+ * from it (monotonic ms; 0: never since this node started).
  * @return 0; MF_ENOTFOUND (not a configured peer). */
 struct mf_node_peer_view {
     uint64_t match_index;
     bool clock_ok;
+    uint64_t heard_mono_ms;
 };
 int mf_node_peer_view(struct mf_node *n, uint64_t id, struct mf_node_peer_view *out);
 

@@ -174,6 +174,8 @@ static const struct mf_op_def op_table[] = {
         "sudo", "sys/raft/transfer-leader"),
     ROW(STEP_DOWN, "operator.step-down", mf_op_step_down, LEADER, true, false, "sudo",
         "sys/raft/step-down"),
+    ROW(MEMBERS_LIST, "operator.members-list", mf_op_members_list, LEADER, true, false, "read",
+        "sys/raft/members"),
 };
 #undef ROW
 

@@ -1,5 +1,6 @@
-/* Leadership: transfer-leader and step-down (op_raft.h). The choice of the
- * target is pure (leader_rules.c); here the node is asked and watched. */
+/* Leadership: transfer-leader and step-down, and the members list
+ * (op_raft.h). The choice of the target is pure (leader_rules.c); here the
+ * node is asked and watched. */
 #include "server/op_raft.h"
 
 #include <errno.h>
@@ -165,4 +166,74 @@ void mf_op_transfer_leader(struct req *r)
 void mf_op_step_down(struct req *r)
 {
     hand_off(r, 0, true);
+}
+
+/* ---- operator members list ---- */
+
+/* One member as the leader sees it. */
+static void member_fill(struct mf_server *s, const struct mf_raft_status *st, uint64_t id,
+                        bool voter, uint64_t now, Mayfly__Api__MemberView *m)
+{
+    mayfly__api__member_view__init(m);
+    bool self = id == st->id;
+    const char *addr = mf_node_member_addr(s->node, id);
+    /* This node is not among its configured peers: its own listener and zone. */
+    const char *api = self ? mf_api_client_addr(s) : mf_node_member_api_addr(s->node, id);
+    const char *zone = self ? s->cfg->zone : mf_node_member_zone(s->node, id);
+    /* The strings live as long as the node and the server; the reply is
+     * packed before this handler returns. */
+    m->id = id;
+    m->addr = (char *)(addr ? addr : "");
+    m->api_addr = (char *)(api ? api : "");
+    m->zone = (char *)(zone ? zone : "");
+    m->voter = voter;
+    if (self) {
+        m->reachable = true;
+        m->last_contact_ms = 0;
+        m->match_index = st->last_index;
+        return;
+    }
+    struct mf_node_peer_view v = {0};
+    if (mf_node_peer_view(s->node, id, &v))
+        v = (struct mf_node_peer_view){0};
+    uint64_t e = election_ms(s);
+    m->last_contact_ms = v.heard_mono_ms ? (int64_t)(now - v.heard_mono_ms) : -1;
+    m->reachable = v.heard_mono_ms && now - v.heard_mono_ms <= 2 * e;
+    m->match_index = v.match_index;
+    m->lag_entries = st->last_index > v.match_index ? st->last_index - v.match_index : 0;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    const Mayfly__Api__MemberView *x = *(Mayfly__Api__MemberView *const *)a;
+    const Mayfly__Api__MemberView *y = *(Mayfly__Api__MemberView *const *)b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+void mf_op_members_list(struct req *r)
+{
+    struct mf_server *s = r->srv;
+    if (!s->node || !mf_node_is_leader(s->node))
+        return mf_api_reply_error(r, MF_EUNAVAIL, "this node no longer leads: retry");
+    struct mf_raft_status st;
+    mf_node_status(s->node, &st);
+    Mayfly__Api__MemberView views[2 * MF_RAFT_NODES_MAX];
+    Mayfly__Api__MemberView *ptrs[2 * MF_RAFT_NODES_MAX];
+    size_t n = 0;
+    uint64_t now = mf_now_mono_ms();
+    for (uint32_t i = 0; i < st.conf.voters_len; i++, n++)
+        member_fill(s, &st, st.conf.voters[i], true, now, &views[n]);
+    for (uint32_t i = 0; i < st.conf.learners_len; i++, n++)
+        member_fill(s, &st, st.conf.learners[i], false, now, &views[n]);
+    for (size_t i = 0; i < n; i++)
+        ptrs[i] = &views[i];
+    qsort(ptrs, n, sizeof(ptrs[0]), by_id);
+    Mayfly__Api__MembersListResponse out = MAYFLY__API__MEMBERS_LIST_RESPONSE__INIT;
+    out.members = ptrs;
+    out.n_members = n;
+    out.leader_id = st.id;
+    Resp resp = MAYFLY__API__RESPONSE__INIT;
+    resp.result_case = MAYFLY__API__RESPONSE__RESULT_MEMBERS_LIST;
+    resp.members_list = &out;
+    mf_api_reply(r, &resp);
 }

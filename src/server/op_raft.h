@@ -20,6 +20,17 @@
 
 #include "server/handler.h"
 
+/* `operator members list` (read on sys/raft/members; on the leader, a
+ * follower forwards it): every member of the current configuration, voters
+ * and learners, by id, with its configured addresses and zone and the
+ * leader's view of it: reachable (a message from it within 2 election
+ * timeouts), last_contact_ms (ms since that message; -1 never since this
+ * leader started; 0 for the leader itself), match_index (the highest index
+ * it acknowledged to this leader; the leader: its last index) and
+ * lag_entries (the leader's last index minus match_index: what it still has
+ * to receive, uncommitted entries included). Answered at once. */
+void mf_op_members_list(struct req *r); /* leader */
+
 #define MF_OP_RAFT_WAIT_MS 3000 /* floor of the wait for the role change */
 #define MF_OP_RAFT_POLL_MS 10   /* how often the wait looks at the role */
 
