@@ -13,19 +13,9 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli_testlib.h"
 #include "cli/commands.h"
 #include "common/err.h"
-
-static int parse(struct mf_cli_args *a, char *err, int argc, ...)
-{
-    char *argv[40] = {"mayfly"};
-    va_list ap;
-    va_start(ap, argc);
-    for (int i = 0; i < argc; i++)
-        argv[i + 1] = va_arg(ap, char *);
-    va_end(ap);
-    return mf_cli_parse(argc + 1, argv, a, err, MF_CLI_ERR_LEN);
-}
 
 static int clear_env(void **state)
 {
@@ -43,7 +33,7 @@ static void test_cli_flags_anywhere(void **state)
     (void)state;
     struct mf_cli_args a;
     char err[MF_CLI_ERR_LEN];
-    assert_int_equal(parse(&a, err, 7, "--format=json", "kv", "get", "secret/a", "-version", "3",
+    assert_int_equal(test_cli_parse(&a, err, 7, "--format=json", "kv", "get", "secret/a", "-version", "3",
                            "-addr=127.0.0.1:1"),
                      0);
     assert_int_equal(a.g.format, MF_CLI_FORMAT_JSON);
@@ -63,12 +53,12 @@ static void test_cli_env_defaults_and_override(void **state)
     setenv("MAYFLY_CONSISTENCY", "stale", 1);
     struct mf_cli_args a;
     char err[MF_CLI_ERR_LEN];
-    assert_int_equal(parse(&a, err, 3, "status", "-addr", "127.0.0.1:2"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 3, "status", "-addr", "127.0.0.1:2"), 0);
     assert_string_equal(a.g.addr, "127.0.0.1:2");
     assert_int_equal(a.g.format, MF_CLI_FORMAT_JSON);
     assert_true(a.g.stale);
     setenv("MAYFLY_FORMAT", "yaml", 1);
-    assert_int_equal(parse(&a, err, 1, "status"), MF_EINVAL);
+    assert_int_equal(test_cli_parse(&a, err, 1, "status"), MF_EINVAL);
     assert_non_null(strstr(err, "MAYFLY_FORMAT"));
     clear_env(NULL);
 }
@@ -79,17 +69,17 @@ static void test_cli_rejects_bad_usage(void **state)
     (void)state;
     struct mf_cli_args a;
     char err[MF_CLI_ERR_LEN];
-    assert_int_equal(parse(&a, err, 2, "kv", "frobnicate"), MF_EINVAL);
+    assert_int_equal(test_cli_parse(&a, err, 2, "kv", "frobnicate"), MF_EINVAL);
     assert_non_null(strstr(err, "unknown command"));
-    assert_int_equal(parse(&a, err, 3, "status", "-bogus", "1"), MF_EINVAL);
+    assert_int_equal(test_cli_parse(&a, err, 3, "status", "-bogus", "1"), MF_EINVAL);
     assert_non_null(strstr(err, "unknown flag '-bogus'"));
-    assert_int_equal(parse(&a, err, 3, "status", "-ttl", "1s"), MF_EINVAL);
+    assert_int_equal(test_cli_parse(&a, err, 3, "status", "-ttl", "1s"), MF_EINVAL);
     assert_non_null(strstr(err, "-ttl does not apply"));
-    assert_int_equal(parse(&a, err, 2, "kv", "get"), MF_EINVAL);
+    assert_int_equal(test_cli_parse(&a, err, 2, "kv", "get"), MF_EINVAL);
     assert_non_null(strstr(err, "wrong number of arguments"));
-    assert_int_equal(parse(&a, err, 3, "lease", "grant", "-ttl"), MF_EINVAL);
+    assert_int_equal(test_cli_parse(&a, err, 3, "lease", "grant", "-ttl"), MF_EINVAL);
     assert_non_null(strstr(err, "needs a value"));
-    assert_int_equal(parse(&a, err, 3, "lease", "revoke", "-prefix=yes"), MF_EINVAL);
+    assert_int_equal(test_cli_parse(&a, err, 3, "lease", "revoke", "-prefix=yes"), MF_EINVAL);
     assert_non_null(strstr(err, "takes no value"));
 }
 
@@ -99,7 +89,7 @@ static void test_cli_longest_command_match(void **state)
     (void)state;
     struct mf_cli_args a;
     char err[MF_CLI_ERR_LEN];
-    assert_int_equal(parse(&a, err, 6, "kv", "metadata", "put", "-max-versions", "4", "p"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 6, "kv", "metadata", "put", "-max-versions", "4", "p"), 0);
     assert_string_equal(a.cmd->words[2], "put");
     assert_int_equal(a.pos_len, 1);
 }
@@ -120,7 +110,7 @@ static void test_cli_kv_put_builds_pairs(void **state)
 
     struct mf_cli_args a;
     char err[MF_CLI_ERR_LEN];
-    assert_int_equal(parse(&a, err, 10, "kv", "put", "-cas", "0", "-lease", "lease/default/X",
+    assert_int_equal(test_cli_parse(&a, err, 10, "kv", "put", "-cas", "0", "-lease", "lease/default/X",
                            "secret/db", "user=alice", filearg, "s=-"),
                      0);
     struct mf_cli_arena ar = {0};
@@ -152,16 +142,16 @@ static void test_cli_kv_put_refuses_bad_values(void **state)
     struct mf_cli_arena ar = {0};
     Mayfly__Api__Request req;
     bool w;
-    assert_int_equal(parse(&a, err, 4, "kv", "put", "p", "k=\xff\xfe"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 4, "kv", "put", "p", "k=\xff\xfe"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
     assert_non_null(strstr(err, "not UTF-8"));
-    assert_int_equal(parse(&a, err, 5, "kv", "put", "p", "k=1", "k=2"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 5, "kv", "put", "p", "k=1", "k=2"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
     assert_non_null(strstr(err, "given twice"));
-    assert_int_equal(parse(&a, err, 4, "kv", "put", "p", "k=@/nonexistent/x"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 4, "kv", "put", "p", "k=@/nonexistent/x"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
     assert_non_null(strstr(err, "/nonexistent/x: cannot open"));
-    assert_int_equal(parse(&a, err, 4, "kv", "put", "p", "novalue"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 4, "kv", "put", "p", "novalue"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
     mf_cli_arena_free(&ar);
 }
@@ -186,16 +176,16 @@ static void test_cli_lease_grant_durations(void **state)
     struct mf_cli_arena ar = {0};
     Mayfly__Api__Request req;
     bool w;
-    assert_int_equal(parse(&a, err, 6, "lease", "grant", "-ttl", "1h30m", "-max-ttl", "2h"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 6, "lease", "grant", "-ttl", "1h30m", "-max-ttl", "2h"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
     assert_int_equal(req.lease_grant->ttl_ms, 5400000);
     assert_int_equal(req.lease_grant->max_ttl_ms, 7200000);
-    assert_int_equal(parse(&a, err, 2, "lease", "grant"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 2, "lease", "grant"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
     assert_non_null(strstr(err, "needs -ttl"));
-    assert_int_equal(parse(&a, err, 6, "lease", "grant", "-ttl", "2h", "-max-ttl", "1h"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 6, "lease", "grant", "-ttl", "2h", "-max-ttl", "1h"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
-    assert_int_equal(parse(&a, err, 4, "lease", "grant", "-ttl", "soon"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 4, "lease", "grant", "-ttl", "soon"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
     assert_non_null(strstr(err, "not a duration"));
     mf_cli_arena_free(&ar);
@@ -210,14 +200,14 @@ static void test_cli_reads_carry_consistency(void **state)
     struct mf_cli_arena ar = {0};
     Mayfly__Api__Request req;
     bool w = true;
-    assert_int_equal(parse(&a, err, 6, "lease", "list", "-consistency", "stale", "-state",
+    assert_int_equal(test_cli_parse(&a, err, 6, "lease", "list", "-consistency", "stale", "-state",
                            "irrevocable"),
                      0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
     assert_false(w);
     assert_int_equal(req.consistency, MAYFLY__API__CONSISTENCY__STALE);
     assert_int_equal(req.lease_list->state, MAYFLY__API__LEASE_STATE__IRREVOCABLE);
-    assert_int_equal(parse(&a, err, 4, "lease", "list", "-state", "dead"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 4, "lease", "list", "-state", "dead"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
     mf_cli_arena_free(&ar);
 }
@@ -231,11 +221,11 @@ static void test_cli_creds_issue_mount_role(void **state)
     struct mf_cli_arena ar = {0};
     Mayfly__Api__Request req;
     bool w;
-    assert_int_equal(parse(&a, err, 3, "creds", "issue", "db/prod/readonly"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 3, "creds", "issue", "db/prod/readonly"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
     assert_string_equal(req.creds_issue->mount, "db/prod");
     assert_string_equal(req.creds_issue->role, "readonly");
-    assert_int_equal(parse(&a, err, 3, "creds", "issue", "readonly"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 3, "creds", "issue", "readonly"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
     mf_cli_arena_free(&ar);
 }
@@ -249,7 +239,7 @@ static void test_cli_token_create_policies(void **state)
     struct mf_cli_arena ar = {0};
     Mayfly__Api__Request req;
     bool w;
-    assert_int_equal(parse(&a, err, 7, "token", "create", "-policy", "a", "-policy", "b",
+    assert_int_equal(test_cli_parse(&a, err, 7, "token", "create", "-policy", "a", "-policy", "b",
                            "-orphan"),
                      0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
@@ -265,7 +255,7 @@ static void test_cli_kv_get_json_shape(void **state)
     (void)state;
     struct mf_cli_args a;
     char err[MF_CLI_ERR_LEN];
-    assert_int_equal(parse(&a, err, 3, "kv", "get", "secret/a"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 3, "kv", "get", "secret/a"), 0);
     Mayfly__Api__KvGetResponse__DataEntry e1 = MAYFLY__API__KV_GET_RESPONSE__DATA_ENTRY__INIT;
     Mayfly__Api__KvGetResponse__DataEntry e2 = MAYFLY__API__KV_GET_RESPONSE__DATA_ENTRY__INIT;
     e1.key = "user", e1.value = "alice", e2.key = "pass", e2.value = "s3cr3t";
@@ -302,7 +292,7 @@ static void test_cli_lease_json_shapes(void **state)
     (void)state;
     struct mf_cli_args a;
     char err[MF_CLI_ERR_LEN];
-    assert_int_equal(parse(&a, err, 2, "lease", "list"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 2, "lease", "list"), 0);
     Mayfly__Api__LeaseInfo l = MAYFLY__API__LEASE_INFO__INIT;
     l.lease_id = "lease/default/0000000000001", l.state = MAYFLY__API__LEASE_STATE__IRREVOCABLE;
     l.expire_at_ms = 5, l.last_error = "connection refused";
@@ -378,7 +368,7 @@ static void test_cli_policy_write_file_or_stdin(void **state)
     struct mf_cli_arena ar = {0};
     Mayfly__Api__Request req;
     bool w = false;
-    assert_int_equal(parse(&a, err, 4, "policy", "write", "app-read", path), 0);
+    assert_int_equal(test_cli_parse(&a, err, 4, "policy", "write", "app-read", path), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
     assert_true(w);
     assert_int_equal(req.op_case, MAYFLY__API__REQUEST__OP_POLICY_WRITE);
@@ -386,14 +376,14 @@ static void test_cli_policy_write_file_or_stdin(void **state)
     assert_string_equal(req.policy_write->body, doc);
     char dup[] = "{\"path\": {}, \"path\": {}}"; /* not judged here */
     FILE *in = fmemopen(dup, strlen(dup), "r");
-    assert_int_equal(parse(&a, err, 4, "policy", "write", "x", "-"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 4, "policy", "write", "x", "-"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, in, &req, &w, err, sizeof(err)), 0);
     assert_string_equal(req.policy_write->body, dup);
     fclose(in);
-    assert_int_equal(parse(&a, err, 4, "policy", "write", "x", "/nonexistent/p.json"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 4, "policy", "write", "x", "/nonexistent/p.json"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
     assert_non_null(strstr(err, "cannot open"));
-    assert_int_equal(parse(&a, err, 3, "policy", "write", "x"), MF_EINVAL);
+    assert_int_equal(test_cli_parse(&a, err, 3, "policy", "write", "x"), MF_EINVAL);
     mf_cli_arena_free(&ar);
     unlink(path);
 }
@@ -408,7 +398,7 @@ static void test_cli_policy_check_request(void **state)
     struct mf_cli_arena ar = {0};
     Mayfly__Api__Request req;
     bool w = true;
-    assert_int_equal(parse(&a, err, 12, "policy", "check", "-policy", "A", "-policy", "B",
+    assert_int_equal(test_cli_parse(&a, err, 12, "policy", "check", "-policy", "A", "-policy", "B",
                            "-remote-addr", "10.1.2.3", "-claims", "{\"ns\": \"payments\"}", "read",
                            "kv/data/app/web/config"),
                      0);
@@ -423,14 +413,14 @@ static void test_cli_policy_check_request(void **state)
     assert_string_equal(c->claims_json, "{\"ns\": \"payments\"}");
     assert_string_equal(c->capability, "read");
     assert_string_equal(c->path, "kv/data/app/web/config");
-    assert_int_equal(parse(&a, err, 4, "policy", "check", "fly", "kv/data/x"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 4, "policy", "check", "fly", "kv/data/x"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
     assert_non_null(strstr(err, "not an operation"));
-    assert_int_equal(parse(&a, err, 8, "policy", "check", "-policy", "A", "-claims", "[1]",
+    assert_int_equal(test_cli_parse(&a, err, 8, "policy", "check", "-policy", "A", "-claims", "[1]",
                            "read", "p"),
                      0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
-    assert_int_equal(parse(&a, err, 8, "policy", "check", "-policy", "A", "-token", "mf.t",
+    assert_int_equal(test_cli_parse(&a, err, 8, "policy", "check", "-policy", "A", "-token", "mf.t",
                            "read", "p"),
                      0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
@@ -449,20 +439,20 @@ static void test_cli_policy_check_token_roles(void **state)
     Mayfly__Api__Request req;
     bool w;
     setenv("MAYFLY_TOKEN", "mf.caller", 1);
-    assert_int_equal(parse(&a, err, 6, "policy", "check", "-token", "mf.checked", "list", "p"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 6, "policy", "check", "-token", "mf.checked", "list", "p"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
     assert_string_equal(req.policy_check->token, "mf.checked");
     assert_string_equal(mf_cli_caller_token(&a), "mf.caller");
-    assert_int_equal(parse(&a, err, 4, "policy", "check", "read", "p"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 4, "policy", "check", "read", "p"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
     assert_string_equal(req.policy_check->token, "mf.caller");
     assert_string_equal(mf_cli_caller_token(&a), "mf.caller");
-    assert_int_equal(parse(&a, err, 4, "-token", "mf.flag", "policy", "list"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 4, "-token", "mf.flag", "policy", "list"), 0);
     assert_string_equal(mf_cli_caller_token(&a), "mf.flag");
     unsetenv("MAYFLY_TOKEN");
-    assert_int_equal(parse(&a, err, 6, "policy", "check", "-token", "mf.checked", "list", "p"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 6, "policy", "check", "-token", "mf.checked", "list", "p"), 0);
     assert_string_equal(mf_cli_caller_token(&a), "mf.checked");
-    assert_int_equal(parse(&a, err, 4, "policy", "check", "read", "p"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 4, "policy", "check", "read", "p"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
     mf_cli_arena_free(&ar);
 }
@@ -476,22 +466,22 @@ static void test_cli_token_renew_and_no_default(void **state)
     struct mf_cli_arena ar = {0};
     Mayfly__Api__Request req;
     bool w = false;
-    assert_int_equal(parse(&a, err, 4, "token", "renew", "-increment", "1h"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 4, "token", "renew", "-increment", "1h"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
     assert_true(w);
     assert_int_equal(req.op_case, MAYFLY__API__REQUEST__OP_TOKEN_RENEW);
     assert_string_equal(req.token_renew->token, "");
     assert_int_equal(req.token_renew->increment_ms, 3600000);
-    assert_int_equal(parse(&a, err, 3, "token", "renew", "mf.other"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 3, "token", "renew", "mf.other"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
     assert_string_equal(req.token_renew->token, "mf.other");
     assert_int_equal(req.token_renew->increment_ms, 0);
-    assert_int_equal(parse(&a, err, 4, "token", "renew", "-increment", "later"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 4, "token", "renew", "-increment", "later"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
-    assert_int_equal(parse(&a, err, 3, "token", "create", "-no-default-policy"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 3, "token", "create", "-no-default-policy"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
     assert_true(req.token_create->no_default_policy);
-    assert_int_equal(parse(&a, err, 2, "token", "create"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 2, "token", "create"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
     assert_false(req.token_create->no_default_policy);
     mf_cli_arena_free(&ar);
@@ -506,7 +496,7 @@ static void test_cli_policy_json_shapes(void **state)
     char err[MF_CLI_ERR_LEN];
     Mayfly__Api__Response r = MAYFLY__API__RESPONSE__INIT;
 
-    assert_int_equal(parse(&a, err, 3, "policy", "read", "app"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 3, "policy", "read", "app"), 0);
     Mayfly__Api__PolicyReadResponse pr = MAYFLY__API__POLICY_READ_RESPONSE__INIT;
     pr.name = "app";
     pr.policy_json = "{\"path\":{\"kv/data/*\":{\"capabilities\":[\"read\"]}}}";
@@ -522,7 +512,7 @@ static void test_cli_policy_json_shapes(void **state)
     pr.policy_json = "not json";
     assert_null(mf_cli_render_json(&a, &r));
 
-    assert_int_equal(parse(&a, err, 2, "policy", "list"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 2, "policy", "list"), 0);
     char *names[] = {"app", "default", "root"};
     Mayfly__Api__PolicyListResponse pl = MAYFLY__API__POLICY_LIST_RESPONSE__INIT;
     pl.n_names = 3, pl.names = names;
@@ -534,7 +524,7 @@ static void test_cli_policy_json_shapes(void **state)
                         "root");
     json_decref(doc);
 
-    assert_int_equal(parse(&a, err, 6, "policy", "check", "-policy", "A", "read", "x"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 6, "policy", "check", "-policy", "A", "read", "x"), 0);
     Mayfly__Api__PolicyCheckResponse pc = MAYFLY__API__POLICY_CHECK_RESPONSE__INIT;
     pc.reason = "no matching rule";
     r.result_case = MAYFLY__API__RESPONSE__RESULT_POLICY_CHECK;

@@ -12,18 +12,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli_testlib.h"
 #include "common/err.h"
-
-static int parse(struct mf_cli_args *a, char *err, int argc, ...)
-{
-    char *argv[16] = {"mayfly"};
-    va_list ap;
-    va_start(ap, argc);
-    for (int i = 0; i < argc; i++)
-        argv[i + 1] = va_arg(ap, char *);
-    va_end(ap);
-    return mf_cli_parse(argc + 1, argv, a, err, MF_CLI_ERR_LEN);
-}
 
 /* -to N names the target; without it 0 asks the leader to choose; neither
  * is a write (nothing is proposed, so no idempotency key). -to 0 and -to x
@@ -36,20 +26,20 @@ static void test_cli_leadership_transfer_builds(void **state)
     struct mf_cli_arena ar = {0};
     Mayfly__Api__Request req;
     bool w = true;
-    assert_int_equal(parse(&a, err, 4, "operator", "transfer-leader", "-to", "3"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 4, "operator", "transfer-leader", "-to", "3"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
     assert_int_equal(req.op_case, MAYFLY__API__REQUEST__OP_TRANSFER_LEADER);
     assert_int_equal(req.transfer_leader->to, 3);
     assert_false(w);
-    assert_int_equal(parse(&a, err, 2, "operator", "transfer-leader"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 2, "operator", "transfer-leader"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
     assert_int_equal(req.transfer_leader->to, 0);
-    assert_int_equal(parse(&a, err, 4, "operator", "transfer-leader", "-to", "0"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 4, "operator", "transfer-leader", "-to", "0"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
     assert_non_null(strstr(err, "-to"));
-    assert_int_equal(parse(&a, err, 4, "operator", "transfer-leader", "-to", "x"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 4, "operator", "transfer-leader", "-to", "x"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), MF_EINVAL);
-    assert_int_equal(parse(&a, err, 2, "operator", "step-down"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 2, "operator", "step-down"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
     assert_int_equal(req.op_case, MAYFLY__API__REQUEST__OP_STEP_DOWN);
     assert_false(w);
@@ -67,7 +57,7 @@ static void test_cli_leadership_json(void **state)
     Mayfly__Api__Response r = MAYFLY__API__RESPONSE__INIT;
     r.result_case = MAYFLY__API__RESPONSE__RESULT_TRANSFER_LEADER;
     r.transfer_leader = &tl;
-    assert_int_equal(parse(&a, err, 2, "operator", "transfer-leader"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 2, "operator", "transfer-leader"), 0);
     json_t *doc = mf_cli_render_json(&a, &r);
     assert_non_null(doc);
     char *s = json_dumps(doc, JSON_COMPACT);
@@ -78,7 +68,7 @@ static void test_cli_leadership_json(void **state)
     Mayfly__Api__Response r2 = MAYFLY__API__RESPONSE__INIT;
     r2.result_case = MAYFLY__API__RESPONSE__RESULT_EMPTY;
     r2.empty = &e;
-    assert_int_equal(parse(&a, err, 2, "operator", "step-down"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 2, "operator", "step-down"), 0);
     doc = mf_cli_render_json(&a, &r2);
     assert_non_null(doc);
     s = json_dumps(doc, JSON_COMPACT);

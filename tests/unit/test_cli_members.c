@@ -13,18 +13,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli_testlib.h"
 #include "common/err.h"
-
-static int parse(struct mf_cli_args *a, char *err, int argc, ...)
-{
-    char *argv[16] = {"mayfly"};
-    va_list ap;
-    va_start(ap, argc);
-    for (int i = 0; i < argc; i++)
-        argv[i + 1] = va_arg(ap, char *);
-    va_end(ap);
-    return mf_cli_parse(argc + 1, argv, a, err, MF_CLI_ERR_LEN);
-}
 
 /* A leader (1), a lagging reachable voter (2) and a learner never heard
  * from, with no zone or API address configured (3). */
@@ -68,13 +58,13 @@ static void test_cli_members_builds(void **state)
     struct mf_cli_arena ar = {0};
     Mayfly__Api__Request req;
     bool w = true;
-    assert_int_equal(parse(&a, err, 3, "operator", "members", "list"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 3, "operator", "members", "list"), 0);
     assert_int_equal(mf_cli_build(&a, &ar, stdin, &req, &w, err, sizeof(err)), 0);
     assert_int_equal(req.op_case, MAYFLY__API__REQUEST__OP_MEMBERS_LIST);
     assert_non_null(req.members_list);
     assert_false(w);
     mf_cli_arena_free(&ar);
-    assert_int_not_equal(parse(&a, err, 4, "operator", "members", "list", "extra"), 0);
+    assert_int_not_equal(test_cli_parse(&a, err, 4, "operator", "members", "list", "extra"), 0);
 }
 
 /* CLI.md's shape: every field; "" is null; never heard: null. */
@@ -85,7 +75,7 @@ static void test_cli_members_json(void **state)
     char err[MF_CLI_ERR_LEN];
     struct answer x;
     answer_init(&x);
-    assert_int_equal(parse(&a, err, 3, "operator", "members", "list"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 3, "operator", "members", "list"), 0);
     json_t *doc = mf_cli_render_json(&a, &x.r);
     assert_non_null(doc);
     char *s = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
@@ -112,7 +102,7 @@ static void test_cli_members_table(void **state)
     char err[MF_CLI_ERR_LEN];
     struct answer x;
     answer_init(&x);
-    assert_int_equal(parse(&a, err, 3, "operator", "members", "list"), 0);
+    assert_int_equal(test_cli_parse(&a, err, 3, "operator", "members", "list"), 0);
     char *buf = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&buf, &len);
