@@ -298,6 +298,18 @@ class Cluster:
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
 
+    def audit_ops(self, node):
+        """(operation, allowed, result) of each record in node's audit file
+        DIR/audit-N.log (a file device enabled with the path
+        DIR/audit-{node}.log); [] until the file exists."""
+        try:
+            with open(os.path.join(self.dir, "audit-%d.log" % node.id)) as f:
+                recs = [json.loads(l) for l in f if l.strip()]
+        except FileNotFoundError:
+            return []
+        return [(r.get("operation"), r.get("decision", {}).get("allowed"), r.get("result"))
+                for r in recs]
+
     def addrs(self, nodes=None):
         return ",".join(n.api_addr for n in (nodes or self.nodes))
 

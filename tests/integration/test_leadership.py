@@ -84,16 +84,6 @@ class Leadership(ClusterCase):
         rc, out = lead.cli("operator", "transfer-leader", "-to", "0")
         self.assertEqual(rc, 1, out)
 
-    def audit_ops(self, node):
-        """(operation, allowed, result) of each record in node's audit file."""
-        try:
-            with open(os.path.join(self.c.dir, "audit-%d.log" % node.id)) as f:
-                recs = [json.loads(l) for l in f if l.strip()]
-        except FileNotFoundError:
-            return []
-        return [(r.get("operation"), r.get("decision", {}).get("allowed"), r.get("result"))
-                for r in recs]
-
     def test_e_sudo_needed(self):
         """A token with read and update on sys/raft/* but not sudo is refused
         both operations on every node, and leadership stays; refusals and a
@@ -115,9 +105,9 @@ class Leadership(ClusterCase):
         self.assertEqual(self.agreed_leader().id, lead.id)
         for n in self.c.nodes:
             wait_for(lambda: ("operator.transfer-leader", False, "PERMISSION_DENIED")
-                     in self.audit_ops(n), 5, "the refusal in node %d's audit file" % n.id)
+                     in self.c.audit_ops(n), 5, "the refusal in node %d's audit file" % n.id)
         self.assertEqual(self.root("operator", "step-down", node=self.followers(lead)[0]), {})
-        wait_for(lambda: ("operator.step-down", True, "OK") in self.audit_ops(lead), 5,
+        wait_for(lambda: ("operator.step-down", True, "OK") in self.c.audit_ops(lead), 5,
                  "the step-down in the old leader's audit file")
         self.assertNotEqual(self.agreed_leader().id, lead.id)
 

@@ -68,15 +68,6 @@ class Members(ClusterCase):
         lead_row = next(r.split() for r in rows[1:] if r.split()[0] == str(lead.id))
         self.assertIn("leader", lead_row)
 
-    def audit_ops(self, node):
-        try:
-            with open(os.path.join(self.c.dir, "audit-%d.log" % node.id)) as f:
-                recs = [json.loads(l) for l in f if l.strip()]
-        except FileNotFoundError:
-            return []
-        return [(r.get("operation"), r.get("decision", {}).get("allowed"), r.get("result"))
-                for r in recs]
-
     def test_b_read_needed(self):
         """A token with sudo on sys/raft/* other than members is refused on
         every node (PERMISSION_DENIED naming the path); one with read on
@@ -100,11 +91,11 @@ class Members(ClusterCase):
             self.assertIn("sys/raft/members", out["error"]["message"])
             self.assertEqual(len(self.members(n, token=toks["raft-members"])["members"]), 3)
         lead = self.c.leader(timeout=10)
-        wait_for(lambda: ("operator.members-list", True, "OK") in self.audit_ops(lead), 5,
+        wait_for(lambda: ("operator.members-list", True, "OK") in self.c.audit_ops(lead), 5,
                  "an allowed members list in the leader's audit file")
         for n in self.c.nodes:
             wait_for(lambda: ("operator.members-list", False, "PERMISSION_DENIED")
-                     in self.audit_ops(n), 5, "the refusal in node %d's audit file" % n.id)
+                     in self.c.audit_ops(n), 5, "the refusal in node %d's audit file" % n.id)
 
     def test_c_stopped_follower(self):
         """SIGSTOP a follower: within a few election timeouts the leader says
