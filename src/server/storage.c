@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 
 #include <jansson.h>
 
 #include "common/env.h"
+#include "common/fsstat.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "node/node.h"
@@ -78,20 +78,14 @@ static uint64_t snapshots_bytes(const char *data_dir)
     return total;
 }
 
-/* Live leases from the applied state; false when it cannot be read now
- * (a snapshot install holds it), so the reserve keeps its last size. */
-static bool live_leases(struct mf_server *s, uint64_t *live)
+/* Live leases in the applied state; the caller holds state_lock. */
+static bool live_leases(struct mf_state *state, uint64_t *live)
 {
-    int rc = MF_EUNAVAIL;
-    if (pthread_rwlock_tryrdlock(&s->state_lock) != 0)
-        return false;
-    struct mf_state *state = mf_fsm_state(s->fsm);
     MDB_txn *txn;
-    if (mf_state_read_begin(state, &txn) == 0) {
-        rc = mf_state_live_leases(txn, state, live);
-        mf_state_read_end(txn);
-    }
-    pthread_rwlock_unlock(&s->state_lock);
+    if (mf_state_read_begin(state, &txn) != 0)
+        return false;
+    int rc = mf_state_live_leases(txn, state, live);
+    mf_state_read_end(txn);
     return rc == 0;
 }
 
@@ -100,16 +94,20 @@ static bool live_leases(struct mf_server *s, uint64_t *live)
 static void measure(struct mf_server *s, struct mf_storage *st)
 {
     struct mf_storage_usage *u = &st->usage;
-    struct statvfs vfs;
-    if (statvfs(s->cfg->data_dir, &vfs) == 0) {
-        u->fs_free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-        u->fs_size_bytes = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+    struct mf_fsstat fs;
+    if (mf_fsstat_get(s->cfg->data_dir, &fs) == 0) {
+        u->fs_free_bytes = fs.avail_bytes;
+        u->fs_size_bytes = fs.total_bytes;
     }
     struct mf_lmdb_usage lu;
+    uint64_t live = 0;
+    bool live_known = false; /* else the reserve keeps its last size */
     /* Never wait on the loop for a snapshot install (writer thread). */
     if (pthread_rwlock_tryrdlock(&s->state_lock) == 0) {
-        if (mf_state_usage(mf_fsm_state(s->fsm), &lu) == 0)
+        struct mf_state *state = mf_fsm_state(s->fsm);
+        if (mf_state_usage(state, &lu) == 0)
             u->state_used_bytes = lu.used_bytes;
+        live_known = live_leases(state, &live);
         pthread_rwlock_unlock(&s->state_lock);
     }
     if (mf_node_log_usage(s->node, &lu) == 0)
@@ -121,8 +119,7 @@ static void measure(struct mf_server *s, struct mf_storage *st)
     mf_node_storage(s->node, &ns);
     u->blocked = ns.blocked;
     snprintf(st->cause, sizeof(st->cause), "%s", ns.cause);
-    uint64_t live;
-    if (live_leases(s, &live))
+    if (live_known)
         mf_node_set_reserve_hint(s->node, live);
     u->blocked_cause = st->cause;
     mf_storage_limits(s->cfg, u->fs_size_bytes, &st->limits);

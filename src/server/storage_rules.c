@@ -3,6 +3,8 @@
 
 #include <stdio.h>
 
+#include "common/fsstat.h"
+
 void mf_storage_limits(const struct mf_config *cfg, uint64_t fs_size_bytes,
                        struct mf_storage_limits *out)
 {
@@ -13,14 +15,8 @@ void mf_storage_limits(const struct mf_config *cfg, uint64_t fs_size_bytes,
     out->log_bytes = log_mb * MF_STORAGE_MIB;
     out->snapshots_bytes = cfg->snapshots_quota_mb ? cfg->snapshots_quota_mb * MF_STORAGE_MIB
                                                    : 2 * out->state_bytes;
-    if (cfg->storage_free_floor_mb) {
-        out->free_floor_bytes = cfg->storage_free_floor_mb * MF_STORAGE_MIB;
-    } else {
-        uint64_t f = fs_size_bytes / 20;
-        out->free_floor_bytes = f < MF_STORAGE_FLOOR_MIN   ? MF_STORAGE_FLOOR_MIN
-                                : f > MF_STORAGE_FLOOR_MAX ? MF_STORAGE_FLOOR_MAX
-                                                           : f;
-    }
+    /* The node's snapshot check uses the same floor (common/fsstat.h). */
+    out->free_floor_bytes = mf_fsstat_floor_bytes(cfg->storage_free_floor_mb, fs_size_bytes);
 }
 
 static double mib(uint64_t b) { return (double)b / (double)MF_STORAGE_MIB; }

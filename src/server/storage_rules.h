@@ -24,8 +24,6 @@
 #include "common/config.h"
 
 #define MF_STORAGE_MIB (UINT64_C(1) << 20)
-#define MF_STORAGE_FLOOR_MIN (UINT64_C(4) << 20)  /* derived floor, at least */
-#define MF_STORAGE_FLOOR_MAX (UINT64_C(2) << 30)  /* derived floor, at most */
 #define MF_STORAGE_CLEAR_PCT 90                   /* used below this % of each limit to clear */
 #define MF_STORAGE_CLEAR_FLOOR_PCT 125            /* free at least this % of the floor to clear */
 
