@@ -9,6 +9,9 @@ acknowledged is lost.
 
 Run from the repository root: python3 -m unittest tests.integration.test_storage_alarm
 """
+import json
+import os
+import tempfile
 import unittest
 
 from tests.harness.cluster import ClusterCase, wait_for
@@ -24,6 +27,27 @@ class StorageAlarm(ClusterCase):
         rc, out = node.cli("operator", "alarm", "list")
         self.assertEqual(rc, 0, out)
         return out["alarms"]
+
+    def test_alarm_commands_need_their_rights(self):
+        """Deny by default (CLI.md "Policy paths"): without a token nothing;
+        a token without read on sys/alarms cannot list; read lists but
+        disarm needs sudo."""
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump({"path": {"sys/alarms": {"capabilities": ["read"]}}}, f)
+        self.addCleanup(os.unlink, f.name)
+        self.ok("policy", "write", "alarm-reader", f.name)
+        reader = self.ok("token", "create", "-policy", "alarm-reader", "-ttl", "1h")["token"]
+        nobody = self.ok("token", "create", "-policy", "default", "-ttl", "1h")["token"]
+        for n in self.c.nodes:
+            rc, out = n.cli("operator", "alarm", "list", token=False)
+            self.assertEqual((rc, out["error"]["code"]), (2, "UNAUTHENTICATED"), out)
+            for args, tok in ((("list",), nobody), (("disarm",), nobody), (("disarm",), reader)):
+                rc, out = n.cli("operator", "alarm", *args, token=tok)
+                self.assertEqual((rc, out["error"]["code"]), (2, "PERMISSION_DENIED"), out)
+                self.assertIn("sys/alarms", out["error"]["message"])
+            rc, out = n.cli("operator", "alarm", "list", token=reader)
+            self.assertEqual(rc, 0, out)
+            self.assertIn("alarms", out)
 
     def test_alarm_refuses_growth_keeps_reads_and_clears(self):
         lease = self.ok("lease", "grant", "-ttl", "10m")["lease_id"]
