@@ -10,8 +10,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <jansson.h>
-
 #include "common/env.h"
 #include "common/fsstat.h"
 #include "common/err.h"
@@ -22,9 +20,11 @@
 #include "store/usage.h"
 
 #define LOG_MOD "storage"
-#define REPORT_MAX 1024 /* bytes of a follower's report */
 
 /* A follower's last report, as the leader heard it. */
+_Static_assert(MF_STORAGE_REPORT_DETAIL_MAX == MF_ALARM_DETAIL_MAX,
+               "a report carries an alarm's detail");
+
 struct report {
     uint64_t node;
     bool over;
@@ -260,10 +260,12 @@ static void report(struct mf_server *s)
                now - st->sent_mono_ms >= MF_STORAGE_REPORT_IDLE_MS;
     if (!due)
         return;
-    json_t *o = json_pack("{s:b, s:b, s:s, s:I}", "over", st->over, "crossed", st->crossed,
-                          "detail", st->detail, "since_ms", (json_int_t)st->since_ms);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
+    struct mf_storage_report rep = {.over = st->over, .crossed = st->crossed,
+                                    .since_ms = st->since_ms};
+    snprintf(rep.detail, sizeof(rep.detail), "%s", st->detail);
+    char *text = NULL;
+    if (mf_storage_report_encode(&rep, &text) != 0)
+        text = NULL;
     if (text && mf_node_send(s->node, leader, MF_STORAGE_PEER_TAG, text, strlen(text)) == 0) {
         st->sent = true;
         st->sent_over = st->over;
@@ -276,19 +278,11 @@ static void report(struct mf_server *s)
 void mf_storage_peer_message(struct mf_server *s, uint64_t from, const uint8_t *data, size_t len)
 {
     struct mf_storage *st = s->storage;
-    if (!st || len > REPORT_MAX || from == 0 || from == s->cfg->node_id)
+    if (!st || from == 0 || from == s->cfg->node_id)
         return;
-    json_error_t jerr;
-    json_t *o = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
-    json_t *over = json_object_get(o, "over");
-    json_t *crossed = json_object_get(o, "crossed"); /* absent from an older node: its `over` */
-    const char *detail = json_string_value(json_object_get(o, "detail"));
-    json_t *since = json_object_get(o, "since_ms");
-    if (!json_is_boolean(over) || !detail || strlen(detail) > MF_ALARM_DETAIL_MAX ||
-        !json_is_integer(since) || json_integer_value(since) < 0 ||
-        (crossed && !json_is_boolean(crossed))) {
+    struct mf_storage_report rep;
+    if (mf_storage_report_decode(data, len, &rep) != 0) {
         MF_WARN(LOG_MOD, "node %" PRIu64 " sent a malformed storage report", from);
-        json_decref(o);
         return;
     }
     struct report *r = (struct report *)report_of(st, from);
@@ -296,13 +290,12 @@ void mf_storage_peer_message(struct mf_server *s, uint64_t from, const uint8_t *
         r = &st->reports[st->n_reports++];
     if (r) {
         r->node = from;
-        r->over = json_is_true(over);
-        r->crossed = crossed ? json_is_true(crossed) : r->over;
-        r->since_ms = (uint64_t)json_integer_value(since);
+        r->over = rep.over;
+        r->crossed = rep.crossed;
+        r->since_ms = rep.since_ms;
         r->at_mono_ms = mf_now_mono_ms();
-        snprintf(r->detail, sizeof(r->detail), "%s", detail);
+        snprintf(r->detail, sizeof(r->detail), "%s", rep.detail);
     }
-    json_decref(o);
 }
 
 /* ---- the timer ---- */

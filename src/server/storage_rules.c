@@ -1,8 +1,14 @@
 /* The storage quota's pure rules (storage_rules.h). */
 #include "server/storage_rules.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include <jansson.h>
+
+#include "common/err.h"
 #include "common/fsstat.h"
 
 void mf_storage_limits(const struct mf_config *cfg, uint64_t fs_size_bytes,
@@ -89,4 +95,40 @@ bool mf_storage_near(const struct mf_storage_limits *l, const struct mf_storage_
            above_three_quarters(u->log_used_bytes, l->log_bytes) ||
            above_three_quarters(u->snapshots_bytes, l->snapshots_bytes) ||
            u->fs_free_bytes / 2 < l->free_floor_bytes;
+}
+
+int mf_storage_report_encode(const struct mf_storage_report *r, char **out)
+{
+    if (strlen(r->detail) > MF_STORAGE_REPORT_DETAIL_MAX)
+        return MF_EINVAL;
+    json_t *o = json_pack("{s:b, s:b, s:s, s:I}", "over", r->over, "crossed", r->crossed,
+                          "detail", r->detail, "since_ms", (json_int_t)r->since_ms);
+    *out = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return *out ? 0 : -ENOMEM;
+}
+
+int mf_storage_report_decode(const uint8_t *data, size_t len, struct mf_storage_report *out)
+{
+    if (len > MF_STORAGE_REPORT_MAX)
+        return MF_EINVAL;
+    json_error_t jerr;
+    json_t *o = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *over = json_object_get(o, "over");
+    json_t *crossed = json_object_get(o, "crossed");
+    const char *detail = json_string_value(json_object_get(o, "detail"));
+    json_t *since = json_object_get(o, "since_ms");
+    int rc = 0;
+    if (!json_is_boolean(over) || !detail || strlen(detail) > MF_STORAGE_REPORT_DETAIL_MAX ||
+        !json_is_integer(since) || json_integer_value(since) < 0 ||
+        (crossed && !json_is_boolean(crossed))) {
+        rc = MF_EINVAL;
+    } else {
+        out->over = json_is_true(over);
+        out->crossed = crossed ? json_is_true(crossed) : out->over;
+        out->since_ms = (uint64_t)json_integer_value(since);
+        snprintf(out->detail, sizeof(out->detail), "%s", detail);
+    }
+    json_decref(o);
+    return rc;
 }

@@ -4,10 +4,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "common/err.h"
 #include "server/storage_rules.h"
 
 #define MIB MF_STORAGE_MIB
@@ -132,6 +135,47 @@ static void test_server_storage_rules_near(void **s)
     assert_false(mf_storage_near(&l, &u));
 }
 
+static void test_server_storage_rules_report_codec(void **s)
+{
+    (void)s;
+    struct mf_storage_report r = {.over = true, .crossed = false, .since_ms = 1764800000000ull};
+    snprintf(r.detail, sizeof(r.detail), "free space on /d 3.0 MiB below the floor");
+    char *text = NULL;
+    assert_int_equal(mf_storage_report_encode(&r, &text), 0);
+    struct mf_storage_report back;
+    assert_int_equal(mf_storage_report_decode((const uint8_t *)text, strlen(text), &back), 0);
+    assert_true(back.over);
+    assert_false(back.crossed);
+    assert_true(back.since_ms == r.since_ms);
+    assert_string_equal(back.detail, r.detail);
+    free(text);
+    /* An older node sends no "crossed": its "over" stands for it. */
+    const char *old = "{\"over\":true,\"detail\":\"x\",\"since_ms\":5}";
+    assert_int_equal(mf_storage_report_decode((const uint8_t *)old, strlen(old), &back), 0);
+    assert_true(back.crossed);
+    const char *bad[] = {
+        "", "null", "[]", "{\"over\":1,\"detail\":\"x\",\"since_ms\":5}",
+        "{\"over\":true,\"detail\":\"x\",\"since_ms\":-1}",
+        "{\"over\":true,\"detail\":\"x\"}", "{\"over\":true,\"since_ms\":1}",
+        "{\"over\":true,\"over\":false,\"detail\":\"x\",\"since_ms\":1}",
+        "{\"over\":true,\"crossed\":\"yes\",\"detail\":\"x\",\"since_ms\":1}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(mf_storage_report_decode((const uint8_t *)bad[i], strlen(bad[i]), &back),
+                         MF_EINVAL);
+    /* A detail past the bound, and a report past its size, are refused. */
+    char big[MF_STORAGE_REPORT_MAX + 64];
+    int n = snprintf(big, sizeof(big), "{\"over\":true,\"detail\":\"");
+    memset(big + n, 'a', MF_STORAGE_REPORT_DETAIL_MAX + 1);
+    snprintf(big + n + MF_STORAGE_REPORT_DETAIL_MAX + 1, 32, "\",\"since_ms\":1}");
+    assert_int_equal(mf_storage_report_decode((const uint8_t *)big, strlen(big), &back), MF_EINVAL);
+    memset(r.detail, 'a', MF_STORAGE_REPORT_DETAIL_MAX);
+    r.detail[MF_STORAGE_REPORT_DETAIL_MAX] = 0;
+    assert_int_equal(mf_storage_report_encode(&r, &text), 0);
+    assert_true(strlen(text) <= MF_STORAGE_REPORT_MAX);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -140,6 +184,7 @@ int main(void)
         cmocka_unit_test(test_server_storage_rules_free_floor),
         cmocka_unit_test(test_server_storage_rules_disabled_and_blocked),
         cmocka_unit_test(test_server_storage_rules_near),
+        cmocka_unit_test(test_server_storage_rules_report_codec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
