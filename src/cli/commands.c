@@ -1285,8 +1285,10 @@ static json_t *json_status(const struct mf_cli_args *a, const Mayfly__Api__Respo
                                       "voters", (int)c->voters, "max_skew_ms",
                                       (json_int_t)c->max_skew_ms, "refusals",
                                       (json_int_t)c->refusals));
-    if (out && s->read) /* a full status (a token with read on sys/status) */
+    if (out && s->read) { /* a full status (a token with read on sys/status) */
         json_object_set_new(out, "alarms", alarms_json(s->alarms, s->n_alarms, true));
+        json_object_set_new(out, "storage_blocked", str_or_null(s->storage_blocked));
+    }
     return out;
 }
 

@@ -412,6 +412,9 @@ void mf_op_status(struct req *r)
     clock.max_skew_ms = nc.max_skew_ms;
     clock.refusals = mf_proposer_clock_refusals(s->prop);
     out.clock = &clock;
+    struct mf_node_storage ns;
+    mf_node_storage(s->node, &ns);
+    out.storage_blocked = ns.blocked ? ns.cause : "";
     Mayfly__Api__AlarmInfo **alarms = NULL;
     size_t n_alarms = 0;
     if (full && mf_op_alarms_read(s, &alarms, &n_alarms) == 0) {
@@ -423,6 +426,7 @@ void mf_op_status(struct req *r)
         out.n_members = 0;
         out.read = NULL;
         out.clock = NULL;
+        out.storage_blocked = "";
     }
     Resp resp = MAYFLY__API__RESPONSE__INIT;
     resp.result_case = MAYFLY__API__RESPONSE__RESULT_STATUS;
