@@ -145,8 +145,7 @@ latency_up() {
 # --- nodes -------------------------------------------------------------------
 
 wait_line() { # FILE TEXT TENTHS
-  local n
-  for n in $(seq 1 "$3"); do
+  for _ in $(seq 1 "$3"); do
     grep -q "$2" "$1" 2>/dev/null && return 0
     sleep 0.1
   done
@@ -192,7 +191,8 @@ nodes_up() {
   for i in "${NODES[@]}"; do hosts+="${hosts:+;}$i=$(ip_of "$i")"; done
   "$bin/mayflyd" --gen-certs "$dir/certs" --nodes "${#NODES[@]}" --hosts "$hosts" >/dev/null
   for i in "${NODES[@]}"; do
-    mkdir -p -m 700 "$dir/node-$i"
+    mkdir -p "$dir/node-$i"
+    chmod 700 "$dir/node-$i"
     write_config "$i"
     : > "$dir/node-$i.log"
     ip netns exec "$P-n$i" "$bin/mayflyd" --config "$dir/node-$i.json" >> "$dir/node-$i.log" 2>&1 &
@@ -205,8 +205,8 @@ nodes_up() {
 
 init_unseal() {
   cli_env
-  local i n
-  for n in $(seq 1 60); do
+  local i s
+  for _ in $(seq 1 60); do
     if mayfly_in_cli -format json -timeout 10s operator init -shares 5 -threshold 3 > "$dir/init.json.tmp" 2>>"$dir/cli.log"; then
       break
     fi
@@ -225,7 +225,7 @@ init_unseal() {
   unset MAYFLY_TOKEN
   cli_env
   for i in "${NODES[@]}"; do
-    for n in $(seq 1 100); do
+    for _ in $(seq 1 100); do
       mayfly_in_cli -addr "$(ip_of "$i"):8270" -format json -timeout 5s status 2>/dev/null |
         grep -q '"sealed": *false' && break
       sleep 0.2
@@ -246,6 +246,7 @@ start() {
   mkdir -p "$dir"
   chmod 700 "$dir"
   touch "$dir/.mayfly-zones"
+  # shellcheck disable=SC2154 # rc is set inside the trap
   trap 'rc=$?; if [ $rc -ne 0 ]; then echo "zones.sh: start failed; cleaning up" >&2; stop quiet; fi' EXIT
   netns_up
   latency_up

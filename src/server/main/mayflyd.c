@@ -229,14 +229,16 @@ static int gen_certs(const struct flags *f)
         fprintf(stderr, "mayflyd: --nodes must be 1..16\n");
         return 1;
     }
-    if (mkdir(f->gen_certs, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "mayflyd: cannot make %s: %s\n", f->gen_certs, strerror(errno));
-        return 1;
-    }
     struct mf_devpki_hosts hosts;
     char err[256] = "";
     if (f->hosts && mf_devpki_hosts_parse(f->hosts, (uint64_t)nodes, &hosts, err, sizeof(err))) {
         fprintf(stderr, "mayflyd: %s\n", err[0] ? err : "--hosts: out of memory");
+        return 1;
+    }
+    if (mkdir(f->gen_certs, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "mayflyd: cannot make %s: %s\n", f->gen_certs, strerror(errno));
+        if (f->hosts)
+            mf_devpki_hosts_free(&hosts);
         return 1;
     }
     int rc = mf_devpki_make_dir_hosts(f->gen_certs, nodes, f->hosts ? &hosts : NULL);
