@@ -16,6 +16,7 @@ packages=(
   libmicrohttpd-dev                             # /metrics and health endpoint
   iproute2 iptables faketime                    # partitions and clock skew in tests
   procps psmisc openssl ca-certificates python3 # process control, integration test harness
+  python3-yaml                                  # deploy/ checks: the k8s manifests parsed
 )
 
 missing=()

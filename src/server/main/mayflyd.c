@@ -41,6 +41,7 @@ struct flags {
     const char *dev_listen;
     const char *gen_certs;
     const char *nodes;
+    const char *hosts;
     int dev;
     int debug_core;
 };
@@ -54,7 +55,8 @@ static void usage(FILE *out)
     fprintf(out, "usage: mayflyd --config FILE [--node-id N] [--data-dir DIR] [--listen ADDR]\n"
                  "                [--peer-listen ADDR] [--log-level debug|info|warn|error]\n"
                  "       mayflyd --dev [--dev-listen ADDR]\n"
-                 "       mayflyd --gen-certs DIR [--nodes N]   (test and local clusters only)\n"
+                 "       mayflyd --gen-certs DIR [--nodes N] [--hosts \"1=NAME,IP;2=...\"]\n"
+                 "                (test and local clusters; production: deploy/certs.sh)\n"
                  "  --debug-core  leave core dumps and ptrace on (a core file holds keys and\n"
                  "                tokens: debugging only; off by default)\n");
 }
@@ -90,6 +92,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         else if (strcmp(a, "--dev-listen") == 0) dst = &f->dev_listen;
         else if (strcmp(a, "--gen-certs") == 0) dst = &f->gen_certs;
         else if (strcmp(a, "--nodes") == 0) dst = &f->nodes;
+        else if (strcmp(a, "--hosts") == 0) dst = &f->hosts;
         if (!dst) {
             fprintf(stderr, "mayflyd: unknown flag '%s'\n", a);
             usage(stderr);
@@ -216,7 +219,9 @@ static void on_signal(uv_signal_t *h, int signum)
 }
 
 /* A CA, node certificates 1..N and a client certificate for local clusters
- * and tests (production brings its own PKI). */
+ * and tests (production brings its own PKI). --hosts adds each node's DNS
+ * names and IPs (devpki.h), so the certificates serve nodes on other hosts
+ * or in network namespaces (deploy/zones.sh). */
 static int gen_certs(const struct flags *f)
 {
     int nodes = f->nodes ? atoi(f->nodes) : 3;
@@ -224,11 +229,21 @@ static int gen_certs(const struct flags *f)
         fprintf(stderr, "mayflyd: --nodes must be 1..16\n");
         return 1;
     }
-    if (mkdir(f->gen_certs, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "mayflyd: cannot make %s: %s\n", f->gen_certs, strerror(errno));
+    struct mf_devpki_hosts hosts;
+    char err[256] = "";
+    if (f->hosts && mf_devpki_hosts_parse(f->hosts, (uint64_t)nodes, &hosts, err, sizeof(err))) {
+        fprintf(stderr, "mayflyd: %s\n", err[0] ? err : "--hosts: out of memory");
         return 1;
     }
-    int rc = mf_devpki_make_dir(f->gen_certs, nodes);
+    if (mkdir(f->gen_certs, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "mayflyd: cannot make %s: %s\n", f->gen_certs, strerror(errno));
+        if (f->hosts)
+            mf_devpki_hosts_free(&hosts);
+        return 1;
+    }
+    int rc = mf_devpki_make_dir_hosts(f->gen_certs, nodes, f->hosts ? &hosts : NULL);
+    if (f->hosts)
+        mf_devpki_hosts_free(&hosts);
     if (rc) {
         fprintf(stderr, "mayflyd: cannot make certificates in %s: %s\n", f->gen_certs,
                 mf_strerror(rc));
