@@ -20,6 +20,7 @@
 #include "net/tls.h"
 #include "server/api.h"
 #include "server/audit_anchor.h"
+#include "server/cluster_version.h"
 #include "server/auditlog.h"
 #include "server/authz.h"
 #include "server/ratelimit.h"
@@ -94,6 +95,7 @@ static void sm_role_changed(void *ctx, enum mf_raft_role role, uint64_t leader)
     if (role != MF_RAFT_LEADER)
         mf_mounts_drop_all(s); /* engines run on the leader only */
     mf_sched_role_changed(s);
+    mf_cluster_version_role_changed(s);
 }
 
 static int sm_snapshot_create(void *ctx, const char *path, uint64_t *index)
@@ -139,6 +141,8 @@ static void sm_peer_message(void *ctx, uint64_t from, uint8_t tag, const uint8_t
         return mf_audit_anchor_peer_message(ctx, from, data, len); /* an audit anchor */
     if (tag == MF_STORAGE_PEER_TAG)
         return mf_storage_peer_message(ctx, from, data, len); /* a follower's storage */
+    if (tag == MF_CLUSTER_VERSION_PEER_TAG) /* a member's feature level */
+        return mf_cluster_version_peer_message(ctx, from, data, len);
     mf_api_peer_message(ctx, from, tag, data, len);
 }
 
@@ -172,6 +176,13 @@ static void sm_fatal(void *ctx, int code, const char *what)
     s->failed = code ? code : MF_EINTERNAL;
     MF_ERROR(LOG_MOD, "fatal: %s: %s; this node stops serving", what, mf_strerror(code));
     mf_api_fail_forwards(s, MF_EUNAVAIL);
+    /* A command this build does not know (store/features.h): the process
+     * stops (mayflyd exits nonzero) rather than serve a diverging replica. */
+    const char *stop = s->fsm ? mf_fsm_stop_reason(s->fsm) : NULL;
+    if (stop) {
+        MF_ERROR(LOG_MOD, "stopping: %s", stop);
+        uv_stop(s->loop);
+    }
 }
 
 /* ---- lifecycle ---- */
@@ -279,6 +290,8 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
         rc = mf_metrics_start(s);
     if (!rc)
         rc = mf_storage_init(s);
+    if (!rc)
+        rc = mf_cluster_version_init(s);
     if (rc)
         goto fail;
     uv_timer_init(loop, &s->housekeeping);
@@ -322,6 +335,7 @@ void mf_server_stop(struct mf_server *s)
     pthread_rwlock_destroy(&s->state_lock);
     mf_sched_close(s);
     mf_storage_close(s);
+    mf_cluster_version_close(s);
     mf_proposer_node_free(s->prop);
     s->prop = NULL;
     if (s->housekeeping_started) {

@@ -355,6 +355,11 @@ int main(int argc, char **argv)
     uv_signal_init(loop, &sighup_h);
     uv_signal_start(&sighup_h, on_sighup, SIGHUP);
     uv_run(loop, UV_RUN_DEFAULT);
+    /* The loop stops early only when the node must not go on (server.c). */
+    if (server && mf_server_failed(server)) {
+        fprintf(stderr, "mayflyd: stopped: see the error above\n");
+        rc = mf_server_failed(server);
+    }
     uv_loop_close(loop);
 out:
     mf_config_free(&cfg);
