@@ -683,6 +683,19 @@ static int check_identity(struct mf_conn *c)
     return 0;
 }
 
+static uint64_t dial_tls_failures; /* loop thread */
+
+uint64_t mf_conn_dial_tls_failures(void) { return dial_tls_failures; }
+
+/* A failed handshake counts on its listener, or among the dialed ones. */
+static void count_tls_failure(struct mf_conn *c)
+{
+    if (c->listener)
+        c->listener->st.tls_failures++;
+    else
+        dial_tls_failures++;
+}
+
 /* Runs the handshake on what has arrived; returns 1 once open. */
 static int handshake(struct mf_conn *c)
 {
@@ -694,11 +707,13 @@ static int handshake(struct mf_conn *c)
         if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
             return 0;
         log_ssl_failure(c, "TLS handshake with", e);
+        count_tls_failure(c);
         conn_close(c, MF_ECRYPTO);
         return 0;
     }
     int rc = check_identity(c);
     if (rc < 0) {
+        count_tls_failure(c);
         conn_close(c, rc);
         return 0;
     }

@@ -63,6 +63,7 @@ struct req {
                                * records' batch is durable */
     struct req *next_fwd;     /* forwarded-out list (follower side) */
     uint64_t fwd_deadline_ms;
+    uint64_t start_us;        /* reqstats.h: when it arrived (mf_now_mono_us_figures) */
 };
 
 typedef void (*mf_api_request_cb)(struct req *r);
@@ -76,6 +77,8 @@ int mf_api_listen(struct mf_server *s, mf_api_request_cb on_request);
 void mf_api_set_authenticator(struct mf_server *s, int (*authenticate)(struct req *r));
 /* Stops listening; requests forwarded and not answered fail UNAVAILABLE. */
 void mf_api_close(struct mf_server *s);
+/* Client connections whose TLS handshake failed (the listener's count). */
+uint64_t mf_api_tls_failures(const struct mf_server *s);
 /* The bound client address ("ip:port"). */
 const char *mf_api_client_addr(const struct mf_server *s);
 

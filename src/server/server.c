@@ -24,6 +24,7 @@
 #include "server/auditlog.h"
 #include "server/authz.h"
 #include "server/ratelimit.h"
+#include "server/reqstats.h"
 #include "server/crl.h"
 #include "server/dispatch.h"
 #include "server/metrics.h"
@@ -84,6 +85,10 @@ static void sm_applied(void *ctx, const struct mf_raft_entry *e, void *result)
 static void sm_role_changed(void *ctx, enum mf_raft_role role, uint64_t leader)
 {
     struct mf_server *s = ctx;
+    if (role == MF_RAFT_CANDIDATE && s->role != MF_RAFT_CANDIDATE)
+        s->elections_started++;
+    if (leader && leader != s->leader)
+        s->leader_changes++;
     if (role != s->role || leader != s->leader)
         MF_INFO(LOG_MOD, "node %" PRIu64 ": %s, leader %" PRIu64, s->cfg->node_id,
                 mf_raft_role_name(role), leader);
@@ -232,6 +237,11 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
     s->dev = o->dev;
     s->ready_cb = o->ready_cb;
     pthread_rwlock_init(&s->state_lock, NULL);
+    s->reqstats = calloc(1, sizeof(*s->reqstats));
+    if (!s->reqstats) {
+        free(s);
+        return -ENOMEM;
+    }
     int rc = load_tls(s);
     if (!rc)
         rc = mf_barrier_new(&s->barrier);
@@ -332,6 +342,8 @@ void mf_server_stop(struct mf_server *s)
     mf_tls_ctx_free(s->peer_client_ctx);
     mf_tls_ctx_free(s->client_ctx);
     mf_secmem_str_free(s->dev_root_token);
+    free(s->reqstats);
+    s->reqstats = NULL;
     pthread_rwlock_destroy(&s->state_lock);
     mf_sched_close(s);
     mf_storage_close(s);
