@@ -683,17 +683,22 @@ static int check_identity(struct mf_conn *c)
     return 0;
 }
 
-static uint64_t dial_tls_failures; /* loop thread */
+/* Process-wide: read by the metrics snapshot on the loop thread too. */
+static uint64_t accepted_tls_failures, dialed_tls_failures;
 
-uint64_t mf_conn_dial_tls_failures(void) { return dial_tls_failures; }
+void mf_conn_tls_failures(uint64_t *accepted, uint64_t *dialed)
+{
+    *accepted = __atomic_load_n(&accepted_tls_failures, __ATOMIC_RELAXED);
+    *dialed = __atomic_load_n(&dialed_tls_failures, __ATOMIC_RELAXED);
+}
 
 /* A failed handshake counts on its listener, or among the dialed ones. */
 static void count_tls_failure(struct mf_conn *c)
 {
     if (c->listener)
         c->listener->st.tls_failures++;
-    else
-        dial_tls_failures++;
+    __atomic_add_fetch(c->listener ? &accepted_tls_failures : &dialed_tls_failures, 1,
+                       __ATOMIC_RELAXED);
 }
 
 /* Runs the handshake on what has arrived; returns 1 once open. */

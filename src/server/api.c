@@ -183,9 +183,8 @@ static int response_code(const Mayfly__Api__Response *resp)
 void mf_api_reply(struct req *r, Mayfly__Api__Response *resp)
 {
     resp->id = r->pb ? r->pb->id : 0;
-    if (r->pb)
-        mf_reqstats_done(r->srv->reqstats, (int)r->pb->op_case, response_code(resp),
-                         mf_now_mono_us_figures() - r->start_us);
+    mf_reqstats_done(r->srv->reqstats, r->pb ? (int)r->pb->op_case : 0, response_code(resp),
+                     mf_now_mono_us_figures() - r->start_us); /* op 0: not counted */
     r->answer = pack_answer(r, resp, &r->answer_len);
     if (r->answer && mf_auditlog_response(r, response_code(resp), resp, answer_audited) == 1)
         return; /* leaves once its record is durable */
@@ -224,11 +223,8 @@ int mf_api_set_credential(struct req *r, const char *kind, const void *cred, siz
 static struct req *req_new(struct mf_server *s, Mayfly__Api__Request *pb)
 {
     struct req *r = calloc(1, sizeof(*r));
-    if (r) {
-        r->srv = s;
-        r->pb = pb;
-        r->start_us = mf_now_mono_us_figures();
-    }
+    if (r)
+        *r = (struct req){.srv = s, .pb = pb, .start_us = mf_now_mono_us_figures()};
     return r;
 }
 
@@ -405,14 +401,6 @@ void mf_api_close(struct mf_server *s)
         mf_listener_close(a->listener, NULL);
     free(a);
     s->api = NULL;
-}
-
-uint64_t mf_api_tls_failures(const struct mf_server *s)
-{
-    struct mf_listener_stats ls = {0};
-    if (s->api && s->api->listener)
-        mf_listener_stats(s->api->listener, &ls);
-    return ls.tls_failures;
 }
 
 const char *mf_api_client_addr(const struct mf_server *s)

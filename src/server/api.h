@@ -77,8 +77,6 @@ int mf_api_listen(struct mf_server *s, mf_api_request_cb on_request);
 void mf_api_set_authenticator(struct mf_server *s, int (*authenticate)(struct req *r));
 /* Stops listening; requests forwarded and not answered fail UNAVAILABLE. */
 void mf_api_close(struct mf_server *s);
-/* Client connections whose TLS handshake failed (the listener's count). */
-uint64_t mf_api_tls_failures(const struct mf_server *s);
 /* The bound client address ("ip:port"). */
 const char *mf_api_client_addr(const struct mf_server *s);
 

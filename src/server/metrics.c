@@ -24,7 +24,6 @@
 #include "server/leader_clock.h"
 #include "server/metrics.h"
 #include "net/conn.h"
-#include "server/api.h"
 #include "server/proposer.h"
 #include "server/reqstats.h"
 #include "server/scheduler.h"
@@ -147,9 +146,14 @@ void mf_metrics_publish(struct mf_server *s)
         peers_publish(s, &st, mp);
     mp->elections_started = s->elections_started;
     mp->leader_changes = s->leader_changes;
-    mp->tls_failures_client = mf_api_tls_failures(s);
+    /* mayflyd accepts on two listeners: the peers' (the node counts its
+     * own) and the clients' (the rest). */
+    uint64_t accepted, dialed;
+    mf_conn_tls_failures(&accepted, &dialed);
     mp->tls_failures_peer_in = ns.peer_tls_failures_in;
-    mp->tls_failures_peer_out = mf_conn_dial_tls_failures();
+    mp->tls_failures_client =
+        accepted > ns.peer_tls_failures_in ? accepted - ns.peer_tls_failures_in : 0;
+    mp->tls_failures_peer_out = dialed;
     if (s->reqstats)
         mp->req = *s->reqstats;
     pthread_mutex_lock(&s->metrics->lock);
