@@ -156,6 +156,10 @@ void mf_cluster_version_peer_message(struct mf_server *s, uint64_t from, const u
     if (cv->reports[i].level != lv)
         MF_INFO(LOG_MOD, "node %" PRIu64 " supports feature level %" PRIu32, from, lv);
     cv->reports[i] = (struct mf_feature_member){from, lv};
+    /* A new cluster reaches the version as soon as the last member
+     * reports, not a tick later: level-2 commands wait that long. */
+    if (s->node && mf_node_is_leader(s->node))
+        maybe_raise(s);
 }
 
 void mf_cluster_version_role_changed(struct mf_server *s)
