@@ -42,6 +42,7 @@ struct flags {
     const char *gen_certs;
     const char *nodes;
     const char *hosts;
+    const char *metrics_listen;
     int dev;
     int debug_core;
 };
@@ -54,6 +55,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: mayflyd --config FILE [--node-id N] [--data-dir DIR] [--listen ADDR]\n"
                  "                [--peer-listen ADDR] [--log-level debug|info|warn|error]\n"
+                 "                [--metrics-listen ADDR]\n"
                  "       mayflyd --dev [--dev-listen ADDR]\n"
                  "       mayflyd --gen-certs DIR [--nodes N] [--hosts \"1=NAME,IP;2=...\"]\n"
                  "                (test and local clusters; production: deploy/certs.sh)\n"
@@ -93,6 +95,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         else if (strcmp(a, "--gen-certs") == 0) dst = &f->gen_certs;
         else if (strcmp(a, "--nodes") == 0) dst = &f->nodes;
         else if (strcmp(a, "--hosts") == 0) dst = &f->hosts;
+        else if (strcmp(a, "--metrics-listen") == 0) dst = &f->metrics_listen;
         if (!dst) {
             fprintf(stderr, "mayflyd: unknown flag '%s'\n", a);
             usage(stderr);
@@ -125,7 +128,8 @@ static int apply_overrides(struct mf_config *cfg, const struct flags *f)
     if ((f->data_dir && mf_config_set_str(&cfg->data_dir, f->data_dir)) ||
         (f->listen && mf_config_set_str(&cfg->listen, f->listen)) ||
         (f->peer_listen && mf_config_set_str(&cfg->peer_listen, f->peer_listen)) ||
-        (f->log_level && mf_config_set_str(&cfg->log_level, f->log_level)))
+        (f->log_level && mf_config_set_str(&cfg->log_level, f->log_level)) ||
+        (f->metrics_listen && mf_config_set_str(&cfg->metrics_listen, f->metrics_listen)))
         return -ENOMEM;
     return 0;
 }
@@ -354,6 +358,11 @@ int main(int argc, char **argv)
         goto out;
     }
     mf_log_set_level(level);
+    if (mf_log_set_format(cfg.log_format)) {
+        fprintf(stderr, "mayflyd: log_format '%s' is not text or json\n", cfg.log_format);
+        rc = MF_ECONFIG;
+        goto out;
+    }
 
     uv_loop_t *loop = uv_default_loop();
     struct mf_server_opts so = {.cfg = &cfg, .dev = f.dev != 0, .ready_cb = on_ready,
@@ -370,6 +379,11 @@ int main(int argc, char **argv)
     uv_signal_init(loop, &sighup_h);
     uv_signal_start(&sighup_h, on_sighup, SIGHUP);
     uv_run(loop, UV_RUN_DEFAULT);
+    /* The loop stops early only when the node must not go on (server.c). */
+    if (server && mf_server_failed(server)) {
+        fprintf(stderr, "mayflyd: stopped: see the error above\n");
+        rc = mf_server_failed(server);
+    }
     uv_loop_close(loop);
 out:
     mf_config_free(&cfg);
