@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 
 #include "common/assert.h"
 #include "common/env.h"
@@ -927,4 +929,33 @@ int mf_barrier_uses_take_command(struct mf_barrier *b, uint32_t *term, uint64_t 
 bool mf_barrier_should_rotate(uint64_t uses)
 {
     return uses >= MF_BARRIER_ROTATE_USES;
+}
+
+/* ------------------------------------------------- keys derived from the root */
+
+int mf_barrier_root_derive(struct mf_barrier *b, const char *info, uint8_t *out, size_t out_len)
+{
+    MF_ASSERT(b != NULL && info != NULL && out != NULL && out_len > 0);
+    rdlock(b);
+    int rc = b->unsealed ? 0 : MF_ESEALED;
+    EVP_KDF *kdf = NULL;
+    EVP_KDF_CTX *ctx = NULL;
+    if (rc == 0) {
+        kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+        ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
+            OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, b->root, MF_BARRIER_KEY_BYTES),
+            OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, strlen(info)),
+            OSSL_PARAM_construct_end(),
+        };
+        if (!ctx || EVP_KDF_derive(ctx, out, out_len, params) != 1) {
+            OPENSSL_cleanse(out, out_len);
+            rc = MF_ECRYPTO;
+        }
+    }
+    unlock(b);
+    EVP_KDF_CTX_free(ctx); /* wipes its copy of the key */
+    EVP_KDF_free(kdf);
+    return rc;
 }

@@ -290,6 +290,13 @@ int mf_barrier_blob_active_term(const uint8_t *blob, size_t blob_len, uint32_t *
 int mf_barrier_blob_may_replace(const uint8_t *cur, size_t cur_len, const uint8_t *next,
                                 size_t next_len);
 
+/* Derive `out_len` bytes from the root key with HKDF-SHA-256 (no salt,
+ * info = the NUL-terminated `info`, a purpose label such as
+ * "mayfly/backup-mac/v1"): a key for another purpose that never exposes the
+ * root key. The caller wipes `out` (OPENSSL_cleanse) when done. Errors:
+ * MF_ESEALED, MF_ECRYPTO (then `out` is wiped). */
+int mf_barrier_root_derive(struct mf_barrier *b, const char *info, uint8_t *out, size_t out_len);
+
 /* The seal configuration of an unsealed barrier. Errors: MF_ESEALED. */
 int mf_barrier_seal_config(struct mf_barrier *b, struct mf_barrier_seal_config *cfg);
 
