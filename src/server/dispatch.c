@@ -24,6 +24,7 @@
 #include "server/op_quota.h"
 #include "server/op_raft.h"
 #include "server/op_root.h"
+#include "server/op_snapshot.h"
 #include "server/op_sys.h"
 #include "server/op_tokens.h"
 #include "server/ratelimit.h"
@@ -176,6 +177,12 @@ static const struct mf_op_def op_table[] = {
         "sys/raft/step-down"),
     ROW(MEMBERS_LIST, "operator.members-list", mf_op_members_list, LEADER, true, false, "read",
         "sys/raft/members"),
+    ROW(SNAPSHOT_SAVE, "operator.snapshot-save", mf_op_snapshot_save, LEADER, true, false, "sudo",
+        "sys/raft/snapshot"),
+    /* No token, like init: only an uninitialised cluster takes it, and the
+     * backup's own shares unlock it (op_snapshot.h). */
+    ROW(SNAPSHOT_RESTORE, "operator.snapshot-restore", mf_op_snapshot_restore, LEADER, false, true,
+        "", ""),
 };
 #undef ROW
 

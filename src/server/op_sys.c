@@ -19,6 +19,7 @@
 #include "server/metrics.h"
 #include "server/op_sys.h"
 #include "server/op_alarms.h"
+#include "server/op_snapshot.h"
 #include "server/op_tokens.h"
 #include "server/proposer.h"
 #include "store/idempotency.h"
@@ -311,6 +312,8 @@ void mf_op_dev_init(struct mf_server *s)
 void mf_op_unseal(struct req *r)
 {
     struct mf_server *s = r->srv;
+    if (mf_op_snapshot_unseal(r))
+        return; /* a staged restore took the share (op_snapshot.h) */
     uint8_t *blob = NULL;
     size_t len = 0;
     int rc = mf_srv_keyring_blob(s, &blob, &len);

@@ -34,6 +34,7 @@ struct node_proposer {
     uint64_t applied_mono_ms;
     uint64_t clock_refusals; /* atomic: read by the metrics snapshot */
     bool storage_refuse;     /* loop thread: storage.c's alarm */
+    uint64_t id_base;        /* loop thread: added to derived ids after a restore */
     char storage_why[512];
     mf_proposer_gate_fn gate; /* loop thread: cluster_version.c's feature gate */
     void *gate_ctx;
@@ -231,7 +232,8 @@ static int node_propose(void *ctx, Mayfly__Cmd__Command *cmd, mf_propose_cb cb, 
 
 static uint64_t node_next_index(void *ctx)
 {
-    return mf_node_next_index(((struct node_proposer *)ctx)->node);
+    struct node_proposer *np = ctx;
+    return mf_node_next_index(np->node) + np->id_base;
 }
 
 static bool node_leading(void *ctx)
@@ -315,4 +317,11 @@ void mf_proposer_applied_now(struct mf_proposer *p, uint64_t now_ms)
         np->applied_mono_ms = mono;
     }
     pthread_mutex_unlock(&np->lock);
+}
+
+void mf_proposer_id_base_set(struct mf_proposer *p, uint64_t base)
+{
+    struct node_proposer *np = p->ctx;
+    if (base > np->id_base) /* never lowered: ids only grow */
+        np->id_base = base;
 }

@@ -125,5 +125,10 @@ void mf_proposer_node_free(struct mf_proposer *p);
 /* Writer thread: the fsm applied commands up to time `now_ms`. Only for the
  * proposer made by mf_proposer_node_new. */
 void mf_proposer_applied_now(struct mf_proposer *p, uint64_t now_ms);
+/* Loop thread: ids derived from the next index (lease SEQ, write ids) get
+ * `base` added: after a restore the state holds ids up to the backup's
+ * index, above the new cluster's log (META "id_base", store/restore.h).
+ * Only for the proposer made by mf_proposer_node_new. */
+void mf_proposer_id_base_set(struct mf_proposer *p, uint64_t base);
 
 #endif

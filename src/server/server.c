@@ -31,6 +31,7 @@
 #include "server/mounts.h"
 #include "server/op_quota.h"
 #include "server/op_root.h"
+#include "server/op_snapshot.h"
 #include "server/op_sys.h"
 #include "server/op_tokens.h"
 #include "server/proposer.h"
@@ -75,6 +76,7 @@ static void sm_applied(void *ctx, const struct mf_raft_entry *e, void *result)
         mf_authz_reload(s); /* before any read waiting for this index runs */
     mf_auditlog_applied(s, e); /* an audit device enabled or disabled */
     mf_quota_applied(s, e);    /* a quota's rate set or deleted */
+    mf_op_snapshot_applied(s, e, res); /* a restore replaced the state */
     mf_fsm_result_free(result);
     if (mf_barrier_sealed(s->barrier)) {
         mf_srv_try_auto_unseal(s);
@@ -97,6 +99,8 @@ static void sm_role_changed(void *ctx, enum mf_raft_role role, uint64_t leader)
     mf_metrics_publish(s);
     if (role == MF_RAFT_LEADER && s->dev && !s->dev_init_started)
         mf_op_dev_init(s);
+    if (role == MF_RAFT_LEADER)
+        mf_op_snapshot_load_id_base(s); /* ids above a restored backup's */
     if (role != MF_RAFT_LEADER)
         mf_mounts_drop_all(s); /* engines run on the leader only */
     mf_sched_role_changed(s);

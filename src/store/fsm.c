@@ -23,6 +23,7 @@
 #include "store/apply.h"
 #include "store/features.h"
 #include "store/idempotency.h"
+#include "store/restore.h"
 
 struct mf_fsm {
     struct mf_state *st;
@@ -285,6 +286,10 @@ static int dispatch(struct mf_apply *a, const Mayfly__Cmd__Command *c, Mayfly__C
     case MAYFLY__CMD__COMMAND__OP_ALARM_SET: return mf_alarm_apply_set(a, c->alarm_set, r);
     case MAYFLY__CMD__COMMAND__OP_CLUSTER_VERSION:
         return mf_feature_apply_version(a, c->cluster_version, r);
+    case MAYFLY__CMD__COMMAND__OP_RESTORE_CHUNK:
+        return mf_restore_apply_chunk(a, c->restore_chunk, r);
+    case MAYFLY__CMD__COMMAND__OP_RESTORE_COMMIT:
+        return mf_restore_apply_commit(a, c->restore_commit, r);
     default:
         return mf_apply_fail(a, MF_EINVAL, "unknown command type (field %d)", (int)c->op_case);
     }
@@ -374,6 +379,8 @@ static int apply_one(struct mf_apply *a, struct mf_fsm *fsm, uint64_t index, con
         keep = 0; /* not applied: the same request may apply once the alarm clears */
     else if (code == 0)
         code = dispatch(a, c, &r);
+    if (a->now_ms > fsm->now_ms)
+        fsm->now_ms = a->now_ms; /* a restore brought a later time */
     if (mf_apply_fatal(code)) {
         rc = code;
         goto out;

@@ -86,8 +86,10 @@ static void test_server_dispatch_reads_run_anywhere(void **state)
     }
 }
 
-/* Only status, init and unseal run sealed; they and generate-root (shares
- * instead of a token, on an unsealed leader) need no token. */
+/* Only status, init, unseal and snapshot restore (like init: only an
+ * uninitialised, hence sealed, cluster takes it) run sealed; they and
+ * generate-root (shares instead of a token, on an unsealed leader) need no
+ * token. */
 static void test_server_dispatch_tokenless_and_sealed_rows(void **state)
 {
     (void)state;
@@ -97,7 +99,8 @@ static void test_server_dispatch_tokenless_and_sealed_rows(void **state)
     for (size_t i = 0; i < n; i++) {
         bool special = rows[i].op_case == MAYFLY__API__REQUEST__OP_STATUS ||
                        rows[i].op_case == MAYFLY__API__REQUEST__OP_INIT ||
-                       rows[i].op_case == MAYFLY__API__REQUEST__OP_UNSEAL;
+                       rows[i].op_case == MAYFLY__API__REQUEST__OP_UNSEAL ||
+                       rows[i].op_case == MAYFLY__API__REQUEST__OP_SNAPSHOT_RESTORE;
         /* login and generate-root need no token (a credential or shares
          * instead) but an unsealed node. */
         bool login = rows[i].op_case == MAYFLY__API__REQUEST__OP_LOGIN;
@@ -106,7 +109,7 @@ static void test_server_dispatch_tokenless_and_sealed_rows(void **state)
         assert_int_equal(rows[i].sealed_ok, special);
         tokenless += !rows[i].token;
     }
-    assert_int_equal(tokenless, 5);
+    assert_int_equal(tokenless, 6);
     const struct mf_op_def *gr = mf_dispatch_find(MAYFLY__API__REQUEST__OP_GENERATE_ROOT);
     assert_int_equal(gr->where, MF_WHERE_LEADER);
     assert_string_equal(gr->capability, "");
