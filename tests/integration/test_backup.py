@@ -14,13 +14,18 @@ restore into the now initialised cluster is refused. Deny by default: save
 without a token is UNAUTHENTICATED, with a token lacking sudo on
 sys/raft/snapshot PERMISSION_DENIED."""
 import json
+import shutil
 import os
 import stat
+import tempfile
 import time
 import unittest
 
 from tests.harness.cluster import Cluster, wait_for
 
+ROLE = {"common_name": "web.example.com", "allowed_domains": ["example.com"],
+        "allow_subdomains": True, "default_ttl_ms": 60000, "max_ttl_ms": 3600000,
+        "server_flag": True}
 MARKERS = ["s3cr3t-v1-MARKER", "s3cr3t-v2-MARKER", "s3cr3t-v3-MARKER", "bound-MARKER"]
 DUE_TTL_S = 8
 
@@ -61,10 +66,39 @@ class Backup(unittest.TestCase):
         rc, tok = c.cli("token", "create", "-policy", "readers", "-ttl", "24h", timeout="10s")
         self.assertEqual(rc, 0, tok)
         self.reader_token = tok["token"]
+        # Audit devices come back with a restore: their files live where the
+        # new nodes can write them too (as on real hosts that keep /var/log).
+        self.audit_dir = tempfile.mkdtemp(prefix="mayfly-backup-audit-")
+        self.addCleanup(lambda: shutil.rmtree(self.audit_dir, ignore_errors=True))
+        rc, out = c.cli("audit", "enable", "-type", "file", "-path",
+                        os.path.join(self.audit_dir, "audit-{node}.log"), "main", timeout="10s")
+        self.assertEqual(rc, 0, out)
+        rc, out = c.cli("engine", "enable", "-type", "pki", "-config",
+                        json.dumps({"generate": True, "common_name": "backup test pki"}), "pki",
+                        timeout="20s")
+        self.assertEqual(rc, 0, out)
+        rc, out = c.cli("engine", "role", "put", "pki", "web", json.dumps(ROLE), timeout="10s")
+        self.assertEqual(rc, 0, out)
         rc, due = c.cli("lease", "grant", "-ttl", "%ds" % DUE_TTL_S, "-name", "due",
                         timeout="10s")
         self.assertEqual(rc, 0, due)
         self.due = due
+        # A certificate whose lease falls due during the outage: revoked
+        # through the restored engine.
+        rc, cert = c.cli("creds", "issue", "-ttl", "%ds" % DUE_TTL_S, "pki/web", timeout="20s")
+        self.assertEqual(rc, 0, cert)
+        self.due_cert = cert
+
+    def audit_ops(self):
+        ops = []
+        for name in os.listdir(self.audit_dir):
+            with open(os.path.join(self.audit_dir, name)) as f:
+                for line in f:
+                    if line.strip():
+                        r = json.loads(line)
+                        ops.append((r.get("operation"), r.get("decision", {}).get("allowed"),
+                                    r.get("result")))
+        return ops
 
     def test_save_wipe_restore(self):
         self.populate()
@@ -89,8 +123,12 @@ class Backup(unittest.TestCase):
         saved_at_ms = time.time() * 1000
         self.assertEqual(rc, 0, saved)
         self.assertEqual(set(saved), {"index", "term", "bytes", "sha256"}, saved)
-        self.assertLess(saved_at_ms, self.due["expire_at_ms"],
-                        "the save must end before the due lease expires")
+        self.assertLess(saved_at_ms, min(self.due["expire_at_ms"], self.due_cert["expire_at_ms"]),
+                        "the save must end before the due leases expire")
+        # Audited, allowed and refused alike.
+        audited = self.audit_ops()
+        self.assertIn(("operator.snapshot-save", True, "OK"), audited)
+        self.assertIn(("operator.snapshot-save", False, "PERMISSION_DENIED"), audited)
         self.assertEqual(os.path.getsize(path), saved["bytes"])
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
         self.assertFalse(os.path.exists(path + ".tmp"))
@@ -117,8 +155,10 @@ class Backup(unittest.TestCase):
             f.write(b)
 
         # The outage: every node stopped and wiped.
-        c.cleanup()
-        self.assertFalse(os.path.exists(c.dir))
+        c.stop()
+        for node in c.nodes:
+            shutil.rmtree(node.data_dir)
+            self.assertFalse(os.path.exists(node.data_dir))
         self.new = n = Cluster(3, key_file=False).start()
         self.addCleanup(lambda: n.cleanup())
         self.new.token = c.token  # the old root token, for reads later
@@ -152,8 +192,9 @@ class Backup(unittest.TestCase):
             self.assertFalse(node.cli("status", token=False)[1]["initialized"])
 
         # The real backup, after the due lease fell due.
-        wait_for(lambda: time.time() * 1000 > self.due["expire_at_ms"] + 200, DUE_TTL_S + 5,
-                 "the due lease's expiry passed")
+        due_ms = max(self.due["expire_at_ms"], self.due_cert["expire_at_ms"])
+        wait_for(lambda: time.time() * 1000 > due_ms + 200, DUE_TTL_S + 5,
+                 "the due leases' expiry passed")
         rc, out = lead.cli("operator", "snapshot", "restore", path, token=False, timeout="30s")
         self.assertEqual(rc, 0, out)
         self.assertEqual(set(out), {"index", "term"}, out)
@@ -167,12 +208,17 @@ class Backup(unittest.TestCase):
         n.wait_unsealed(30)
 
         # The due lease is revoked by the new leader's scheduler.
-        def due_revoked():
-            rc, out = n.cli("lease", "lookup", self.due["lease_id"], timeout="10s")
+        def revoked(lease_id):
+            rc, out = n.cli("lease", "lookup", lease_id, timeout="10s")
             return rc == 0 and out.get("state") == "revoked"
-        wait_for(due_revoked, 30, "the lease due during the outage revoked")
+        wait_for(lambda: revoked(self.due["lease_id"]), 30, "the due lease revoked")
         bound_s = time.monotonic() - restored_at
-        print("\ndue lease revoked %.2f s after the restore's unseal" % bound_s)
+        wait_for(lambda: revoked(self.due_cert["lease_id"]), 30,
+                 "the due certificate revoked through the restored pki engine")
+        cert_s = time.monotonic() - restored_at
+        print("\ndue lease revoked %.2f s, due certificate %.2f s after the restore's unseal"
+              % (bound_s, cert_s))
+        self.assertLess(bound_s, 10)
 
         # Everything back, through every node, with the old root token.
         for node in n.nodes:
@@ -191,6 +237,13 @@ class Backup(unittest.TestCase):
             self.assertEqual((rc, out.get("data", {}).get("password")), (0, MARKERS[2]), out)
             rc, out = node.cli("lease", "lookup", self.bound_lease, timeout="10s")
             self.assertEqual((rc, out.get("state")), (0, "active"), out)
+        # The engine is the restored one: same mount, role, CA.
+        rc, out = n.cli("engine", "list", timeout="10s")
+        self.assertEqual(out.get("engines"), [{"mount": "pki", "type": "pki", "roles": ["web"]}],
+                         out)
+        rc, cert = n.cli("creds", "issue", "pki/web", timeout="20s")
+        self.assertEqual(rc, 0, cert)
+        self.assertEqual(cert["data"]["issuing_ca"], self.due_cert["data"]["issuing_ca"])
         # New writes after the restore: new lease ids never collide.
         rc, out = n.cli("lease", "grant", "-ttl", "1h", "-name", "after", timeout="10s")
         self.assertEqual(rc, 0, out)
