@@ -466,7 +466,9 @@ void mf_dispatch(struct req *r)
     bool sealed = mf_barrier_sealed(s->barrier);
     if (sealed && !d->sealed_ok && !r->peer) {
         if (!mf_srv_initialized(s))
-            return mf_api_reply_error(r, MF_ENOTINIT, "the cluster is not initialised");
+            return mf_api_reply_error(r, MF_ENOTINIT, "the cluster is not initialised%s%s",
+                                      mf_op_snapshot_staged() ? ": " : "",
+                                      mf_op_snapshot_staged() ? MF_OP_SNAPSHOT_STAGED_MSG : "");
         return mf_api_reply_error(r, MF_ESEALED, "this node is sealed: mayfly operator unseal");
     }
     if (d->token && refuse_token(r))

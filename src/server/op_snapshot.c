@@ -4,6 +4,7 @@
 #include "server/op_snapshot.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -220,10 +221,29 @@ static void save_after_barrier(void *arg, int rc)
     }
 }
 
+/* With no save in progress, anything in DATA_DIR/backups/ is a leftover of
+ * a save cut short (a crash, a restart): removed. */
+static void sweep_leftovers(struct mf_server *s)
+{
+    for (size_t i = 0; i < MF_OP_SNAPSHOT_SAVES_MAX; i++)
+        if (saves[i].used)
+            return;
+    char d[PATH_LEN], p[PATH_LEN];
+    if (dir_path(s, "backups", NULL, d))
+        return;
+    DIR *dir = opendir(d);
+    for (struct dirent *e; dir && (e = readdir(dir)) != NULL;)
+        if (e->d_name[0] != '.' && dir_path(s, "backups", e->d_name, p) == 0)
+            unlink(p);
+    if (dir)
+        closedir(dir);
+}
+
 static void save_start(struct req *r)
 {
     struct mf_server *s = r->srv;
     struct save *sv = NULL;
+    sweep_leftovers(s);
     for (size_t i = 0; i < MF_OP_SNAPSHOT_SAVES_MAX && !sv; i++)
         if (!saves[i].used)
             sv = &saves[i];
@@ -433,6 +453,11 @@ void mf_op_snapshot_restore(struct req *r)
     resp.result_case = MAYFLY__API__RESPONSE__RESULT_SNAPSHOT_RESTORE;
     resp.snapshot_restore = &out;
     mf_api_reply(r, &resp);
+}
+
+bool mf_op_snapshot_staged(void)
+{
+    return up.staged;
 }
 
 /* ---- restore: unseal, verify, replicate ---- */

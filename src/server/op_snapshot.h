@@ -51,6 +51,12 @@
 void mf_op_snapshot_save(struct req *r);    /* leader */
 void mf_op_snapshot_restore(struct req *r); /* leader */
 
+/* Whether a checked backup waits on this node for the old shares: init is
+ * refused meanwhile and "not initialised" errors say so, with
+ * MF_OP_SNAPSHOT_STAGED_MSG. */
+bool mf_op_snapshot_staged(void);
+#define MF_OP_SNAPSHOT_STAGED_MSG "restore staged: unseal with the backup's shares"
+
 /* Called first by unseal: true when a staged restore took the share (and r
  * is answered); false: unseal as usual. */
 bool mf_op_snapshot_unseal(struct req *r);

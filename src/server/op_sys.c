@@ -200,6 +200,8 @@ void mf_op_init(struct req *r)
             return mf_api_reply_error(r, MF_EINVAL, "request id reused with a different request");
         return mf_api_reply_error(r, MF_EINVAL, "the cluster is already initialised");
     }
+    if (mf_op_snapshot_staged())
+        return mf_api_reply_error(r, MF_EINVAL, "%s (not init)", MF_OP_SNAPSHOT_STAGED_MSG);
     const Mayfly__Api__InitRequest *q = r->pb->init;
     char err[MF_SEAL_ERR_LEN] = "";
     uint8_t *blob = NULL;

@@ -7,8 +7,9 @@ versions), a lease-bound value, a token, a policy and a lease due during the
 secrets in clear; every node is stopped and wiped; a NEW uninitialised
 3-node cluster refuses a backup with one byte changed (in the data: at
 upload; in the MAC: at unseal, "backup fails its MAC") and stays
-uninitialised; the real backup is restored, every node is unsealed with the
-OLD shares, everything is read back through every node with the old root
+uninitialised; the real backup is restored while one follower is down
+(errors and init then say "restore staged"), every node (the late one once
+it caught up) is unsealed with the OLD shares, everything is read back through every node with the old root
 token, the due lease is revoked within a measured bound, and a second
 restore into the now initialised cluster is refused. Deny by default: save
 without a token is UNAUTHENTICATED, with a token lacking sudo on
@@ -195,16 +196,30 @@ class Backup(unittest.TestCase):
         due_ms = max(self.due["expire_at_ms"], self.due_cert["expire_at_ms"])
         wait_for(lambda: time.time() * 1000 > due_ms + 200, DUE_TTL_S + 5,
                  "the due leases' expiry passed")
+        # One follower is down during the restore: it catches up afterwards.
+        late = next(x for x in n.nodes if x.id != lead.id)
+        late.kill()
         rc, out = lead.cli("operator", "snapshot", "restore", path, token=False, timeout="30s")
         self.assertEqual(rc, 0, out)
         self.assertEqual(set(out), {"index", "term"}, out)
         self.assertEqual(out["index"], saved["index"])
+        # Staged: errors say what to do, and init is refused meanwhile.
+        rc, out = lead.cli("kv", "get", "app/db", token=False)
+        self.assertEqual((rc, out["error"]["code"]), (2, "NOT_INITIALIZED"), out)
+        self.assertIn("restore staged: unseal with the backup's shares", out["error"]["message"])
+        rc, out = lead.cli("operator", "init", token=False)
+        self.assertEqual((rc, out["error"]["code"]), (2, "INVALID_ARGUMENT"), out)
+        self.assertIn("restore staged", out["error"]["message"])
         unseal_all(n, [lead], self.shares, self.threshold)
         restored_at = time.monotonic()
-        others = [x for x in n.nodes if x.id != lead.id]
-        wait_for(lambda: all(x.cli("status", token=False)[1].get("initialized") for x in others),
-                 30, "every node applied the restore")
-        unseal_all(n, others, self.shares, self.threshold)
+        up = [x for x in n.nodes if x.id not in (lead.id, late.id)]
+        wait_for(lambda: all(x.cli("status", token=False)[1].get("initialized") for x in up),
+                 30, "the live follower applied the restore")
+        unseal_all(n, up, self.shares, self.threshold)
+        late.start()
+        wait_for(lambda: late.cli("status", token=False)[1].get("initialized"), 30,
+                 "the follower that was down caught up with the restore")
+        unseal_all(n, [late], self.shares, self.threshold)
         n.wait_unsealed(30)
 
         # The due lease is revoked by the new leader's scheduler.
