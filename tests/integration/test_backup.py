@@ -9,7 +9,7 @@ secrets in clear; every node is stopped and wiped; a NEW uninitialised
 upload; in the MAC: at unseal, "backup fails its MAC") and stays
 uninitialised; the real backup is restored while one follower is down
 (errors and init then say "restore staged"), every node (the late one once
-it caught up) is unsealed with the OLD shares, everything is read back through every node with the old root
+it caught up by InstallSnapshot of the restored state) is unsealed with the OLD shares, everything is read back through every node with the old root
 token, the due lease is revoked within a measured bound, and a second
 restore into the now initialised cluster is refused. Deny by default: save
 without a token is UNAUTHENTICATED, with a token lacking sudo on
@@ -160,7 +160,9 @@ class Backup(unittest.TestCase):
         for node in c.nodes:
             shutil.rmtree(node.data_dir)
             self.assertFalse(os.path.exists(node.data_dir))
-        self.new = n = Cluster(3, key_file=False).start()
+        # Snapshots every 100 entries: the node down during the restore
+        # catches up by InstallSnapshot of the restored state.
+        self.new = n = Cluster(3, key_file=False, extra_config={"snapshot_entries": 100}).start()
         self.addCleanup(lambda: n.cleanup())
         self.new.token = c.token  # the old root token, for reads later
         lead = n.leader()
@@ -216,15 +218,10 @@ class Backup(unittest.TestCase):
         wait_for(lambda: all(x.cli("status", token=False)[1].get("initialized") for x in up),
                  30, "the live follower applied the restore")
         unseal_all(n, up, self.shares, self.threshold)
-        late.start()
-        wait_for(lambda: late.cli("status", token=False)[1].get("initialized"), 30,
-                 "the follower that was down caught up with the restore")
-        unseal_all(n, [late], self.shares, self.threshold)
-        n.wait_unsealed(30)
-
+        live = n.addrs([lead] + up)
         # The due lease is revoked by the new leader's scheduler.
         def revoked(lease_id):
-            rc, out = n.cli("lease", "lookup", lease_id, timeout="10s")
+            rc, out = n.cli("lease", "lookup", lease_id, addr=live, timeout="10s")
             return rc == 0 and out.get("state") == "revoked"
         wait_for(lambda: revoked(self.due["lease_id"]), 30, "the due lease revoked")
         bound_s = time.monotonic() - restored_at
@@ -234,6 +231,19 @@ class Backup(unittest.TestCase):
         print("\ndue lease revoked %.2f s, due certificate %.2f s after the restore's unseal"
               % (bound_s, cert_s))
         self.assertLess(bound_s, 20)  # generous: a loaded 2-core machine
+
+        # Past the snapshot threshold, so the log holding the restore is
+        # compacted: the late node gets the restored state by InstallSnapshot.
+        for i in range(210):  # two snapshots: the log is compacted to the first
+            rc, out = n.cli("kv", "put", "fill/k%d" % i, "v=%d" % i, addr=live, timeout="10s")
+            self.assertEqual(rc, 0, out)
+        wait_for(lambda: "log compacted" in open(lead.log_path).read(), 20, "leader compaction")
+        late.start()
+        wait_for(lambda: late.cli("status", token=False)[1].get("initialized"), 30,
+                 "the follower that was down caught up with the restore")
+        self.assertIn("installed a snapshot", open(late.log_path).read())
+        unseal_all(n, [late], self.shares, self.threshold)
+        n.wait_unsealed(30)
 
         # Everything back, through every node, with the old root token.
         for node in n.nodes:
