@@ -61,6 +61,16 @@ class Backup(unittest.TestCase):
         rc, out = c.cli("kv", "put", "-lease", self.bound_lease, "app/bound",
                         "v=" + MARKERS[3], timeout="10s")
         self.assertEqual(rc, 0, out)
+        # Big values: the backup takes more than one 1 MiB chunk to save and
+        # several 512 KiB pieces to replicate.
+        self.big = {}
+        for name in ("big1", "big2"):
+            self.big[name] = os.urandom(350 * 1024).hex()
+            f = os.path.join(c.dir, name + ".txt")
+            with open(f, "w") as fh:
+                fh.write(self.big[name])
+            rc, out = c.cli("kv", "put", "app/" + name, "v=@" + f, timeout="20s")
+            self.assertEqual(rc, 0, out)
         pol = json.dumps({"path": {"kv/data/app/*": {"capabilities": ["read"]}}})
         rc, out = c.cli("policy", "write", "readers", "-", stdin=pol, timeout="10s")
         self.assertEqual(rc, 0, out)
@@ -133,6 +143,7 @@ class Backup(unittest.TestCase):
         self.assertEqual(os.path.getsize(path), saved["bytes"])
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
         self.assertFalse(os.path.exists(path + ".tmp"))
+        self.assertGreater(saved["bytes"], 1 << 20, "more than one chunk")
         self.assertGreater(saved["index"], 0)
         self.assertGreater(saved["term"], 0)
         with open(path, "rb") as f:
@@ -251,6 +262,9 @@ class Backup(unittest.TestCase):
                 rc, out = node.cli("kv", "get", "-version", str(v), "app/db", timeout="10s")
                 self.assertEqual(rc, 0, (node.id, out))
                 self.assertEqual(out["data"]["password"], want)
+            for name, want in self.big.items():
+                rc, out = node.cli("kv", "get", "app/" + name, timeout="10s")
+                self.assertEqual((rc, out.get("data", {}).get("v")), (0, want), node.id)
             rc, out = node.cli("kv", "get", "app/bound", timeout="10s")
             self.assertEqual((rc, out.get("lease_id")), (0, self.bound_lease), out)
             self.assertEqual(out["data"]["v"], MARKERS[3])
