@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 
 #include "common/assert.h"
+#include "store/features.h"
 #include "store/snapshot.h"
 
 #define PREFIX_LEN (sizeof(MF_RESTORE_KEY_PREFIX) - 1)
@@ -51,8 +52,13 @@ static int is_piece(const MDB_val *k)
     return k->mv_size == PREFIX_LEN + 8 && memcmp(k->mv_data, MF_RESTORE_KEY_PREFIX, PREFIX_LEN) == 0;
 }
 
+/* META records about the live cluster rather than its data: its members'
+ * storage alarms and its feature version (features.h) stay as they are. */
 static int is_alarm(const MDB_val *k)
 {
+    static const char version[] = MF_FEATURE_META_KEY;
+    if (k->mv_size == sizeof(version) - 1 && memcmp(k->mv_data, version, k->mv_size) == 0)
+        return 1;
     return k->mv_size >= sizeof(ALARM_PREFIX) - 1 &&
            memcmp(k->mv_data, ALARM_PREFIX, sizeof(ALARM_PREFIX) - 1) == 0;
 }

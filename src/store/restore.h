@@ -11,8 +11,8 @@
  * (they must cover [0, length) exactly), checks their SHA-256 and the
  * snapshot header, writes the LMDB data part to DIR/state/restore-in.mdb,
  * opens it read-only, and in the batch's transaction replaces every database
- * with the snapshot's (META's "alarm/" records stay the live cluster's; the
- * pieces go; META "now" becomes the later of the two; META "id_base" becomes
+ * with the snapshot's (META's "alarm/" records and "cluster_version" stay the
+ * live cluster's; the pieces go; META "now" becomes the later of the two; META "id_base" becomes
  * the backup's index so ids the leader derives from new indexes never reuse
  * one in the backup). The file is removed before it returns. Deterministic:
  * every node computes the same state from the same pieces. A piece missing,
