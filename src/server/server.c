@@ -54,6 +54,10 @@ static int sm_apply(void *ctx, const struct mf_raft_entry *ents, size_t n, void 
         if (ents[i].type == MF_RAFT_ENTRY_NORMAL) {
             fe[i].data = ents[i].data;
             fe[i].len = ents[i].len;
+        } else if (ents[i].type == MF_RAFT_ENTRY_CONF && ents[i].len) {
+            fe[i].data = ents[i].data; /* the member registry (store/members.h) */
+            fe[i].len = ents[i].len;
+            fe[i].conf = true;
         }
     }
     int rc = mf_fsm_apply_batch(s->fsm, fe, n, (Mayfly__Cmd__Result **)results);
