@@ -20,6 +20,7 @@
 #include "server/op_engines.h"
 #include "server/op_kv.h"
 #include "server/op_leases.h"
+#include "server/op_members.h"
 #include "server/op_policy.h"
 #include "server/op_quota.h"
 #include "server/op_raft.h"
@@ -176,6 +177,12 @@ static const struct mf_op_def op_table[] = {
         "sys/raft/step-down"),
     ROW(MEMBERS_LIST, "operator.members-list", mf_op_members_list, LEADER, true, false, "read",
         "sys/raft/members"),
+    ROW(MEMBERS_ADD, "operator.members-add", mf_op_members_add, LEADER, true, false, "sudo",
+        "sys/raft/members"),
+    ROW(MEMBERS_PROMOTE, "operator.members-promote", mf_op_members_promote, LEADER, true, false,
+        "sudo", "sys/raft/members"),
+    ROW(MEMBERS_REMOVE, "operator.members-remove", mf_op_members_remove, LEADER, true, false,
+        "sudo", "sys/raft/members"),
 };
 #undef ROW
 

@@ -103,6 +103,8 @@ static int record_add(MDB_txn *txn, struct mf_state *st, uint64_t id, bool voter
         rec.addr = src->addr;
         rec.api_addr = src->api_addr;
         rec.zone = src->zone;
+        rec.promote = !voter && src->promote;
+        rec.force = !voter && src->force;
     }
     rec.id = id;
     rec.voter = voter;

@@ -8,7 +8,8 @@
  * registry records it:
  *   ADD_LEARNER, ADD_VOTER: the member's record is put (its addresses from
  *     the tail; without a tail, or with a tail for another id, the record
- *     keeps what it had), voter = the entry's type;
+ *     keeps what it had), voter = the entry's type (a voter's promote and
+ *     force are cleared);
  *   REMOVE: the member's record is deleted;
  *   known members: put only where no record exists (the bootstrap members
  *     from the config files enter the registry this way).

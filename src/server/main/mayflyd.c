@@ -43,6 +43,7 @@ struct flags {
     const char *nodes;
     int dev;
     int debug_core;
+    int join; /* --join: a new member with an empty log (node.h "Runtime membership") */
 };
 
 static char dev_dir[64];
@@ -53,6 +54,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: mayflyd --config FILE [--node-id N] [--data-dir DIR] [--listen ADDR]\n"
                  "                [--peer-listen ADDR] [--log-level debug|info|warn|error]\n"
+                 "                [--join]  (a new member: wait to be added, start from a snapshot)\n"
                  "       mayflyd --dev [--dev-listen ADDR]\n"
                  "       mayflyd --gen-certs DIR [--nodes N]   (test and local clusters only)\n"
                  "  --debug-core  leave core dumps and ptrace on (a core file holds keys and\n"
@@ -71,6 +73,10 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         }
         if (strcmp(a, "--debug-core") == 0) {
             f->debug_core = 1;
+            continue;
+        }
+        if (strcmp(a, "--join") == 0) {
+            f->join = 1;
             continue;
         }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -341,7 +347,7 @@ int main(int argc, char **argv)
     mf_log_set_level(level);
 
     uv_loop_t *loop = uv_default_loop();
-    struct mf_server_opts so = {.cfg = &cfg, .dev = f.dev != 0, .ready_cb = on_ready,
+    struct mf_server_opts so = {.cfg = &cfg, .dev = f.dev != 0, .join = f.join != 0, .ready_cb = on_ready,
                                 .config_path = f.config};
     rc = mf_server_start(loop, &so, &server);
     if (rc) {
