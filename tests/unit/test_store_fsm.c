@@ -777,12 +777,12 @@ static void test_store_fsm_restart_resumes(void **s)
     assert_memory_equal(d0, d1, 32);
     /* Entries with no command only advance the index. */
     assert_int_equal(mf_fsm_durable_applied(t.fsm), 2); /* synced at open */
-    struct mf_fsm_entry e[2] = {{3, NULL, 0}, {4, NULL, 0}};
+    struct mf_fsm_entry e[2] = {{3, NULL, 0, false}, {4, NULL, 0, false}};
     assert_int_equal(mf_fsm_apply_batch(t.fsm, e, 2, NULL), 0);
     assert_int_equal(mf_fsm_applied(t.fsm), 4);
     /* The last commit's meta page is not synced yet; the one before is. */
     assert_int_equal(mf_fsm_durable_applied(t.fsm), 2);
-    struct mf_fsm_entry e5 = {5, NULL, 0};
+    struct mf_fsm_entry e5 = {5, NULL, 0, false};
     assert_int_equal(mf_fsm_apply_batch(t.fsm, &e5, 1, NULL), 0);
     assert_int_equal(mf_fsm_durable_applied(t.fsm), 4);
     assert_int_equal(mf_fsm_sync(t.fsm), 0);
