@@ -822,6 +822,7 @@ static void test_store_fsm_map_full_reported(void **s)
         e[i].index = (uint64_t)i + 1;
         e[i].data = buf;
         e[i].len = n;
+        e[i].conf = false;
     }
     Mayfly__Cmd__Result *res[8];
     uint8_t d0[32], d1[32];
