@@ -153,6 +153,7 @@ struct mf_node {
     /* Runtime membership (the block "member registry" at the end). */
     bool join;                    /* started to join: no bootstrap configuration */
     bool removed_logged;          /* this node's removal was applied and logged */
+    bool removed_notice;          /* a member told this node it was removed: no campaigns */
 };
 
 enum { ENV_LOG, ENV_STATE };
@@ -589,6 +590,10 @@ static void serve_reads(struct mf_node *n)
 
 static void members_applied(struct mf_node *n, const struct mf_raft_entry *e);
 static bool join_drops(struct mf_node *n, const struct mf_raft_msg *m);
+static void removed_notice_send(struct mf_node *n, uint64_t to, uint64_t index);
+static void removed_notice_recv(struct mf_node *n, uint64_t from, const uint8_t *data,
+                                size_t len);
+static void removed_vote(struct mf_node *n, const struct mf_raft_msg *m);
 
 static void deliver_applied(struct mf_node *n, struct apply_batch *ab)
 {
@@ -1062,7 +1067,7 @@ static int storage_resume(struct mf_node *n)
     }
     if ((rc = recover_snapshot(n)) != 0 || (rc = start_core(n, n->cfg)) != 0)
         return rc;
-    mf_raft_set_campaign_allowed(n->raft, n->clock_allowed);
+    mf_raft_set_campaign_allowed(n->raft, n->clock_allowed && !n->removed_notice);
     start_driver(n);
     n->apply_halted = false;
     memset(n->peer_match, 0, sizeof(n->peer_match));
@@ -1180,7 +1185,7 @@ static void clock_update(struct mf_node *n)
     clock_view(n, now, &v, &st);
     if (v.agrees != n->clock_allowed) {
         n->clock_allowed = v.agrees;
-        mf_raft_set_campaign_allowed(n->raft, v.agrees);
+        mf_raft_set_campaign_allowed(n->raft, v.agrees && !n->removed_notice);
         if (v.agrees)
             MF_INFO(LOG_MOD, "clock agrees with %u of %u voters (offset %" PRId64
                              " ms): may campaign", v.agreeing, v.voters, v.offset_ms);
@@ -1276,6 +1281,8 @@ static void on_peer_recv(struct mf_transport *t, uint64_t from, uint8_t tag, con
     if (n->failed)
         return;
     note_heard(n, from);
+    if (tag == MF_NODE_TAG_REMOVED)
+        return removed_notice_recv(n, from, data, len);
     if (tag >= MF_NODE_TAG_APP_MIN) {
         if (n->sm.peer_message)
             n->sm.peer_message(n->sm.ctx, from, tag, data, len);
@@ -1306,6 +1313,7 @@ static void on_peer_recv(struct mf_transport *t, uint64_t from, uint8_t tag, con
         mf_peer_msg_free(&d);
         return;
     }
+    removed_vote(n, &d.msg);
     if (d.msg.type == MF_RAFT_MSG_APP_RESP && !d.msg.reject)
         note_match(n, from, d.msg.index);
     rc = mf_raft_step(n->raft, &d.msg);
@@ -1927,8 +1935,8 @@ void mf_node_member_drop(struct mf_node *n, uint64_t id)
     memmove(&n->peer_match[i], &n->peer_match[i + 1], rest * sizeof(n->peer_match[0]));
     memmove(&n->peer_heard_ms[i], &n->peer_heard_ms[i + 1], rest * sizeof(n->peer_heard_ms[0]));
     n->peers_len--;
-    if (n->transport)
-        (void)mf_transport_remove_peer(n->transport, id);
+    /* The transport keeps the peer: an answer to a request it forwarded
+     * (its own removal among them) and the removal notice still reach it. */
 }
 
 /* A configuration entry applied: the table follows its tail (or drops a
@@ -1950,6 +1958,8 @@ static void members_applied(struct mf_node *n, const struct mf_raft_entry *e)
                              "index %" PRIu64 ": it no longer votes or campaigns; stop it",
                     n->id, e->index);
         }
+        if (id != n->id)
+            removed_notice_send(n, id, e->index); /* before its address goes */
         mf_node_member_drop(n, id);
         return;
     }
@@ -1973,6 +1983,8 @@ enum mf_node_membership mf_node_membership(struct mf_node *n)
 {
     struct mf_raft_status st;
     raft_status(n, &st);
+    if (n->removed_notice) /* its own configuration is stale: it never got the entry */
+        return MF_NODE_MEMBER_REMOVED;
     for (uint32_t i = 0; i < st.conf.voters_len; i++)
         if (st.conf.voters[i] == n->id)
             return MF_NODE_MEMBER_VOTER;
@@ -2015,4 +2027,62 @@ int mf_node_conf_change(struct mf_node *n, enum mf_raft_conf_change_type type, u
     pending_add(&n->proposals, p);
     pump(n);
     return 0;
+}
+
+/* A member removed by another leader never receives the entry that removes
+ * it (the leader stops replicating to it at the append): it would keep
+ * (pre-)campaigning. The leader that applies the removal tells it (tag 20:
+ * the entry's index, 8 bytes big-endian), and tells it again whenever a
+ * node outside the configuration asks for a vote. */
+static void removed_notice_send(struct mf_node *n, uint64_t to, uint64_t index)
+{
+    struct mf_raft_status st;
+    raft_status(n, &st);
+    if (st.role != MF_RAFT_LEADER || !n->transport)
+        return;
+    uint8_t buf[8];
+    for (int i = 7; i >= 0; i--, index >>= 8)
+        buf[i] = (uint8_t)index;
+    (void)mf_transport_send(n->transport, to, MF_TRANSPORT_CONTROL, MF_NODE_TAG_REMOVED, buf,
+                            sizeof(buf));
+}
+
+static bool conf_has(const struct mf_raft_status *st, uint64_t id)
+{
+    for (uint32_t i = 0; i < st->conf.voters_len; i++)
+        if (st->conf.voters[i] == id)
+            return true;
+    for (uint32_t i = 0; i < st->conf.learners_len; i++)
+        if (st->conf.learners[i] == id)
+            return true;
+    return false;
+}
+
+static void removed_vote(struct mf_node *n, const struct mf_raft_msg *m)
+{
+    if (m->type != MF_RAFT_MSG_PRE_VOTE && m->type != MF_RAFT_MSG_VOTE)
+        return;
+    struct mf_raft_status st;
+    raft_status(n, &st);
+    if (st.role == MF_RAFT_LEADER && !conf_has(&st, m->from))
+        removed_notice_send(n, m->from, st.commit);
+}
+
+static void removed_notice_recv(struct mf_node *n, uint64_t from, const uint8_t *data,
+                                size_t len)
+{
+    struct mf_raft_status st;
+    raft_status(n, &st);
+    /* Only a member of this node's configuration speaks for the cluster. */
+    if (len != 8 || n->removed_notice || from == n->id || !conf_has(&st, from))
+        return;
+    uint64_t index = 0;
+    for (int i = 0; i < 8; i++)
+        index = (index << 8) | data[i];
+    n->removed_notice = true;
+    if (n->raft)
+        mf_raft_set_campaign_allowed(n->raft, false);
+    MF_WARN(LOG_MOD, "node %" PRIu64 " says this node (%" PRIu64 ") was removed from the "
+                     "configuration (index %" PRIu64 "): it no longer campaigns; stop it",
+            from, n->id, index);
 }

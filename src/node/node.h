@@ -57,6 +57,7 @@ enum mf_node_tag {
     MF_NODE_TAG_RAFT_SNAP = 2, /* raft.proto Message with a snapshot chunk, bulk link */
     MF_NODE_TAG_CLOCK = 3,     /* clock probe or answer (peer_codec.h), control link */
     MF_NODE_TAG_APP_MIN = 16,  /* 16..255: the server's own (forwarding) */
+    MF_NODE_TAG_REMOVED = 20,  /* "you were removed" (node.h "Runtime membership"), control */
 };
 
 struct mf_node;
@@ -328,7 +329,12 @@ void mf_node_clock(struct mf_node *n, struct mf_node_clock *out);
  * seed members) and waits to be added as a learner.
  *
  * A node whose removal is applied logs it once and no longer campaigns
- * (the core: not a voter of the committed configuration). */
+ * (the core: not a voter of the committed configuration). A node removed
+ * by another leader never gets that entry: the leader that applies a
+ * removal sends the removed node tag MF_NODE_TAG_REMOVED (the entry's index,
+ * 8 bytes big-endian), and again to any node outside its configuration that
+ * asks for a vote; a node told so by a member of its configuration blocks
+ * its campaigns, logs it and reports itself removed (until it restarts). */
 enum mf_node_membership {
     MF_NODE_MEMBER_VOTER,
     MF_NODE_MEMBER_LEARNER,

@@ -14,6 +14,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "node/node.h"
+#include "server/leader_rules.h"
 #include "server/member_rules.h"
 #include "server/srv.h"
 #include "store/fsm.h"
@@ -461,6 +462,124 @@ void mf_op_members_promote(struct req *r)
     promote(s, r, &st, m->id);
 }
 
+/* ---- the leader removing itself: hand leadership off first ----
+ *
+ * Removing itself directly, the leader steps down once the entry commits
+ * and the others elect after an election timeout with no leader. Handing
+ * leadership to the most caught-up voter first (TimeoutNow: no gap) and
+ * forwarding the request to it avoids that gap; the new leader removes this
+ * node as any other. A request that was itself forwarded here, or a
+ * hand-off that does not happen within its wait, falls back to the direct
+ * self-removal. */
+
+struct handoff {
+    uv_timer_t timer;
+    struct mf_server *s;
+    struct req *r;
+    uint64_t self, target;
+    uint64_t deadline_ms, next_issue_ms, reissue_ms; /* monotonic */
+};
+
+static uint64_t election_ms(const struct mf_server *s)
+{
+    return (uint64_t)s->cfg->election_ticks * s->cfg->tick_ms;
+}
+
+static void handoff_closed(uv_handle_t *h)
+{
+    struct handoff *w = h->data;
+    struct mf_server *s = w->s;
+    free(w);
+    if (s->node)
+        s->handles_open--;
+    else
+        mf_srv_handle_released(s);
+}
+
+static void handoff_end(struct handoff *w)
+{
+    uv_timer_stop(&w->timer);
+    uv_close((uv_handle_t *)&w->timer, handoff_closed);
+}
+
+static void on_handoff_poll(uv_timer_t *t)
+{
+    struct handoff *w = t->data;
+    struct mf_server *s = w->s;
+    if (!s->node) {
+        mf_api_reply_error(w->r, MF_EUNAVAIL, "the node stopped before it left");
+        return handoff_end(w);
+    }
+    struct mf_raft_status st;
+    mf_node_status(s->node, &st);
+    bool leads = mf_node_is_leader(s->node) || st.role == MF_RAFT_LEADER;
+    if (!leads && s->leader && s->leader != w->self) {
+        MF_INFO(LOG_MOD, "members remove: leadership moved to node %" PRIu64
+                         "; it removes node %" PRIu64, s->leader, w->self);
+        int rc = mf_api_forward(s, w->r);
+        if (rc)
+            mf_api_reply_error(w->r, MF_EUNAVAIL,
+                               "leadership moved to node %" PRIu64 " but the request could not "
+                               "follow (%s): retry", s->leader, mf_strerror(rc));
+        return handoff_end(w);
+    }
+    uint64_t now = mf_now_mono_ms();
+    if (now >= w->deadline_ms) {
+        if (leads) {
+            MF_WARN(LOG_MOD, "members remove: leadership did not move to node %" PRIu64
+                             "; this leader removes itself", w->target);
+            change_start(s, w->r, MF_RAFT_CONF_REMOVE, w->self, NULL, 0, false);
+        } else {
+            mf_api_reply_error(w->r, MF_EUNAVAIL, "this node no longer leads: retry");
+        }
+        return handoff_end(w);
+    }
+    if (leads && now >= w->next_issue_ms) {
+        w->next_issue_ms = now + w->reissue_ms;
+        (void)mf_node_transfer(s->node, w->target);
+    }
+}
+
+/* @return true when r is taken (a hand-off started). */
+static bool remove_self_by_handoff(struct mf_server *s, struct req *r,
+                                   const struct mf_raft_status *st)
+{
+    if (r->peer)
+        return false;
+    struct mf_leader_candidate c[MF_RAFT_NODES_MAX];
+    size_t n = 0;
+    for (uint32_t i = 0; i < st->conf.voters_len; i++) {
+        uint64_t id = st->conf.voters[i];
+        struct mf_node_peer_view v = {0};
+        bool self = id == st->id;
+        if (!self && mf_node_peer_view(s->node, id, &v))
+            v = (struct mf_node_peer_view){0};
+        c[n++] = (struct mf_leader_candidate){.id = id, .voter = true,
+                                              .match_index = self ? st->last_index : v.match_index,
+                                              .clock_ok = self || v.clock_ok};
+    }
+    uint64_t target = 0;
+    char why[MF_LEADER_WHY_MAX];
+    if (mf_leader_choose(st->id, c, n, 0, &target, why, sizeof(why)) || target == st->id ||
+        mf_node_transfer(s->node, target) != 0)
+        return false;
+    struct handoff *w = calloc(1, sizeof(*w));
+    if (!w)
+        return false;
+    uint64_t now = mf_now_mono_ms(), e = election_ms(s);
+    *w = (struct handoff){.s = s, .r = r, .self = st->id, .target = target,
+                          .reissue_ms = e ? e : 10};
+    w->deadline_ms = now + (4 * e > 3000 ? 4 * e : 3000);
+    w->next_issue_ms = now + w->reissue_ms;
+    MF_INFO(LOG_MOD, "members remove: node %" PRIu64 " leads: handing leadership to node %" PRIu64
+                     " first", st->id, target);
+    uv_timer_init(s->loop, &w->timer);
+    w->timer.data = w;
+    s->handles_open++;
+    uv_timer_start(&w->timer, on_handoff_poll, 10, 10);
+    return true;
+}
+
 void mf_op_members_remove(struct req *r)
 {
     struct mf_server *s = r->srv;
@@ -477,6 +596,8 @@ void mf_op_members_remove(struct req *r)
     snprintf(what, sizeof(what), "removing node %" PRIu64, m->id);
     if (voter && guard(s, &st, m->id, 0, what, m->force, why, sizeof(why)))
         return mf_api_reply_error(r, MF_EINVAL, "%s", why);
+    if (m->id == st.id && remove_self_by_handoff(s, r, &st))
+        return;
     MF_INFO(LOG_MOD, "members remove: node %" PRIu64 "%s%s", m->id,
             m->id == st.id ? " (this leader: it steps down once the removal commits)" : "",
             m->force ? " (-force)" : "");

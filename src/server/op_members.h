@@ -19,8 +19,12 @@
  *    holds the configuration; snapshot_entries says when one is taken).
  *  promote N [-force]: a learner becomes a voter (zone guard).
  *  remove N [-force]: a voter or learner leaves (zone guard for a voter);
- *    the leader itself too: it proposes its own removal, steps down once it
- *    commits, and the others elect a leader (within an election timeout).
+ *    the leader itself too: it first hands leadership to the most caught-up
+ *    voter whose clock agrees (TimeoutNow, leader_rules.h) and forwards the
+ *    request to it, which removes this node like any other; when no hand-off
+ *    happens within max(4 election timeouts, 3 s) (or the request was
+ *    itself forwarded here) it proposes its own removal and steps down once
+ *    that commits (the others then elect within an election timeout).
  *    The last voter cannot be removed.
  * The zone guard (member_rules.h): from 3 voters on, a change that lowers
  * the number of whole zones the cluster can lose is refused with
