@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 import unittest
+from concurrent.futures import ThreadPoolExecutor
 
 from tests.harness.cluster import Cluster, wait_for
 
@@ -38,7 +39,17 @@ def add(c, via, n, force=False):
         code = out.get("error", {}).get("code")
         assert code == "UNAVAILABLE", out
         return False
-    wait_for(once, 40, "node %d added" % n.id)
+    wait_for(once, 90, "node %d added" % n.id)
+
+
+def fill(node, prefix, count):
+    """count writes through node, four at a time: past two snapshots the
+    leader's log is compacted, and a new member can start from a snapshot."""
+    def put(i):
+        rc, out = node.cli("kv", "put", "%s/%d" % (prefix, i), "v=%d" % i, timeout="10s")
+        assert rc == 0, out
+    with ThreadPoolExecutor(4) as ex:
+        list(ex.map(put, range(count)))
 
 
 def voters(node):
@@ -100,6 +111,7 @@ class GrowShrink(unittest.TestCase):
         w = Writer(c, lambda: [n.api_addr for n in live.values()])
         w.start()
         self.addCleanup(w.stop.set)
+        fill(n1, "pre", 200)
         for nid, zone in ((2, "a"), (3, "b"), (4, "b"), (5, "c")):
             n = c.join_node(nid, zone=zone)
             self.assertEqual((n.status() or {}).get("role"), "joining")
@@ -174,9 +186,7 @@ class ReplaceAndLeave(unittest.TestCase):
         snapshot, becomes a voter and reads the data back."""
         c = self.c
         lead = c.leader(timeout=15)
-        for i in range(210):  # past two snapshots: the log is compacted once
-            rc, out = lead.cli("kv", "put", "r/%d" % i, "v=%d" % i)
-            self.assertEqual(rc, 0, out)
+        fill(lead, "r", 210)
         dead = next(n for n in c.nodes if n.id != lead.id and n.zone == "c") \
             if lead.zone != "c" else next(n for n in c.nodes if n.id != lead.id)
         dead.kill()
