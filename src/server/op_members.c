@@ -148,6 +148,11 @@ static void info_of(struct mf_server *s, uint64_t id, Mayfly__Cmd__MemberInfo *m
     }
     if (!addr)
         addr = mf_node_member_addr(s->node, id);
+    /* A listener's own wildcard address reaches nobody: leave it out. */
+    if (addr && (strncmp(addr, "0.0.0.0:", 8) == 0 || strncmp(addr, "[::]:", 5) == 0))
+        addr = NULL;
+    if (api && (strncmp(api, "0.0.0.0:", 8) == 0 || strncmp(api, "[::]:", 5) == 0))
+        api = NULL;
     const char *zone = zone_of(s, id);
     m->addr = (char *)(addr ? addr : "");
     m->api_addr = (char *)(api ? api : "");
