@@ -14,6 +14,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "node/node.h"
+#include "server/cluster_version.h"
 #include "server/leader_rules.h"
 #include "server/member_rules.h"
 #include "server/srv.h"
@@ -21,6 +22,7 @@
 #include "store/members.h"
 
 #define LOG_MOD "members"
+#define MF_MEMBERS_FEATURE_OP 47 /* command.proto: membership's op number, its feature level */
 
 struct track {
     uint64_t id;
@@ -115,20 +117,21 @@ static int guard(struct mf_server *s, const struct mf_raft_status *st, uint64_t 
     return mf_member_zone_guard(b, nb, a, na, what, force, why, why_len);
 }
 
-static bool is_voter(const struct mf_raft_status *st, uint64_t id)
+static bool in_ids(const uint64_t *ids, uint32_t n, uint64_t id)
 {
-    for (uint32_t i = 0; i < st->conf.voters_len; i++)
-        if (st->conf.voters[i] == id)
+    for (uint32_t i = 0; i < n; i++)
+        if (ids[i] == id)
             return true;
     return false;
 }
+#define is_voter(st, id) in_ids((st)->conf.voters, (st)->conf.voters_len, (id))
+#define is_learner(st, id) in_ids((st)->conf.learners, (st)->conf.learners_len, (id))
 
-static bool is_learner(const struct mf_raft_status *st, uint64_t id)
+/* Old builds refuse a configuration entry longer than 9 bytes: the tail
+ * needs the cluster feature version of op 47 (store/features.h). */
+static bool tails_allowed(struct mf_server *s)
 {
-    for (uint32_t i = 0; i < st->conf.learners_len; i++)
-        if (st->conf.learners[i] == id)
-            return true;
-    return false;
+    return mf_cluster_version_applied(s) >= mf_feature_op_level(MF_MEMBERS_FEATURE_OP);
 }
 
 /* ---- the entry's tail ---- */
@@ -214,11 +217,8 @@ static void change_end(struct change *c)
     uv_close((uv_handle_t *)&c->timer, change_closed);
 }
 
-static const char *type_name(enum mf_raft_conf_change_type t)
-{
-    return t == MF_RAFT_CONF_ADD_LEARNER ? "add" : t == MF_RAFT_CONF_ADD_VOTER ? "promote"
-                                                                               : "remove";
-}
+#define type_name(t) \
+    ((t) == MF_RAFT_CONF_ADD_LEARNER ? "add" : (t) == MF_RAFT_CONF_ADD_VOTER ? "promote" : "remove")
 
 static void change_fail(struct change *c, int rc, const char *fmt, uint64_t id)
 {
@@ -406,6 +406,11 @@ void mf_op_members_add(struct req *r)
     if (is_voter(&st, m->id) || is_learner(&st, m->id))
         return mf_api_reply_error(r, MF_EINVAL, "node %" PRIu64 " is already a member (%s)", m->id,
                                   is_voter(&st, m->id) ? "voter" : "learner");
+    if (!tails_allowed(s))
+        return mf_api_reply_error(r, MF_EUNAVAIL, "cluster feature version %u: members add needs "
+                                  "%u (its entry carries the member's addresses); upgrade every "
+                                  "member first", mf_cluster_version_applied(s),
+                                  mf_feature_op_level(MF_MEMBERS_FEATURE_OP));
     if (st.first_index <= 1)
         return mf_api_reply_error(r, MF_EUNAVAIL,
                                   "this leader's log was never compacted: a new member starts "
@@ -443,7 +448,8 @@ static void promote(struct mf_server *s, struct req *r, const struct mf_raft_sta
     info_of(s, id, &info);
     uint8_t *tail = NULL;
     size_t tail_len = 0;
-    if (mf_members_info_ok(&info) && tail_make(s, st, &info, &tail, &tail_len) != 0)
+    if (tails_allowed(s) && mf_members_info_ok(&info) &&
+        tail_make(s, st, &info, &tail, &tail_len) != 0)
         tail = NULL, tail_len = 0; /* the registry keeps its record */
     change_start(s, r, MF_RAFT_CONF_ADD_VOTER, id, tail, tail_len, false);
 }
@@ -484,11 +490,6 @@ struct handoff {
     uint64_t self, target;
     uint64_t deadline_ms, next_issue_ms, reissue_ms; /* monotonic */
 };
-
-static uint64_t election_ms(const struct mf_server *s)
-{
-    return (uint64_t)s->cfg->election_ticks * s->cfg->tick_ms;
-}
 
 static void handoff_closed(uv_handle_t *h)
 {
@@ -571,7 +572,7 @@ static bool remove_self_by_handoff(struct mf_server *s, struct req *r,
     struct handoff *w = calloc(1, sizeof(*w));
     if (!w)
         return false;
-    uint64_t now = mf_now_mono_ms(), e = election_ms(s);
+    uint64_t now = mf_now_mono_ms(), e = (uint64_t)s->cfg->election_ticks * s->cfg->tick_ms;
     *w = (struct handoff){.s = s, .r = r, .self = st->id, .target = target,
                           .reissue_ms = e ? e : 10};
     w->deadline_ms = now + (4 * e > 3000 ? 4 * e : 3000);

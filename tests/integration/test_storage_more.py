@@ -123,6 +123,10 @@ class FollowerFull(Base):
         self.assertEqual(code, 503, body)
         self.assertIn(ENOSPC_MSG, body)
         self.assertIn("mayfly_storage_blocked 1", f.http_get("/metrics")[1])
+        # ... and so does its status (the leader's names no block of its own).
+        st = self.ok("-consistency", "stale", "status", node=f, timeout="3s")
+        self.assertIn(ENOSPC_MSG, st["storage_blocked"] or "", st)
+        self.assertIsNone(self.ok("status", node=leader)["storage_blocked"])
 
         # Growing writes refused, revocations and deletes go on.
         for n in c.nodes:
@@ -157,6 +161,7 @@ class FollowerFull(Base):
         print("ballast removed: caught up, alarm cleared, writes resumed after %.1f s"
               % (time.monotonic() - t1))
         self.assertIn("resumed after", log_text(f))
+        self.assertIsNone(self.ok("-consistency", "stale", "status", node=f)["storage_blocked"])
         out = self.ok("kv", "get", "-consistency", "stale", "after/0", node=f, timeout="3s")
         self.assertEqual(out["data"], {"v": "x"})
         self.assertEqual({n.id: n.proc.pid for n in c.nodes if n.alive()}, pids,

@@ -581,8 +581,9 @@ static void test_store_fsm_corrupted_command_refused(void **s)
     tf_close(&t);
 }
 
-/* An unknown command type (a field number this version does not know) gets a
- * clear error and changes nothing. */
+/* An unknown command type (a field number this version does not know) stops
+ * the apply (store/features.h: a replica that skipped it would diverge): the
+ * batch fails, nothing changes, and the reason names the entry and type. */
 static void test_store_fsm_unknown_command_refused(void **s)
 {
     (void)s;
@@ -592,8 +593,12 @@ static void test_store_fsm_unknown_command_refused(void **s)
     tf_digest(&t, 1, d0);
     /* now_ms = 1 (field 2, varint) and field 99 (length-delimited, 2 bytes). */
     uint8_t b[] = {0x10, 0x01, 0x9a, 0x06, 0x02, 0x08, 0x01};
-    assert_int_equal(tf_raw(&t, b, sizeof(b)), MF_EINVAL);
-    assert_non_null(strstr(t.last->error, "unknown command type"));
+    Mayfly__Cmd__Result *res = NULL;
+    assert_int_equal(mf_fsm_apply(t.fsm, t.index + 1, b, sizeof(b), &res), MF_ECORRUPT);
+    assert_null(res);
+    assert_int_equal(mf_fsm_applied(t.fsm), t.index);
+    assert_non_null(mf_fsm_stop_reason(t.fsm));
+    assert_non_null(strstr(mf_fsm_stop_reason(t.fsm), "holds command type 99, unknown to this build"));
     tf_digest(&t, 1, d1);
     assert_memory_equal(d0, d1, 32);
     tf_close(&t);
