@@ -415,7 +415,7 @@ void mf_op_members_add(struct req *r)
         return mf_api_reply_error(r, MF_EUNAVAIL,
                                   "this leader's log was never compacted: a new member starts "
                                   "from a snapshot; retry once %" PRIu64 " entries have applied "
-                                  "(snapshot_entries)", s->cfg->snapshot_entries);
+                                  "(twice snapshot_entries)", 2 * s->cfg->snapshot_entries);
     Mayfly__Cmd__MemberInfo info = MAYFLY__CMD__MEMBER_INFO__INIT;
     info.id = m->id;
     info.addr = m->addr;

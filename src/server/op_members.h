@@ -16,7 +16,8 @@
  *    Refused: a member already (INVALID_ARGUMENT), malformed addresses or
  *    zone (INVALID_ARGUMENT), and while this leader's log was never
  *    compacted (UNAVAILABLE: a new member starts from a snapshot, which
- *    holds the configuration; snapshot_entries says when one is taken).
+ *    holds the configuration; the log is first compacted once twice
+ *    snapshot_entries entries have applied).
  *  promote N [-force]: a learner becomes a voter (zone guard).
  *  remove N [-force]: a voter or learner leaves (zone guard for a voter);
  *    the leader itself too: it first hands leadership to the most caught-up
