@@ -125,6 +125,7 @@ static void apply_packed(struct mf_fsm *fsm, struct packed *p, size_t batch, uin
             e[j].index = ++*index;
             e[j].data = p->buf + p->off[i + j];
             e[j].len = p->len[i + j];
+            e[j].conf = false;
         }
         int rc = mf_fsm_apply_batch(fsm, e, k, NULL);
         if (rc)

@@ -46,7 +46,38 @@ static const struct flag_def flag_defs[] = {
     {"cancel", false, false},      {"max-leases", true, false},
     {"rate", true, false},
     {"to", true, false},
+    {"id", true, false},           {"api-addr", true, false},
+    {"zone", true, false},
 };
+
+/* `operator members add -addr PEER_ADDR`: there -addr after the command
+ * words is the new member's peer address, a command flag; the servers to
+ * ask come from an -addr before them or MAYFLY_ADDR. Returns the index of
+ * the word "add" of that command, or argc when it is another command. */
+static int members_add_at(int argc, char **argv)
+{
+    static const char *const want[] = {"operator", "members", "add"};
+    size_t seen = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (arg[0] != '-' || arg[1] == '\0') {
+            if (strcmp(arg, want[seen]) != 0)
+                return argc;
+            if (++seen == 3)
+                return i;
+            continue;
+        }
+        const char *name = arg + 1 + (arg[1] == '-');
+        const char *eq = strchr(name, '=');
+        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+        for (size_t k = 0; k < sizeof(flag_defs) / sizeof(flag_defs[0]); k++)
+            if (strlen(flag_defs[k].name) == name_len &&
+                strncmp(flag_defs[k].name, name, name_len) == 0 && flag_defs[k].takes_value &&
+                !eq)
+                i++;
+    }
+    return argc;
+}
 
 /* `-prefix` is a switch for `lease revoke` and takes a value for `quota`
  * (-prefix P, the quota's scope). The command is the first word that is not
@@ -162,6 +193,7 @@ static int split_argv(int argc, char **argv, struct mf_cli_args *out, const char
                       size_t *words_len, char *err, size_t err_len)
 {
     bool quota = quota_command(argc, argv);
+    int add_at = members_add_at(argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (arg[0] != '-' || arg[1] == '\0') { /* "-" alone is a value (stdin) */
@@ -188,7 +220,8 @@ static int split_argv(int argc, char **argv, struct mf_cli_args *out, const char
         } else if (eq) {
             return mf_err_set(err, err_len, MF_EINVAL, "flag -%s takes no value", fd->name);
         }
-        if (fd->global) {
+        bool peer_addr = i > add_at && strcmp(fd->name, "addr") == 0;
+        if (fd->global && !peer_addr) {
             if (strcmp(fd->name, "help") == 0 || strcmp(fd->name, "h") == 0) {
                 out->help = true;
                 continue;

@@ -1040,6 +1040,72 @@ static int build_members_list(const struct mf_cli_args *a, struct mf_cli_arena *
     return 0;
 }
 
+/* ---- operator members add / promote / remove ---- */
+
+static int build_members_add(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                             Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    Mayfly__Api__MembersAddRequest *m =
+        MSG(ar, Mayfly__Api__MembersAddRequest, mayfly__api__members_add_request__init);
+    int rc = flag_u64(a, "id", &m->id, err, err_len);
+    if (rc)
+        return rc;
+    if (m->id == 0)
+        return mf_err_set(err, err_len, MF_EINVAL, "-id N is required (node ids start at 1)");
+    const char *addr = mf_cli_flag(a, "addr"), *api = mf_cli_flag(a, "api-addr");
+    if (!addr || !*addr)
+        return mf_err_set(err, err_len, MF_EINVAL, "-addr PEER_ADDR (host:port) is required");
+    if (!api || !*api)
+        return mf_err_set(err, err_len, MF_EINVAL, "-api-addr ADDR (host:port) is required");
+    const char *zone = mf_cli_flag(a, "zone");
+    m->addr = mf_cli_arena_strdup(ar, addr);
+    m->api_addr = mf_cli_arena_strdup(ar, api);
+    m->zone = mf_cli_arena_strdup(ar, zone ? zone : "");
+    m->force = mf_cli_flag_set(a, "force");
+    req->op_case = MAYFLY__API__REQUEST__OP_MEMBERS_ADD;
+    req->members_add = m;
+    return 0;
+}
+
+static int member_id_arg(const struct mf_cli_args *a, uint64_t *id, char *err, size_t err_len)
+{
+    int rc = parse_u64("N", a->pos[0], id, err, err_len);
+    if (!rc && *id == 0)
+        rc = mf_err_set(err, err_len, MF_EINVAL, "node ids start at 1");
+    return rc;
+}
+
+static int build_members_promote(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                                 Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    Mayfly__Api__MembersPromoteRequest *m =
+        MSG(ar, Mayfly__Api__MembersPromoteRequest, mayfly__api__members_promote_request__init);
+    int rc = member_id_arg(a, &m->id, err, err_len);
+    if (rc)
+        return rc;
+    m->force = mf_cli_flag_set(a, "force");
+    req->op_case = MAYFLY__API__REQUEST__OP_MEMBERS_PROMOTE;
+    req->members_promote = m;
+    return 0;
+}
+
+static int build_members_remove(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                                Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    Mayfly__Api__MembersRemoveRequest *m =
+        MSG(ar, Mayfly__Api__MembersRemoveRequest, mayfly__api__members_remove_request__init);
+    int rc = member_id_arg(a, &m->id, err, err_len);
+    if (rc)
+        return rc;
+    m->force = mf_cli_flag_set(a, "force");
+    req->op_case = MAYFLY__API__REQUEST__OP_MEMBERS_REMOVE;
+    req->members_remove = m;
+    return 0;
+}
+
 static int build_alarm_disarm(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
                               Mayfly__Api__Request *req, char *err, size_t err_len)
 {
@@ -1872,6 +1938,15 @@ static const struct mf_cli_command commands[] = {
      build_snapshot_save, R(SNAPSHOT_SAVE), json_snapshot_save},
     {{"operator", "snapshot", "restore"}, "", 1, 1, false, "mayfly operator snapshot restore FILE",
      build_snapshot_restore, R(SNAPSHOT_RESTORE), json_snapshot_restore},
+    {{"operator", "members", "add"}, "id addr api-addr zone force", 0, 0, true,
+     "mayfly operator members add -id N -addr PEER_ADDR -api-addr ADDR [-zone Z] [-force]",
+     build_members_add, R(MEMBERS_ADD), json_empty},
+    {{"operator", "members", "promote"}, "force", 1, 1, true,
+     "mayfly operator members promote N [-force]", build_members_promote, R(MEMBERS_PROMOTE),
+     json_empty},
+    {{"operator", "members", "remove"}, "force", 1, 1, true,
+     "mayfly operator members remove N [-force]", build_members_remove, R(MEMBERS_REMOVE),
+     json_empty},
     {{"quota", "delete"}, "", 1, 1, true, "mayfly quota delete NAME", build_quota_delete,
      R(EMPTY), json_empty},
     {{"engine", "enable"}, "type config", 1, 1, true,

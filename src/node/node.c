@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "command.pb-c.h"
 #include "common/assert.h"
 #include "common/env.h"
 #include "common/err.h"
@@ -149,6 +150,10 @@ struct mf_node {
     uint64_t peer_heard_ms[MF_CONFIG_PEERS_MAX]; /* monotonic: last message from each peer */
     uint64_t reserve_bytes;       /* the reserve file's size */
     bool reserve_released;        /* given up for a retry, not yet allocated again */
+    /* Runtime membership (the block "member registry" at the end). */
+    bool join;                    /* started to join: no bootstrap configuration */
+    bool removed_logged;          /* this node's removal was applied and logged */
+    bool removed_notice;          /* a member told this node it was removed: no campaigns */
 };
 
 enum { ENV_LOG, ENV_STATE };
@@ -583,6 +588,13 @@ static void serve_reads(struct mf_node *n)
     }
 }
 
+static void members_applied(struct mf_node *n, const struct mf_raft_entry *e);
+static bool join_drops(struct mf_node *n, const struct mf_raft_msg *m);
+static void removed_notice_send(struct mf_node *n, uint64_t to, uint64_t index);
+static void removed_notice_recv(struct mf_node *n, uint64_t from, const uint8_t *data,
+                                size_t len);
+static void removed_vote(struct mf_node *n, const struct mf_raft_msg *m);
+
 static void deliver_applied(struct mf_node *n, struct apply_batch *ab)
 {
     for (size_t i = 0; i < ab->len; i++) {
@@ -594,6 +606,8 @@ static void deliver_applied(struct mf_node *n, struct apply_batch *ab)
             finish_proposal(n, p, p->term == e->term ? 0 : MF_EUNAVAIL,
                             p->term == e->term ? result : NULL);
         }
+        if (e->type == MF_RAFT_ENTRY_CONF)
+            members_applied(n, e);
         n->sm.applied(n->sm.ctx, e, result);
         if (e->index > n->applied)
             n->applied = e->index;
@@ -789,6 +803,7 @@ static void start_driver(struct mf_node *n)
 
 static int start_core(struct mf_node *n, const struct mf_config *cfg);
 static int recover_snapshot(struct mf_node *n);
+static int join_mark(struct mf_node *n, const struct mf_node_opts *o);
 static void on_tick(uv_timer_t *t);
 static void clock_update(struct mf_node *n);
 
@@ -1052,7 +1067,7 @@ static int storage_resume(struct mf_node *n)
     }
     if ((rc = recover_snapshot(n)) != 0 || (rc = start_core(n, n->cfg)) != 0)
         return rc;
-    mf_raft_set_campaign_allowed(n->raft, n->clock_allowed);
+    mf_raft_set_campaign_allowed(n->raft, n->clock_allowed && !n->removed_notice);
     start_driver(n);
     n->apply_halted = false;
     memset(n->peer_match, 0, sizeof(n->peer_match));
@@ -1170,7 +1185,7 @@ static void clock_update(struct mf_node *n)
     clock_view(n, now, &v, &st);
     if (v.agrees != n->clock_allowed) {
         n->clock_allowed = v.agrees;
-        mf_raft_set_campaign_allowed(n->raft, v.agrees);
+        mf_raft_set_campaign_allowed(n->raft, v.agrees && !n->removed_notice);
         if (v.agrees)
             MF_INFO(LOG_MOD, "clock agrees with %u of %u voters (offset %" PRId64
                              " ms): may campaign", v.agreeing, v.voters, v.offset_ms);
@@ -1266,6 +1281,8 @@ static void on_peer_recv(struct mf_transport *t, uint64_t from, uint8_t tag, con
     if (n->failed)
         return;
     note_heard(n, from);
+    if (tag == MF_NODE_TAG_REMOVED)
+        return removed_notice_recv(n, from, data, len);
     if (tag >= MF_NODE_TAG_APP_MIN) {
         if (n->sm.peer_message)
             n->sm.peer_message(n->sm.ctx, from, tag, data, len);
@@ -1292,6 +1309,11 @@ static void on_peer_recv(struct mf_transport *t, uint64_t from, uint8_t tag, con
         mf_peer_msg_free(&d);
         return;
     }
+    if (join_drops(n, &d.msg)) {
+        mf_peer_msg_free(&d);
+        return;
+    }
+    removed_vote(n, &d.msg);
     if (d.msg.type == MF_RAFT_MSG_APP_RESP && !d.msg.reject)
         note_match(n, from, d.msg.index);
     rc = mf_raft_step(n->raft, &d.msg);
@@ -1361,6 +1383,8 @@ static int start_core(struct mf_node *n, const struct mf_config *cfg)
         .snapshot_ctx = n,
     };
     int err = mf_node_initial_members(cfg, &rc);
+    if (!err && n->join)
+        rc.voters_len = rc.learners_len = 0; /* a joining node bootstraps nothing */
     if (err) {
         MF_ERROR(LOG_MOD, "config: %zu peers and this node make more than %d members",
                  cfg->peers_len, MF_RAFT_NODES_MAX);
@@ -1465,6 +1489,9 @@ int mf_node_start(uv_loop_t *loop, const struct mf_node_opts *o, struct mf_node 
     if (rc)
         goto fail;
     mf_raftlog_storage(n->log, &n->storage);
+    rc = join_mark(n, o);
+    if (rc)
+        goto fail;
     rc = recover_snapshot(n);
     if (rc)
         goto fail;
@@ -1774,4 +1801,289 @@ void mf_node_set_reserve_hint(struct mf_node *n, uint64_t live_leases)
             MF_WARN(LOG_MOD, "cannot grow the reserve %s to %" PRIu64 " KiB: %s",
                     n->reserve_path, want >> 10, mf_strerror(rc));
     }
+}
+
+/* ---- the member registry (issue 13; node.h "Runtime membership") ----
+ *
+ * n->peers is this node's table of members' addresses and zones: the config
+ * file's peers at start (the bootstrap registry), then every configuration
+ * entry as it is applied (its MemberChange tail, store/members.h), and the
+ * records the server loads from the state database after a start or a
+ * snapshot install (mf_node_member_put). The transport dials what the table
+ * says. */
+
+#define JOIN_FILE "join" /* under data_dir: this node started with --join */
+
+/* A node started with --join keeps that in DATA_DIR/join: restarted without
+ * the flag before a snapshot arrived, it must still not bootstrap the config
+ * file's peers as a second cluster. */
+static int join_mark(struct mf_node *n, const struct mf_node_opts *o)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/%s", o->cfg->data_dir, JOIN_FILE);
+    if (o->join) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return -errno;
+        int rc = fsync(fd) == 0 ? 0 : -errno;
+        close(fd);
+        if (rc)
+            return rc;
+        n->join = true;
+    } else {
+        n->join = access(path, F_OK) == 0;
+    }
+    if (n->join)
+        MF_INFO(LOG_MOD, "node %" PRIu64 " joins: no bootstrap configuration; waiting to be "
+                         "added by the leader (operator members add)", n->id);
+    return 0;
+}
+
+/* A joining node with an empty log takes its start from a snapshot only:
+ * entries from index 1 would replay configuration changes on top of a
+ * bootstrap configuration it does not have. It drops them (the leader's
+ * log must have been compacted once: op_members checks it). */
+static bool join_drops(struct mf_node *n, const struct mf_raft_msg *m)
+{
+    if (!n->join || m->type != MF_RAFT_MSG_APP || m->index != 0 || m->entries_len == 0)
+        return false;
+    struct mf_raft_status st;
+    raft_status(n, &st);
+    if (st.last_index != 0)
+        return false;
+    MF_WARN(LOG_MOD, "joining: dropping entries from index 1 sent by node %" PRIu64
+                     "; a new member starts from a snapshot", m->from);
+    return true;
+}
+
+static ssize_t member_find(const struct mf_node *n, uint64_t id)
+{
+    for (size_t i = 0; i < n->peers_len; i++)
+        if (n->peers[i].id == id)
+            return (ssize_t)i;
+    return -1;
+}
+
+static int dup_or_null(const char *s, char **out)
+{
+    *out = NULL;
+    if (!s || !*s)
+        return 0;
+    return (*out = strdup(s)) ? 0 : -ENOMEM;
+}
+
+int mf_node_member_put(struct mf_node *n, uint64_t id, const char *addr, const char *api_addr,
+                       const char *zone)
+{
+    if (id == 0 || !addr || !*addr)
+        return MF_EINVAL;
+    char *a, *api, *z;
+    int rc = dup_or_null(addr, &a);
+    if (!rc)
+        rc = dup_or_null(api_addr, &api);
+    else
+        api = NULL;
+    if (!rc)
+        rc = dup_or_null(zone, &z);
+    else
+        z = NULL;
+    if (rc) {
+        free(a);
+        free(api);
+        return rc;
+    }
+    ssize_t i = member_find(n, id);
+    bool moved = true;
+    if (i < 0) {
+        if (n->peers_len == MF_CONFIG_PEERS_MAX) {
+            free(a);
+            free(api);
+            free(z);
+            return MF_ETOOLARGE;
+        }
+        i = (ssize_t)n->peers_len++;
+        n->peers[i] = (struct mf_config_peer){.id = id};
+        n->peer_match[i] = n->peer_heard_ms[i] = 0;
+    } else {
+        moved = !n->peers[i].addr || strcmp(n->peers[i].addr, a) != 0;
+        free(n->peers[i].addr);
+        free(n->peers[i].api_addr);
+        free(n->peers[i].zone);
+    }
+    n->peers[i].addr = a;
+    n->peers[i].api_addr = api;
+    n->peers[i].zone = z;
+    if (id == n->id || !n->transport || !moved)
+        return 0;
+    (void)mf_transport_remove_peer(n->transport, id); /* a new address: dial it afresh */
+    rc = mf_transport_add_peer(n->transport, id, a);
+    if (rc)
+        MF_WARN(LOG_MOD, "member %" PRIu64 " at %s: cannot add it to the transport: %s", id, a,
+                mf_strerror(rc));
+    return rc;
+}
+
+void mf_node_member_drop(struct mf_node *n, uint64_t id)
+{
+    ssize_t i = member_find(n, id);
+    if (i < 0 || id == n->id)
+        return;
+    free(n->peers[i].addr);
+    free(n->peers[i].api_addr);
+    free(n->peers[i].zone);
+    size_t rest = n->peers_len - (size_t)i - 1;
+    memmove(&n->peers[i], &n->peers[i + 1], rest * sizeof(n->peers[0]));
+    memmove(&n->peer_match[i], &n->peer_match[i + 1], rest * sizeof(n->peer_match[0]));
+    memmove(&n->peer_heard_ms[i], &n->peer_heard_ms[i + 1], rest * sizeof(n->peer_heard_ms[0]));
+    n->peers_len--;
+    /* The transport keeps the peer: an answer to a request it forwarded
+     * (its own removal among them) and the removal notice still reach it. */
+}
+
+/* A configuration entry applied: the table follows its tail (or drops a
+ * removed member), and this node says when it was removed itself. */
+static void members_applied(struct mf_node *n, const struct mf_raft_entry *e)
+{
+    enum mf_raft_conf_change_type type;
+    uint64_t id;
+    const uint8_t *tail = NULL;
+    uint32_t tail_len = 0;
+    if (mf_raft_conf_decode_tail(e->data, e->len, &type, &id, &tail, &tail_len) != 0)
+        return;
+    if (type == MF_RAFT_CONF_REMOVE) {
+        MF_INFO(LOG_MOD, "member %" PRIu64 " removed from the configuration (index %" PRIu64 ")",
+                id, e->index);
+        if (id == n->id && !n->removed_logged) {
+            n->removed_logged = true;
+            MF_WARN(LOG_MOD, "this node (%" PRIu64 ") was removed from the configuration at "
+                             "index %" PRIu64 ": it no longer votes or campaigns; stop it",
+                    n->id, e->index);
+        }
+        if (id != n->id)
+            removed_notice_send(n, id, e->index); /* before its address goes */
+        mf_node_member_drop(n, id);
+        return;
+    }
+    Mayfly__Cmd__MemberChange *ch =
+        tail_len ? mayfly__cmd__member_change__unpack(NULL, tail_len, tail) : NULL;
+    const Mayfly__Cmd__MemberInfo *m = ch ? ch->member : NULL;
+    if (m && m->id == id && m->addr && *m->addr)
+        (void)mf_node_member_put(n, id, m->addr, m->api_addr, m->zone);
+    for (size_t i = 0; ch && i < ch->n_known; i++) {
+        const Mayfly__Cmd__MemberInfo *k = ch->known[i];
+        if (k && k->id && k->addr && *k->addr && member_find(n, k->id) < 0)
+            (void)mf_node_member_put(n, k->id, k->addr, k->api_addr, k->zone);
+    }
+    if (ch)
+        mayfly__cmd__member_change__free_unpacked(ch, NULL);
+    MF_INFO(LOG_MOD, "member %" PRIu64 " is now a %s (index %" PRIu64 ")", id,
+            type == MF_RAFT_CONF_ADD_VOTER ? "voter" : "learner", e->index);
+}
+
+enum mf_node_membership mf_node_membership(struct mf_node *n)
+{
+    struct mf_raft_status st;
+    raft_status(n, &st);
+    if (n->removed_notice) /* its own configuration is stale: it never got the entry */
+        return MF_NODE_MEMBER_REMOVED;
+    for (uint32_t i = 0; i < st.conf.voters_len; i++)
+        if (st.conf.voters[i] == n->id)
+            return MF_NODE_MEMBER_VOTER;
+    for (uint32_t i = 0; i < st.conf.learners_len; i++)
+        if (st.conf.learners[i] == n->id)
+            return MF_NODE_MEMBER_LEARNER;
+    if (n->removed_logged || (!n->join && st.conf.voters_len))
+        return MF_NODE_MEMBER_REMOVED;
+    return MF_NODE_MEMBER_JOINING;
+}
+
+int mf_node_conf_change(struct mf_node *n, enum mf_raft_conf_change_type type, uint64_t id,
+                        const uint8_t *tail, size_t tail_len, mf_node_propose_cb cb, void *arg)
+{
+    if (n->failed || !n->raft)
+        return MF_ECLOSED;
+    if (n->store.blocked)
+        return n->store.code;
+    if (tail_len > MF_RAFT_CONF_TAIL_MAX)
+        return MF_ETOOLARGE;
+    struct pending *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    uint64_t index = 0;
+    int rc = mf_raft_propose_conf_change_tail(n->raft, type, id, tail, (uint32_t)tail_len, &index);
+    if (rc) {
+        free(p);
+        return rc;
+    }
+    struct mf_raft_status st;
+    raft_status(n, &st);
+    struct pending *old = pending_find(&n->proposals, index);
+    if (old)
+        finish_proposal(n, old, MF_EUNAVAIL, NULL);
+    p->key = index;
+    p->term = st.term;
+    p->deadline_ms = mf_now_mono_ms() + MF_NODE_PROPOSE_TIMEOUT_MS;
+    p->propose_cb = cb;
+    p->arg = arg;
+    pending_add(&n->proposals, p);
+    pump(n);
+    return 0;
+}
+
+/* A member removed by another leader never receives the entry that removes
+ * it (the leader stops replicating to it at the append): it would keep
+ * (pre-)campaigning. The leader that applies the removal tells it (tag 20:
+ * the entry's index, 8 bytes big-endian), and tells it again whenever a
+ * node outside the configuration asks for a vote. */
+static void removed_notice_send(struct mf_node *n, uint64_t to, uint64_t index)
+{
+    struct mf_raft_status st;
+    raft_status(n, &st);
+    if (st.role != MF_RAFT_LEADER || !n->transport)
+        return;
+    uint8_t buf[8];
+    for (int i = 7; i >= 0; i--, index >>= 8)
+        buf[i] = (uint8_t)index;
+    (void)mf_transport_send(n->transport, to, MF_TRANSPORT_CONTROL, MF_NODE_TAG_REMOVED, buf,
+                            sizeof(buf));
+}
+
+static bool conf_has(const struct mf_raft_status *st, uint64_t id)
+{
+    for (uint32_t i = 0; i < st->conf.voters_len; i++)
+        if (st->conf.voters[i] == id)
+            return true;
+    for (uint32_t i = 0; i < st->conf.learners_len; i++)
+        if (st->conf.learners[i] == id)
+            return true;
+    return false;
+}
+
+static void removed_vote(struct mf_node *n, const struct mf_raft_msg *m)
+{
+    if (m->type != MF_RAFT_MSG_PRE_VOTE && m->type != MF_RAFT_MSG_VOTE)
+        return;
+    struct mf_raft_status st;
+    raft_status(n, &st);
+    if (st.role == MF_RAFT_LEADER && !conf_has(&st, m->from))
+        removed_notice_send(n, m->from, st.commit);
+}
+
+static void removed_notice_recv(struct mf_node *n, uint64_t from, const uint8_t *data,
+                                size_t len)
+{
+    struct mf_raft_status st;
+    raft_status(n, &st);
+    /* Only a member of this node's configuration speaks for the cluster. */
+    if (len != 8 || n->removed_notice || from == n->id || !conf_has(&st, from))
+        return;
+    uint64_t index = 0;
+    for (int i = 0; i < 8; i++)
+        index = (index << 8) | data[i];
+    n->removed_notice = true;
+    if (n->raft)
+        mf_raft_set_campaign_allowed(n->raft, false);
+    MF_WARN(LOG_MOD, "node %" PRIu64 " says this node (%" PRIu64 ") was removed from the "
+                     "configuration (index %" PRIu64 "): it no longer campaigns; stop it",
+            from, n->id, index);
 }

@@ -57,6 +57,7 @@ enum mf_node_tag {
     MF_NODE_TAG_RAFT_SNAP = 2, /* raft.proto Message with a snapshot chunk, bulk link */
     MF_NODE_TAG_CLOCK = 3,     /* clock probe or answer (peer_codec.h), control link */
     MF_NODE_TAG_APP_MIN = 16,  /* 16..255: the server's own (forwarding) */
+    MF_NODE_TAG_REMOVED = 20,  /* "you were removed" (node.h "Runtime membership"), control */
 };
 
 struct mf_node;
@@ -107,6 +108,9 @@ struct mf_node_opts {
      * restart). NULL: the sizes in cfg stay. Copied. */
     const char *config_path;
     struct mf_node_sm sm;
+    /* mayflyd --join: start with no bootstrap configuration (node.h
+     * "Runtime membership"); kept in DATA_DIR/join for later starts. */
+    bool join;
 };
 
 /* Called once when a proposal is applied (rc 0, `result` as `applied` got it,
@@ -307,5 +311,56 @@ struct mf_node_clock {
     uint32_t fresh;       /* voters with a fresh measurement, ourselves included (0: none heard) */
 };
 void mf_node_clock(struct mf_node *n, struct mf_node_clock *out);
+
+/* ---- Runtime membership (issue 13) ----
+ *
+ * The node keeps a table of members' addresses and zones (what
+ * mf_node_member_addr/api_addr/zone answer, and what the transport dials):
+ * the config file's peers at start, then each configuration entry as it is
+ * applied (its MemberChange tail: store/members.h says what it holds), and
+ * whatever the server loads from the replicated registry with
+ * mf_node_member_put (after a start, after a snapshot install).
+ *
+ * Joining (opts.join, or a DATA_DIR/join left by an earlier start with it):
+ * the core starts with no bootstrap configuration (a snapshot's or the log's
+ * configuration still applies), so the node never campaigns and never forms
+ * a cluster of its own; it drops entries that would start its empty log at
+ * index 1 (it must start from the leader's snapshot, which holds the
+ * configuration). It answers the peers it knows (its config file lists the
+ * seed members) and waits to be added as a learner.
+ *
+ * A node whose removal is applied logs it once and no longer campaigns
+ * (the core: not a voter of the committed configuration). A node removed
+ * by another leader never gets that entry: the leader that applies a
+ * removal sends the removed node tag MF_NODE_TAG_REMOVED (the entry's index,
+ * 8 bytes big-endian), and again to any node outside its configuration that
+ * asks for a vote; a node told so by a member of its configuration blocks
+ * its campaigns, logs it and reports itself removed (until it restarts). */
+enum mf_node_membership {
+    MF_NODE_MEMBER_VOTER,
+    MF_NODE_MEMBER_LEARNER,
+    MF_NODE_MEMBER_JOINING, /* not in the configuration yet (joining) */
+    MF_NODE_MEMBER_REMOVED, /* no longer in the configuration */
+};
+enum mf_node_membership mf_node_membership(struct mf_node *n);
+
+/* Leader only: propose one configuration change (raft/core.h
+ * mf_raft_propose_conf_change_tail) with `tail` (copied) after its 9 bytes;
+ * cb as for mf_node_propose (result NULL). @return 0; MF_ENOTLEADER;
+ * -EBUSY (a change is pending, or this leader has not committed in its
+ * term yet: retry); MF_EUNAVAIL (a transfer is pending); MF_EEXISTS,
+ * MF_ENOTFOUND, MF_EINVAL (the core's checks); MF_ETOOLARGE. */
+int mf_node_conf_change(struct mf_node *n, enum mf_raft_conf_change_type type, uint64_t id,
+                        const uint8_t *tail, size_t tail_len, mf_node_propose_cb cb, void *arg);
+
+/* Put member `id` in the table (strings copied; api_addr and zone may be
+ * NULL or ""), redialing it if its address changed. This node's own entry
+ * is kept for its api_addr and zone, never dialed.
+ * @return 0; MF_EINVAL (id 0, no addr); MF_ETOOLARGE (table full);
+ *         -ENOMEM; transport errors (the entry is kept). */
+int mf_node_member_put(struct mf_node *n, uint64_t id, const char *addr, const char *api_addr,
+                       const char *zone);
+/* Drop member `id` from the table and the transport (not this node). */
+void mf_node_member_drop(struct mf_node *n, uint64_t id);
 
 #endif

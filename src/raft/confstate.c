@@ -61,9 +61,21 @@ void mf_raft_conf_apply(struct mf_raft_conf_state *c, enum mf_raft_conf_change_t
 int mf_raft_conf_decode(const uint8_t *data, uint32_t len, enum mf_raft_conf_change_type *type,
                         uint64_t *node)
 {
-    if (len != MF_RAFT_CONF_ENTRY_LEN || data[0] < MF_RAFT_CONF_ADD_VOTER ||
+    return mf_raft_conf_decode_tail(data, len, type, node, NULL, NULL);
+}
+
+int mf_raft_conf_decode_tail(const uint8_t *data, uint32_t len,
+                             enum mf_raft_conf_change_type *type, uint64_t *node,
+                             const uint8_t **tail, uint32_t *tail_len)
+{
+    if (!data || len < MF_RAFT_CONF_ENTRY_LEN ||
+        len > MF_RAFT_CONF_ENTRY_LEN + MF_RAFT_CONF_TAIL_MAX || data[0] < MF_RAFT_CONF_ADD_VOTER ||
         data[0] > MF_RAFT_CONF_REMOVE)
         return MF_ECORRUPT;
+    if (tail)
+        *tail = len > MF_RAFT_CONF_ENTRY_LEN ? data + MF_RAFT_CONF_ENTRY_LEN : NULL;
+    if (tail_len)
+        *tail_len = len - MF_RAFT_CONF_ENTRY_LEN;
     uint64_t n = 0;
     for (int i = 1; i < 9; i++)
         n = (n << 8) | data[i];

@@ -273,14 +273,23 @@ int mf_raft_propose(struct mf_raft *r, const uint8_t *data, uint32_t len, uint64
 int mf_raft_propose_conf_change(struct mf_raft *r, enum mf_raft_conf_change_type type,
                                 uint64_t node, uint64_t *index)
 {
+    return mf_raft_propose_conf_change_tail(r, type, node, NULL, 0, index);
+}
+
+int mf_raft_propose_conf_change_tail(struct mf_raft *r, enum mf_raft_conf_change_type type,
+                                     uint64_t node, const uint8_t *tail, uint32_t tail_len,
+                                     uint64_t *index)
+{
     if (r->fatal)
         return r->fatal;
     if (r->role != MF_RAFT_LEADER)
         return MF_ENOTLEADER;
     if (r->transferee)
         return MF_EUNAVAIL;
-    if (node == 0)
+    if (node == 0 || (tail_len && !tail))
         return MF_EINVAL;
+    if (tail_len > MF_RAFT_CONF_TAIL_MAX)
+        return MF_ETOOLARGE;
     /* The single-server change rule: the no-op of this term is committed
      * and no other change is uncommitted. */
     if (!mf_raft_log_committed_in_term(r) || r->pending_conf_index > r->commit)
@@ -308,10 +317,13 @@ int mf_raft_propose_conf_change(struct mf_raft *r, enum mf_raft_conf_change_type
     default:
         return MF_EINVAL;
     }
-    uint8_t buf[MF_RAFT_CONF_ENTRY_LEN];
+    uint8_t buf[MF_RAFT_CONF_ENTRY_LEN + MF_RAFT_CONF_TAIL_MAX];
     mf_raft_conf_encode(buf, type, node);
+    if (tail_len)
+        memcpy(buf + MF_RAFT_CONF_ENTRY_LEN, tail, tail_len);
     uint64_t i = mf_raft_log_last_index(r) + 1;
-    int rc = mf_raft_log_append(r, r->term, i, MF_RAFT_ENTRY_CONF, buf, sizeof(buf));
+    int rc = mf_raft_log_append(r, r->term, i, MF_RAFT_ENTRY_CONF, buf,
+                                MF_RAFT_CONF_ENTRY_LEN + tail_len);
     if (rc < 0)
         return rc;
     r->pending_conf_index = i;

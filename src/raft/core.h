@@ -243,6 +243,11 @@ int mf_raft_propose(struct mf_raft *r, const uint8_t *data, uint32_t len, uint64
  * effect when appended. */
 int mf_raft_propose_conf_change(struct mf_raft *r, enum mf_raft_conf_change_type type,
                                 uint64_t node, uint64_t *index);
+/* The same with a tail appended to the entry (copied; at most
+ * MF_RAFT_CONF_TAIL_MAX bytes, else MF_ETOOLARGE). */
+int mf_raft_propose_conf_change_tail(struct mf_raft *r, enum mf_raft_conf_change_type type,
+                                     uint64_t node, const uint8_t *tail, uint32_t tail_len,
+                                     uint64_t *index);
 /* Leader only: hand leadership to voter `to` (TimeoutNow once caught up).
  * Proposals are refused until it completes or times out (election_ticks). */
 int mf_raft_transfer_leader(struct mf_raft *r, uint64_t to);
@@ -284,10 +289,19 @@ void mf_raft_status(const struct mf_raft *r, struct mf_raft_status *st);
 /* Term of entry `index` in this node's log (including unstable entries). */
 int mf_raft_term(struct mf_raft *r, uint64_t index, uint64_t *term);
 
-/* Conf change entries: 1 byte type + 8 bytes node id (big-endian). */
+/* Conf change entries: 1 byte type + 8 bytes node id (big-endian), then an
+ * optional tail of at most MF_RAFT_CONF_TAIL_MAX bytes that the core carries
+ * but never reads (the node puts the member's addresses and zone there:
+ * node/members.h). Errors: MF_ECORRUPT (short, oversized, unknown type). */
 #define MF_RAFT_CONF_ENTRY_LEN 9
+#define MF_RAFT_CONF_TAIL_MAX 8192
 int mf_raft_conf_decode(const uint8_t *data, uint32_t len, enum mf_raft_conf_change_type *type,
                         uint64_t *node);
+/* The same, and the tail: *tail NULL and *tail_len 0 when there is none
+ * (both out pointers may be NULL). The tail points into data. */
+int mf_raft_conf_decode_tail(const uint8_t *data, uint32_t len,
+                             enum mf_raft_conf_change_type *type, uint64_t *node,
+                             const uint8_t **tail, uint32_t *tail_len);
 
 const char *mf_raft_role_name(enum mf_raft_role role);
 const char *mf_raft_msg_type_name(uint32_t type);

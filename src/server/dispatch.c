@@ -20,6 +20,7 @@
 #include "server/op_engines.h"
 #include "server/op_kv.h"
 #include "server/op_leases.h"
+#include "server/op_members.h"
 #include "server/op_policy.h"
 #include "server/op_quota.h"
 #include "server/op_raft.h"
@@ -183,6 +184,12 @@ static const struct mf_op_def op_table[] = {
      * backup's own shares unlock it (op_snapshot.h). */
     ROW(SNAPSHOT_RESTORE, "operator.snapshot-restore", mf_op_snapshot_restore, LEADER, false, true,
         "", ""),
+    ROW(MEMBERS_ADD, "operator.members-add", mf_op_members_add, LEADER, true, false, "sudo",
+        "sys/raft/members"),
+    ROW(MEMBERS_PROMOTE, "operator.members-promote", mf_op_members_promote, LEADER, true, false,
+        "sudo", "sys/raft/members"),
+    ROW(MEMBERS_REMOVE, "operator.members-remove", mf_op_members_remove, LEADER, true, false,
+        "sudo", "sys/raft/members"),
 };
 #undef ROW
 

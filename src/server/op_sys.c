@@ -431,6 +431,12 @@ void mf_op_status(struct req *r)
         if (!voter && id == s->cfg->node_id)
             out.role = "learner";
     }
+    /* Not in the configuration: joining (mayflyd --join) or removed. */
+    enum mf_node_membership ms = mf_node_membership(s->node);
+    if (ms == MF_NODE_MEMBER_JOINING)
+        out.role = "joining";
+    else if (ms == MF_NODE_MEMBER_REMOVED)
+        out.role = "removed";
     out.n_members = n;
     out.members = ptrs;
     out.cluster_version = mf_cluster_version_applied(s);

@@ -29,6 +29,7 @@
 #include "server/dispatch.h"
 #include "server/metrics.h"
 #include "server/mounts.h"
+#include "server/op_members.h"
 #include "server/op_quota.h"
 #include "server/op_root.h"
 #include "server/op_snapshot.h"
@@ -57,6 +58,10 @@ static int sm_apply(void *ctx, const struct mf_raft_entry *ents, size_t n, void 
         if (ents[i].type == MF_RAFT_ENTRY_NORMAL) {
             fe[i].data = ents[i].data;
             fe[i].len = ents[i].len;
+        } else if (ents[i].type == MF_RAFT_ENTRY_CONF && ents[i].len) {
+            fe[i].data = ents[i].data; /* the member registry (store/members.h) */
+            fe[i].len = ents[i].len;
+            fe[i].conf = true;
         }
     }
     int rc = mf_fsm_apply_batch(s->fsm, fe, n, (Mayfly__Cmd__Result **)results);
@@ -206,6 +211,7 @@ static void on_housekeeping(uv_timer_t *t)
     mf_metrics_publish(s);
     if (s->metrics) /* the CRLs are served on the metrics listener */
         mf_crl_refresh(s);
+    mf_members_tick(s); /* auto-promotion; the registry after a snapshot install */
 }
 
 static int load_tls(struct mf_server *s)
@@ -267,6 +273,7 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
         .peer_client_ctx = s->peer_client_ctx,
         .applied_index = mf_fsm_applied(s->fsm),
         .config_path = o->config_path,
+        .join = o->join,
         .sm = {.ctx = s,
                .apply = sm_apply,
                .applied = sm_applied,
@@ -297,7 +304,9 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
     if (rc)
         goto fail;
     mf_proposer_node_attach(s->prop, s->node);
-    rc = mf_api_listen(s, mf_dispatch);
+    rc = mf_members_start(s); /* the replicated registry into the node's table */
+    if (!rc)
+        rc = mf_api_listen(s, mf_dispatch);
     if (!rc)
         mf_api_set_authenticator(s, mf_tokens_authenticate);
     if (!rc)
@@ -338,6 +347,7 @@ void mf_server_stop(struct mf_server *s)
     mf_ratelimit_free(s->ratelimit);
     mf_op_root_free(s);
     mf_quota_rates_free(s);
+    mf_members_free(s);
     s->ratelimit = NULL;
     mf_fsm_close(s->fsm);
     mf_seal_free(s->seal);

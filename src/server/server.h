@@ -32,6 +32,7 @@ struct mf_server_opts {
     bool dev;                       /* initialise with the key file, make a root token */
     mf_server_ready_cb ready_cb;
     const char *config_path;        /* the config file (NULL: none), re-read for map sizes */
+    bool join;                      /* mayflyd --join (node.h "Runtime membership") */
 };
 
 /* @return 0; MF_ECONFIG with a message logged; storage, TLS, listen errors. */

@@ -81,6 +81,7 @@ struct mf_server {
     struct mf_reqstats *reqstats; /* reqstats.c: requests by op and code (api.c counts) */
     uint64_t elections_started;   /* server.c: this node became a candidate */
     uint64_t leader_changes;      /* server.c: the leader it knows changed to another node */
+    struct mf_members *members;  /* op_members.c: catch-up of learners, registry reloads */
 };
 
 /* Read transactions on the state: every loop-thread read goes through these

@@ -20,6 +20,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "store/alarms.h"
+#include "store/members.h"
 #include "store/apply.h"
 #include "store/features.h"
 #include "store/idempotency.h"
@@ -435,6 +436,12 @@ int mf_fsm_apply_batch(struct mf_fsm *fsm, const struct mf_fsm_entry *entries, s
         idx = entries[i].index;
         if (!entries[i].data)
             continue;
+        if (entries[i].conf) {
+            rc = mf_members_apply_conf(a.txn, fsm->st, entries[i].data, entries[i].len);
+            if (rc)
+                goto fail;
+            continue;
+        }
         rc = apply_one(&a, fsm, idx, entries[i].data, entries[i].len,
                        results ? &results[i] : NULL);
         if (rc)
@@ -476,6 +483,6 @@ fail:
 int mf_fsm_apply(struct mf_fsm *fsm, uint64_t index, const uint8_t *data, size_t len,
                  Mayfly__Cmd__Result **result)
 {
-    struct mf_fsm_entry e = {index, data, len};
+    struct mf_fsm_entry e = {index, data, len, false};
     return mf_fsm_apply_batch(fsm, &e, 1, result);
 }

@@ -24,6 +24,7 @@
 #ifndef MF_STORE_FSM_H
 #define MF_STORE_FSM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -82,6 +83,7 @@ struct mf_fsm_entry {
     uint64_t index;
     const uint8_t *data;
     size_t len;
+    bool conf; /* a Raft configuration entry: recorded in the member registry (members.h) */
 };
 
 /* Apply entries in order in one write transaction. Entries at or below the

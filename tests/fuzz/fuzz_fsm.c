@@ -102,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; n < CMDS_MAX; i++) {
         if (i + sl > size || memcmp(data + i, SEP, sl) == 0) {
             size_t end = i + sl > size ? size : i;
-            e[n] = (struct mf_fsm_entry){n + 1, data + start, end - start};
+            e[n] = (struct mf_fsm_entry){n + 1, data + start, end - start, false};
             n++;
             if (end == size)
                 break;

@@ -82,6 +82,9 @@ class Node:
         self.proc = None
         self.log_path = os.path.join(cluster.dir, "node-%d.log" % node_id)
         self.ready = threading.Event()
+        self.zone = None       # "zone" in its config and in its peers' entries
+        self.args = []         # more mayflyd flags (e.g. --join)
+        self.seeds = None      # the peers its config lists (None: the cluster's nodes)
 
     @property
     def api_addr(self):
@@ -110,9 +113,13 @@ class Node:
             "tls_cert_file": os.path.join(self.cluster.certs, "node-%d.pem" % self.id),
             "tls_key_file": os.path.join(self.cluster.certs, "node-%d-key.pem" % self.id),
             "log_level": "info",
-            "peers": [{"id": n.id, "addr": n.peer_addr, "api_addr": n.api_addr}
-                      for n in self.cluster.nodes if n.id != self.id],
+            "peers": [dict({"id": n.id, "addr": n.peer_addr, "api_addr": n.api_addr},
+                           **({"zone": n.zone} if n.zone else {}))
+                      for n in (self.cluster.nodes if self.seeds is None else self.seeds)
+                      if n.id != self.id],
         }
+        if self.zone:
+            cfg["zone"] = self.zone
         if self.cluster.key_file:
             cfg["auto_unseal_key_file"] = self.cluster.key_file
         if self.cluster.metrics_tls:
@@ -126,7 +133,8 @@ class Node:
     def start(self, wrapper=()):
         self.ready.clear()
         with open(self.log_path, "a") as log:
-            argv = self.cluster.wrap + list(wrapper) + [MAYFLYD, "--config", self.config_path]
+            argv = self.cluster.wrap + list(wrapper) + [MAYFLYD, "--config", self.config_path] \
+                + self.args
             self.proc = subprocess.Popen(argv,
                                          stdout=subprocess.PIPE, stderr=log, text=True,
                                          env=dict(os.environ))
@@ -205,7 +213,7 @@ class Node:
 
 class Cluster:
     def __init__(self, size=3, key_file=True, extra_config=None, metrics_tls=False,
-                 netns=None, listen_host=None, ip_sans=(), tmpfs_mb=None):
+                 netns=None, listen_host=None, ip_sans=(), tmpfs_mb=None, spare=0):
         """netns: a network namespace every mayflyd and every cli() runs in
         (tests/harness/netns.py); listen_host: the client listener's host
         (e.g. "::" inside such a namespace) where peers and cli() still reach
@@ -214,10 +222,12 @@ class Cluster:
         node's data_dir on its own tmpfs of that many MiB (node.tmpfs, a
         tests/harness/tmpfs.Tmpfs: fill, unfill, resize; needs root). With netns,
         http_get() and client_env() (Python and mayfly-bench in the root
-        namespace) do not reach the nodes; cli() and status() do."""
+        namespace) do not reach the nodes; cli() and status() do. spare:
+        certificates for that many more nodes (ids size+1..), for join_node()."""
         self.dir = tempfile.mkdtemp(prefix="mayfly-it-")
         self.certs = os.path.join(self.dir, "certs")
-        subprocess.run([MAYFLYD, "--gen-certs", self.certs, "--nodes", str(size)], check=True,
+        subprocess.run([MAYFLYD, "--gen-certs", self.certs, "--nodes", str(size + spare)],
+                       check=True,
                        stdout=subprocess.DEVNULL)
         self.netns = netns
         self.wrap = ["ip", "netns", "exec", netns] if netns else []
@@ -283,6 +293,20 @@ class Cluster:
             self.cleanup()  # the caller gets no cluster to clean up
             raise
         return self
+
+    def join_node(self, node_id, zone=None, seeds=None):
+        """Starts node `node_id` (a spare certificate) with `mayflyd --join`:
+        an empty data_dir, its config listing `seeds` (default: the live
+        nodes) as peers; it waits to be added (operator members add)."""
+        n = Node(self, node_id)
+        n.zone = zone
+        n.args = ["--join"]
+        n.seeds = seeds if seeds is not None else [m for m in self.nodes if m.alive()]
+        shutil.rmtree(n.data_dir, ignore_errors=True)
+        self.nodes.append(n)
+        n.write_config()
+        n.start()
+        return n
 
     def stop(self):
         for n in self.nodes:

@@ -83,6 +83,7 @@ static void batch_add(struct batch *b, struct tf *t, Mayfly__Cmd__Command *c)
     b->e[b->n].index = ++t->index;
     b->e[b->n].data = b->buf + b->used;
     b->e[b->n].len = len;
+    b->e[b->n].conf = false;
     b->used += len;
     b->n++;
 }

@@ -782,12 +782,12 @@ static void test_store_fsm_restart_resumes(void **s)
     assert_memory_equal(d0, d1, 32);
     /* Entries with no command only advance the index. */
     assert_int_equal(mf_fsm_durable_applied(t.fsm), 2); /* synced at open */
-    struct mf_fsm_entry e[2] = {{3, NULL, 0}, {4, NULL, 0}};
+    struct mf_fsm_entry e[2] = {{3, NULL, 0, false}, {4, NULL, 0, false}};
     assert_int_equal(mf_fsm_apply_batch(t.fsm, e, 2, NULL), 0);
     assert_int_equal(mf_fsm_applied(t.fsm), 4);
     /* The last commit's meta page is not synced yet; the one before is. */
     assert_int_equal(mf_fsm_durable_applied(t.fsm), 2);
-    struct mf_fsm_entry e5 = {5, NULL, 0};
+    struct mf_fsm_entry e5 = {5, NULL, 0, false};
     assert_int_equal(mf_fsm_apply_batch(t.fsm, &e5, 1, NULL), 0);
     assert_int_equal(mf_fsm_durable_applied(t.fsm), 4);
     assert_int_equal(mf_fsm_sync(t.fsm), 0);
@@ -827,6 +827,7 @@ static void test_store_fsm_map_full_reported(void **s)
         e[i].index = (uint64_t)i + 1;
         e[i].data = buf;
         e[i].len = n;
+        e[i].conf = false;
     }
     Mayfly__Cmd__Result *res[8];
     uint8_t d0[32], d1[32];

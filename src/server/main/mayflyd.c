@@ -45,6 +45,7 @@ struct flags {
     const char *metrics_listen;
     int dev;
     int debug_core;
+    int join; /* --join: a new member with an empty log (node.h "Runtime membership") */
 };
 
 static char dev_dir[64];
@@ -56,6 +57,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: mayflyd --config FILE [--node-id N] [--data-dir DIR] [--listen ADDR]\n"
                  "                [--peer-listen ADDR] [--log-level debug|info|warn|error]\n"
                  "                [--metrics-listen ADDR]\n"
+                 "                [--join]  (a new member: wait to be added, start from a snapshot)\n"
                  "       mayflyd --dev [--dev-listen ADDR]\n"
                  "       mayflyd --gen-certs DIR [--nodes N] [--hosts \"1=NAME,IP;2=...\"]\n"
                  "                (test and local clusters; production: deploy/certs.sh)\n"
@@ -75,6 +77,10 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         }
         if (strcmp(a, "--debug-core") == 0) {
             f->debug_core = 1;
+            continue;
+        }
+        if (strcmp(a, "--join") == 0) {
+            f->join = 1;
             continue;
         }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -366,7 +372,7 @@ int main(int argc, char **argv)
 
     uv_loop_t *loop = uv_default_loop();
     struct mf_server_opts so = {.cfg = &cfg, .dev = f.dev != 0, .ready_cb = on_ready,
-                                .config_path = f.config};
+                                .config_path = f.config, .join = f.join != 0};
     rc = mf_server_start(loop, &so, &server);
     if (rc) {
         fprintf(stderr, "mayflyd: cannot start: %s\n", mf_strerror(rc));
