@@ -27,6 +27,7 @@
 #include "server/dispatch.h"
 #include "server/metrics.h"
 #include "server/mounts.h"
+#include "server/op_keys.h"
 #include "server/op_quota.h"
 #include "server/op_root.h"
 #include "server/op_sys.h"
@@ -73,6 +74,7 @@ static void sm_applied(void *ctx, const struct mf_raft_entry *e, void *result)
         mf_authz_reload(s); /* before any read waiting for this index runs */
     mf_auditlog_applied(s, e); /* an audit device enabled or disabled */
     mf_quota_applied(s, e);    /* a quota's rate set or deleted */
+    mf_op_keys_applied(s, e, res); /* a keyring rotated or rekeyed: before later reads */
     mf_fsm_result_free(result);
     if (mf_barrier_sealed(s->barrier)) {
         mf_srv_try_auto_unseal(s);
@@ -186,6 +188,7 @@ static void on_housekeeping(uv_timer_t *t)
     mf_metrics_publish(s);
     if (s->metrics) /* the CRLs are served on the metrics listener */
         mf_crl_refresh(s);
+    mf_op_keys_tick(s); /* automatic key rotation (leader) */
 }
 
 static int load_tls(struct mf_server *s)
@@ -310,6 +313,7 @@ void mf_server_stop(struct mf_server *s)
     mf_auditlog_free(s);
     mf_ratelimit_free(s->ratelimit);
     mf_op_root_free(s);
+    mf_op_keys_free(s);
     mf_quota_rates_free(s);
     s->ratelimit = NULL;
     mf_fsm_close(s->fsm);

@@ -77,6 +77,7 @@ struct mf_server {
     struct mf_quota_rates *quota_rates; /* op_quota.c: grant-rate buckets */
     struct mf_root_attempt *root_attempt; /* op_root.c: generate-root, leader only */
     struct mf_storage *storage;  /* storage.c: the storage quota's measurements */
+    struct mf_keys *keys;        /* op_keys.c: rotation in flight, the rekey attempt */
 };
 
 /* Read transactions on the state: every loop-thread read goes through these
