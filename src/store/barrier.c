@@ -987,12 +987,13 @@ bool mf_barrier_should_rotate(uint64_t uses)
 
 /* ------------------------------------------------------------- rekey */
 
-/* AAD of a wrapped root key: its purpose, then the new blob's header (so a
- * wrapped key belongs to one rekeyed blob: seal id, generation, term). */
+/* AAD of a wrapped root key: its purpose, then the new blob's header and
+ * nonce (so a wrapped key belongs to exactly one rekeyed blob). The caller
+ * made sure the blob is a version 2 blob (header and nonce present). */
 static void wrap_aad(const uint8_t *blob, struct aad aad[2])
 {
     aad[0] = (struct aad){REKEY_WRAP_AAD, sizeof(REKEY_WRAP_AAD) - 1};
-    aad[1] = (struct aad){blob, MF_BARRIER_BLOB_V2_HEADER_BYTES};
+    aad[1] = (struct aad){blob, MF_BARRIER_BLOB_V2_HEADER_BYTES + MF_BARRIER_NONCE_BYTES};
 }
 
 int mf_barrier_rekey_export(struct mf_barrier *b, const uint8_t *new_root, uint8_t shares,

@@ -53,7 +53,7 @@
  * (generation 0). The new root key travels to unsealed nodes wrapped under
  * the old one (mf_barrier_rekey_export / _load):
  *     nonce(12) | AES-256-GCM(old root, new root key)(32) | tag(16)
- *   AAD = "mayfly/rekey-root" || the new blob's 28-byte header.
+ *   AAD = "mayfly/rekey-root" || the new blob's 28-byte header and its nonce.
  *
  * Key use: GCM with random nonces is safe for about 2^32 encryptions per key.
  * The barrier counts its encryptions per term; the proposer drains the count

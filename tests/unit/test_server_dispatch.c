@@ -98,15 +98,16 @@ static void test_server_dispatch_tokenless_and_sealed_rows(void **state)
         bool special = rows[i].op_case == MAYFLY__API__REQUEST__OP_STATUS ||
                        rows[i].op_case == MAYFLY__API__REQUEST__OP_INIT ||
                        rows[i].op_case == MAYFLY__API__REQUEST__OP_UNSEAL;
-        /* login and generate-root need no token (a credential or shares
-         * instead) but an unsealed node. */
+        /* login, generate-root and rekey need no token (a credential or
+         * shares instead) but an unsealed node. */
         bool login = rows[i].op_case == MAYFLY__API__REQUEST__OP_LOGIN;
-        bool root = rows[i].op_case == MAYFLY__API__REQUEST__OP_GENERATE_ROOT;
+        bool root = rows[i].op_case == MAYFLY__API__REQUEST__OP_GENERATE_ROOT ||
+                    rows[i].op_case == MAYFLY__API__REQUEST__OP_REKEY;
         assert_int_equal(!rows[i].token, special || login || root);
         assert_int_equal(rows[i].sealed_ok, special);
         tokenless += !rows[i].token;
     }
-    assert_int_equal(tokenless, 5);
+    assert_int_equal(tokenless, 6);
     const struct mf_op_def *gr = mf_dispatch_find(MAYFLY__API__REQUEST__OP_GENERATE_ROOT);
     assert_int_equal(gr->where, MF_WHERE_LEADER);
     assert_string_equal(gr->capability, "");

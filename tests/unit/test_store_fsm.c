@@ -697,6 +697,62 @@ static void test_store_fsm_keyring_replace_rules(void **s)
     tf_close(&t);
 }
 
+static int rekey_keyring(struct tf *t, const uint8_t *blob, size_t len)
+{
+    Mayfly__Cmd__Command c = MAYFLY__CMD__COMMAND__INIT;
+    Mayfly__Cmd__KeyringRekey k = MAYFLY__CMD__KEYRING_REKEY__INIT;
+    k.keyring.data = (uint8_t *)blob;
+    k.keyring.len = len;
+    c.op_case = MAYFLY__CMD__COMMAND__OP_KEYRING_REKEY;
+    c.keyring_rekey = &k;
+    return tf_cmd(t, &c, T0);
+}
+
+/* KeyringRekey stores only a rekey of the stored keyring (next generation,
+ * same term) and nothing before init; a rekeyed blob sent as a KeyringPut
+ * and a rotation sent as a KeyringRekey are refused; after the rekey a
+ * rotation of the new generation is a KeyringPut again. */
+static void test_store_fsm_keyring_rekey(void **s)
+{
+    (void)s;
+    struct tf t;
+    tf_open(&t);
+    struct mf_barrier *a;
+    assert_int_equal(mf_barrier_new(&a), 0);
+    uint8_t root[MF_BARRIER_KEY_BYTES] = {9}, new_root[MF_BARRIER_KEY_BYTES] = {8};
+    struct mf_barrier_seal_config cfg = {.type = MF_SEAL_SHAMIR, .shares = 3, .threshold = 2};
+    assert_int_equal(mf_barrier_initialize(a, root, &cfg, T0), 0);
+    uint8_t *b1, *b2, *r1, *w, *r1b2;
+    size_t l1, l2, lr, lw, lrb;
+    assert_int_equal(mf_barrier_keyring_export(a, &b1, &l1), 0);
+    assert_int_equal(mf_barrier_rotate_export(a, T0 + 1, &b2, &l2, NULL), 0);
+    assert_int_equal(mf_barrier_rekey_export(a, new_root, 5, 3, &r1, &lr, &w, &lw), 0);
+    free(w);
+    assert_int_equal(rekey_keyring(&t, r1, lr), MF_ENOTINIT);
+    assert_int_equal(put_keyring(&t, b1, l1), 0);
+    assert_int_equal(rekey_keyring(&t, b2, l2), MF_ECAS); /* a rotation is no rekey */
+    assert_int_equal(put_keyring(&t, r1, lr), MF_ECAS);   /* a rekey is no put */
+    assert_int_equal(rekey_keyring(&t, r1, lr), 0);
+    assert_int_equal(rekey_keyring(&t, r1, lr), MF_ECAS); /* replayed */
+    assert_int_equal(put_keyring(&t, b2, l2), MF_ECAS);   /* rotated under the old root */
+    assert_int_equal(mf_barrier_rekey_load(a, r1, lr, NULL, 0), MF_ECORRUPT);
+    mf_barrier_seal(a);
+    assert_int_equal(mf_barrier_unseal(a, new_root, r1, lr), 0);
+    assert_int_equal(mf_barrier_rotate_export(a, T0 + 2, &r1b2, &lrb, NULL), 0);
+    assert_int_equal(put_keyring(&t, r1b2, lrb), 0);
+    MDB_txn *txn;
+    const uint8_t *body;
+    size_t len;
+    assert_int_equal(mf_state_read_begin(tf_st(&t), &txn), 0);
+    assert_int_equal(mf_state_keyring(txn, tf_st(&t), &body, &len), 0);
+    assert_int_equal(len, lrb);
+    assert_memory_equal(body, r1b2, len);
+    mf_state_read_end(txn);
+    free(b1), free(b2), free(r1), free(r1b2);
+    mf_barrier_free(a);
+    tf_close(&t);
+}
+
 /* Policies and the keyring blob are stored as given. */
 static void test_store_fsm_policy_and_keyring(void **s)
 {
@@ -865,6 +921,7 @@ int main(void)
         cmocka_unit_test(test_store_fsm_key_use_counted),
         cmocka_unit_test(test_store_fsm_policy_and_keyring),
         cmocka_unit_test(test_store_fsm_keyring_replace_rules),
+        cmocka_unit_test(test_store_fsm_keyring_rekey),
         cmocka_unit_test(test_store_fsm_time_never_backwards),
         cmocka_unit_test(test_store_fsm_restart_resumes),
         cmocka_unit_test(test_store_fsm_map_full_reported),
