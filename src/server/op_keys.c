@@ -89,8 +89,10 @@ void mf_op_keys_applied(struct mf_server *s, const struct mf_raft_entry *e, cons
     k->last_index = e->index;
     if (gap)
         reload_stored(s); /* a snapshot may have brought another keyring */
-    if (!res || res->code != 0 || e->type != MF_RAFT_ENTRY_NORMAL || !may_hold_keyring(e) ||
-        mf_barrier_sealed(s->barrier))
+    /* A duplicate (a retried request id) was not stored: its blob is not
+     * the cluster's keyring and must not be loaded. */
+    if (!res || res->code != 0 || res->duplicate || e->type != MF_RAFT_ENTRY_NORMAL ||
+        !may_hold_keyring(e) || mf_barrier_sealed(s->barrier))
         return; /* a sealed node loads the stored keyring at unseal */
     Cmd *c = mayfly__cmd__command__unpack(NULL, e->len, e->data);
     if (!c)
@@ -126,11 +128,13 @@ static void keyring_cmd(Cmd *cmd, Mayfly__Cmd__KeyringPut *m, uint8_t *blob, siz
 
 static void finish_rotate(struct req *r, const Result *res, Resp *resp)
 {
-    (void)res;
     struct mf_server *s = r->srv;
     if (s->keys)
         s->keys->changing = false;
     uint32_t term = (uint32_t)r->seq;
+    /* A retried rotate answers the term active now (its blob was not stored). */
+    if (res && res->duplicate && mf_barrier_active_term(s->barrier, &term))
+        return mf_api_reply_error(r, MF_ESEALED, "this node was sealed meanwhile");
     MF_INFO(LOG_MOD, "rotated by request: active term %u", (unsigned)term);
     Mayfly__Api__RotateResponse out = MAYFLY__API__ROTATE_RESPONSE__INIT;
     out.term = term;
@@ -365,8 +369,10 @@ static void rekey_done_free(void *p)
 
 static void finish_rekey(struct req *r, const Result *res, Resp *resp)
 {
-    (void)res;
     struct rekey_done *d = r->op_state;
+    if (res && res->duplicate) /* these shares were not stored: never show them */
+        return mf_api_reply_error(r, MF_EEXISTS, "rekey: this request was applied before; its "
+                                                 "shares were shown then");
     MF_INFO(LOG_MOD, "rekeyed: %u new shares, threshold %u", d->n, d->threshold);
     Mayfly__Api__RekeyResponse out = MAYFLY__API__REKEY_RESPONSE__INIT;
     out.shares = d->shares;
