@@ -212,8 +212,8 @@ static bool rotation_due(struct mf_server *s, uint32_t *term, uint64_t *uses, ui
         return false;
     uint64_t now = mf_now_wall_ms();
     *age_ms = now > info[0].created_ms ? now - info[0].created_ms : 0;
-    uint64_t max_age_ms = (uint64_t)s->cfg->key_rotation_max_age_h * 3600 * 1000;
-    return *uses >= s->cfg->key_rotation_uses || (max_age_ms && *age_ms >= max_age_ms);
+    return mf_barrier_rotation_due(*uses, s->cfg->key_rotation_uses, info[0].created_ms, now,
+                                   (uint64_t)s->cfg->key_rotation_max_age_h * 3600 * 1000);
 }
 
 void mf_op_keys_tick(struct mf_server *s)

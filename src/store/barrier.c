@@ -1103,3 +1103,12 @@ done:
                 (unsigned)cfg.shares, (unsigned)cfg.threshold, (unsigned)gen);
     return rc;
 }
+
+bool mf_barrier_rotation_due(uint64_t uses, uint64_t uses_max, uint64_t created_ms,
+                             uint64_t now_ms, uint64_t max_age_ms)
+{
+    if (uses_max == 0 || uses_max > MF_BARRIER_ROTATE_USES)
+        uses_max = MF_BARRIER_ROTATE_USES;
+    uint64_t age_ms = now_ms > created_ms ? now_ms - created_ms : 0;
+    return uses >= uses_max || (max_age_ms != 0 && age_ms >= max_age_ms);
+}

@@ -279,6 +279,13 @@ int mf_barrier_uses_take_command(struct mf_barrier *b, uint32_t *term, uint64_t 
  * rotated now. True from MF_BARRIER_ROTATE_USES on. */
 bool mf_barrier_should_rotate(uint64_t uses);
 
+/* Pure: whether the leader rotates a term now: its replicated use count
+ * reached `uses_max` (capped at MF_BARRIER_ROTATE_USES; 0 means the cap), or
+ * `max_age_ms` is not 0 and its key, made at created_ms, is that old at
+ * now_ms (a clock behind created_ms counts as age 0). */
+bool mf_barrier_rotation_due(uint64_t uses, uint64_t uses_max, uint64_t created_ms,
+                             uint64_t now_ms, uint64_t max_age_ms);
+
 /* Pure: parse the cleartext header of a keyring blob, without any key (for
  * status while sealed, to pick the unseal method, and for the state machine to
  * refuse a "keyring put" of another seal id). The header is only trustworthy

@@ -194,11 +194,30 @@ static void test_store_barrier_rekey_wrap_unwrap(void **state)
     mf_barrier_free(b);
 }
 
+/* The leader's rotation rule: by use count (the configured figure, never
+ * above 2^31) or by age when set; a clock behind the key's creation is no
+ * age. */
+static void test_store_barrier_rekey_rotation_due(void **state)
+{
+    (void)state;
+    const uint64_t H = 3600 * 1000;
+    assert_false(mf_barrier_rotation_due(4, 5, 0, 0, 0));
+    assert_true(mf_barrier_rotation_due(5, 5, 0, 0, 0));
+    assert_false(mf_barrier_rotation_due(MF_BARRIER_ROTATE_USES - 1, UINT64_MAX, 0, 0, 0));
+    assert_true(mf_barrier_rotation_due(MF_BARRIER_ROTATE_USES, UINT64_MAX, 0, 0, 0));
+    assert_true(mf_barrier_rotation_due(MF_BARRIER_ROTATE_USES, 0, 0, 0, 0));
+    assert_false(mf_barrier_rotation_due(0, 5, 1000, 1000 + 720 * H - 1, 720 * H));
+    assert_true(mf_barrier_rotation_due(0, 5, 1000, 1000 + 720 * H, 720 * H));
+    assert_false(mf_barrier_rotation_due(0, 5, 1000, 1000 + 9999 * H, 0)); /* age off */
+    assert_false(mf_barrier_rotation_due(0, 5, 1000 + 9999 * H, 1000, 1)); /* clock behind */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_barrier_rekey_replace_rule),
         cmocka_unit_test(test_store_barrier_rekey_wrap_unwrap),
+        cmocka_unit_test(test_store_barrier_rekey_rotation_due),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
