@@ -1258,6 +1258,23 @@ static void table_status(json_t *doc, FILE *out)
     json_decref(alarms);
 }
 
+/* A member's role, reachability and feature level; its lag and match index
+ * only from the leader (the one that knows them). */
+static void status_member_extra(const Mayfly__Api__StatusResponse *s, const Mayfly__Api__Member *m,
+                                json_t *mj)
+{
+    if (!mj || !m->role || !*m->role)
+        return; /* an older server */
+    json_object_set_new(mj, "role", json_string(m->role));
+    json_object_set_new(mj, "reachable", json_boolean(m->reachable));
+    if (s->role && strcmp(s->role, "leader") == 0) {
+        json_object_set_new(mj, "match_index", json_integer((json_int_t)m->match_index));
+        json_object_set_new(mj, "lag_entries", json_integer((json_int_t)m->lag_entries));
+    }
+    if (m->feature_level)
+        json_object_set_new(mj, "feature_level", json_integer(m->feature_level));
+}
+
 static json_t *json_status(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
 {
     (void)a;
@@ -1265,9 +1282,10 @@ static json_t *json_status(const struct mf_cli_args *a, const Mayfly__Api__Respo
     json_t *members = json_array();
     for (size_t i = 0; i < s->n_members; i++) {
         const Mayfly__Api__Member *m = s->members[i];
-        json_array_append_new(members,
-                              json_pack("{s:I, s:s, s:b, s:o}", "id", (json_int_t)m->id, "addr",
-                                        m->addr, "voter", m->voter, "zone", str_or_null(m->zone)));
+        json_t *mj = json_pack("{s:I, s:s, s:b, s:o}", "id", (json_int_t)m->id, "addr", m->addr,
+                               "voter", m->voter, "zone", str_or_null(m->zone));
+        status_member_extra(s, m, mj);
+        json_array_append_new(members, mj);
     }
     json_t *out = json_pack("{s:I, s:s, s:I, s:o, s:I, s:I, s:I, s:b, s:b, s:o, s:o}", "node_id",
                      (json_int_t)s->node_id, "role", s->role, "leader_id",
@@ -1288,6 +1306,10 @@ static json_t *json_status(const struct mf_cli_args *a, const Mayfly__Api__Respo
     if (out && s->read) { /* a full status (a token with read on sys/status) */
         json_object_set_new(out, "alarms", alarms_json(s->alarms, s->n_alarms, true));
         json_object_set_new(out, "storage_blocked", str_or_null(s->storage_blocked));
+    }
+    if (out && s->cluster_version) {
+        json_object_set_new(out, "cluster_version", json_integer(s->cluster_version));
+        json_object_set_new(out, "feature_level", json_integer(s->feature_level));
     }
     return out;
 }

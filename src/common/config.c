@@ -35,6 +35,7 @@ static const struct field fields[] = {
     FSTR(tls_key_file),
     FSTR(auto_unseal_key_file),
     FSTR(log_level),
+    FSTR(log_format),
     FU32(tick_ms, 1, 10000),
     FU32(heartbeat_ticks, 1, 1000),
     FU32(election_ticks, 2, 10000),
@@ -119,7 +120,8 @@ int mf_config_defaults(struct mf_config *cfg)
     if (mf_config_set_str(&cfg->listen, "127.0.0.1:8270") ||
         mf_config_set_str(&cfg->peer_listen, "127.0.0.1:8271") ||
         mf_config_set_str(&cfg->metrics_listen, "127.0.0.1:8272") ||
-        mf_config_set_str(&cfg->log_level, "info")) {
+        mf_config_set_str(&cfg->log_level, "info") ||
+        mf_config_set_str(&cfg->log_format, "text")) {
         mf_config_free(cfg);
         return MF_EINTERNAL;
     }
@@ -301,7 +303,8 @@ void mf_config_free(struct mf_config *cfg)
                      &cfg->metrics_tls_cert_file, &cfg->metrics_tls_key_file,
                      &cfg->zone,             &cfg->tls_ca_file,
                      &cfg->tls_cert_file,    &cfg->tls_key_file,
-                     &cfg->auto_unseal_key_file, &cfg->log_level};
+                     &cfg->auto_unseal_key_file, &cfg->log_level,
+                     &cfg->log_format};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         free(*strs[i]);
         *strs[i] = NULL;

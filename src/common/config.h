@@ -41,6 +41,7 @@ struct mf_config {
     char *tls_key_file;
     char *auto_unseal_key_file;     /* dev and tests only */
     char *log_level;                /* debug|info|warn|error */
+    char *log_format;               /* text (default) | json: one JSON object a line */
     uint32_t tick_ms;               /* one Raft tick, default 10 */
     uint32_t heartbeat_ticks;       /* default 5 (50 ms) */
     uint32_t election_ticks;        /* minimum election timeout, default 15 (150 ms) */

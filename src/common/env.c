@@ -41,6 +41,12 @@ void mf_env_set(const struct mf_env_ops *ops)
 
 uint64_t mf_now_wall_ms(void) { return env->wall_ms(env->ctx); }
 uint64_t mf_now_mono_ms(void) { return env->mono_ms(env->ctx); }
+uint64_t mf_now_mono_us_figures(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 int mf_rand_bytes(void *buf, size_t len) { return env->rand_bytes(env->ctx, buf, len); }
 
 uint64_t mf_rand_u64(void)

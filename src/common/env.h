@@ -26,6 +26,9 @@ void mf_env_set(const struct mf_env_ops *ops);
 
 uint64_t mf_now_wall_ms(void);
 uint64_t mf_now_mono_ms(void);
+/* The real monotonic clock in microseconds, for latency figures only
+ * (/metrics histograms): not replaceable, so never for a decision. */
+uint64_t mf_now_mono_us_figures(void);
 /* Random bytes from the CSPRNG (OpenSSL RAND_bytes by default). Returns 0, or
  * MF_ECRYPTO if the generator failed (callers must not continue silently). */
 int mf_rand_bytes(void *buf, size_t len);

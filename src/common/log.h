@@ -29,6 +29,11 @@ void mf_log_set_sink(mf_log_sink_cb sink, void *ctx);
 void mf_log_set_level(enum mf_log_level level);
 enum mf_log_level mf_log_get_level(void);
 
+/* The default sink's format: "text" (a timestamp, the level, the module and
+ * the line) or "json" (one object a line: {"ts","level","module","msg"}).
+ * Returns 0 or MF_EINVAL (name unknown). Thread-safe. */
+int mf_log_set_format(const char *name);
+
 /* Parse "debug" | "info" | "warn" | "error" | "off". Returns 0 or MF_EINVAL. */
 int mf_log_level_parse(const char *s, enum mf_log_level *out);
 const char *mf_log_level_name(enum mf_log_level level);

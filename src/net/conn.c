@@ -683,6 +683,24 @@ static int check_identity(struct mf_conn *c)
     return 0;
 }
 
+/* Process-wide: read by the metrics snapshot on the loop thread too. */
+static uint64_t accepted_tls_failures, dialed_tls_failures;
+
+void mf_conn_tls_failures(uint64_t *accepted, uint64_t *dialed)
+{
+    *accepted = __atomic_load_n(&accepted_tls_failures, __ATOMIC_RELAXED);
+    *dialed = __atomic_load_n(&dialed_tls_failures, __ATOMIC_RELAXED);
+}
+
+/* A failed handshake counts on its listener, or among the dialed ones. */
+static void count_tls_failure(struct mf_conn *c)
+{
+    if (c->listener)
+        c->listener->st.tls_failures++;
+    __atomic_add_fetch(c->listener ? &accepted_tls_failures : &dialed_tls_failures, 1,
+                       __ATOMIC_RELAXED);
+}
+
 /* Runs the handshake on what has arrived; returns 1 once open. */
 static int handshake(struct mf_conn *c)
 {
@@ -694,11 +712,13 @@ static int handshake(struct mf_conn *c)
         if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
             return 0;
         log_ssl_failure(c, "TLS handshake with", e);
+        count_tls_failure(c);
         conn_close(c, MF_ECRYPTO);
         return 0;
     }
     int rc = check_identity(c);
     if (rc < 0) {
+        count_tls_failure(c);
         conn_close(c, rc);
         return 0;
     }

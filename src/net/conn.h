@@ -222,8 +222,12 @@ size_t mf_listener_conns(const struct mf_listener *l);
 struct mf_listener_stats {
     uint64_t refused_rate, refused_addr, refused_max, budget_waits;
     size_t budget_used;       /* bytes of partial frames buffered now */
+    uint64_t tls_failures;    /* accepted connections whose TLS handshake (or identity) failed */
 };
 void mf_listener_stats(const struct mf_listener *l, struct mf_listener_stats *out);
+/* TLS handshakes (or identity checks) that failed in this process, on
+ * accepted connections (every listener together) and on dialed ones. */
+void mf_conn_tls_failures(uint64_t *accepted, uint64_t *dialed);
 
 /* Stops listening and closes every accepted connection (their close callbacks
  * run with reason 0); then `cb` (may be NULL) runs once and `l` is freed. */

@@ -224,6 +224,13 @@ out:
 int mf_devpki_issue_node(const struct mf_devpki_ca *ca, uint64_t node_id,
                          const char *cert_path, const char *key_path)
 {
+    return mf_devpki_issue_node_names(ca, node_id, NULL, cert_path, key_path);
+}
+
+int mf_devpki_issue_node_names(const struct mf_devpki_ca *ca, uint64_t node_id,
+                               const struct mf_devpki_node_names *extra, const char *cert_path,
+                               const char *key_path)
+{
     MF_ASSERT(node_id > 0);
     char cn[32];
     snprintf(cn, sizeof(cn), "node-%llu", (unsigned long long)node_id);
@@ -235,6 +242,10 @@ int mf_devpki_issue_node(const struct mf_devpki_ca *ca, uint64_t node_id,
         .server = 1,
         .client = 1,
     };
+    for (int i = 0; extra && i < MF_DEVPKI_SANS_MAX - 1; i++) {
+        req.dns[i + 1] = extra->dns[i];
+        req.ips[i + 1] = extra->ips[i];
+    }
     return mf_devpki_issue(ca, &req, cert_path, key_path);
 }
 
@@ -246,6 +257,11 @@ int mf_devpki_issue_client(const struct mf_devpki_ca *ca, const char *common_nam
 }
 
 int mf_devpki_make_dir(const char *dir, int nodes)
+{
+    return mf_devpki_make_dir_hosts(dir, nodes, NULL);
+}
+
+int mf_devpki_make_dir_hosts(const char *dir, int nodes, const struct mf_devpki_hosts *hosts)
 {
     MF_ASSERT(dir && nodes >= 0);
     char c[4096], k[4096];
@@ -259,7 +275,8 @@ int mf_devpki_make_dir(const char *dir, int nodes)
     for (int i = 1; rc == 0 && i <= nodes; i++) {
         snprintf(c, sizeof(c), "%s/node-%d.pem", dir, i);
         snprintf(k, sizeof(k), "%s/node-%d-key.pem", dir, i);
-        rc = mf_devpki_issue_node(&ca, (uint64_t)i, c, k);
+        rc = mf_devpki_issue_node_names(&ca, (uint64_t)i,
+                                        mf_devpki_hosts_find(hosts, (uint64_t)i), c, k);
     }
     if (rc == 0) {
         snprintf(c, sizeof(c), "%s/client.pem", dir);
@@ -268,4 +285,138 @@ int mf_devpki_make_dir(const char *dir, int nodes)
     }
     mf_devpki_ca_close(&ca);
     return rc;
+}
+
+/* --- --hosts SPEC ------------------------------------------------------- */
+
+#define DNS_NAME_MAX 253
+
+static int hosts_fail(char *err, size_t err_len, const char *fmt, const char *what)
+{
+    if (err && err_len)
+        snprintf(err, err_len, fmt, what);
+    return MF_EINVAL;
+}
+
+/* A DNS name a certificate may carry: labels of letters, digits and '-'
+ * (not first or last), at most 63 each; "*" only as a whole first label. */
+static int dns_name_ok(const char *s)
+{
+    size_t len = strlen(s), label = 0;
+    if (len == 0 || len > DNS_NAME_MAX || s[0] == '.' || s[len - 1] == '.')
+        return 0;
+    if (s[0] == '*') {
+        if (s[1] != '.')
+            return 0;
+        s += 2;
+    }
+    for (const char *p = s; *p; p++) {
+        char ch = *p;
+        if (ch == '.') {
+            if (label == 0 || p[-1] == '-')
+                return 0;
+            label = 0;
+            continue;
+        }
+        int alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                    (ch >= '0' && ch <= '9');
+        if (!alnum && !(ch == '-' && label > 0))
+            return 0;
+        if (++label > 63)
+            return 0;
+    }
+    return label > 0 && s[strlen(s) - 1] != '-';
+}
+
+static int is_ip_literal(const char *s)
+{
+    ASN1_OCTET_STRING *ip = a2i_IPADDRESS(s);
+    ERR_clear_error();
+    if (!ip)
+        return 0;
+    ASN1_OCTET_STRING_free(ip);
+    return 1;
+}
+
+/* One "ID=NAME,NAME" entry, cut in place. */
+static int parse_node_names(char *entry, uint64_t max_node_id, struct mf_devpki_hosts *h,
+                            char *err, size_t err_len)
+{
+    char *eq = strchr(entry, '=');
+    if (!eq)
+        return hosts_fail(err, err_len, "--hosts: '%s' is not ID=NAME[,NAME...]", entry);
+    *eq = '\0';
+    char *end;
+    errno = 0;
+    unsigned long long id = strtoull(entry, &end, 10);
+    if (!*entry || *end || errno || id == 0 || id > max_node_id || entry[0] == '-')
+        return hosts_fail(err, err_len, "--hosts: node id '%s' is not one of the nodes made",
+                          entry);
+    if (mf_devpki_hosts_find(h, id))
+        return hosts_fail(err, err_len, "--hosts: node %s is named twice", entry);
+    if (h->len == MF_DEVPKI_HOSTS_MAX)
+        return hosts_fail(err, err_len, "--hosts: more than %s nodes", "16");
+    struct mf_devpki_node_names *n = &h->nodes[h->len++];
+    n->node_id = id;
+    size_t dns = 0, ips = 0;
+    char *save = NULL;
+    int any = 0;
+    for (char *name = strtok_r(eq + 1, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        any = 1;
+        if (is_ip_literal(name)) {
+            if (ips == MF_DEVPKI_SANS_MAX - 1)
+                return hosts_fail(err, err_len, "--hosts: too many IP addresses for node %s",
+                                  entry);
+            n->ips[ips++] = name;
+        } else if (dns_name_ok(name)) {
+            if (dns == MF_DEVPKI_SANS_MAX - 1)
+                return hosts_fail(err, err_len, "--hosts: too many DNS names for node %s",
+                                  entry);
+            n->dns[dns++] = name;
+        } else {
+            return hosts_fail(err, err_len,
+                              "--hosts: '%s' is neither an IP address nor a DNS name", name);
+        }
+    }
+    if (!any)
+        return hosts_fail(err, err_len, "--hosts: node %s has no names", entry);
+    return 0;
+}
+
+int mf_devpki_hosts_parse(const char *spec, uint64_t max_node_id, struct mf_devpki_hosts *out,
+                          char *err, size_t err_len)
+{
+    MF_ASSERT(spec && out);
+    memset(out, 0, sizeof(*out));
+    if (strlen(spec) > MF_DEVPKI_HOSTS_SPEC_MAX)
+        return hosts_fail(err, err_len, "--hosts: longer than %s characters", "4096");
+    out->buf = strdup(spec);
+    if (!out->buf)
+        return -ENOMEM;
+    char *save = NULL;
+    int rc = 0;
+    for (char *e = strtok_r(out->buf, ";", &save); e && rc == 0; e = strtok_r(NULL, ";", &save))
+        rc = parse_node_names(e, max_node_id, out, err, err_len);
+    if (rc == 0 && out->len == 0)
+        rc = hosts_fail(err, err_len, "--hosts: %s", "no node named");
+    if (rc)
+        mf_devpki_hosts_free(out);
+    return rc;
+}
+
+void mf_devpki_hosts_free(struct mf_devpki_hosts *h)
+{
+    if (!h)
+        return;
+    free(h->buf);
+    memset(h, 0, sizeof(*h));
+}
+
+const struct mf_devpki_node_names *mf_devpki_hosts_find(const struct mf_devpki_hosts *h,
+                                                        uint64_t node_id)
+{
+    for (size_t i = 0; h && i < h->len; i++)
+        if (h->nodes[i].node_id == node_id)
+            return &h->nodes[i];
+    return NULL;
 }

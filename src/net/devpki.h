@@ -72,4 +72,49 @@ int mf_devpki_issue_client(const struct mf_devpki_ca *ca, const char *common_nam
  * @return 0 or the first error. */
 int mf_devpki_make_dir(const char *dir, int nodes);
 
+/* Extra names for node certificates, from `mayflyd --gen-certs --hosts SPEC`:
+ * SPEC is "ID=NAME[,NAME...][;ID=NAME...]", a NAME an IPv4/IPv6 literal (an
+ * IP SAN) or a DNS name (a DNS SAN), for example
+ * "1=db1.example.com,10.0.0.1;2=db2.example.com,10.0.0.2". Every node keeps
+ * localhost and 127.0.0.1 too (the CLI and health checks on the host itself),
+ * so at most MF_DEVPKI_SANS_MAX - 1 extra names of each kind per node. */
+#define MF_DEVPKI_HOSTS_MAX 16   /* nodes named in one SPEC (mayflyd's --nodes bound) */
+#define MF_DEVPKI_HOSTS_SPEC_MAX 4096
+
+struct mf_devpki_node_names {
+    uint64_t node_id;
+    const char *dns[MF_DEVPKI_SANS_MAX - 1]; /* point into mf_devpki_hosts.buf */
+    const char *ips[MF_DEVPKI_SANS_MAX - 1];
+};
+
+/* Caller memory; _parse fills it, _free releases buf. */
+struct mf_devpki_hosts {
+    size_t len;
+    struct mf_devpki_node_names nodes[MF_DEVPKI_HOSTS_MAX];
+    char *buf; /* a copy of SPEC, cut in place */
+};
+
+/* Parses SPEC (above). Node ids must be 1..max_node_id and appear once; a
+ * name is an IP literal (a2i_IPADDRESS) or a DNS name (letters, digits, '-',
+ * '.', '*' as a whole first label; 253 characters at most).
+ * @param err  "why" for the user (may be NULL).
+ * @return 0; MF_EINVAL with a message; -ENOMEM. On error *out needs no _free. */
+int mf_devpki_hosts_parse(const char *spec, uint64_t max_node_id, struct mf_devpki_hosts *out,
+                          char *err, size_t err_len);
+
+void mf_devpki_hosts_free(struct mf_devpki_hosts *h);
+
+/* The extra names for node_id in h, or NULL (h may be NULL). */
+const struct mf_devpki_node_names *mf_devpki_hosts_find(const struct mf_devpki_hosts *h,
+                                                        uint64_t node_id);
+
+/* As mf_devpki_issue_node, plus the names in `extra` (may be NULL). */
+int mf_devpki_issue_node_names(const struct mf_devpki_ca *ca, uint64_t node_id,
+                               const struct mf_devpki_node_names *extra, const char *cert_path,
+                               const char *key_path);
+
+/* As mf_devpki_make_dir, each node certificate with its names in `hosts`
+ * (may be NULL: then it is mf_devpki_make_dir). */
+int mf_devpki_make_dir_hosts(const char *dir, int nodes, const struct mf_devpki_hosts *hosts);
+
 #endif

@@ -444,6 +444,14 @@ int mf_transport_new(uv_loop_t *loop, const struct mf_transport_config *cfg, voi
 
 void *mf_transport_data(const struct mf_transport *t) { return t->data; }
 
+uint64_t mf_transport_listener_tls_failures(const struct mf_transport *t)
+{
+    struct mf_listener_stats ls = {0};
+    if (t->listener)
+        mf_listener_stats(t->listener, &ls);
+    return ls.tls_failures;
+}
+
 int mf_transport_listen_addr(const struct mf_transport *t, char *buf, size_t len,
                              uint16_t *port)
 {

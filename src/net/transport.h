@@ -139,6 +139,8 @@ int mf_transport_send(struct mf_transport *t, uint64_t to, enum mf_transport_lin
                       uint8_t tag, const void *data, size_t len);
 
 /* @return 0; MF_ENOTFOUND. */
+/* Inbound peer connections whose TLS handshake or identity check failed. */
+uint64_t mf_transport_listener_tls_failures(const struct mf_transport *t);
 int mf_transport_peer_stats(const struct mf_transport *t, uint64_t id,
                             struct mf_transport_peer_stats *out);
 

@@ -1659,6 +1659,7 @@ void mf_node_status(struct mf_node *n, struct mf_raft_status *st)
 void mf_node_stats(struct mf_node *n, struct mf_node_stats *out)
 {
     *out = n->stats;
+    out->peer_tls_failures_in = n->transport ? mf_transport_listener_tls_failures(n->transport) : 0;
 }
 
 uint64_t mf_node_applied(struct mf_node *n)

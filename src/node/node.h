@@ -165,6 +165,7 @@ struct mf_node_stats {
     uint64_t entries_applied;
     uint64_t clock_transfers; /* leadership handed off for a bad clock (hand-offs started) */
     uint64_t storage_transfers; /* leadership handed off because this node could not persist */
+    uint64_t peer_tls_failures_in; /* inbound peer handshakes that failed (transport listener) */
 };
 void mf_node_stats(struct mf_node *n, struct mf_node_stats *out);
 uint64_t mf_node_applied(struct mf_node *n);

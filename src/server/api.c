@@ -29,6 +29,7 @@
 #include "net/conn.h"
 #include "server/auditlog.h"
 #include "server/gate.h"
+#include "server/reqstats.h"
 
 #define LOG_MOD "api"
 #define FORWARD_TIMEOUT_MS 10000 /* a forwarded request with no answer */
@@ -182,6 +183,8 @@ static int response_code(const Mayfly__Api__Response *resp)
 void mf_api_reply(struct req *r, Mayfly__Api__Response *resp)
 {
     resp->id = r->pb ? r->pb->id : 0;
+    mf_reqstats_done(r->srv->reqstats, r->pb ? (int)r->pb->op_case : 0, response_code(resp),
+                     mf_now_mono_us_figures() - r->start_us); /* op 0: not counted */
     r->answer = pack_answer(r, resp, &r->answer_len);
     if (r->answer && mf_auditlog_response(r, response_code(resp), resp, answer_audited) == 1)
         return; /* leaves once its record is durable */
@@ -220,10 +223,8 @@ int mf_api_set_credential(struct req *r, const char *kind, const void *cred, siz
 static struct req *req_new(struct mf_server *s, Mayfly__Api__Request *pb)
 {
     struct req *r = calloc(1, sizeof(*r));
-    if (r) {
-        r->srv = s;
-        r->pb = pb;
-    }
+    if (r)
+        *r = (struct req){.srv = s, .pb = pb, .start_us = mf_now_mono_us_figures()};
     return r;
 }
 

@@ -63,6 +63,7 @@ struct req {
                                * records' batch is durable */
     struct req *next_fwd;     /* forwarded-out list (follower side) */
     uint64_t fwd_deadline_ms;
+    uint64_t start_us;        /* reqstats.h: when it arrived (mf_now_mono_us_figures) */
 };
 
 typedef void (*mf_api_request_cb)(struct req *r);

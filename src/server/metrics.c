@@ -15,13 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/env.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "mayfly.pb-c.h"
 #include "net/addr.h"
 #include "server/crl.h"
 #include "server/leader_clock.h"
 #include "server/metrics.h"
+#include "net/conn.h"
 #include "server/proposer.h"
+#include "server/reqstats.h"
 #include "server/scheduler.h"
 #include "server/storage.h"
 #include "store/leases.h"
@@ -40,6 +44,16 @@ struct snapshot {
     struct mf_node_clock clock;       /* this node's clock against the voters' */
     uint64_t clock_refusals;
     struct mf_storage_figures storage; /* storage.c: used, limits, alarm */
+    uint64_t state_map_bytes, log_map_bytes;
+    /* leader only: each other member's replication */
+    struct peer_fig {
+        uint64_t id, match, lag;
+        bool reachable;
+    } peers[2 * MF_RAFT_NODES_MAX];
+    size_t n_peers;
+    uint64_t elections_started, leader_changes;
+    uint64_t tls_failures_client, tls_failures_peer_in, tls_failures_peer_out;
+    struct mf_reqstats req; /* requests by op and code, latency per op */
 };
 
 struct mf_metrics {
@@ -74,39 +88,156 @@ static char *read_pem(const char *path, size_t *len)
     return buf;
 }
 
+/* The leader's view of every other member's replication. */
+static void peers_publish(struct mf_server *s, const struct mf_raft_status *st, struct snapshot *m)
+{
+    uint64_t now = mf_now_mono_ms(), e = (uint64_t)s->cfg->election_ticks * s->cfg->tick_ms;
+    uint32_t total = st->conf.voters_len + st->conf.learners_len;
+    for (uint32_t i = 0; i < total && m->n_peers < 2 * MF_RAFT_NODES_MAX; i++) {
+        uint64_t id = i < st->conf.voters_len ? st->conf.voters[i]
+                                               : st->conf.learners[i - st->conf.voters_len];
+        struct mf_node_peer_view v = {0};
+        if (id == st->id || mf_node_peer_view(s->node, id, &v))
+            continue;
+        struct peer_fig *p = &m->peers[m->n_peers++];
+        p->id = id;
+        p->match = v.match_index;
+        p->lag = st->last_index > v.match_index ? st->last_index - v.match_index : 0;
+        p->reachable = v.heard_mono_ms && now - v.heard_mono_ms <= 2 * e;
+    }
+}
+
 void mf_metrics_publish(struct mf_server *s)
 {
     if (!s->metrics)
         return;
-    struct snapshot m;
-    memset(&m, 0, sizeof(m));
+    /* The request figures make it large: on the heap, not the loop's stack. */
+    struct snapshot *mp = calloc(1, sizeof(*mp));
+    if (!mp)
+        return;
+
     struct mf_raft_status st;
     mf_node_status(s->node, &st);
-    m.role = st.role;
-    m.term = st.term;
-    m.commit = st.commit;
-    m.applied = mf_node_applied(s->node);
-    m.leader = st.lead;
-    m.sealed = mf_barrier_sealed(s->barrier);
-    m.failed = s->failed != 0;
-    mf_sched_stats(s, &m.sched);
+    mp->role = st.role;
+    mp->term = st.term;
+    mp->commit = st.commit;
+    mp->applied = mf_node_applied(s->node);
+    mp->leader = st.lead;
+    mp->sealed = mf_barrier_sealed(s->barrier);
+    mp->failed = s->failed != 0;
+    mf_sched_stats(s, &mp->sched);
     MDB_txn *txn;
     if (s->fsm && mf_srv_read_begin(s, &txn) == 0) {
-        if (mf_state_lease_counts(txn, mf_fsm_state(s->fsm), m.leases))
-            memset(m.leases, 0, sizeof(m.leases));
+        if (mf_state_lease_counts(txn, mf_fsm_state(s->fsm), mp->leases))
+            memset(mp->leases, 0, sizeof(mp->leases));
         mf_srv_read_end(s, txn);
     }
     struct mf_node_stats ns;
     mf_node_stats(s->node, &ns);
-    m.batches = ns.batches;
-    m.entries_persisted = ns.entries_persisted;
-    m.entries_applied = ns.entries_applied;
-    mf_node_clock(s->node, &m.clock);
-    m.clock_refusals = mf_proposer_clock_refusals(s->prop);
-    mf_storage_figures(s, &m.storage);
+    mp->batches = ns.batches;
+    mp->entries_persisted = ns.entries_persisted;
+    mp->entries_applied = ns.entries_applied;
+    mf_node_clock(s->node, &mp->clock);
+    mp->clock_refusals = mf_proposer_clock_refusals(s->prop);
+    mf_storage_figures(s, &mp->storage);
+    mp->state_map_bytes = s->cfg->state_map_size_mb << 20;
+    mp->log_map_bytes = s->cfg->log_map_size_mb << 20;
+    if (st.role == MF_RAFT_LEADER)
+        peers_publish(s, &st, mp);
+    mp->elections_started = s->elections_started;
+    mp->leader_changes = s->leader_changes;
+    /* mayflyd accepts on two listeners: the peers' (the node counts its
+     * own) and the clients' (the rest). */
+    uint64_t accepted, dialed;
+    mf_conn_tls_failures(&accepted, &dialed);
+    mp->tls_failures_peer_in = ns.peer_tls_failures_in;
+    mp->tls_failures_client =
+        accepted > ns.peer_tls_failures_in ? accepted - ns.peer_tls_failures_in : 0;
+    mp->tls_failures_peer_out = dialed;
+    if (s->reqstats)
+        mp->req = *s->reqstats;
     pthread_mutex_lock(&s->metrics->lock);
-    s->metrics->snap = m;
+    s->metrics->snap = *mp;
     pthread_mutex_unlock(&s->metrics->lock);
+    free(mp);
+}
+
+/* The request name of Request op field `op` ("kv_put"), or NULL. */
+static const char *op_name(int op)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(&mayfly__api__request__descriptor, (unsigned)op);
+    return f ? f->name : NULL;
+}
+
+/* The figures of issue 13 item 6: replication per peer, elections, TLS
+ * failures, map sizes, and requests by operation with their latency. */
+static size_t format_new(const struct snapshot *m, char *out, size_t cap, size_t len)
+{
+#define EMIT(...) len += (size_t)snprintf(out + len, len < cap ? cap - len : 0, __VA_ARGS__)
+    EMIT("# HELP mayfly_raft_peer_lag_entries Entries the leader holds that a member has not "
+         "acknowledged (reported by the leader only).\n"
+         "# TYPE mayfly_raft_peer_lag_entries gauge\n");
+    for (size_t i = 0; i < m->n_peers; i++)
+        EMIT("mayfly_raft_peer_lag_entries{peer=\"%" PRIu64 "\"} %" PRIu64 "\n", m->peers[i].id,
+             m->peers[i].lag);
+    EMIT("# HELP mayfly_raft_peer_match_index The highest entry a member acknowledged, as the "
+         "leader knows it.\n# TYPE mayfly_raft_peer_match_index gauge\n");
+    for (size_t i = 0; i < m->n_peers; i++)
+        EMIT("mayfly_raft_peer_match_index{peer=\"%" PRIu64 "\"} %" PRIu64 "\n", m->peers[i].id,
+             m->peers[i].match);
+    EMIT("# HELP mayfly_raft_peer_reachable 1 if the leader heard from the member within two "
+         "election timeouts.\n# TYPE mayfly_raft_peer_reachable gauge\n");
+    for (size_t i = 0; i < m->n_peers; i++)
+        EMIT("mayfly_raft_peer_reachable{peer=\"%" PRIu64 "\"} %d\n", m->peers[i].id,
+             m->peers[i].reachable ? 1 : 0);
+    EMIT("# HELP mayfly_raft_elections_started_total Elections this node started (it became a "
+         "candidate).\n# TYPE mayfly_raft_elections_started_total counter\n"
+         "mayfly_raft_elections_started_total %" PRIu64 "\n", m->elections_started);
+    EMIT("# HELP mayfly_raft_leader_changes_total Times the leader this node knows changed to "
+         "another node.\n# TYPE mayfly_raft_leader_changes_total counter\n"
+         "mayfly_raft_leader_changes_total %" PRIu64 "\n", m->leader_changes);
+    EMIT("# HELP mayfly_tls_handshake_failures_total TLS handshakes (or certificate identity "
+         "checks) that failed: client listener, peer listener, peer dials.\n"
+         "# TYPE mayfly_tls_handshake_failures_total counter\n"
+         "mayfly_tls_handshake_failures_total{listener=\"client\"} %" PRIu64 "\n"
+         "mayfly_tls_handshake_failures_total{listener=\"peer_in\"} %" PRIu64 "\n"
+         "mayfly_tls_handshake_failures_total{listener=\"peer_out\"} %" PRIu64 "\n",
+         m->tls_failures_client, m->tls_failures_peer_in, m->tls_failures_peer_out);
+    EMIT("# HELP mayfly_storage_map_bytes The configured LMDB map size (the most the database "
+         "may use).\n# TYPE mayfly_storage_map_bytes gauge\n"
+         "mayfly_storage_map_bytes{db=\"state\"} %" PRIu64 "\n"
+         "mayfly_storage_map_bytes{db=\"log\"} %" PRIu64 "\n",
+         m->state_map_bytes, m->log_map_bytes);
+    const struct mf_reqstats *rq = &m->req;
+    EMIT("# HELP mayfly_requests_total Client requests this node answered, by operation and "
+         "result code.\n# TYPE mayfly_requests_total counter\n");
+    for (int op = 1; op < MF_REQSTATS_OPS; op++) {
+        const char *name = rq->total[op] ? op_name(op) : NULL;
+        for (int c = 0; name && c < MF_REQSTATS_CODES; c++)
+            if (rq->count[op][c])
+                EMIT("mayfly_requests_total{op=\"%s\",code=\"%s\"} %" PRIu64 "\n", name,
+                     mf_reqstats_code_name(c), rq->count[op][c]);
+    }
+    EMIT("# HELP mayfly_request_duration_seconds Time from a request's arrival to its answer "
+         "on this node, by operation.\n# TYPE mayfly_request_duration_seconds histogram\n");
+    for (int op = 1; op < MF_REQSTATS_OPS; op++) {
+        const char *name = rq->total[op] ? op_name(op) : NULL;
+        if (!name)
+            continue;
+        uint64_t cum = 0;
+        for (int b = 0; b < MF_REQSTATS_BUCKETS; b++) {
+            cum += rq->bucket[op][b];
+            EMIT("mayfly_request_duration_seconds_bucket{op=\"%s\",le=\"%g\"} %" PRIu64 "\n",
+                 name, mf_reqstats_bounds_s[b], cum);
+        }
+        EMIT("mayfly_request_duration_seconds_bucket{op=\"%s\",le=\"+Inf\"} %" PRIu64 "\n"
+             "mayfly_request_duration_seconds_sum{op=\"%s\"} %.6f\n"
+             "mayfly_request_duration_seconds_count{op=\"%s\"} %" PRIu64 "\n",
+             name, rq->total[op], name, (double)rq->sum_us[op] / 1e6, name, rq->total[op]);
+    }
+#undef EMIT
+    return len;
 }
 
 /* A malloc'd copy of `text` with a newline. */
@@ -121,30 +252,38 @@ static char *line_dup(const char *text)
     return out;
 }
 
-static char *format_metrics(const struct snapshot *m, uint64_t node_id)
+static size_t format_new(const struct snapshot *m, char *out, size_t cap, size_t len);
+
+/* Writes the figures into out[cap]; returns the length they need (more
+ * than cap: call again with a larger buffer). */
+static size_t format_body(const struct snapshot *m, uint64_t node_id, char *out, size_t cap)
 {
-    size_t cap = 16384, len = 0;
-    char *out = malloc(cap);
-    if (!out)
-        return NULL;
+    size_t len = 0;
 #define EMIT(...) len += (size_t)snprintf(out + len, len < cap ? cap - len : 0, __VA_ARGS__)
     EMIT("# HELP mayfly_up 1 while the node serves (0 after a fatal storage error).\n"
          "# TYPE mayfly_up gauge\nmayfly_up{node=\"%" PRIu64 "\"} %d\n", node_id, !m->failed);
-    EMIT("# TYPE mayfly_sealed gauge\nmayfly_sealed %d\n", m->sealed);
-    EMIT("# TYPE mayfly_raft_is_leader gauge\nmayfly_raft_is_leader %d\n",
+    EMIT("# HELP mayfly_sealed 1 while this node is sealed.\n"
+         "# TYPE mayfly_sealed gauge\nmayfly_sealed %d\n", m->sealed);
+    EMIT("# HELP mayfly_raft_is_leader 1 while this node leads.\n"
+         "# TYPE mayfly_raft_is_leader gauge\nmayfly_raft_is_leader %d\n",
          m->role == MF_RAFT_LEADER);
-    EMIT("# TYPE mayfly_raft_term gauge\nmayfly_raft_term %" PRIu64 "\n", m->term);
-    EMIT("# TYPE mayfly_raft_leader_id gauge\nmayfly_raft_leader_id %" PRIu64 "\n", m->leader);
-    EMIT("# TYPE mayfly_raft_commit_index gauge\nmayfly_raft_commit_index %" PRIu64 "\n",
+    EMIT("# HELP mayfly_raft_term This node's Raft term.\n# TYPE mayfly_raft_term gauge\nmayfly_raft_term %" PRIu64 "\n", m->term);
+    EMIT("# HELP mayfly_raft_leader_id The leader this node knows (0: none).\n"
+         "# TYPE mayfly_raft_leader_id gauge\nmayfly_raft_leader_id %" PRIu64 "\n", m->leader);
+    EMIT("# HELP mayfly_raft_commit_index The commit index this node knows.\n"
+         "# TYPE mayfly_raft_commit_index gauge\nmayfly_raft_commit_index %" PRIu64 "\n",
          m->commit);
-    EMIT("# TYPE mayfly_raft_applied_index gauge\nmayfly_raft_applied_index %" PRIu64 "\n",
+    EMIT("# HELP mayfly_raft_applied_index The last entry this node applied.\n"
+         "# TYPE mayfly_raft_applied_index gauge\nmayfly_raft_applied_index %" PRIu64 "\n",
          m->applied);
     EMIT("# HELP mayfly_raft_batches_total Ready batches (one log fsync, one apply "
          "transaction each).\n# TYPE mayfly_raft_batches_total counter\n"
          "mayfly_raft_batches_total %" PRIu64 "\n", m->batches);
-    EMIT("# TYPE mayfly_raft_entries_persisted_total counter\n"
+    EMIT("# HELP mayfly_raft_entries_persisted_total Log entries this node wrote.\n"
+         "# TYPE mayfly_raft_entries_persisted_total counter\n"
          "mayfly_raft_entries_persisted_total %" PRIu64 "\n", m->entries_persisted);
-    EMIT("# TYPE mayfly_raft_entries_applied_total counter\n"
+    EMIT("# HELP mayfly_raft_entries_applied_total Log entries this node applied.\n"
+         "# TYPE mayfly_raft_entries_applied_total counter\n"
          "mayfly_raft_entries_applied_total %" PRIu64 "\n", m->entries_applied);
     EMIT("# HELP mayfly_leases_expired_total Leases this node (as leader) proposed to expire.\n"
          "# TYPE mayfly_leases_expired_total counter\nmayfly_leases_expired_total %" PRIu64 "\n",
@@ -163,9 +302,11 @@ static char *format_metrics(const struct snapshot *m, uint64_t node_id)
          "included (revoke is idempotent: a lease sent twice, e.g. across a failover, counts "
          "twice).\n# TYPE mayfly_engine_revoke_leases_total counter\n"
          "mayfly_engine_revoke_leases_total %" PRIu64 "\n", m->sched.engine_calls);
-    EMIT("# TYPE mayfly_leases_irrevocable_total counter\nmayfly_leases_irrevocable_total %"
+    EMIT("# HELP mayfly_leases_irrevocable_total Leases this node (as leader) marked "
+         "irrevocable.\n# TYPE mayfly_leases_irrevocable_total counter\nmayfly_leases_irrevocable_total %"
          PRIu64 "\n", m->sched.irrevocable);
-    EMIT("# TYPE mayfly_reconciler_revoked_total counter\nmayfly_reconciler_revoked_total %"
+    EMIT("# HELP mayfly_reconciler_revoked_total Orphaned credentials the reconciler "
+         "revoked.\n# TYPE mayfly_reconciler_revoked_total counter\nmayfly_reconciler_revoked_total %"
          PRIu64 "\n", m->sched.reconciled);
     EMIT("# HELP mayfly_tokens_expired_total Expired tokens this node (as leader) revoked, "
          "children included.\n# TYPE mayfly_tokens_expired_total counter\n"
@@ -181,7 +322,8 @@ static char *format_metrics(const struct snapshot *m, uint64_t node_id)
     EMIT("mayfly_revocation_lateness_ms_bucket{le=\"+Inf\"} %" PRIu64 "\n", m->sched.lateness_count);
     EMIT("mayfly_revocation_lateness_ms_sum %" PRIu64 "\n", m->sched.lateness_sum_ms);
     EMIT("mayfly_revocation_lateness_ms_count %" PRIu64 "\n", m->sched.lateness_count);
-    EMIT("# TYPE mayfly_revocation_lateness_max_ms gauge\nmayfly_revocation_lateness_max_ms %"
+    EMIT("# HELP mayfly_revocation_lateness_max_ms The largest revocation lateness seen.\n"
+         "# TYPE mayfly_revocation_lateness_max_ms gauge\nmayfly_revocation_lateness_max_ms %"
          PRIu64 "\n", m->sched.lateness_max_ms);
     EMIT("# HELP mayfly_clock_offset_ms This node's wall clock minus the voters' median.\n"
          "# TYPE mayfly_clock_offset_ms gauge\nmayfly_clock_offset_ms %" PRId64 "\n",
@@ -224,11 +366,23 @@ static char *format_metrics(const struct snapshot *m, uint64_t node_id)
          "mayfly_storage_blocked %d\n",
          sf->blocked_cause[0] ? 1 : 0);
 #undef EMIT
-    if (len >= cap) {
+    return format_new(m, out, cap, len);
+}
+
+static char *format_metrics(const struct snapshot *m, uint64_t node_id)
+{
+    size_t cap = 32768;
+    for (int tries = 0; tries < 4; tries++) {
+        char *out = malloc(cap);
+        if (!out)
+            return NULL;
+        size_t need = format_body(m, node_id, out, cap);
+        if (need < cap)
+            return out;
         free(out);
-        return NULL;
+        cap = need + 1;
     }
-    return out;
+    return NULL;
 }
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,

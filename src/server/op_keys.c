@@ -103,11 +103,17 @@ void mf_op_keys_applied(struct mf_server *s, const struct mf_raft_entry *e, cons
                                      c->keyring_put->keyring.len);
         if (rc)
             seal_for(s, "a replicated keyring does not load", rc);
-    } else if (c->op_case == MAYFLY__CMD__COMMAND__OP_KEYRING_REKEY) {
-        rc = mf_barrier_rekey_load(s->barrier, c->keyring_rekey->keyring.data,
-                                   c->keyring_rekey->keyring.len,
-                                   c->keyring_rekey->wrapped_root.data,
-                                   c->keyring_rekey->wrapped_root.len);
+    } else if (c->op_case == MAYFLY__CMD__COMMAND__OP_KEYRING_CHANGE &&
+               !c->keyring_change->wrapped_root.len) {
+        rc = mf_barrier_keyring_load(s->barrier, c->keyring_change->keyring.data,
+                                     c->keyring_change->keyring.len);
+        if (rc)
+            seal_for(s, "a rotated keyring does not load", rc);
+    } else if (c->op_case == MAYFLY__CMD__COMMAND__OP_KEYRING_CHANGE) {
+        rc = mf_barrier_rekey_load(s->barrier, c->keyring_change->keyring.data,
+                                   c->keyring_change->keyring.len,
+                                   c->keyring_change->wrapped_root.data,
+                                   c->keyring_change->wrapped_root.len);
         if (rc)
             seal_for(s, "a rekeyed keyring does not load", rc);
     }
@@ -116,14 +122,19 @@ void mf_op_keys_applied(struct mf_server *s, const struct mf_raft_entry *e, cons
 
 /* ---- rotation ---- */
 
-static void keyring_cmd(Cmd *cmd, Mayfly__Cmd__KeyringPut *m, uint8_t *blob, size_t len)
+/* A rotation (wrapped NULL) or a rekey: KeyringChange, feature level 2, so
+ * a cluster with a member that would not load it refuses to propose it. */
+static void keyring_cmd(Cmd *cmd, Mayfly__Cmd__KeyringChange *m, uint8_t *blob, size_t len,
+                        uint8_t *wrapped, size_t wrapped_len)
 {
-    mayfly__cmd__keyring_put__init(m);
+    mayfly__cmd__keyring_change__init(m);
     m->keyring.data = blob;
     m->keyring.len = len;
+    m->wrapped_root.data = wrapped;
+    m->wrapped_root.len = wrapped_len;
     mayfly__cmd__command__init(cmd);
-    cmd->op_case = MAYFLY__CMD__COMMAND__OP_KEYRING_PUT;
-    cmd->keyring_put = m;
+    cmd->op_case = MAYFLY__CMD__COMMAND__OP_KEYRING_CHANGE;
+    cmd->keyring_change = m;
 }
 
 static void finish_rotate(struct req *r, const Result *res, Resp *resp)
@@ -167,9 +178,9 @@ void mf_op_rotate(struct req *r)
         return mf_api_reply_error(r, rc == MF_EQUOTA ? MF_EQUOTA : rc == MF_ESEALED ? MF_ESEALED
                                                                                      : MF_EINTERNAL,
                                   "cannot rotate: %s", mf_strerror(rc));
-    Mayfly__Cmd__KeyringPut m;
+    Mayfly__Cmd__KeyringChange m;
     Cmd cmd;
-    keyring_cmd(&cmd, &m, blob, len);
+    keyring_cmd(&cmd, &m, blob, len, NULL, 0);
     k->changing = true;
     r->seq = term;
     r->op_state = s;
@@ -181,8 +192,11 @@ void mf_op_rotate(struct req *r)
 static void on_auto_rotated(void *arg, int rc, const Mayfly__Cmd__Result *res)
 {
     struct mf_server *s = arg;
-    if (s->keys)
+    if (s->keys) {
         s->keys->changing = false;
+        if (rc) /* e.g. a member not upgraded yet (feature level 2) */
+            s->keys->next_check_ms = mf_now_mono_ms() + MF_KEYS_RETRY_MS;
+    }
     if (rc)
         MF_WARN(LOG_MOD, "automatic rotation not applied: %s",
                 res && res->error && res->error[0] ? res->error : mf_strerror(rc));
@@ -236,9 +250,9 @@ void mf_op_keys_tick(struct mf_server *s)
         MF_ERROR(LOG_MOD, "automatic rotation of term %u: %s", (unsigned)term, mf_strerror(rc));
         return;
     }
-    Mayfly__Cmd__KeyringPut m;
+    Mayfly__Cmd__KeyringChange m;
     Cmd cmd;
-    keyring_cmd(&cmd, &m, blob, len);
+    keyring_cmd(&cmd, &m, blob, len, NULL, 0);
     k->changing = true;
     MF_INFO(LOG_MOD, "rotating term %u (%" PRIu64 " encryptions, key %" PRIu64 " h old) to %u",
             (unsigned)term, uses, age_ms / 3600000, (unsigned)next);
@@ -246,6 +260,7 @@ void mf_op_keys_tick(struct mf_server *s)
     free(blob);
     if (rc) {
         k->changing = false;
+        k->next_check_ms = now + MF_KEYS_RETRY_MS;
         MF_WARN(LOG_MOD, "automatic rotation not proposed: %s", mf_strerror(rc));
     }
 }
@@ -409,15 +424,9 @@ static void rekey_propose(struct req *r, struct mf_keys *k)
         return mf_api_reply_error(r, rc == MF_EINVAL ? MF_EINVAL : MF_EINTERNAL, "rekey: %s",
                                   err);
     }
-    Mayfly__Cmd__KeyringRekey m = MAYFLY__CMD__KEYRING_REKEY__INIT;
-    m.keyring.data = blob;
-    m.keyring.len = blob_len;
-    m.wrapped_root.data = wrapped;
-    m.wrapped_root.len = wrapped_len;
+    Mayfly__Cmd__KeyringChange m;
     Cmd cmd;
-    mayfly__cmd__command__init(&cmd);
-    cmd.op_case = MAYFLY__CMD__COMMAND__OP_KEYRING_REKEY;
-    cmd.keyring_rekey = &m;
+    keyring_cmd(&cmd, &m, blob, blob_len, wrapped, wrapped_len);
     k->changing = true;
     r->op_state = d;
     r->op_state_free = rekey_done_free;

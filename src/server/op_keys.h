@@ -3,8 +3,10 @@
  *
  * rotate (sudo on sys/rotate; leader, a follower forwards): the leader makes
  * a rotated keyring (mf_barrier_rotate_export) and proposes it as
- * KeyringPut; the fsm stores it only if mf_barrier_blob_may_replace allows;
- * applying it loads it on every unsealed node, this leader included
+ * KeyringChange (op 46, feature level 2: refused while a member runs a
+ * build that would store it without loading it); the fsm stores it only if
+ * mf_barrier_blob_may_replace allows; applying it loads it on every
+ * unsealed node, this leader included
  * (mf_op_keys_applied), before the entries after it are served. Answers
  * {term}. One rotation or rekey in flight at a time: another is UNAVAILABLE
  * "a key change is in flight; retry". The leader also rotates by itself
@@ -22,7 +24,7 @@
  * threshold}; each -nonce NONCE SHARE (an old share) answers {progress,
  * threshold} until the old threshold reconstructed the root key; then the
  * leader makes N new shares of threshold T of a new root key, proposes
- * KeyringRekey (the same keys under the new root key, generation + 1, and
+ * KeyringChange (the same keys under the new root key, generation + 1, and
  * the new root key wrapped under the old one), and once applied answers
  * {shares, threshold: T} once. Unsealed nodes switch to the new root key on
  * apply (mf_barrier_rekey_load); sealed nodes only store the blob, so the old
@@ -44,13 +46,14 @@ struct mf_raft_entry;
 
 #define MF_KEYS_REKEY_ATTEMPT_MS (10 * 60 * 1000) /* a rekey attempt lives 10 minutes */
 #define MF_KEYS_CHECK_MS 1000                     /* how often the leader checks key use */
+#define MF_KEYS_RETRY_MS 60000 /* after an automatic rotation failed (a member not upgraded) */
 
 void mf_op_rotate(struct req *r);     /* leader */
 void mf_op_key_status(struct req *r); /* read */
 void mf_op_rekey(struct req *r);      /* leader, no token */
 
 /* Every applied entry, in order (server.c sm_applied): loads a stored
- * KeyringPut or KeyringRekey into an unsealed barrier; after a gap in the
+ * KeyringPut or KeyringChange into an unsealed barrier; after a gap in the
  * indexes (a snapshot was installed) reloads the stored keyring. */
 void mf_op_keys_applied(struct mf_server *s, const struct mf_raft_entry *e, const Result *res);
 

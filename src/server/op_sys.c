@@ -14,6 +14,7 @@
 #include "common/secmem.h"
 #include "auth/policy.h"
 #include "server/authz.h"
+#include "server/cluster_version.h"
 #include "server/handler.h"
 #include "server/metrics.h"
 #include "server/op_sys.h"
@@ -382,6 +383,31 @@ static bool status_in_full(struct req *r)
            mf_authz_allows(r, MF_CAP_READ, "sys/status");
 }
 
+/* A member's replication as this node knows it: the leader knows each
+ * member's match index (so its lag) and every member's reported feature
+ * level; any node knows when it last heard from a peer. */
+static void member_replication(struct mf_server *s, const struct mf_raft_status *st, uint64_t id,
+                               bool voter, Mayfly__Api__Member *m)
+{
+    bool self = id == st->id, leading = st->role == MF_RAFT_LEADER;
+    m->role = (char *)(id == st->lead ? "leader" : voter ? "voter" : "learner");
+    m->feature_level = mf_cluster_version_member_level(s, id);
+    if (self) {
+        m->reachable = true;
+        m->match_index = leading ? st->last_index : 0;
+        return;
+    }
+    struct mf_node_peer_view v = {0};
+    if (mf_node_peer_view(s->node, id, &v))
+        v = (struct mf_node_peer_view){0};
+    uint64_t now = mf_now_mono_ms(), e = (uint64_t)s->cfg->election_ticks * s->cfg->tick_ms;
+    m->reachable = v.heard_mono_ms && now - v.heard_mono_ms <= 2 * e;
+    if (leading) {
+        m->match_index = v.match_index;
+        m->lag_entries = st->last_index > v.match_index ? st->last_index - v.match_index : 0;
+    }
+}
+
 void mf_op_status(struct req *r)
 {
     struct mf_server *s = r->srv;
@@ -420,6 +446,7 @@ void mf_op_status(struct req *r)
         members[n].voter = voter;
         const char *zone = id == s->cfg->node_id ? s->cfg->zone : mf_node_member_zone(s->node, id);
         members[n].zone = (char *)(zone ? zone : "");
+        member_replication(s, &st, id, voter, &members[n]);
         ptrs[n] = &members[n];
         n++;
         if (!voter && id == s->cfg->node_id)
@@ -427,6 +454,8 @@ void mf_op_status(struct req *r)
     }
     out.n_members = n;
     out.members = ptrs;
+    out.cluster_version = mf_cluster_version_applied(s);
+    out.feature_level = mf_feature_level();
     struct mf_node_clock nc;
     mf_node_clock(s->node, &nc);
     Mayfly__Api__ClockStatus clock = MAYFLY__API__CLOCK_STATUS__INIT;
@@ -453,6 +482,7 @@ void mf_op_status(struct req *r)
         out.read = NULL;
         out.clock = NULL;
         out.storage_blocked = "";
+        out.cluster_version = out.feature_level = 0;
     }
     Resp resp = MAYFLY__API__RESPONSE__INIT;
     resp.result_case = MAYFLY__API__RESPONSE__RESULT_STATUS;

@@ -19,6 +19,7 @@
 #include "server/leader_clock.h"
 #include "store/barrier.h"
 #include "store/alarms.h"
+#include "store/features.h"
 #include "store/fsm.h"
 
 struct node_proposer {
@@ -34,6 +35,8 @@ struct node_proposer {
     uint64_t clock_refusals; /* atomic: read by the metrics snapshot */
     bool storage_refuse;     /* loop thread: storage.c's alarm */
     char storage_why[512];
+    mf_proposer_gate_fn gate; /* loop thread: cluster_version.c's feature gate */
+    void *gate_ctx;
 };
 
 struct pending {
@@ -163,6 +166,22 @@ static bool refuse_for_storage(struct node_proposer *np, const Mayfly__Cmd__Comm
     return true;
 }
 
+/* An op of a feature level the cluster has not reached (proposer.h). */
+static bool refuse_for_feature(struct node_proposer *np, const Mayfly__Cmd__Command *cmd,
+                               mf_propose_cb cb, void *arg)
+{
+    char why[512];
+    int code;
+    if (!np->gate || mf_feature_op_level((int)cmd->op_case) <= 1 ||
+        (code = np->gate(np->gate_ctx, (int)cmd->op_case, why, sizeof(why))) == 0)
+        return false;
+    Mayfly__Cmd__Result res = MAYFLY__CMD__RESULT__INIT;
+    res.code = code;
+    res.error = why;
+    cb(arg, code, &res);
+    return true;
+}
+
 static void on_node_result(void *arg, int rc, uint64_t index, void *result)
 {
     struct pending p = *(struct pending *)arg;
@@ -179,7 +198,8 @@ static void on_node_result(void *arg, int rc, uint64_t index, void *result)
 static int node_propose(void *ctx, Mayfly__Cmd__Command *cmd, mf_propose_cb cb, void *arg)
 {
     struct node_proposer *np = ctx;
-    if (refuse_for_clock(np, cmd, cb, arg) || refuse_for_storage(np, cmd, cb, arg))
+    if (refuse_for_feature(np, cmd, cb, arg) || refuse_for_clock(np, cmd, cb, arg) ||
+        refuse_for_storage(np, cmd, cb, arg))
         return 0;
     if (!cmd->now_ms)
         cmd->now_ms = leader_now(np);
@@ -274,6 +294,15 @@ void mf_proposer_storage_refuse(struct mf_proposer *p, const char *why)
     struct node_proposer *np = p->ctx;
     np->storage_refuse = why != NULL;
     snprintf(np->storage_why, sizeof(np->storage_why), "%s", why ? why : "");
+}
+
+void mf_proposer_feature_gate(struct mf_proposer *p, mf_proposer_gate_fn gate, void *ctx)
+{
+    if (p->ops != &node_ops)
+        return;
+    struct node_proposer *np = p->ctx;
+    np->gate = gate;
+    np->gate_ctx = ctx;
 }
 
 void mf_proposer_applied_now(struct mf_proposer *p, uint64_t now_ms)

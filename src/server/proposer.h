@@ -106,6 +106,14 @@ static inline uint64_t mf_proposer_clock_refusals(struct mf_proposer *p)
  * the clock). NULL lifts it. Copied; a fake proposer ignores it. */
 void mf_proposer_storage_refuse(struct mf_proposer *p, const char *why);
 
+/* The feature gate (cluster_version.h): before appending a command whose
+ * op needs a feature level above 1 (store/features.h), the real proposer
+ * calls gate(ctx, op, why, len); a nonzero return (MF_EUNAVAIL) refuses it:
+ * cb gets that code with res->error = why before mf_propose returns 0 (as
+ * for the clock). NULL removes the gate; a fake proposer ignores it. */
+typedef int (*mf_proposer_gate_fn)(void *ctx, int op, char *why, size_t why_len);
+void mf_proposer_feature_gate(struct mf_proposer *p, mf_proposer_gate_fn gate, void *ctx);
+
 /* The real proposer over a Raft node. `applied_now_ms`: the fsm's now at
  * start. Made before the node starts (its writer thread reports applied
  * time at once), then attached to it; nothing may be proposed before.

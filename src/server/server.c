@@ -20,9 +20,11 @@
 #include "net/tls.h"
 #include "server/api.h"
 #include "server/audit_anchor.h"
+#include "server/cluster_version.h"
 #include "server/auditlog.h"
 #include "server/authz.h"
 #include "server/ratelimit.h"
+#include "server/reqstats.h"
 #include "server/crl.h"
 #include "server/dispatch.h"
 #include "server/metrics.h"
@@ -85,6 +87,10 @@ static void sm_applied(void *ctx, const struct mf_raft_entry *e, void *result)
 static void sm_role_changed(void *ctx, enum mf_raft_role role, uint64_t leader)
 {
     struct mf_server *s = ctx;
+    if (role == MF_RAFT_CANDIDATE && s->role != MF_RAFT_CANDIDATE)
+        s->elections_started++;
+    if (leader && leader != s->leader)
+        s->leader_changes++;
     if (role != s->role || leader != s->leader)
         MF_INFO(LOG_MOD, "node %" PRIu64 ": %s, leader %" PRIu64, s->cfg->node_id,
                 mf_raft_role_name(role), leader);
@@ -96,6 +102,7 @@ static void sm_role_changed(void *ctx, enum mf_raft_role role, uint64_t leader)
     if (role != MF_RAFT_LEADER)
         mf_mounts_drop_all(s); /* engines run on the leader only */
     mf_sched_role_changed(s);
+    mf_cluster_version_role_changed(s);
 }
 
 static int sm_snapshot_create(void *ctx, const char *path, uint64_t *index)
@@ -141,6 +148,8 @@ static void sm_peer_message(void *ctx, uint64_t from, uint8_t tag, const uint8_t
         return mf_audit_anchor_peer_message(ctx, from, data, len); /* an audit anchor */
     if (tag == MF_STORAGE_PEER_TAG)
         return mf_storage_peer_message(ctx, from, data, len); /* a follower's storage */
+    if (tag == MF_CLUSTER_VERSION_PEER_TAG) /* a member's feature level */
+        return mf_cluster_version_peer_message(ctx, from, data, len);
     mf_api_peer_message(ctx, from, tag, data, len);
 }
 
@@ -174,6 +183,13 @@ static void sm_fatal(void *ctx, int code, const char *what)
     s->failed = code ? code : MF_EINTERNAL;
     MF_ERROR(LOG_MOD, "fatal: %s: %s; this node stops serving", what, mf_strerror(code));
     mf_api_fail_forwards(s, MF_EUNAVAIL);
+    /* A command this build does not know (store/features.h): the process
+     * stops (mayflyd exits nonzero) rather than serve a diverging replica. */
+    const char *stop = s->fsm ? mf_fsm_stop_reason(s->fsm) : NULL;
+    if (stop) {
+        MF_ERROR(LOG_MOD, "stopping: %s", stop);
+        uv_stop(s->loop);
+    }
 }
 
 /* ---- lifecycle ---- */
@@ -224,6 +240,11 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
     s->dev = o->dev;
     s->ready_cb = o->ready_cb;
     pthread_rwlock_init(&s->state_lock, NULL);
+    s->reqstats = calloc(1, sizeof(*s->reqstats));
+    if (!s->reqstats) {
+        free(s);
+        return -ENOMEM;
+    }
     int rc = load_tls(s);
     if (!rc)
         rc = mf_barrier_new(&s->barrier);
@@ -282,6 +303,8 @@ int mf_server_start(uv_loop_t *loop, const struct mf_server_opts *o, struct mf_s
         rc = mf_metrics_start(s);
     if (!rc)
         rc = mf_storage_init(s);
+    if (!rc)
+        rc = mf_cluster_version_init(s);
     if (rc)
         goto fail;
     uv_timer_init(loop, &s->housekeeping);
@@ -323,9 +346,12 @@ void mf_server_stop(struct mf_server *s)
     mf_tls_ctx_free(s->peer_client_ctx);
     mf_tls_ctx_free(s->client_ctx);
     mf_secmem_str_free(s->dev_root_token);
+    free(s->reqstats);
+    s->reqstats = NULL;
     pthread_rwlock_destroy(&s->state_lock);
     mf_sched_close(s);
     mf_storage_close(s);
+    mf_cluster_version_close(s);
     mf_proposer_node_free(s->prop);
     s->prop = NULL;
     if (s->housekeeping_started) {

@@ -77,6 +77,10 @@ struct mf_server {
     struct mf_quota_rates *quota_rates; /* op_quota.c: grant-rate buckets */
     struct mf_root_attempt *root_attempt; /* op_root.c: generate-root, leader only */
     struct mf_storage *storage;  /* storage.c: the storage quota's measurements */
+    struct mf_cluster_version *cluster_version; /* cluster_version.c: feature reports */
+    struct mf_reqstats *reqstats; /* reqstats.c: requests by op and code (api.c counts) */
+    uint64_t elections_started;   /* server.c: this node became a candidate */
+    uint64_t leader_changes;      /* server.c: the leader it knows changed to another node */
     struct mf_keys *keys;        /* op_keys.c: rotation in flight, the rekey attempt */
 };
 

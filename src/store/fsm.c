@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "store/alarms.h"
 #include "store/apply.h"
+#include "store/features.h"
 #include "store/idempotency.h"
 
 struct mf_fsm {
@@ -28,6 +29,7 @@ struct mf_fsm {
     uint64_t applied;
     uint64_t durable; /* applied index known to be on disk */
     uint64_t now_ms; /* greatest command time applied */
+    char stop_why[256]; /* why this build cannot go on (features.h), or "" */
 };
 
 int mf_apply_fail(struct mf_apply *a, int code, const char *fmt, ...)
@@ -95,7 +97,20 @@ int mf_fsm_reload(struct mf_fsm *fsm)
     rc = mf_state_meta_get_u64(txn, fsm->st, "applied", &fsm->applied);
     if (rc == 0)
         rc = mf_state_meta_get_u64(txn, fsm->st, "now", &fsm->now_ms);
+    uint32_t version = 1;
+    if (rc == 0)
+        rc = mf_feature_cluster_version(txn, fsm->st, &version);
     mf_state_read_end(txn);
+    /* A state that applied a newer cluster version holds (or will be sent)
+     * commands this build does not know: stop before serving it. */
+    if (rc == 0 && version > mf_feature_level()) {
+        snprintf(fsm->stop_why, sizeof(fsm->stop_why),
+                 "the state is at cluster feature version %u, unknown to this build (feature "
+                 "level %u): upgrade this node before it rejoins",
+                 (unsigned)version, (unsigned)mf_feature_level());
+        MF_ERROR("store", "%s", fsm->stop_why);
+        return MF_ECORRUPT;
+    }
     /* What a previous process left may still be in the page cache only. */
     if (rc == 0)
         rc = mf_fsm_sync(fsm);
@@ -151,6 +166,10 @@ void mf_fsm_close(struct mf_fsm *fsm)
 struct mf_state *mf_fsm_state(struct mf_fsm *fsm) { return fsm->st; }
 uint64_t mf_fsm_applied(const struct mf_fsm *fsm) { return fsm->applied; }
 uint64_t mf_fsm_now(const struct mf_fsm *fsm) { return fsm->now_ms; }
+const char *mf_fsm_stop_reason(const struct mf_fsm *fsm)
+{
+    return fsm->stop_why[0] ? fsm->stop_why : NULL;
+}
 
 void mf_fsm_result_free(Mayfly__Cmd__Result *r)
 {
@@ -204,7 +223,8 @@ static int count_key_use(struct mf_apply *a, uint32_t term, uint64_t n)
     return mf_state_err(mdb_put(a->txn, a->st->dbi[MF_DB_KEYUSE], &k, &d, 0), "keyuse put");
 }
 
-/* KeyringPut (init, rotation) and KeyringRekey store a blob by one rule. */
+/* KeyringPut (init) and KeyringChange (a rotation, or with a wrapped root
+ * key a rekey) store a blob by one rule. */
 static int keyring_store(struct mf_apply *a, const ProtobufCBinaryData *blob, bool rekey)
 {
     if (blob->len == 0 || blob->len > 1024 * 1024)
@@ -278,8 +298,11 @@ static int dispatch(struct mf_apply *a, const Mayfly__Cmd__Command *c, Mayfly__C
     case MAYFLY__CMD__COMMAND__OP_KEYRING_PUT: return keyring_put(a, c->keyring_put);
     case MAYFLY__CMD__COMMAND__OP_QUOTA_SET: return mf_lease_apply_quota_set(a, c->quota_set, r);
     case MAYFLY__CMD__COMMAND__OP_ALARM_SET: return mf_alarm_apply_set(a, c->alarm_set, r);
-    case MAYFLY__CMD__COMMAND__OP_KEYRING_REKEY:
-        return keyring_store(a, &c->keyring_rekey->keyring, true);
+    case MAYFLY__CMD__COMMAND__OP_CLUSTER_VERSION:
+        return mf_feature_apply_version(a, c->cluster_version, r);
+    case MAYFLY__CMD__COMMAND__OP_KEYRING_CHANGE:
+        return keyring_store(a, &c->keyring_change->keyring,
+                             c->keyring_change->wrapped_root.len > 0);
     default:
         return mf_apply_fail(a, MF_EINVAL, "unknown command type (field %d)", (int)c->op_case);
     }
@@ -288,8 +311,8 @@ static int dispatch(struct mf_apply *a, const Mayfly__Cmd__Command *c, Mayfly__C
 /* Apply one command. Rule errors land in *res; the return value is 0 or a
  * fatal storage error. *out receives the result to hand out (NULL if the
  * caller wants none). */
-static int apply_one(struct mf_apply *a, struct mf_fsm *fsm, const uint8_t *data, size_t len,
-                     Mayfly__Cmd__Result **out)
+static int apply_one(struct mf_apply *a, struct mf_fsm *fsm, uint64_t index, const uint8_t *data,
+                     size_t len, Mayfly__Cmd__Result **out)
 {
     Mayfly__Cmd__Result r = MAYFLY__CMD__RESULT__INIT;
     Mayfly__Cmd__Result *dup = NULL;
@@ -305,6 +328,15 @@ static int apply_one(struct mf_apply *a, struct mf_fsm *fsm, const uint8_t *data
     if (!c) {
         code = mf_apply_fail(a, MF_EINVAL, "corrupted command: cannot decode %zu bytes", len);
         goto finish;
+    }
+    /* A command of a newer version, applied as an error or skipped, would
+     * make this replica diverge from the upgraded ones: stop instead. */
+    int op;
+    if (!mf_feature_cmd_known(c, &op)) {
+        mf_feature_unknown_text(fsm->stop_why, sizeof(fsm->stop_why), index, op);
+        MF_ERROR("store", "%s", fsm->stop_why);
+        rc = MF_ECORRUPT;
+        goto out;
     }
     if (c->now_ms == 0 || c->request_id.len > MF_IDEM_RID_MAX) {
         code = mf_apply_fail(a, MF_EINVAL, "command without a time or with a request id over %d bytes",
@@ -414,7 +446,8 @@ int mf_fsm_apply_batch(struct mf_fsm *fsm, const struct mf_fsm_entry *entries, s
         idx = entries[i].index;
         if (!entries[i].data)
             continue;
-        rc = apply_one(&a, fsm, entries[i].data, entries[i].len, results ? &results[i] : NULL);
+        rc = apply_one(&a, fsm, idx, entries[i].data, entries[i].len,
+                       results ? &results[i] : NULL);
         if (rc)
             goto fail;
     }

@@ -14,8 +14,9 @@
  * Results: each applied command gets a Result (code 0 or an MF_E* rule error
  * with a message: a refused command changes nothing but the applied index).
  * A command whose request id was seen within MF_IDEM_TTL_MS gets the first
- * result again (duplicate = true) and is not applied. A corrupted command or
- * an unknown command type gets MF_EINVAL.
+ * result again (duplicate = true) and is not applied. A corrupted command
+ * gets MF_EINVAL; a command of an op this build does not know (features.h)
+ * stops the batch with MF_ECORRUPT and mf_fsm_stop_reason().
  *
  * Threads: the apply calls run on one thread (the node's writer thread);
  * reads go through mf_fsm_state() and read transactions from any thread.
@@ -101,6 +102,13 @@ int mf_fsm_apply(struct mf_fsm *fsm, uint64_t index, const uint8_t *data, size_t
                  Mayfly__Cmd__Result **result);
 
 void mf_fsm_result_free(Mayfly__Cmd__Result *r);
+
+/* Why this build must stop (features.h), or NULL: set when an apply or a
+ * reload returned MF_ECORRUPT because an entry holds a command this build
+ * does not know ("entry N holds command type OP, unknown to this build ...")
+ * or the state is at a cluster version above the build's level. The node
+ * must not go on (nor be restarted with this build). */
+const char *mf_fsm_stop_reason(const struct mf_fsm *fsm);
 
 /* Greatest command time applied so far (0 for a fresh store). */
 uint64_t mf_fsm_now(const struct mf_fsm *fsm);

@@ -581,8 +581,9 @@ static void test_store_fsm_corrupted_command_refused(void **s)
     tf_close(&t);
 }
 
-/* An unknown command type (a field number this version does not know) gets a
- * clear error and changes nothing. */
+/* An unknown command type (a field number this version does not know) stops
+ * the apply (store/features.h: a replica that skipped it would diverge): the
+ * batch fails, nothing changes, and the reason names the entry and type. */
 static void test_store_fsm_unknown_command_refused(void **s)
 {
     (void)s;
@@ -592,8 +593,12 @@ static void test_store_fsm_unknown_command_refused(void **s)
     tf_digest(&t, 1, d0);
     /* now_ms = 1 (field 2, varint) and field 99 (length-delimited, 2 bytes). */
     uint8_t b[] = {0x10, 0x01, 0x9a, 0x06, 0x02, 0x08, 0x01};
-    assert_int_equal(tf_raw(&t, b, sizeof(b)), MF_EINVAL);
-    assert_non_null(strstr(t.last->error, "unknown command type"));
+    Mayfly__Cmd__Result *res = NULL;
+    assert_int_equal(mf_fsm_apply(t.fsm, t.index + 1, b, sizeof(b), &res), MF_ECORRUPT);
+    assert_null(res);
+    assert_int_equal(mf_fsm_applied(t.fsm), t.index);
+    assert_non_null(mf_fsm_stop_reason(t.fsm));
+    assert_non_null(strstr(mf_fsm_stop_reason(t.fsm), "holds command type 99, unknown to this build"));
     tf_digest(&t, 1, d1);
     assert_memory_equal(d0, d1, 32);
     tf_close(&t);
@@ -697,22 +702,28 @@ static void test_store_fsm_keyring_replace_rules(void **s)
     tf_close(&t);
 }
 
-static int rekey_keyring(struct tf *t, const uint8_t *blob, size_t len)
+static int change_keyring(struct tf *t, const uint8_t *blob, size_t len, bool rekey)
 {
+    static uint8_t wrapped[MF_BARRIER_WRAPPED_BYTES]; /* the fsm only sees it is there */
     Mayfly__Cmd__Command c = MAYFLY__CMD__COMMAND__INIT;
-    Mayfly__Cmd__KeyringRekey k = MAYFLY__CMD__KEYRING_REKEY__INIT;
+    Mayfly__Cmd__KeyringChange k = MAYFLY__CMD__KEYRING_CHANGE__INIT;
     k.keyring.data = (uint8_t *)blob;
     k.keyring.len = len;
-    c.op_case = MAYFLY__CMD__COMMAND__OP_KEYRING_REKEY;
-    c.keyring_rekey = &k;
+    if (rekey) {
+        k.wrapped_root.data = wrapped;
+        k.wrapped_root.len = sizeof(wrapped);
+    }
+    c.op_case = MAYFLY__CMD__COMMAND__OP_KEYRING_CHANGE;
+    c.keyring_change = &k;
     return tf_cmd(t, &c, T0);
 }
 
-/* KeyringRekey stores only a rekey of the stored keyring (next generation,
- * same term) and nothing before init; a rekeyed blob sent as a KeyringPut
- * and a rotation sent as a KeyringRekey are refused; after the rekey a
- * rotation of the new generation is a KeyringPut again. */
-static void test_store_fsm_keyring_rekey(void **s)
+/* KeyringChange with a wrapped root key stores only a rekey of the stored
+ * keyring (next generation, same term) and nothing before init; without
+ * one only a rotation (same generation, higher term); a rekeyed blob sent as
+ * a KeyringPut is refused; after the rekey a rotation of the new generation
+ * is taken and one made under the old root key is not. */
+static void test_store_fsm_keyring_change(void **s)
 {
     (void)s;
     struct tf t;
@@ -728,18 +739,18 @@ static void test_store_fsm_keyring_rekey(void **s)
     assert_int_equal(mf_barrier_rotate_export(a, T0 + 1, &b2, &l2, NULL), 0);
     assert_int_equal(mf_barrier_rekey_export(a, new_root, 5, 3, &r1, &lr, &w, &lw), 0);
     free(w);
-    assert_int_equal(rekey_keyring(&t, r1, lr), MF_ENOTINIT);
+    assert_int_equal(change_keyring(&t, r1, lr, true), MF_ENOTINIT);
     assert_int_equal(put_keyring(&t, b1, l1), 0);
-    assert_int_equal(rekey_keyring(&t, b2, l2), MF_ECAS); /* a rotation is no rekey */
-    assert_int_equal(put_keyring(&t, r1, lr), MF_ECAS);   /* a rekey is no put */
-    assert_int_equal(rekey_keyring(&t, r1, lr), 0);
-    assert_int_equal(rekey_keyring(&t, r1, lr), MF_ECAS); /* replayed */
-    assert_int_equal(put_keyring(&t, b2, l2), MF_ECAS);   /* rotated under the old root */
-    assert_int_equal(mf_barrier_rekey_load(a, r1, lr, NULL, 0), MF_ECORRUPT);
+    assert_int_equal(change_keyring(&t, b2, l2, true), MF_ECAS);  /* a rotation is no rekey */
+    assert_int_equal(change_keyring(&t, r1, lr, false), MF_ECAS); /* a rekey is no rotation */
+    assert_int_equal(put_keyring(&t, r1, lr), MF_ECAS);           /* nor a put */
+    assert_int_equal(change_keyring(&t, r1, lr, true), 0);
+    assert_int_equal(change_keyring(&t, r1, lr, true), MF_ECAS);  /* replayed */
+    assert_int_equal(change_keyring(&t, b2, l2, false), MF_ECAS); /* under the old root */
     mf_barrier_seal(a);
     assert_int_equal(mf_barrier_unseal(a, new_root, r1, lr), 0);
     assert_int_equal(mf_barrier_rotate_export(a, T0 + 2, &r1b2, &lrb, NULL), 0);
-    assert_int_equal(put_keyring(&t, r1b2, lrb), 0);
+    assert_int_equal(change_keyring(&t, r1b2, lrb, false), 0);
     MDB_txn *txn;
     const uint8_t *body;
     size_t len;
@@ -921,7 +932,7 @@ int main(void)
         cmocka_unit_test(test_store_fsm_key_use_counted),
         cmocka_unit_test(test_store_fsm_policy_and_keyring),
         cmocka_unit_test(test_store_fsm_keyring_replace_rules),
-        cmocka_unit_test(test_store_fsm_keyring_rekey),
+        cmocka_unit_test(test_store_fsm_keyring_change),
         cmocka_unit_test(test_store_fsm_time_never_backwards),
         cmocka_unit_test(test_store_fsm_restart_resumes),
         cmocka_unit_test(test_store_fsm_map_full_reported),

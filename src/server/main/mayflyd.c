@@ -41,6 +41,8 @@ struct flags {
     const char *dev_listen;
     const char *gen_certs;
     const char *nodes;
+    const char *hosts;
+    const char *metrics_listen;
     int dev;
     int debug_core;
 };
@@ -53,8 +55,10 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: mayflyd --config FILE [--node-id N] [--data-dir DIR] [--listen ADDR]\n"
                  "                [--peer-listen ADDR] [--log-level debug|info|warn|error]\n"
+                 "                [--metrics-listen ADDR]\n"
                  "       mayflyd --dev [--dev-listen ADDR]\n"
-                 "       mayflyd --gen-certs DIR [--nodes N]   (test and local clusters only)\n"
+                 "       mayflyd --gen-certs DIR [--nodes N] [--hosts \"1=NAME,IP;2=...\"]\n"
+                 "                (test and local clusters; production: deploy/certs.sh)\n"
                  "  --debug-core  leave core dumps and ptrace on (a core file holds keys and\n"
                  "                tokens: debugging only; off by default)\n");
 }
@@ -90,6 +94,8 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         else if (strcmp(a, "--dev-listen") == 0) dst = &f->dev_listen;
         else if (strcmp(a, "--gen-certs") == 0) dst = &f->gen_certs;
         else if (strcmp(a, "--nodes") == 0) dst = &f->nodes;
+        else if (strcmp(a, "--hosts") == 0) dst = &f->hosts;
+        else if (strcmp(a, "--metrics-listen") == 0) dst = &f->metrics_listen;
         if (!dst) {
             fprintf(stderr, "mayflyd: unknown flag '%s'\n", a);
             usage(stderr);
@@ -122,7 +128,8 @@ static int apply_overrides(struct mf_config *cfg, const struct flags *f)
     if ((f->data_dir && mf_config_set_str(&cfg->data_dir, f->data_dir)) ||
         (f->listen && mf_config_set_str(&cfg->listen, f->listen)) ||
         (f->peer_listen && mf_config_set_str(&cfg->peer_listen, f->peer_listen)) ||
-        (f->log_level && mf_config_set_str(&cfg->log_level, f->log_level)))
+        (f->log_level && mf_config_set_str(&cfg->log_level, f->log_level)) ||
+        (f->metrics_listen && mf_config_set_str(&cfg->metrics_listen, f->metrics_listen)))
         return -ENOMEM;
     return 0;
 }
@@ -216,7 +223,9 @@ static void on_signal(uv_signal_t *h, int signum)
 }
 
 /* A CA, node certificates 1..N and a client certificate for local clusters
- * and tests (production brings its own PKI). */
+ * and tests (production brings its own PKI). --hosts adds each node's DNS
+ * names and IPs (devpki.h), so the certificates serve nodes on other hosts
+ * or in network namespaces (deploy/zones.sh). */
 static int gen_certs(const struct flags *f)
 {
     int nodes = f->nodes ? atoi(f->nodes) : 3;
@@ -224,11 +233,21 @@ static int gen_certs(const struct flags *f)
         fprintf(stderr, "mayflyd: --nodes must be 1..16\n");
         return 1;
     }
-    if (mkdir(f->gen_certs, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "mayflyd: cannot make %s: %s\n", f->gen_certs, strerror(errno));
+    struct mf_devpki_hosts hosts;
+    char err[256] = "";
+    if (f->hosts && mf_devpki_hosts_parse(f->hosts, (uint64_t)nodes, &hosts, err, sizeof(err))) {
+        fprintf(stderr, "mayflyd: %s\n", err[0] ? err : "--hosts: out of memory");
         return 1;
     }
-    int rc = mf_devpki_make_dir(f->gen_certs, nodes);
+    if (mkdir(f->gen_certs, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "mayflyd: cannot make %s: %s\n", f->gen_certs, strerror(errno));
+        if (f->hosts)
+            mf_devpki_hosts_free(&hosts);
+        return 1;
+    }
+    int rc = mf_devpki_make_dir_hosts(f->gen_certs, nodes, f->hosts ? &hosts : NULL);
+    if (f->hosts)
+        mf_devpki_hosts_free(&hosts);
     if (rc) {
         fprintf(stderr, "mayflyd: cannot make certificates in %s: %s\n", f->gen_certs,
                 mf_strerror(rc));
@@ -339,6 +358,11 @@ int main(int argc, char **argv)
         goto out;
     }
     mf_log_set_level(level);
+    if (mf_log_set_format(cfg.log_format)) {
+        fprintf(stderr, "mayflyd: log_format '%s' is not text or json\n", cfg.log_format);
+        rc = MF_ECONFIG;
+        goto out;
+    }
 
     uv_loop_t *loop = uv_default_loop();
     struct mf_server_opts so = {.cfg = &cfg, .dev = f.dev != 0, .ready_cb = on_ready,
@@ -355,6 +379,11 @@ int main(int argc, char **argv)
     uv_signal_init(loop, &sighup_h);
     uv_signal_start(&sighup_h, on_sighup, SIGHUP);
     uv_run(loop, UV_RUN_DEFAULT);
+    /* The loop stops early only when the node must not go on (server.c). */
+    if (server && mf_server_failed(server)) {
+        fprintf(stderr, "mayflyd: stopped: see the error above\n");
+        rc = mf_server_failed(server);
+    }
     uv_loop_close(loop);
 out:
     mf_config_free(&cfg);
