@@ -1792,6 +1792,99 @@ static json_t *json_audit_verify(const struct mf_cli_args *a, const Mayfly__Api_
                      res.reason, "anchors_checked", (json_int_t)res.anchors_checked);
 }
 
+/* ---- keys: rotate, key-status, rekey ---- */
+
+static int build_rotate(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                        Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)a, (void)in, (void)err, (void)err_len;
+    req->op_case = MAYFLY__API__REQUEST__OP_ROTATE;
+    req->rotate = MSG(ar, Mayfly__Api__RotateRequest, mayfly__api__rotate_request__init);
+    return 0;
+}
+
+static int build_key_status(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                            Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)a, (void)in, (void)err, (void)err_len;
+    req->op_case = MAYFLY__API__REQUEST__OP_KEY_STATUS;
+    req->key_status =
+        MSG(ar, Mayfly__Api__KeyStatusRequest, mayfly__api__key_status_request__init);
+    return 0;
+}
+
+/* operator rekey: exactly one of -init -shares N -threshold T, -nonce N
+ * SHARE, -cancel. */
+static int build_rekey(const struct mf_cli_args *a, struct mf_cli_arena *ar, FILE *in,
+                       Mayfly__Api__Request *req, char *err, size_t err_len)
+{
+    (void)in;
+    bool init = mf_cli_flag_set(a, "init"), cancel = mf_cli_flag_set(a, "cancel");
+    const char *nonce = mf_cli_flag(a, "nonce");
+    if (init + cancel + (nonce != NULL) != 1 || (nonce != NULL) != (a->pos_len == 1))
+        return mf_err_set(err, err_len, MF_EINVAL,
+                          "give one of -init -shares N -threshold T, -nonce N SHARE, -cancel");
+    uint64_t shares = 0, threshold = 0;
+    if (init) {
+        int rc = flag_u64(a, "shares", &shares, err, err_len);
+        if (!rc)
+            rc = flag_u64(a, "threshold", &threshold, err, err_len);
+        if (rc)
+            return rc;
+        if (shares < 1 || shares > 255 || threshold < 1 || threshold > shares)
+            return mf_err_set(err, err_len, MF_EINVAL,
+                              "-init needs 1 <= -threshold (%" PRIu64 ") <= -shares (%" PRIu64
+                              ") <= 255",
+                              threshold, shares);
+    }
+    req->op_case = MAYFLY__API__REQUEST__OP_REKEY;
+    req->rekey = MSG(ar, Mayfly__Api__RekeyRequest, mayfly__api__rekey_request__init);
+    req->rekey->mode = init     ? MAYFLY__API__REKEY_MODE__REKEY_INIT
+                       : cancel ? MAYFLY__API__REKEY_MODE__REKEY_CANCEL
+                                : MAYFLY__API__REKEY_MODE__REKEY_UPDATE;
+    req->rekey->shares = (uint32_t)shares;
+    req->rekey->threshold = (uint32_t)threshold;
+    if (nonce) {
+        req->rekey->nonce = mf_cli_arena_strdup(ar, nonce);
+        req->rekey->share = mf_cli_arena_strdup(ar, a->pos[0]);
+    }
+    return 0;
+}
+
+static json_t *json_rotate(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    return json_pack("{s:I}", "term", (json_int_t)r->rotate->term);
+}
+
+static json_t *json_key_status(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    (void)a;
+    const Mayfly__Api__KeyStatusResponse *k = r->key_status;
+    return json_pack("{s:I, s:I, s:I}", "term", (json_int_t)k->term, "install_ms",
+                     (json_int_t)k->install_ms, "encryptions", (json_int_t)k->encryptions);
+}
+
+static json_t *json_rekey(const struct mf_cli_args *a, const Mayfly__Api__Response *r)
+{
+    const Mayfly__Api__RekeyResponse *k = r->rekey;
+    if (mf_cli_flag_set(a, "cancel"))
+        return json_object();
+    if (mf_cli_flag_set(a, "init"))
+        return json_pack("{s:s, s:I, s:i}", "nonce", k->nonce, "expire_at_ms",
+                         (json_int_t)k->expire_at_ms, "threshold", (int)k->threshold);
+    json_t *doc = json_pack("{s:i, s:i}", "progress", (int)k->progress, "threshold",
+                            (int)k->threshold);
+    if (k->n_shares) {
+        json_t *shares = json_array();
+        for (size_t i = 0; i < k->n_shares; i++)
+            json_array_append_new(shares, json_string(k->shares[i]));
+        json_object_set_new(doc, "shares", shares);
+        json_object_set_new(doc, "new_threshold", json_integer(k->new_threshold));
+    }
+    return doc;
+}
+
 /* ---- the table ---- */
 
 #define R(x) MAYFLY__API__RESPONSE__RESULT_##x
@@ -1960,6 +2053,13 @@ static const struct mf_cli_command commands[] = {
      build_engine_mount_op, R(EMPTY), json_empty},
     {{"engine", "crl"}, "", 1, 1, false, "mayfly engine crl MOUNT", build_engine_mount_op,
      R(ENGINE_CRL), json_engine_crl},
+    {{"operator", "rotate"}, "", 0, 0, true, "mayfly operator rotate", build_rotate, R(ROTATE),
+     json_rotate},
+    {{"operator", "key-status"}, "", 0, 0, false, "mayfly operator key-status",
+     build_key_status, R(KEY_STATUS), json_key_status},
+    {{"operator", "rekey"}, "init shares threshold nonce cancel", 0, 1, false,
+     "mayfly operator rekey -init -shares N -threshold T | -nonce N SHARE | -cancel",
+     build_rekey, R(REKEY), json_rekey},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -181,7 +181,7 @@ static bool retryable(const Mayfly__Api__Response *r)
 
 /* SEALED and NOT_INITIALIZED are about the node that answered, not the
  * cluster: another node may be unsealed (CLI.md "Operations"). Init,
- * unseal and generate-root (and rekey, once it is an operation) address the
+ * unseal, generate-root and rekey address the
  * one node named, so their answer is final. A sealed node refuses before doing anything, so sending the same
  * request (same idempotency key) elsewhere is safe. */
 static bool node_state_refusal(const Mayfly__Api__Request *q, const Mayfly__Api__Response *r)
@@ -191,7 +191,8 @@ static bool node_state_refusal(const Mayfly__Api__Request *q, const Mayfly__Api_
         return false;
     return q->op_case != MAYFLY__API__REQUEST__OP_INIT &&
            q->op_case != MAYFLY__API__REQUEST__OP_UNSEAL &&
-           q->op_case != MAYFLY__API__REQUEST__OP_GENERATE_ROOT;
+           q->op_case != MAYFLY__API__REQUEST__OP_GENERATE_ROOT &&
+           q->op_case != MAYFLY__API__REQUEST__OP_REKEY;
 }
 
 int mf_client_call(struct mf_client *c, Mayfly__Api__Request *req, bool is_write,

@@ -6,7 +6,7 @@
  * to the leader), so the client needs no leader discovery to be correct; it
  * prefers the node that answered last and moves to the next address when one
  * cannot be reached or answers UNAVAILABLE, SEALED or NOT_INITIALIZED (but
- * init, unseal and generate-root take the first node's answer: they address
+ * init, unseal, generate-root and rekey take the first node's answer: they address
  * one node). A round in which every node that answered was sealed or not
  * initialised ends the call with that answer.
  *

@@ -69,6 +69,8 @@ static const struct field fields[] = {
     FU64(snapshots_quota_mb, 0, UINT64_C(1) << 26),
     FU64(storage_free_floor_mb, 0, UINT64_C(1) << 24),
     FU64(storage_reserve_mb, 0, UINT64_C(1) << 20),
+    FU64(key_rotation_uses, 1, UINT64_C(1) << 31),
+    FU32(key_rotation_max_age_h, 0, 24u * 365 * 10),
 };
 
 int mf_config_set_str(char **field, const char *value)
@@ -113,6 +115,8 @@ int mf_config_defaults(struct mf_config *cfg)
     cfg->state_map_size_mb = 8192;
     cfg->log_map_size_mb = 8192;
     cfg->storage_quota_enabled = 1;
+    cfg->key_rotation_uses = UINT64_C(1) << 31; /* MF_BARRIER_ROTATE_USES */
+    cfg->key_rotation_max_age_h = 720;          /* 30 days */
     if (mf_config_set_str(&cfg->listen, "127.0.0.1:8270") ||
         mf_config_set_str(&cfg->peer_listen, "127.0.0.1:8271") ||
         mf_config_set_str(&cfg->metrics_listen, "127.0.0.1:8272") ||

@@ -83,6 +83,12 @@ struct mf_config {
                                         alarm rises; 0: 1/20 of the filesystem, 4 MiB..2 GiB */
     uint64_t storage_reserve_mb;     /* preallocated room for non-growing commands
                                         (revocations, deletes); 0: from the live lease count */
+    /* Barrier key rotation (README "Configuration"): the leader rotates once
+     * the active term's replicated use count reaches key_rotation_uses (at
+     * most and by default 2^31, store/barrier.h) or its key is older than
+     * key_rotation_max_age_h hours (720; 0: never by age). */
+    uint64_t key_rotation_uses;
+    uint32_t key_rotation_max_age_h;
     size_t peers_len;
     struct mf_config_peer peers[MF_CONFIG_PEERS_MAX];
 };

@@ -18,6 +18,7 @@
 #include "server/op_alarms.h"
 #include "server/op_audit.h"
 #include "server/op_engines.h"
+#include "server/op_keys.h"
 #include "server/op_kv.h"
 #include "server/op_leases.h"
 #include "server/op_members.h"
@@ -190,6 +191,11 @@ static const struct mf_op_def op_table[] = {
         "sudo", "sys/raft/members"),
     ROW(MEMBERS_REMOVE, "operator.members-remove", mf_op_members_remove, LEADER, true, false,
         "sudo", "sys/raft/members"),
+    ROW(ROTATE, "operator.rotate", mf_op_rotate, LEADER, true, false, "sudo", "sys/rotate"),
+    ROW(KEY_STATUS, "operator.key-status", mf_op_key_status, READ, true, false, "read",
+        "sys/key-status"),
+    /* Old shares and a nonce instead of a token, like generate-root. */
+    ROW(REKEY, "operator.rekey", mf_op_rekey, LEADER, false, false, "", ""),
 };
 #undef ROW
 

@@ -12,18 +12,15 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "server/op_tokens.h"
+#include "server/share_collect.h"
 #include "store/seal.h"
 
 #define LOG_MOD "root"
 
+/* The shares are collected by share_collect.c; the pad is this attempt's. */
 struct mf_root_attempt {
-    uint64_t term;            /* the term it started in */
-    char nonce[33];           /* 16 random bytes, hex */
+    struct mf_share_collect *shares;
     uint8_t otp[MF_ROOT_OTP_BYTES];
-    uint64_t expire_at_ms;
-    unsigned threshold;
-    struct mf_barrier *barrier; /* checks the shares; never serves anything */
-    struct mf_seal *seal;
 };
 
 static void attempt_end(struct mf_server *s)
@@ -31,8 +28,7 @@ static void attempt_end(struct mf_server *s)
     struct mf_root_attempt *a = s->root_attempt;
     if (!a)
         return;
-    mf_seal_free(a->seal);
-    mf_barrier_free(a->barrier); /* wipes a reconstructed key */
+    mf_share_collect_end(&a->shares);
     OPENSSL_cleanse(a, sizeof(*a));
     free(a);
     s->root_attempt = NULL;
@@ -55,8 +51,8 @@ static struct mf_root_attempt *attempt_live(struct req *r)
 {
     struct mf_server *s = r->srv;
     struct mf_root_attempt *a = s->root_attempt;
-    if (a && (a->term != term_now(s) || !mf_node_is_leader(s->node) ||
-              mf_now_wall_ms() >= a->expire_at_ms))
+    if (a && !mf_share_collect_live(&a->shares, term_now(s), mf_node_is_leader(s->node),
+                                    mf_now_wall_ms()))
         attempt_end(s);
     return s->root_attempt;
 }
@@ -89,35 +85,29 @@ static void do_init(struct req *r, const uint8_t *blob, size_t blob_len)
     struct mf_root_attempt *a = calloc(1, sizeof(*a));
     if (!a)
         return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
-    uint8_t raw[16];
-    int rc = mf_rand_bytes(raw, sizeof(raw)) || mf_rand_bytes(a->otp, sizeof(a->otp));
-    if (!rc)
-        rc = mf_barrier_new(&a->barrier);
-    if (!rc)
-        rc = mf_seal_new(a->barrier, &a->seal);
+    s->root_attempt = a;
+    uint8_t raw[MF_SHARE_COLLECT_NONCE_RAW];
+    int rc = mf_rand_bytes(raw, sizeof(raw)) || mf_rand_bytes(a->otp, sizeof(a->otp))
+                 ? MF_ECRYPTO
+                 : mf_share_collect_start(blob, blob_len, raw, term_now(s),
+                                          mf_now_wall_ms() + MF_ROOT_ATTEMPT_MS, &a->shares);
     if (rc) {
-        s->root_attempt = a;
         attempt_end(s);
         return mf_api_reply_error(r, MF_EINTERNAL, "cannot start an attempt: %s",
                                   mf_strerror(rc));
     }
-    for (size_t i = 0; i < sizeof(raw); i++)
-        snprintf(a->nonce + 2 * i, 3, "%02x", raw[i]);
-    a->term = term_now(s);
-    a->expire_at_ms = mf_now_wall_ms() + MF_ROOT_ATTEMPT_MS;
-    a->threshold = cfg.type == MF_SEAL_SHAMIR ? cfg.threshold : 1;
-    s->root_attempt = a;
     char *otp = b64(a->otp, sizeof(a->otp));
     if (!otp) {
         attempt_end(r->srv);
         return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
     }
-    MF_INFO(LOG_MOD, "generate-root attempt started (threshold %u)", a->threshold);
+    MF_INFO(LOG_MOD, "generate-root attempt started (threshold %u)",
+            mf_share_collect_threshold(a->shares));
     Mayfly__Api__GenerateRootResponse out = MAYFLY__API__GENERATE_ROOT_RESPONSE__INIT;
-    out.nonce = a->nonce;
+    out.nonce = (char *)mf_share_collect_nonce(a->shares);
     out.otp = otp;
-    out.threshold = a->threshold;
-    out.expire_at_ms = a->expire_at_ms;
+    out.threshold = mf_share_collect_threshold(a->shares);
+    out.expire_at_ms = mf_share_collect_expire_at_ms(a->shares);
     reply(r, &out);
     OPENSSL_cleanse(otp, strlen(otp));
     free(otp);
@@ -171,30 +161,19 @@ static void do_update(struct req *r, const uint8_t *blob, size_t blob_len)
     if (!a)
         return mf_api_reply_error(r, MF_EINVAL, "no generate-root attempt in progress (the "
                                                 "leader changed?): start again with -init");
-    if (strlen(q->nonce) != strlen(a->nonce) ||
-        CRYPTO_memcmp(q->nonce, a->nonce, strlen(a->nonce)) != 0)
+    if (!mf_share_collect_nonce_ok(a->shares, q->nonce))
         return mf_api_reply_error(r, MF_EINVAL, "the nonce is not the current attempt's");
     char err[MF_SEAL_ERR_LEN] = "";
-    struct mf_seal_status st = {0};
-    int rc;
-    struct mf_barrier_seal_config cfg;
-    if (mf_barrier_blob_seal_config(blob, blob_len, &cfg))
-        return mf_api_reply_error(r, MF_ECORRUPT, "the stored keyring's header is damaged");
-    if (cfg.type == MF_SEAL_KEYFILE) {
-        rc = mf_seal_unseal_key_text(a->seal, q->share, blob, blob_len, err, sizeof(err));
-        st.progress = rc ? 0 : 1;
-    } else {
-        rc = mf_seal_unseal(a->seal, q->share, blob, blob_len, &st, err, sizeof(err));
-    }
+    int rc = mf_share_collect_add(a->shares, q->nonce, q->share, blob, blob_len, err,
+                                  sizeof(err));
     if (rc)
-        return mf_api_reply_error(r, rc, "generate-root: %s",
-                                  err[0] ? err : mf_strerror(rc));
-    if (mf_barrier_sealed(a->barrier)) {
+        return mf_api_reply_error(r, rc, "generate-root: %s", err);
+    if (!mf_share_collect_done(a->shares)) {
         Mayfly__Api__GenerateRootResponse out = MAYFLY__API__GENERATE_ROOT_RESPONSE__INIT;
-        out.nonce = a->nonce;
-        out.progress = st.progress;
-        out.threshold = a->threshold;
-        out.expire_at_ms = a->expire_at_ms;
+        out.nonce = (char *)mf_share_collect_nonce(a->shares);
+        out.progress = mf_share_collect_progress(a->shares);
+        out.threshold = mf_share_collect_threshold(a->shares);
+        out.expire_at_ms = mf_share_collect_expire_at_ms(a->shares);
         return reply(r, &out);
     }
     /* Verified: the attempt ends now, so no second token comes of it. Its
@@ -205,7 +184,7 @@ static void do_update(struct req *r, const uint8_t *blob, size_t blob_len)
         return mf_api_reply_error(r, MF_EINTERNAL, "out of memory");
     }
     memcpy(otp, a->otp, MF_ROOT_OTP_BYTES);
-    r->seq = a->threshold; /* the answer's progress and threshold */
+    r->seq = mf_share_collect_threshold(a->shares); /* the answer's progress and threshold */
     attempt_end(r->srv);
     r->op_state = otp;
     r->op_state_free = free_otp;

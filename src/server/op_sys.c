@@ -311,7 +311,7 @@ void mf_op_dev_init(struct mf_server *s)
         dev_on_keyring(d, rc, NULL);
 }
 
-void mf_op_unseal(struct req *r)
+static void unseal_now(struct req *r)
 {
     struct mf_server *s = r->srv;
     if (mf_op_snapshot_unseal(r))
@@ -341,6 +341,32 @@ void mf_op_unseal(struct req *r)
     resp.result_case = MAYFLY__API__RESPONSE__RESULT_UNSEAL;
     resp.unseal = &out;
     mf_api_reply(r, &resp);
+}
+
+/* A node of a cluster takes shares only once it has applied everything the
+ * leader committed (a ReadIndex barrier): a node that was down during a
+ * rekey would otherwise open its stale keyring with the old shares. */
+static void unseal_caught_up(void *arg, int rc)
+{
+    struct req *r = arg;
+    if (rc)
+        return mf_api_reply_error(r, MF_EUNAVAIL, "cannot unseal yet: this node has not caught "
+                                                  "up with the cluster (applied %" PRIu64
+                                                  ", commit %" PRIu64 "): %s",
+                                  mf_node_applied(r->srv->node),
+                                  mf_node_known_commit(r->srv->node), mf_strerror(rc));
+    unseal_now(r);
+}
+
+void mf_op_unseal(struct req *r)
+{
+    struct mf_raft_status st;
+    mf_node_status(r->srv->node, &st);
+    if (st.conf.voters_len + st.conf.learners_len <= 1 || !mf_barrier_sealed(r->srv->barrier))
+        return unseal_now(r);
+    int rc = mf_node_read_index(r->srv->node, unseal_caught_up, r);
+    if (rc)
+        unseal_caught_up(r, rc);
 }
 
 void mf_op_seal(struct req *r)

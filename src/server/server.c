@@ -30,6 +30,7 @@
 #include "server/metrics.h"
 #include "server/mounts.h"
 #include "server/op_members.h"
+#include "server/op_keys.h"
 #include "server/op_quota.h"
 #include "server/op_root.h"
 #include "server/op_snapshot.h"
@@ -82,6 +83,7 @@ static void sm_applied(void *ctx, const struct mf_raft_entry *e, void *result)
     mf_auditlog_applied(s, e); /* an audit device enabled or disabled */
     mf_quota_applied(s, e);    /* a quota's rate set or deleted */
     mf_op_snapshot_applied(s, e, res); /* a restore replaced the state */
+    mf_op_keys_applied(s, e, res); /* a keyring rotated or rekeyed: before later reads */
     mf_fsm_result_free(result);
     if (mf_barrier_sealed(s->barrier)) {
         mf_srv_try_auto_unseal(s);
@@ -212,6 +214,7 @@ static void on_housekeeping(uv_timer_t *t)
     if (s->metrics) /* the CRLs are served on the metrics listener */
         mf_crl_refresh(s);
     mf_members_tick(s); /* auto-promotion; the registry after a snapshot install */
+    mf_op_keys_tick(s); /* automatic key rotation (leader) */
 }
 
 static int load_tls(struct mf_server *s)
@@ -346,6 +349,7 @@ void mf_server_stop(struct mf_server *s)
     mf_auditlog_free(s);
     mf_ratelimit_free(s->ratelimit);
     mf_op_root_free(s);
+    mf_op_keys_free(s);
     mf_quota_rates_free(s);
     mf_members_free(s);
     s->ratelimit = NULL;

@@ -82,6 +82,7 @@ struct mf_server {
     uint64_t elections_started;   /* server.c: this node became a candidate */
     uint64_t leader_changes;      /* server.c: the leader it knows changed to another node */
     struct mf_members *members;  /* op_members.c: catch-up of learners, registry reloads */
+    struct mf_keys *keys;        /* op_keys.c: rotation in flight, the rekey attempt */
 };
 
 /* Read transactions on the state: every loop-thread read goes through these

@@ -36,9 +36,22 @@
 static const char KEYRING_AAD[] = "mayfly/keyring";
 
 #define KEYRING_ENTRY_BYTES (4u + 8u + MF_BARRIER_KEY_BYTES) /* term, created, key */
-#define BLOB_NONCE_OFF MF_BARRIER_BLOB_HEADER_BYTES
-#define BLOB_CT_OFF (MF_BARRIER_BLOB_HEADER_BYTES + MF_BARRIER_NONCE_BYTES)
-#define BLOB_MIN_BYTES (BLOB_CT_OFF + 4u + KEYRING_ENTRY_BYTES + MF_BARRIER_TAG_BYTES)
+/* Offsets in a blob of header length h (version 1 or 2, see barrier.h). */
+#define BLOB_NONCE_OFF(h) (h)
+#define BLOB_CT_OFF(h) ((h) + MF_BARRIER_NONCE_BYTES)
+#define BLOB_MIN_BYTES(h) (BLOB_CT_OFF(h) + 4u + KEYRING_ENTRY_BYTES + MF_BARRIER_TAG_BYTES)
+
+/* Domain separation for a rekey's new root key wrapped under the old one
+ * (the new blob's header follows it). */
+static const char REKEY_WRAP_AAD[] = "mayfly/rekey-root";
+
+/* Header bytes of a blob of this version, 0 if unknown. */
+static size_t blob_header_len(uint8_t version)
+{
+    return version == MF_BARRIER_BLOB_VERSION           ? MF_BARRIER_BLOB_HEADER_BYTES
+           : version == MF_BARRIER_BLOB_VERSION_REKEYED ? MF_BARRIER_BLOB_V2_HEADER_BYTES
+                                                        : 0;
+}
 
 struct key_meta {
     uint32_t term;
@@ -55,6 +68,7 @@ struct mf_barrier {
     struct key_meta *meta;    /* keys_len entries, terms strictly increasing */
     size_t keys_len;
     struct mf_barrier_seal_config cfg;
+    uint32_t generation;      /* rekeys of this seal (blob header) */
 };
 
 /* A keyring being built or parsed, before it replaces the barrier's. */
@@ -240,6 +254,7 @@ static void wipe_locked(struct mf_barrier *b)
     b->meta = NULL;
     b->keys_len = 0;
     memset(&b->cfg, 0, sizeof(b->cfg));
+    b->generation = 0;
     b->unsealed = false;
 }
 
@@ -321,13 +336,18 @@ int mf_barrier_blob_seal_config(const uint8_t *blob, size_t blob_len,
     memset(cfg, 0, sizeof(*cfg));
     if (blob == NULL || blob_len < 1)
         return MF_ECORRUPT;
-    if (blob[0] != MF_BARRIER_BLOB_VERSION)
+    size_t h = blob_header_len(blob[0]);
+    if (h == 0)
         return MF_EINVAL;
-    if (blob_len < BLOB_MIN_BYTES)
+    if (blob_len < BLOB_MIN_BYTES(h))
         return MF_ECORRUPT;
     struct mf_barrier_seal_config c = {.type = blob[1], .shares = blob[2], .threshold = blob[3]};
     memcpy(c.seal_id, blob + 4, MF_BARRIER_SEAL_ID_BYTES);
     if (!seal_config_valid(&c) || get_be32(blob + 4 + MF_BARRIER_SEAL_ID_BYTES) == 0)
+        return MF_ECORRUPT;
+    /* Version 2 exists only for rekeyed (generation >= 1) Shamir seals. */
+    if (blob[0] == MF_BARRIER_BLOB_VERSION_REKEYED &&
+        (c.type != MF_SEAL_SHAMIR || get_be32(blob + MF_BARRIER_BLOB_HEADER_BYTES) == 0))
         return MF_ECORRUPT;
     *cfg = c;
     return 0;
@@ -343,11 +363,23 @@ int mf_barrier_blob_active_term(const uint8_t *blob, size_t blob_len, uint32_t *
     return rc;
 }
 
+int mf_barrier_blob_generation(const uint8_t *blob, size_t blob_len, uint32_t *generation)
+{
+    MF_ASSERT(generation != NULL);
+    struct mf_barrier_seal_config cfg;
+    int rc = mf_barrier_blob_seal_config(blob, blob_len, &cfg);
+    if (rc == 0)
+        *generation = blob[0] == MF_BARRIER_BLOB_VERSION_REKEYED
+                          ? get_be32(blob + MF_BARRIER_BLOB_HEADER_BYTES)
+                          : 0;
+    return rc;
+}
+
 int mf_barrier_blob_may_replace(const uint8_t *cur, size_t cur_len, const uint8_t *next,
                                 size_t next_len)
 {
     struct mf_barrier_seal_config nc, cc;
-    uint32_t nt, ct;
+    uint32_t nt, ct, ng, cg;
     int rc = mf_barrier_blob_active_term(next, next_len, &nt);
     if (rc != 0 || cur == NULL || cur_len == 0)
         return rc;
@@ -356,10 +388,19 @@ int mf_barrier_blob_may_replace(const uint8_t *cur, size_t cur_len, const uint8_
         return rc;
     MF_ASSERT(mf_barrier_blob_seal_config(next, next_len, &nc) == 0);
     MF_ASSERT(mf_barrier_blob_seal_config(cur, cur_len, &cc) == 0);
-    if (nc.type != cc.type || nc.shares != cc.shares || nc.threshold != cc.threshold ||
-        memcmp(nc.seal_id, cc.seal_id, MF_BARRIER_SEAL_ID_BYTES) != 0)
+    MF_ASSERT(mf_barrier_blob_generation(next, next_len, &ng) == 0);
+    MF_ASSERT(mf_barrier_blob_generation(cur, cur_len, &cg) == 0);
+    if (nc.type != cc.type || memcmp(nc.seal_id, cc.seal_id, MF_BARRIER_SEAL_ID_BYTES) != 0)
         return MF_EEXISTS;
-    return nt > ct ? 0 : MF_ECAS;
+    if (ng == cg) /* a rotation: the same seal configuration, a higher term */
+        return nc.shares != cc.shares || nc.threshold != cc.threshold ? MF_EEXISTS
+               : nt > ct                                              ? 0
+                                                                      : MF_ECAS;
+    /* A rekey: the next generation over the same keys (same active term; the
+     * keys themselves are checked where they can be, when an unsealed node
+     * loads it). A rekey made from an older keyring (a rotation landed
+     * meanwhile) or an older generation replayed is stale. */
+    return ng == cg + 1 && nt == ct ? 0 : MF_ECAS;
 }
 
 int mf_barrier_seal_config(struct mf_barrier *b, struct mf_barrier_seal_config *cfg)
@@ -375,28 +416,34 @@ int mf_barrier_seal_config(struct mf_barrier *b, struct mf_barrier_seal_config *
 
 /* ----------------------------------------------------- keyring blob */
 
-static void blob_header(const struct mf_barrier_seal_config *cfg, uint32_t active_term,
-                        uint8_t *hdr)
+/* Writes the header (version 1 for generation 0, else 2) and returns its length. */
+static size_t blob_header(const struct mf_barrier_seal_config *cfg, uint32_t active_term,
+                          uint32_t generation, uint8_t *hdr)
 {
-    hdr[0] = MF_BARRIER_BLOB_VERSION;
+    hdr[0] = generation ? MF_BARRIER_BLOB_VERSION_REKEYED : MF_BARRIER_BLOB_VERSION;
     hdr[1] = cfg->type;
     hdr[2] = cfg->shares;
     hdr[3] = cfg->threshold;
     memcpy(hdr + 4, cfg->seal_id, MF_BARRIER_SEAL_ID_BYTES);
     put_be32(hdr + 4 + MF_BARRIER_SEAL_ID_BYTES, active_term);
+    if (!generation)
+        return MF_BARRIER_BLOB_HEADER_BYTES;
+    put_be32(hdr + MF_BARRIER_BLOB_HEADER_BYTES, generation);
+    return MF_BARRIER_BLOB_V2_HEADER_BYTES;
 }
 
 /* Serialise keys [0, len) of `keys`/`meta` (and, when extra_key is not NULL,
  * one more entry) and encrypt under `root`. */
 static int seal_keyring(const uint8_t *root, const struct mf_barrier_seal_config *cfg,
-                        const uint8_t *keys, const struct key_meta *meta, size_t len,
+                        uint32_t generation, const uint8_t *keys, const struct key_meta *meta, size_t len,
                         const uint8_t *extra_key, uint32_t extra_term, uint64_t extra_created_ms,
                         uint8_t **blob, size_t *blob_len)
 {
     size_t count = len + (extra_key != NULL);
     MF_ASSERT(count >= 1 && count <= MF_BARRIER_KEYS_MAX);
     size_t pt_len = 4 + count * KEYRING_ENTRY_BYTES;
-    size_t total = BLOB_CT_OFF + pt_len + MF_BARRIER_TAG_BYTES;
+    size_t h = generation ? MF_BARRIER_BLOB_V2_HEADER_BYTES : MF_BARRIER_BLOB_HEADER_BYTES;
+    size_t total = BLOB_CT_OFF(h) + pt_len + MF_BARRIER_TAG_BYTES;
     uint8_t *pt = mf_barrier_secure_alloc(pt_len);
     uint8_t *out = malloc(total);
     int rc = -ENOMEM;
@@ -412,16 +459,18 @@ static int seal_keyring(const uint8_t *root, const struct mf_barrier_seal_config
         memcpy(p + 12, extra ? extra_key : keys + i * MF_BARRIER_KEY_BYTES, MF_BARRIER_KEY_BYTES);
     }
 
-    blob_header(cfg, extra_key != NULL ? extra_term : meta[len - 1].term, out);
-    rc = mf_rand_bytes(out + BLOB_NONCE_OFF, MF_BARRIER_NONCE_BYTES);
+    size_t hw = blob_header(cfg, extra_key != NULL ? extra_term : meta[len - 1].term, generation,
+                            out);
+    MF_ASSERT(hw == h);
+    rc = mf_rand_bytes(out + BLOB_NONCE_OFF(h), MF_BARRIER_NONCE_BYTES);
     if (rc != 0) {
         rc = MF_ECRYPTO;
         goto fail;
     }
     struct aad aad[] = {{KEYRING_AAD, sizeof(KEYRING_AAD) - 1},
-                        {out, MF_BARRIER_BLOB_HEADER_BYTES}};
-    rc = gcm_seal(root, out + BLOB_NONCE_OFF, aad, 2, pt, pt_len, out + BLOB_CT_OFF,
-                  out + BLOB_CT_OFF + pt_len);
+                        {out, h}};
+    rc = gcm_seal(root, out + BLOB_NONCE_OFF(h), aad, 2, pt, pt_len, out + BLOB_CT_OFF(h),
+                  out + BLOB_CT_OFF(h) + pt_len);
     if (rc != 0)
         goto fail;
     mf_barrier_secure_free(pt, pt_len);
@@ -437,12 +486,15 @@ fail:
 /* Decrypt a blob under `root` and parse its keyring into `kr` (allocated here).
  * `cfg` receives the blob's seal configuration. */
 static int open_keyring(const uint8_t *root, const uint8_t *blob, size_t blob_len,
-                        struct mf_barrier_seal_config *cfg, struct keyring *kr)
+                        struct mf_barrier_seal_config *cfg, uint32_t *generation,
+                        struct keyring *kr)
 {
     int rc = mf_barrier_blob_seal_config(blob, blob_len, cfg);
     if (rc != 0)
         return rc;
-    size_t pt_len = blob_len - BLOB_CT_OFF - MF_BARRIER_TAG_BYTES;
+    MF_ASSERT(mf_barrier_blob_generation(blob, blob_len, generation) == 0);
+    size_t h = blob_header_len(blob[0]);
+    size_t pt_len = blob_len - BLOB_CT_OFF(h) - MF_BARRIER_TAG_BYTES;
     if ((pt_len - 4) % KEYRING_ENTRY_BYTES != 0 ||
         (pt_len - 4) / KEYRING_ENTRY_BYTES > MF_BARRIER_KEYS_MAX)
         return MF_ECORRUPT;
@@ -450,9 +502,9 @@ static int open_keyring(const uint8_t *root, const uint8_t *blob, size_t blob_le
     if (pt == NULL)
         return -ENOMEM;
     struct aad aad[] = {{KEYRING_AAD, sizeof(KEYRING_AAD) - 1},
-                        {blob, MF_BARRIER_BLOB_HEADER_BYTES}};
-    rc = gcm_open(root, blob + BLOB_NONCE_OFF, aad, 2, blob + BLOB_CT_OFF, pt_len,
-                  blob + BLOB_CT_OFF + pt_len, pt);
+                        {blob, h}};
+    rc = gcm_open(root, blob + BLOB_NONCE_OFF(h), aad, 2, blob + BLOB_CT_OFF(h), pt_len,
+                  blob + BLOB_CT_OFF(h) + pt_len, pt);
     if (rc != 0)
         goto done;
 
@@ -530,12 +582,13 @@ int mf_barrier_unseal(struct mf_barrier *b, const uint8_t *root_key, const uint8
     MF_ASSERT(b != NULL && root_key != NULL);
     struct keyring kr = {0};
     struct mf_barrier_seal_config cfg;
+    uint32_t gen = 0;
     wrlock(b);
     if (b->unsealed) {
         unlock(b);
         return MF_EEXISTS;
     }
-    int rc = open_keyring(root_key, blob, blob_len, &cfg, &kr);
+    int rc = open_keyring(root_key, blob, blob_len, &cfg, &gen, &kr);
     if (rc != 0) {
         unlock(b);
         return rc;
@@ -543,6 +596,7 @@ int mf_barrier_unseal(struct mf_barrier *b, const uint8_t *root_key, const uint8
     memcpy(b->root, root_key, MF_BARRIER_KEY_BYTES);
     install_keyring(b, &kr);
     b->cfg = cfg;
+    b->generation = gen;
     b->unsealed = true;
     uint32_t term = b->meta[b->keys_len - 1].term;
     size_t n = b->keys_len;
@@ -774,8 +828,8 @@ int mf_barrier_keyring_export(struct mf_barrier *b, uint8_t **blob, size_t *blob
     rdlock(b);
     int rc = MF_ESEALED;
     if (b->unsealed)
-        rc = seal_keyring(b->root, &b->cfg, b->keys, b->meta, b->keys_len, NULL, 0, 0, blob,
-                          blob_len);
+        rc = seal_keyring(b->root, &b->cfg, b->generation, b->keys, b->meta, b->keys_len, NULL, 0,
+                          0, blob, blob_len);
     unlock(b);
     return rc;
 }
@@ -803,8 +857,8 @@ int mf_barrier_rotate_export(struct mf_barrier *b, uint64_t now_ms, uint8_t **bl
         rc = MF_ECRYPTO;
         goto done;
     }
-    rc = seal_keyring(b->root, &b->cfg, b->keys, b->meta, b->keys_len, key, last + 1, now_ms,
-                      blob, blob_len);
+    rc = seal_keyring(b->root, &b->cfg, b->generation, b->keys, b->meta, b->keys_len, key,
+                      last + 1, now_ms, blob, blob_len);
     if (rc == 0 && new_term != NULL)
         *new_term = last + 1;
 done:
@@ -818,11 +872,12 @@ int mf_barrier_keyring_load(struct mf_barrier *b, const uint8_t *blob, size_t bl
     MF_ASSERT(b != NULL);
     struct keyring kr = {0};
     struct mf_barrier_seal_config cfg;
+    uint32_t gen = 0;
     wrlock(b);
     int rc = MF_ESEALED;
     if (!b->unsealed)
         goto done;
-    rc = open_keyring(b->root, blob, blob_len, &cfg, &kr);
+    rc = open_keyring(b->root, blob, blob_len, &cfg, &gen, &kr);
     if (rc != 0)
         goto done;
     rc = MF_ECORRUPT;
@@ -848,6 +903,7 @@ int mf_barrier_keyring_load(struct mf_barrier *b, const uint8_t *blob, size_t bl
         }
     }
     install_keyring(b, &kr);
+    b->generation = gen;
     rc = 0;
 done:
     unlock(b);
@@ -958,4 +1014,131 @@ int mf_barrier_root_derive(struct mf_barrier *b, const char *info, uint8_t *out,
     EVP_KDF_CTX_free(ctx); /* wipes its copy of the key */
     EVP_KDF_free(kdf);
     return rc;
+}
+/* ------------------------------------------------------------- rekey */
+
+/* AAD of a wrapped root key: its purpose, then the new blob's header and
+ * nonce (so a wrapped key belongs to exactly one rekeyed blob). The caller
+ * made sure the blob is a version 2 blob (header and nonce present). */
+static void wrap_aad(const uint8_t *blob, struct aad aad[2])
+{
+    aad[0] = (struct aad){REKEY_WRAP_AAD, sizeof(REKEY_WRAP_AAD) - 1};
+    aad[1] = (struct aad){blob, MF_BARRIER_BLOB_V2_HEADER_BYTES + MF_BARRIER_NONCE_BYTES};
+}
+
+int mf_barrier_rekey_export(struct mf_barrier *b, const uint8_t *new_root, uint8_t shares,
+                            uint8_t threshold, uint8_t **blob, size_t *blob_len,
+                            uint8_t **wrapped, size_t *wrapped_len)
+{
+    MF_ASSERT(b != NULL && new_root != NULL && blob != NULL && blob_len != NULL &&
+              wrapped != NULL && wrapped_len != NULL);
+    *blob = NULL;
+    *wrapped = NULL;
+    uint8_t *w = malloc(MF_BARRIER_WRAPPED_BYTES);
+    if (w == NULL)
+        return -ENOMEM;
+    rdlock(b);
+    int rc = MF_ESEALED;
+    if (!b->unsealed)
+        goto fail;
+    struct mf_barrier_seal_config cfg = b->cfg;
+    cfg.shares = shares;
+    cfg.threshold = threshold;
+    rc = MF_EINVAL;
+    if (cfg.type != MF_SEAL_SHAMIR || !seal_config_valid(&cfg))
+        goto fail;
+    rc = MF_EQUOTA;
+    if (b->generation == UINT32_MAX)
+        goto fail;
+    rc = seal_keyring(new_root, &cfg, b->generation + 1, b->keys, b->meta, b->keys_len, NULL, 0,
+                      0, blob, blob_len);
+    if (rc != 0)
+        goto fail;
+    struct aad aad[2];
+    wrap_aad(*blob, aad);
+    rc = mf_rand_bytes(w, MF_BARRIER_NONCE_BYTES) != 0 ? MF_ECRYPTO : 0;
+    if (rc == 0)
+        rc = gcm_seal(b->root, w, aad, 2, new_root, MF_BARRIER_KEY_BYTES,
+                      w + MF_BARRIER_NONCE_BYTES,
+                      w + MF_BARRIER_NONCE_BYTES + MF_BARRIER_KEY_BYTES);
+    if (rc != 0)
+        goto fail;
+    unlock(b);
+    *wrapped = w;
+    *wrapped_len = MF_BARRIER_WRAPPED_BYTES;
+    return 0;
+fail:
+    unlock(b);
+    free(*blob);
+    *blob = NULL;
+    mf_barrier_wipe_free(w, MF_BARRIER_WRAPPED_BYTES);
+    return rc;
+}
+
+int mf_barrier_rekey_load(struct mf_barrier *b, const uint8_t *blob, size_t blob_len,
+                          const uint8_t *wrapped, size_t wrapped_len)
+{
+    MF_ASSERT(b != NULL);
+    struct keyring kr = {0};
+    struct mf_barrier_seal_config cfg;
+    uint32_t gen = 0;
+    uint8_t *root = mf_barrier_secure_alloc(MF_BARRIER_KEY_BYTES);
+    if (root == NULL)
+        return -ENOMEM;
+    wrlock(b);
+    int rc = MF_ESEALED;
+    if (!b->unsealed)
+        goto done;
+    rc = mf_barrier_blob_generation(blob, blob_len, &gen);
+    if (rc != 0)
+        goto done;
+    rc = MF_ECORRUPT;
+    if (gen != b->generation + 1 || wrapped == NULL || wrapped_len != MF_BARRIER_WRAPPED_BYTES)
+        goto done;
+    struct aad aad[2];
+    wrap_aad(blob, aad);
+    rc = gcm_open(b->root, wrapped, aad, 2, wrapped + MF_BARRIER_NONCE_BYTES,
+                  MF_BARRIER_KEY_BYTES, wrapped + MF_BARRIER_NONCE_BYTES + MF_BARRIER_KEY_BYTES,
+                  root);
+    if (rc != 0)
+        goto done;
+    rc = open_keyring(root, blob, blob_len, &cfg, &gen, &kr);
+    if (rc != 0)
+        goto done;
+    rc = MF_ECORRUPT;
+    if (cfg.type != b->cfg.type ||
+        CRYPTO_memcmp(cfg.seal_id, b->cfg.seal_id, MF_BARRIER_SEAL_ID_BYTES) != 0 ||
+        kr.len != b->keys_len) {
+        MF_WARN(MOD, "rekeyed keyring refused: another seal or other keys");
+        goto done;
+    }
+    for (size_t i = 0; i < kr.len; i++)
+        if (kr.meta[i].term != b->meta[i].term ||
+            CRYPTO_memcmp(kr.keys + i * MF_BARRIER_KEY_BYTES, b->keys + i * MF_BARRIER_KEY_BYTES,
+                          MF_BARRIER_KEY_BYTES) != 0) {
+            MF_ERROR(MOD, "rekeyed keyring refused: its keys differ from ours");
+            goto done;
+        }
+    memcpy(b->root, root, MF_BARRIER_KEY_BYTES);
+    install_keyring(b, &kr);
+    b->cfg = cfg;
+    b->generation = gen;
+    rc = 0;
+done:
+    unlock(b);
+    keyring_free(&kr);
+    mf_barrier_secure_free(root, MF_BARRIER_KEY_BYTES);
+    if (rc == 0)
+        MF_INFO(MOD, "rekeyed: new root key, %u shares, threshold %u, generation %u",
+                (unsigned)cfg.shares, (unsigned)cfg.threshold, (unsigned)gen);
+    return rc;
+}
+
+bool mf_barrier_rotation_due(uint64_t uses, uint64_t uses_max, uint64_t created_ms,
+                             uint64_t now_ms, uint64_t max_age_ms)
+{
+    if (uses_max == 0 || uses_max > MF_BARRIER_ROTATE_USES)
+        uses_max = MF_BARRIER_ROTATE_USES;
+    uint64_t age_ms = now_ms > created_ms ? now_ms - created_ms : 0;
+    return uses >= uses_max || (max_age_ms != 0 && age_ms >= max_age_ms);
 }

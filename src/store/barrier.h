@@ -45,6 +45,16 @@
  *   keyring plaintext: uint32 BE count, then per key: uint32 BE term,
  *   uint64 BE created_ms, 32 bytes key; terms strictly increasing, >= 1.
  *
+ * Rekey (a new root key and new Shamir N/T for the same keys and seal id)
+ * writes blob version 2 (MF_BARRIER_BLOB_VERSION_REKEYED): the same header
+ * followed by a uint32 BE generation (>= 1, one more per rekey) at offset 24,
+ * so the header is 28 bytes and the nonce and ciphertext follow it; the
+ * whole header is in the AAD. A seal never rekeyed keeps writing version 1
+ * (generation 0). The new root key travels to unsealed nodes wrapped under
+ * the old one (mf_barrier_rekey_export / _load):
+ *     nonce(12) | AES-256-GCM(old root, new root key)(32) | tag(16)
+ *   AAD = "mayfly/rekey-root" || the new blob's 28-byte header and its nonce.
+ *
  * Key use: GCM with random nonces is safe for about 2^32 encryptions per key.
  * The barrier counts its encryptions per term; the proposer drains the count
  * (mf_barrier_uses_take) into each command, the state machine adds it to a
@@ -76,7 +86,11 @@
 #define MF_BARRIER_OVERHEAD \
     (MF_BARRIER_HEADER_BYTES + MF_BARRIER_NONCE_BYTES + MF_BARRIER_TAG_BYTES)
 #define MF_BARRIER_SEAL_ID_BYTES 16u
-#define MF_BARRIER_BLOB_HEADER_BYTES (4u + MF_BARRIER_SEAL_ID_BYTES + 4u)
+#define MF_BARRIER_BLOB_HEADER_BYTES (4u + MF_BARRIER_SEAL_ID_BYTES + 4u) /* version 1 */
+#define MF_BARRIER_BLOB_VERSION_REKEYED 2u /* a rekeyed blob: a generation follows */
+#define MF_BARRIER_BLOB_V2_HEADER_BYTES (MF_BARRIER_BLOB_HEADER_BYTES + 4u)
+#define MF_BARRIER_WRAPPED_BYTES \
+    (MF_BARRIER_NONCE_BYTES + MF_BARRIER_KEY_BYTES + MF_BARRIER_TAG_BYTES)
 
 /* Limits. A path longer than this is refused (MF_EINVAL); a plaintext longer
  * than this is refused (MF_ETOOLARGE): commands are bounded far below it. */
@@ -265,6 +279,13 @@ int mf_barrier_uses_take_command(struct mf_barrier *b, uint32_t *term, uint64_t 
  * rotated now. True from MF_BARRIER_ROTATE_USES on. */
 bool mf_barrier_should_rotate(uint64_t uses);
 
+/* Pure: whether the leader rotates a term now: its replicated use count
+ * reached `uses_max` (capped at MF_BARRIER_ROTATE_USES; 0 means the cap), or
+ * `max_age_ms` is not 0 and its key, made at created_ms, is that old at
+ * now_ms (a clock behind created_ms counts as age 0). */
+bool mf_barrier_rotation_due(uint64_t uses, uint64_t uses_max, uint64_t created_ms,
+                             uint64_t now_ms, uint64_t max_age_ms);
+
 /* Pure: parse the cleartext header of a keyring blob, without any key (for
  * status while sealed, to pick the unseal method, and for the state machine to
  * refuse a "keyring put" of another seal id). The header is only trustworthy
@@ -277,10 +298,19 @@ int mf_barrier_blob_seal_config(const uint8_t *blob, size_t blob_len,
  * header. Errors as mf_barrier_blob_seal_config. */
 int mf_barrier_blob_active_term(const uint8_t *blob, size_t blob_len, uint32_t *term);
 
-/* Pure, for the state machine applying a "keyring put": may `next` replace
- * the stored blob `cur` (NULL/0 when none is stored)? Yes (0) when `next`
- * parses and, if `cur` exists, has the same seal configuration and seal id
- * and a higher active term. Refusing a second init (another seal id) and a
+/* Pure: the rekey generation of a blob (0 for version 1). Errors as
+ * mf_barrier_blob_seal_config. */
+int mf_barrier_blob_generation(const uint8_t *blob, size_t blob_len, uint32_t *generation);
+
+/* Pure, for the state machine applying a "keyring put" or a rekey: may
+ * `next` replace the stored blob `cur` (NULL/0 when none is stored)? Yes (0)
+ * when `next` parses and, if `cur` exists, has the same seal type and seal
+ * id and either (a rotation) the same generation, the same shares and
+ * threshold and a higher active term, or (a rekey) generation cur + 1 and
+ * the same active term (shares and threshold may change; the keys are
+ * checked by mf_barrier_rekey_load where a key is at hand). A rekeyed blob
+ * with another term, a skipped or older generation, or a rotation made with
+ * the old root key after a rekey is MF_ECAS. Refusing a second init (another seal id) and a
  * stale or concurrent rotation (a term not above the stored one) keeps the
  * replicated keyring from ever losing a key that encrypted something: two
  * rotations proposed from the same keyring would both create term T+1 with
@@ -296,6 +326,28 @@ int mf_barrier_blob_may_replace(const uint8_t *cur, size_t cur_len, const uint8_
  * root key. The caller wipes `out` (OPENSSL_cleanse) when done. Errors:
  * MF_ESEALED, MF_ECRYPTO (then `out` is wiped). */
 int mf_barrier_root_derive(struct mf_barrier *b, const char *info, uint8_t *out, size_t out_len);
+/* Rekey, step 1 (the leader, once a threshold of the old shares opened the
+ * keyring on `b`): the same keys encrypted under `new_root` (caller's,
+ * MF_BARRIER_KEY_BYTES, wiped by the caller) with seal config (Shamir,
+ * `shares`, `threshold`, the same seal id) and generation + 1, and the new
+ * root key wrapped under b's root key (format above). *blob and *wrapped are
+ * malloc'd (no secret readable without the old root key), freed with free().
+ * `b` is unchanged: applying the rekey (mf_barrier_rekey_load) switches.
+ * Errors: MF_ESEALED; MF_EINVAL (a key-file seal, or bad shares/threshold);
+ * MF_EQUOTA (generation exhausted); MF_ECRYPTO; -ENOMEM. */
+int mf_barrier_rekey_export(struct mf_barrier *b, const uint8_t *new_root, uint8_t shares,
+                            uint8_t threshold, uint8_t **blob, size_t *blob_len,
+                            uint8_t **wrapped, size_t *wrapped_len);
+
+/* Rekey, step 2 (applying it on an unsealed node): unwrap the new root key
+ * with the in-memory root key, open `blob` with it, check it holds exactly
+ * our keys under the same seal id with generation + 1, then switch root key,
+ * seal config and generation. Errors: MF_ESEALED (a sealed node only stores
+ * the blob); MF_ECORRUPT (does not authenticate, another generation, seal or
+ * other keys); MF_EINVAL (unknown version); -ENOMEM. On error nothing
+ * changes. */
+int mf_barrier_rekey_load(struct mf_barrier *b, const uint8_t *blob, size_t blob_len,
+                          const uint8_t *wrapped, size_t wrapped_len);
 
 /* The seal configuration of an unsealed barrier. Errors: MF_ESEALED. */
 int mf_barrier_seal_config(struct mf_barrier *b, struct mf_barrier_seal_config *cfg);

@@ -225,26 +225,41 @@ static int count_key_use(struct mf_apply *a, uint32_t term, uint64_t n)
     return mf_state_err(mdb_put(a->txn, a->st->dbi[MF_DB_KEYUSE], &k, &d, 0), "keyuse put");
 }
 
-static int keyring_put(struct mf_apply *a, const Mayfly__Cmd__KeyringPut *m)
+/* KeyringPut (init) and KeyringChange (a rotation, or with a wrapped root
+ * key a rekey) store a blob by one rule. */
+static int keyring_store(struct mf_apply *a, const ProtobufCBinaryData *blob, bool rekey)
 {
-    if (m->keyring.len == 0 || m->keyring.len > 1024 * 1024)
+    if (blob->len == 0 || blob->len > 1024 * 1024)
         return mf_apply_fail(a, MF_EINVAL, "keyring must be 1 byte to 1 MiB");
-    MDB_val k = {7, "keyring"}, d = {m->keyring.len, m->keyring.data}, cur;
-    /* A second init (another seal) or a stale rotation (term not above the
-     * stored one) must not replace the keyring that encrypts live data. The
-     * rule is pure: it reads the blobs' cleartext headers only. */
+    MDB_val k = {7, "keyring"}, d = {blob->len, blob->data}, cur;
+    /* A second init (another seal), a stale rotation (term not above the
+     * stored one) or a stale rekey must not replace the keyring that
+     * encrypts live data. The rule is pure: it reads the blobs' cleartext
+     * headers only. A rekey must change the generation, a put must not. */
+    uint32_t gen_next = 0, gen_cur = 0;
     int rc = mdb_get(a->txn, a->st->dbi[MF_DB_META], &k, &cur);
     if (rc == 0) {
-        int why = mf_barrier_blob_may_replace(cur.mv_data, cur.mv_size, m->keyring.data,
-                                              m->keyring.len);
+        int why = mf_barrier_blob_may_replace(cur.mv_data, cur.mv_size, blob->data, blob->len);
+        if (!why && (mf_barrier_blob_generation(cur.mv_data, cur.mv_size, &gen_cur) ||
+                     mf_barrier_blob_generation(blob->data, blob->len, &gen_next) ||
+                     (gen_next != gen_cur) != rekey))
+            why = MF_ECAS;
         if (why)
             return mf_apply_fail(a, why, "keyring refused: %s",
                                  why == MF_EEXISTS ? "the cluster is already initialised"
+                                 : rekey           ? "not a rekey of the stored keyring"
                                                    : "not a newer keyring of this seal");
     } else if (rc != MDB_NOTFOUND) {
         return mf_state_err(rc, "keyring get");
+    } else if (rekey) {
+        return mf_apply_fail(a, MF_ENOTINIT, "keyring refused: nothing to rekey");
     }
     return mf_state_err(mdb_put(a->txn, a->st->dbi[MF_DB_META], &k, &d, 0), "keyring put");
+}
+
+static int keyring_put(struct mf_apply *a, const Mayfly__Cmd__KeyringPut *m)
+{
+    return keyring_store(a, &m->keyring, false);
 }
 
 static int dispatch(struct mf_apply *a, const Mayfly__Cmd__Command *c, Mayfly__Cmd__Result *r)
@@ -291,6 +306,9 @@ static int dispatch(struct mf_apply *a, const Mayfly__Cmd__Command *c, Mayfly__C
         return mf_restore_apply_chunk(a, c->restore_chunk, r);
     case MAYFLY__CMD__COMMAND__OP_RESTORE_COMMIT:
         return mf_restore_apply_commit(a, c->restore_commit, r);
+    case MAYFLY__CMD__COMMAND__OP_KEYRING_CHANGE:
+        return keyring_store(a, &c->keyring_change->keyring,
+                             c->keyring_change->wrapped_root.len > 0);
     default:
         return mf_apply_fail(a, MF_EINVAL, "unknown command type (field %d)", (int)c->op_case);
     }

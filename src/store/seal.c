@@ -276,13 +276,54 @@ void mf_seal_shares_free(char **share_text, size_t n)
     free(share_text);
 }
 
-int mf_seal_init_shamir(struct mf_seal *s, unsigned shares, unsigned threshold, uint64_t now_ms,
-                        char ***share_text, uint8_t **blob, size_t *blob_len, char *err,
-                        size_t err_len)
+/* Split `root` into `shares` share texts (x = 1..N) of threshold T into
+ * texts[0..N) (the caller frees them with mf_seal_shares_free, also on
+ * error), checking that the first T and the last T give the key back. */
+static int split(const uint8_t *root, const uint8_t *seal_id, unsigned shares,
+                 unsigned threshold, char **texts, char *err, size_t err_len)
 {
-    MF_ASSERT(s != NULL && share_text != NULL && blob != NULL && blob_len != NULL);
-    *share_text = NULL;
-    *blob = NULL;
+    pthread_once(&gfshare_once, gfshare_setup);
+    uint8_t xs[MF_SEAL_SHARES_MAX];
+    uint8_t *ys = mf_barrier_secure_alloc((size_t)shares * KEY);
+    uint8_t *check = mf_barrier_secure_alloc(KEY);
+    int rc = 0;
+    if (ys == NULL || check == NULL) {
+        rc = mf_err_set(err, err_len, -ENOMEM, "out of memory");
+        goto done;
+    }
+    for (unsigned i = 0; i < shares; i++)
+        xs[i] = (uint8_t)(i + 1);
+    gfshare_ctx *ctx = gfshare_ctx_init_enc(xs, shares, (unsigned char)threshold, KEY);
+    if (ctx == NULL) {
+        rc = mf_err_set(err, err_len, -ENOMEM, "cannot split the root key: out of memory");
+        goto done;
+    }
+    gfshare_ctx_enc_setsecret(ctx, (unsigned char *)root); /* not written: old API */
+    for (unsigned i = 0; i < shares; i++)
+        gfshare_ctx_enc_getshare(ctx, (unsigned char)i, ys + (size_t)i * KEY);
+    gfshare_ctx_free(ctx);
+
+    /* Post-condition: the first T shares and the last T shares give the root key back. */
+    MF_ASSERT(combine(xs, ys, threshold, check) == 0);
+    MF_ASSERT(CRYPTO_memcmp(check, root, KEY) == 0);
+    unsigned last = shares - threshold;
+    MF_ASSERT(combine(xs + last, ys + (size_t)last * KEY, threshold, check) == 0);
+    MF_ASSERT(CRYPTO_memcmp(check, root, KEY) == 0);
+
+    for (unsigned i = 0; i < shares && rc == 0; i++) {
+        texts[i] = share_encode(seal_id, xs[i], ys + (size_t)i * KEY);
+        if (texts[i] == NULL)
+            rc = mf_err_set(err, err_len, -ENOMEM, "out of memory");
+    }
+done:
+    mf_barrier_secure_free(check, KEY);
+    mf_barrier_secure_free(ys, (size_t)shares * KEY);
+    return rc;
+}
+
+/* The rules on N and T shared by init and rekey. */
+static int check_shares(unsigned shares, unsigned threshold, char *err, size_t err_len)
+{
     if (shares < 1 || shares > MF_SEAL_SHARES_MAX)
         return mf_err_set(err, err_len, MF_EINVAL, "shares must be between 1 and %u (got %u)",
                           MF_SEAL_SHARES_MAX, shares);
@@ -294,18 +335,71 @@ int mf_seal_init_shamir(struct mf_seal *s, unsigned shares, unsigned threshold, 
         return mf_err_set(err, err_len, MF_EINVAL,
                           "threshold 1 with %u shares would make each share the root key: "
                           "use a threshold of at least 2", shares);
+    return 0;
+}
+
+int mf_seal_rekey_shamir(struct mf_barrier *b, unsigned shares, unsigned threshold,
+                         char ***share_text, uint8_t **blob, size_t *blob_len, uint8_t **wrapped,
+                         size_t *wrapped_len, char *err, size_t err_len)
+{
+    MF_ASSERT(b != NULL && share_text != NULL && blob != NULL && wrapped != NULL);
+    *share_text = NULL;
+    *blob = NULL;
+    *wrapped = NULL;
+    int rc = check_shares(shares, threshold, err, err_len);
+    if (rc != 0)
+        return rc;
+    struct mf_barrier_seal_config cfg;
+    if (mf_barrier_seal_config(b, &cfg) != 0)
+        return mf_err_set(err, err_len, MF_ESEALED, "the keyring is not open");
+    if (cfg.type != MF_SEAL_SHAMIR)
+        return mf_err_set(err, err_len, MF_EINVAL,
+                          "rekey needs a Shamir seal (this cluster unseals from a key file)");
+    uint8_t *root = mf_barrier_secure_alloc(KEY);
+    char **texts = calloc(shares, sizeof(*texts));
+    if (root == NULL || texts == NULL) {
+        rc = mf_err_set(err, err_len, -ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (mf_rand_bytes(root, KEY) != 0) {
+        rc = mf_err_set(err, err_len, MF_ECRYPTO, "random generator failed");
+        goto fail;
+    }
+    rc = split(root, cfg.seal_id, shares, threshold, texts, err, err_len);
+    if (rc != 0)
+        goto fail;
+    rc = mf_barrier_rekey_export(b, root, (uint8_t)shares, (uint8_t)threshold, blob, blob_len,
+                                 wrapped, wrapped_len);
+    if (rc != 0) {
+        mf_err_set(err, err_len, rc, "cannot rekey the keyring: %s", mf_strerror(rc));
+        goto fail;
+    }
+    mf_barrier_secure_free(root, KEY);
+    *share_text = texts;
+    return 0;
+fail:
+    mf_seal_shares_free(texts, texts ? shares : 0);
+    mf_barrier_secure_free(root, KEY);
+    return rc;
+}
+
+int mf_seal_init_shamir(struct mf_seal *s, unsigned shares, unsigned threshold, uint64_t now_ms,
+                        char ***share_text, uint8_t **blob, size_t *blob_len, char *err,
+                        size_t err_len)
+{
+    MF_ASSERT(s != NULL && share_text != NULL && blob != NULL && blob_len != NULL);
+    *share_text = NULL;
+    *blob = NULL;
+    int rc = check_shares(shares, threshold, err, err_len);
+    if (rc != 0)
+        return rc;
     if (!mf_barrier_sealed(s->barrier))
         return mf_err_set(err, err_len, MF_EEXISTS, "already initialised and unsealed");
-    pthread_once(&gfshare_once, gfshare_setup);
 
-    int rc;
     char **texts = NULL;
     uint8_t *root = mf_barrier_secure_alloc(KEY);
-    uint8_t *ys = mf_barrier_secure_alloc((size_t)shares * KEY);
-    uint8_t xs[MF_SEAL_SHARES_MAX];
-    gfshare_ctx *ctx = NULL;
     texts = calloc(shares, sizeof(*texts));
-    if (root == NULL || ys == NULL || texts == NULL) {
+    if (root == NULL || texts == NULL) {
         rc = mf_err_set(err, err_len, -ENOMEM, "out of memory");
         goto fail;
     }
@@ -322,46 +416,14 @@ int mf_seal_init_shamir(struct mf_seal *s, unsigned shares, unsigned threshold, 
         goto fail;
     }
     MF_ASSERT(mf_barrier_seal_config(s->barrier, &cfg) == 0); /* now with its seal id */
-
-    for (unsigned i = 0; i < shares; i++)
-        xs[i] = (uint8_t)(i + 1);
-    ctx = gfshare_ctx_init_enc(xs, shares, (unsigned char)threshold, KEY);
-    if (ctx == NULL) {
-        rc = mf_err_set(err, err_len, -ENOMEM, "cannot split the root key: out of memory");
+    rc = split(root, cfg.seal_id, shares, threshold, texts, err, err_len);
+    if (rc != 0)
         goto fail_sealed;
-    }
-    gfshare_ctx_enc_setsecret(ctx, root);
-    for (unsigned i = 0; i < shares; i++)
-        gfshare_ctx_enc_getshare(ctx, (unsigned char)i, ys + (size_t)i * KEY);
-    gfshare_ctx_free(ctx);
-    ctx = NULL;
-
-    /* Post-condition: the first T shares and the last T shares give the root key back. */
-    uint8_t *check = mf_barrier_secure_alloc(KEY);
-    if (check == NULL) {
-        rc = mf_err_set(err, err_len, -ENOMEM, "out of memory");
-        goto fail_sealed;
-    }
-    MF_ASSERT(combine(xs, ys, threshold, check) == 0);
-    MF_ASSERT(CRYPTO_memcmp(check, root, KEY) == 0);
-    unsigned last = shares - threshold;
-    MF_ASSERT(combine(xs + last, ys + (size_t)last * KEY, threshold, check) == 0);
-    MF_ASSERT(CRYPTO_memcmp(check, root, KEY) == 0);
-    mf_barrier_secure_free(check, KEY);
-
-    for (unsigned i = 0; i < shares; i++) {
-        texts[i] = share_encode(cfg.seal_id, xs[i], ys + (size_t)i * KEY);
-        if (texts[i] == NULL) {
-            rc = mf_err_set(err, err_len, -ENOMEM, "out of memory");
-            goto fail_sealed;
-        }
-    }
     rc = mf_barrier_keyring_export(s->barrier, blob, blob_len);
     if (rc != 0) {
         mf_err_set(err, err_len, rc, "cannot export the keyring: %s", mf_strerror(rc));
         goto fail_sealed;
     }
-    mf_barrier_secure_free(ys, (size_t)shares * KEY);
     mf_barrier_secure_free(root, KEY);
     mf_seal_reset(s);
     *share_text = texts;
@@ -371,10 +433,7 @@ int mf_seal_init_shamir(struct mf_seal *s, unsigned shares, unsigned threshold, 
 fail_sealed:
     mf_barrier_seal(s->barrier);
 fail:
-    if (ctx != NULL)
-        gfshare_ctx_free(ctx);
     mf_seal_shares_free(texts, shares);
-    mf_barrier_secure_free(ys, (size_t)shares * KEY);
     mf_barrier_secure_free(root, KEY);
     return rc;
 }

@@ -74,6 +74,20 @@ int mf_seal_init_shamir(struct mf_seal *s, unsigned shares, unsigned threshold, 
                         char ***share_text, uint8_t **blob, size_t *blob_len, char *err,
                         size_t err_len);
 
+/* Rekey a Shamir seal: `b` holds the current root key and keyring (the
+ * leader's check barrier, unsealed with a threshold of the old shares). Draws
+ * a new random root key, splits it into N = `shares` shares of threshold T =
+ * `threshold` (the rules of mf_seal_init_shamir) for the same seal id, and
+ * makes the rekeyed blob and the new root key wrapped under the old one
+ * (mf_barrier_rekey_export); `b` is unchanged. *share_text as for
+ * mf_seal_init_shamir; *blob and *wrapped are free()'d by the caller. The new
+ * root key is wiped before returning. Errors: MF_EINVAL (bad N or T, a
+ * key-file seal), MF_ESEALED, MF_EQUOTA, MF_ECRYPTO, -ENOMEM; on error
+ * nothing is returned. */
+int mf_seal_rekey_shamir(struct mf_barrier *b, unsigned shares, unsigned threshold,
+                         char ***share_text, uint8_t **blob, size_t *blob_len, uint8_t **wrapped,
+                         size_t *wrapped_len, char *err, size_t err_len);
+
 /* Wipe and free the share strings returned by mf_seal_init_shamir. */
 void mf_seal_shares_free(char **share_text, size_t n);
 

@@ -101,10 +101,11 @@ static void test_server_dispatch_tokenless_and_sealed_rows(void **state)
                        rows[i].op_case == MAYFLY__API__REQUEST__OP_INIT ||
                        rows[i].op_case == MAYFLY__API__REQUEST__OP_UNSEAL ||
                        rows[i].op_case == MAYFLY__API__REQUEST__OP_SNAPSHOT_RESTORE;
-        /* login and generate-root need no token (a credential or shares
-         * instead) but an unsealed node. */
+        /* login, generate-root and rekey need no token (a credential or
+         * shares instead) but an unsealed node. */
         bool login = rows[i].op_case == MAYFLY__API__REQUEST__OP_LOGIN;
-        bool root = rows[i].op_case == MAYFLY__API__REQUEST__OP_GENERATE_ROOT;
+        bool root = rows[i].op_case == MAYFLY__API__REQUEST__OP_GENERATE_ROOT ||
+                    rows[i].op_case == MAYFLY__API__REQUEST__OP_REKEY;
         assert_int_equal(!rows[i].token, special || login || root);
         assert_int_equal(rows[i].sealed_ok, special);
         tokenless += !rows[i].token;

@@ -632,8 +632,10 @@ static void test_store_barrier_blob_seal_config(void **state)
     assert_int_equal(cfg.shares, 0);
     assert_int_equal(mf_barrier_blob_seal_config(blob, 10, &cfg), MF_ECORRUPT);
     assert_int_equal(mf_barrier_blob_seal_config(NULL, 0, &cfg), MF_ECORRUPT);
-    blob[0] = 2;
+    blob[0] = 3;
     assert_int_equal(mf_barrier_blob_seal_config(blob, len, &cfg), MF_EINVAL);
+    blob[0] = 2; /* a rekeyed blob: never of a key-file seal */
+    assert_int_equal(mf_barrier_blob_seal_config(blob, len, &cfg), MF_ECORRUPT);
     blob[0] = 1;
     blob[1] = 7; /* unknown seal type */
     assert_int_equal(mf_barrier_blob_seal_config(blob, len, &cfg), MF_ECORRUPT);

@@ -702,6 +702,68 @@ static void test_store_fsm_keyring_replace_rules(void **s)
     tf_close(&t);
 }
 
+static int change_keyring(struct tf *t, const uint8_t *blob, size_t len, bool rekey)
+{
+    static uint8_t wrapped[MF_BARRIER_WRAPPED_BYTES]; /* the fsm only sees it is there */
+    Mayfly__Cmd__Command c = MAYFLY__CMD__COMMAND__INIT;
+    Mayfly__Cmd__KeyringChange k = MAYFLY__CMD__KEYRING_CHANGE__INIT;
+    k.keyring.data = (uint8_t *)blob;
+    k.keyring.len = len;
+    if (rekey) {
+        k.wrapped_root.data = wrapped;
+        k.wrapped_root.len = sizeof(wrapped);
+    }
+    c.op_case = MAYFLY__CMD__COMMAND__OP_KEYRING_CHANGE;
+    c.keyring_change = &k;
+    return tf_cmd(t, &c, T0);
+}
+
+/* KeyringChange with a wrapped root key stores only a rekey of the stored
+ * keyring (next generation, same term) and nothing before init; without
+ * one only a rotation (same generation, higher term); a rekeyed blob sent as
+ * a KeyringPut is refused; after the rekey a rotation of the new generation
+ * is taken and one made under the old root key is not. */
+static void test_store_fsm_keyring_change(void **s)
+{
+    (void)s;
+    struct tf t;
+    tf_open(&t);
+    struct mf_barrier *a;
+    assert_int_equal(mf_barrier_new(&a), 0);
+    uint8_t root[MF_BARRIER_KEY_BYTES] = {9}, new_root[MF_BARRIER_KEY_BYTES] = {8};
+    struct mf_barrier_seal_config cfg = {.type = MF_SEAL_SHAMIR, .shares = 3, .threshold = 2};
+    assert_int_equal(mf_barrier_initialize(a, root, &cfg, T0), 0);
+    uint8_t *b1, *b2, *r1, *w, *r1b2;
+    size_t l1, l2, lr, lw, lrb;
+    assert_int_equal(mf_barrier_keyring_export(a, &b1, &l1), 0);
+    assert_int_equal(mf_barrier_rotate_export(a, T0 + 1, &b2, &l2, NULL), 0);
+    assert_int_equal(mf_barrier_rekey_export(a, new_root, 5, 3, &r1, &lr, &w, &lw), 0);
+    free(w);
+    assert_int_equal(change_keyring(&t, r1, lr, true), MF_ENOTINIT);
+    assert_int_equal(put_keyring(&t, b1, l1), 0);
+    assert_int_equal(change_keyring(&t, b2, l2, true), MF_ECAS);  /* a rotation is no rekey */
+    assert_int_equal(change_keyring(&t, r1, lr, false), MF_ECAS); /* a rekey is no rotation */
+    assert_int_equal(put_keyring(&t, r1, lr), MF_ECAS);           /* nor a put */
+    assert_int_equal(change_keyring(&t, r1, lr, true), 0);
+    assert_int_equal(change_keyring(&t, r1, lr, true), MF_ECAS);  /* replayed */
+    assert_int_equal(change_keyring(&t, b2, l2, false), MF_ECAS); /* under the old root */
+    mf_barrier_seal(a);
+    assert_int_equal(mf_barrier_unseal(a, new_root, r1, lr), 0);
+    assert_int_equal(mf_barrier_rotate_export(a, T0 + 2, &r1b2, &lrb, NULL), 0);
+    assert_int_equal(change_keyring(&t, r1b2, lrb, false), 0);
+    MDB_txn *txn;
+    const uint8_t *body;
+    size_t len;
+    assert_int_equal(mf_state_read_begin(tf_st(&t), &txn), 0);
+    assert_int_equal(mf_state_keyring(txn, tf_st(&t), &body, &len), 0);
+    assert_int_equal(len, lrb);
+    assert_memory_equal(body, r1b2, len);
+    mf_state_read_end(txn);
+    free(b1), free(b2), free(r1), free(r1b2);
+    mf_barrier_free(a);
+    tf_close(&t);
+}
+
 /* Policies and the keyring blob are stored as given. */
 static void test_store_fsm_policy_and_keyring(void **s)
 {
@@ -871,6 +933,7 @@ int main(void)
         cmocka_unit_test(test_store_fsm_key_use_counted),
         cmocka_unit_test(test_store_fsm_policy_and_keyring),
         cmocka_unit_test(test_store_fsm_keyring_replace_rules),
+        cmocka_unit_test(test_store_fsm_keyring_change),
         cmocka_unit_test(test_store_fsm_time_never_backwards),
         cmocka_unit_test(test_store_fsm_restart_resumes),
         cmocka_unit_test(test_store_fsm_map_full_reported),
