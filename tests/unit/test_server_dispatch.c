@@ -110,7 +110,7 @@ static void test_server_dispatch_tokenless_and_sealed_rows(void **state)
         assert_int_equal(rows[i].sealed_ok, special);
         tokenless += !rows[i].token;
     }
-    assert_int_equal(tokenless, 6);
+    assert_int_equal(tokenless, 7);
     const struct mf_op_def *gr = mf_dispatch_find(MAYFLY__API__REQUEST__OP_GENERATE_ROOT);
     assert_int_equal(gr->where, MF_WHERE_LEADER);
     assert_string_equal(gr->capability, "");
