@@ -116,6 +116,7 @@ struct mf_node {
     uint64_t snap_latest;
     uint64_t snap_compacted;
     bool snap_busy;
+    bool compact_asap;               /* mf_node_compact_now: snapshot and compact to it */
     struct mf_writer_job snap_job;   /* compaction (writer thread) */
     uv_work_t snap_work;             /* snapshot creation (thread pool) */
     pthread_mutex_t snap_lock;
@@ -366,6 +367,8 @@ static void snap_compact_done(struct mf_writer_job *job)
         return;
     }
     n->snap_compacted = n->snap_meta.index;
+    if (n->snap_compacted >= n->snap_latest)
+        n->compact_asap = false;
     snap_prune(n, n->snap_compacted);
     MF_INFO(LOG_MOD, "log compacted to %" PRIu64 " (snapshot %" PRIu64 " kept for followers)",
             n->snap_compacted, n->snap_latest);
@@ -393,6 +396,10 @@ static void snap_create_done(uv_work_t *w, int status)
     uint64_t prev = n->snap_latest;
     n->snap_latest = n->snap_index;
     MF_INFO(LOG_MOD, "snapshot at index %" PRIu64, n->snap_latest);
+    /* Asked to compact now (a new member must start from a snapshot): to
+     * this snapshot itself, not to the previous one. */
+    if (n->compact_asap)
+        prev = n->snap_latest;
     if (prev <= n->snap_compacted || n->store.blocked || !n->raft) {
         n->snap_busy = false;
         return;
@@ -434,8 +441,10 @@ static bool snapshot_has_room(struct mf_node *n)
 
 static void maybe_snapshot(struct mf_node *n)
 {
-    if (n->snap_busy || !n->sm.snapshot_create || n->store.blocked ||
-        n->applied < n->snap_latest + n->snapshot_entries || !snapshot_has_room(n))
+    bool due = n->applied >= n->snap_latest + n->snapshot_entries ||
+               (n->compact_asap && n->applied > n->snap_compacted);
+    if (n->snap_busy || !n->sm.snapshot_create || n->store.blocked || !due ||
+        !snapshot_has_room(n))
         return;
     n->snap_busy = true;
     n->snap_work.data = n;
@@ -1837,6 +1846,16 @@ static int join_mark(struct mf_node *n, const struct mf_node_opts *o)
         MF_INFO(LOG_MOD, "node %" PRIu64 " joins: no bootstrap configuration; waiting to be "
                          "added by the leader (operator members add)", n->id);
     return 0;
+}
+
+void mf_node_compact_now(struct mf_node *n)
+{
+    if (n->compact_asap || n->applied <= n->snap_compacted)
+        return;
+    MF_INFO(LOG_MOD, "snapshot and log compaction to %" PRIu64 " asked for (a new member starts "
+                     "from a snapshot)", n->applied);
+    n->compact_asap = true;
+    maybe_snapshot(n);
 }
 
 /* A joining node with an empty log takes its start from a snapshot only:

@@ -344,6 +344,14 @@ enum mf_node_membership {
 };
 enum mf_node_membership mf_node_membership(struct mf_node *n);
 
+/* Take a snapshot of the applied state now and compact the log to it (not,
+ * as the periodic snapshots do, to the previous one), so a member added
+ * next starts from a snapshot even on a young cluster whose log was never
+ * compacted. Asynchronous (mf_raft_status first_index shows the result); a
+ * no-op while one is asked for or when nothing applied since the last
+ * compaction. */
+void mf_node_compact_now(struct mf_node *n);
+
 /* Leader only: propose one configuration change (raft/core.h
  * mf_raft_propose_conf_change_tail) with `tail` (copied) after its 9 bytes;
  * cb as for mf_node_propose (result NULL). @return 0; MF_ENOTLEADER;

@@ -279,6 +279,22 @@ static void on_applied(void *arg, int rc, uint64_t index, void *result)
     change_end(c);
 }
 
+/* A new member starts from a snapshot (a joining node drops entries from
+ * index 1: it has no bootstrap configuration to replay them on), so the
+ * leader's log must have been compacted once before it is added: on a young
+ * cluster, ask for a snapshot and compaction now and wait for it. */
+static bool needs_compaction(struct change *c)
+{
+    if (c->type != MF_RAFT_CONF_ADD_LEARNER)
+        return false;
+    struct mf_raft_status st;
+    mf_node_status(c->s->node, &st);
+    if (st.first_index > 1)
+        return false;
+    mf_node_compact_now(c->s->node);
+    return true;
+}
+
 /* Propose now, or again after MF_OP_MEMBERS_RETRY_MS while another change
  * is pending. */
 static void try_propose(struct change *c)
@@ -286,20 +302,25 @@ static void try_propose(struct change *c)
     struct mf_server *s = c->s;
     if (!s->node)
         return change_fail(c, MF_EUNAVAIL, "the node stopped before node %" PRIu64 " changed", c->id);
-    int rc = mf_node_conf_change(s->node, c->type, c->id, c->tail, c->tail_len, on_applied, c);
+    int rc = needs_compaction(c) ? MF_ECOMPACTED
+             : mf_node_conf_change(s->node, c->type, c->id, c->tail, c->tail_len, on_applied, c);
     if (rc == 0) {
         c->proposed = true;
         uv_timer_stop(&c->timer);
         return;
     }
+    if (rc == MF_ECOMPACTED && mf_now_mono_ms() < c->deadline_ms)
+        return; /* the timer repeats until the log is compacted */
     if ((rc == -EBUSY || rc == MF_EUNAVAIL) && mf_now_mono_ms() < c->deadline_ms)
         return; /* the timer repeats */
     char fmt[200];
-    const char *why = rc == -EBUSY ? "another configuration change is still pending; retry"
+    const char *why = rc == MF_ECOMPACTED ? "the leader is still compacting its log (a new "
+                                            "member starts from a snapshot); retry"
+                      : rc == -EBUSY ? "another configuration change is still pending; retry"
                       : rc == MF_EUNAVAIL ? "a leadership transfer is pending; retry"
                                           : mf_strerror(rc);
     snprintf(fmt, sizeof(fmt), "members %s of node %%" PRIu64 ": %s", type_name(c->type), why);
-    int code = rc == -EBUSY || rc == MF_ENOTLEADER ? MF_EUNAVAIL
+    int code = rc == -EBUSY || rc == MF_ENOTLEADER || rc == MF_ECOMPACTED ? MF_EUNAVAIL
                : rc == MF_EEXISTS || rc == MF_ENOTFOUND ? MF_EINVAL
                                                          : rc;
     change_fail(c, code, fmt, c->id);
@@ -326,12 +347,13 @@ static void change_start(struct mf_server *s, struct req *r, enum mf_raft_conf_c
     uv_timer_init(s->loop, &c->timer);
     c->timer.data = c;
     s->handles_open++; /* until change_closed: the server outlives the timer */
-    int rc = mf_node_conf_change(s->node, type, id, tail, tail_len, on_applied, c);
+    int rc = needs_compaction(c) ? MF_ECOMPACTED
+             : mf_node_conf_change(s->node, type, id, tail, tail_len, on_applied, c);
     if (rc == 0) {
         c->proposed = true;
         return;
     }
-    if ((rc == -EBUSY || rc == MF_EUNAVAIL)) {
+    if (rc == -EBUSY || rc == MF_EUNAVAIL || rc == MF_ECOMPACTED) {
         uv_timer_start(&c->timer, on_retry, MF_OP_MEMBERS_RETRY_MS, MF_OP_MEMBERS_RETRY_MS);
         return;
     }
@@ -411,11 +433,6 @@ void mf_op_members_add(struct req *r)
                                   "%u (its entry carries the member's addresses); upgrade every "
                                   "member first", mf_cluster_version_applied(s),
                                   mf_feature_op_level(MF_MEMBERS_FEATURE_OP));
-    if (st.first_index <= 1)
-        return mf_api_reply_error(r, MF_EUNAVAIL,
-                                  "this leader's log was never compacted: a new member starts "
-                                  "from a snapshot; retry once %" PRIu64 " entries have applied "
-                                  "(twice snapshot_entries)", 2 * s->cfg->snapshot_entries);
     Mayfly__Cmd__MemberInfo info = MAYFLY__CMD__MEMBER_INFO__INIT;
     info.id = m->id;
     info.addr = m->addr;
