@@ -119,3 +119,34 @@ bool mf_member_catchup_ready(struct mf_member_catchup *c, uint64_t last_index, u
     }
     return now_ms >= c->since_ms && now_ms - c->since_ms >= MF_MEMBER_CATCHUP_HOLD_MS;
 }
+
+bool mf_member_addr_ok(const char *a)
+{
+    size_t n = a ? strlen(a) : 0;
+    if (n < 3 || n > MF_MEMBER_RULES_ADDR_MAX)
+        return false;
+    const char *colon = strrchr(a, ':');
+    if (!colon || colon == a || !colon[1])
+        return false;
+    for (const char *p = colon + 1; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    for (const char *p = a; *p; p++)
+        if (*p <= ' ' || *p > '~')
+            return false;
+    return true;
+}
+
+bool mf_member_zone_ok(const char *z)
+{
+    size_t n = z ? strlen(z) : 0;
+    if (n > MF_MEMBER_RULES_ZONE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = z[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.'))
+            return false;
+    }
+    return true;
+}

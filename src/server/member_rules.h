@@ -65,4 +65,13 @@ struct mf_member_catchup {
 bool mf_member_catchup_ready(struct mf_member_catchup *c, uint64_t last_index, uint64_t match,
                              uint64_t now_ms);
 
+/* What members add accepts (store/members.h MF_MEMBER_ADDR_MAX and
+ * MF_MEMBER_ZONE_MAX, checked equal in op_members.c): an address is
+ * "HOST:PORT", 3..255 printable ASCII bytes without spaces, a decimal port;
+ * a zone is 0..64 bytes of [A-Za-z0-9._-]. Pure. */
+#define MF_MEMBER_RULES_ADDR_MAX 255
+#define MF_MEMBER_RULES_ZONE_MAX 64
+bool mf_member_addr_ok(const char *a);
+bool mf_member_zone_ok(const char *z);
+
 #endif

@@ -22,6 +22,9 @@
 #include "store/members.h"
 
 #define LOG_MOD "members"
+_Static_assert(MF_MEMBER_RULES_ADDR_MAX == MF_MEMBER_ADDR_MAX &&
+                   MF_MEMBER_RULES_ZONE_MAX == MF_MEMBER_ZONE_MAX,
+               "member_rules.h checks the registry's bounds");
 #define MF_MEMBERS_FEATURE_OP 47 /* command.proto: membership's op number, its feature level */
 
 struct track {
@@ -362,37 +365,6 @@ static void change_start(struct mf_server *s, struct req *r, enum mf_raft_conf_c
 
 /* ---- the handlers ---- */
 
-static bool addr_ok(const char *a)
-{
-    size_t n = a ? strlen(a) : 0;
-    if (n < 3 || n > MF_MEMBER_ADDR_MAX)
-        return false;
-    const char *colon = strrchr(a, ':');
-    if (!colon || colon == a || !colon[1])
-        return false;
-    for (const char *p = colon + 1; *p; p++)
-        if (*p < '0' || *p > '9')
-            return false;
-    for (const char *p = a; *p; p++)
-        if (*p <= ' ' || *p > '~')
-            return false;
-    return true;
-}
-
-static bool zone_ok(const char *z)
-{
-    size_t n = z ? strlen(z) : 0;
-    if (n > MF_MEMBER_ZONE_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = z[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_' || ch == '.'))
-            return false;
-    }
-    return true;
-}
-
 /* The leader's status, or an answer when this node no longer leads. */
 static bool leading(struct req *r, struct mf_raft_status *st)
 {
@@ -411,15 +383,15 @@ void mf_op_members_add(struct req *r)
     const Mayfly__Api__MembersAddRequest *m = r->pb->members_add;
     if (m->id == 0)
         return mf_api_reply_error(r, MF_EINVAL, "members add needs -id N (N >= 1)");
-    if (!addr_ok(m->addr))
+    if (!mf_member_addr_ok(m->addr))
         return mf_api_reply_error(r, MF_EINVAL,
                                   "members add needs -addr HOST:PORT (the peer address, at most "
                                   "%d bytes)", MF_MEMBER_ADDR_MAX);
-    if (!addr_ok(m->api_addr))
+    if (!mf_member_addr_ok(m->api_addr))
         return mf_api_reply_error(r, MF_EINVAL,
                                   "members add needs -api-addr HOST:PORT (the client address, at "
                                   "most %d bytes)", MF_MEMBER_ADDR_MAX);
-    if (!zone_ok(m->zone))
+    if (!mf_member_zone_ok(m->zone))
         return mf_api_reply_error(r, MF_EINVAL,
                                   "a zone is at most %d bytes of [A-Za-z0-9._-]", MF_MEMBER_ZONE_MAX);
     struct mf_raft_status st;

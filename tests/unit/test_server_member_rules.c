@@ -132,6 +132,36 @@ static void test_server_member_rules_catchup(void **s)
     assert_true(mf_member_catchup_ready(&c, 5000, 5000, 8000 + MF_MEMBER_CATCHUP_HOLD_MS));
 }
 
+static void test_server_member_rules_addr_and_zone(void **s)
+{
+    (void)s;
+    assert_true(mf_member_addr_ok("10.0.0.1:8271"));
+    assert_true(mf_member_addr_ok("db1.example:1"));
+    assert_true(mf_member_addr_ok("[::1]:8271"));
+    const char *bad[] = {NULL, "", "a:", ":1", "host", "host:12x", "ho st:1", "h\x01:1", "a:1\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(mf_member_addr_ok(bad[i]));
+    char big[MF_MEMBER_RULES_ADDR_MAX + 8];
+    memset(big, 'a', sizeof(big));
+    memcpy(big + MF_MEMBER_RULES_ADDR_MAX - 2, ":1", 3); /* 255 bytes */
+    assert_true(mf_member_addr_ok(big));
+    memset(big, 'a', sizeof(big));
+    memcpy(big + MF_MEMBER_RULES_ADDR_MAX - 1, ":1", 3); /* 256 bytes */
+    assert_false(mf_member_addr_ok(big));
+    assert_true(mf_member_zone_ok(""));
+    assert_true(mf_member_zone_ok(NULL));
+    assert_true(mf_member_zone_ok("eu-west-1a"));
+    assert_false(mf_member_zone_ok("a b"));
+    assert_false(mf_member_zone_ok("a/b"));
+    char zone[MF_MEMBER_RULES_ZONE_MAX + 2];
+    memset(zone, 'z', sizeof(zone));
+    zone[MF_MEMBER_RULES_ZONE_MAX] = 0;
+    assert_true(mf_member_zone_ok(zone));
+    zone[MF_MEMBER_RULES_ZONE_MAX] = 'z';
+    zone[MF_MEMBER_RULES_ZONE_MAX + 1] = 0;
+    assert_false(mf_member_zone_ok(zone));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -139,6 +169,7 @@ int main(void)
         cmocka_unit_test(test_server_member_rules_text),
         cmocka_unit_test(test_server_member_rules_guard),
         cmocka_unit_test(test_server_member_rules_catchup),
+        cmocka_unit_test(test_server_member_rules_addr_and_zone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
