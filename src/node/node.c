@@ -1606,6 +1606,25 @@ void mf_node_stop(struct mf_node *n)
     }
 }
 
+/* A proposal appended at `index`: wait for its apply (or its timeout). */
+static void track_proposal(struct mf_node *n, struct pending *p, uint64_t index,
+                           mf_node_propose_cb cb, void *arg)
+{
+    struct mf_raft_status st;
+    raft_status(n, &st);
+    /* An older proposal waiting at this index was overwritten in our log. */
+    struct pending *old = pending_find(&n->proposals, index);
+    if (old)
+        finish_proposal(n, old, MF_EUNAVAIL, NULL);
+    p->key = index;
+    p->term = st.term;
+    p->deadline_ms = mf_now_mono_ms() + MF_NODE_PROPOSE_TIMEOUT_MS;
+    p->propose_cb = cb;
+    p->arg = arg;
+    pending_add(&n->proposals, p);
+    pump(n);
+}
+
 int mf_node_propose(struct mf_node *n, const uint8_t *data, size_t len, mf_node_propose_cb cb,
                     void *arg)
 {
@@ -1626,19 +1645,7 @@ int mf_node_propose(struct mf_node *n, const uint8_t *data, size_t len, mf_node_
         free(p);
         return rc;
     }
-    struct mf_raft_status st;
-    raft_status(n, &st);
-    /* An older proposal waiting at this index was overwritten in our log. */
-    struct pending *old = pending_find(&n->proposals, index);
-    if (old)
-        finish_proposal(n, old, MF_EUNAVAIL, NULL);
-    p->key = index;
-    p->term = st.term;
-    p->deadline_ms = mf_now_mono_ms() + MF_NODE_PROPOSE_TIMEOUT_MS;
-    p->propose_cb = cb;
-    p->arg = arg;
-    pending_add(&n->proposals, p);
-    pump(n);
+    track_proposal(n, p, index, cb, arg);
     return 0;
 }
 
@@ -2034,18 +2041,7 @@ int mf_node_conf_change(struct mf_node *n, enum mf_raft_conf_change_type type, u
         free(p);
         return rc;
     }
-    struct mf_raft_status st;
-    raft_status(n, &st);
-    struct pending *old = pending_find(&n->proposals, index);
-    if (old)
-        finish_proposal(n, old, MF_EUNAVAIL, NULL);
-    p->key = index;
-    p->term = st.term;
-    p->deadline_ms = mf_now_mono_ms() + MF_NODE_PROPOSE_TIMEOUT_MS;
-    p->propose_cb = cb;
-    p->arg = arg;
-    pending_add(&n->proposals, p);
-    pump(n);
+    track_proposal(n, p, index, cb, arg);
     return 0;
 }
 
