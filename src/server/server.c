@@ -103,6 +103,8 @@ static void sm_role_changed(void *ctx, enum mf_raft_role role, uint64_t leader)
                 mf_raft_role_name(role), leader);
     s->role = role;
     s->leader = leader;
+    if (leader)
+        s->last_leader = leader;
     mf_metrics_publish(s);
     if (role == MF_RAFT_LEADER && s->dev && !s->dev_init_started)
         mf_op_dev_init(s);

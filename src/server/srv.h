@@ -56,6 +56,7 @@ struct mf_server {
     struct mf_seal *seal;
     enum mf_raft_role role;      /* as of the last ready batch */
     uint64_t leader;
+    uint64_t last_leader;        /* the last nonzero leader (a storage-blocked node reports to it) */
     int failed;                  /* nonzero once a fatal storage error stopped the node */
     unsigned handles_open;       /* uv handles of any concern still closing */
     uv_timer_t housekeeping;     /* server.c: forwards, metrics, CRL copies */

@@ -47,7 +47,6 @@ struct mf_storage {
     /* follower: what was last sent, to whom and when */
     bool sent, sent_over;
     uint64_t sent_leader, sent_mono_ms;
-    uint64_t last_leader; /* the last leader known (0: none yet) */
     /* leader: reports from followers, AlarmSets in flight (node ids) */
     struct report reports[MF_RAFT_NODES_MAX];
     size_t n_reports;
@@ -246,14 +245,14 @@ static void report(struct mf_server *s)
 {
     struct mf_storage *st = s->storage;
     uint64_t leader = s->leader, now = mf_now_mono_ms();
-    if (leader)
-        st->last_leader = leader;
     /* A storage-blocked node forgets its leader (it drops Raft messages:
      * node.h), yet that leader must hear it is blocked to raise its alarm:
      * the last one known gets the report (a leader elected meanwhile hears
-     * from it once it resumes). */
-    else if (st->usage.blocked)
-        leader = st->last_leader;
+     * from it once it resumes). The server keeps it as the role changes: a
+     * node that blocks within a second of learning its leader may never have
+     * reported while it knew it. */
+    if (!leader && st->usage.blocked)
+        leader = s->last_leader;
     if (leader == 0 || leader == s->cfg->node_id)
         return;
     bool due = st->over || !st->sent || st->sent_over != st->over || st->sent_leader != leader ||
