@@ -29,6 +29,8 @@ struct report {
     uint64_t node;
     bool over;
     bool crossed; /* over at the limits themselves (no hysteresis) */
+    bool blocked; /* it could not commit when it sent this */
+    uint64_t match_at; /* its acknowledged index as this node knew it then */
     uint64_t since_ms;
     uint64_t at_mono_ms;
     char detail[MF_ALARM_DETAIL_MAX + 1];
@@ -200,6 +202,22 @@ static const struct report *report_of(const struct mf_storage *st, uint64_t node
     return NULL;
 }
 
+/* The index `node` acknowledged, as this node (if it leads) knows it. */
+static uint64_t match_of(struct mf_server *s, uint64_t node)
+{
+    struct mf_node_peer_view v;
+    return mf_node_peer_view(s->node, node, &v) == 0 ? v.match_index : 0;
+}
+
+/* A report of a block is stale once the node acknowledged entries after
+ * it: it can commit again (its next report says so within a second, but a
+ * leader elected as a whole cluster recovers must not raise an alarm on
+ * the word of a node that already resumed). */
+static bool resumed_since(struct mf_server *s, const struct report *r)
+{
+    return r->blocked && match_of(s, r->node) > r->match_at;
+}
+
 static bool fresh(const struct report *r, uint64_t now_mono)
 {
     return r && now_mono - r->at_mono_ms <= MF_STORAGE_REPORT_FRESH_MS;
@@ -232,7 +250,7 @@ static void reconcile(struct mf_server *s, Mayfly__Cmd__AlarmRecord **list, size
         if (r->node == self || !fresh(r, now))
             continue;
         bool set = applied_of(list, n, r->node) != NULL;
-        if (r->crossed && !set)
+        if (r->crossed && !set && !resumed_since(s, r))
             propose_alarm(s, r->node, r->detail, r->since_ms);
         else if (!r->over && set)
             propose_alarm(s, r->node, NULL, 0);
@@ -260,7 +278,7 @@ static void report(struct mf_server *s)
     if (!due)
         return;
     struct mf_storage_report rep = {.over = st->over, .crossed = st->crossed,
-                                    .since_ms = st->since_ms};
+                                    .blocked = st->usage.blocked, .since_ms = st->since_ms};
     snprintf(rep.detail, sizeof(rep.detail), "%s", st->detail);
     char *text = NULL;
     if (mf_storage_report_encode(&rep, &text) != 0)
@@ -291,6 +309,8 @@ void mf_storage_peer_message(struct mf_server *s, uint64_t from, const uint8_t *
         r->node = from;
         r->over = rep.over;
         r->crossed = rep.crossed;
+        r->blocked = rep.blocked;
+        r->match_at = match_of(s, from);
         r->since_ms = rep.since_ms;
         r->at_mono_ms = mf_now_mono_ms();
         snprintf(r->detail, sizeof(r->detail), "%s", rep.detail);

@@ -101,8 +101,9 @@ int mf_storage_report_encode(const struct mf_storage_report *r, char **out)
 {
     if (strlen(r->detail) > MF_STORAGE_REPORT_DETAIL_MAX)
         return MF_EINVAL;
-    json_t *o = json_pack("{s:b, s:b, s:s, s:I}", "over", r->over, "crossed", r->crossed,
-                          "detail", r->detail, "since_ms", (json_int_t)r->since_ms);
+    json_t *o = json_pack("{s:b, s:b, s:b, s:s, s:I}", "over", r->over, "crossed", r->crossed,
+                          "blocked", r->blocked, "detail", r->detail, "since_ms",
+                          (json_int_t)r->since_ms);
     *out = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return *out ? 0 : -ENOMEM;
@@ -116,16 +117,18 @@ int mf_storage_report_decode(const uint8_t *data, size_t len, struct mf_storage_
     json_t *o = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
     json_t *over = json_object_get(o, "over");
     json_t *crossed = json_object_get(o, "crossed");
+    json_t *blocked = json_object_get(o, "blocked");
     const char *detail = json_string_value(json_object_get(o, "detail"));
     json_t *since = json_object_get(o, "since_ms");
     int rc = 0;
     if (!json_is_boolean(over) || !detail || strlen(detail) > MF_STORAGE_REPORT_DETAIL_MAX ||
         !json_is_integer(since) || json_integer_value(since) < 0 ||
-        (crossed && !json_is_boolean(crossed))) {
+        (crossed && !json_is_boolean(crossed)) || (blocked && !json_is_boolean(blocked))) {
         rc = MF_EINVAL;
     } else {
         out->over = json_is_true(over);
         out->crossed = crossed ? json_is_true(crossed) : out->over;
+        out->blocked = blocked && json_is_true(blocked);
         out->since_ms = (uint64_t)json_integer_value(since);
         snprintf(out->detail, sizeof(out->detail), "%s", detail);
     }

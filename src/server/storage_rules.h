@@ -69,13 +69,14 @@ bool mf_storage_near(const struct mf_storage_limits *l, const struct mf_storage_
 /* A follower's report to the leader (storage.h, peer tag
  * MF_STORAGE_PEER_TAG): untrusted bytes from a peer, so the codec is here,
  * pure and fuzzed (tests/fuzz/fuzz_storage_report.c). On the wire a compact
- * JSON object {"over": bool, "crossed": bool, "detail": str, "since_ms": int}
- * of at most MF_STORAGE_REPORT_MAX bytes. */
+ * JSON object {"over": bool, "crossed": bool, "blocked": bool, "detail": str,
+ * "since_ms": int} of at most MF_STORAGE_REPORT_MAX bytes. */
 #define MF_STORAGE_REPORT_MAX 1024
 #define MF_STORAGE_REPORT_DETAIL_MAX 512 /* = store/alarms.h MF_ALARM_DETAIL_MAX */
 struct mf_storage_report {
     bool over;
     bool crossed; /* over at the limits themselves (no hysteresis) */
+    bool blocked; /* the node could not commit (node.h storage): part of `over` */
     uint64_t since_ms;
     char detail[MF_STORAGE_REPORT_DETAIL_MAX + 1];
 };
@@ -85,7 +86,7 @@ int mf_storage_report_encode(const struct mf_storage_report *r, char **out);
 /* @return 0; MF_EINVAL for anything but a well-formed report within the
  * bounds (too long, not JSON, duplicate keys, a wrong type, a negative
  * since_ms, a detail over the limit). A report without "crossed" (an older
- * node) takes `over` for it. */
+ * node) takes `over` for it; one without "blocked", false. */
 int mf_storage_report_decode(const uint8_t *data, size_t len, struct mf_storage_report *out);
 
 #endif

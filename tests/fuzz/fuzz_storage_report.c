@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     MF_ASSERT(mf_storage_report_encode(&r, &text) == 0);
     struct mf_storage_report r2;
     MF_ASSERT(mf_storage_report_decode((const uint8_t *)text, strlen(text), &r2) == 0);
-    MF_ASSERT(r.over == r2.over && r.crossed == r2.crossed && r.since_ms == r2.since_ms &&
+    MF_ASSERT(r.over == r2.over && r.crossed == r2.crossed && r.blocked == r2.blocked && r.since_ms == r2.since_ms &&
               strcmp(r.detail, r2.detail) == 0);
     free(text);
     return 0;

@@ -138,7 +138,8 @@ static void test_server_storage_rules_near(void **s)
 static void test_server_storage_rules_report_codec(void **s)
 {
     (void)s;
-    struct mf_storage_report r = {.over = true, .crossed = false, .since_ms = 1764800000000ull};
+    struct mf_storage_report r = {.over = true, .crossed = false, .blocked = true,
+                                  .since_ms = 1764800000000ull};
     snprintf(r.detail, sizeof(r.detail), "free space on /d 3.0 MiB below the floor");
     char *text = NULL;
     assert_int_equal(mf_storage_report_encode(&r, &text), 0);
@@ -146,6 +147,7 @@ static void test_server_storage_rules_report_codec(void **s)
     assert_int_equal(mf_storage_report_decode((const uint8_t *)text, strlen(text), &back), 0);
     assert_true(back.over);
     assert_false(back.crossed);
+    assert_true(back.blocked);
     assert_true(back.since_ms == r.since_ms);
     assert_string_equal(back.detail, r.detail);
     free(text);
@@ -153,12 +155,14 @@ static void test_server_storage_rules_report_codec(void **s)
     const char *old = "{\"over\":true,\"detail\":\"x\",\"since_ms\":5}";
     assert_int_equal(mf_storage_report_decode((const uint8_t *)old, strlen(old), &back), 0);
     assert_true(back.crossed);
+    assert_false(back.blocked);
     const char *bad[] = {
         "", "null", "[]", "{\"over\":1,\"detail\":\"x\",\"since_ms\":5}",
         "{\"over\":true,\"detail\":\"x\",\"since_ms\":-1}",
         "{\"over\":true,\"detail\":\"x\"}", "{\"over\":true,\"since_ms\":1}",
         "{\"over\":true,\"over\":false,\"detail\":\"x\",\"since_ms\":1}",
         "{\"over\":true,\"crossed\":\"yes\",\"detail\":\"x\",\"since_ms\":1}",
+        "{\"over\":true,\"blocked\":1,\"detail\":\"x\",\"since_ms\":1}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(mf_storage_report_decode((const uint8_t *)bad[i], strlen(bad[i]), &back),
