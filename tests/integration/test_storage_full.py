@@ -165,8 +165,24 @@ class FullFilesystem(unittest.TestCase):
         t2 = time.monotonic()
         for n in c.nodes:
             n.tmpfs.unfill()
-        wait_for(lambda: w.put("d", timeout="3s")[0] == 0, 30,
-                 "writes to resume once the ballast is gone")
+        last = []
+
+        def resumed():
+            rc, out = w.put("d", timeout="3s")
+            last[:] = [error(out) if rc else "ok"]
+            return rc == 0
+        try:
+            wait_for(resumed, 30, "writes to resume once the ballast is gone")
+        except AssertionError:
+            # What held them, for the report: the last refusal, the alarms,
+            # each node's storage lines.
+            print("last refusal: %s" % last)
+            for n in c.nodes:
+                print("node %d alarms: %s" % (n.id, n.cli("operator", "alarm", "list",
+                                                          timeout="3s")[1]))
+                print("\n".join(l for l in n.log_tail(400).splitlines()
+                                if "storage" in l or "alarm" in l or "leader" in l)[-3000:])
+            raise
         print("ballast removed: writes resumed after %.1f s" % (time.monotonic() - t2))
         for _ in range(5):
             self.assertEqual(w.put("d")[0], 0)
