@@ -19,6 +19,7 @@
 #include "common/assert.h"
 #include "common/env.h"
 #include "common/err.h"
+#include "common/fdio.h"
 
 /* The last two lines, a newline before them, and one byte to see a torn tail. */
 #define TAIL_READ_MAX (2u * (MF_AUDIT_LINE_MAX + 1u) + 1u)
@@ -413,20 +414,6 @@ size_t mf_audit_file_staged(const struct mf_audit_file *f)
     return f->staged_n;
 }
 
-static int write_all(int fd, const char *buf, size_t n)
-{
-    size_t done = 0;
-    while (done < n) {
-        ssize_t w = write(fd, buf + done, n - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        done += (size_t)w;
-    }
-    return 0;
-}
-
 /* After a failed write or sync: take the partial batch off the file. If that
  * fails too, or the sync failed (the page cache may hold anything), re-read
  * the tail before the next record. */
@@ -444,7 +431,7 @@ int mf_audit_file_write(struct mf_audit_file *f, char *err, size_t err_len)
     if (f->buf_len == f->written_len)
         return 0;
     size_t n = f->staged_n - f->written_n, bytes = f->buf_len - f->written_len;
-    int rc = write_all(f->fd, f->buf + f->written_len, bytes);
+    int rc = mf_write_all(f->fd, f->buf + f->written_len, bytes);
     if (rc == 0) {
         f->written_len = f->buf_len;
         f->written_n = f->staged_n;
@@ -477,7 +464,7 @@ int mf_audit_file_flush(struct mf_audit_file *f, char *err, size_t err_len)
     if (f->buf_len == 0)
         return 0;
     size_t n = f->staged_n, bytes = f->buf_len;
-    int rc = write_all(f->fd, f->buf + f->written_len, bytes - f->written_len);
+    int rc = mf_write_all(f->fd, f->buf + f->written_len, bytes - f->written_len);
     if (rc != 0) {
         roll_back(f, false);
         return set_err(err, err_len, rc, "audit file %s: write of %zu records (%zu bytes): %s; "

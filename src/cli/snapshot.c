@@ -14,6 +14,7 @@
 
 #include "client/mayfly.h"
 #include "common/err.h"
+#include "common/fdio.h"
 
 #define BAR_WIDTH 40
 
@@ -102,20 +103,6 @@ static void print_doc(const struct mf_cli_args *a, json_t *doc, FILE *out)
     }
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 struct save_state {
     char *tmp;
     int fd;
@@ -139,7 +126,7 @@ static int save_take(struct save_state *st, const Mayfly__Api__SnapshotSaveRespo
     size_t hashed = r->offset >= end ? 0
                     : end - r->offset < r->data.len ? (size_t)(end - r->offset)
                                                     : r->data.len;
-    if (write_all(st->fd, r->data.data, r->data.len) ||
+    if (mf_write_all(st->fd, r->data.data, r->data.len) ||
         EVP_DigestUpdate(st->md, r->data.data, hashed) != 1)
         return -EIO;
     st->got += r->data.len;

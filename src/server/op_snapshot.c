@@ -18,6 +18,7 @@
 
 #include "common/env.h"
 #include "common/err.h"
+#include "common/fdio.h"
 #include "common/log.h"
 #include "server/metrics.h"
 #include "server/mounts.h"
@@ -333,20 +334,6 @@ static void upload_drop(struct mf_server *s)
         unlink(p);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static void upload_begin(struct req *r, const Mayfly__Api__SnapshotRestoreRequest *q)
 {
     struct mf_server *s = r->srv;
@@ -433,7 +420,7 @@ void mf_op_snapshot_restore(struct req *r)
         upload_drop(s);
         return mf_api_reply_error(r, MF_EINVAL, "more bytes than the total announced");
     }
-    int rc = write_all(up.fd, q->data.data, q->data.len);
+    int rc = mf_write_all(up.fd, q->data.data, q->data.len);
     if (rc) {
         upload_drop(s);
         return mf_api_reply_error(r, MF_EINTERNAL, "cannot stage the backup: %s",

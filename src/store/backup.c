@@ -19,6 +19,7 @@
 
 #include "common/assert.h"
 #include "common/err.h"
+#include "common/fdio.h"
 #include "store/snapshot.h"
 #include "store/state.h"
 
@@ -43,21 +44,6 @@ static void put_u32(uint8_t *p, uint32_t v)
 static uint32_t get_u32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const uint8_t *p = buf;
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 /* Exactly n bytes, else MF_ECORRUPT at end of file. */
@@ -206,7 +192,7 @@ static int pump(int in, int out, uint64_t n, struct digests *d, uint8_t *buf)
         if (!rc && d)
             rc = digests_update(d, buf, k, true);
         if (!rc && out >= 0)
-            rc = write_all(out, buf, k);
+            rc = mf_write_all(out, buf, k);
         if (rc)
             return rc;
         n -= k;
@@ -275,11 +261,11 @@ int mf_backup_write(struct mf_barrier *b, const char *snapshot, const uint8_t *k
     if (!rc)
         rc = digests_update(&d, hdr, sizeof(hdr), true);
     if (!rc)
-        rc = write_all(fd, hdr, sizeof(hdr));
+        rc = mf_write_all(fd, hdr, sizeof(hdr));
     if (!rc)
         rc = digests_update(&d, keyring, keyring_len, true);
     if (!rc)
-        rc = write_all(fd, keyring, keyring_len);
+        rc = mf_write_all(fd, keyring, keyring_len);
     if (!rc)
         rc = pump(src, fd, in.data_len, &d, buf);
     if (!rc)
@@ -289,9 +275,9 @@ int mf_backup_write(struct mf_barrier *b, const char *snapshot, const uint8_t *k
     if (!rc)
         rc = mac_final(&d, mac);
     if (!rc)
-        rc = write_all(fd, sha, sizeof(sha));
+        rc = mf_write_all(fd, sha, sizeof(sha));
     if (!rc)
-        rc = write_all(fd, mac, sizeof(mac));
+        rc = mf_write_all(fd, mac, sizeof(mac));
     if (!rc && fsync(fd) != 0)
         rc = -errno;
     if (fd >= 0 && close(fd) != 0 && !rc)

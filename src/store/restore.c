@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 
 #include "common/assert.h"
+#include "common/fdio.h"
 #include "store/features.h"
 #include "store/snapshot.h"
 
@@ -63,19 +64,11 @@ static int is_alarm(const MDB_val *k)
            memcmp(k->mv_data, ALARM_PREFIX, sizeof(ALARM_PREFIX) - 1) == 0;
 }
 
+/* ENOSPC is this node's storage pressure (node.h); anything else an I/O error. */
 static int write_all(int fd, const void *buf, size_t n)
 {
-    const uint8_t *p = buf;
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return errno == ENOSPC ? MF_ENOSPACE : -EIO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
+    int rc = mf_write_all(fd, buf, n);
+    return rc == 0 ? 0 : rc == -ENOSPC ? MF_ENOSPACE : -EIO;
 }
 
 /* The pieces in order into `file` (the snapshot's LMDB data, its header

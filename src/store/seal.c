@@ -32,6 +32,7 @@
 #include "common/assert.h"
 #include "common/env.h"
 #include "common/err.h"
+#include "common/fdio.h"
 #include "common/log.h"
 
 #define MOD "seal"
@@ -699,20 +700,6 @@ done:
     return rc;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 int mf_seal_keyfile_create(const char *path, char *err, size_t err_len)
 {
     MF_ASSERT(path != NULL);
@@ -733,7 +720,7 @@ int mf_seal_keyfile_create(const char *path, char *err, size_t err_len)
         rc = mf_err_set(err, err_len, e == EEXIST ? MF_EEXISTS : -e, "%s: %s", path, strerror(e));
         goto done;
     }
-    rc = write_all(fd, text, 2 * KEY + 1);
+    rc = mf_write_all(fd, text, 2 * KEY + 1);
     if (rc == 0 && fsync(fd) != 0)
         rc = -errno;
     if (close(fd) != 0 && rc == 0)

@@ -16,6 +16,7 @@
 
 #include "common/assert.h"
 #include "common/err.h"
+#include "common/fdio.h"
 #include "common/log.h"
 
 #define COPY_CHUNK (1024 * 1024)
@@ -56,22 +57,6 @@ static int errset(char *err, size_t errlen, int code, const char *fmt, const cha
         snprintf(err, errlen, fmt, a, b);
     MF_ERROR("store", fmt, a, b);
     return code;
-}
-
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const uint8_t *p = buf;
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 /* Read exactly n bytes; returns the number read (< n at end of file) or -errno. */
@@ -207,7 +192,7 @@ int mf_snapshot_create(struct mf_state *st, const char *path, uint64_t *index, c
     }
     uint8_t hb[MF_SNAPSHOT_HEADER_LEN];
     header_encode(hb, &h);
-    if ((rc = write_all(ofd, hb, sizeof(hb))))
+    if ((rc = mf_write_all(ofd, hb, sizeof(hb))))
         goto out;
     if (lseek(cfd, 0, SEEK_SET) < 0 || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
         rc = -EIO;
@@ -221,7 +206,7 @@ int mf_snapshot_create(struct mf_state *st, const char *path, uint64_t *index, c
             goto out;
         }
         EVP_DigestUpdate(md, buf, (size_t)r);
-        if ((rc = write_all(ofd, buf, (size_t)r)))
+        if ((rc = mf_write_all(ofd, buf, (size_t)r)))
             goto out;
         left -= (uint64_t)r;
     }
@@ -316,7 +301,7 @@ static int copy_check(int fd, int out_fd, const struct header *h, const char *pa
             goto out;
         }
         EVP_DigestUpdate(md, buf, (size_t)r);
-        if (out_fd >= 0 && (rc = write_all(out_fd, buf, (size_t)r)))
+        if (out_fd >= 0 && (rc = mf_write_all(out_fd, buf, (size_t)r)))
             goto out;
         left -= (uint64_t)r;
     }
